@@ -1,0 +1,52 @@
+# mlgate: `make run` starts the gateway with a demo model, `make test` runs every test.
+# Both fetch what they need: ONNX Runtime's shared library comes from the npm
+# registry's onnxruntime-node package into .cache/ unless ONNXRUNTIME_LIB names one.
+
+ORT_VERSION := 1.24.3
+ORT_DIR     := $(CURDIR)/.cache/onnxruntime/$(ORT_VERSION)
+ORT_CACHED  := $(ORT_DIR)/libonnxruntime.so.1
+
+ifeq ($(strip $(ONNXRUNTIME_LIB)),)
+ORT_LIB := $(ORT_CACHED)
+else
+ORT_LIB := $(ONNXRUNTIME_LIB)
+endif
+export ONNXRUNTIME_LIB := $(ORT_LIB)
+export CGO_ENABLED := 1
+
+GO ?= go
+TEST_TIMEOUT ?= 20m
+
+.PHONY: all build run test bench lint fuzz clean
+
+all: build
+
+$(ORT_CACHED):
+	@echo "fetching ONNX Runtime $(ORT_VERSION) from the npm registry (onnxruntime-node)"
+	@rm -rf $(ORT_DIR)/pkg && mkdir -p $(ORT_DIR)/pkg
+	@cd $(ORT_DIR)/pkg && npm pack --silent onnxruntime-node@$(ORT_VERSION) >/dev/null
+	@tar -xzf $(ORT_DIR)/pkg/onnxruntime-node-$(ORT_VERSION).tgz -C $(ORT_DIR)/pkg package/bin/napi-v6/linux/x64/libonnxruntime.so.1
+	@mv $(ORT_DIR)/pkg/package/bin/napi-v6/linux/x64/libonnxruntime.so.1 $@
+	@rm -rf $(ORT_DIR)/pkg
+
+onnxruntime: $(ORT_LIB)
+
+build: onnxruntime
+	$(GO) build -o bin/mlgate ./cmd/mlgate
+
+run: build
+	./bin/mlgate serve --demo
+
+test: onnxruntime lint
+	$(GO) test -race -timeout $(TEST_TIMEOUT) ./...
+
+bench: build
+	$(GO) run ./bench
+
+lint:
+	@unformatted=$$(gofmt -l $$(git ls-files '*.go') $$(git ls-files --others --exclude-standard '*.go')); \
+	if [ -n "$$unformatted" ]; then echo "gofmt needed:"; echo "$$unformatted"; exit 1; fi
+	$(GO) vet ./...
+
+clean:
+	rm -rf bin

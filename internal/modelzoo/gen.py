@@ -1,0 +1,369 @@
+#!/usr/bin/env python3
+"""Generate the small ONNX models in internal/modelzoo.
+
+Run from the repository root:
+
+    python3 internal/modelzoo/gen.py
+
+Requires Python 3 with:
+
+    pip install onnx scikit-learn skl2onnx
+
+and, for the smoke test run after generation, onnxruntime
+(pip install onnxruntime); without it the models are still written and the
+check is skipped with a warning.
+
+The generated files are committed next to this script so that Go tests never
+need Python. Everything is deterministic (fixed weights, fixed seeds, no
+timestamps or random names): running the script twice gives byte-identical
+files, which can be checked with `sha256sum internal/modelzoo/*.onnx`.
+
+All models use ai.onnx opset 17 (plus ai.onnx.ml opset 3 where needed) and
+IR version 9, so ONNX Runtime 1.24 loads them. The batch dimension is the
+symbolic dim "batch" (ONNX Runtime reports it as -1), except in
+fixed_shape.onnx.
+"""
+
+import hashlib
+import os
+import sys
+
+import numpy as np
+import onnx
+from onnx import TensorProto, helper, numpy_helper
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+OPSET = 17
+ML_OPSET = 3
+IR_VERSION = 9
+PRODUCER = "mlgate-modelzoo-gen"
+MAX_SIZE = 50 * 1024
+
+
+def out_path(name):
+    return os.path.join(HERE, name)
+
+
+def make_model(graph, ml=False):
+    opsets = [helper.make_opsetid("", OPSET)]
+    if ml:
+        opsets.append(helper.make_opsetid("ai.onnx.ml", ML_OPSET))
+    model = helper.make_model(graph, opset_imports=opsets, producer_name=PRODUCER)
+    model.ir_version = IR_VERSION
+    return model
+
+
+def save(model, name):
+    onnx.checker.check_model(model, full_check=True)
+    data = model.SerializeToString(deterministic=True)
+    write_bytes(name, data)
+    return data
+
+
+def write_bytes(name, data):
+    if len(data) >= MAX_SIZE:
+        sys.exit(f"{name}: {len(data)} bytes, limit is {MAX_SIZE}")
+    with open(out_path(name), "wb") as f:
+        f.write(data)
+    print(f"wrote {name} ({len(data)} bytes)")
+
+
+def vi(name, elem_type, shape):
+    return helper.make_tensor_value_info(name, elem_type, shape)
+
+
+# ---------------------------------------------------------------------------
+# 1 + 2: linear.onnx and linear_v2.onnx, y = x·W + b.
+# The weights are exactly representable in float32 so tests can compute the
+# expected output by hand.
+
+LINEAR_W = np.array(
+    [[1.0, -1.0],
+     [2.0, 0.5],
+     [-0.5, 1.0],
+     [0.0, 2.0]], dtype=np.float32)
+LINEAR_B = np.array([0.5, -1.0], dtype=np.float32)
+
+LINEAR_V2_W = np.array(
+    [[-1.0, 1.0],
+     [0.5, 2.0],
+     [1.0, -0.5],
+     [2.0, 0.0]], dtype=np.float32)
+LINEAR_V2_B = np.array([10.0, 20.0], dtype=np.float32)
+
+
+def linear(name, graph_name, w, b):
+    graph = helper.make_graph(
+        [
+            helper.make_node("MatMul", ["x", "W"], ["xw"], name="matmul"),
+            helper.make_node("Add", ["xw", "B"], ["y"], name="add"),
+        ],
+        graph_name,
+        [vi("x", TensorProto.FLOAT, ["batch", 4])],
+        [vi("y", TensorProto.FLOAT, ["batch", 2])],
+        initializer=[
+            numpy_helper.from_array(w, "W"),
+            numpy_helper.from_array(b, "B"),
+        ],
+    )
+    return save(make_model(graph), name)
+
+
+# ---------------------------------------------------------------------------
+# 3: multi_input.onnx
+
+def multi_input():
+    graph = helper.make_graph(
+        [
+            helper.make_node("ReduceSum", ["a", "axes"], ["a_sum"], keepdims=1, name="sum_a"),
+            helper.make_node("ReduceSum", ["b", "axes"], ["b_sum"], keepdims=1, name="sum_b"),
+            helper.make_node("Cast", ["b_sum"], ["b_sum_f"], to=TensorProto.FLOAT, name="cast_b"),
+            helper.make_node("Add", ["a_sum", "b_sum_f"], ["sum"], name="add"),
+            helper.make_node("Mul", ["b", "two"], ["b_doubled"], name="double_b"),
+        ],
+        "multi_input",
+        [
+            vi("a", TensorProto.FLOAT, ["batch", 3]),
+            vi("b", TensorProto.INT64, ["batch", 2]),
+        ],
+        [
+            vi("sum", TensorProto.FLOAT, ["batch", 1]),
+            vi("b_doubled", TensorProto.INT64, ["batch", 2]),
+        ],
+        initializer=[
+            numpy_helper.from_array(np.array([1], dtype=np.int64), "axes"),
+            numpy_helper.from_array(np.array(2, dtype=np.int64), "two"),
+        ],
+    )
+    return save(make_model(graph), "multi_input.onnx")
+
+
+# ---------------------------------------------------------------------------
+# 4: iris.onnx, scikit-learn LogisticRegression converted with default options
+# (so the probabilities come out through a ZipMap as seq(map(int64, float))).
+
+def iris():
+    from skl2onnx import convert_sklearn
+    from skl2onnx.common.data_types import FloatTensorType
+    from sklearn.datasets import load_iris
+    from sklearn.linear_model import LogisticRegression
+
+    data = load_iris()
+    x = data.data.astype(np.float32)
+    y = data.target
+    clf = LogisticRegression(max_iter=500, random_state=0)
+    clf.fit(x, y)
+
+    model = convert_sklearn(
+        clf,
+        name="iris_logistic_regression",  # default is a random uuid
+        initial_types=[("float_input", FloatTensorType([None, 4]))],
+        target_opset={"": OPSET, "ai.onnx.ml": ML_OPSET},
+    )
+    # Name the unknown batch dimension like the other models do.
+    for value in list(model.graph.input) + list(model.graph.output):
+        t = value.type
+        if t.HasField("tensor_type") and t.tensor_type.HasField("shape"):
+            dim = t.tensor_type.shape.dim[0]
+            if not dim.HasField("dim_value"):
+                dim.dim_param = "batch"
+    # skl2onnx lowers the opsets to the minimum its operators need (ai.onnx 9,
+    # ai.onnx.ml 1) and writes the imports in set order, which varies between
+    # runs. Pin them to the zoo's opsets in a fixed order; the operators used
+    # (LinearClassifier, Normalizer, ZipMap, Cast) mean the same there.
+    ops = sorted({(n.domain, n.op_type) for n in model.graph.node})
+    assert ops == [("", "Cast"), ("ai.onnx.ml", "LinearClassifier"),
+                   ("ai.onnx.ml", "Normalizer"), ("ai.onnx.ml", "ZipMap")], ops
+    del model.opset_import[:]
+    model.opset_import.extend([
+        helper.make_opsetid("", OPSET),
+        helper.make_opsetid("ai.onnx.ml", ML_OPSET),
+    ])
+    model.ir_version = IR_VERSION
+    model.doc_string = "scikit-learn LogisticRegression(max_iter=500) trained on the iris dataset"
+    data = save(model, "iris.onnx")
+    IRIS_EXPECTED["proba"] = clf.predict_proba(smoke_inputs("iris.onnx")["float_input"])
+    return data
+
+
+IRIS_EXPECTED = {}
+
+
+# ---------------------------------------------------------------------------
+# 5: strings.onnx
+
+def strings():
+    graph = helper.make_graph(
+        [
+            helper.make_node(
+                "LabelEncoder", ["text"], ["code"], domain="ai.onnx.ml", name="encode",
+                keys_strings=["cat", "dog", "bird"],
+                values_int64s=[1, 2, 3],
+                default_int64=-1,
+            ),
+            helper.make_node("Identity", ["text"], ["echo"], name="echo"),
+        ],
+        "strings",
+        [vi("text", TensorProto.STRING, ["batch", 1])],
+        [
+            vi("code", TensorProto.INT64, ["batch", 1]),
+            vi("echo", TensorProto.STRING, ["batch", 1]),
+        ],
+    )
+    return save(make_model(graph, ml=True), "strings.onnx")
+
+
+# ---------------------------------------------------------------------------
+# 6: all_types.onnx
+
+ALL_TYPES = [
+    ("b", TensorProto.BOOL),
+    ("i8", TensorProto.INT8),
+    ("i16", TensorProto.INT16),
+    ("i32", TensorProto.INT32),
+    ("i64", TensorProto.INT64),
+    ("u8", TensorProto.UINT8),
+    ("u16", TensorProto.UINT16),
+    ("u32", TensorProto.UINT32),
+    ("u64", TensorProto.UINT64),
+    ("f32", TensorProto.FLOAT),
+    ("f64", TensorProto.DOUBLE),
+    ("s", TensorProto.STRING),
+]
+
+
+def all_types():
+    graph = helper.make_graph(
+        [helper.make_node("Identity", [n], [n + "_out"], name="id_" + n) for n, _ in ALL_TYPES],
+        "all_types",
+        [vi(n, t, ["batch", 2]) for n, t in ALL_TYPES],
+        [vi(n + "_out", t, ["batch", 2]) for n, t in ALL_TYPES],
+    )
+    return save(make_model(graph), "all_types.onnx")
+
+
+# ---------------------------------------------------------------------------
+# 7: fixed_shape.onnx
+
+def fixed_shape():
+    graph = helper.make_graph(
+        [helper.make_node("Mul", ["x", "two"], ["y"], name="double")],
+        "fixed_shape",
+        [vi("x", TensorProto.FLOAT, [2, 3])],
+        [vi("y", TensorProto.FLOAT, [2, 3])],
+        initializer=[numpy_helper.from_array(np.array(2.0, dtype=np.float32), "two")],
+    )
+    return save(make_model(graph), "fixed_shape.onnx")
+
+
+# ---------------------------------------------------------------------------
+# 8: garbage.onnx and truncated.onnx (not models; for upload refusal tests)
+
+def garbage():
+    # SHA-256 in counter mode: stable across Python versions, unlike random.
+    out = bytearray()
+    counter = 0
+    while len(out) < 2048:
+        out += hashlib.sha256(b"mlgate-modelzoo-garbage-%d" % counter).digest()
+        counter += 1
+    data = bytes(out[:2048])
+    write_bytes("garbage.onnx", data)
+    return data
+
+
+def truncated(linear_bytes):
+    data = linear_bytes[: len(linear_bytes) // 2]
+    write_bytes("truncated.onnx", data)
+    return data
+
+
+# ---------------------------------------------------------------------------
+# Smoke test with onnxruntime.
+
+def smoke_inputs(name):
+    rng = np.random.RandomState(0)
+    n = 3
+    if name in ("linear.onnx", "linear_v2.onnx"):
+        return {"x": np.arange(n * 4, dtype=np.float32).reshape(n, 4)}
+    if name == "multi_input.onnx":
+        return {
+            "a": np.arange(n * 3, dtype=np.float32).reshape(n, 3),
+            "b": np.arange(n * 2, dtype=np.int64).reshape(n, 2),
+        }
+    if name == "iris.onnx":
+        return {"float_input": np.array(
+            [[5.1, 3.5, 1.4, 0.2], [6.0, 2.9, 4.5, 1.5], [6.9, 3.1, 5.4, 2.1]],
+            dtype=np.float32)}
+    if name == "strings.onnx":
+        return {"text": np.array([["cat"], ["bird"], ["fish"]], dtype=object)}
+    if name == "all_types.onnx":
+        feeds = {}
+        for inp, t in ALL_TYPES:
+            if t == TensorProto.STRING:
+                feeds[inp] = np.array([["a", "b"], ["c", "d"], ["e", "f"]], dtype=object)
+            else:
+                dtype = helper.tensor_dtype_to_np_dtype(t)
+                feeds[inp] = (rng.randint(0, 100, size=(n, 2)) % 2 == 0).astype(dtype) \
+                    if t == TensorProto.BOOL else rng.randint(0, 100, size=(n, 2)).astype(dtype)
+        return feeds
+    if name == "fixed_shape.onnx":
+        return {"x": np.arange(6, dtype=np.float32).reshape(2, 3)}
+    raise KeyError(name)
+
+
+def check(models):
+    try:
+        import onnxruntime as ort
+    except ImportError:
+        print("warning: onnxruntime not installed, skipping the smoke test")
+        return
+    print(f"\nsmoke test with onnxruntime {ort.__version__}")
+    for name in models:
+        sess = ort.InferenceSession(out_path(name), providers=["CPUExecutionProvider"])
+        print(f"\n{name}")
+        for i in sess.get_inputs():
+            print(f"  in  {i.name}: {i.type} {i.shape}")
+        for o in sess.get_outputs():
+            print(f"  out {o.name}: {o.type} {o.shape}")
+        feeds = smoke_inputs(name)
+        results = sess.run(None, feeds)
+        for o, r in zip(sess.get_outputs(), results):
+            if isinstance(r, np.ndarray):
+                print(f"  {o.name} = {r.tolist()}")
+            else:
+                print(f"  {o.name} = {r}")
+        if name == "iris.onnx":
+            got = np.array([[row[k] for k in range(3)] for row in results[1]])
+            assert np.allclose(got, IRIS_EXPECTED["proba"], atol=1e-5), (got, IRIS_EXPECTED)
+            assert results[0].tolist() == IRIS_EXPECTED["proba"].argmax(axis=1).tolist()
+        if name == "all_types.onnx":
+            for (inp, _), r in zip(ALL_TYPES, results):
+                assert np.array_equal(feeds[inp], r), inp
+    for name in ("garbage.onnx", "truncated.onnx"):
+        try:
+            ort.InferenceSession(out_path(name), providers=["CPUExecutionProvider"])
+        except Exception as e:  # noqa: BLE001 - any refusal is what we want
+            print(f"\n{name}: refused as expected ({type(e).__name__})")
+        else:
+            sys.exit(f"{name}: onnxruntime unexpectedly loaded it")
+
+
+def main():
+    lin = linear("linear.onnx", "linear", LINEAR_W, LINEAR_B)
+    linear("linear_v2.onnx", "linear_v2", LINEAR_V2_W, LINEAR_V2_B)
+    multi_input()
+    iris()
+    strings()
+    all_types()
+    fixed_shape()
+    garbage()
+    truncated(lin)
+    check([
+        "linear.onnx", "linear_v2.onnx", "multi_input.onnx", "iris.onnx",
+        "strings.onnx", "all_types.onnx", "fixed_shape.onnx",
+    ])
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,57 @@
+package registry
+
+import (
+	"errors"
+	"fmt"
+)
+
+// Errors returned by the registry, wrapped with a message that says what was
+// wrong. Callers test them with errors.Is and map them to status codes.
+var (
+	// ErrNotFound: the model, version or alias does not exist.
+	ErrNotFound = errors.New("not found")
+	// ErrInvalid: the caller sent something unusable (a bad name, bad metadata,
+	// a file that is not a loadable model).
+	ErrInvalid = errors.New("invalid")
+	// ErrConflict: the change clashes with the current state (deleting a
+	// version an alias points at).
+	ErrConflict = errors.New("conflict")
+	// ErrTooLarge: an upload is larger than the configured limit.
+	ErrTooLarge = errors.New("too large")
+)
+
+// kindError carries a user-facing message and the sentinel it belongs to, so
+// that Error() reads naturally ("model \"x\" not found") while errors.Is still
+// matches the sentinel.
+type kindError struct {
+	kind error
+	msg  string
+}
+
+func (e *kindError) Error() string { return e.msg }
+func (e *kindError) Unwrap() error { return e.kind }
+
+func notFound(format string, args ...any) error {
+	return &kindError{ErrNotFound, fmt.Sprintf(format, args...)}
+}
+
+func invalid(format string, args ...any) error {
+	return &kindError{ErrInvalid, fmt.Sprintf(format, args...)}
+}
+
+func conflict(format string, args ...any) error {
+	return &kindError{ErrConflict, fmt.Sprintf(format, args...)}
+}
+
+// Invalid returns an error matching ErrInvalid with the given message. It is
+// for implementations of the interfaces declared here (an Inspector refusing a
+// file, say) that must report a caller's mistake.
+func Invalid(format string, args ...any) error { return invalid(format, args...) }
+
+// TooLarge returns an error matching ErrTooLarge with the given message.
+func TooLarge(format string, args ...any) error {
+	return &kindError{ErrTooLarge, fmt.Sprintf(format, args...)}
+}
+
+// NotFound returns an error matching ErrNotFound with the given message.
+func NotFound(format string, args ...any) error { return notFound(format, args...) }

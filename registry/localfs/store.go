@@ -1,0 +1,136 @@
+// Package localfs keeps model artifacts as files under one directory on local
+// disk, the default ArtifactStore of a single gateway.
+package localfs
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/mlgate/mlgate/registry"
+)
+
+// Store is a registry.ArtifactStore rooted at a directory.
+type Store struct {
+	root string
+}
+
+var _ registry.ArtifactStore = (*Store)(nil)
+
+// New returns a Store keeping files under root, creating it when missing.
+// Files left half-written by a crash are removed.
+func New(root string) (*Store, error) {
+	if err := os.MkdirAll(root, 0o750); err != nil {
+		return nil, fmt.Errorf("create artifact directory: %w", err)
+	}
+	s := &Store{root: root}
+	if err := s.removeTemporaries(); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+const tempPrefix = ".upload-"
+
+// Put implements registry.ArtifactStore. It writes to a temporary file in the
+// final directory and renames it into place, so a reader never sees a partial
+// file.
+func (s *Store) Put(ctx context.Context, key string, r io.Reader, limit int64) (registry.Artifact, error) {
+	path, err := s.path(key)
+	if err != nil {
+		return registry.Artifact{}, err
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o750); err != nil {
+		return registry.Artifact{}, fmt.Errorf("create artifact directory: %w", err)
+	}
+	tmp, err := os.CreateTemp(filepath.Dir(path), tempPrefix+"*")
+	if err != nil {
+		return registry.Artifact{}, fmt.Errorf("create artifact file: %w", err)
+	}
+	done := false
+	defer func() {
+		if !done {
+			tmp.Close()
+			os.Remove(tmp.Name())
+		}
+	}()
+	h := sha256.New()
+	n, err := io.Copy(io.MultiWriter(tmp, h), io.LimitReader(r, limit+1))
+	if err != nil {
+		return registry.Artifact{}, fmt.Errorf("write artifact: %w", err)
+	}
+	if n > limit {
+		return registry.Artifact{}, registry.TooLarge("model file is larger than the limit of %d bytes (registry.max_model_bytes)", limit)
+	}
+	if err := ctx.Err(); err != nil {
+		return registry.Artifact{}, err
+	}
+	if err := tmp.Sync(); err != nil {
+		return registry.Artifact{}, fmt.Errorf("write artifact: %w", err)
+	}
+	if err := tmp.Close(); err != nil {
+		return registry.Artifact{}, fmt.Errorf("write artifact: %w", err)
+	}
+	if err := os.Rename(tmp.Name(), path); err != nil {
+		return registry.Artifact{}, fmt.Errorf("write artifact: %w", err)
+	}
+	done = true
+	return registry.Artifact{SHA256: hex.EncodeToString(h.Sum(nil)), Size: n}, nil
+}
+
+// Path implements registry.ArtifactStore.
+func (s *Store) Path(ctx context.Context, key string) (string, error) {
+	path, err := s.path(key)
+	if err != nil {
+		return "", err
+	}
+	if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
+		return "", registry.NotFound("artifact %s not found", key)
+	} else if err != nil {
+		return "", err
+	}
+	return path, nil
+}
+
+// Delete implements registry.ArtifactStore. It also removes the model's
+// directory once it is empty.
+func (s *Store) Delete(ctx context.Context, key string) error {
+	path, err := s.path(key)
+	if err != nil {
+		return err
+	}
+	if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("delete artifact %s: %w", key, err)
+	}
+	if dir := filepath.Dir(path); dir != s.root {
+		os.Remove(dir) // fails, harmlessly, while other files remain
+	}
+	return nil
+}
+
+// path maps a key to a file under root, refusing keys that would escape it.
+func (s *Store) path(key string) (string, error) {
+	if !filepath.IsLocal(key) || strings.Contains(key, `\`) {
+		return "", registry.Invalid("artifact key %q is not a plain relative path", key)
+	}
+	return filepath.Join(s.root, filepath.FromSlash(key)), nil
+}
+
+func (s *Store) removeTemporaries() error {
+	return filepath.WalkDir(s.root, func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if !d.IsDir() && strings.HasPrefix(d.Name(), tempPrefix) {
+			return os.Remove(path)
+		}
+		return nil
+	})
+}

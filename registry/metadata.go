@@ -1,0 +1,138 @@
+package registry
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"unicode/utf8"
+)
+
+// Metadata is what a caller may say about a version when registering it.
+type Metadata struct {
+	Description string            `json:"description"`
+	Tags        map[string]string `json:"tags"`
+	Lineage     Lineage           `json:"lineage"`
+}
+
+// Limits on metadata, generous enough for any honest use.
+const (
+	maxDescription = 16 << 10
+	maxTags        = 128
+	maxTagKey      = 128
+	maxTagValue    = 4096
+	maxLineage     = 4096
+)
+
+// DecodeMetadata parses and checks the JSON metadata of a registration. Empty
+// input means no metadata. Unknown fields, wrong types and values out of bounds
+// are errors matching ErrInvalid that name the field.
+func DecodeMetadata(data []byte) (Metadata, error) {
+	var md Metadata
+	if len(bytes.TrimSpace(data)) == 0 {
+		return md, nil
+	}
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&md); err != nil {
+		return Metadata{}, invalid("metadata: %s", describeJSONError(err))
+	}
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		return Metadata{}, invalid("metadata: unexpected data after the JSON object")
+	}
+	if err := md.validate(); err != nil {
+		return Metadata{}, err
+	}
+	return md, nil
+}
+
+func (md *Metadata) validate() error {
+	if err := checkText("metadata.description", md.Description, maxDescription); err != nil {
+		return err
+	}
+	if len(md.Tags) > maxTags {
+		return invalid("metadata.tags: at most %d tags, got %d", maxTags, len(md.Tags))
+	}
+	for k, v := range md.Tags {
+		if err := CheckTag(k, v); err != nil {
+			return invalid("metadata.tags: %s", strings.TrimPrefix(err.Error(), "tag "))
+		}
+	}
+	for _, f := range []struct{ name, value string }{
+		{"metadata.lineage.data", md.Lineage.Data},
+		{"metadata.lineage.code", md.Lineage.Code},
+		{"metadata.lineage.run_id", md.Lineage.RunID},
+	} {
+		if err := checkText(f.name, f.value, maxLineage); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// CheckTag reports whether key and value make a valid tag. The value of
+// "validation_status" must be a Status.
+func CheckTag(key, value string) error {
+	if err := checkName("tag key", key, maxTagKey, isTagKeyByte); err != nil {
+		return err
+	}
+	if err := checkText("tag "+key, value, maxTagValue); err != nil {
+		return err
+	}
+	if key == TagValidationStatus {
+		switch Status(value) {
+		case StatusPending, StatusPassed, StatusFailed:
+		default:
+			return invalid("tag %s: must be one of PENDING, PASSED, FAILED, got %q", key, value)
+		}
+	}
+	return nil
+}
+
+func checkText(field, s string, limit int) error {
+	if len(s) > limit {
+		return invalid("%s: at most %d bytes, got %d", field, limit, len(s))
+	}
+	if !utf8.ValidString(s) {
+		return invalid("%s: not valid UTF-8", field)
+	}
+	return nil
+}
+
+// describeJSONError turns encoding/json's errors into messages that name the
+// field in the document's own terms.
+func describeJSONError(err error) string {
+	var typeErr *json.UnmarshalTypeError
+	var syntaxErr *json.SyntaxError
+	switch {
+	case errors.As(err, &typeErr):
+		field := typeErr.Field
+		if field == "" {
+			return fmt.Sprintf("expected a JSON object, got %s", typeErr.Value)
+		}
+		return fmt.Sprintf("field %q: expected %s, got %s", field, jsonKind(typeErr.Type.Kind().String()), typeErr.Value)
+	case errors.As(err, &syntaxErr):
+		return fmt.Sprintf("malformed JSON at byte %d: %v", syntaxErr.Offset, syntaxErr)
+	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
+		return "malformed JSON: unexpected end of input"
+	case strings.HasPrefix(err.Error(), "json: unknown field "):
+		return "unknown field " + strings.TrimPrefix(err.Error(), "json: unknown field ")
+	}
+	return err.Error()
+}
+
+func jsonKind(goKind string) string {
+	switch goKind {
+	case "map", "struct":
+		return "an object"
+	case "slice", "array":
+		return "an array"
+	case "string":
+		return "a string"
+	case "bool":
+		return "true or false"
+	}
+	return "a number"
+}

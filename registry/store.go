@@ -1,0 +1,54 @@
+package registry
+
+import (
+	"context"
+	"io"
+)
+
+// MetaStore keeps model records and the audit trail. Implementations must be
+// safe for concurrent use.
+type MetaStore interface {
+	// Update applies fn to the named model and stores the result together with
+	// the audit events fn returns, atomically: either the model and all events
+	// are written, or nothing is. fn receives a copy it may change freely; for
+	// a model that does not exist yet it receives a Model with only Name set
+	// and a zero CreatedAt. If fn returns an error, nothing is written and
+	// Update returns that error. The store assigns each event's Seq.
+	Update(ctx context.Context, name string, fn func(m *Model) ([]AuditEvent, error)) error
+	// Model returns the named model, or an error matching ErrNotFound.
+	Model(ctx context.Context, name string) (*Model, error)
+	// Models returns every model, ordered by name.
+	Models(ctx context.Context) ([]*Model, error)
+	// Audit returns the events q selects, in ascending Seq order.
+	Audit(ctx context.Context, q AuditQuery) ([]AuditEvent, error)
+	// Close releases the store.
+	Close() error
+}
+
+// Artifact describes a stored model file.
+type Artifact struct {
+	SHA256 string
+	Size   int64
+}
+
+// ArtifactStore keeps model files. Implementations must be safe for concurrent
+// use.
+type ArtifactStore interface {
+	// Put stores what r yields under key, reading at most limit bytes. When r
+	// yields more, Put stores nothing and returns an error matching
+	// ErrTooLarge. Put either stores the whole file or nothing.
+	Put(ctx context.Context, key string, r io.Reader, limit int64) (Artifact, error)
+	// Path returns a local file path holding the artifact, for ONNX Runtime to
+	// load. It returns an error matching ErrNotFound for an unknown key.
+	Path(ctx context.Context, key string) (string, error)
+	// Delete removes the artifact; deleting a missing key is not an error.
+	Delete(ctx context.Context, key string) error
+}
+
+// Inspector decides whether a file is a model the gateway can serve.
+type Inspector interface {
+	// Inspect loads the model at path, runs it once, and returns its
+	// signature. A file that is not a servable model gives an error matching
+	// ErrInvalid whose message says why.
+	Inspect(ctx context.Context, path string) (Signature, error)
+}

@@ -1,0 +1,144 @@
+package onnx
+
+import (
+	"errors"
+	"os"
+	"reflect"
+	"testing"
+
+	"github.com/mlgate/mlgate/internal/modelzoo"
+	"github.com/mlgate/mlgate/registry"
+)
+
+func TestMain(m *testing.M) {
+	lib, err := FindLibrary("")
+	if err == nil {
+		err = Init(lib)
+	}
+	if err != nil {
+		// Every test here needs ONNX Runtime: without it the package fails.
+		os.Stderr.WriteString(err.Error() + "\n")
+		os.Exit(1)
+	}
+	os.Exit(m.Run())
+}
+
+func load(t testing.TB, name string) *Session {
+	t.Helper()
+	s, err := Load(modelzoo.Path(name), Options{IntraOpThreads: 1, InterOpThreads: 1})
+	if err != nil {
+		t.Fatalf("load %s: %v", name, err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+func TestSignatures(t *testing.T) {
+	tests := []struct {
+		model string
+		want  registry.Signature
+	}{
+		{modelzoo.Linear, registry.Signature{
+			Inputs:  []registry.TensorSpec{{Name: "x", Datatype: "FP32", Shape: []int64{-1, 4}}},
+			Outputs: []registry.TensorSpec{{Name: "y", Datatype: "FP32", Shape: []int64{-1, 2}}},
+		}},
+		{modelzoo.MultiInput, registry.Signature{
+			Inputs: []registry.TensorSpec{
+				{Name: "a", Datatype: "FP32", Shape: []int64{-1, 3}},
+				{Name: "b", Datatype: "INT64", Shape: []int64{-1, 2}},
+			},
+			Outputs: []registry.TensorSpec{
+				{Name: "sum", Datatype: "FP32", Shape: []int64{-1, 1}},
+				{Name: "b_doubled", Datatype: "INT64", Shape: []int64{-1, 2}},
+			},
+		}},
+		{modelzoo.IrisFile, registry.Signature{
+			Inputs: []registry.TensorSpec{{Name: "float_input", Datatype: "FP32", Shape: []int64{-1, 4}}},
+			Outputs: []registry.TensorSpec{
+				{Name: "output_label", Datatype: "INT64", Shape: []int64{-1}},
+				{Name: "output_probability", Datatype: "JSON", Shape: []int64{-1}},
+			},
+		}},
+		{modelzoo.FixedShape, registry.Signature{
+			Inputs:  []registry.TensorSpec{{Name: "x", Datatype: "FP32", Shape: []int64{2, 3}}},
+			Outputs: []registry.TensorSpec{{Name: "y", Datatype: "FP32", Shape: []int64{2, 3}}},
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.model, func(t *testing.T) {
+			got, err := Inspector{}.Inspect(t.Context(), modelzoo.Path(tt.model))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !reflect.DeepEqual(got, tt.want) {
+				t.Errorf("signature = %+v, want %+v", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestInspectRefusesNonModels(t *testing.T) {
+	for _, name := range []string{modelzoo.Garbage, modelzoo.Truncated} {
+		_, err := Inspector{}.Inspect(t.Context(), modelzoo.Path(name))
+		if !errors.Is(err, registry.ErrInvalid) {
+			t.Errorf("%s: err = %v, want ErrInvalid", name, err)
+		}
+	}
+}
+
+func TestRunLinear(t *testing.T) {
+	s := load(t, modelzoo.Linear)
+	x := make([]float32, 12)
+	for i := range x {
+		x[i] = float32(i)
+	}
+	out, err := s.Run([]Tensor{{Name: "x", Type: FP32, Shape: []int64{3, 4}, Data: x}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []float32{1.5, 7.5, 11.5, 17.5, 21.5, 27.5}
+	if !reflect.DeepEqual(out[0].Data, want) || !reflect.DeepEqual(out[0].Shape, []int64{3, 2}) {
+		t.Errorf("y = %v %v, want %v [3 2]", out[0].Data, out[0].Shape, want)
+	}
+}
+
+func TestRunZipMap(t *testing.T) {
+	s := load(t, modelzoo.IrisFile)
+	x := []float32{5.1, 3.5, 1.4, 0.2, 6.9, 3.1, 5.4, 2.1}
+	out, err := s.Run([]Tensor{{Name: "float_input", Type: FP32, Shape: []int64{2, 4}, Data: x}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := out[0].Data.([]int64); !reflect.DeepEqual(got, []int64{0, 2}) {
+		t.Errorf("labels = %v, want [0 2]", got)
+	}
+	maps := out[1].Data.([]Map)
+	if len(maps) != 2 || !reflect.DeepEqual(maps[0].Keys, []string{"0", "1", "2"}) || maps[0].Values[0] < 0.9 {
+		t.Errorf("probabilities = %+v", maps)
+	}
+}
+
+func TestRunAllTypes(t *testing.T) {
+	s := load(t, modelzoo.AllTypes)
+	inputs := make([]Tensor, len(s.Inputs()))
+	for i, io := range s.Inputs() {
+		inputs[i] = Tensor{Name: io.Name, Type: io.Type, Shape: []int64{1, 2}, Data: Zeros(io.Type, 2)}
+	}
+	inputs[len(inputs)-1].Data = []string{"héllo", ""}
+	out, err := s.Run(inputs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range out {
+		if out[i].Type != inputs[i].Type || !reflect.DeepEqual(out[i].Data, inputs[i].Data) {
+			t.Errorf("output %s = %v %v, want %v %v", out[i].Name, out[i].Type, out[i].Data, inputs[i].Type, inputs[i].Data)
+		}
+	}
+}
+
+func TestFindLibraryExplainsFailure(t *testing.T) {
+	_, err := FindLibrary("/nonexistent/libonnxruntime.so")
+	if err == nil {
+		t.Fatal("want an error for a missing configured library")
+	}
+}
