@@ -2,12 +2,10 @@ package registry
 
 import (
 	"bytes"
-	"encoding/json"
-	"errors"
-	"fmt"
-	"io"
 	"strings"
 	"unicode/utf8"
+
+	"github.com/mlgate/mlgate/internal/jsonerr"
 )
 
 // Metadata is what a caller may say about a version when registering it.
@@ -34,13 +32,8 @@ func DecodeMetadata(data []byte) (Metadata, error) {
 	if len(bytes.TrimSpace(data)) == 0 {
 		return md, nil
 	}
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&md); err != nil {
-		return Metadata{}, invalid("metadata: %s", describeJSONError(err))
-	}
-	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
-		return Metadata{}, invalid("metadata: unexpected data after the JSON object")
+	if err := jsonerr.Decode(data, &md); err != nil {
+		return Metadata{}, invalid("metadata: %v", err)
 	}
 	if err := md.validate(); err != nil {
 		return Metadata{}, err
@@ -99,40 +92,4 @@ func checkText(field, s string, limit int) error {
 		return invalid("%s: not valid UTF-8", field)
 	}
 	return nil
-}
-
-// describeJSONError turns encoding/json's errors into messages that name the
-// field in the document's own terms.
-func describeJSONError(err error) string {
-	var typeErr *json.UnmarshalTypeError
-	var syntaxErr *json.SyntaxError
-	switch {
-	case errors.As(err, &typeErr):
-		field := typeErr.Field
-		if field == "" {
-			return fmt.Sprintf("expected a JSON object, got %s", typeErr.Value)
-		}
-		return fmt.Sprintf("field %q: expected %s, got %s", field, jsonKind(typeErr.Type.Kind().String()), typeErr.Value)
-	case errors.As(err, &syntaxErr):
-		return fmt.Sprintf("malformed JSON at byte %d: %v", syntaxErr.Offset, syntaxErr)
-	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
-		return "malformed JSON: unexpected end of input"
-	case strings.HasPrefix(err.Error(), "json: unknown field "):
-		return "unknown field " + strings.TrimPrefix(err.Error(), "json: unknown field ")
-	}
-	return err.Error()
-}
-
-func jsonKind(goKind string) string {
-	switch goKind {
-	case "map", "struct":
-		return "an object"
-	case "slice", "array":
-		return "an array"
-	case "string":
-		return "a string"
-	case "bool":
-		return "true or false"
-	}
-	return "a number"
 }

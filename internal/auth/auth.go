@@ -1,0 +1,115 @@
+// Package auth identifies callers by API key and says which roles they hold.
+//
+// Keys are configured as SHA-256 hashes, never in the clear. A request sends
+// its key as "Authorization: Bearer <key>". With no keys configured every
+// caller is "anonymous" and holds every role; the server allows that only on a
+// loopback listener.
+package auth
+
+import (
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"strings"
+)
+
+// Role is a set of permissions.
+type Role string
+
+// The roles. Admin holds every permission.
+const (
+	Predict       Role = "predict"        // call models and endpoints
+	DataScientist Role = "data-scientist" // register versions, set tags
+	SRE           Role = "sre"            // move aliases, change traffic
+	Admin         Role = "admin"          // everything
+)
+
+// ParseRole returns the role a name stands for.
+func ParseRole(s string) (Role, error) {
+	switch r := Role(s); r {
+	case Predict, DataScientist, SRE, Admin:
+		return r, nil
+	}
+	return "", fmt.Errorf("unknown role %q (want predict, data-scientist, sre or admin)", s)
+}
+
+// Key is a configured API key.
+type Key struct {
+	Name   string
+	SHA256 string // hex SHA-256 of the key
+	Roles  []Role
+}
+
+// Identity is an authenticated caller.
+type Identity struct {
+	Name  string
+	roles []Role
+}
+
+// Anonymous is the caller when no keys are configured.
+var Anonymous = Identity{Name: "anonymous", roles: []Role{Admin}}
+
+// Has reports whether the identity holds role r.
+func (id Identity) Has(r Role) bool {
+	for _, have := range id.roles {
+		if have == r || have == Admin {
+			return true
+		}
+	}
+	return false
+}
+
+// Errors returned by Authenticate.
+var (
+	ErrNoKey  = errors.New("missing API key: send it as \"Authorization: Bearer <key>\"")
+	ErrBadKey = errors.New("unknown API key")
+)
+
+// Authenticator checks API keys.
+type Authenticator struct {
+	keys []key
+}
+
+type key struct {
+	hash [sha256.Size]byte
+	id   Identity
+}
+
+// New returns an Authenticator for keys. With no keys it lets everyone in as
+// Anonymous.
+func New(keys []Key) (*Authenticator, error) {
+	a := &Authenticator{}
+	for _, k := range keys {
+		raw, err := hex.DecodeString(k.SHA256)
+		if err != nil || len(raw) != sha256.Size {
+			return nil, fmt.Errorf("key %s: sha256 must be 64 hex characters", k.Name)
+		}
+		var h [sha256.Size]byte
+		copy(h[:], raw)
+		a.keys = append(a.keys, key{hash: h, id: Identity{Name: k.Name, roles: k.Roles}})
+	}
+	return a, nil
+}
+
+// Open reports whether no keys are configured.
+func (a *Authenticator) Open() bool { return len(a.keys) == 0 }
+
+// Authenticate identifies the caller from an Authorization header value.
+func (a *Authenticator) Authenticate(header string) (Identity, error) {
+	if a.Open() {
+		return Anonymous, nil
+	}
+	token, ok := strings.CutPrefix(header, "Bearer ")
+	if !ok || token == "" {
+		return Identity{}, ErrNoKey
+	}
+	h := sha256.Sum256([]byte(token))
+	for _, k := range a.keys {
+		if subtle.ConstantTimeCompare(h[:], k.hash[:]) == 1 {
+			return k.id, nil
+		}
+	}
+	return Identity{}, ErrBadKey
+}

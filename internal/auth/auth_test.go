@@ -1,0 +1,64 @@
+package auth
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"testing"
+)
+
+func hash(s string) string {
+	h := sha256.Sum256([]byte(s))
+	return hex.EncodeToString(h[:])
+}
+
+func TestAuthenticate(t *testing.T) {
+	a, err := New([]Key{
+		{Name: "app", SHA256: hash("app-secret"), Roles: []Role{Predict}},
+		{Name: "root", SHA256: hash("root-secret"), Roles: []Role{Admin}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		header  string
+		wantErr error
+		name    string
+		has     map[Role]bool
+	}{
+		{"", ErrNoKey, "", nil},
+		{"Basic abc", ErrNoKey, "", nil},
+		{"Bearer nope", ErrBadKey, "", nil},
+		{"Bearer app-secret", nil, "app", map[Role]bool{Predict: true, SRE: false, Admin: false}},
+		{"Bearer root-secret", nil, "root", map[Role]bool{Predict: true, SRE: true, DataScientist: true}},
+	}
+	for _, tt := range tests {
+		id, err := a.Authenticate(tt.header)
+		if !errors.Is(err, tt.wantErr) {
+			t.Errorf("%q: err = %v, want %v", tt.header, err, tt.wantErr)
+			continue
+		}
+		if id.Name != tt.name {
+			t.Errorf("%q: name = %q, want %q", tt.header, id.Name, tt.name)
+		}
+		for r, want := range tt.has {
+			if id.Has(r) != want {
+				t.Errorf("%q: Has(%s) = %v, want %v", tt.header, r, !want, want)
+			}
+		}
+	}
+}
+
+func TestOpenWithoutKeys(t *testing.T) {
+	a, _ := New(nil)
+	id, err := a.Authenticate("")
+	if err != nil || id.Name != "anonymous" || !id.Has(SRE) {
+		t.Errorf("open authenticator: %v %v", id, err)
+	}
+}
+
+func TestBadHash(t *testing.T) {
+	if _, err := New([]Key{{Name: "x", SHA256: "abc"}}); err == nil {
+		t.Error("want an error for a short hash")
+	}
+}

@@ -1,0 +1,265 @@
+package serving
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"slices"
+	"strconv"
+	"sync"
+	"sync/atomic"
+
+	"github.com/mlgate/mlgate/registry"
+	"github.com/mlgate/mlgate/serving/onnx"
+)
+
+// ModelSource is what the Catalog needs of the registry.
+type ModelSource interface {
+	Models(ctx context.Context) ([]*registry.Model, error)
+	ArtifactPath(ctx context.Context, v *registry.Version) (string, error)
+}
+
+// Loader loads and warms the session of one model file.
+type Loader func(path string) (*onnx.Session, error)
+
+// Catalog holds a loaded, warmed session for every registered version and
+// resolves requests to them. What it serves is an immutable snapshot behind an
+// atomic pointer: Sync builds a new one and swaps it in whole, so a request
+// sees either the old aliases and versions or the new ones, never a mix.
+//
+// Sessions are reference-counted. A request holds its session from Acquire to
+// Release; a session that leaves the catalog (its version was deleted) is
+// closed when the last request using it releases it.
+type Catalog struct {
+	source ModelSource
+	load   Loader
+	log    *slog.Logger
+
+	mu     sync.Mutex // serialises Sync and Close
+	snap   atomic.Pointer[snapshot]
+	synced atomic.Bool
+}
+
+type snapshot struct {
+	models map[string]*servedModel
+}
+
+type servedModel struct {
+	name     string
+	versions map[int]*Loaded // loaded versions
+	numbers  []int           // loaded version numbers, ascending
+	failed   map[int]error   // versions that would not load
+	aliases  map[string]int
+}
+
+// Loaded is a version with its session, held by a request between Acquire and
+// Release. It is immutable.
+type Loaded struct {
+	Version *registry.Version
+	*session
+}
+
+// session is a loaded model file with its reference count: the catalog's own
+// reference plus one per request. It closes when the count drops to zero.
+type session struct {
+	*onnx.Session
+	// inputIndex maps an input name to its position in Session.Inputs().
+	inputIndex map[string]int
+	refs       atomic.Int64
+}
+
+// NewCatalog returns an empty catalog; call Sync to fill it.
+func NewCatalog(source ModelSource, load Loader, log *slog.Logger) *Catalog {
+	c := &Catalog{source: source, load: load, log: log}
+	c.snap.Store(&snapshot{models: map[string]*servedModel{}})
+	return c
+}
+
+// Ready reports whether the catalog has completed its first Sync.
+func (c *Catalog) Ready() bool { return c.synced.Load() }
+
+// Sync brings the catalog in line with the registry: it loads and warms the
+// sessions of new versions, then swaps in a snapshot with the current versions
+// and aliases, then lets go of the sessions of versions that are gone. A
+// version that fails to load is logged and answered with 503 until a later
+// Sync loads it.
+func (c *Catalog) Sync(ctx context.Context) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	models, err := c.source.Models(ctx)
+	if err != nil {
+		return fmt.Errorf("list models: %w", err)
+	}
+	old := c.snap.Load()
+	next := &snapshot{models: make(map[string]*servedModel, len(models))}
+	kept := map[*session]bool{}
+	for _, m := range models {
+		sm := &servedModel{
+			name:     m.Name,
+			versions: make(map[int]*Loaded, len(m.Versions)),
+			failed:   map[int]error{},
+			aliases:  m.Aliases,
+		}
+		for _, v := range m.Versions {
+			if l := old.loaded(m.Name, v.Version); l != nil && l.Version.UUID == v.UUID {
+				// The same file: keep its session, take the version's new tags.
+				sm.add(&Loaded{Version: v, session: l.session})
+				kept[l.session] = true
+				continue
+			}
+			l, err := c.loadVersion(ctx, v)
+			if err != nil {
+				c.log.Error("model version failed to load", "model", v.Name, "version", v.Version, "err", err)
+				sm.failed[v.Version] = err
+				continue
+			}
+			sm.add(l)
+		}
+		next.models[m.Name] = sm
+	}
+	c.snap.Store(next)
+	c.synced.Store(true)
+	old.releaseExcept(kept)
+	return nil
+}
+
+func (c *Catalog) loadVersion(ctx context.Context, v *registry.Version) (*Loaded, error) {
+	path, err := c.source.ArtifactPath(ctx, v)
+	if err != nil {
+		return nil, err
+	}
+	s, err := c.load(path)
+	if err != nil {
+		return nil, err
+	}
+	ss := &session{Session: s, inputIndex: map[string]int{}}
+	for i, in := range s.Inputs() {
+		ss.inputIndex[in.Name] = i
+	}
+	ss.refs.Store(1)
+	c.log.Info("model version loaded", "model", v.Name, "version", v.Version, "uuid", v.UUID)
+	return &Loaded{Version: v, session: ss}, nil
+}
+
+// Close empties the catalog; each session closes once its requests finish.
+func (c *Catalog) Close() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	old := c.snap.Swap(&snapshot{models: map[string]*servedModel{}})
+	old.releaseExcept(nil)
+}
+
+// Acquire resolves a model and a version reference (a number, an alias, or
+// empty for the "champion" alias, else the newest version) to a loaded
+// session. The caller must Release it.
+func (c *Catalog) Acquire(model, ref string) (*Loaded, error) {
+	for {
+		l, err := c.snap.Load().resolve(model, ref)
+		if err != nil {
+			return nil, err
+		}
+		if l.acquire() {
+			return l, nil
+		}
+		// The session was retired between reading the snapshot and taking a
+		// reference: the snapshot has been replaced, so read it again.
+	}
+}
+
+// Versions returns the loaded version numbers of a model, ascending.
+func (c *Catalog) Versions(model string) ([]int, error) {
+	sm, ok := c.snap.Load().models[model]
+	if !ok {
+		return nil, registry.NotFound("model %q not found", model)
+	}
+	return sm.numbers, nil
+}
+
+func (s *session) acquire() bool {
+	for {
+		n := s.refs.Load()
+		if n <= 0 {
+			return false
+		}
+		if s.refs.CompareAndSwap(n, n+1) {
+			return true
+		}
+	}
+}
+
+// Release gives back a session taken by Acquire.
+func (s *session) Release() {
+	if s.refs.Add(-1) == 0 {
+		s.Session.Close()
+	}
+}
+
+func (sm *servedModel) add(l *Loaded) {
+	sm.versions[l.Version.Version] = l
+	i, _ := slices.BinarySearch(sm.numbers, l.Version.Version)
+	sm.numbers = slices.Insert(sm.numbers, i, l.Version.Version)
+}
+
+func (s *snapshot) loaded(model string, n int) *Loaded {
+	if sm, ok := s.models[model]; ok {
+		return sm.versions[n]
+	}
+	return nil
+}
+
+func (s *snapshot) resolve(model, ref string) (*Loaded, error) {
+	sm, ok := s.models[model]
+	if !ok {
+		return nil, registry.NotFound("model %q not found", model)
+	}
+	n, err := sm.versionFor(ref)
+	if err != nil {
+		return nil, err
+	}
+	if l, ok := sm.versions[n]; ok {
+		return l, nil
+	}
+	if err, ok := sm.failed[n]; ok {
+		return nil, notReady("version %d of model %q failed to load: %v", n, model, err)
+	}
+	return nil, registry.NotFound("model %q has no version %d", model, n)
+}
+
+func (sm *servedModel) versionFor(ref string) (int, error) {
+	if ref == "" {
+		if n, ok := sm.aliases[registry.AliasChampion]; ok {
+			return n, nil
+		}
+		if len(sm.numbers) == 0 {
+			if len(sm.failed) > 0 {
+				return 0, notReady("no version of model %q is loaded", sm.name)
+			}
+			return 0, registry.NotFound("model %q has no versions", sm.name)
+		}
+		return sm.numbers[len(sm.numbers)-1], nil
+	}
+	if ref[0] >= '0' && ref[0] <= '9' {
+		n, err := strconv.Atoi(ref)
+		if err != nil || n < 1 {
+			return 0, invalidInput("version %q is neither a version number nor an alias", ref)
+		}
+		return n, nil
+	}
+	n, ok := sm.aliases[ref]
+	if !ok {
+		return 0, registry.NotFound("model %q has no alias %q", sm.name, ref)
+	}
+	return n, nil
+}
+
+// releaseExcept drops the catalog's reference to every session in s that is
+// not in keep.
+func (s *snapshot) releaseExcept(keep map[*session]bool) {
+	for _, sm := range s.models {
+		for _, l := range sm.versions {
+			if !keep[l.session] {
+				l.Release()
+			}
+		}
+	}
+}

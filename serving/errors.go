@@ -1,0 +1,63 @@
+package serving
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/gofiber/fiber/v2"
+
+	"github.com/mlgate/mlgate/internal/auth"
+	"github.com/mlgate/mlgate/registry"
+)
+
+// ErrInvalidInput: a request the caller must fix (malformed JSON, an unknown
+// input, a wrong shape or type).
+var ErrInvalidInput = errors.New("invalid input")
+
+// errForbidden: the caller's key lacks the role a route needs.
+var errForbidden = errors.New("forbidden")
+
+// ErrNotReady: the server, or the model asked for, cannot serve yet.
+var ErrNotReady = errors.New("not ready")
+
+// kindError is a message for the caller that matches one of the sentinels
+// above under errors.Is without repeating the sentinel's text.
+type kindError struct {
+	kind error
+	msg  string
+}
+
+func (e *kindError) Error() string { return e.msg }
+func (e *kindError) Unwrap() error { return e.kind }
+
+func invalidInput(format string, args ...any) error {
+	return &kindError{ErrInvalidInput, fmt.Sprintf(format, args...)}
+}
+
+func notReady(format string, args ...any) error {
+	return &kindError{ErrNotReady, fmt.Sprintf(format, args...)}
+}
+
+// statusOf maps an error to its HTTP status. It is the one place that does.
+func statusOf(err error) int {
+	var fe *fiber.Error
+	switch {
+	case errors.Is(err, ErrInvalidInput), errors.Is(err, registry.ErrInvalid):
+		return fiber.StatusBadRequest
+	case errors.Is(err, auth.ErrNoKey), errors.Is(err, auth.ErrBadKey):
+		return fiber.StatusUnauthorized
+	case errors.Is(err, errForbidden):
+		return fiber.StatusForbidden
+	case errors.Is(err, registry.ErrNotFound):
+		return fiber.StatusNotFound
+	case errors.Is(err, registry.ErrConflict):
+		return fiber.StatusConflict
+	case errors.Is(err, registry.ErrTooLarge):
+		return fiber.StatusRequestEntityTooLarge
+	case errors.Is(err, ErrNotReady):
+		return fiber.StatusServiceUnavailable
+	case errors.As(err, &fe):
+		return fe.Code
+	}
+	return fiber.StatusInternalServerError
+}

@@ -1,0 +1,152 @@
+package serving
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"time"
+
+	"github.com/gofiber/fiber/v2"
+
+	"github.com/mlgate/mlgate/internal/auth"
+	"github.com/mlgate/mlgate/registry"
+)
+
+// Options tune the HTTP server.
+type Options struct {
+	// MaxBodyBytes bounds request bodies other than model uploads, which the
+	// registry's MaxModelBytes bounds.
+	MaxBodyBytes int64
+	ReadTimeout  time.Duration
+	WriteTimeout time.Duration
+	IdleTimeout  time.Duration
+	// Version is reported by GET /v2.
+	Version string
+}
+
+// Server serves the registry API and the V2 inference protocol.
+type Server struct {
+	app     *fiber.App
+	reg     *registry.Registry
+	catalog *Catalog
+	auth    *auth.Authenticator
+	log     *slog.Logger
+	opts    Options
+}
+
+// uploadOverhead is room for the multipart framing and metadata part of an
+// upload beyond the model file itself.
+const uploadOverhead = 1 << 20
+
+// New returns a Server with every route registered.
+func New(opts Options, reg *registry.Registry, catalog *Catalog, a *auth.Authenticator, log *slog.Logger) *Server {
+	s := &Server{reg: reg, catalog: catalog, auth: a, log: log, opts: opts}
+	s.app = fiber.New(fiber.Config{
+		AppName:               "mlgate",
+		DisableStartupMessage: true,
+		BodyLimit:             int(max(opts.MaxBodyBytes, reg.MaxModelBytes()+uploadOverhead)),
+		ReadTimeout:           opts.ReadTimeout,
+		WriteTimeout:          opts.WriteTimeout,
+		IdleTimeout:           opts.IdleTimeout,
+		ErrorHandler:          s.handleError,
+	})
+	s.routes()
+	return s
+}
+
+func (s *Server) routes() {
+	app := s.app
+	anyone := s.require("")
+	limited := s.limitBody
+
+	app.Get("/v2/health/live", s.live)
+	app.Get("/v2/health/ready", s.ready)
+
+	predict := s.require(auth.Predict)
+	app.Get("/v2", predict, s.serverMetadata)
+	app.Get("/v2/models/:model", predict, s.modelMetadata)
+	app.Get("/v2/models/:model/ready", predict, s.modelReady)
+	app.Post("/v2/models/:model/infer", predict, limited, s.infer)
+	app.Get("/v2/models/:model/versions/:version", predict, s.modelMetadata)
+	app.Get("/v2/models/:model/versions/:version/ready", predict, s.modelReady)
+	app.Post("/v2/models/:model/versions/:version/infer", predict, limited, s.infer)
+
+	scientist, sre := s.require(auth.DataScientist), s.require(auth.SRE)
+	app.Get("/v1/models", anyone, s.listModels)
+	app.Get("/v1/models/:name", anyone, s.getModel)
+	app.Post("/v1/models/:name/versions", scientist, s.registerVersion)
+	app.Get("/v1/models/:name/versions/:version", anyone, s.getVersion)
+	app.Delete("/v1/models/:name/versions/:version", scientist, s.deleteVersion)
+	app.Put("/v1/models/:name/versions/:version/tags/:key", scientist, limited, s.setTag)
+	app.Put("/v1/models/:name/aliases/:alias", sre, limited, s.setAlias)
+	app.Delete("/v1/models/:name/aliases/:alias", sre, s.deleteAlias)
+	app.Get("/v1/audit", anyone, s.audit)
+}
+
+// App returns the fiber application, for tests that drive it in-process.
+func (s *Server) App() *fiber.App { return s.app }
+
+// Serve answers requests on ln until Shutdown.
+func (s *Server) Serve(ln net.Listener) error { return s.app.Listener(ln) }
+
+// Shutdown stops accepting connections and waits, until ctx ends, for the
+// requests in flight to finish.
+func (s *Server) Shutdown(ctx context.Context) error { return s.app.ShutdownWithContext(ctx) }
+
+const localIdentity = "identity"
+
+// require returns a middleware that authenticates the caller and checks that
+// it holds role; an empty role admits any authenticated caller.
+func (s *Server) require(role auth.Role) fiber.Handler {
+	return func(c *fiber.Ctx) error {
+		id, err := s.auth.Authenticate(c.Get(fiber.HeaderAuthorization))
+		if err != nil {
+			return err
+		}
+		if role != "" && !id.Has(role) {
+			return fmt.Errorf("%w: key %q lacks the %s role this route needs", errForbidden, id.Name, role)
+		}
+		c.Locals(localIdentity, id)
+		return c.Next()
+	}
+}
+
+func actor(c *fiber.Ctx) string {
+	id, _ := c.Locals(localIdentity).(auth.Identity)
+	return id.Name
+}
+
+// limitBody refuses bodies over MaxBodyBytes on routes that are not uploads.
+func (s *Server) limitBody(c *fiber.Ctx) error {
+	if n := int64(len(c.Body())); n > s.opts.MaxBodyBytes {
+		return fiber.NewError(fiber.StatusRequestEntityTooLarge,
+			fmt.Sprintf("request body of %d bytes is larger than the limit of %d bytes (server.max_body_bytes)", n, s.opts.MaxBodyBytes))
+	}
+	return c.Next()
+}
+
+// handleError writes every error as {"error": "..."} with the status statusOf
+// gives it.
+func (s *Server) handleError(c *fiber.Ctx, err error) error {
+	code := statusOf(err)
+	msg := err.Error()
+	var fe *fiber.Error
+	if errors.As(err, &fe) {
+		switch fe {
+		case fiber.ErrRequestEntityTooLarge:
+			msg = fmt.Sprintf("request body is larger than the limit of %d bytes", s.app.Config().BodyLimit)
+		case fiber.ErrNotFound, fiber.ErrMethodNotAllowed:
+			msg = fmt.Sprintf("no route for %s %s", c.Method(), c.Path())
+		}
+	}
+	if code >= fiber.StatusInternalServerError && code != fiber.StatusServiceUnavailable {
+		s.log.Error("request failed", "method", c.Method(), "path", c.Path(), "status", code, "err", err)
+	}
+	return c.Status(code).JSON(errorBody{Error: msg})
+}
+
+type errorBody struct {
+	Error string `json:"error"`
+}

@@ -1,0 +1,225 @@
+package serving
+
+import (
+	"strconv"
+	"strings"
+	"sync"
+
+	"github.com/gofiber/fiber/v2"
+
+	"github.com/mlgate/mlgate/serving/onnx"
+)
+
+// platform is what V2 model metadata reports for every model mlgate serves.
+const platform = "onnx_onnxv1"
+
+func (s *Server) live(c *fiber.Ctx) error {
+	return c.JSON(fiber.Map{"live": true})
+}
+
+func (s *Server) ready(c *fiber.Ctx) error {
+	if !s.catalog.Ready() {
+		return c.Status(fiber.StatusServiceUnavailable).JSON(fiber.Map{"ready": false})
+	}
+	return c.JSON(fiber.Map{"ready": true})
+}
+
+func (s *Server) serverMetadata(c *fiber.Ctx) error {
+	return c.JSON(fiber.Map{"name": "mlgate", "version": s.opts.Version, "extensions": []string{}})
+}
+
+// acquire resolves the route's model and optional version (a number or an
+// alias) to a loaded session, or explains why not.
+func (s *Server) acquire(c *fiber.Ctx) (*Loaded, error) {
+	if !s.catalog.Ready() {
+		return nil, notReady("the server is still loading models")
+	}
+	return s.catalog.Acquire(c.Params("model"), c.Params("version"))
+}
+
+type tensorMetadata struct {
+	Name     string  `json:"name"`
+	Datatype string  `json:"datatype"`
+	Shape    []int64 `json:"shape"`
+}
+
+type modelMetadata struct {
+	Name     string           `json:"name"`
+	Versions []string         `json:"versions"`
+	Platform string           `json:"platform"`
+	Inputs   []tensorMetadata `json:"inputs"`
+	Outputs  []tensorMetadata `json:"outputs"`
+}
+
+func (s *Server) modelMetadata(c *fiber.Ctx) error {
+	l, err := s.acquire(c)
+	if err != nil {
+		return err
+	}
+	defer l.Release()
+	numbers, err := s.catalog.Versions(l.Version.Name)
+	if err != nil {
+		return err
+	}
+	versions := make([]string, len(numbers))
+	for i, n := range numbers {
+		versions[i] = strconv.Itoa(n)
+	}
+	return c.JSON(modelMetadata{
+		Name:     l.Version.Name,
+		Versions: versions,
+		Platform: platform,
+		Inputs:   metadataOf(l.Inputs()),
+		Outputs:  metadataOf(l.Outputs()),
+	})
+}
+
+func metadataOf(ios []onnx.IO) []tensorMetadata {
+	out := make([]tensorMetadata, len(ios))
+	for i, io := range ios {
+		out[i] = tensorMetadata{Name: io.Name, Datatype: io.Type.String(), Shape: io.Shape}
+	}
+	return out
+}
+
+func (s *Server) modelReady(c *fiber.Ctx) error {
+	l, err := s.acquire(c)
+	if err != nil {
+		return err
+	}
+	defer l.Release()
+	return c.JSON(fiber.Map{"name": l.Version.Name, "version": strconv.Itoa(l.Version.Version), "ready": true})
+}
+
+// responseBuffers recycles the buffers inference responses are encoded into.
+var responseBuffers = sync.Pool{New: func() any { b := make([]byte, 0, 4096); return &b }}
+
+func (s *Server) infer(c *fiber.Ctx) error {
+	req, err := decodeInferRequest(c.Body())
+	if err != nil {
+		return err
+	}
+	l, err := s.acquire(c)
+	if err != nil {
+		return err
+	}
+	defer l.Release()
+	inputs, err := bindInputs(req, l)
+	if err != nil {
+		return err
+	}
+	selected, err := selectOutputs(req.Outputs, l.Outputs())
+	if err != nil {
+		return err
+	}
+	outputs, err := l.Run(inputs)
+	if err != nil {
+		// The inputs fit the model's signature, so a failure here comes
+		// from their values (an index out of range, say).
+		return invalidInput("model %s version %d rejected the input: %v", l.Version.Name, l.Version.Version, err)
+	}
+	if selected != nil {
+		outputs = pick(outputs, selected)
+	}
+	bp := responseBuffers.Get().(*[]byte)
+	*bp = encodeInferResponse((*bp)[:0], &inferResponse{
+		Model:   l.Version.Name,
+		Version: l.Version.Version,
+		ID:      req.ID,
+		Outputs: outputs,
+	})
+	c.Set(fiber.HeaderContentType, fiber.MIMEApplicationJSON)
+	_, err = c.Write(*bp)
+	responseBuffers.Put(bp)
+	return err
+}
+
+// bindInputs orders the request's inputs as the model takes them and checks
+// each one's name, datatype and shape against the model's signature.
+func bindInputs(req *inferRequest, l *Loaded) ([]onnx.Tensor, error) {
+	ios := l.Inputs()
+	out := make([]onnx.Tensor, len(ios))
+	for _, t := range req.Inputs {
+		i, ok := l.inputIndex[t.Name]
+		if !ok {
+			return nil, invalidInput("input %q: model %s has no such input (it takes %s)", t.Name, l.Version.Name, ioNames(ios))
+		}
+		io := ios[i]
+		if t.Type != io.Type {
+			return nil, invalidInput("input %q: datatype %s, but the model takes %s", t.Name, t.Type, io.Type)
+		}
+		if err := fitShape(t.Shape, io.Shape); err != nil {
+			return nil, invalidInput("input %q: shape %s does not fit the model's %s: %v", t.Name, shapeString(t.Shape), shapeString(io.Shape), err)
+		}
+		out[i] = t
+	}
+	for i, io := range ios {
+		if out[i].Data == nil {
+			return nil, invalidInput("input %q is missing (model %s takes %s)", io.Name, l.Version.Name, ioNames(ios))
+		}
+	}
+	return out, nil
+}
+
+func fitShape(got, want []int64) error {
+	if len(got) != len(want) {
+		return invalidInput("%d dimensions, the model takes %d", len(got), len(want))
+	}
+	for i, d := range got {
+		if d < 1 {
+			return invalidInput("dimension %d is %d; every dimension must be at least 1", i, d)
+		}
+		if want[i] >= 0 && d != want[i] {
+			return invalidInput("dimension %d must be %d", i, want[i])
+		}
+	}
+	return nil
+}
+
+// selectOutputs returns the positions of the requested outputs, or nil for
+// all of them.
+func selectOutputs(names []string, ios []onnx.IO) ([]int, error) {
+	if len(names) == 0 {
+		return nil, nil
+	}
+	idx := make([]int, len(names))
+	for i, name := range names {
+		idx[i] = -1
+		for j, io := range ios {
+			if io.Name == name {
+				idx[i] = j
+			}
+		}
+		if idx[i] < 0 {
+			return nil, invalidInput("output %q: the model has no such output (it gives %s)", name, ioNames(ios))
+		}
+	}
+	return idx, nil
+}
+
+func pick(ts []onnx.Tensor, idx []int) []onnx.Tensor {
+	out := make([]onnx.Tensor, len(idx))
+	for i, j := range idx {
+		out[i] = ts[j]
+	}
+	return out
+}
+
+func ioNames(ios []onnx.IO) string {
+	names := make([]string, len(ios))
+	for i, io := range ios {
+		names[i] = strconv.Quote(io.Name)
+	}
+	return strings.Join(names, ", ")
+}
+
+func shapeString(shape []int64) string {
+	b := []byte{'['}
+	for i, d := range shape {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = strconv.AppendInt(b, d, 10)
+	}
+	return string(append(b, ']'))
+}

@@ -1,0 +1,513 @@
+package serving
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"math"
+	"strconv"
+	"unicode/utf8"
+	"unsafe"
+
+	"github.com/mlgate/mlgate/internal/jsonerr"
+	"github.com/mlgate/mlgate/serving/onnx"
+)
+
+// inferRequest is a decoded KServe V2 inference request.
+type inferRequest struct {
+	ID      string
+	Inputs  []onnx.Tensor
+	Outputs []string // requested outputs; empty means all
+}
+
+// wireRequest is the JSON form of a V2 inference request.
+type wireRequest struct {
+	ID         string          `json:"id"`
+	Parameters json.RawMessage `json:"parameters"`
+	Inputs     []struct {
+		Name       string          `json:"name"`
+		Shape      []int64         `json:"shape"`
+		Datatype   string          `json:"datatype"`
+		Parameters json.RawMessage `json:"parameters"`
+		Data       json.RawMessage `json:"data"`
+	} `json:"inputs"`
+	Outputs []struct {
+		Name       string          `json:"name"`
+		Parameters json.RawMessage `json:"parameters"`
+	} `json:"outputs"`
+}
+
+// decodeInferRequest parses a V2 inference request. Every error matches
+// ErrInvalidInput and names the input or field at fault.
+func decodeInferRequest(body []byte) (*inferRequest, error) {
+	var w wireRequest
+	if err := jsonerr.Decode(body, &w); err != nil {
+		return nil, invalidInput("request body: %v", err)
+	}
+	if len(w.Inputs) == 0 {
+		return nil, invalidInput("inputs: at least one input is required")
+	}
+	req := &inferRequest{ID: w.ID, Inputs: make([]onnx.Tensor, len(w.Inputs))}
+	seen := make(map[string]bool, len(w.Inputs))
+	for i, in := range w.Inputs {
+		if in.Name == "" {
+			return nil, invalidInput("inputs[%d]: name is required", i)
+		}
+		if seen[in.Name] {
+			return nil, invalidInput("input %q: given twice", in.Name)
+		}
+		seen[in.Name] = true
+		t := onnx.ParseDataType(in.Datatype)
+		if t == onnx.Invalid {
+			return nil, invalidInput("input %q: unknown datatype %q (want one of BOOL, INT8, INT16, INT32, INT64, UINT8, UINT16, UINT32, UINT64, FP32, FP64, BYTES)", in.Name, in.Datatype)
+		}
+		if in.Shape == nil {
+			return nil, invalidInput("input %q: shape is required", in.Name)
+		}
+		n := onnx.Elements(in.Shape)
+		if n < 0 {
+			return nil, invalidInput("input %q: shape %v has a negative dimension or too many elements", in.Name, in.Shape)
+		}
+		if len(in.Data) == 0 {
+			return nil, invalidInput("input %q: data is required", in.Name)
+		}
+		data, err := parseData(in.Data, t, n)
+		if err != nil {
+			return nil, invalidInput("input %q: %v", in.Name, err)
+		}
+		req.Inputs[i] = onnx.Tensor{Name: in.Name, Type: t, Shape: in.Shape, Data: data}
+	}
+	for i, out := range w.Outputs {
+		if out.Name == "" {
+			return nil, invalidInput("outputs[%d]: name is required", i)
+		}
+		req.Outputs = append(req.Outputs, out.Name)
+	}
+	return req, nil
+}
+
+// parseData reads a V2 "data" array (flat or nested to any depth) of n
+// elements of type t. raw is valid JSON: encoding/json checked it.
+func parseData(raw []byte, t onnx.DataType, n int64) (any, error) {
+	p := dataParser{raw: raw}
+	p.skipSpace()
+	if p.i >= len(p.raw) || p.raw[p.i] != '[' {
+		return nil, errors.New("data: must be an array")
+	}
+	// Each element takes at least two bytes ("0,"), which bounds what a lying
+	// shape can make us allocate.
+	capHint := int(min(n, int64(len(raw)/2+1)))
+	switch t {
+	case onnx.Bool:
+		return collect(&p, n, capHint, parseBool)
+	case onnx.Int8:
+		return collect(&p, n, capHint, intParser[int8](8))
+	case onnx.Int16:
+		return collect(&p, n, capHint, intParser[int16](16))
+	case onnx.Int32:
+		return collect(&p, n, capHint, intParser[int32](32))
+	case onnx.Int64:
+		return collect(&p, n, capHint, intParser[int64](64))
+	case onnx.Uint8:
+		return collect(&p, n, capHint, uintParser[uint8](8))
+	case onnx.Uint16:
+		return collect(&p, n, capHint, uintParser[uint16](16))
+	case onnx.Uint32:
+		return collect(&p, n, capHint, uintParser[uint32](32))
+	case onnx.Uint64:
+		return collect(&p, n, capHint, uintParser[uint64](64))
+	case onnx.FP32:
+		return collect(&p, n, capHint, parseFloat32)
+	case onnx.FP64:
+		return collect(&p, n, capHint, parseFloat64)
+	case onnx.Bytes:
+		return collect(&p, n, capHint, parseString)
+	}
+	return nil, errors.New("datatype " + t.String() + " cannot be an input")
+}
+
+// collect walks the nested arrays and converts each scalar with conv.
+func collect[T any](p *dataParser, n int64, capHint int, conv func([]byte) (T, error)) ([]T, error) {
+	out := make([]T, 0, capHint)
+	err := p.walk(0, func(tok []byte) error {
+		if int64(len(out)) >= n {
+			return errTooMany
+		}
+		v, err := conv(tok)
+		if err != nil {
+			return elementError{len(out), err}
+		}
+		out = append(out, v)
+		return nil
+	})
+	if errors.Is(err, errTooMany) {
+		return nil, errors.New("data: more elements than the shape holds (" + strconv.FormatInt(n, 10) + ")")
+	}
+	if err != nil {
+		return nil, err
+	}
+	if int64(len(out)) != n {
+		return nil, errors.New("data: shape holds " + strconv.FormatInt(n, 10) + " elements, got " + strconv.Itoa(len(out)))
+	}
+	return out, nil
+}
+
+var errTooMany = errors.New("too many elements")
+
+type elementError struct {
+	index int
+	err   error
+}
+
+func (e elementError) Error() string {
+	return "data[" + strconv.Itoa(e.index) + "] (flattened): " + e.err.Error()
+}
+
+// maxDepth bounds how deeply data arrays may nest.
+const maxDepth = 32
+
+// dataParser tokenises the nested arrays of a data field.
+type dataParser struct {
+	raw []byte
+	i   int
+}
+
+func (p *dataParser) skipSpace() {
+	for p.i < len(p.raw) {
+		switch p.raw[p.i] {
+		case ' ', '\t', '\n', '\r':
+			p.i++
+		default:
+			return
+		}
+	}
+}
+
+// walk reads one array at p.i, calling fn for each scalar inside it, in order.
+func (p *dataParser) walk(depth int, fn func([]byte) error) error {
+	if depth > maxDepth {
+		return errors.New("data: arrays nested deeper than " + strconv.Itoa(maxDepth))
+	}
+	p.i++ // '['
+	p.skipSpace()
+	if p.i < len(p.raw) && p.raw[p.i] == ']' {
+		p.i++
+		return nil
+	}
+	for {
+		p.skipSpace()
+		if p.i >= len(p.raw) {
+			return errors.New("data: unexpected end")
+		}
+		if p.raw[p.i] == '[' {
+			if err := p.walk(depth+1, fn); err != nil {
+				return err
+			}
+		} else if err := fn(p.scalar()); err != nil {
+			return err
+		}
+		p.skipSpace()
+		if p.i >= len(p.raw) {
+			return errors.New("data: unexpected end")
+		}
+		switch p.raw[p.i] {
+		case ',':
+			p.i++
+		case ']':
+			p.i++
+			return nil
+		default:
+			return errors.New("data: unexpected " + strconv.QuoteRune(rune(p.raw[p.i])))
+		}
+	}
+}
+
+// scalar returns the token at p.i: a string with its quotes, or the bytes up
+// to the next delimiter (a number, true, false, null or an object's start).
+func (p *dataParser) scalar() []byte {
+	start := p.i
+	if p.raw[p.i] == '"' {
+		p.i++
+		for p.i < len(p.raw) {
+			switch p.raw[p.i] {
+			case '\\':
+				p.i += 2
+				continue
+			case '"':
+				p.i++
+				return p.raw[start:p.i]
+			}
+			p.i++
+		}
+		p.i = len(p.raw)
+		return p.raw[start:]
+	}
+	if p.raw[p.i] == '{' {
+		p.i = len(p.raw) // an object is never a valid element; report it as such
+		return p.raw[start : start+1]
+	}
+	for p.i < len(p.raw) {
+		switch p.raw[p.i] {
+		case ',', ']', ' ', '\t', '\n', '\r':
+			return p.raw[start:p.i]
+		}
+		p.i++
+	}
+	return p.raw[start:]
+}
+
+// str views b as a string without copying; the string must not outlive b.
+func str(b []byte) string { return unsafe.String(unsafe.SliceData(b), len(b)) }
+
+func describeToken(tok []byte) string {
+	if len(tok) > 32 {
+		return strconv.Quote(string(tok[:32])) + "..."
+	}
+	return strconv.Quote(string(tok))
+}
+
+func parseBool(tok []byte) (bool, error) {
+	switch str(tok) {
+	case "true":
+		return true, nil
+	case "false":
+		return false, nil
+	}
+	return false, errors.New(describeToken(tok) + " is not true or false")
+}
+
+type signed interface{ ~int8 | ~int16 | ~int32 | ~int64 }
+type unsigned interface{ ~uint8 | ~uint16 | ~uint32 | ~uint64 }
+
+func intParser[T signed](bits int) func([]byte) (T, error) {
+	return func(tok []byte) (T, error) {
+		v, err := strconv.ParseInt(str(tok), 10, bits)
+		if err != nil {
+			return 0, numberError(tok, "INT"+strconv.Itoa(bits), err)
+		}
+		return T(v), nil
+	}
+}
+
+func uintParser[T unsigned](bits int) func([]byte) (T, error) {
+	return func(tok []byte) (T, error) {
+		v, err := strconv.ParseUint(str(tok), 10, bits)
+		if err != nil {
+			return 0, numberError(tok, "UINT"+strconv.Itoa(bits), err)
+		}
+		return T(v), nil
+	}
+}
+
+func numberError(tok []byte, typ string, err error) error {
+	if errors.Is(err, strconv.ErrRange) {
+		return errors.New(describeToken(tok) + " is out of range for " + typ)
+	}
+	return errors.New(describeToken(tok) + " is not a whole number, as " + typ + " needs")
+}
+
+func parseFloat32(tok []byte) (float32, error) {
+	if !isJSONNumber(tok) {
+		return 0, errors.New(describeToken(tok) + " is not a number")
+	}
+	v, err := strconv.ParseFloat(str(tok), 32)
+	if err != nil {
+		return 0, errors.New(describeToken(tok) + " is out of range for FP32")
+	}
+	return float32(v), nil
+}
+
+func parseFloat64(tok []byte) (float64, error) {
+	if !isJSONNumber(tok) {
+		return 0, errors.New(describeToken(tok) + " is not a number")
+	}
+	v, err := strconv.ParseFloat(str(tok), 64)
+	if err != nil {
+		return 0, errors.New(describeToken(tok) + " is out of range for FP64")
+	}
+	return v, nil
+}
+
+// isJSONNumber rejects what strconv.ParseFloat takes but JSON does not
+// ("NaN", "Inf", hex, underscores). The token is already valid JSON, so
+// anything starting with a digit or '-' is a number.
+func isJSONNumber(tok []byte) bool {
+	return len(tok) > 0 && (tok[0] == '-' || (tok[0] >= '0' && tok[0] <= '9'))
+}
+
+func parseString(tok []byte) (string, error) {
+	if len(tok) < 2 || tok[0] != '"' {
+		return "", errors.New(describeToken(tok) + " is not a string, as BYTES needs")
+	}
+	inner := tok[1 : len(tok)-1]
+	if bytes.IndexByte(inner, '\\') < 0 {
+		return string(inner), nil
+	}
+	var s string
+	if err := json.Unmarshal(tok, &s); err != nil {
+		return "", errors.New(describeToken(tok) + " is not a valid JSON string")
+	}
+	return s, nil
+}
+
+// inferResponse is what encodeInferResponse writes.
+type inferResponse struct {
+	Model   string
+	Version int
+	ID      string
+	Outputs []onnx.Tensor
+}
+
+// encodeInferResponse appends the V2 JSON of r to b.
+func encodeInferResponse(b []byte, r *inferResponse) []byte {
+	b = append(b, `{"model_name":`...)
+	b = appendString(b, r.Model)
+	b = append(b, `,"model_version":"`...)
+	b = strconv.AppendInt(b, int64(r.Version), 10)
+	b = append(b, '"')
+	if r.ID != "" {
+		b = append(b, `,"id":`...)
+		b = appendString(b, r.ID)
+	}
+	b = append(b, `,"outputs":[`...)
+	for i, t := range r.Outputs {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = append(b, `{"name":`...)
+		b = appendString(b, t.Name)
+		b = append(b, `,"datatype":"`...)
+		b = append(b, t.Type.String()...)
+		b = append(b, `","shape":[`...)
+		for j, d := range t.Shape {
+			if j > 0 {
+				b = append(b, ',')
+			}
+			b = strconv.AppendInt(b, d, 10)
+		}
+		b = append(b, `],"data":`...)
+		b = appendData(b, t.Data)
+		b = append(b, '}')
+	}
+	return append(b, "]}"...)
+}
+
+func appendData(b []byte, data any) []byte {
+	switch d := data.(type) {
+	case []bool:
+		return appendSlice(b, d, strconv.AppendBool)
+	case []int8:
+		return appendSlice(b, d, appendInt)
+	case []int16:
+		return appendSlice(b, d, appendInt)
+	case []int32:
+		return appendSlice(b, d, appendInt)
+	case []int64:
+		return appendSlice(b, d, appendInt)
+	case []uint8:
+		return appendSlice(b, d, appendUint)
+	case []uint16:
+		return appendSlice(b, d, appendUint)
+	case []uint32:
+		return appendSlice(b, d, appendUint)
+	case []uint64:
+		return appendSlice(b, d, appendUint)
+	case []float32:
+		return appendSlice(b, d, appendFloat32)
+	case []float64:
+		return appendSlice(b, d, appendFloat64)
+	case []string:
+		return appendSlice(b, d, appendString)
+	case []onnx.Map:
+		return appendSlice(b, d, appendMap)
+	}
+	return append(b, "null"...)
+}
+
+func appendSlice[T any](b []byte, s []T, f func([]byte, T) []byte) []byte {
+	b = append(b, '[')
+	for i, v := range s {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = f(b, v)
+	}
+	return append(b, ']')
+}
+
+func appendInt[T signed](b []byte, v T) []byte     { return strconv.AppendInt(b, int64(v), 10) }
+func appendUint[T unsigned](b []byte, v T) []byte { return strconv.AppendUint(b, uint64(v), 10) }
+
+// appendFloat32 writes v in the fewest digits that read back as the same
+// float32. JSON has no NaN or infinity; they are written as null.
+func appendFloat32(b []byte, v float32) []byte {
+	if math.IsNaN(float64(v)) || math.IsInf(float64(v), 0) {
+		return append(b, "null"...)
+	}
+	return strconv.AppendFloat(b, float64(v), 'g', -1, 32)
+}
+
+func appendFloat64(b []byte, v float64) []byte {
+	if math.IsNaN(v) || math.IsInf(v, 0) {
+		return append(b, "null"...)
+	}
+	return strconv.AppendFloat(b, v, 'g', -1, 64)
+}
+
+func appendMap(b []byte, m onnx.Map) []byte {
+	b = append(b, '{')
+	for i, k := range m.Keys {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = appendString(b, k)
+		b = append(b, ':')
+		b = appendFloat32(b, m.Values[i])
+	}
+	return append(b, '}')
+}
+
+const hexDigits = "0123456789abcdef"
+
+// appendString writes s as a JSON string. Bytes that are not valid UTF-8 are
+// written as U+FFFD.
+func appendString(b []byte, s string) []byte {
+	b = append(b, '"')
+	start := 0
+	for i := 0; i < len(s); {
+		c := s[i]
+		if c >= 0x20 && c != '"' && c != '\\' && c < utf8.RuneSelf {
+			i++
+			continue
+		}
+		if c < utf8.RuneSelf {
+			b = append(b, s[start:i]...)
+			switch c {
+			case '"', '\\':
+				b = append(b, '\\', c)
+			case '\n':
+				b = append(b, '\\', 'n')
+			case '\r':
+				b = append(b, '\\', 'r')
+			case '\t':
+				b = append(b, '\\', 't')
+			default:
+				b = append(b, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xf])
+			}
+			i++
+			start = i
+			continue
+		}
+		r, size := utf8.DecodeRuneInString(s[i:])
+		if r == utf8.RuneError && size == 1 {
+			b = append(b, s[start:i]...)
+			b = append(b, `\ufffd`...)
+			i++
+			start = i
+			continue
+		}
+		i += size
+	}
+	b = append(b, s[start:]...)
+	return append(b, '"')
+}
