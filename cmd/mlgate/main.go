@@ -1,0 +1,60 @@
+// Command mlgate is the mlgate gateway and its command-line client.
+//
+//	mlgate serve [--config FILE] [--demo]    run the gateway
+//	mlgate models register|list|show|alias   manage the registry of a running gateway
+//	mlgate version                           print the version
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+)
+
+// version is set at build time with -ldflags "-X main.version=...".
+var version = "0.1.0-dev"
+
+const usage = `mlgate: a model-serving and feature-store gateway
+
+Usage:
+  mlgate serve [--config FILE] [--demo]
+  mlgate models register --name NAME --file MODEL.onnx [--metadata META.json] [--alias ALIAS]
+  mlgate models list
+  mlgate models show NAME
+  mlgate models alias NAME ALIAS VERSION
+  mlgate version
+
+Client commands talk to a running gateway: --server URL (default
+http://127.0.0.1:8080, or $MLGATE_SERVER) and --api-key KEY (or $MLGATE_API_KEY).
+`
+
+func main() {
+	if err := run(os.Args[1:]); err != nil {
+		if !errors.Is(err, flag.ErrHelp) {
+			fmt.Fprintln(os.Stderr, "mlgate:", err)
+		}
+		os.Exit(1)
+	}
+}
+
+func run(args []string) error {
+	if len(args) == 0 {
+		fmt.Fprint(os.Stderr, usage)
+		return flag.ErrHelp
+	}
+	switch args[0] {
+	case "serve":
+		return serve(args[1:])
+	case "models":
+		return models(args[1:])
+	case "version":
+		fmt.Println(version)
+		return nil
+	case "help", "-h", "--help":
+		fmt.Print(usage)
+		return nil
+	}
+	fmt.Fprint(os.Stderr, usage)
+	return fmt.Errorf("unknown command %q", args[0])
+}

@@ -1,0 +1,337 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"mime/multipart"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
+)
+
+// client calls a running gateway's API.
+type client struct {
+	server string
+	apiKey string
+	http   *http.Client
+}
+
+// clientFlags adds --server and --api-key to fs.
+func clientFlags(fs *flag.FlagSet) *client {
+	c := &client{http: &http.Client{Timeout: 10 * time.Minute}}
+	server := os.Getenv("MLGATE_SERVER")
+	if server == "" {
+		server = "http://127.0.0.1:8080"
+	}
+	fs.StringVar(&c.server, "server", server, "gateway `URL` ($MLGATE_SERVER)")
+	fs.StringVar(&c.apiKey, "api-key", os.Getenv("MLGATE_API_KEY"), "API `key` sent as a bearer token ($MLGATE_API_KEY)")
+	return c
+}
+
+// do sends a request and decodes a JSON answer into out (when not nil). An
+// error answer becomes an error carrying the server's message.
+func (c *client) do(method, path, contentType string, body io.Reader, out any) error {
+	req, err := http.NewRequest(method, strings.TrimRight(c.server, "/")+path, body)
+	if err != nil {
+		return err
+	}
+	if contentType != "" {
+		req.Header.Set("Content-Type", contentType)
+	}
+	if c.apiKey != "" {
+		req.Header.Set("Authorization", "Bearer "+c.apiKey)
+	}
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return fmt.Errorf("cannot reach the gateway at %s (is `mlgate serve` running? set --server): %w", c.server, err)
+	}
+	defer resp.Body.Close()
+	raw, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return err
+	}
+	if resp.StatusCode >= 300 {
+		var e struct {
+			Error string `json:"error"`
+		}
+		if json.Unmarshal(raw, &e) == nil && e.Error != "" {
+			return fmt.Errorf("%s (HTTP %d)", e.Error, resp.StatusCode)
+		}
+		return fmt.Errorf("HTTP %d: %s", resp.StatusCode, bytes.TrimSpace(raw))
+	}
+	if out == nil || len(raw) == 0 {
+		return nil
+	}
+	return json.Unmarshal(raw, out)
+}
+
+func (c *client) doJSON(method, path string, in, out any) error {
+	body, err := json.Marshal(in)
+	if err != nil {
+		return err
+	}
+	return c.do(method, path, "application/json", bytes.NewReader(body), out)
+}
+
+// parseArgs parses flags wherever they stand among the positional arguments,
+// which it returns.
+func parseArgs(fs *flag.FlagSet, args []string) ([]string, error) {
+	var positional []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			return nil, err
+		}
+		if fs.NArg() == 0 {
+			return positional, nil
+		}
+		positional = append(positional, fs.Arg(0))
+		args = fs.Args()[1:]
+	}
+}
+
+func models(args []string) error {
+	if len(args) == 0 {
+		return errors.New("models: want a subcommand: register, list, show or alias")
+	}
+	switch args[0] {
+	case "register":
+		return modelsRegister(args[1:])
+	case "list":
+		return modelsList(args[1:])
+	case "show":
+		return modelsShow(args[1:])
+	case "alias":
+		return modelsAlias(args[1:])
+	}
+	return fmt.Errorf("models: unknown subcommand %q (want register, list, show or alias)", args[0])
+}
+
+type versionRecord struct {
+	Name        string            `json:"name"`
+	Version     int               `json:"version"`
+	UUID        string            `json:"uuid"`
+	SHA256      string            `json:"sha256"`
+	Size        int64             `json:"size"`
+	CreatedAt   time.Time         `json:"created_at"`
+	CreatedBy   string            `json:"created_by"`
+	Description string            `json:"description"`
+	Status      string            `json:"status"`
+	Tags        map[string]string `json:"tags"`
+	Aliases     []string          `json:"aliases"`
+	Signature   struct {
+		Inputs  []tensorSpec `json:"inputs"`
+		Outputs []tensorSpec `json:"outputs"`
+	} `json:"signature"`
+}
+
+type tensorSpec struct {
+	Name     string  `json:"name"`
+	Datatype string  `json:"datatype"`
+	Shape    []int64 `json:"shape"`
+}
+
+func (t tensorSpec) String() string {
+	dims := make([]string, len(t.Shape))
+	for i, d := range t.Shape {
+		dims[i] = strconv.FormatInt(d, 10)
+	}
+	return fmt.Sprintf("%s %s[%s]", t.Name, t.Datatype, strings.Join(dims, ","))
+}
+
+func modelsRegister(args []string) error {
+	fs := flag.NewFlagSet("models register", flag.ContinueOnError)
+	c := clientFlags(fs)
+	name := fs.String("name", "", "model `name` (required)")
+	file := fs.String("file", "", "ONNX model `file` (required)")
+	metadata := fs.String("metadata", "", "JSON metadata `file`: description, tags, lineage")
+	alias := fs.String("alias", "", "point this `alias` at the new version")
+	if rest, err := parseArgs(fs, args); err != nil {
+		return err
+	} else if len(rest) > 0 {
+		return fmt.Errorf("models register: unexpected argument %q", rest[0])
+	}
+	if *name == "" || *file == "" {
+		return errors.New("models register: --name and --file are required")
+	}
+	body, contentType, err := registrationBody(*file, *metadata)
+	if err != nil {
+		return err
+	}
+	var v versionRecord
+	if err := c.do(http.MethodPost, "/v1/models/"+*name+"/versions", contentType, body, &v); err != nil {
+		return err
+	}
+	fmt.Printf("registered %s version %d (sha256 %s, %d bytes)\n", v.Name, v.Version, v.SHA256, v.Size)
+	if *alias != "" {
+		if err := c.doJSON(http.MethodPut, "/v1/models/"+*name+"/aliases/"+*alias, map[string]int{"version": v.Version}, nil); err != nil {
+			return fmt.Errorf("set alias %s: %w", *alias, err)
+		}
+		fmt.Printf("alias %s -> version %d\n", *alias, v.Version)
+	}
+	return nil
+}
+
+// registrationBody streams a multipart body with the model file and, when
+// given, the metadata file.
+func registrationBody(modelPath, metadataPath string) (io.Reader, string, error) {
+	model, err := os.Open(modelPath)
+	if err != nil {
+		return nil, "", err
+	}
+	var metadata []byte
+	if metadataPath != "" {
+		if metadata, err = os.ReadFile(metadataPath); err != nil {
+			model.Close()
+			return nil, "", err
+		}
+	}
+	pr, pw := io.Pipe()
+	mw := multipart.NewWriter(pw)
+	go func() {
+		defer model.Close()
+		err := func() error {
+			if metadata != nil {
+				if err := mw.WriteField("metadata", string(metadata)); err != nil {
+					return err
+				}
+			}
+			part, err := mw.CreateFormFile("model", filepath.Base(modelPath))
+			if err != nil {
+				return err
+			}
+			if _, err := io.Copy(part, model); err != nil {
+				return err
+			}
+			return mw.Close()
+		}()
+		pw.CloseWithError(err)
+	}()
+	return pr, mw.FormDataContentType(), nil
+}
+
+type modelSummary struct {
+	Name          string         `json:"name"`
+	UpdatedAt     time.Time      `json:"updated_at"`
+	LatestVersion int            `json:"latest_version"`
+	Versions      int            `json:"versions"`
+	Aliases       map[string]int `json:"aliases"`
+}
+
+func modelsList(args []string) error {
+	fs := flag.NewFlagSet("models list", flag.ContinueOnError)
+	c := clientFlags(fs)
+	if rest, err := parseArgs(fs, args); err != nil {
+		return err
+	} else if len(rest) > 0 {
+		return fmt.Errorf("models list: unexpected argument %q", rest[0])
+	}
+	var out struct {
+		Models []modelSummary `json:"models"`
+	}
+	if err := c.do(http.MethodGet, "/v1/models", "", nil, &out); err != nil {
+		return err
+	}
+	w := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(w, "NAME\tLATEST\tVERSIONS\tALIASES\tUPDATED")
+	for _, m := range out.Models {
+		fmt.Fprintf(w, "%s\t%d\t%d\t%s\t%s\n", m.Name, m.LatestVersion, m.Versions, aliasList(m.Aliases), m.UpdatedAt.Format(time.RFC3339))
+	}
+	return w.Flush()
+}
+
+func aliasList(aliases map[string]int) string {
+	if len(aliases) == 0 {
+		return "-"
+	}
+	names := make([]string, 0, len(aliases))
+	for a := range aliases {
+		names = append(names, a)
+	}
+	sort.Strings(names)
+	for i, a := range names {
+		names[i] = fmt.Sprintf("%s=%d", a, aliases[a])
+	}
+	return strings.Join(names, ",")
+}
+
+func modelsShow(args []string) error {
+	fs := flag.NewFlagSet("models show", flag.ContinueOnError)
+	c := clientFlags(fs)
+	asJSON := fs.Bool("json", false, "print the raw JSON record")
+	rest, err := parseArgs(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(rest) != 1 {
+		return errors.New("models show: want exactly one model name")
+	}
+	var raw json.RawMessage
+	if err := c.do(http.MethodGet, "/v1/models/"+rest[0], "", nil, &raw); err != nil {
+		return err
+	}
+	if *asJSON {
+		var buf bytes.Buffer
+		json.Indent(&buf, raw, "", "  ")
+		fmt.Println(buf.String())
+		return nil
+	}
+	var m struct {
+		Name     string           `json:"name"`
+		Aliases  map[string]int   `json:"aliases"`
+		Versions []*versionRecord `json:"versions"`
+	}
+	if err := json.Unmarshal(raw, &m); err != nil {
+		return err
+	}
+	fmt.Printf("model %s   aliases: %s\n\n", m.Name, aliasList(m.Aliases))
+	w := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(w, "VERSION\tSTATUS\tALIASES\tCREATED\tBY\tINPUTS\tOUTPUTS")
+	for _, v := range m.Versions {
+		aliases := strings.Join(v.Aliases, ",")
+		if aliases == "" {
+			aliases = "-"
+		}
+		fmt.Fprintf(w, "%d\t%s\t%s\t%s\t%s\t%s\t%s\n", v.Version, v.Status, aliases, v.CreatedAt.Format(time.RFC3339), v.CreatedBy,
+			specList(v.Signature.Inputs), specList(v.Signature.Outputs))
+	}
+	return w.Flush()
+}
+
+func specList(specs []tensorSpec) string {
+	out := make([]string, len(specs))
+	for i, s := range specs {
+		out[i] = s.String()
+	}
+	return strings.Join(out, "; ")
+}
+
+func modelsAlias(args []string) error {
+	fs := flag.NewFlagSet("models alias", flag.ContinueOnError)
+	c := clientFlags(fs)
+	rest, err := parseArgs(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(rest) != 3 {
+		return errors.New("models alias: want NAME ALIAS VERSION")
+	}
+	name, alias := rest[0], rest[1]
+	n, err := strconv.Atoi(rest[2])
+	if err != nil {
+		return fmt.Errorf("models alias: version %q is not a number", rest[2])
+	}
+	if err := c.doJSON(http.MethodPut, "/v1/models/"+name+"/aliases/"+alias, map[string]int{"version": n}, nil); err != nil {
+		return err
+	}
+	fmt.Printf("%s: alias %s -> version %d\n", name, alias, n)
+	return nil
+}

@@ -1,0 +1,184 @@
+package config
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Config is mlgate's configuration. Defaults() gives the embedded defaults.
+type Config struct {
+	// Listen is the host:port the gateway serves on.
+	Listen string `yaml:"listen"`
+	// DataDir holds the gateway's persistent state.
+	DataDir  string   `yaml:"data_dir"`
+	Log      Log      `yaml:"log"`
+	Registry Registry `yaml:"registry"`
+	ONNX     ONNX     `yaml:"onnx"`
+	Server   Server   `yaml:"server"`
+	Auth     Auth     `yaml:"auth"`
+}
+
+// Log configures logging.
+type Log struct {
+	Level  string `yaml:"level"`  // debug, info, warn or error
+	Format string `yaml:"format"` // text or json
+}
+
+// Registry configures the model registry.
+type Registry struct {
+	MaxModelBytes Size `yaml:"max_model_bytes"` // largest accepted model upload
+}
+
+// ONNX configures the ONNX Runtime backend.
+type ONNX struct {
+	// Library is the path to libonnxruntime. Empty means search for it
+	// (ONNXRUNTIME_LIB, the repository cache, system paths).
+	Library string `yaml:"library"`
+	// IntraOpThreads and InterOpThreads size ONNX Runtime's thread pools;
+	// 0 means ONNX Runtime's default.
+	IntraOpThreads int `yaml:"intra_op_threads"`
+	InterOpThreads int `yaml:"inter_op_threads"`
+}
+
+// Server configures the HTTP server.
+type Server struct {
+	ReadTimeout     Duration `yaml:"read_timeout"`
+	WriteTimeout    Duration `yaml:"write_timeout"`
+	IdleTimeout     Duration `yaml:"idle_timeout"`
+	ShutdownTimeout Duration `yaml:"shutdown_timeout"`
+	// MaxBodyBytes limits request bodies other than model uploads.
+	MaxBodyBytes Size `yaml:"max_body_bytes"`
+}
+
+// Auth configures API-key authentication.
+type Auth struct {
+	Keys []APIKey `yaml:"keys"`
+}
+
+// APIKey is one accepted API key, stored as its SHA-256 digest.
+type APIKey struct {
+	Name   string   `yaml:"name"`   // unique label, required
+	SHA256 string   `yaml:"sha256"` // 64 lowercase hex characters
+	Roles  []string `yaml:"roles"`  // at least one of validRoles
+}
+
+var (
+	validLevels  = []string{"debug", "info", "warn", "error"}
+	validFormats = []string{"text", "json"}
+	validRoles   = []string{"predict", "data-scientist", "sre", "admin"}
+)
+
+// Defaults returns the built-in configuration.
+func Defaults() Config {
+	return Config{
+		Listen:   "127.0.0.1:8080",
+		DataDir:  "./mlgate-data",
+		Log:      Log{Level: "info", Format: "text"},
+		Registry: Registry{MaxModelBytes: 256 * MiB},
+		ONNX:     ONNX{IntraOpThreads: 1, InterOpThreads: 1},
+		Server: Server{
+			ReadTimeout:     Duration(30 * time.Second),
+			WriteTimeout:    Duration(30 * time.Second),
+			IdleTimeout:     Duration(120 * time.Second),
+			ShutdownTimeout: Duration(15 * time.Second),
+			MaxBodyBytes:    16 * MiB,
+		},
+	}
+}
+
+// Validate checks every field and returns all problems found, each naming
+// its key. It enforces no listen-address or authentication policy.
+func (c *Config) Validate() error {
+	var errs []error
+	fail := func(key, format string, args ...any) {
+		errs = append(errs, fmt.Errorf("config key %s: %s", key, fmt.Sprintf(format, args...)))
+	}
+	check := func(key string, ok bool, format string, args ...any) {
+		if !ok {
+			fail(key, format, args...)
+		}
+	}
+	oneOf := func(key, got string, valid []string) {
+		check(key, slices.Contains(valid, got), "must be one of %s, got %q", strings.Join(valid, ", "), got)
+	}
+
+	if err := checkListen(c.Listen); err != nil {
+		fail("listen", "%v", err)
+	}
+	check("data_dir", c.DataDir != "", "must not be empty")
+	oneOf("log.level", c.Log.Level, validLevels)
+	oneOf("log.format", c.Log.Format, validFormats)
+	check("registry.max_model_bytes", c.Registry.MaxModelBytes > 0, "must be greater than 0")
+	check("onnx.intra_op_threads", c.ONNX.IntraOpThreads >= 0, "must not be negative, got %d", c.ONNX.IntraOpThreads)
+	check("onnx.inter_op_threads", c.ONNX.InterOpThreads >= 0, "must not be negative, got %d", c.ONNX.InterOpThreads)
+	for _, t := range []struct {
+		key string
+		d   Duration
+	}{
+		{"server.read_timeout", c.Server.ReadTimeout},
+		{"server.write_timeout", c.Server.WriteTimeout},
+		{"server.idle_timeout", c.Server.IdleTimeout},
+		{"server.shutdown_timeout", c.Server.ShutdownTimeout},
+	} {
+		check(t.key, t.d > 0, "must be greater than 0, got %s", t.d)
+	}
+	check("server.max_body_bytes", c.Server.MaxBodyBytes > 0, "must be greater than 0")
+
+	names := make(map[string]int) // API key name -> index of its entry
+	for i, k := range c.Auth.Keys {
+		key := fmt.Sprintf("auth.keys[%d]", i)
+		if j, dup := names[k.Name]; dup {
+			fail(key+".name", "duplicate name %q (also auth.keys[%d])", k.Name, j)
+		} else if k.Name == "" {
+			fail(key+".name", "must not be empty")
+		} else {
+			names[k.Name] = i
+		}
+		check(key+".sha256", isLowerHex(k.SHA256, 64), "must be 64 hex characters (lowercase SHA-256 of the key)")
+		check(key+".roles", len(k.Roles) > 0, "must list at least one role")
+		for j, r := range k.Roles {
+			oneOf(fmt.Sprintf("%s.roles[%d]", key, j), r, validRoles)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// checkListen checks that addr is host:port with a numeric port.
+func checkListen(addr string) error {
+	_, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return err
+	}
+	if _, err := strconv.ParseUint(port, 10, 16); err != nil {
+		return fmt.Errorf("port %q must be a number from 0 to 65535", port)
+	}
+	return nil
+}
+
+// isLowerHex reports whether s is exactly n lowercase hexadecimal digits.
+func isLowerHex(s string, n int) bool {
+	return len(s) == n && strings.IndexFunc(s, func(r rune) bool {
+		return (r < '0' || r > '9') && (r < 'a' || r > 'f')
+	}) < 0
+}
+
+// LoopbackListen reports whether Listen's host is a loopback address
+// (127.0.0.0/8, ::1) or "localhost". An empty host (all interfaces) or an
+// unparsable address is not loopback.
+func (c *Config) LoopbackListen() bool {
+	host, _, err := net.SplitHostPort(c.Listen)
+	if err != nil {
+		return false
+	}
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip, err := netip.ParseAddr(host)
+	return err == nil && ip.Unmap().IsLoopback()
+}

@@ -1,0 +1,118 @@
+package serving
+
+import (
+	"fmt"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"testing"
+
+	"github.com/mlgate/mlgate/internal/modelzoo"
+	"github.com/mlgate/mlgate/serving/onnx"
+)
+
+// TestAliasFlipsUnderLoad moves the champion alias between two versions 100
+// times while clients call the model without naming a version. No request may
+// fail, and every answer must be exactly one version's output.
+func TestAliasFlipsUnderLoad(t *testing.T) {
+	g := startGateway(t)
+	g.register("linear", modelzoo.Linear)
+	g.register("linear", modelzoo.LinearV2)
+	g.setAlias("linear", "champion", 1)
+	want := map[string]string{"1": "[1.5,7.5]", "2": "[18.5,21]"}
+	in := v2Input{"x", []int64{1, 4}, "FP32", []float32{0, 1, 2, 3}}
+
+	const workers = 8
+	var (
+		stop     atomic.Bool
+		wg       sync.WaitGroup
+		requests atomic.Int64
+		served   [3]atomic.Int64 // by version
+		failures = make(chan string, 100)
+	)
+	for range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for !stop.Load() {
+				got, r := g.infer("/v2/models/linear/infer", in)
+				requests.Add(1)
+				if r.status != http.StatusOK {
+					failures <- fmt.Sprintf("status %d: %s", r.status, r.body)
+					return
+				}
+				if w, ok := want[got.ModelVersion]; !ok || string(got.Outputs[0].Data) != w {
+					failures <- fmt.Sprintf("version %s answered %s", got.ModelVersion, got.Outputs[0].Data)
+					return
+				}
+				if got.ModelVersion == "1" {
+					served[1].Add(1)
+				} else {
+					served[2].Add(1)
+				}
+			}
+		}()
+	}
+	for i := range 100 {
+		g.setAlias("linear", "champion", 2-i%2)
+	}
+	stop.Store(true)
+	wg.Wait()
+	close(failures)
+	for f := range failures {
+		t.Error(f)
+	}
+	t.Logf("%d requests during 100 alias moves: %d by version 1, %d by version 2", requests.Load(), served[1].Load(), served[2].Load())
+	if served[1].Load() == 0 || served[2].Load() == 0 {
+		t.Errorf("both versions should have served: %d and %d", served[1].Load(), served[2].Load())
+	}
+}
+
+// TestDeletedVersionDrains deletes a version while a request holds its
+// session: the request finishes on it, and the session closes only when the
+// request lets go.
+func TestDeletedVersionDrains(t *testing.T) {
+	g := startGateway(t)
+	g.register("linear", modelzoo.Linear)
+	g.register("linear", modelzoo.LinearV2)
+	held, err := g.catalog.Acquire("linear", "1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := g.do(http.MethodDelete, "/v1/models/linear/versions/1", "", nil); r.status != http.StatusNoContent {
+		t.Fatalf("delete: %d %s", r.status, r.body)
+	}
+	if _, err := g.catalog.Acquire("linear", "1"); err == nil {
+		t.Fatal("a deleted version must not be served to new requests")
+	}
+	if n := held.refs.Load(); n != 1 {
+		t.Fatalf("references to the retired session = %d, want 1 (the request's)", n)
+	}
+	out, err := held.Run([]onnx.Tensor{{Name: "x", Type: onnx.FP32, Shape: []int64{1, 4}, Data: []float32{0, 1, 2, 3}}})
+	if err != nil {
+		t.Fatalf("the request in flight must finish on the retired session: %v", err)
+	}
+	if got := fmt.Sprint(out[0].Data); got != "[1.5 7.5]" {
+		t.Errorf("retired session answered %s", got)
+	}
+	held.Release()
+	if n := held.refs.Load(); n != 0 {
+		t.Errorf("references after release = %d, want 0 (closed)", n)
+	}
+}
+
+func TestSessionsSurviveTagChanges(t *testing.T) {
+	g := startGateway(t)
+	g.register("linear", modelzoo.Linear)
+	before, _ := g.catalog.Acquire("linear", "1")
+	before.Release()
+	g.json(http.MethodPut, "/v1/models/linear/versions/1/tags/validation_status", map[string]string{"value": "PASSED"})
+	after, _ := g.catalog.Acquire("linear", "1")
+	defer after.Release()
+	if after.session != before.session {
+		t.Error("a tag change must not reload the session")
+	}
+	if after.Version.Status != "PASSED" {
+		t.Errorf("catalog version status = %s, want PASSED", after.Version.Status)
+	}
+}

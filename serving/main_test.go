@@ -1,0 +1,257 @@
+package serving
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"mime/multipart"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/mlgate/mlgate/internal/auth"
+	"github.com/mlgate/mlgate/internal/modelzoo"
+	"github.com/mlgate/mlgate/registry"
+	"github.com/mlgate/mlgate/registry/bolt"
+	"github.com/mlgate/mlgate/registry/localfs"
+	"github.com/mlgate/mlgate/serving/onnx"
+)
+
+var sessionOpts = onnx.Options{IntraOpThreads: 1, InterOpThreads: 1}
+
+func TestMain(m *testing.M) {
+	lib, err := onnx.FindLibrary("")
+	if err == nil {
+		err = onnx.Init(lib)
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "serving tests need ONNX Runtime (run them through `make test`):", err)
+		os.Exit(1)
+	}
+	os.Exit(m.Run())
+}
+
+// gateway is a real mlgate stack (bbolt, disk artifacts, ONNX Runtime, fiber)
+// listening on a loopback port, with a client for it.
+type gateway struct {
+	t       testing.TB
+	url     string
+	dataDir string
+	reg     *registry.Registry
+	catalog *Catalog
+	client  *http.Client
+	apiKey  string
+}
+
+type gatewayOption func(*gatewayConfig)
+
+type gatewayConfig struct {
+	keys          []auth.Key
+	maxModelBytes int64
+}
+
+func withKeys(keys ...auth.Key) gatewayOption {
+	return func(c *gatewayConfig) { c.keys = keys }
+}
+
+func withMaxModelBytes(n int64) gatewayOption {
+	return func(c *gatewayConfig) { c.maxModelBytes = n }
+}
+
+func startGateway(t testing.TB, opts ...gatewayOption) *gateway {
+	t.Helper()
+	cfg := gatewayConfig{maxModelBytes: 64 << 20}
+	for _, o := range opts {
+		o(&cfg)
+	}
+	dir := t.TempDir()
+	meta, err := bolt.Open(filepath.Join(dir, "registry.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	artifacts, err := localfs.New(filepath.Join(dir, "artifacts"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	reg := registry.New(meta, artifacts, onnx.Inspector{Options: sessionOpts}, cfg.maxModelBytes)
+	catalog := NewCatalog(reg, func(path string) (*onnx.Session, error) {
+		s, err := onnx.Load(path, sessionOpts)
+		if err != nil {
+			return nil, err
+		}
+		return s, s.Warm()
+	}, log)
+	if err := catalog.Sync(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	a, err := auth.New(cfg.keys)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := New(Options{MaxBodyBytes: 1 << 20, ReadTimeout: 10 * time.Second, WriteTimeout: 10 * time.Second, IdleTimeout: time.Minute, Version: "test"}, reg, catalog, a, log)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go srv.Serve(ln)
+	t.Cleanup(func() {
+		srv.Shutdown(t.Context())
+		catalog.Close()
+		meta.Close()
+	})
+	return &gateway{
+		t: t, url: "http://" + ln.Addr().String(), dataDir: dir, reg: reg, catalog: catalog,
+		client: &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}, Timeout: 30 * time.Second},
+	}
+}
+
+// response is a decoded answer.
+type response struct {
+	status int
+	body   []byte
+}
+
+func (r response) decode(t testing.TB, v any) {
+	t.Helper()
+	if err := json.Unmarshal(r.body, v); err != nil {
+		t.Fatalf("decode %s: %v", r.body, err)
+	}
+}
+
+// errorMessage returns the "error" field of an error answer.
+func (r response) errorMessage(t testing.TB) string {
+	t.Helper()
+	var e struct {
+		Error string `json:"error"`
+	}
+	r.decode(t, &e)
+	if e.Error == "" {
+		t.Fatalf("answer %d %s has no error message", r.status, r.body)
+	}
+	return e.Error
+}
+
+func (g *gateway) do(method, path, contentType string, body []byte) response {
+	g.t.Helper()
+	req, err := http.NewRequest(method, g.url+path, bytes.NewReader(body))
+	if err != nil {
+		g.t.Fatal(err)
+	}
+	if contentType != "" {
+		req.Header.Set("Content-Type", contentType)
+	}
+	if g.apiKey != "" {
+		req.Header.Set("Authorization", "Bearer "+g.apiKey)
+	}
+	resp, err := g.client.Do(req)
+	if err != nil {
+		g.t.Fatalf("%s %s: %v", method, path, err)
+	}
+	defer resp.Body.Close()
+	raw, err := io.ReadAll(resp.Body)
+	if err != nil {
+		g.t.Fatal(err)
+	}
+	return response{status: resp.StatusCode, body: raw}
+}
+
+func (g *gateway) json(method, path string, body any) response {
+	g.t.Helper()
+	raw, err := json.Marshal(body)
+	if err != nil {
+		g.t.Fatal(err)
+	}
+	return g.do(method, path, "application/json", raw)
+}
+
+// upload sends a registration with the given model bytes and metadata.
+func (g *gateway) upload(name string, model []byte, metadata string) response {
+	g.t.Helper()
+	var buf bytes.Buffer
+	mw := multipart.NewWriter(&buf)
+	if metadata != "" {
+		mw.WriteField("metadata", metadata)
+	}
+	fw, _ := mw.CreateFormFile("model", "model.onnx")
+	fw.Write(model)
+	mw.Close()
+	return g.do(http.MethodPost, "/v1/models/"+name+"/versions", mw.FormDataContentType(), buf.Bytes())
+}
+
+// register uploads a model from the zoo and returns its version record.
+func (g *gateway) register(name, file string) registry.Version {
+	g.t.Helper()
+	raw, err := os.ReadFile(modelzoo.Path(file))
+	if err != nil {
+		g.t.Fatal(err)
+	}
+	r := g.upload(name, raw, "")
+	if r.status != http.StatusCreated {
+		g.t.Fatalf("register %s: %d %s", file, r.status, r.body)
+	}
+	var v registry.Version
+	r.decode(g.t, &v)
+	return v
+}
+
+func (g *gateway) setAlias(name, alias string, version int) {
+	g.t.Helper()
+	r := g.json(http.MethodPut, "/v1/models/"+name+"/aliases/"+alias, map[string]int{"version": version})
+	if r.status != http.StatusOK {
+		g.t.Fatalf("set alias %s of %s to %d: %d %s", alias, name, version, r.status, r.body)
+	}
+}
+
+// v2Input is one input of a V2 request.
+type v2Input struct {
+	Name     string  `json:"name"`
+	Shape    []int64 `json:"shape"`
+	Datatype string  `json:"datatype"`
+	Data     any     `json:"data"`
+}
+
+type v2Output struct {
+	Name     string          `json:"name"`
+	Datatype string          `json:"datatype"`
+	Shape    []int64         `json:"shape"`
+	Data     json.RawMessage `json:"data"`
+}
+
+type v2Response struct {
+	ModelName    string     `json:"model_name"`
+	ModelVersion string     `json:"model_version"`
+	ID           string     `json:"id"`
+	Outputs      []v2Output `json:"outputs"`
+}
+
+func (g *gateway) infer(path string, inputs ...v2Input) (v2Response, response) {
+	g.t.Helper()
+	r := g.json(http.MethodPost, path, map[string]any{"inputs": inputs})
+	var out v2Response
+	if r.status == http.StatusOK {
+		r.decode(g.t, &out)
+	}
+	return out, r
+}
+
+// direct runs a zoo model through ONNX Runtime without mlgate, for expected
+// answers.
+func direct(t testing.TB, file string, inputs ...onnx.Tensor) []onnx.Tensor {
+	t.Helper()
+	s, err := onnx.Load(modelzoo.Path(file), sessionOpts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	out, err := s.Run(inputs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
