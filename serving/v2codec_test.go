@@ -1,0 +1,128 @@
+package serving
+
+import (
+	"encoding/json"
+	"errors"
+	"reflect"
+	"strings"
+	"testing"
+	"unicode/utf8"
+
+	"github.com/mlgate/mlgate/serving/onnx"
+)
+
+func TestParseData(t *testing.T) {
+	tests := []struct {
+		raw  string
+		typ  onnx.DataType
+		n    int64
+		want any
+		err  string
+	}{
+		{`[1, 2.5, -3e2]`, onnx.FP32, 3, []float32{1, 2.5, -300}, ""},
+		{`[[1], [2], [[3]]]`, onnx.FP64, 3, []float64{1, 2, 3}, ""},
+		{` [ ] `, onnx.Int64, 0, []int64{}, ""},
+		{`[true,false]`, onnx.Bool, 2, []bool{true, false}, ""},
+		{`[255, 0]`, onnx.Uint8, 2, []uint8{255, 0}, ""},
+		{`["a", "\u00e9\n", ""]`, onnx.Bytes, 3, []string{"a", "é\n", ""}, ""},
+		{`[256]`, onnx.Uint8, 1, nil, "out of range for UINT8"},
+		{`[-1]`, onnx.Uint32, 1, nil, "not a whole number"},
+		{`[1.0]`, onnx.Int32, 1, nil, "not a whole number"},
+		{`[1e40]`, onnx.FP32, 1, nil, "out of range for FP32"},
+		{`[null]`, onnx.FP32, 1, nil, "is not a number"},
+		{`[{"a":1}]`, onnx.FP32, 1, nil, "is not a number"},
+		{`[1]`, onnx.Bool, 1, nil, "not true or false"},
+		{`[1]`, onnx.Bytes, 1, nil, "not a string"},
+		{`"abc"`, onnx.Bytes, 1, nil, "must be an array"},
+		{`[1,2]`, onnx.FP32, 3, nil, "shape holds 3 elements, got 2"},
+		{`[1,2,3,4]`, onnx.FP32, 3, nil, "more elements than the shape holds"},
+	}
+	for _, tt := range tests {
+		got, err := parseData([]byte(tt.raw), tt.typ, tt.n)
+		if tt.err != "" {
+			if err == nil || !strings.Contains(err.Error(), tt.err) {
+				t.Errorf("parseData(%s, %s): err = %v, want %q", tt.raw, tt.typ, err, tt.err)
+			}
+			continue
+		}
+		if err != nil || !reflect.DeepEqual(got, tt.want) {
+			t.Errorf("parseData(%s, %s) = %#v, %v; want %#v", tt.raw, tt.typ, got, err, tt.want)
+		}
+	}
+}
+
+func TestEncodeInferResponse(t *testing.T) {
+	got := encodeInferResponse(nil, &inferResponse{
+		Model: "m", Version: 3, ID: "a\"b",
+		Outputs: []onnx.Tensor{
+			{Name: "y", Type: onnx.FP32, Shape: []int64{1, 3}, Data: []float32{0.1, float32(1) / 3, 1e-8}},
+			{Name: "p", Type: onnx.JSON, Shape: []int64{1}, Data: []onnx.Map{{Keys: []string{"0", "1"}, Values: []float32{0.25, 0.75}}}},
+			{Name: "s", Type: onnx.Bytes, Shape: []int64{2}, Data: []string{"tab\there", "bad\xffbyte"}},
+		},
+	})
+	want := `{"model_name":"m","model_version":"3","id":"a\"b","outputs":[` +
+		`{"name":"y","datatype":"FP32","shape":[1,3],"data":[0.1,0.33333334,1e-08]},` +
+		`{"name":"p","datatype":"JSON","shape":[1],"data":[{"0":0.25,"1":0.75}]},` +
+		`{"name":"s","datatype":"BYTES","shape":[2],"data":["tab\there","bad\ufffdbyte"]}]}`
+	if string(got) != want {
+		t.Errorf("got  %s\nwant %s", got, want)
+	}
+}
+
+// FuzzAppendString checks that every string encodes as valid JSON that
+// decodes back to the same string (or, for invalid UTF-8, its repaired form).
+func FuzzAppendString(f *testing.F) {
+	for _, s := range []string{"", "plain", "quote\" back\\ ctl\x01\x1f", "é中😀", "\xff\xfe", "\u2028"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		raw := appendString(nil, s)
+		var back string
+		if err := json.Unmarshal(raw, &back); err != nil {
+			t.Fatalf("appendString(%q) = %s: not JSON: %v", s, raw, err)
+		}
+		if utf8.ValidString(s) && back != s {
+			t.Fatalf("appendString(%q) decodes to %q", s, back)
+		}
+	})
+}
+
+// FuzzDecodeInferRequest feeds arbitrary bodies to the V2 request decoder: it
+// must never panic, every refusal must be the caller's error, and every
+// accepted request must be consistent.
+func FuzzDecodeInferRequest(f *testing.F) {
+	for _, seed := range []string{
+		`{"inputs":[{"name":"x","shape":[1,4],"datatype":"FP32","data":[1,2,3,4]}]}`,
+		`{"id":"r1","inputs":[{"name":"x","shape":[2,2],"datatype":"INT64","data":[[1,2],[3,4]]}],"outputs":[{"name":"y"}]}`,
+		`{"inputs":[{"name":"s","shape":[2],"datatype":"BYTES","data":["a","\u00e9"]}],"parameters":{"k":1}}`,
+		`{"inputs":[{"name":"b","shape":[1,2],"datatype":"BOOL","data":[true,false]}]}`,
+		`{"inputs":[{"name":"u","shape":[3],"datatype":"UINT8","data":[0,255,256]}]}`,
+		`{"inputs":[{"name":"x","shape":[1000000000000,1000000000000],"datatype":"FP32","data":[1]}]}`,
+		`{"inputs":[{"name":"x","shape":[1],"datatype":"FP64","data":[[[[[[[[[[1]]]]]]]]]]}]}`,
+		`{"inputs":[{"name":"x","shape":[-1],"datatype":"FP32","data":[]}]}`,
+		`{"inputs":[`, `null`, `[]`, `{"inputs":[{"name":"x","shape":[1],"datatype":"FP32","data":["\"]"]}]}`,
+	} {
+		f.Add([]byte(seed))
+	}
+	f.Fuzz(func(t *testing.T, body []byte) {
+		req, err := decodeInferRequest(body)
+		if err != nil {
+			if !errors.Is(err, ErrInvalidInput) {
+				t.Fatalf("refusal is not ErrInvalidInput: %v", err)
+			}
+			return
+		}
+		if len(req.Inputs) == 0 {
+			t.Fatal("accepted a request without inputs")
+		}
+		for _, in := range req.Inputs {
+			n := onnx.Elements(in.Shape)
+			if got := reflect.ValueOf(in.Data).Len(); int64(got) != n {
+				t.Fatalf("input %s: shape %v holds %d elements, data has %d", in.Name, in.Shape, n, got)
+			}
+			if in.Type == onnx.Invalid || in.Type == onnx.JSON {
+				t.Fatalf("input %s: accepted datatype %s", in.Name, in.Type)
+			}
+		}
+	})
+}
