@@ -32,6 +32,10 @@ func DecodeMetadata(data []byte) (Metadata, error) {
 	if len(bytes.TrimSpace(data)) == 0 {
 		return md, nil
 	}
+	// encoding/json would quietly replace invalid UTF-8 in strings with U+FFFD.
+	if !utf8.Valid(data) {
+		return Metadata{}, invalid("metadata: not valid UTF-8")
+	}
 	if err := jsonerr.Decode(data, &md); err != nil {
 		return Metadata{}, invalid("metadata: %v", err)
 	}

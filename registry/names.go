@@ -1,6 +1,9 @@
 package registry
 
-import "strconv"
+import (
+	"strconv"
+	"unicode/utf8"
+)
 
 // Name limits. Model names and aliases appear in URLs and in references such
 // as "name@alias" and "name/3", so neither may hold '@' or '/'.
@@ -35,9 +38,11 @@ func CheckAlias(alias string) error {
 }
 
 // ParseVersion parses a version number as it appears in a URL.
+// Only plain digits without a leading zero are accepted, so that each version
+// has one spelling.
 func ParseVersion(s string) (int, error) {
 	n, err := strconv.Atoi(s)
-	if err != nil || n < 1 {
+	if err != nil || n < 1 || s[0] < '1' || s[0] > '9' {
 		return 0, invalid("version %q: must be a positive whole number", s)
 	}
 	return n, nil
@@ -50,9 +55,9 @@ func checkName(what, s string, limit int, ok func(byte) bool) error {
 	if len(s) > limit {
 		return invalid("%s: at most %d characters, got %d", what, limit, len(s))
 	}
-	for i := 0; i < len(s); i++ {
-		if !ok(s[i]) {
-			return invalid("%s %q: character %q is not allowed", what, s, s[i])
+	for i, r := range s {
+		if r >= utf8.RuneSelf || !ok(s[i]) {
+			return invalid("%s %q: character %q is not allowed", what, s, r)
 		}
 	}
 	return nil

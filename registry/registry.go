@@ -198,6 +198,9 @@ func (r *Registry) SetAlias(ctx context.Context, actor, name, alias string, n in
 
 // DeleteAlias removes an alias.
 func (r *Registry) DeleteAlias(ctx context.Context, actor, name, alias string) error {
+	if err := CheckAlias(alias); err != nil {
+		return err
+	}
 	return r.meta.Update(ctx, name, func(m *Model) ([]AuditEvent, error) {
 		if m.CreatedAt.IsZero() {
 			return nil, notFound("model %q not found", name)

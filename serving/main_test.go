@@ -44,6 +44,8 @@ type gateway struct {
 	dataDir string
 	reg     *registry.Registry
 	catalog *Catalog
+	authn   *auth.Authenticator
+	log     *slog.Logger
 	client  *http.Client
 	apiKey  string
 }
@@ -106,7 +108,7 @@ func startGateway(t testing.TB, opts ...gatewayOption) *gateway {
 		meta.Close()
 	})
 	return &gateway{
-		t: t, url: "http://" + ln.Addr().String(), dataDir: dir, reg: reg, catalog: catalog,
+		t: t, url: "http://" + ln.Addr().String(), dataDir: dir, reg: reg, catalog: catalog, authn: a, log: log,
 		client: &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}, Timeout: 30 * time.Second},
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"math"
 	"os"
 	"path/filepath"
 	"strings"
@@ -30,7 +31,7 @@ func New(root string) (*Store, error) {
 	if err := os.MkdirAll(root, 0o750); err != nil {
 		return nil, fmt.Errorf("create artifact directory: %w", err)
 	}
-	s := &Store{root: root}
+	s := &Store{root: filepath.Clean(root)}
 	if err := s.removeTemporaries(); err != nil {
 		return nil, err
 	}
@@ -47,12 +48,9 @@ func (s *Store) Put(ctx context.Context, key string, r io.Reader, limit int64) (
 	if err != nil {
 		return registry.Artifact{}, err
 	}
-	if err := os.MkdirAll(filepath.Dir(path), 0o750); err != nil {
-		return registry.Artifact{}, fmt.Errorf("create artifact directory: %w", err)
-	}
-	tmp, err := os.CreateTemp(filepath.Dir(path), tempPrefix+"*")
+	tmp, err := createTemp(filepath.Dir(path))
 	if err != nil {
-		return registry.Artifact{}, fmt.Errorf("create artifact file: %w", err)
+		return registry.Artifact{}, err
 	}
 	done := false
 	defer func() {
@@ -62,7 +60,7 @@ func (s *Store) Put(ctx context.Context, key string, r io.Reader, limit int64) (
 		}
 	}()
 	h := sha256.New()
-	n, err := io.Copy(io.MultiWriter(tmp, h), io.LimitReader(r, limit+1))
+	n, err := io.Copy(io.MultiWriter(tmp, h), io.LimitReader(r, min(limit, math.MaxInt64-1)+1))
 	if err != nil {
 		return registry.Artifact{}, fmt.Errorf("write artifact: %w", err)
 	}
@@ -85,6 +83,18 @@ func (s *Store) Put(ctx context.Context, key string, r io.Reader, limit int64) (
 	return registry.Artifact{SHA256: hex.EncodeToString(h.Sum(nil)), Size: n}, nil
 }
 
+// createTemp creates an upload's temporary file in dir, making dir first.
+func createTemp(dir string) (*os.File, error) {
+	if err := os.MkdirAll(dir, 0o750); err != nil {
+		return nil, fmt.Errorf("create artifact directory: %w", err)
+	}
+	tmp, err := os.CreateTemp(dir, tempPrefix+"*")
+	if err != nil {
+		return nil, fmt.Errorf("create artifact file: %w", err)
+	}
+	return tmp, nil
+}
+
 // Path implements registry.ArtifactStore.
 func (s *Store) Path(ctx context.Context, key string) (string, error) {
 	path, err := s.path(key)
@@ -99,8 +109,8 @@ func (s *Store) Path(ctx context.Context, key string) (string, error) {
 	return path, nil
 }
 
-// Delete implements registry.ArtifactStore. It also removes the model's
-// directory once it is empty.
+// Delete implements registry.ArtifactStore. A model's directory stays when
+// its last file goes: removing it would race with a concurrent Put.
 func (s *Store) Delete(ctx context.Context, key string) error {
 	path, err := s.path(key)
 	if err != nil {
@@ -109,15 +119,13 @@ func (s *Store) Delete(ctx context.Context, key string) error {
 	if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("delete artifact %s: %w", key, err)
 	}
-	if dir := filepath.Dir(path); dir != s.root {
-		os.Remove(dir) // fails, harmlessly, while other files remain
-	}
 	return nil
 }
 
-// path maps a key to a file under root, refusing keys that would escape it.
+// path maps a key to a file under root, refusing keys that would escape it
+// or name the root itself (such as "." or "a/..").
 func (s *Store) path(key string) (string, error) {
-	if !filepath.IsLocal(key) || strings.Contains(key, `\`) {
+	if !filepath.IsLocal(key) || strings.Contains(key, `\`) || filepath.Clean(key) == "." {
 		return "", registry.Invalid("artifact key %q is not a plain relative path", key)
 	}
 	return filepath.Join(s.root, filepath.FromSlash(key)), nil
