@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
-	"strconv"
 	"sync"
 	"sync/atomic"
 
@@ -239,8 +238,8 @@ func (sm *servedModel) versionFor(ref string) (int, error) {
 		return sm.numbers[len(sm.numbers)-1], nil
 	}
 	if ref[0] >= '0' && ref[0] <= '9' {
-		n, err := strconv.Atoi(ref)
-		if err != nil || n < 1 {
+		n, err := registry.ParseVersion(ref)
+		if err != nil {
 			return 0, invalidInput("version %q is neither a version number nor an alias", ref)
 		}
 		return n, nil

@@ -256,4 +256,3 @@ func (s *Server) audit(c *fiber.Ctx) error {
 	}
 	return c.JSON(fiber.Map{"events": events})
 }
-

@@ -276,8 +276,12 @@ func parseBool(tok []byte) (bool, error) {
 	return false, errors.New(describeToken(tok) + " is not true or false")
 }
 
-type signed interface{ ~int8 | ~int16 | ~int32 | ~int64 }
-type unsigned interface{ ~uint8 | ~uint16 | ~uint32 | ~uint64 }
+type signed interface {
+	~int8 | ~int16 | ~int32 | ~int64
+}
+type unsigned interface {
+	~uint8 | ~uint16 | ~uint32 | ~uint64
+}
 
 func intParser[T signed](bits int) func([]byte) (T, error) {
 	return func(tok []byte) (T, error) {
@@ -435,7 +439,7 @@ func appendSlice[T any](b []byte, s []T, f func([]byte, T) []byte) []byte {
 	return append(b, ']')
 }
 
-func appendInt[T signed](b []byte, v T) []byte     { return strconv.AppendInt(b, int64(v), 10) }
+func appendInt[T signed](b []byte, v T) []byte    { return strconv.AppendInt(b, int64(v), 10) }
 func appendUint[T unsigned](b []byte, v T) []byte { return strconv.AppendUint(b, uint64(v), 10) }
 
 // appendFloat32 writes v in the fewest digits that read back as the same
