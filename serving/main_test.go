@@ -82,13 +82,7 @@ func startGateway(t testing.TB, opts ...gatewayOption) *gateway {
 	}
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	reg := registry.New(meta, artifacts, onnx.Inspector{Options: sessionOpts}, cfg.maxModelBytes)
-	catalog := NewCatalog(reg, func(path string) (*onnx.Session, error) {
-		s, err := onnx.Load(path, sessionOpts)
-		if err != nil {
-			return nil, err
-		}
-		return s, s.Warm()
-	}, log)
+	catalog := NewCatalog(reg, func(path string) (*onnx.Session, error) { return onnx.LoadWarm(path, sessionOpts) }, log)
 	if err := catalog.Sync(t.Context()); err != nil {
 		t.Fatal(err)
 	}

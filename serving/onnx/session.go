@@ -211,3 +211,17 @@ func Zeros(t DataType, n int) any {
 	}
 	return nil
 }
+
+// LoadWarm loads the model at path and warms it (see Warm): a session ready
+// to serve its first request at full speed.
+func LoadWarm(path string, opts Options) (*Session, error) {
+	s, err := Load(path, opts)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.Warm(); err != nil {
+		s.Close()
+		return nil, err
+	}
+	return s, nil
+}

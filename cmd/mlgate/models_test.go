@@ -2,78 +2,28 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"io"
 	"log/slog"
-	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/mlgate/mlgate/internal/config"
+	"github.com/mlgate/mlgate/internal/gateway"
 	"github.com/mlgate/mlgate/internal/modelzoo"
 )
 
-func testConfig(t *testing.T, dataDir string) config.Config {
+// TestModelsCLI drives the client verbs against a running gateway.
+func TestModelsCLI(t *testing.T) {
 	cfg := config.Defaults()
-	cfg.DataDir = dataDir
-	cfg.Listen = "127.0.0.1:0"
-	return cfg
-}
-
-func startTest(t *testing.T, cfg config.Config) *gateway {
-	t.Helper()
-	g, err := start(t.Context(), cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	cfg.DataDir, cfg.Listen = t.TempDir(), "127.0.0.1:0"
+	g, err := gateway.Start(t.Context(), cfg, "test", slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {
 		t.Fatal(err)
 	}
-	return g
-}
-
-func stopTest(t *testing.T, g *gateway) {
-	t.Helper()
-	if err := g.server.Shutdown(context.Background()); err != nil {
-		t.Error(err)
-	}
-	g.close()
-}
-
-// demoRequest is the body of the curl command registerDemo prints.
-const demoRequest = `{"inputs":[{"name":"float_input","shape":[2,4],"datatype":"FP32","data":[[5.1,3.5,1.4,0.2],[6.7,3.0,5.2,2.3]]}]}`
-
-// TestDemo runs what `make run` runs: the gateway with --demo, then the curl
-// it prints. A restart on the same data directory serves the same version.
-func TestDemo(t *testing.T) {
-	dir := t.TempDir()
-	for round := range 2 {
-		g := startTest(t, testConfig(t, dir))
-		if err := registerDemo(t.Context(), g); err != nil {
-			t.Fatal(err)
-		}
-		resp, err := http.Post("http://"+g.addr+"/v2/models/iris/infer", "application/json", strings.NewReader(demoRequest))
-		if err != nil {
-			t.Fatal(err)
-		}
-		var out struct {
-			ModelVersion string `json:"model_version"`
-			Outputs      []struct {
-				Name string          `json:"name"`
-				Data json.RawMessage `json:"data"`
-			} `json:"outputs"`
-		}
-		json.NewDecoder(resp.Body).Decode(&out)
-		resp.Body.Close()
-		if resp.StatusCode != 200 || out.ModelVersion != "1" || len(out.Outputs) != 2 || string(out.Outputs[0].Data) != "[0,2]" {
-			t.Errorf("round %d: demo answered %d %+v", round, resp.StatusCode, out)
-		}
-		stopTest(t, g)
-	}
-}
-
-// TestModelsCLI drives the client verbs against a running gateway.
-func TestModelsCLI(t *testing.T) {
-	g := startTest(t, testConfig(t, t.TempDir()))
-	defer stopTest(t, g)
-	server := "http://" + g.addr
+	defer g.Shutdown(context.Background())
+	server := "http://" + g.Addr
 	ok := [][]string{
 		{"models", "register", "--server", server, "--name", "linear", "--file", modelzoo.Path(modelzoo.Linear), "--alias", "champion"},
 		{"models", "register", "--server", server, "--name", "linear", "--file", modelzoo.Path(modelzoo.LinearV2)},
@@ -87,7 +37,7 @@ func TestModelsCLI(t *testing.T) {
 			t.Errorf("%v: %v", args, err)
 		}
 	}
-	m, err := g.reg.Model(t.Context(), "linear")
+	m, err := g.Registry.Model(t.Context(), "linear")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -110,6 +60,35 @@ func TestModelsCLI(t *testing.T) {
 		err := run(b.args)
 		if err == nil || !strings.Contains(err.Error(), b.want) {
 			t.Errorf("%v: err = %v, want %q", b.args, err, b.want)
+		}
+	}
+}
+
+// TestServeRefusesBadConfig checks that start-up stops on a bad key or value
+// and names it.
+func TestServeRefusesBadConfig(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "mlgate.yaml")
+	tests := []struct {
+		yaml, env, want string
+	}{
+		{"registry:\n  max_model_byte: 10\n", "", `unknown key "registry.max_model_byte" (line 2)`},
+		{"log:\n  level: loud\n", "", "log.level"},
+		{"", "MLGATE_ONNX_INTRA_OP_THREADS=many", "MLGATE_ONNX_INTRA_OP_THREADS (onnx.intra_op_threads)"},
+		{"", "MLGATE_LISTN=127.0.0.1:1", "MLGATE_LISTN"},
+	}
+	for _, tt := range tests {
+		if err := os.WriteFile(file, []byte(tt.yaml), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if k, v, ok := strings.Cut(tt.env, "="); ok {
+			t.Setenv(k, v)
+		}
+		err := run([]string{"serve", "--config", file})
+		if err == nil || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("config %q env %q: err = %v, want %q", tt.yaml, tt.env, err, tt.want)
+		}
+		if k, _, ok := strings.Cut(tt.env, "="); ok {
+			os.Unsetenv(k)
 		}
 	}
 }

@@ -1,0 +1,102 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"mime/multipart"
+	"net/http"
+	"os"
+	"path/filepath"
+
+	"github.com/valyala/fasthttp"
+
+	"github.com/mlgate/mlgate/internal/config"
+	"github.com/mlgate/mlgate/internal/gateway"
+	"github.com/mlgate/mlgate/serving/onnx"
+)
+
+// sessionOptions are the ONNX Runtime options of both targets: mlgate's
+// defaults (one intra-op and one inter-op thread).
+var sessionOptions = onnx.Options{IntraOpThreads: 1, InterOpThreads: 1}
+
+// server is a running target and how to stop it.
+type server struct {
+	addr string
+	// handler answers a request without the network, for handler_test.go.
+	handler fasthttp.RequestHandler
+	close   func()
+}
+
+// startGateway starts mlgate in-process exactly as `mlgate serve` does, on its
+// default configuration with its state in a temporary directory, and
+// registers modelPath as model "linear" with alias champion through the HTTP
+// API.
+func startGateway(modelPath string) (*server, error) {
+	dir, err := os.MkdirTemp("", "mlgate-bench-")
+	if err != nil {
+		return nil, err
+	}
+	cfg := config.Defaults()
+	cfg.DataDir, cfg.Listen = dir, "127.0.0.1:0"
+	cfg.ONNX.IntraOpThreads, cfg.ONNX.InterOpThreads = sessionOptions.IntraOpThreads, sessionOptions.InterOpThreads
+	// Only warnings and errors: the gateway's info logs would interleave
+	// with the report.
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	g, err := gateway.Start(context.Background(), cfg, "bench", log)
+	if err != nil {
+		os.RemoveAll(dir)
+		return nil, err
+	}
+	s := &server{addr: g.Addr, handler: g.Server.App().Handler(), close: func() {
+		g.Shutdown(context.Background())
+		os.RemoveAll(dir)
+	}}
+	if err := register(s.addr, modelPath); err != nil {
+		s.close()
+		return nil, fmt.Errorf("register the model through the API: %w", err)
+	}
+	return s, nil
+}
+
+// register uploads the model as the first version of "linear" and points the
+// champion alias at it, as a client of the registry API would.
+func register(addr, modelPath string) error {
+	model, err := os.ReadFile(modelPath)
+	if err != nil {
+		return err
+	}
+	var body bytes.Buffer
+	mw := multipart.NewWriter(&body)
+	part, err := mw.CreateFormFile("model", filepath.Base(modelPath))
+	if err != nil {
+		return err
+	}
+	part.Write(model)
+	mw.Close()
+	base := "http://" + addr + "/v1/models/" + modelName
+	if err := call(http.MethodPost, base+"/versions", mw.FormDataContentType(), &body); err != nil {
+		return err
+	}
+	return call(http.MethodPut, base+"/aliases/champion", "application/json", bytes.NewBufferString(`{"version":1}`))
+}
+
+func call(method, url, contentType string, body io.Reader) error {
+	req, err := http.NewRequest(method, url, body)
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Content-Type", contentType)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	msg, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode/100 != 2 {
+		return fmt.Errorf("%s %s: %s: %s", method, url, resp.Status, msg)
+	}
+	return nil
+}

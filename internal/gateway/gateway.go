@@ -1,0 +1,160 @@
+// Package gateway assembles a running mlgate from its configuration: the
+// ONNX Runtime library, the registry's stores in the data directory, the
+// catalog of loaded sessions and the HTTP server. `mlgate serve`, the
+// benchmark harness and end-to-end tests all start mlgate through it, so they
+// run the same thing.
+package gateway
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/mlgate/mlgate/internal/auth"
+	"github.com/mlgate/mlgate/internal/config"
+	"github.com/mlgate/mlgate/internal/modelzoo"
+	"github.com/mlgate/mlgate/registry"
+	"github.com/mlgate/mlgate/registry/bolt"
+	"github.com/mlgate/mlgate/registry/localfs"
+	"github.com/mlgate/mlgate/serving"
+	"github.com/mlgate/mlgate/serving/onnx"
+)
+
+// Gateway is a running mlgate.
+type Gateway struct {
+	// Addr is the address the server listens on.
+	Addr     string
+	Registry *registry.Registry
+	Catalog  *serving.Catalog
+	Server   *serving.Server
+
+	meta   registry.MetaStore
+	served chan error
+	log    *slog.Logger
+}
+
+// Start opens the stores, starts listening (so that liveness answers while
+// models load), then loads every registered version. version is what GET /v2
+// reports.
+func Start(ctx context.Context, cfg config.Config, version string, log *slog.Logger) (*Gateway, error) {
+	authn, err := newAuthenticator(cfg, log)
+	if err != nil {
+		return nil, err
+	}
+	lib, err := onnx.FindLibrary(cfg.ONNX.Library)
+	if err != nil {
+		return nil, err
+	}
+	if err := onnx.Init(lib); err != nil {
+		return nil, err
+	}
+	log.Info("ONNX Runtime loaded", "version", onnx.Version(), "library", lib)
+
+	if err := os.MkdirAll(cfg.DataDir, 0o750); err != nil {
+		return nil, fmt.Errorf("data directory (data_dir): %w", err)
+	}
+	meta, err := bolt.Open(filepath.Join(cfg.DataDir, "registry.db"))
+	if err != nil {
+		return nil, err
+	}
+	artifacts, err := localfs.New(filepath.Join(cfg.DataDir, "artifacts"))
+	if err != nil {
+		meta.Close()
+		return nil, err
+	}
+	opts := onnx.Options{IntraOpThreads: cfg.ONNX.IntraOpThreads, InterOpThreads: cfg.ONNX.InterOpThreads}
+	reg := registry.New(meta, artifacts, onnx.Inspector{Options: opts}, int64(cfg.Registry.MaxModelBytes))
+	catalog := serving.NewCatalog(reg, func(path string) (*onnx.Session, error) { return onnx.LoadWarm(path, opts) }, log)
+	server := serving.New(serving.Options{
+		MaxBodyBytes: int64(cfg.Server.MaxBodyBytes),
+		ReadTimeout:  time.Duration(cfg.Server.ReadTimeout),
+		WriteTimeout: time.Duration(cfg.Server.WriteTimeout),
+		IdleTimeout:  time.Duration(cfg.Server.IdleTimeout),
+		Version:      version,
+	}, reg, catalog, authn, log)
+
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		meta.Close()
+		return nil, fmt.Errorf("listen (listen: %s): %w", cfg.Listen, err)
+	}
+	g := &Gateway{Addr: ln.Addr().String(), Registry: reg, Catalog: catalog, Server: server, meta: meta, served: make(chan error, 1), log: log}
+	go func() { g.served <- server.Serve(ln) }()
+	log.Info("mlgate listening", "addr", g.Addr, "data_dir", cfg.DataDir)
+	if err := catalog.Sync(ctx); err != nil {
+		g.Shutdown(context.Background())
+		return nil, fmt.Errorf("load registered models: %w", err)
+	}
+	log.Info("ready")
+	return g, nil
+}
+
+// Done yields the error that stopped the server if it stops on its own.
+func (g *Gateway) Done() <-chan error { return g.served }
+
+// Shutdown stops accepting requests, waits until ctx ends for those in flight,
+// then closes the sessions and the registry.
+func (g *Gateway) Shutdown(ctx context.Context) error {
+	err := g.Server.Shutdown(ctx)
+	g.Catalog.Close()
+	return errors.Join(err, g.meta.Close())
+}
+
+func newAuthenticator(cfg config.Config, log *slog.Logger) (*auth.Authenticator, error) {
+	keys := make([]auth.Key, len(cfg.Auth.Keys))
+	for i, k := range cfg.Auth.Keys {
+		keys[i] = auth.Key{Name: k.Name, SHA256: k.SHA256}
+		for _, r := range k.Roles {
+			role, err := auth.ParseRole(r)
+			if err != nil {
+				return nil, fmt.Errorf("config key auth.keys[%d].roles: %w", i, err)
+			}
+			keys[i].Roles = append(keys[i].Roles, role)
+		}
+	}
+	a, err := auth.New(keys)
+	if err != nil {
+		return nil, fmt.Errorf("config key auth.keys: %w", err)
+	}
+	if a.Open() {
+		if !cfg.LoopbackListen() {
+			return nil, fmt.Errorf("config key auth.keys: API keys are required when listen (%s) is not a loopback address", cfg.Listen)
+		}
+		log.Warn("no API keys configured (auth.keys): every caller may do everything; allowed only because the listener is on loopback")
+	}
+	return a, nil
+}
+
+// The demo: the iris classifier bundled in the binary, and a request for it.
+const (
+	DemoModel   = "iris"
+	DemoRequest = `{"inputs":[{"name":"float_input","shape":[2,4],"datatype":"FP32","data":[[5.1,3.5,1.4,0.2],[6.7,3.0,5.2,2.3]]}]}`
+)
+
+// RegisterDemo registers the bundled iris classifier as the first version of
+// DemoModel with alias champion, unless the model exists already.
+func (g *Gateway) RegisterDemo(ctx context.Context) error {
+	_, err := g.Registry.Model(ctx, DemoModel)
+	if !errors.Is(err, registry.ErrNotFound) {
+		return err
+	}
+	md := registry.Metadata{
+		Description: "Logistic regression on the iris data set (scikit-learn, converted with skl2onnx); mlgate's demo model.",
+		Tags:        map[string]string{registry.TagValidationStatus: string(registry.StatusPassed), "demo": "true"},
+		Lineage:     registry.Lineage{Data: "sklearn.datasets.load_iris", Code: "internal/modelzoo/gen.py"},
+	}
+	v, err := g.Registry.Register(ctx, "demo", DemoModel, bytes.NewReader(modelzoo.Iris), md)
+	if err != nil {
+		return err
+	}
+	if err := g.Registry.SetAlias(ctx, "demo", DemoModel, registry.AliasChampion, v.Version); err != nil {
+		return err
+	}
+	return g.Catalog.Sync(ctx)
+}
