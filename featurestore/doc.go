@@ -1,6 +1,9 @@
-// Package featurestore will hold entities, feature views, the online stores
-// (Redis, Cassandra, embedded) behind one interface, the LRU cache in front of
-// them, and bulk ingestion. A model version's feature spec is compiled here into
-// a lookup plan that reads every feature a request needs in one round trip per
-// store. Nothing is built yet; see issue 3.
+// Package featurestore serves online features: named feature views (groups of
+// typed features keyed by entity columns, with a TTL after which a value is
+// stale, held in one online store), the OnlineStore interface every backend
+// implements (featurestore/embedded, featurestore/redis,
+// featurestore/cassandra), an LRU cache in front of the stores, and Plans: a
+// model version's feature spec compiled once into the reads and the tensor
+// layout a prediction needs, so that a request for many entities and features
+// is one round trip per store.
 package featurestore

@@ -1,0 +1,40 @@
+package featurestore
+
+import "context"
+
+// Lookup asks a store for some entities of one view.
+type Lookup struct {
+	View *View
+	// Keys are the entity keys to read.
+	Keys []string
+	// Features are the indexes, in View.Features, of the features to read.
+	Features []int
+	// Rows receives one row per key, in the order of Keys, with the values of
+	// Features in that order. The caller allocates it with len(Keys) rows;
+	// the store fills it.
+	Rows []Row
+}
+
+// OnlineStore holds the latest feature values of each entity. Every backend
+// passes the conformance suite in featurestore/storetest against a real
+// server. Implementations must be safe for concurrent use.
+type OnlineStore interface {
+	// Prepare makes the store ready to hold the view (a table, say). It is
+	// called when a view is created and each time one changes; features are
+	// only ever added or removed, never retyped, and values of the features
+	// that remain are kept.
+	Prepare(ctx context.Context, v *View) error
+	// Write stores rows of the view; each row has every feature of the view
+	// in order (absent values included) and replaces the stored row for its
+	// key, unless the stored row has a later EventTS, in which case the write
+	// of that row is ignored. Writing the same rows again changes nothing.
+	Write(ctx context.Context, v *View, rows []Row) error
+	// Read fills the Rows of every lookup in one round trip to the store (or
+	// one concurrent batch of requests). A key with no row gives a Row with
+	// Found false.
+	Read(ctx context.Context, lookups []Lookup) error
+	// Drop removes the view and all its rows.
+	Drop(ctx context.Context, v *View) error
+	// Close releases the store's connections.
+	Close() error
+}

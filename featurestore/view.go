@@ -1,0 +1,141 @@
+package featurestore
+
+import (
+	"encoding/json"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+)
+
+// Type is the type of a feature's values.
+type Type string
+
+// The feature types.
+const (
+	Float     Type = "float"      // 32-bit float
+	Double    Type = "double"     // 64-bit float
+	Int       Type = "int"        // 64-bit integer
+	String    Type = "string"     // UTF-8 text
+	Bool      Type = "bool"       // true or false
+	FloatList Type = "float_list" // list of 32-bit floats
+)
+
+// Types lists every feature type.
+var Types = []Type{Float, Double, Int, String, Bool, FloatList}
+
+// Feature is one typed feature of a view.
+type Feature struct {
+	Name string `json:"name"`
+	Type Type   `json:"type"`
+}
+
+// Duration is a time.Duration written in JSON as a string such as "24h".
+type Duration time.Duration
+
+// MarshalJSON implements json.Marshaler.
+func (d Duration) MarshalJSON() ([]byte, error) { return json.Marshal(time.Duration(d).String()) }
+
+// UnmarshalJSON implements json.Unmarshaler.
+func (d *Duration) UnmarshalJSON(b []byte) error {
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return fmt.Errorf("a duration must be a string such as \"24h\"")
+	}
+	v, err := time.ParseDuration(s)
+	if err != nil || v < 0 {
+		return fmt.Errorf("invalid duration %q: want a non-negative duration such as \"90s\" or \"24h\"", s)
+	}
+	*d = Duration(v)
+	return nil
+}
+
+// View is a feature view: features keyed by entity columns, held in one store.
+type View struct {
+	Name     string    `json:"name"`
+	Entities []string  `json:"entities"`
+	Features []Feature `json:"features"`
+	// TTL is how old a value may be before it is stale; 0 means never.
+	TTL Duration `json:"ttl"`
+	// Store names the online store holding the view ("embedded", "redis",
+	// "cassandra").
+	Store string `json:"store"`
+	// CacheTTL is how long the gateway's cache may serve a value read from
+	// the store; 0 disables the cache for the view.
+	CacheTTL  Duration  `json:"cache_ttl"`
+	CreatedAt time.Time `json:"created_at"`
+	UpdatedAt time.Time `json:"updated_at"`
+}
+
+// Feature returns the index of the named feature, or -1.
+func (v *View) Feature(name string) int {
+	return slices.IndexFunc(v.Features, func(f Feature) bool { return f.Name == name })
+}
+
+// Stale reports whether a value written at ts is stale at now.
+func (v *View) Stale(ts, now time.Time) bool {
+	return v.TTL > 0 && now.Sub(ts) > time.Duration(v.TTL)
+}
+
+// Limits on views.
+const (
+	maxName     = 64
+	maxFeatures = 1024
+	maxEntities = 8
+)
+
+// Check reports whether the view is well formed; its errors name the field.
+// Store names are checked by the caller, which knows which stores exist.
+func (v *View) Check() error {
+	if err := checkName("view name", v.Name); err != nil {
+		return err
+	}
+	if len(v.Entities) == 0 || len(v.Entities) > maxEntities {
+		return invalid("view %s: entities: want 1 to %d entity columns, got %d", v.Name, maxEntities, len(v.Entities))
+	}
+	seen := map[string]bool{}
+	for i, e := range v.Entities {
+		if err := checkName(fmt.Sprintf("view %s: entities[%d]", v.Name, i), e); err != nil {
+			return err
+		}
+		if seen[e] {
+			return invalid("view %s: entities: %q given twice", v.Name, e)
+		}
+		seen[e] = true
+	}
+	if len(v.Features) == 0 || len(v.Features) > maxFeatures {
+		return invalid("view %s: features: want 1 to %d features, got %d", v.Name, maxFeatures, len(v.Features))
+	}
+	for i, f := range v.Features {
+		if err := checkName(fmt.Sprintf("view %s: features[%d].name", v.Name, i), f.Name); err != nil {
+			return err
+		}
+		if seen[f.Name] {
+			return invalid("view %s: features[%d].name: %q is already an entity or feature of the view", v.Name, i, f.Name)
+		}
+		seen[f.Name] = true
+		if !slices.Contains(Types, f.Type) {
+			return invalid("view %s: features[%d].type: %q is not one of float, double, int, string, bool, float_list", v.Name, i, f.Type)
+		}
+	}
+	return nil
+}
+
+// checkName accepts 1 to 64 lower-case letters, digits and '_', starting with
+// a letter: names that are safe as Cassandra tables and columns, Redis keys
+// and the "view:feature" references of feature specs.
+func checkName(what, s string) error {
+	if s == "" || len(s) > maxName {
+		return invalid("%s: want 1 to %d characters, got %d", what, maxName, len(s))
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !(c >= 'a' && c <= 'z' || c == '_' || i > 0 && c >= '0' && c <= '9') {
+			return invalid("%s %q: use lower-case letters, digits and '_', starting with a letter", what, s)
+		}
+	}
+	if strings.HasPrefix(s, "_") {
+		return invalid("%s %q: must start with a letter", what, s)
+	}
+	return nil
+}
