@@ -38,3 +38,15 @@ type OnlineStore interface {
 	// Close releases the store's connections.
 	Close() error
 }
+
+// ViewStore keeps feature view definitions. Implementations must be safe for
+// concurrent use.
+type ViewStore interface {
+	// Views returns every view.
+	Views(ctx context.Context) ([]*View, error)
+	// PutView creates or replaces the view of that name.
+	PutView(ctx context.Context, v *View) error
+	// DeleteView removes the named view; removing a missing view is not an
+	// error.
+	DeleteView(ctx context.Context, name string) error
+}

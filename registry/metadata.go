@@ -2,6 +2,7 @@ package registry
 
 import (
 	"bytes"
+	"encoding/json"
 	"strings"
 	"unicode/utf8"
 
@@ -13,6 +14,9 @@ type Metadata struct {
 	Description string            `json:"description"`
 	Tags        map[string]string `json:"tags"`
 	Lineage     Lineage           `json:"lineage"`
+	// FeatureSpec says which online features fill the model's inputs. The
+	// registry keeps it as given; a SpecChecker judges it.
+	FeatureSpec json.RawMessage `json:"feature_spec"`
 }
 
 // Limits on metadata, generous enough for any honest use.
@@ -41,6 +45,9 @@ func DecodeMetadata(data []byte) (Metadata, error) {
 	}
 	if err := md.validate(); err != nil {
 		return Metadata{}, err
+	}
+	if string(bytes.TrimSpace(md.FeatureSpec)) == "null" {
+		md.FeatureSpec = nil
 	}
 	return md, nil
 }

@@ -62,6 +62,7 @@ type Version struct {
 	Tags        map[string]string `json:"tags"`
 	Status      Status            `json:"status"`
 	Signature   Signature         `json:"signature"`
+	FeatureSpec json.RawMessage   `json:"feature_spec,omitempty"`
 	// Aliases lists the aliases pointing at this version. The registry derives
 	// it from the model's alias map each time it hands a version out.
 	Aliases []string `json:"aliases"`

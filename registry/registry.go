@@ -17,6 +17,7 @@ type Registry struct {
 	meta          MetaStore
 	artifacts     ArtifactStore
 	inspector     Inspector
+	specs         SpecChecker
 	maxModelBytes int64
 	now           func() time.Time
 }
@@ -31,6 +32,10 @@ func New(meta MetaStore, artifacts ArtifactStore, inspector Inspector, maxModelB
 		now:           func() time.Time { return time.Now().UTC() },
 	}
 }
+
+// CheckSpecsWith makes Register judge feature specs with c. Without it, a
+// registration that carries a feature spec is refused.
+func (r *Registry) CheckSpecsWith(c SpecChecker) { r.specs = c }
 
 // MaxModelBytes is the largest model file Register accepts.
 func (r *Registry) MaxModelBytes() int64 { return r.maxModelBytes }
@@ -81,6 +86,15 @@ func (r *Registry) Register(ctx context.Context, actor, name string, body io.Rea
 	}
 	if v.Signature, err = r.inspector.Inspect(ctx, path); err != nil {
 		return nil, err
+	}
+	if len(md.FeatureSpec) > 0 {
+		if r.specs == nil {
+			return nil, invalid("metadata.feature_spec: this gateway has no feature store to check it against")
+		}
+		if err := r.specs.CheckSpec(ctx, md.FeatureSpec, v.Signature); err != nil {
+			return nil, err
+		}
+		v.FeatureSpec = md.FeatureSpec
 	}
 	err = r.meta.Update(ctx, name, func(m *Model) ([]AuditEvent, error) {
 		now := r.now()

@@ -52,3 +52,11 @@ type Inspector interface {
 	// ErrInvalid whose message says why.
 	Inspect(ctx context.Context, path string) (Signature, error)
 }
+
+// SpecChecker judges the feature spec of a version being registered.
+type SpecChecker interface {
+	// CheckSpec reports whether spec can fill the inputs of a model with
+	// signature sig; a spec that cannot gives an error that names what is
+	// wrong (it is the caller's mistake).
+	CheckSpec(ctx context.Context, spec []byte, sig Signature) error
+}

@@ -87,7 +87,7 @@ func BenchmarkInfer(b *testing.B) {
 // in-memory listener and returns a client for it.
 func (g *gateway) catalogServer(b *testing.B) *fasthttp.HostClient {
 	ln := fasthttputil.NewInmemoryListener()
-	srv := New(Options{MaxBodyBytes: 1 << 20, Version: "bench"}, g.reg, g.catalog, g.authn, g.log)
+	srv := New(Options{MaxBodyBytes: 1 << 20, Version: "bench"}, Deps{Registry: g.reg, Catalog: g.catalog, Features: g.features, Auth: g.authn, Log: g.log})
 	go srv.Serve(ln)
 	b.Cleanup(func() { srv.Shutdown(b.Context()) })
 	return &fasthttp.HostClient{Addr: "mlgate", Dial: func(string) (net.Conn, error) { return ln.Dial() }}

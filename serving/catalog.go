@@ -2,12 +2,14 @@ package serving
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"slices"
 	"sync"
 	"sync/atomic"
 
+	"github.com/mlgate/mlgate/featurestore"
 	"github.com/mlgate/mlgate/registry"
 	"github.com/mlgate/mlgate/serving/onnx"
 )
@@ -21,6 +23,9 @@ type ModelSource interface {
 // Loader loads and warms the session of one model file.
 type Loader func(path string) (*onnx.Session, error)
 
+// Planner compiles a version's feature spec for the inputs of its session.
+type Planner func(spec []byte, inputs []onnx.IO) (*featurestore.Plan, error)
+
 // Catalog holds a loaded, warmed session for every registered version and
 // resolves requests to them. What it serves is an immutable snapshot behind an
 // atomic pointer: Sync builds a new one and swaps it in whole, so a request
@@ -32,6 +37,7 @@ type Loader func(path string) (*onnx.Session, error)
 type Catalog struct {
 	source ModelSource
 	load   Loader
+	plan   Planner
 	log    *slog.Logger
 
 	mu     sync.Mutex // serialises Sync and Close
@@ -55,6 +61,11 @@ type servedModel struct {
 // Release. It is immutable.
 type Loaded struct {
 	Version *registry.Version
+	// Plan is the compiled feature spec, nil for a version without one.
+	Plan *featurestore.Plan
+	// PlanErr says why the feature spec no longer compiles (a feature view
+	// changed under it); such a version cannot predict from features.
+	PlanErr error
 	*session
 }
 
@@ -73,6 +84,9 @@ func NewCatalog(source ModelSource, load Loader, log *slog.Logger) *Catalog {
 	c.snap.Store(&snapshot{models: map[string]*servedModel{}})
 	return c
 }
+
+// PlanWith makes Sync compile the feature spec of each version with p.
+func (c *Catalog) PlanWith(p Planner) { c.plan = p }
 
 // Ready reports whether the catalog has completed its first Sync.
 func (c *Catalog) Ready() bool { return c.synced.Load() }
@@ -101,8 +115,9 @@ func (c *Catalog) Sync(ctx context.Context) error {
 		}
 		for _, v := range m.Versions {
 			if l := old.loaded(m.Name, v.Version); l != nil && l.Version.UUID == v.UUID {
-				// The same file: keep its session, take the version's new tags.
-				sm.add(&Loaded{Version: v, session: l.session})
+				// The same file: keep its session, take the version's new tags
+				// and compile its spec against the current views.
+				sm.add(c.withPlan(&Loaded{Version: v, session: l.session}))
 				kept[l.session] = true
 				continue
 			}
@@ -112,7 +127,7 @@ func (c *Catalog) Sync(ctx context.Context) error {
 				sm.failed[v.Version] = err
 				continue
 			}
-			sm.add(l)
+			sm.add(c.withPlan(l))
 		}
 		next.models[m.Name] = sm
 	}
@@ -120,6 +135,21 @@ func (c *Catalog) Sync(ctx context.Context) error {
 	c.synced.Store(true)
 	old.releaseExcept(kept)
 	return nil
+}
+
+func (c *Catalog) withPlan(l *Loaded) *Loaded {
+	if len(l.Version.FeatureSpec) == 0 {
+		return l
+	}
+	if c.plan == nil {
+		l.PlanErr = errors.New("this gateway has no feature store")
+		return l
+	}
+	l.Plan, l.PlanErr = c.plan(l.Version.FeatureSpec, l.Inputs())
+	if l.PlanErr != nil {
+		c.log.Error("feature spec no longer compiles", "model", l.Version.Name, "version", l.Version.Version, "err", l.PlanErr)
+	}
+	return l
 }
 
 func (c *Catalog) loadVersion(ctx context.Context, v *registry.Version) (*Loaded, error) {

@@ -6,6 +6,7 @@ import (
 
 	"github.com/gofiber/fiber/v2"
 
+	"github.com/mlgate/mlgate/featurestore"
 	"github.com/mlgate/mlgate/internal/auth"
 	"github.com/mlgate/mlgate/registry"
 )
@@ -42,15 +43,15 @@ func notReady(format string, args ...any) error {
 func statusOf(err error) int {
 	var fe *fiber.Error
 	switch {
-	case errors.Is(err, ErrInvalidInput), errors.Is(err, registry.ErrInvalid):
+	case errors.Is(err, ErrInvalidInput), errors.Is(err, registry.ErrInvalid), errors.Is(err, featurestore.ErrInvalid):
 		return fiber.StatusBadRequest
 	case errors.Is(err, auth.ErrNoKey), errors.Is(err, auth.ErrBadKey):
 		return fiber.StatusUnauthorized
 	case errors.Is(err, errForbidden):
 		return fiber.StatusForbidden
-	case errors.Is(err, registry.ErrNotFound):
+	case errors.Is(err, registry.ErrNotFound), errors.Is(err, featurestore.ErrNotFound):
 		return fiber.StatusNotFound
-	case errors.Is(err, registry.ErrConflict):
+	case errors.Is(err, registry.ErrConflict), errors.Is(err, featurestore.ErrConflict):
 		return fiber.StatusConflict
 	case errors.Is(err, registry.ErrTooLarge):
 		return fiber.StatusRequestEntityTooLarge

@@ -14,6 +14,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mlgate/mlgate/featurestore"
+	"github.com/mlgate/mlgate/featurestore/embedded"
 	"github.com/mlgate/mlgate/internal/auth"
 	"github.com/mlgate/mlgate/internal/modelzoo"
 	"github.com/mlgate/mlgate/registry"
@@ -39,15 +41,16 @@ func TestMain(m *testing.M) {
 // gateway is a real mlgate stack (bbolt, disk artifacts, ONNX Runtime, fiber)
 // listening on a loopback port, with a client for it.
 type gateway struct {
-	t       testing.TB
-	url     string
-	dataDir string
-	reg     *registry.Registry
-	catalog *Catalog
-	authn   *auth.Authenticator
-	log     *slog.Logger
-	client  *http.Client
-	apiKey  string
+	t        testing.TB
+	url      string
+	dataDir  string
+	reg      *registry.Registry
+	catalog  *Catalog
+	features *featurestore.Service
+	authn    *auth.Authenticator
+	log      *slog.Logger
+	client   *http.Client
+	apiKey   string
 }
 
 type gatewayOption func(*gatewayConfig)
@@ -90,7 +93,20 @@ func startGateway(t testing.TB, opts ...gatewayOption) *gateway {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := New(Options{MaxBodyBytes: 1 << 20, ReadTimeout: 10 * time.Second, WriteTimeout: 10 * time.Second, IdleTimeout: time.Minute, Version: "test"}, reg, catalog, a, log)
+	fstore, err := embedded.Open(filepath.Join(dir, "features.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	features, err := featurestore.NewService(t.Context(), fstore, featurestore.Options{
+		Stores: map[string]featurestore.OnlineStore{"embedded": fstore}, DefaultStore: "embedded", CacheEntries: 1000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	reg.CheckSpecsWith(SpecChecker(features))
+	features.SetUsers(SpecUsers(reg))
+	catalog.PlanWith(FeaturePlanner(features))
+	srv := New(Options{MaxBodyBytes: 1 << 20, ReadTimeout: 10 * time.Second, WriteTimeout: 10 * time.Second, IdleTimeout: time.Minute, Version: "test"},
+		Deps{Registry: reg, Catalog: catalog, Features: features, Auth: a, Log: log})
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -100,9 +116,10 @@ func startGateway(t testing.TB, opts ...gatewayOption) *gateway {
 		srv.Shutdown(t.Context())
 		catalog.Close()
 		meta.Close()
+		features.Close()
 	})
 	return &gateway{
-		t: t, url: "http://" + ln.Addr().String(), dataDir: dir, reg: reg, catalog: catalog, authn: a, log: log,
+		t: t, url: "http://" + ln.Addr().String(), dataDir: dir, reg: reg, catalog: catalog, features: features, authn: a, log: log,
 		client: &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}, Timeout: 30 * time.Second},
 	}
 }

@@ -10,6 +10,7 @@ import (
 
 	"github.com/gofiber/fiber/v2"
 
+	"github.com/mlgate/mlgate/featurestore"
 	"github.com/mlgate/mlgate/internal/auth"
 	"github.com/mlgate/mlgate/registry"
 )
@@ -26,14 +27,26 @@ type Options struct {
 	Version string
 }
 
-// Server serves the registry API and the V2 inference protocol.
+// Deps are what the server composes.
+type Deps struct {
+	Registry *registry.Registry
+	Catalog  *Catalog
+	// Features is the feature store; nil serves models without features.
+	Features *featurestore.Service
+	Auth     *auth.Authenticator
+	Log      *slog.Logger
+}
+
+// Server serves the registry API, the feature store API, predictions and the
+// V2 inference protocol.
 type Server struct {
-	app     *fiber.App
-	reg     *registry.Registry
-	catalog *Catalog
-	auth    *auth.Authenticator
-	log     *slog.Logger
-	opts    Options
+	app      *fiber.App
+	reg      *registry.Registry
+	catalog  *Catalog
+	features *featurestore.Service
+	auth     *auth.Authenticator
+	log      *slog.Logger
+	opts     Options
 }
 
 // uploadOverhead is room for the multipart framing and metadata part of an
@@ -41,12 +54,12 @@ type Server struct {
 const uploadOverhead = 1 << 20
 
 // New returns a Server with every route registered.
-func New(opts Options, reg *registry.Registry, catalog *Catalog, a *auth.Authenticator, log *slog.Logger) *Server {
-	s := &Server{reg: reg, catalog: catalog, auth: a, log: log, opts: opts}
+func New(opts Options, d Deps) *Server {
+	s := &Server{reg: d.Registry, catalog: d.Catalog, features: d.Features, auth: d.Auth, log: d.Log, opts: opts}
 	s.app = fiber.New(fiber.Config{
 		AppName:               "mlgate",
 		DisableStartupMessage: true,
-		BodyLimit:             int(max(opts.MaxBodyBytes, reg.MaxModelBytes()+uploadOverhead)),
+		BodyLimit:             int(max(opts.MaxBodyBytes, d.Registry.MaxModelBytes()+uploadOverhead)),
 		ReadTimeout:           opts.ReadTimeout,
 		WriteTimeout:          opts.WriteTimeout,
 		IdleTimeout:           opts.IdleTimeout,
@@ -83,6 +96,16 @@ func (s *Server) routes() {
 	app.Put("/v1/models/:name/aliases/:alias", sre, limited, s.setAlias)
 	app.Delete("/v1/models/:name/aliases/:alias", sre, s.deleteAlias)
 	app.Get("/v1/audit", anyone, s.audit)
+
+	app.Post("/v1/models/:name/predict", predict, limited, s.predict)
+	app.Post("/v1/models/:name/:version/predict", predict, limited, s.predict)
+
+	app.Get("/v1/feature-views", anyone, s.listViews)
+	app.Get("/v1/feature-views/:view", anyone, s.getView)
+	app.Put("/v1/feature-views/:view", scientist, limited, s.putView)
+	app.Delete("/v1/feature-views/:view", scientist, s.deleteView)
+	app.Post("/v1/feature-views/:view/rows", scientist, limited, s.writeRows)
+	app.Post("/v1/features/online", predict, limited, s.readOnline)
 }
 
 // App returns the fiber application, for tests that drive it in-process.

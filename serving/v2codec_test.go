@@ -126,3 +126,34 @@ func FuzzDecodeInferRequest(f *testing.F) {
 		}
 	})
 }
+
+func TestInferShape(t *testing.T) {
+	tests := []struct {
+		raw  string
+		want []int64
+		err  string
+	}{
+		{`[1,2,3]`, []int64{3}, ""},
+		{`[[1,2],[3,4],[5,6]]`, []int64{3, 2}, ""},
+		{` [ [ [1] , [2] ] ] `, []int64{1, 2, 1}, ""},
+		{`[]`, []int64{0}, ""},
+		{`[[1,2],[3]]`, nil, "not rectangular"},
+		{`[[1,2],[[3],[4]]]`, nil, "not rectangular"},
+		{`[[1],2]`, nil, "not rectangular"},
+		{`[1,[2]]`, nil, "not rectangular"},
+		{`5`, nil, "must be an array"},
+		{`[[1,2],[3,4]`, nil, "unexpected end"},
+	}
+	for _, tt := range tests {
+		got, err := inferShape([]byte(tt.raw))
+		if tt.err != "" {
+			if err == nil || !strings.Contains(err.Error(), tt.err) {
+				t.Errorf("inferShape(%s) = %v, %v; want error %q", tt.raw, got, err, tt.err)
+			}
+			continue
+		}
+		if err != nil || !reflect.DeepEqual(got, tt.want) {
+			t.Errorf("inferShape(%s) = %v, %v; want %v", tt.raw, got, err, tt.want)
+		}
+	}
+}

@@ -16,12 +16,50 @@ type Config struct {
 	// Listen is the host:port the gateway serves on.
 	Listen string `yaml:"listen"`
 	// DataDir holds the gateway's persistent state.
-	DataDir  string   `yaml:"data_dir"`
-	Log      Log      `yaml:"log"`
-	Registry Registry `yaml:"registry"`
-	ONNX     ONNX     `yaml:"onnx"`
-	Server   Server   `yaml:"server"`
-	Auth     Auth     `yaml:"auth"`
+	DataDir     string      `yaml:"data_dir"`
+	Log         Log         `yaml:"log"`
+	Registry    Registry    `yaml:"registry"`
+	ONNX        ONNX        `yaml:"onnx"`
+	Server      Server      `yaml:"server"`
+	Auth        Auth        `yaml:"auth"`
+	OnlineStore OnlineStore `yaml:"online_store"`
+}
+
+// OnlineStore configures where online feature values live.
+type OnlineStore struct {
+	// Default is the store of views that name none: embedded, redis or
+	// cassandra.
+	Default string `yaml:"default"`
+	// CacheEntries bounds the LRU cache of feature rows; 0 disables it.
+	CacheEntries int       `yaml:"cache_entries"`
+	Redis        Redis     `yaml:"redis"`
+	Cassandra    Cassandra `yaml:"cassandra"`
+}
+
+// Redis configures the Redis online store; it is used when Addr or
+// ClusterAddrs is set.
+type Redis struct {
+	// Addr is host:port of a standalone server.
+	Addr string `yaml:"addr"`
+	// ClusterAddrs are seed host:port addresses of a Redis Cluster.
+	ClusterAddrs []string `yaml:"cluster_addrs"`
+	Password     string   `yaml:"password"`
+	DB           int      `yaml:"db"`
+	KeyPrefix    string   `yaml:"key_prefix"`
+}
+
+// Cassandra configures the Cassandra online store; it is used when Hosts is
+// set.
+type Cassandra struct {
+	Hosts []string `yaml:"hosts"` // host:port of contact points
+	// Keyspace is created when missing, with SimpleStrategy and
+	// ReplicationFactor.
+	Keyspace          string   `yaml:"keyspace"`
+	ReplicationFactor int      `yaml:"replication_factor"`
+	Consistency       string   `yaml:"consistency"`
+	Timeout           Duration `yaml:"timeout"`
+	Username          string   `yaml:"username"`
+	Password          string   `yaml:"password"`
 }
 
 // Log configures logging.
@@ -72,7 +110,13 @@ var (
 	validLevels  = []string{"debug", "info", "warn", "error"}
 	validFormats = []string{"text", "json"}
 	validRoles   = []string{"predict", "data-scientist", "sre", "admin"}
+	validStores  = []string{"embedded", "redis", "cassandra"}
 )
+
+// RedisEnabled reports whether a Redis online store is configured.
+func (o *OnlineStore) RedisEnabled() bool {
+	return o.Redis.Addr != "" || len(o.Redis.ClusterAddrs) > 0
+}
 
 // Defaults returns the built-in configuration.
 func Defaults() Config {
@@ -88,6 +132,12 @@ func Defaults() Config {
 			IdleTimeout:     Duration(120 * time.Second),
 			ShutdownTimeout: Duration(15 * time.Second),
 			MaxBodyBytes:    16 * MiB,
+		},
+		OnlineStore: OnlineStore{
+			Default:      "embedded",
+			CacheEntries: 100000,
+			Redis:        Redis{KeyPrefix: "mlgate", ClusterAddrs: []string{}},
+			Cassandra:    Cassandra{Hosts: []string{}, Keyspace: "mlgate", ReplicationFactor: 1, Consistency: "LOCAL_ONE", Timeout: Duration(2 * time.Second)},
 		},
 	}
 }
@@ -129,6 +179,14 @@ func (c *Config) Validate() error {
 		check(t.key, t.d > 0, "must be greater than 0, got %s", t.d)
 	}
 	check("server.max_body_bytes", c.Server.MaxBodyBytes > 0, "must be greater than 0")
+
+	oneOf("online_store.default", c.OnlineStore.Default, validStores)
+	check("online_store.cache_entries", c.OnlineStore.CacheEntries >= 0, "must not be negative, got %d", c.OnlineStore.CacheEntries)
+	check("online_store.redis", c.OnlineStore.Redis.Addr == "" || len(c.OnlineStore.Redis.ClusterAddrs) == 0, "set addr (a standalone server) or cluster_addrs (a cluster), not both")
+	check("online_store.default", c.OnlineStore.Default != "redis" || c.OnlineStore.RedisEnabled(), "is redis, but online_store.redis.addr is not set")
+	check("online_store.default", c.OnlineStore.Default != "cassandra" || len(c.OnlineStore.Cassandra.Hosts) > 0, "is cassandra, but online_store.cassandra.hosts is not set")
+	check("online_store.cassandra.replication_factor", c.OnlineStore.Cassandra.ReplicationFactor > 0, "must be at least 1")
+	check("online_store.cassandra.timeout", c.OnlineStore.Cassandra.Timeout > 0, "must be greater than 0")
 
 	names := make(map[string]int) // API key name -> index of its entry
 	for i, k := range c.Auth.Keys {

@@ -82,6 +82,16 @@ auth:
       roles:
         - sre
         - admin
+online_store:
+  default: redis
+  cache_entries: 5000
+  redis:
+    addr: 127.0.0.1:6379
+    db: 2
+  cassandra:
+    hosts: [10.0.0.1:9042, 10.0.0.2:9042]
+    keyspace: features
+    consistency: LOCAL_QUORUM
 `)
 	if err != nil {
 		t.Fatal(err)
@@ -103,6 +113,13 @@ auth:
 			{Name: "ci", SHA256: sumA, Roles: []string{"predict"}},
 			{Name: "ops", SHA256: sumB, Roles: []string{"sre", "admin"}},
 		}},
+		OnlineStore: OnlineStore{
+			Default:      "redis",
+			CacheEntries: 5000,
+			Redis:        Redis{Addr: "127.0.0.1:6379", DB: 2, KeyPrefix: "mlgate", ClusterAddrs: []string{}},
+			Cassandra: Cassandra{Hosts: []string{"10.0.0.1:9042", "10.0.0.2:9042"}, Keyspace: "features", ReplicationFactor: 1,
+				Consistency: "LOCAL_QUORUM", Timeout: Duration(2 * time.Second)},
+		},
 	}
 	if !reflect.DeepEqual(cfg, want) {
 		t.Errorf("got  %+v\nwant %+v", cfg, want)

@@ -16,6 +16,8 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/mlgate/mlgate/featurestore"
+	"github.com/mlgate/mlgate/featurestore/embedded"
 	"github.com/mlgate/mlgate/internal/auth"
 	"github.com/mlgate/mlgate/internal/config"
 	"github.com/mlgate/mlgate/internal/modelzoo"
@@ -32,6 +34,7 @@ type Gateway struct {
 	Addr     string
 	Registry *registry.Registry
 	Catalog  *serving.Catalog
+	Features *featurestore.Service
 	Server   *serving.Server
 
 	meta   registry.MetaStore
@@ -68,23 +71,32 @@ func Start(ctx context.Context, cfg config.Config, version string, log *slog.Log
 		meta.Close()
 		return nil, err
 	}
+	features, err := openFeatures(ctx, cfg)
+	if err != nil {
+		meta.Close()
+		return nil, err
+	}
 	opts := onnx.Options{IntraOpThreads: cfg.ONNX.IntraOpThreads, InterOpThreads: cfg.ONNX.InterOpThreads}
 	reg := registry.New(meta, artifacts, onnx.Inspector{Options: opts}, int64(cfg.Registry.MaxModelBytes))
 	catalog := serving.NewCatalog(reg, func(path string) (*onnx.Session, error) { return onnx.LoadWarm(path, opts) }, log)
+	reg.CheckSpecsWith(serving.SpecChecker(features))
+	features.SetUsers(serving.SpecUsers(reg))
+	catalog.PlanWith(serving.FeaturePlanner(features))
 	server := serving.New(serving.Options{
 		MaxBodyBytes: int64(cfg.Server.MaxBodyBytes),
 		ReadTimeout:  time.Duration(cfg.Server.ReadTimeout),
 		WriteTimeout: time.Duration(cfg.Server.WriteTimeout),
 		IdleTimeout:  time.Duration(cfg.Server.IdleTimeout),
 		Version:      version,
-	}, reg, catalog, authn, log)
+	}, serving.Deps{Registry: reg, Catalog: catalog, Features: features, Auth: authn, Log: log})
 
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
 		meta.Close()
+		features.Close()
 		return nil, fmt.Errorf("listen (listen: %s): %w", cfg.Listen, err)
 	}
-	g := &Gateway{Addr: ln.Addr().String(), Registry: reg, Catalog: catalog, Server: server, meta: meta, served: make(chan error, 1), log: log}
+	g := &Gateway{Addr: ln.Addr().String(), Registry: reg, Catalog: catalog, Features: features, Server: server, meta: meta, served: make(chan error, 1), log: log}
 	go func() { g.served <- server.Serve(ln) }()
 	log.Info("mlgate listening", "addr", g.Addr, "data_dir", cfg.DataDir)
 	if err := catalog.Sync(ctx); err != nil {
@@ -103,7 +115,30 @@ func (g *Gateway) Done() <-chan error { return g.served }
 func (g *Gateway) Shutdown(ctx context.Context) error {
 	err := g.Server.Shutdown(ctx)
 	g.Catalog.Close()
-	return errors.Join(err, g.meta.Close())
+	return errors.Join(err, g.meta.Close(), g.Features.Close())
+}
+
+// openFeatures opens the configured online stores and the feature store over
+// them. The embedded store, which also keeps the view definitions, is always
+// open.
+func openFeatures(ctx context.Context, cfg config.Config) (*featurestore.Service, error) {
+	embeddedStore, err := embedded.Open(filepath.Join(cfg.DataDir, "features.db"))
+	if err != nil {
+		return nil, err
+	}
+	stores := map[string]featurestore.OnlineStore{"embedded": embeddedStore}
+	fs, err := featurestore.NewService(ctx, embeddedStore, featurestore.Options{
+		Stores:       stores,
+		DefaultStore: cfg.OnlineStore.Default,
+		CacheEntries: cfg.OnlineStore.CacheEntries,
+	})
+	if err != nil {
+		for _, s := range stores {
+			s.Close()
+		}
+		return nil, err
+	}
+	return fs, nil
 }
 
 func newAuthenticator(cfg config.Config, log *slog.Logger) (*auth.Authenticator, error) {

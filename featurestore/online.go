@@ -1,0 +1,309 @@
+package featurestore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+)
+
+// Status says what a read found for one feature value.
+type Status string
+
+// The statuses of a value.
+const (
+	StatusPresent  Status = "PRESENT"
+	StatusNotFound Status = "NOT_FOUND"
+	StatusStale    Status = "STALE" // older than the view's TTL
+)
+
+// statusOf classifies value i of a row read from view v.
+func statusOf(v *View, r *Row, i int, now time.Time) Status {
+	switch {
+	case !r.Found || !r.Values[i].Present():
+		return StatusNotFound
+	case v.Stale(r.EventTS, now):
+		return StatusStale
+	}
+	return StatusPresent
+}
+
+// WriteRows stores rows of the named view and evicts them from the cache.
+func (s *Service) WriteRows(ctx context.Context, view string, rows []Row) error {
+	v, err := s.View(view)
+	if err != nil {
+		return err
+	}
+	for _, r := range rows {
+		if len(r.Values) != len(v.Features) {
+			return fmt.Errorf("row %q has %d values, view %s has %d features", r.Key, len(r.Values), v.Name, len(v.Features))
+		}
+	}
+	if err := s.stores[v.Store].Write(ctx, v, rows); err != nil {
+		return fmt.Errorf("write view %s to store %s: %w", v.Name, v.Store, err)
+	}
+	for _, r := range rows {
+		s.cache.evict(v, r.Key)
+	}
+	return nil
+}
+
+// read fills the lookups, from the cache where a view allows it, else with
+// one Read per store, the stores in parallel.
+func (s *Service) read(ctx context.Context, lookups []Lookup, now time.Time) error {
+	type pending struct {
+		orig   *Lookup
+		keys   []int // indexes into orig.Keys read from the store
+		lookup Lookup
+	}
+	var misses []*pending
+	byStore := map[string][]Lookup{}
+	for i := range lookups {
+		l := &lookups[i]
+		if !s.cache.enabled(l.View) {
+			byStore[l.View.Store] = append(byStore[l.View.Store], *l)
+			continue
+		}
+		p := &pending{orig: l}
+		for j, key := range l.Keys {
+			if row, ok := s.cache.get(l.View, key, now); ok {
+				l.Rows[j] = project(row, l.Features)
+			} else {
+				p.keys = append(p.keys, j)
+			}
+		}
+		if len(p.keys) == 0 {
+			continue
+		}
+		p.lookup = Lookup{View: l.View, Keys: make([]string, len(p.keys)), Features: allFeatures(l.View), Rows: make([]Row, len(p.keys))}
+		for k, j := range p.keys {
+			p.lookup.Keys[k] = l.Keys[j]
+		}
+		misses = append(misses, p)
+	}
+	// Cache misses go out with the other reads of their store. Lookups are
+	// copied into byStore; their Rows slices are shared, so results land in
+	// place.
+	for _, p := range misses {
+		byStore[p.lookup.View.Store] = append(byStore[p.lookup.View.Store], p.lookup)
+	}
+	if err := s.readStores(ctx, byStore); err != nil {
+		return err
+	}
+	for _, p := range misses {
+		for k, j := range p.keys {
+			row := p.lookup.Rows[k]
+			s.cache.put(p.lookup.View, row, now)
+			p.orig.Rows[j] = project(row, p.orig.Features)
+		}
+	}
+	return nil
+}
+
+func (s *Service) readStores(ctx context.Context, byStore map[string][]Lookup) error {
+	if len(byStore) == 1 {
+		for name, ls := range byStore {
+			return s.readStore(ctx, name, ls)
+		}
+	}
+	var wg sync.WaitGroup
+	errs := make([]error, 0, len(byStore))
+	var mu sync.Mutex
+	for name, ls := range byStore {
+		wg.Go(func() {
+			if err := s.readStore(ctx, name, ls); err != nil {
+				mu.Lock()
+				errs = append(errs, err)
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	return errors.Join(errs...)
+}
+
+func (s *Service) readStore(ctx context.Context, name string, ls []Lookup) error {
+	if err := s.stores[name].Read(ctx, ls); err != nil {
+		return fmt.Errorf("read from store %s: %w", name, err)
+	}
+	return nil
+}
+
+func allFeatures(v *View) []int {
+	idx := make([]int, len(v.Features))
+	for i := range idx {
+		idx[i] = i
+	}
+	return idx
+}
+
+// project picks features (indexes into the view) from a row holding every
+// feature of its view.
+func project(full Row, features []int) Row {
+	r := Row{Key: full.Key, Found: full.Found, EventTS: full.EventTS, Values: make([]Value, len(features))}
+	if full.Found {
+		for i, f := range features {
+			r.Values[i] = full.Values[f]
+		}
+	}
+	return r
+}
+
+// Ref is a parsed "view:feature" reference.
+type Ref struct {
+	View    *View
+	Feature int
+}
+
+// ParseRef resolves "view:feature" against views.
+func parseRef(ref string, views map[string]*View) (Ref, error) {
+	view, feature, ok := strings.Cut(ref, ":")
+	if !ok {
+		return Ref{}, invalid("feature %q: write it as view:feature", ref)
+	}
+	v, ok := views[view]
+	if !ok {
+		return Ref{}, invalid("feature %q: no feature view %q", ref, view)
+	}
+	i := v.Feature(feature)
+	if i < 0 {
+		return Ref{}, invalid("feature %q: view %s has no feature %q", ref, view, feature)
+	}
+	return Ref{View: v, Feature: i}, nil
+}
+
+// MaxEntityRows bounds the entity rows of one request.
+const MaxEntityRows = 10000
+
+// entityRows checks the entity columns of a request against the columns the
+// views need and returns the number of rows.
+func entityRows(entities map[string][]string, needed []string) (int, error) {
+	n := -1
+	for _, col := range needed {
+		vals, ok := entities[col]
+		if !ok {
+			return 0, invalid("entities: column %q is missing (needed: %s)", col, strings.Join(needed, ", "))
+		}
+		if n >= 0 && len(vals) != n {
+			return 0, invalid("entities: column %q has %d values, column %q has %d; every column needs one value per row", col, len(vals), needed[0], n)
+		}
+		n = len(vals)
+		for i, val := range vals {
+			if err := CheckEntityValue(val); err != nil {
+				return 0, invalid("entities.%s[%d]: %v", col, i, err)
+			}
+		}
+	}
+	for col := range entities {
+		if !slices.Contains(needed, col) {
+			return 0, invalid("entities: column %q is not an entity of the features asked for (they need: %s)", col, strings.Join(needed, ", "))
+		}
+	}
+	if n < 1 || n > MaxEntityRows {
+		return 0, invalid("entities: want 1 to %d rows, got %d", MaxEntityRows, max(n, 0))
+	}
+	return n, nil
+}
+
+// keysFor builds the entity key of each row for view v.
+func keysFor(v *View, entities map[string][]string, n int) []string {
+	keys := make([]string, n)
+	parts := make([]string, len(v.Entities))
+	for i := range keys {
+		for j, col := range v.Entities {
+			parts[j] = entities[col][i]
+		}
+		keys[i] = Key(parts)
+	}
+	return keys
+}
+
+// OnlineResult is the answer to an online read: per entity row, a value, a
+// status and an event time for each requested feature.
+type OnlineResult struct {
+	Features []string
+	Rows     []OnlineRow
+}
+
+// OnlineRow is one entity row of an OnlineResult.
+type OnlineRow struct {
+	Entities map[string]string
+	Values   []Value
+	Statuses []Status
+	EventTS  []time.Time // zero when not found
+}
+
+// Online reads features ("view:feature") for the entity rows given as columns.
+func (s *Service) Online(ctx context.Context, features []string, entities map[string][]string) (*OnlineResult, error) {
+	if len(features) == 0 {
+		return nil, invalid("features: at least one \"view:feature\" is required")
+	}
+	views := *s.set.Load()
+	refs := make([]Ref, len(features))
+	var needed []string
+	for i, f := range features {
+		r, err := parseRef(f, views)
+		if err != nil {
+			return nil, err
+		}
+		refs[i] = r
+		for _, e := range r.View.Entities {
+			if !slices.Contains(needed, e) {
+				needed = append(needed, e)
+			}
+		}
+	}
+	sort.Strings(needed)
+	n, err := entityRows(entities, needed)
+	if err != nil {
+		return nil, err
+	}
+	// One lookup per view, asking for the features of that view.
+	var lookups []Lookup
+	slot := make([][2]int, len(refs)) // ref → lookup, position in its Features
+	for i, r := range refs {
+		li := -1
+		for j := range lookups {
+			if lookups[j].View == r.View {
+				li = j
+			}
+		}
+		if li < 0 {
+			lookups = append(lookups, Lookup{View: r.View, Keys: keysFor(r.View, entities, n), Rows: make([]Row, n)})
+			li = len(lookups) - 1
+		}
+		slot[i] = [2]int{li, len(lookups[li].Features)}
+		lookups[li].Features = append(lookups[li].Features, r.Feature)
+	}
+	now := s.now()
+	if err := s.read(ctx, lookups, now); err != nil {
+		return nil, err
+	}
+	res := &OnlineResult{Features: features, Rows: make([]OnlineRow, n)}
+	for row := range n {
+		or := OnlineRow{
+			Entities: make(map[string]string, len(needed)),
+			Values:   make([]Value, len(refs)),
+			Statuses: make([]Status, len(refs)),
+			EventTS:  make([]time.Time, len(refs)),
+		}
+		for _, col := range needed {
+			or.Entities[col] = entities[col][row]
+		}
+		for i := range refs {
+			l := &lookups[slot[i][0]]
+			r := &l.Rows[row]
+			or.Statuses[i] = statusOf(l.View, r, slot[i][1], now)
+			if r.Found {
+				or.EventTS[i] = r.EventTS
+				or.Values[i] = r.Values[slot[i][1]]
+			}
+		}
+		res.Rows[row] = or
+	}
+	return res, nil
+}

@@ -1,0 +1,226 @@
+package featurestore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"sort"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// SpecUse is a registered model version that reads features through a spec.
+type SpecUse struct {
+	Model   string
+	Version int
+	Spec    *Spec
+	Inputs  []Input
+}
+
+// Service is the feature store: view definitions, the online stores that hold
+// their values, and the cache in front of them. The set of views is an
+// immutable snapshot swapped whole on each change, so reads take no lock.
+type Service struct {
+	views        ViewStore
+	stores       map[string]OnlineStore
+	defaultStore string
+	cache        *cache
+	now          func() time.Time
+
+	mu    sync.Mutex // serialises view changes
+	set   atomic.Pointer[map[string]*View]
+	users func(ctx context.Context) ([]SpecUse, error)
+}
+
+// Options configure a Service.
+type Options struct {
+	// Stores maps store names ("embedded", "redis", "cassandra") to stores.
+	Stores map[string]OnlineStore
+	// DefaultStore holds views that name no store.
+	DefaultStore string
+	// CacheEntries bounds the cache; 0 disables it.
+	CacheEntries int
+}
+
+// NewService loads the views and returns the service.
+func NewService(ctx context.Context, views ViewStore, opts Options) (*Service, error) {
+	if _, ok := opts.Stores[opts.DefaultStore]; !ok {
+		return nil, fmt.Errorf("online_store.default: store %q is not configured", opts.DefaultStore)
+	}
+	c, err := newCache(opts.CacheEntries)
+	if err != nil {
+		return nil, err
+	}
+	s := &Service{views: views, stores: opts.Stores, defaultStore: opts.DefaultStore, cache: c, now: time.Now}
+	all, err := views.Views(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("load feature views: %w", err)
+	}
+	set := make(map[string]*View, len(all))
+	for _, v := range all {
+		if _, ok := s.stores[v.Store]; !ok {
+			return nil, fmt.Errorf("feature view %s is held in store %q, which is not configured (online_store.%s)", v.Name, v.Store, v.Store)
+		}
+		set[v.Name] = v
+	}
+	s.set.Store(&set)
+	return s, nil
+}
+
+// SetUsers tells the service how to find the model versions whose feature
+// specs a view change must not break.
+func (s *Service) SetUsers(users func(ctx context.Context) ([]SpecUse, error)) { s.users = users }
+
+// View returns the named view.
+func (s *Service) View(name string) (*View, error) {
+	if v, ok := (*s.set.Load())[name]; ok {
+		return v, nil
+	}
+	return nil, notFound("feature view %q not found", name)
+}
+
+// Views returns every view, ordered by name.
+func (s *Service) Views() []*View {
+	set := *s.set.Load()
+	out := make([]*View, 0, len(set))
+	for _, v := range set {
+		out = append(out, v)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out
+}
+
+// PutView creates or changes a view. A change may add or remove features and
+// change the TTLs; it may not change the entities, the store, or a feature's
+// type, and it may not break the feature spec of a registered model version.
+// It reports whether the view was created.
+func (s *Service) PutView(ctx context.Context, v *View) (*View, bool, error) {
+	if v.Store == "" {
+		v.Store = s.defaultStore
+	}
+	if err := v.Check(); err != nil {
+		return nil, false, err
+	}
+	store, ok := s.stores[v.Store]
+	if !ok {
+		return nil, false, invalid("view %s: store %q is not configured (configured: %s)", v.Name, v.Store, strings.Join(s.storeNames(), ", "))
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	set := *s.set.Load()
+	old, exists := set[v.Name]
+	now := s.now().UTC()
+	v.CreatedAt, v.UpdatedAt = now, now
+	if exists {
+		if err := compatible(old, v); err != nil {
+			return nil, false, err
+		}
+		v.CreatedAt = old.CreatedAt
+	}
+	next := withView(set, v.Name, v)
+	if err := s.checkUsers(ctx, next, "changing feature view "+v.Name); err != nil {
+		return nil, false, err
+	}
+	if err := store.Prepare(ctx, v); err != nil {
+		return nil, false, fmt.Errorf("prepare view %s in store %s: %w", v.Name, v.Store, err)
+	}
+	if err := s.views.PutView(ctx, v); err != nil {
+		return nil, false, fmt.Errorf("save view %s: %w", v.Name, err)
+	}
+	s.set.Store(&next)
+	s.cache.purge()
+	return v, !exists, nil
+}
+
+// DeleteView removes a view and its values. It is refused while a registered
+// model version reads one of its features.
+func (s *Service) DeleteView(ctx context.Context, name string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	set := *s.set.Load()
+	v, ok := set[name]
+	if !ok {
+		return notFound("feature view %q not found", name)
+	}
+	next := withView(set, name, nil)
+	if err := s.checkUsers(ctx, next, "deleting feature view "+name); err != nil {
+		return err
+	}
+	if err := s.views.DeleteView(ctx, name); err != nil {
+		return fmt.Errorf("delete view %s: %w", name, err)
+	}
+	s.set.Store(&next)
+	s.cache.purge()
+	if err := s.stores[v.Store].Drop(ctx, v); err != nil {
+		return fmt.Errorf("view %s deleted, but dropping its values from store %s failed: %w", name, v.Store, err)
+	}
+	return nil
+}
+
+func compatible(old, v *View) error {
+	if !slices.Equal(old.Entities, v.Entities) {
+		return conflict("view %s: entities cannot change (%v to %v); delete the view and create it again", v.Name, old.Entities, v.Entities)
+	}
+	if old.Store != v.Store {
+		return conflict("view %s: store cannot change (%s to %s); delete the view and create it again", v.Name, old.Store, v.Store)
+	}
+	for _, f := range v.Features {
+		if i := old.Feature(f.Name); i >= 0 && old.Features[i].Type != f.Type {
+			return conflict("view %s: feature %s cannot change type (%s to %s); give the new feature another name", v.Name, f.Name, old.Features[i].Type, f.Type)
+		}
+	}
+	return nil
+}
+
+// withView returns a copy of set with name bound to v, or removed when v is nil.
+func withView(set map[string]*View, name string, v *View) map[string]*View {
+	next := make(map[string]*View, len(set)+1)
+	for k, x := range set {
+		next[k] = x
+	}
+	if v == nil {
+		delete(next, name)
+	} else {
+		next[name] = v
+	}
+	return next
+}
+
+// checkUsers compiles every registered spec against the views the change
+// would leave, and refuses the change if one no longer compiles.
+func (s *Service) checkUsers(ctx context.Context, views map[string]*View, what string) error {
+	if s.users == nil {
+		return nil
+	}
+	uses, err := s.users(ctx)
+	if err != nil {
+		return fmt.Errorf("list the models using features: %w", err)
+	}
+	for _, u := range uses {
+		if _, err := compile(u.Spec, u.Inputs, views); err != nil {
+			return conflict("%s would break model %s version %d: %v", what, u.Model, u.Version, strings.TrimPrefix(err.Error(), "feature_spec."))
+		}
+	}
+	return nil
+}
+
+func (s *Service) storeNames() []string {
+	names := make([]string, 0, len(s.stores))
+	for n := range s.stores {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return names
+}
+
+// Close closes every store.
+func (s *Service) Close() error {
+	var errs []error
+	for _, st := range s.stores {
+		errs = append(errs, st.Close())
+	}
+	return errors.Join(errs...)
+}

@@ -1,0 +1,175 @@
+package serving
+
+import (
+	"encoding/json"
+	"time"
+
+	"github.com/gofiber/fiber/v2"
+
+	"github.com/mlgate/mlgate/featurestore"
+	"github.com/mlgate/mlgate/internal/jsonerr"
+)
+
+// featureStore returns the feature store, or explains that there is none.
+func (s *Server) featureStore() (*featurestore.Service, error) {
+	if s.features == nil {
+		return nil, notReady("this gateway has no feature store")
+	}
+	return s.features, nil
+}
+
+func (s *Server) listViews(c *fiber.Ctx) error {
+	fs, err := s.featureStore()
+	if err != nil {
+		return err
+	}
+	return c.JSON(fiber.Map{"views": fs.Views()})
+}
+
+func (s *Server) getView(c *fiber.Ctx) error {
+	fs, err := s.featureStore()
+	if err != nil {
+		return err
+	}
+	v, err := fs.View(c.Params("view"))
+	if err != nil {
+		return err
+	}
+	return c.JSON(v)
+}
+
+// viewBody is what PUT /v1/feature-views/{name} takes.
+type viewBody struct {
+	Entities []string               `json:"entities"`
+	Features []featurestore.Feature `json:"features"`
+	TTL      featurestore.Duration  `json:"ttl"`
+	Store    string                 `json:"store"`
+	CacheTTL featurestore.Duration  `json:"cache_ttl"`
+}
+
+func (s *Server) putView(c *fiber.Ctx) error {
+	fs, err := s.featureStore()
+	if err != nil {
+		return err
+	}
+	var b viewBody
+	if err := jsonerr.Decode(c.Body(), &b); err != nil {
+		return invalidInput("request body: %v", err)
+	}
+	v := &featurestore.View{Name: param(c, "view"), Entities: b.Entities, Features: b.Features, TTL: b.TTL, Store: b.Store, CacheTTL: b.CacheTTL}
+	v, created, err := fs.PutView(c.UserContext(), v)
+	if err != nil {
+		return err
+	}
+	// Plans compile against the views: recompile them.
+	if err := s.sync(c); err != nil {
+		return err
+	}
+	status := fiber.StatusOK
+	if created {
+		status = fiber.StatusCreated
+	}
+	return c.Status(status).JSON(v)
+}
+
+func (s *Server) deleteView(c *fiber.Ctx) error {
+	fs, err := s.featureStore()
+	if err != nil {
+		return err
+	}
+	if err := fs.DeleteView(c.UserContext(), param(c, "view")); err != nil {
+		return err
+	}
+	if err := s.sync(c); err != nil {
+		return err
+	}
+	return c.SendStatus(fiber.StatusNoContent)
+}
+
+func (s *Server) writeRows(c *fiber.Ctx) error {
+	fs, err := s.featureStore()
+	if err != nil {
+		return err
+	}
+	v, err := fs.View(c.Params("view"))
+	if err != nil {
+		return err
+	}
+	rows, err := featurestore.DecodeRows(v, c.Body(), time.Now())
+	if err != nil {
+		return err
+	}
+	if err := fs.WriteRows(c.UserContext(), v.Name, rows); err != nil {
+		return err
+	}
+	return c.JSON(fiber.Map{"written": len(rows)})
+}
+
+// onlineRequest is what POST /v1/features/online takes.
+type onlineRequest struct {
+	Features []string                     `json:"features"`
+	Entities map[string][]json.RawMessage `json:"entities"`
+}
+
+type onlineRow struct {
+	Entities        map[string]string     `json:"entities"`
+	Values          []any                 `json:"values"`
+	Statuses        []featurestore.Status `json:"statuses"`
+	EventTimestamps []*time.Time          `json:"event_timestamps"`
+}
+
+func (s *Server) readOnline(c *fiber.Ctx) error {
+	fs, err := s.featureStore()
+	if err != nil {
+		return err
+	}
+	req, err := decodeOnlineRequest(c.Body())
+	if err != nil {
+		return err
+	}
+	entities, err := entityColumns(req.Entities)
+	if err != nil {
+		return err
+	}
+	res, err := fs.Online(c.UserContext(), req.Features, entities)
+	if err != nil {
+		return err
+	}
+	rows := make([]onlineRow, len(res.Rows))
+	for i, r := range res.Rows {
+		out := onlineRow{Entities: r.Entities, Values: make([]any, len(r.Values)), Statuses: r.Statuses, EventTimestamps: make([]*time.Time, len(r.Values))}
+		for j, v := range r.Values {
+			out.Values[j] = v.JSON()
+			if !r.EventTS[j].IsZero() {
+				out.EventTimestamps[j] = &r.EventTS[j]
+			}
+		}
+		rows[i] = out
+	}
+	return c.JSON(fiber.Map{"features": res.Features, "rows": rows})
+}
+
+func decodeOnlineRequest(body []byte) (*onlineRequest, error) {
+	var req onlineRequest
+	if err := jsonerr.Decode(body, &req); err != nil {
+		return nil, invalidInput("request body: %v", err)
+	}
+	return &req, nil
+}
+
+// entityColumns reads entity columns: arrays of strings or numbers.
+func entityColumns(raw map[string][]json.RawMessage) (map[string][]string, error) {
+	out := make(map[string][]string, len(raw))
+	for col, vals := range raw {
+		s := make([]string, len(vals))
+		for i, v := range vals {
+			e, err := featurestore.EntityFromJSON(v)
+			if err != nil {
+				return nil, invalidInput("entities.%s[%d]: %v", col, i, err)
+			}
+			s[i] = e
+		}
+		out[col] = s
+	}
+	return out, nil
+}

@@ -1,0 +1,336 @@
+package serving
+
+import (
+	"encoding/json"
+	"errors"
+	"strconv"
+	"strings"
+
+	"github.com/gofiber/fiber/v2"
+	"github.com/google/uuid"
+
+	"github.com/mlgate/mlgate/featurestore"
+	"github.com/mlgate/mlgate/internal/jsonerr"
+	"github.com/mlgate/mlgate/serving/onnx"
+)
+
+// predictRequest is what POST /v1/models/{ref}/predict takes: entity keys
+// (and request values) for a model with a feature spec, or raw input tensors
+// as nested arrays for a model without one.
+type predictRequest struct {
+	RequestID string                       `json:"request_id"`
+	Entities  map[string][]json.RawMessage `json:"entities"`
+	Request   map[string][]json.RawMessage `json:"request"`
+	Inputs    map[string]json.RawMessage   `json:"inputs"`
+	Debug     bool                         `json:"debug"`
+}
+
+func decodePredictRequest(body []byte) (*predictRequest, error) {
+	var req predictRequest
+	if err := jsonerr.Decode(body, &req); err != nil {
+		return nil, invalidInput("request body: %v", err)
+	}
+	if len(req.RequestID) > 256 {
+		return nil, invalidInput("request_id: at most 256 bytes")
+	}
+	return &req, nil
+}
+
+// predictRef reads the model reference of a predict route: "name",
+// "name@alias", or name and version as two path segments.
+func predictRef(c *fiber.Ctx) (model, ref string, err error) {
+	model, ref = c.Params("name"), c.Params("version")
+	if m, alias, ok := strings.Cut(model, "@"); ok {
+		if alias == "" || ref != "" {
+			return "", "", invalidInput("model reference %q: write name, name@alias or name/version", model+"/"+ref)
+		}
+		return m, alias, nil
+	}
+	if ref != "" {
+		if _, err := strconv.Atoi(ref); err != nil {
+			return "", "", invalidInput("model reference %q: the part after / must be a version number (use name@alias for an alias)", model+"/"+ref)
+		}
+	}
+	return model, ref, nil
+}
+
+func (s *Server) predict(c *fiber.Ctx) error {
+	req, err := decodePredictRequest(c.Body())
+	if err != nil {
+		return err
+	}
+	model, ref, err := predictRef(c)
+	if err != nil {
+		return err
+	}
+	if !s.catalog.Ready() {
+		return notReady("the server is still loading models")
+	}
+	l, err := s.catalog.Acquire(model, ref)
+	if err != nil {
+		return err
+	}
+	defer l.Release()
+
+	var (
+		inputs []onnx.Tensor
+		asm    *featurestore.Assembly
+	)
+	if l.Plan != nil || l.PlanErr != nil {
+		inputs, asm, err = s.featureInputs(c, l, req)
+	} else {
+		inputs, err = rawInputs(l, req)
+	}
+	if err != nil {
+		return err
+	}
+	outputs, err := l.Run(inputs)
+	if err != nil {
+		return invalidInput("model %s version %d rejected the input: %v", l.Version.Name, l.Version.Version, err)
+	}
+	if req.RequestID == "" {
+		req.RequestID = uuid.NewString()
+	}
+	bp := responseBuffers.Get().(*[]byte)
+	*bp = encodePredictResponse((*bp)[:0], req, l, outputs, asm)
+	c.Set(fiber.HeaderContentType, fiber.MIMEApplicationJSON)
+	_, err = c.Write(*bp)
+	responseBuffers.Put(bp)
+	return err
+}
+
+// featureInputs assembles the inputs of a model with a feature spec.
+func (s *Server) featureInputs(c *fiber.Ctx, l *Loaded, req *predictRequest) ([]onnx.Tensor, *featurestore.Assembly, error) {
+	if l.PlanErr != nil {
+		return nil, nil, notReady("model %s version %d: its feature spec no longer compiles: %v", l.Version.Name, l.Version.Version, l.PlanErr)
+	}
+	if req.Inputs != nil {
+		return nil, nil, invalidInput("inputs: model %s version %d reads its inputs from features; send entities (and request values) instead", l.Version.Name, l.Version.Version)
+	}
+	fs, err := s.featureStore()
+	if err != nil {
+		return nil, nil, err
+	}
+	entities, err := entityColumns(req.Entities)
+	if err != nil {
+		return nil, nil, err
+	}
+	asm, err := fs.Assemble(c.UserContext(), l.Plan, entities, req.Request)
+	if err != nil {
+		return nil, nil, err
+	}
+	inputs := make([]onnx.Tensor, len(asm.Inputs))
+	for i, in := range asm.Inputs {
+		inputs[i] = onnx.Tensor{Name: in.Name, Type: onnx.ParseDataType(in.Datatype), Shape: in.Shape, Data: in.Data}
+	}
+	return inputs, asm, nil
+}
+
+// rawInputs reads the nested arrays of a model without a feature spec.
+func rawInputs(l *Loaded, req *predictRequest) ([]onnx.Tensor, error) {
+	if req.Entities != nil || req.Request != nil {
+		return nil, invalidInput("entities: model %s version %d has no feature spec; send its inputs as {\"inputs\": {\"name\": [[...]]}}", l.Version.Name, l.Version.Version)
+	}
+	if len(req.Inputs) == 0 {
+		return nil, invalidInput("inputs: required (the model takes %s)", ioNames(l.Inputs()))
+	}
+	ios := l.Inputs()
+	out := make([]onnx.Tensor, len(ios))
+	for name, raw := range req.Inputs {
+		i, ok := l.inputIndex[name]
+		if !ok {
+			return nil, invalidInput("inputs.%s: model %s has no such input (it takes %s)", name, l.Version.Name, ioNames(ios))
+		}
+		io := ios[i]
+		shape, err := inferShape(raw)
+		if err != nil {
+			return nil, invalidInput("inputs.%s: %v", name, err)
+		}
+		if err := fitShape(shape, io.Shape); err != nil {
+			return nil, invalidInput("inputs.%s: shape %s does not fit the model's %s: %v", name, shapeString(shape), shapeString(io.Shape), err)
+		}
+		data, err := parseData(raw, io.Type, onnx.Elements(shape))
+		if err != nil {
+			return nil, invalidInput("inputs.%s: %v", name, err)
+		}
+		out[i] = onnx.Tensor{Name: name, Type: io.Type, Shape: shape, Data: data}
+	}
+	for i, io := range ios {
+		if out[i].Data == nil {
+			return nil, invalidInput("inputs.%s: missing (the model takes %s)", io.Name, ioNames(ios))
+		}
+	}
+	return out, nil
+}
+
+// inferShape reads the shape of nested JSON arrays, which must be
+// rectangular: every array at one depth has the same length, and every value
+// sits at the same depth.
+func inferShape(raw []byte) ([]int64, error) {
+	w := shapeWalker{p: dataParser{raw: raw}, leaf: -1}
+	w.p.skipSpace()
+	if w.p.i >= len(w.p.raw) || w.p.raw[w.p.i] != '[' {
+		return nil, errors.New("must be an array (nested for more dimensions)")
+	}
+	if err := w.walk(0); err != nil {
+		return nil, err
+	}
+	if w.leaf >= 0 && w.leaf != len(w.shape) {
+		return nil, errors.New("not rectangular: values at different depths")
+	}
+	return w.shape, nil
+}
+
+type shapeWalker struct {
+	p     dataParser
+	shape []int64 // length of the arrays at each depth; -1 until seen
+	leaf  int     // depth of the values; -1 until seen
+}
+
+func (w *shapeWalker) walk(depth int) error {
+	if depth > maxDepth {
+		return errors.New("arrays nested deeper than " + strconv.Itoa(maxDepth))
+	}
+	if len(w.shape) == depth {
+		w.shape = append(w.shape, -1)
+	}
+	p := &w.p
+	p.i++ // '['
+	n := int64(0)
+	p.skipSpace()
+	if p.i < len(p.raw) && p.raw[p.i] == ']' {
+		p.i++
+	} else {
+		for {
+			p.skipSpace()
+			if p.i >= len(p.raw) {
+				return errors.New("unexpected end")
+			}
+			if p.raw[p.i] == '[' {
+				if err := w.walk(depth + 1); err != nil {
+					return err
+				}
+			} else {
+				if w.leaf >= 0 && w.leaf != depth+1 {
+					return errors.New("not rectangular: values at different depths")
+				}
+				w.leaf = depth + 1
+				p.scalar()
+			}
+			n++
+			p.skipSpace()
+			if p.i >= len(p.raw) {
+				return errors.New("unexpected end")
+			}
+			if c := p.raw[p.i]; c == ',' {
+				p.i++
+				continue
+			} else if c != ']' {
+				return errors.New("unexpected " + strconv.QuoteRune(rune(c)))
+			}
+			p.i++
+			break
+		}
+	}
+	switch w.shape[depth] {
+	case -1:
+		w.shape[depth] = n
+	case n:
+	default:
+		return errors.New("not rectangular: arrays at depth " + strconv.Itoa(depth+1) + " have " + strconv.FormatInt(w.shape[depth], 10) + " and " + strconv.FormatInt(n, 10) + " elements")
+	}
+	return nil
+}
+
+// encodePredictResponse appends the answer of a prediction: outputs as
+// nested arrays shaped like the tensors, and with debug, the status of every
+// feature value per row.
+func encodePredictResponse(b []byte, req *predictRequest, l *Loaded, outputs []onnx.Tensor, asm *featurestore.Assembly) []byte {
+	b = append(b, `{"request_id":`...)
+	b = appendString(b, req.RequestID)
+	b = append(b, `,"model":{"name":`...)
+	b = appendString(b, l.Version.Name)
+	b = append(b, `,"version":`...)
+	b = strconv.AppendInt(b, int64(l.Version.Version), 10)
+	b = append(b, `,"uuid":`...)
+	b = appendString(b, l.Version.UUID)
+	b = append(b, `},"outputs":{`...)
+	for i, t := range outputs {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = appendString(b, t.Name)
+		b = append(b, ':')
+		b = appendNested(b, t.Data, t.Shape)
+	}
+	b = append(b, '}')
+	if req.Debug && asm != nil {
+		b = append(b, `,"feature_status":[`...)
+		for row, statuses := range asm.Statuses {
+			if row > 0 {
+				b = append(b, ',')
+			}
+			b = append(b, '{')
+			for j, st := range statuses {
+				if j > 0 {
+					b = append(b, ',')
+				}
+				b = appendString(b, asm.Refs[j])
+				b = append(b, ':')
+				b = appendString(b, string(st))
+			}
+			b = append(b, '}')
+		}
+		b = append(b, ']')
+	}
+	return append(b, '}')
+}
+
+// appendNested writes flat row-major data as arrays nested by shape.
+func appendNested(b []byte, data any, shape []int64) []byte {
+	if len(shape) <= 1 {
+		return appendData(b, data)
+	}
+	switch d := data.(type) {
+	case []bool:
+		return nest(b, d, shape)
+	case []int8:
+		return nest(b, d, shape)
+	case []int16:
+		return nest(b, d, shape)
+	case []int32:
+		return nest(b, d, shape)
+	case []int64:
+		return nest(b, d, shape)
+	case []uint8:
+		return nest(b, d, shape)
+	case []uint16:
+		return nest(b, d, shape)
+	case []uint32:
+		return nest(b, d, shape)
+	case []uint64:
+		return nest(b, d, shape)
+	case []float32:
+		return nest(b, d, shape)
+	case []float64:
+		return nest(b, d, shape)
+	case []string:
+		return nest(b, d, shape)
+	}
+	return appendData(b, data)
+}
+
+func nest[T any](b []byte, s []T, shape []int64) []byte {
+	if len(shape) <= 1 {
+		return appendData(b, s)
+	}
+	stride := int(onnx.Elements(shape[1:]))
+	b = append(b, '[')
+	for i := range int(shape[0]) {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = nest(b, s[i*stride:(i+1)*stride], shape[1:])
+	}
+	return append(b, ']')
+}
