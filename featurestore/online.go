@@ -234,7 +234,7 @@ type OnlineRow struct {
 	Entities map[string]string
 	Values   []Value
 	Statuses []Status
-	EventTS  []time.Time // zero when not found
+	EventTS  []time.Time // zero when the value was not found
 }
 
 // Online reads features ("view:feature") for the entity rows given as columns.
@@ -298,7 +298,7 @@ func (s *Service) Online(ctx context.Context, features []string, entities map[st
 			l := &lookups[slot[i][0]]
 			r := &l.Rows[row]
 			or.Statuses[i] = statusOf(l.View, r, slot[i][1], now)
-			if r.Found {
+			if or.Statuses[i] != StatusNotFound {
 				or.EventTS[i] = r.EventTS
 				or.Values[i] = r.Values[slot[i][1]]
 			}

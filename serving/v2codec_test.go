@@ -157,3 +157,74 @@ func TestInferShape(t *testing.T) {
 		}
 	}
 }
+
+// FuzzDecodePredictRequest feeds arbitrary bodies to the predict decoder and
+// to the raw-input shape reader: they must never panic, and every refusal
+// must be the caller's error.
+func FuzzDecodePredictRequest(f *testing.F) {
+	for _, seed := range []string{
+		`{"request_id": "r", "entities": {"user_id": ["u1", 2]}, "request": {"hour": [13, 9]}, "debug": true}`,
+		`{"inputs": {"x": [[1, 2, 3, 4], [5, 6, 7, 8]]}}`,
+		`{"inputs": {"x": [[1, 2], [3]]}}`,
+		`{"inputs": {"x": [[[1]], [2]]}}`,
+		`{"entities": {"user_id": [true]}}`,
+		`{"inputs": {"x": 5}}`, `{}`, `[]`, `{"request_id": 5}`,
+	} {
+		f.Add([]byte(seed))
+	}
+	f.Fuzz(func(t *testing.T, body []byte) {
+		req, err := decodePredictRequest(body)
+		if err != nil {
+			if !errors.Is(err, ErrInvalidInput) {
+				t.Fatalf("refusal is not ErrInvalidInput: %v", err)
+			}
+			return
+		}
+		if _, err := entityColumns(req.Entities); err != nil && !errors.Is(err, ErrInvalidInput) {
+			t.Fatalf("entity refusal is not ErrInvalidInput: %v", err)
+		}
+		for _, raw := range req.Inputs {
+			shape, err := inferShape(raw)
+			if err != nil {
+				continue
+			}
+			if n := onnx.Elements(shape); n >= 0 && n < 1<<20 {
+				if data, err := parseData(raw, onnx.FP64, n); err == nil && int64(reflect.ValueOf(data).Len()) != n {
+					t.Fatalf("shape %v but %d elements", shape, reflect.ValueOf(data).Len())
+				}
+			}
+		}
+	})
+}
+
+// FuzzDecodeOnlineRequest feeds arbitrary bodies to the online-read decoder.
+func FuzzDecodeOnlineRequest(f *testing.F) {
+	for _, seed := range []string{
+		`{"features": ["user:age", "user:income"], "entities": {"user_id": ["u1", "u2"]}}`,
+		`{"features": ["user:age"], "entities": {"user_id": [1, 2.5, -3]}}`,
+		`{"features": "user:age"}`, `{"entities": {"user_id": [null]}}`, `{}`, `1`,
+	} {
+		f.Add([]byte(seed))
+	}
+	f.Fuzz(func(t *testing.T, body []byte) {
+		req, err := decodeOnlineRequest(body)
+		if err != nil {
+			if !errors.Is(err, ErrInvalidInput) {
+				t.Fatalf("refusal is not ErrInvalidInput: %v", err)
+			}
+			return
+		}
+		cols, err := entityColumns(req.Entities)
+		if err != nil {
+			if !errors.Is(err, ErrInvalidInput) {
+				t.Fatalf("entity refusal is not ErrInvalidInput: %v", err)
+			}
+			return
+		}
+		for col, vals := range cols {
+			if len(vals) != len(req.Entities[col]) {
+				t.Fatalf("column %s lost values", col)
+			}
+		}
+	})
+}
