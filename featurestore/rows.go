@@ -111,4 +111,3 @@ func EntityFromJSON(raw json.RawMessage) (string, error) {
 	}
 	return s, nil
 }
-
