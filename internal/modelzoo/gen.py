@@ -279,6 +279,23 @@ def truncated(linear_bytes):
 
 
 # ---------------------------------------------------------------------------
+# dense10.onnx, dense50.onnx: x FP32 [batch, n] -> y FP32 [batch, 1], a
+# weighted sum; the feature-lookup benchmarks feed them from 10 and 50
+# features.
+
+def dense(n):
+    w = (np.arange(n, dtype=np.float32).reshape(n, 1) % 7 - 3) / 8
+    graph = helper.make_graph(
+        [helper.make_node("MatMul", ["x", "W"], ["y"], name="matmul")],
+        f"dense{n}",
+        [vi("x", TensorProto.FLOAT, ["batch", n])],
+        [vi("y", TensorProto.FLOAT, ["batch", 1])],
+        initializer=[numpy_helper.from_array(w, "W")],
+    )
+    return save(make_model(graph), f"dense{n}.onnx")
+
+
+# ---------------------------------------------------------------------------
 # Smoke test with onnxruntime.
 
 def smoke_inputs(name):
@@ -309,6 +326,9 @@ def smoke_inputs(name):
         return feeds
     if name == "fixed_shape.onnx":
         return {"x": np.arange(6, dtype=np.float32).reshape(2, 3)}
+    if name in ("dense10.onnx", "dense50.onnx"):
+        k = 10 if name == "dense10.onnx" else 50
+        return {"x": np.ones((n, k), dtype=np.float32)}
     raise KeyError(name)
 
 
@@ -357,11 +377,14 @@ def main():
     strings()
     all_types()
     fixed_shape()
+    dense(10)
+    dense(50)
     garbage()
     truncated(lin)
     check([
         "linear.onnx", "linear_v2.onnx", "multi_input.onnx", "iris.onnx",
         "strings.onnx", "all_types.onnx", "fixed_shape.onnx",
+        "dense10.onnx", "dense50.onnx",
     ])
 
 

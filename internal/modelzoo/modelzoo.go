@@ -34,6 +34,10 @@ const (
 	AllTypes = "all_types.onnx"
 	// FixedShape: x FP32 with the fixed shape [2,3] → y FP32 [2,3] = x*2.
 	FixedShape = "fixed_shape.onnx"
+	// Dense10 and Dense50: x FP32 [batch,n] → y FP32 [batch,1], a weighted
+	// sum of 10 or 50 inputs, for the feature-lookup benchmarks.
+	Dense10 = "dense10.onnx"
+	Dense50 = "dense50.onnx"
 	// Garbage is 2 KiB of deterministic pseudo-random bytes, not a model.
 	Garbage = "garbage.onnx"
 	// Truncated is the first half of linear.onnx's bytes, not a valid model.
