@@ -9,6 +9,9 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/metric"
 )
 
 // Status says what a read found for one feature value.
@@ -76,6 +79,7 @@ func (s *Service) read(ctx context.Context, lookups []Lookup, now time.Time) err
 				p.keys = append(p.keys, j)
 			}
 		}
+		s.metrics.cacheResult(ctx, l.View, len(l.Keys)-len(p.keys), len(p.keys))
 		if len(p.keys) == 0 {
 			continue
 		}
@@ -101,6 +105,7 @@ func (s *Service) read(ctx context.Context, lookups []Lookup, now time.Time) err
 			p.orig.Rows[j] = project(row, p.orig.Features)
 		}
 	}
+	s.metrics.observe(ctx, lookups, now)
 	return nil
 }
 
@@ -127,7 +132,10 @@ func (s *Service) readStores(ctx context.Context, byStore map[string][]Lookup) e
 }
 
 func (s *Service) readStore(ctx context.Context, name string, ls []Lookup) error {
-	if err := s.stores[name].Read(ctx, ls); err != nil {
+	start := time.Now()
+	err := s.stores[name].Read(ctx, ls)
+	s.metrics.lookup.Record(ctx, time.Since(start).Seconds(), metric.WithAttributes(attribute.String("store", name)))
+	if err != nil {
 		return fmt.Errorf("read from store %s: %w", name, err)
 	}
 	return nil

@@ -246,6 +246,8 @@ type Assembly struct {
 	Refs     []string
 	Statuses [][]Status // [row][ref]
 	Defaults int        // values that took their default
+
+	defaultsByView []int // by plan lookup
 }
 
 // Assemble reads the features for the entity rows, fills in defaults and
@@ -278,7 +280,7 @@ func (s *Service) Assemble(ctx context.Context, p *Plan, entities map[string][]s
 	if err := s.read(ctx, lookups, now); err != nil {
 		return nil, err
 	}
-	a := &Assembly{Refs: p.refs, Statuses: make([][]Status, n)}
+	a := &Assembly{Refs: p.refs, Statuses: make([][]Status, n), defaultsByView: make([]int, len(p.lookups))}
 	for row := range n {
 		a.Statuses[row] = make([]Status, len(p.refs))
 	}
@@ -288,6 +290,11 @@ func (s *Service) Assemble(ctx context.Context, p *Plan, entities map[string][]s
 			return nil, err
 		}
 		a.Inputs = append(a.Inputs, t)
+	}
+	for i, d := range a.defaultsByView {
+		if d > 0 {
+			s.metrics.defaults.Add(ctx, int64(d), viewAttr(p.lookups[i].view))
+		}
 	}
 	return a, nil
 }
@@ -315,6 +322,7 @@ func (a *Assembly) fill(in planInput, n int, lookups []Lookup, request map[strin
 				v = r.Values[col.pos]
 			} else {
 				a.Defaults++
+				a.defaultsByView[col.lookup]++
 			}
 			if col.typ == FloatList {
 				list := v.List

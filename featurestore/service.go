@@ -10,6 +10,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"go.opentelemetry.io/otel/metric"
 )
 
 // SpecUse is a registered model version that reads features through a spec.
@@ -28,6 +30,7 @@ type Service struct {
 	stores       map[string]OnlineStore
 	defaultStore string
 	cache        *cache
+	metrics      *metrics
 	now          func() time.Time
 
 	mu    sync.Mutex // serialises view changes
@@ -43,6 +46,8 @@ type Options struct {
 	DefaultStore string
 	// CacheEntries bounds the cache; 0 disables it.
 	CacheEntries int
+	// Meter records the feature store's metrics; nil records none.
+	Meter metric.Meter
 }
 
 // NewService loads the views and returns the service.
@@ -54,7 +59,11 @@ func NewService(ctx context.Context, views ViewStore, opts Options) (*Service, e
 	if err != nil {
 		return nil, err
 	}
-	s := &Service{views: views, stores: opts.Stores, defaultStore: opts.DefaultStore, cache: c, now: time.Now}
+	m, err := newMetrics(opts.Meter)
+	if err != nil {
+		return nil, err
+	}
+	s := &Service{views: views, stores: opts.Stores, defaultStore: opts.DefaultStore, cache: c, metrics: m, now: time.Now}
 	all, err := views.Views(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("load feature views: %w", err)

@@ -6,9 +6,11 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/http"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
+	"github.com/gofiber/fiber/v2/middleware/adaptor"
 
 	"github.com/mlgate/mlgate/featurestore"
 	"github.com/mlgate/mlgate/internal/auth"
@@ -35,6 +37,8 @@ type Deps struct {
 	Features *featurestore.Service
 	Auth     *auth.Authenticator
 	Log      *slog.Logger
+	// Metrics serves /metrics; nil serves none.
+	Metrics http.Handler
 }
 
 // Server serves the registry API, the feature store API, predictions and the
@@ -46,6 +50,7 @@ type Server struct {
 	features *featurestore.Service
 	auth     *auth.Authenticator
 	log      *slog.Logger
+	metrics  http.Handler
 	opts     Options
 }
 
@@ -55,7 +60,7 @@ const uploadOverhead = 1 << 20
 
 // New returns a Server with every route registered.
 func New(opts Options, d Deps) *Server {
-	s := &Server{reg: d.Registry, catalog: d.Catalog, features: d.Features, auth: d.Auth, log: d.Log, opts: opts}
+	s := &Server{reg: d.Registry, catalog: d.Catalog, features: d.Features, auth: d.Auth, log: d.Log, metrics: d.Metrics, opts: opts}
 	s.app = fiber.New(fiber.Config{
 		AppName:               "mlgate",
 		DisableStartupMessage: true,
@@ -76,6 +81,9 @@ func (s *Server) routes() {
 
 	app.Get("/v2/health/live", s.live)
 	app.Get("/v2/health/ready", s.ready)
+	if s.metrics != nil {
+		app.Get("/metrics", adaptor.HTTPHandler(s.metrics))
+	}
 
 	predict := s.require(auth.Predict)
 	app.Get("/v2", predict, s.serverMetadata)

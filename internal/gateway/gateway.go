@@ -21,6 +21,7 @@ import (
 	"github.com/mlgate/mlgate/internal/auth"
 	"github.com/mlgate/mlgate/internal/config"
 	"github.com/mlgate/mlgate/internal/modelzoo"
+	"github.com/mlgate/mlgate/internal/telemetry"
 	"github.com/mlgate/mlgate/registry"
 	"github.com/mlgate/mlgate/registry/bolt"
 	"github.com/mlgate/mlgate/registry/localfs"
@@ -71,7 +72,12 @@ func Start(ctx context.Context, cfg config.Config, version string, log *slog.Log
 		meta.Close()
 		return nil, err
 	}
-	features, err := openFeatures(ctx, cfg)
+	metrics, err := telemetry.New()
+	if err != nil {
+		meta.Close()
+		return nil, err
+	}
+	features, err := openFeatures(ctx, cfg, metrics)
 	if err != nil {
 		meta.Close()
 		return nil, err
@@ -88,7 +94,7 @@ func Start(ctx context.Context, cfg config.Config, version string, log *slog.Log
 		WriteTimeout: time.Duration(cfg.Server.WriteTimeout),
 		IdleTimeout:  time.Duration(cfg.Server.IdleTimeout),
 		Version:      version,
-	}, serving.Deps{Registry: reg, Catalog: catalog, Features: features, Auth: authn, Log: log})
+	}, serving.Deps{Registry: reg, Catalog: catalog, Features: features, Auth: authn, Log: log, Metrics: metrics.Handler()})
 
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
@@ -121,7 +127,7 @@ func (g *Gateway) Shutdown(ctx context.Context) error {
 // openFeatures opens the configured online stores and the feature store over
 // them. The embedded store, which also keeps the view definitions, is always
 // open.
-func openFeatures(ctx context.Context, cfg config.Config) (*featurestore.Service, error) {
+func openFeatures(ctx context.Context, cfg config.Config, metrics *telemetry.Metrics) (*featurestore.Service, error) {
 	embeddedStore, err := embedded.Open(filepath.Join(cfg.DataDir, "features.db"))
 	if err != nil {
 		return nil, err
@@ -131,6 +137,7 @@ func openFeatures(ctx context.Context, cfg config.Config) (*featurestore.Service
 		Stores:       stores,
 		DefaultStore: cfg.OnlineStore.Default,
 		CacheEntries: cfg.OnlineStore.CacheEntries,
+		Meter:        metrics.Meter("featurestore"),
 	})
 	if err != nil {
 		for _, s := range stores {

@@ -1,16 +1,20 @@
 package gateway
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"io"
 	"log/slog"
+	"mime/multipart"
 	"net"
 	"net/http"
+	"os"
 	"strings"
 	"testing"
 
 	"github.com/mlgate/mlgate/internal/config"
+	"github.com/mlgate/mlgate/internal/modelzoo"
 )
 
 func quiet() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
@@ -88,5 +92,67 @@ func TestStartRefuses(t *testing.T) {
 				t.Errorf("error %q does not contain %q", err, tt.want)
 			}
 		})
+	}
+}
+
+func call(t *testing.T, g *Gateway, method, path, contentType string, body io.Reader) string {
+	t.Helper()
+	req, err := http.NewRequest(method, "http://"+g.Addr+path, body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", contentType)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode >= 300 {
+		t.Fatalf("%s %s: %d %s", method, path, resp.StatusCode, raw)
+	}
+	return string(raw)
+}
+
+// TestFeatureMetrics checks that feature reads show in /metrics: lookup
+// latency per store, value statuses, value age, cache hits and misses, and
+// defaults, per view.
+func TestFeatureMetrics(t *testing.T) {
+	g, err := Start(t.Context(), testConfig(t.TempDir()), "test", quiet())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer g.Shutdown(context.Background())
+	call(t, g, "PUT", "/v1/feature-views/user", "application/json", strings.NewReader(
+		`{"entities": ["user_id"], "features": [{"name": "age", "type": "float"}, {"name": "visits", "type": "int"}], "cache_ttl": "1m"}`))
+	call(t, g, "POST", "/v1/feature-views/user/rows", "application/json", strings.NewReader(`{"rows": [{"user_id": "u1", "age": 40, "visits": 2}]}`))
+	var body bytes.Buffer
+	mw := multipart.NewWriter(&body)
+	mw.WriteField("metadata", `{"feature_spec": {"entities": ["user_id"], "inputs": {"a": ["user:age", "request:x", "request:y"], "b": ["user:visits", "request:z"]}}}`)
+	fw, _ := mw.CreateFormFile("model", "m.onnx")
+	raw, _ := os.ReadFile(modelzoo.Path(modelzoo.MultiInput))
+	fw.Write(raw)
+	mw.Close()
+	call(t, g, "POST", "/v1/models/scorer/versions", mw.FormDataContentType(), &body)
+	for range 2 {
+		call(t, g, "POST", "/v1/models/scorer/predict", "application/json", strings.NewReader(
+			`{"entities": {"user_id": ["u1", "u2"]}, "request": {"x": [1, 2], "y": [3, 4], "z": [5, 6]}}`))
+	}
+	metrics := call(t, g, "GET", "/metrics", "", nil)
+	for _, want := range []string{
+		`mlgate_feature_lookup_duration_seconds_count{store="embedded"} 1`,
+		`mlgate_feature_values_total{status="PRESENT",view="user"} 4`,
+		`mlgate_feature_values_total{status="NOT_FOUND",view="user"} 4`,
+		`mlgate_feature_cache_requests_total{result="hit",view="user"} 2`,
+		`mlgate_feature_cache_requests_total{result="miss",view="user"} 2`,
+		`mlgate_feature_value_age_seconds_count{view="user"} 2`,
+		`mlgate_feature_defaults_total{view="user"} 4`,
+	} {
+		if !strings.Contains(metrics, want) {
+			t.Errorf("/metrics lacks %s", want)
+		}
+	}
+	if t.Failed() {
+		t.Log(metrics)
 	}
 }
