@@ -88,8 +88,7 @@ func AppendValue(b []byte, v Value) []byte {
 // DecodeValue decodes what AppendValue wrote for a value of type t.
 func DecodeValue(t Type, b []byte) (Value, error) {
 	v := Value{Type: t}
-	want := map[Type]int{Float: 4, Double: 8, Int: 8, Bool: 1}[t]
-	if want > 0 && len(b) != want {
+	if want := fixedSize(t); want > 0 && len(b) != want {
 		return Value{}, fmt.Errorf("stored %s value has %d bytes, want %d", t, len(b), want)
 	}
 	switch t {
@@ -115,4 +114,17 @@ func DecodeValue(t Type, b []byte) (Value, error) {
 		return Value{}, fmt.Errorf("unknown feature type %q", t)
 	}
 	return v, nil
+}
+
+// fixedSize is the encoded size of a value of type t, or 0 when it varies.
+func fixedSize(t Type) int {
+	switch t {
+	case Float:
+		return 4
+	case Double, Int:
+		return 8
+	case Bool:
+		return 1
+	}
+	return 0
 }
