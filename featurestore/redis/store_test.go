@@ -18,23 +18,12 @@ import (
 
 	"github.com/mlgate/mlgate/featurestore"
 	"github.com/mlgate/mlgate/featurestore/storetest"
+	"github.com/mlgate/mlgate/internal/testservers"
 )
 
 // testAddrs returns the server the tests use: TEST_REDIS_ADDR, one address
 // for a standalone server or several, comma-separated, for a cluster.
-func testAddrs(tb testing.TB) []string {
-	tb.Helper()
-	addr := os.Getenv("TEST_REDIS_ADDR")
-	if addr == "" {
-		if os.Getenv("CI") == "true" {
-			tb.Fatal("TEST_REDIS_ADDR is not set: the Redis store's tests require a real redis-server in CI " +
-				"(deploy/redis.sh start, then TEST_REDIS_ADDR=127.0.0.1:16379)")
-		}
-		tb.Skip("TEST_REDIS_ADDR is not set: skipping the Redis store's tests, which need a real redis-server " +
-			"(deploy/redis.sh start, then TEST_REDIS_ADDR=127.0.0.1:16379)")
-	}
-	return strings.Split(addr, ",")
-}
+func testAddrs(tb testing.TB) []string { return testservers.Redis(tb) }
 
 // runPrefix makes this process's keys distinct from any other test run's on
 // the same server.

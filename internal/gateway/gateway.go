@@ -18,6 +18,7 @@ import (
 
 	"github.com/mlgate/mlgate/featurestore"
 	"github.com/mlgate/mlgate/featurestore/embedded"
+	"github.com/mlgate/mlgate/featurestore/redis"
 	"github.com/mlgate/mlgate/internal/auth"
 	"github.com/mlgate/mlgate/internal/config"
 	"github.com/mlgate/mlgate/internal/modelzoo"
@@ -133,6 +134,23 @@ func openFeatures(ctx context.Context, cfg config.Config, metrics *telemetry.Met
 		return nil, err
 	}
 	stores := map[string]featurestore.OnlineStore{"embedded": embeddedStore}
+	closeAll := func() {
+		for _, s := range stores {
+			s.Close()
+		}
+	}
+	if o := cfg.OnlineStore; o.RedisEnabled() {
+		addrs := o.Redis.ClusterAddrs
+		if o.Redis.Addr != "" {
+			addrs = []string{o.Redis.Addr}
+		}
+		rs, err := redis.New(ctx, redis.Options{Addrs: addrs, Password: o.Redis.Password, DB: o.Redis.DB, KeyPrefix: o.Redis.KeyPrefix})
+		if err != nil {
+			closeAll()
+			return nil, fmt.Errorf("online_store.redis: %w", err)
+		}
+		stores["redis"] = rs
+	}
 	fs, err := featurestore.NewService(ctx, embeddedStore, featurestore.Options{
 		Stores:       stores,
 		DefaultStore: cfg.OnlineStore.Default,
@@ -140,9 +158,7 @@ func openFeatures(ctx context.Context, cfg config.Config, metrics *telemetry.Met
 		Meter:        metrics.Meter("featurestore"),
 	})
 	if err != nil {
-		for _, s := range stores {
-			s.Close()
-		}
+		closeAll()
 		return nil, err
 	}
 	return fs, nil

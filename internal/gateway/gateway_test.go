@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
 	"mime/multipart"
@@ -12,9 +13,11 @@ import (
 	"os"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/mlgate/mlgate/internal/config"
 	"github.com/mlgate/mlgate/internal/modelzoo"
+	"github.com/mlgate/mlgate/internal/testservers"
 )
 
 func quiet() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
@@ -155,4 +158,29 @@ func TestFeatureMetrics(t *testing.T) {
 	if t.Failed() {
 		t.Log(metrics)
 	}
+}
+
+// TestRedisViews runs a view held in the real Redis end to end: rows in,
+// online read and prediction out.
+func TestRedisViews(t *testing.T) {
+	cfg := testConfig(t.TempDir())
+	cfg.OnlineStore.Redis.Addr = testservers.Redis(t)[0]
+	cfg.OnlineStore.Redis.KeyPrefix = fmt.Sprintf("gwtest%d", time.Now().UnixNano())
+	cfg.OnlineStore.Default = "redis"
+	g, err := Start(t.Context(), cfg, "test", quiet())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer g.Shutdown(context.Background())
+	view := call(t, g, "PUT", "/v1/feature-views/user", "application/json", strings.NewReader(
+		`{"entities": ["user_id"], "features": [{"name": "age", "type": "float"}]}`))
+	if !strings.Contains(view, `"store":"redis"`) {
+		t.Fatalf("view not in redis: %s", view)
+	}
+	call(t, g, "POST", "/v1/feature-views/user/rows", "application/json", strings.NewReader(`{"rows": [{"user_id": "u1", "age": 40.5}]}`))
+	got := call(t, g, "POST", "/v1/features/online", "application/json", strings.NewReader(`{"features": ["user:age"], "entities": {"user_id": ["u1", "u2"]}}`))
+	if !strings.Contains(got, `"values":[40.5],"statuses":["PRESENT"]`) || !strings.Contains(got, `"statuses":["NOT_FOUND"]`) {
+		t.Errorf("online read: %s", got)
+	}
+	call(t, g, "DELETE", "/v1/feature-views/user", "", nil)
 }

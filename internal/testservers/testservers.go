@@ -1,0 +1,41 @@
+// Package testservers tells tests where the real Redis and Cassandra servers
+// started by `make test` (deploy/with-services.sh) listen. Without them a
+// test is skipped, except under CI=true, where a missing server fails it.
+package testservers
+
+import (
+	"os"
+	"strings"
+	"testing"
+)
+
+// Redis returns the addresses in TEST_REDIS_ADDR (several, comma-separated,
+// for a cluster).
+func Redis(tb testing.TB) []string {
+	tb.Helper()
+	return lookup(tb, "TEST_REDIS_ADDR", "a real redis-server (deploy/redis.sh start, then TEST_REDIS_ADDR=127.0.0.1:16379)")
+}
+
+// Cassandra returns the contact points in TEST_CASSANDRA_HOSTS.
+func Cassandra(tb testing.TB) []string {
+	tb.Helper()
+	return lookup(tb, "TEST_CASSANDRA_HOSTS", "a real Apache Cassandra (deploy/cassandra.sh start, then TEST_CASSANDRA_HOSTS=127.0.0.1:19042)")
+}
+
+func lookup(tb testing.TB, env, what string) []string {
+	tb.Helper()
+	v := os.Getenv(env)
+	if v == "" {
+		if os.Getenv("CI") == "true" {
+			tb.Fatalf("%s is not set: this test needs %s, and in CI a missing server is a failure", env, what)
+		}
+		tb.Skipf("%s is not set: skipping; this test needs %s", env, what)
+	}
+	var out []string
+	for _, a := range strings.Split(v, ",") {
+		if a = strings.TrimSpace(a); a != "" {
+			out = append(out, a)
+		}
+	}
+	return out
+}
