@@ -2,6 +2,7 @@
 //
 //	mlgate serve [--config FILE] [--demo]    run the gateway
 //	mlgate models register|list|show|alias   manage the registry of a running gateway
+//	mlgate features apply|ingest             define feature views and load rows into them
 //	mlgate version                           print the version
 package main
 
@@ -23,6 +24,8 @@ Usage:
   mlgate models list
   mlgate models show NAME
   mlgate models alias NAME ALIAS VERSION
+  mlgate features apply -f VIEWS.yaml
+  mlgate features ingest --view VIEW --file ROWS.csv|ROWS.parquet [--format csv|parquet] [--batch 1000]
   mlgate version
 
 Client commands talk to a running gateway: --server URL (default
@@ -48,6 +51,8 @@ func run(args []string) error {
 		return serve(args[1:])
 	case "models":
 		return models(args[1:])
+	case "features":
+		return features(args[1:])
 	case "version":
 		fmt.Println(version)
 		return nil
