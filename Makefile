@@ -1,6 +1,8 @@
 # mlgate: `make run` starts the gateway with a demo model, `make test` runs every test.
 # Both fetch what they need: ONNX Runtime's shared library comes from the npm
 # registry's onnxruntime-node package into .cache/ unless ONNXRUNTIME_LIB names one.
+# `make test` also runs a private Redis and Cassandra on loopback for the tests
+# (deploy/with-services.sh; `make services-up` / `services-down` by hand, see deploy/README.md).
 
 ORT_VERSION := 1.24.3
 ORT_DIR     := $(CURDIR)/.cache/onnxruntime/$(ORT_VERSION)
@@ -17,7 +19,7 @@ export CGO_ENABLED := 1
 GO ?= go
 TEST_TIMEOUT ?= 20m
 
-.PHONY: all build run test bench lint fuzz clean
+.PHONY: all build run test bench lint fuzz clean services-up services-down
 
 all: build
 
@@ -37,8 +39,18 @@ build: onnxruntime
 run: build
 	./bin/mlgate serve --demo
 
+# Redis and Cassandra run for the length of the tests (TEST_REDIS_ADDR and
+# TEST_CASSANDRA_HOSTS tell the tests where); with CI=true a server that cannot start
+# fails the run, otherwise the tests that need it skip.
 test: onnxruntime lint
-	$(GO) test -race -timeout $(TEST_TIMEOUT) ./...
+	bash deploy/with-services.sh $(GO) test -race -timeout $(TEST_TIMEOUT) ./...
+
+services-up:
+	bash deploy/redis.sh start
+	bash deploy/cassandra.sh start
+
+services-down:
+	@rc=0; bash deploy/redis.sh stop || rc=1; bash deploy/cassandra.sh stop || rc=1; exit $$rc
 
 bench: build
 	$(GO) run ./bench
