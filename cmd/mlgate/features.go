@@ -20,12 +20,6 @@ import (
 	"github.com/mlgate/mlgate/featurestore/ingest"
 )
 
-// Where the features verbs write; tests replace them.
-var (
-	featuresOut io.Writer = os.Stdout
-	featuresErr io.Writer = os.Stderr
-)
-
 func features(args []string) error {
 	if len(args) == 0 {
 		return errors.New("features: want a subcommand: apply or ingest")
@@ -79,7 +73,7 @@ func featuresApply(args []string) error {
 		if err := c.doJSON(http.MethodPut, "/v1/feature-views/"+url.PathEscape(v.Name), v, &out); err != nil {
 			return fmt.Errorf("%s: view %s (%s, line %d) failed: %w; %s", file, v.Name, v.key, v.line, err, countViews(i))
 		}
-		fmt.Fprintf(featuresOut, "applied view %s: %s, %s, ttl %s, store %s, cache_ttl %s\n", out.Name,
+		fmt.Fprintf(stdout, "applied view %s: %s, %s, ttl %s, store %s, cache_ttl %s\n", out.Name,
 			plural(len(out.Entities), "entity", "entities"), plural(len(out.Features), "feature", "features"),
 			time.Duration(out.TTL), out.Store, time.Duration(out.CacheTTL))
 	}
@@ -353,7 +347,7 @@ func featuresIngest(args []string) error {
 			return fmt.Sprintf(" of %d (%d%%)", pr.NumRows(), in.sent*100/pr.NumRows())
 		}
 	}
-	if fe, ok := featuresErr.(*os.File); ok {
+	if fe, ok := stderr.(*os.File); ok {
 		if st, err := fe.Stat(); err == nil && st.Mode()&os.ModeCharDevice != 0 {
 			in.bar = fe
 		}
@@ -406,9 +400,9 @@ func (in *ingestRun) run(r ingest.Reader, batchSize int) error {
 	elapsed := time.Since(in.start)
 	rate := float64(in.sent) / max(elapsed.Seconds(), 1e-9)
 	if in.written != in.sent {
-		fmt.Fprintf(featuresErr, "note: the gateway reports %d of the %d rows written (a row older than the one it holds is ignored)\n", in.written, in.sent)
+		fmt.Fprintf(stderr, "note: the gateway reports %d of the %d rows written (a row older than the one it holds is ignored)\n", in.written, in.sent)
 	}
-	fmt.Fprintf(featuresOut, "ingested %d rows into view %s in %.2fs (%.0f rows/s)\n", in.sent, in.view, elapsed.Seconds(), rate)
+	fmt.Fprintf(stdout, "ingested %d rows into view %s in %.2fs (%.0f rows/s)\n", in.sent, in.view, elapsed.Seconds(), rate)
 	return nil
 }
 

@@ -109,11 +109,11 @@ func (g *fakeGateway) rows() []map[string]any {
 }
 
 // capture runs the CLI with args and returns what it printed.
-func capture(t *testing.T, args ...string) (stdout, stderr string, err error) {
+func capture(t *testing.T, args ...string) (out, errOut string, err error) {
 	t.Helper()
 	var o, e bytes.Buffer
-	featuresOut, featuresErr = &o, &e
-	defer func() { featuresOut, featuresErr = os.Stdout, os.Stderr }()
+	stdout, stderr = &o, &e
+	defer func() { stdout, stderr = os.Stdout, os.Stderr }()
 	err = run(args)
 	return o.String(), e.String(), err
 }

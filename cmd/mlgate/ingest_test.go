@@ -96,8 +96,8 @@ func TestIngest100k(t *testing.T) {
     store: `+store+`
 `), 0o600)
 			var out bytes.Buffer
-			featuresOut, featuresErr = &out, &out
-			defer func() { featuresOut, featuresErr = os.Stdout, os.Stderr }()
+			stdout, stderr = &out, &out
+			defer func() { stdout, stderr = os.Stdout, os.Stderr }()
 			if err := run([]string{"features", "apply", "-f", views, "--server", server}); err != nil {
 				t.Fatal(err)
 			}

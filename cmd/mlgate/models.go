@@ -170,12 +170,12 @@ func modelsRegister(args []string) error {
 	if err := c.do(http.MethodPost, "/v1/models/"+*name+"/versions", contentType, body, &v); err != nil {
 		return err
 	}
-	fmt.Printf("registered %s version %d (sha256 %s, %d bytes)\n", v.Name, v.Version, v.SHA256, v.Size)
+	fmt.Fprintf(stdout, "registered %s version %d (sha256 %s, %d bytes)\n", v.Name, v.Version, v.SHA256, v.Size)
 	if *alias != "" {
 		if err := c.doJSON(http.MethodPut, "/v1/models/"+*name+"/aliases/"+*alias, map[string]int{"version": v.Version}, nil); err != nil {
 			return fmt.Errorf("set alias %s: %w", *alias, err)
 		}
-		fmt.Printf("alias %s -> version %d\n", *alias, v.Version)
+		fmt.Fprintf(stdout, "alias %s -> version %d\n", *alias, v.Version)
 	}
 	return nil
 }
@@ -240,7 +240,7 @@ func modelsList(args []string) error {
 	if err := c.do(http.MethodGet, "/v1/models", "", nil, &out); err != nil {
 		return err
 	}
-	w := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
+	w := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(w, "NAME\tLATEST\tVERSIONS\tALIASES\tUPDATED")
 	for _, m := range out.Models {
 		fmt.Fprintf(w, "%s\t%d\t%d\t%s\t%s\n", m.Name, m.LatestVersion, m.Versions, aliasList(m.Aliases), m.UpdatedAt.Format(time.RFC3339))
@@ -281,7 +281,7 @@ func modelsShow(args []string) error {
 	if *asJSON {
 		var buf bytes.Buffer
 		json.Indent(&buf, raw, "", "  ")
-		fmt.Println(buf.String())
+		fmt.Fprintln(stdout, buf.String())
 		return nil
 	}
 	var m struct {
@@ -292,8 +292,8 @@ func modelsShow(args []string) error {
 	if err := json.Unmarshal(raw, &m); err != nil {
 		return err
 	}
-	fmt.Printf("model %s   aliases: %s\n\n", m.Name, aliasList(m.Aliases))
-	w := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintf(stdout, "model %s   aliases: %s\n\n", m.Name, aliasList(m.Aliases))
+	w := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(w, "VERSION\tSTATUS\tALIASES\tCREATED\tBY\tINPUTS\tOUTPUTS")
 	for _, v := range m.Versions {
 		aliases := strings.Join(v.Aliases, ",")
@@ -332,6 +332,6 @@ func modelsAlias(args []string) error {
 	if err := c.doJSON(http.MethodPut, "/v1/models/"+name+"/aliases/"+alias, map[string]int{"version": n}, nil); err != nil {
 		return err
 	}
-	fmt.Printf("%s: alias %s -> version %d\n", name, alias, n)
+	fmt.Fprintf(stdout, "%s: alias %s -> version %d\n", name, alias, n)
 	return nil
 }

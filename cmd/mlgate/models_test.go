@@ -23,6 +23,8 @@ func TestModelsCLI(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer g.Shutdown(context.Background())
+	stdout = io.Discard
+	defer func() { stdout = os.Stdout }()
 	server := "http://" + g.Addr
 	ok := [][]string{
 		{"models", "register", "--server", server, "--name", "linear", "--file", modelzoo.Path(modelzoo.Linear), "--alias", "champion"},
