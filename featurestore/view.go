@@ -77,18 +77,27 @@ func (v *View) Stale(ts, now time.Time) bool {
 	return v.TTL > 0 && now.Sub(ts) > time.Duration(v.TTL)
 }
 
-// Limits on views.
+// Limits on views. View names stay short enough to name a Cassandra table
+// with a prefix (Cassandra allows 48 characters).
 const (
 	maxName     = 64
+	maxViewName = 40
 	maxFeatures = 1024
 	maxEntities = 8
 )
+
+// reserved names cannot be entity columns or features: event_ts is the event
+// time column of written rows, entity_key the key column of stores.
+var reserved = []string{EventTSColumn, "entity_key"}
 
 // Check reports whether the view is well formed; its errors name the field.
 // Store names are checked by the caller, which knows which stores exist.
 func (v *View) Check() error {
 	if err := checkName("view name", v.Name); err != nil {
 		return err
+	}
+	if len(v.Name) > maxViewName {
+		return invalid("view name %q: at most %d characters", v.Name, maxViewName)
 	}
 	if len(v.Entities) == 0 || len(v.Entities) > maxEntities {
 		return invalid("view %s: entities: want 1 to %d entity columns, got %d", v.Name, maxEntities, len(v.Entities))
@@ -100,6 +109,9 @@ func (v *View) Check() error {
 		}
 		if seen[e] {
 			return invalid("view %s: entities: %q given twice", v.Name, e)
+		}
+		if slices.Contains(reserved, e) {
+			return invalid("view %s: entities[%d]: %q is reserved", v.Name, i, e)
 		}
 		seen[e] = true
 	}
@@ -113,6 +125,9 @@ func (v *View) Check() error {
 		if seen[f.Name] {
 			return invalid("view %s: features[%d].name: %q is already an entity or feature of the view", v.Name, i, f.Name)
 		}
+		if slices.Contains(reserved, f.Name) {
+			return invalid("view %s: features[%d].name: %q is reserved", v.Name, i, f.Name)
+		}
 		seen[f.Name] = true
 		if !slices.Contains(Types, f.Type) {
 			return invalid("view %s: features[%d].type: %q is not one of float, double, int, string, bool, float_list", v.Name, i, f.Type)
@@ -122,8 +137,9 @@ func (v *View) Check() error {
 }
 
 // checkName accepts 1 to 64 lower-case letters, digits and '_', starting with
-// a letter: names that are safe as Cassandra tables and columns, Redis keys
-// and the "view:feature" references of feature specs.
+// a letter: names that need no escaping in Redis keys, in the "view:feature"
+// references of feature specs, or (quoted, as the Cassandra store does) as
+// Cassandra tables and columns.
 func checkName(what, s string) error {
 	if s == "" || len(s) > maxName {
 		return invalid("%s: want 1 to %d characters, got %d", what, maxName, len(s))

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/mlgate/mlgate/featurestore"
+	"github.com/mlgate/mlgate/featurestore/cassandra"
 	"github.com/mlgate/mlgate/featurestore/embedded"
 	"github.com/mlgate/mlgate/featurestore/redis"
 	"github.com/mlgate/mlgate/internal/auth"
@@ -150,6 +151,17 @@ func openFeatures(ctx context.Context, cfg config.Config, metrics *telemetry.Met
 			return nil, fmt.Errorf("online_store.redis: %w", err)
 		}
 		stores["redis"] = rs
+	}
+	if o := cfg.OnlineStore.Cassandra; len(o.Hosts) > 0 {
+		cs, err := cassandra.New(ctx, cassandra.Options{
+			Hosts: o.Hosts, Keyspace: o.Keyspace, ReplicationFactor: o.ReplicationFactor,
+			Consistency: o.Consistency, Timeout: time.Duration(o.Timeout), Username: o.Username, Password: o.Password,
+		})
+		if err != nil {
+			closeAll()
+			return nil, fmt.Errorf("online_store.cassandra: %w", err)
+		}
+		stores["cassandra"] = cs
 	}
 	fs, err := featurestore.NewService(ctx, embeddedStore, featurestore.Options{
 		Stores:       stores,
