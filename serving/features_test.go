@@ -44,8 +44,19 @@ func (g *gateway) registerWith(name, file, metadata string) response {
 // gives on the stored values, the defaults for missing and stale ones, and
 // the request values, computed here through ONNX Runtime directly.
 func TestPredictWithFeatures(t *testing.T) {
-	g := startGateway(t)
-	g.must("PUT", "/v1/feature-views/user", userView, 201)
+	for _, store := range []string{"embedded", "redis", "cassandra"} {
+		t.Run(store, func(t *testing.T) { testPredictWithFeatures(t, store) })
+	}
+}
+
+func testPredictWithFeatures(t *testing.T, store string) {
+	var g *gateway
+	if store == "embedded" {
+		g = startGateway(t)
+	} else {
+		g = startGateway(t, withStore(store))
+	}
+	g.must("PUT", "/v1/feature-views/user", strings.Replace(userView, `"ttl": "24h"`, `"ttl": "24h", "store": "`+store+`"`, 1), 201)
 	now := time.Now().UTC()
 	old := now.Add(-48 * time.Hour).Format(time.RFC3339)
 	g.must("POST", "/v1/feature-views/user/rows", `{"rows": [

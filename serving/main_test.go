@@ -2,6 +2,7 @@ package serving
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -15,9 +16,12 @@ import (
 	"time"
 
 	"github.com/mlgate/mlgate/featurestore"
+	"github.com/mlgate/mlgate/featurestore/cassandra"
 	"github.com/mlgate/mlgate/featurestore/embedded"
+	"github.com/mlgate/mlgate/featurestore/redis"
 	"github.com/mlgate/mlgate/internal/auth"
 	"github.com/mlgate/mlgate/internal/modelzoo"
+	"github.com/mlgate/mlgate/internal/testservers"
 	"github.com/mlgate/mlgate/registry"
 	"github.com/mlgate/mlgate/registry/bolt"
 	"github.com/mlgate/mlgate/registry/localfs"
@@ -58,6 +62,13 @@ type gatewayOption func(*gatewayConfig)
 type gatewayConfig struct {
 	keys          []auth.Key
 	maxModelBytes int64
+	stores        []string // online stores besides the embedded one
+}
+
+// withStore adds a real online store ("redis" or "cassandra") from the test
+// servers.
+func withStore(name string) gatewayOption {
+	return func(c *gatewayConfig) { c.stores = append(c.stores, name) }
 }
 
 func withKeys(keys ...auth.Key) gatewayOption {
@@ -97,8 +108,12 @@ func startGateway(t testing.TB, opts ...gatewayOption) *gateway {
 	if err != nil {
 		t.Fatal(err)
 	}
+	stores := map[string]featurestore.OnlineStore{"embedded": fstore}
+	for _, name := range cfg.stores {
+		stores[name] = openStore(t, name)
+	}
 	features, err := featurestore.NewService(t.Context(), fstore, featurestore.Options{
-		Stores: map[string]featurestore.OnlineStore{"embedded": fstore}, DefaultStore: "embedded", CacheEntries: 1000})
+		Stores: stores, DefaultStore: "embedded", CacheEntries: 1000})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -267,4 +282,31 @@ func direct(t testing.TB, file string, inputs ...onnx.Tensor) []onnx.Tensor {
 		t.Fatal(err)
 	}
 	return out
+}
+
+// openStore connects to a real Redis or Cassandra with keys of its own.
+func openStore(t testing.TB, name string) featurestore.OnlineStore {
+	t.Helper()
+	unique := fmt.Sprintf("servingtest%d", time.Now().UnixNano())
+	var (
+		s   featurestore.OnlineStore
+		err error
+	)
+	switch name {
+	case "redis":
+		s, err = redis.New(t.Context(), redis.Options{Addrs: testservers.Redis(t), KeyPrefix: unique})
+	case "cassandra":
+		var cs *cassandra.Store
+		cs, err = cassandra.New(t.Context(), cassandra.Options{Hosts: testservers.Cassandra(t), Keyspace: unique, Timeout: 30 * time.Second})
+		if err == nil {
+			t.Cleanup(func() { cs.DropKeyspace(context.Background()) })
+		}
+		s = cs
+	default:
+		t.Fatalf("no store %q", name)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
 }

@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mlgate/mlgate/featurestore/cassandra"
 	"github.com/mlgate/mlgate/internal/config"
 	"github.com/mlgate/mlgate/internal/gateway"
 	"github.com/mlgate/mlgate/internal/testservers"
@@ -60,6 +61,7 @@ func startIngestGateway(t *testing.T, stores []string) *gateway.Gateway {
 		case "cassandra":
 			cfg.OnlineStore.Cassandra.Hosts = testservers.Cassandra(t)
 			cfg.OnlineStore.Cassandra.Keyspace = fmt.Sprintf("ingesttest%d", time.Now().UnixNano())
+			t.Cleanup(func() { dropKeyspace(t, cfg.OnlineStore.Cassandra) })
 		}
 	}
 	g, err := gateway.Start(t.Context(), cfg, "test", slog.New(slog.NewTextHandler(io.Discard, nil)))
@@ -160,4 +162,16 @@ func countPresent(t *testing.T, g *gateway.Gateway, view string, from, to int, c
 		}
 	}
 	return found
+}
+
+// dropKeyspace removes a test's keyspace from the shared test server.
+func dropKeyspace(t *testing.T, c config.Cassandra) {
+	s, err := cassandra.New(context.Background(), cassandra.Options{Hosts: c.Hosts, Keyspace: c.Keyspace})
+	if err == nil {
+		err = s.DropKeyspace(context.Background())
+		s.Close()
+	}
+	if err != nil {
+		t.Error(err)
+	}
 }

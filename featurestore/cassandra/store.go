@@ -340,6 +340,15 @@ func checkView(v *featurestore.View) (table string, err error) {
 	return table, nil
 }
 
+// DropKeyspace removes the store's keyspace and everything in it; tests use
+// it to leave the server as they found it.
+func (s *Store) DropKeyspace(ctx context.Context) error {
+	if err := s.query(ctx, `DROP KEYSPACE IF EXISTS "`+s.keyspace+`"`).Exec(); err != nil {
+		return fmt.Errorf("drop keyspace %s: %w", s.keyspace, err)
+	}
+	return nil
+}
+
 func (s *Store) qualified(table string) string {
 	return `"` + s.keyspace + `"."` + table + `"`
 }

@@ -36,15 +36,13 @@ func openTest(tb testing.TB) *Store {
 	}
 	tb.Cleanup(func() {
 		defer s.Close()
-		if err := s.session.Query(`DROP KEYSPACE IF EXISTS "` + keyspace + `"`).Exec(); err != nil {
-			tb.Errorf("drop keyspace %s: %v", keyspace, err)
+		if err := s.DropKeyspace(context.Background()); err != nil {
+			tb.Error(err)
 		}
 	})
 	return s
 }
 
-// inCI reports whether CI is set to something other than false, as
-// deploy/with-services.sh reads it (CI=true in CI).
 func TestConformance(t *testing.T) {
 	s := openTest(t)
 	storetest.Run(t, func(t *testing.T) featurestore.OnlineStore { return s })
