@@ -2,7 +2,8 @@ package featurestore
 
 import (
 	"errors"
-	"fmt"
+
+	"github.com/mlgate/mlgate/internal/errkind"
 )
 
 // Errors of the feature store, wrapped with a message that says what was
@@ -16,25 +17,9 @@ var (
 	ErrConflict = errors.New("conflict")
 )
 
-type kindError struct {
-	kind error
-	msg  string
-}
-
-func (e *kindError) Error() string { return e.msg }
-func (e *kindError) Unwrap() error { return e.kind }
-
-func invalid(format string, args ...any) error {
-	return &kindError{ErrInvalid, fmt.Sprintf(format, args...)}
-}
-
-func notFound(format string, args ...any) error {
-	return &kindError{ErrNotFound, fmt.Sprintf(format, args...)}
-}
-
-func conflict(format string, args ...any) error {
-	return &kindError{ErrConflict, fmt.Sprintf(format, args...)}
-}
+func invalid(format string, args ...any) error  { return errkind.New(ErrInvalid, format, args...) }
+func notFound(format string, args ...any) error { return errkind.New(ErrNotFound, format, args...) }
+func conflict(format string, args ...any) error { return errkind.New(ErrConflict, format, args...) }
 
 // Invalid returns an error matching ErrInvalid, for backends and decoders that
 // must report a caller's mistake.

@@ -2,7 +2,8 @@ package registry
 
 import (
 	"errors"
-	"fmt"
+
+	"github.com/mlgate/mlgate/internal/errkind"
 )
 
 // Errors returned by the registry, wrapped with a message that says what was
@@ -20,28 +21,9 @@ var (
 	ErrTooLarge = errors.New("too large")
 )
 
-// kindError carries a user-facing message and the sentinel it belongs to, so
-// that Error() reads naturally ("model \"x\" not found") while errors.Is still
-// matches the sentinel.
-type kindError struct {
-	kind error
-	msg  string
-}
-
-func (e *kindError) Error() string { return e.msg }
-func (e *kindError) Unwrap() error { return e.kind }
-
-func notFound(format string, args ...any) error {
-	return &kindError{ErrNotFound, fmt.Sprintf(format, args...)}
-}
-
-func invalid(format string, args ...any) error {
-	return &kindError{ErrInvalid, fmt.Sprintf(format, args...)}
-}
-
-func conflict(format string, args ...any) error {
-	return &kindError{ErrConflict, fmt.Sprintf(format, args...)}
-}
+func notFound(format string, args ...any) error { return errkind.New(ErrNotFound, format, args...) }
+func invalid(format string, args ...any) error  { return errkind.New(ErrInvalid, format, args...) }
+func conflict(format string, args ...any) error { return errkind.New(ErrConflict, format, args...) }
 
 // Invalid returns an error matching ErrInvalid with the given message. It is
 // for implementations of the interfaces declared here (an Inspector refusing a
@@ -49,9 +31,7 @@ func conflict(format string, args ...any) error {
 func Invalid(format string, args ...any) error { return invalid(format, args...) }
 
 // TooLarge returns an error matching ErrTooLarge with the given message.
-func TooLarge(format string, args ...any) error {
-	return &kindError{ErrTooLarge, fmt.Sprintf(format, args...)}
-}
+func TooLarge(format string, args ...any) error { return errkind.New(ErrTooLarge, format, args...) }
 
 // NotFound returns an error matching ErrNotFound with the given message.
 func NotFound(format string, args ...any) error { return notFound(format, args...) }

@@ -2,12 +2,12 @@ package serving
 
 import (
 	"errors"
-	"fmt"
 
 	"github.com/gofiber/fiber/v2"
 
 	"github.com/mlgate/mlgate/featurestore"
 	"github.com/mlgate/mlgate/internal/auth"
+	"github.com/mlgate/mlgate/internal/errkind"
 	"github.com/mlgate/mlgate/registry"
 )
 
@@ -21,23 +21,11 @@ var errForbidden = errors.New("forbidden")
 // ErrNotReady: the server, or the model asked for, cannot serve yet.
 var ErrNotReady = errors.New("not ready")
 
-// kindError is a message for the caller that matches one of the sentinels
-// above under errors.Is without repeating the sentinel's text.
-type kindError struct {
-	kind error
-	msg  string
-}
-
-func (e *kindError) Error() string { return e.msg }
-func (e *kindError) Unwrap() error { return e.kind }
-
 func invalidInput(format string, args ...any) error {
-	return &kindError{ErrInvalidInput, fmt.Sprintf(format, args...)}
+	return errkind.New(ErrInvalidInput, format, args...)
 }
 
-func notReady(format string, args ...any) error {
-	return &kindError{ErrNotReady, fmt.Sprintf(format, args...)}
-}
+func notReady(format string, args ...any) error { return errkind.New(ErrNotReady, format, args...) }
 
 // statusOf maps an error to its HTTP status. It is the one place that does.
 func statusOf(err error) int {

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"mime/multipart"
 	"net"
 	"net/http"
 	"os"
@@ -201,15 +200,8 @@ func (g *gateway) json(method, path string, body any) response {
 // upload sends a registration with the given model bytes and metadata.
 func (g *gateway) upload(name string, model []byte, metadata string) response {
 	g.t.Helper()
-	var buf bytes.Buffer
-	mw := multipart.NewWriter(&buf)
-	if metadata != "" {
-		mw.WriteField("metadata", metadata)
-	}
-	fw, _ := mw.CreateFormFile("model", "model.onnx")
-	fw.Write(model)
-	mw.Close()
-	return g.do(http.MethodPost, "/v1/models/"+name+"/versions", mw.FormDataContentType(), buf.Bytes())
+	ct, body := multipartBody(model, metadata)()
+	return g.do(http.MethodPost, "/v1/models/"+name+"/versions", ct, body)
 }
 
 // register uploads a model from the zoo and returns its version record.

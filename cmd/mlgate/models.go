@@ -16,6 +16,8 @@ import (
 	"strings"
 	"text/tabwriter"
 	"time"
+
+	"github.com/mlgate/mlgate/registry"
 )
 
 // client calls a running gateway's API.
@@ -115,31 +117,8 @@ func models(args []string) error {
 	return fmt.Errorf("models: unknown subcommand %q (want register, list, show or alias)", args[0])
 }
 
-type versionRecord struct {
-	Name        string            `json:"name"`
-	Version     int               `json:"version"`
-	UUID        string            `json:"uuid"`
-	SHA256      string            `json:"sha256"`
-	Size        int64             `json:"size"`
-	CreatedAt   time.Time         `json:"created_at"`
-	CreatedBy   string            `json:"created_by"`
-	Description string            `json:"description"`
-	Status      string            `json:"status"`
-	Tags        map[string]string `json:"tags"`
-	Aliases     []string          `json:"aliases"`
-	Signature   struct {
-		Inputs  []tensorSpec `json:"inputs"`
-		Outputs []tensorSpec `json:"outputs"`
-	} `json:"signature"`
-}
-
-type tensorSpec struct {
-	Name     string  `json:"name"`
-	Datatype string  `json:"datatype"`
-	Shape    []int64 `json:"shape"`
-}
-
-func (t tensorSpec) String() string {
+// specString writes a tensor as name DATATYPE[d0,d1].
+func specString(t registry.TensorSpec) string {
 	dims := make([]string, len(t.Shape))
 	for i, d := range t.Shape {
 		dims[i] = strconv.FormatInt(d, 10)
@@ -166,7 +145,7 @@ func modelsRegister(args []string) error {
 	if err != nil {
 		return err
 	}
-	var v versionRecord
+	var v registry.Version
 	if err := c.do(http.MethodPost, "/v1/models/"+*name+"/versions", contentType, body, &v); err != nil {
 		return err
 	}
@@ -287,7 +266,7 @@ func modelsShow(args []string) error {
 	var m struct {
 		Name     string           `json:"name"`
 		Aliases  map[string]int   `json:"aliases"`
-		Versions []*versionRecord `json:"versions"`
+		Versions []*registry.Version `json:"versions"`
 	}
 	if err := json.Unmarshal(raw, &m); err != nil {
 		return err
@@ -306,10 +285,10 @@ func modelsShow(args []string) error {
 	return w.Flush()
 }
 
-func specList(specs []tensorSpec) string {
+func specList(specs []registry.TensorSpec) string {
 	out := make([]string, len(specs))
 	for i, s := range specs {
-		out[i] = s.String()
+		out[i] = specString(s)
 	}
 	return strings.Join(out, "; ")
 }
