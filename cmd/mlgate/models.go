@@ -264,8 +264,8 @@ func modelsShow(args []string) error {
 		return nil
 	}
 	var m struct {
-		Name     string           `json:"name"`
-		Aliases  map[string]int   `json:"aliases"`
+		Name     string              `json:"name"`
+		Aliases  map[string]int      `json:"aliases"`
 		Versions []*registry.Version `json:"versions"`
 	}
 	if err := json.Unmarshal(raw, &m); err != nil {
