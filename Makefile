@@ -52,8 +52,11 @@ services-up:
 services-down:
 	@rc=0; bash deploy/redis.sh stop || rc=1; bash deploy/cassandra.sh stop || rc=1; exit $$rc
 
+# Every scenario of bench/ (see bench/RESULTS.md); the predict ones read features from a
+# Redis that bench/with-redis.sh runs for the benchmark alone, on 127.0.0.1:16390
+# (BENCH_REDIS_PORT). BENCH_FLAGS adds flags, e.g. BENCH_FLAGS='-out bench/RESULTS.md'.
 bench: build
-	$(GO) run ./bench
+	bash bench/with-redis.sh $(GO) run ./bench -scenario all $(BENCH_FLAGS)
 
 lint:
 	@unformatted=$$(gofmt -l $$(git ls-files '*.go') $$(git ls-files --others --exclude-standard '*.go')); \

@@ -37,9 +37,9 @@ type floorResponse struct {
 	Outputs      []floorOutput `json:"outputs"`
 }
 
-// startFloor serves modelPath (input "x", output "y", both FP32) on a fiber
-// app with one POST route.
-func startFloor(modelPath string) (*server, error) {
+// newFloorSession loads modelPath (input "x", output "y") with the session
+// options mlgate uses.
+func newFloorSession(modelPath string) (*ort.DynamicAdvancedSession, error) {
 	so, err := ort.NewSessionOptions()
 	if err != nil {
 		return nil, err
@@ -51,7 +51,13 @@ func startFloor(modelPath string) (*server, error) {
 	if err := so.SetInterOpNumThreads(sessionOptions.InterOpThreads); err != nil {
 		return nil, err
 	}
-	sess, err := ort.NewDynamicAdvancedSession(modelPath, []string{"x"}, []string{"y"}, so)
+	return ort.NewDynamicAdvancedSession(modelPath, []string{"x"}, []string{"y"}, so)
+}
+
+// startFloor serves modelPath (input "x" [batch,4], output "y", both FP32)
+// on a fiber app with one POST route.
+func startFloor(modelPath string) (*server, error) {
+	sess, err := newFloorSession(modelPath)
 	if err != nil {
 		return nil, err
 	}
@@ -65,7 +71,7 @@ func startFloor(modelPath string) (*server, error) {
 		if len(req.Inputs) != 1 || req.Inputs[0].Name != "x" {
 			return fiber.NewError(fiber.StatusBadRequest, `want one input, "x"`)
 		}
-		out, err := runFloor(sess, req.Inputs[0].Shape, req.Inputs[0].Data)
+		out, err := runFloor(sess, 4, req.Inputs[0].Shape, req.Inputs[0].Data)
 		if err != nil {
 			return fiber.NewError(fiber.StatusBadRequest, err.Error())
 		}
@@ -77,21 +83,27 @@ func startFloor(modelPath string) (*server, error) {
 		return c.Send(body)
 	})
 
+	return serveFloor(app, func() { sess.Destroy() })
+}
+
+// serveFloor serves app on a loopback port; stopping it calls release.
+func serveFloor(app *fiber.App, release func()) (*server, error) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
-		sess.Destroy()
+		release()
 		return nil, err
 	}
 	go app.Listener(ln)
 	return &server{addr: ln.Addr().String(), handler: app.Handler(), close: func() {
 		app.Shutdown()
-		sess.Destroy()
+		release()
 	}}, nil
 }
 
-func runFloor(sess *ort.DynamicAdvancedSession, shape []int64, data []float32) (floorOutput, error) {
-	if len(shape) != 2 || shape[1] != 4 || shape[0] < 1 || int64(len(data)) != shape[0]*4 {
-		return floorOutput{}, fmt.Errorf("shape %v does not fit [batch,4] with %d values", shape, len(data))
+// runFloor runs the model on data, shaped [batch,width].
+func runFloor(sess *ort.DynamicAdvancedSession, width int64, shape []int64, data []float32) (floorOutput, error) {
+	if len(shape) != 2 || shape[1] != width || shape[0] < 1 || int64(len(data)) != shape[0]*width {
+		return floorOutput{}, fmt.Errorf("shape %v does not fit [batch,%d] with %d values", shape, width, len(data))
 	}
 	x, err := ort.NewTensor(ort.NewShape(shape...), data)
 	if err != nil {

@@ -31,10 +31,9 @@ type server struct {
 }
 
 // startGateway starts mlgate in-process exactly as `mlgate serve` does, on its
-// default configuration with its state in a temporary directory, and
-// registers modelPath as model "linear" with alias champion through the HTTP
-// API.
-func startGateway(modelPath string) (*server, error) {
+// default configuration changed by configure (when not nil), with its state in
+// a temporary directory.
+func startGateway(configure func(*config.Config)) (*server, error) {
 	dir, err := os.MkdirTemp("", "mlgate-bench-")
 	if err != nil {
 		return nil, err
@@ -42,6 +41,9 @@ func startGateway(modelPath string) (*server, error) {
 	cfg := config.Defaults()
 	cfg.DataDir, cfg.Listen = dir, "127.0.0.1:0"
 	cfg.ONNX.IntraOpThreads, cfg.ONNX.InterOpThreads = sessionOptions.IntraOpThreads, sessionOptions.InterOpThreads
+	if configure != nil {
+		configure(&cfg)
+	}
 	// Only warnings and errors: the gateway's info logs would interleave
 	// with the report.
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
@@ -50,37 +52,33 @@ func startGateway(modelPath string) (*server, error) {
 		os.RemoveAll(dir)
 		return nil, err
 	}
-	s := &server{addr: g.Addr, handler: g.Server.App().Handler(), close: func() {
+	return &server{addr: g.Addr, handler: g.Server.App().Handler(), close: func() {
 		g.Shutdown(context.Background())
 		os.RemoveAll(dir)
-	}}
-	if err := register(s.addr, modelPath); err != nil {
-		s.close()
-		return nil, fmt.Errorf("register the model through the API: %w", err)
-	}
-	return s, nil
+	}}, nil
 }
 
-// register uploads the model as the first version of "linear" and points the
-// champion alias at it, as a client of the registry API would.
-func register(addr, modelPath string) error {
+// register uploads modelPath as the first version of model name, with
+// metadata (JSON, or empty for none), as a client of the registry API would.
+func register(addr, name, modelPath, metadata string) error {
 	model, err := os.ReadFile(modelPath)
 	if err != nil {
 		return err
 	}
 	var body bytes.Buffer
 	mw := multipart.NewWriter(&body)
+	if metadata != "" {
+		if err := mw.WriteField("metadata", metadata); err != nil {
+			return err
+		}
+	}
 	part, err := mw.CreateFormFile("model", filepath.Base(modelPath))
 	if err != nil {
 		return err
 	}
 	part.Write(model)
 	mw.Close()
-	base := "http://" + addr + "/v1/models/" + modelName
-	if err := call(http.MethodPost, base+"/versions", mw.FormDataContentType(), &body); err != nil {
-		return err
-	}
-	return call(http.MethodPut, base+"/aliases/champion", "application/json", bytes.NewBufferString(`{"version":1}`))
+	return call(http.MethodPost, "http://"+addr+"/v1/models/"+name+"/versions", mw.FormDataContentType(), &body)
 }
 
 func call(method, url, contentType string, body io.Reader) error {

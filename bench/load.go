@@ -13,121 +13,238 @@ import (
 	"github.com/valyala/fasthttp"
 )
 
+// load is what the generators send to a target: JSON POSTs to path, with
+// the bodies in turn, for warmup and then the measured period.
+type load struct {
+	path            string
+	bodies          [][]byte
+	warmup, measure time.Duration
+	// sideCPU, when not nil, returns the CPU time a server process that the
+	// targets call (Redis) has used so far. Its share is then reported apart
+	// rather than as other load.
+	sideCPU func() time.Duration
+}
+
 // result is one round against one target.
 type result struct {
-	requests int           // completed in the measured period
+	requests int           // answered 200 among those sent (closed loop) or scheduled (open loop) in the measured period
 	errors   int           // in warm-up and measured period alike
-	elapsed  time.Duration // length of the measured period
+	elapsed  time.Duration // length of the measured period (open loop: of its schedule)
 	latency  []time.Duration
 	firstErr string
 	cpu      time.Duration // process CPU time (user+system) in the measured period
+	// sideCPU is the CPU time of load.sideCPU's server in the measured
+	// period, or -1 without one.
+	sideCPU time.Duration
 	// others is the share of the machine's CPU time that other processes
 	// used in the measured period, or -1 where /proc/stat is unavailable.
 	others float64
+
+	// Open loop only: the rate requests were started at, and for each
+	// measured request how late the generator sent it after its scheduled
+	// time (sorted). A lag near the latencies would mean the generator, not
+	// the target, set them.
+	offered float64
+	lag     []time.Duration
 }
 
 func (r *result) throughput() float64 { return float64(r.requests) / r.elapsed.Seconds() }
 
-// cpuPerRequest is the CPU time the whole process (load generator and the
-// server under test) spent per request; the generator's share is the same for
-// both targets.
-func (r *result) cpuPerRequest() time.Duration {
-	if r.requests == 0 {
+// perRequest divides a CPU time of the measured period by the requests; the
+// generator's share is the same for both targets.
+func (r *result) perRequest(cpu time.Duration) time.Duration {
+	if r.requests == 0 || cpu < 0 {
 		return 0
 	}
-	return r.cpu / time.Duration(r.requests)
+	return cpu / time.Duration(r.requests)
 }
+
+func (r *result) cpuPerRequest() time.Duration { return r.perRequest(r.cpu) }
 
 // percentile returns the q-quantile (0 < q ≤ 1) of the sorted latencies by
 // nearest rank.
-func (r *result) percentile(q float64) time.Duration {
-	if len(r.latency) == 0 {
+func (r *result) percentile(q float64) time.Duration { return quantile(r.latency, q) }
+
+func quantile(sorted []time.Duration, q float64) time.Duration {
+	if len(sorted) == 0 {
 		return 0
 	}
-	i := int(q*float64(len(r.latency))+0.5) - 1
-	return r.latency[min(max(i, 0), len(r.latency)-1)]
+	i := int(q*float64(len(sorted))+0.5) - 1
+	return sorted[min(max(i, 0), len(sorted)-1)]
 }
 
-// drive runs a closed loop of `workers` clients against addr, each sending
-// body as soon as its previous answer arrived, for warmup then measure. Only
-// requests sent after the warm-up count towards throughput and latency.
-func drive(addr, path string, body []byte, workers int, warmup, measure time.Duration) *result {
-	client := &fasthttp.HostClient{
-		Addr:                          addr,
-		MaxConns:                      workers,
-		ReadTimeout:                   10 * time.Second,
-		WriteTimeout:                  10 * time.Second,
-		NoDefaultUserAgentHeader:      true,
-		DisableHeaderNamesNormalizing: true,
+// tally is what one worker (closed loop) or the open-loop generator counts.
+type tally struct {
+	latency  []time.Duration
+	errors   int
+	firstErr string
+}
+
+// ok counts a request done and says whether it was answered 200.
+func (t *tally) ok(err error, resp *fasthttp.Response) bool {
+	if err == nil && resp.StatusCode() == fasthttp.StatusOK {
+		return true
 	}
+	t.errors++
+	if t.firstErr == "" {
+		if err != nil {
+			t.firstErr = err.Error()
+		} else {
+			t.firstErr = strconv.Itoa(resp.StatusCode()) + ": " + string(resp.Body())
+		}
+	}
+	return false
+}
+
+// closedLoop runs `workers` clients against addr, each sending its next
+// request as soon as its previous answer arrived. Only requests sent after
+// the warm-up count towards throughput and latency.
+func closedLoop(addr string, l load, workers int) *result {
+	client := newClient(addr, workers)
 	defer client.CloseIdleConnections()
 
 	start := time.Now()
-	measureFrom, stopAt := start.Add(warmup), start.Add(warmup+measure)
+	measureFrom, stopAt := start.Add(l.warmup), start.Add(l.warmup+l.measure)
 	// Room for 200k requests/s in all before a worker's slice has to grow.
-	perWorker := int(measure.Seconds()*200_000)/workers + 1024
+	perWorker := int(l.measure.Seconds()*200_000)/workers + 1024
 
-	type tally struct {
-		latency  []time.Duration
-		errors   int
-		firstErr string
-	}
 	tallies := make([]tally, workers)
-	atStart := make(chan [2]time.Duration, 1)
-	time.AfterFunc(warmup, func() { atStart <- [2]time.Duration{processCPU(), machineBusy()} })
+	meterAt := make(chan *meter, 1)
+	time.AfterFunc(l.warmup, func() { meterAt <- startMeter(l.sideCPU) })
 	var wg sync.WaitGroup
 	for w := range workers {
-		wg.Add(1)
-		go func(t *tally) {
-			defer wg.Done()
+		wg.Go(func() {
+			t := &tallies[w]
 			t.latency = make([]time.Duration, 0, perWorker)
-			req, resp := newPost(addr, path, body), fasthttp.AcquireResponse()
+			req, resp := newPost(addr, l.path, nil), fasthttp.AcquireResponse()
 			defer fasthttp.ReleaseRequest(req)
 			defer fasthttp.ReleaseResponse(resp)
-			for {
+			// Worker w sends bodies w, w+workers, w+2·workers...
+			for b := w % len(l.bodies); ; b = (b + workers) % len(l.bodies) {
 				sent := time.Now()
 				if !sent.Before(stopAt) {
 					return
 				}
+				req.SetBodyRaw(l.bodies[b])
 				err := client.Do(req, resp)
 				took := time.Since(sent)
-				if err != nil || resp.StatusCode() != fasthttp.StatusOK {
-					t.errors++
-					if t.firstErr == "" {
-						if err != nil {
-							t.firstErr = err.Error()
-						} else {
-							t.firstErr = string(resp.Body())
-						}
-					}
-					continue
-				}
-				if !sent.Before(measureFrom) {
+				if t.ok(err, resp) && !sent.Before(measureFrom) {
 					t.latency = append(t.latency, took)
 				}
 			}
-		}(&tallies[w])
+		})
 	}
 	wg.Wait()
+	r := &result{}
 	// The last requests may end a little after stopAt; count the period up
 	// to when they did.
-	r := &result{elapsed: time.Since(measureFrom)}
-	start0 := <-atStart
-	r.cpu = processCPU() - start0[0]
-	r.others = -1
-	if busy := machineBusy(); busy >= 0 && start0[1] >= 0 {
-		r.others = max(0, float64(busy-start0[1]-r.cpu)/float64(r.elapsed*time.Duration(runtime.NumCPU())))
-	}
+	(<-meterAt).stop(r)
 	for _, t := range tallies {
-		r.latency = append(r.latency, t.latency...)
-		r.errors += t.errors
-		if r.firstErr == "" {
-			r.firstErr = t.firstErr
-		}
+		r.merge(&t)
 	}
 	r.requests = len(r.latency)
 	slices.Sort(r.latency)
 	return r
+}
+
+// openLoop starts a request to addr every 1/rate seconds, on a fixed
+// schedule that does not wait for answers, each on a connection of its own
+// when the previous ones are busy (up to maxConns, then waiting for one).
+// Latency runs from the request's scheduled start, not from when it was
+// sent, so that a target that stalls is charged for the requests queued
+// behind the stall (no coordinated omission). Requests scheduled in the
+// measured period count; the generator waits for all to end.
+func openLoop(addr string, l load, rate float64, maxConns int) *result {
+	client := newClient(addr, maxConns)
+	client.MaxConnWaitTimeout = 10 * time.Second
+	defer client.CloseIdleConnections()
+
+	interval := time.Duration(float64(time.Second) / rate)
+	warm, total := int(l.warmup/interval), int((l.warmup+l.measure)/interval)
+	type outcome struct {
+		latency, lag time.Duration
+		ok           bool
+	}
+	outcomes := make([]outcome, total)
+	tallies := make([]tally, total) // only the failed ones get an error
+	meterAt := make(chan *meter, 1)
+	start := time.Now().Add(time.Millisecond)
+	var wg sync.WaitGroup
+	for i := range total {
+		at := start.Add(time.Duration(i) * interval)
+		if i == warm {
+			// Measuring starts with the first scheduled measured request.
+			time.Sleep(time.Until(at))
+			meterAt <- startMeter(l.sideCPU)
+		}
+		time.Sleep(time.Until(at))
+		wg.Go(func() {
+			req, resp := newPost(addr, l.path, l.bodies[i%len(l.bodies)]), fasthttp.AcquireResponse()
+			defer fasthttp.ReleaseRequest(req)
+			defer fasthttp.ReleaseResponse(resp)
+			lag := time.Since(at)
+			err := client.Do(req, resp)
+			outcomes[i] = outcome{latency: time.Since(at), lag: lag, ok: tallies[i].ok(err, resp)}
+		})
+	}
+	wg.Wait()
+	r := &result{offered: rate}
+	(<-meterAt).stop(r)
+	// Throughput is over the schedule's measured period: the rate when every
+	// request was answered, whenever the last answer came.
+	r.elapsed = l.measure
+	for i := range total {
+		r.merge(&tallies[i])
+		if i >= warm && outcomes[i].ok {
+			r.latency = append(r.latency, outcomes[i].latency)
+			r.lag = append(r.lag, outcomes[i].lag)
+		}
+	}
+	r.requests = len(r.latency)
+	slices.Sort(r.latency)
+	slices.Sort(r.lag)
+	return r
+}
+
+func (r *result) merge(t *tally) {
+	r.latency = append(r.latency, t.latency...)
+	r.errors += t.errors
+	if r.firstErr == "" {
+		r.firstErr = t.firstErr
+	}
+}
+
+// meter reads the clock and the CPU counters at the start of a measured
+// period, and stop reads them again at its end.
+type meter struct {
+	side                func() time.Duration
+	at                  time.Time
+	cpu, busy, sideBase time.Duration
+}
+
+func startMeter(side func() time.Duration) *meter {
+	m := &meter{side: side, at: time.Now(), cpu: processCPU(), busy: machineBusy(), sideBase: -1}
+	if side != nil {
+		m.sideBase = side()
+	}
+	return m
+}
+
+// stop sets r's measured period and CPU figures.
+func (m *meter) stop(r *result) {
+	r.elapsed = time.Since(m.at)
+	r.cpu = processCPU() - m.cpu
+	r.sideCPU = -1
+	if m.side != nil {
+		if now := m.side(); now >= 0 && m.sideBase >= 0 {
+			r.sideCPU = now - m.sideBase
+		}
+	}
+	r.others = -1
+	if busy := machineBusy(); busy >= 0 && m.busy >= 0 {
+		theirs := busy - m.busy - r.cpu - max(r.sideCPU, 0)
+		r.others = max(0, float64(theirs)/float64(r.elapsed*time.Duration(runtime.NumCPU())))
+	}
 }
 
 // machineBusy returns the CPU time all processes on the machine have used
@@ -166,6 +283,17 @@ func processCPU() time.Duration {
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
+func newClient(addr string, maxConns int) *fasthttp.HostClient {
+	return &fasthttp.HostClient{
+		Addr:                          addr,
+		MaxConns:                      maxConns,
+		ReadTimeout:                   10 * time.Second,
+		WriteTimeout:                  10 * time.Second,
+		NoDefaultUserAgentHeader:      true,
+		DisableHeaderNamesNormalizing: true,
+	}
+}
+
 // newPost returns a pooled JSON POST of body to path on addr.
 func newPost(addr, path string, body []byte) *fasthttp.Request {
 	req := fasthttp.AcquireRequest()
@@ -175,3 +303,25 @@ func newPost(addr, path string, body []byte) *fasthttp.Request {
 	req.SetBodyRaw(body)
 	return req
 }
+
+// post sends body once and returns the answer's body, or an error for a
+// transport error or a status other than 200.
+func post(addr, path string, body []byte) ([]byte, error) {
+	req, resp := newPost(addr, path, body), fasthttp.AcquireResponse()
+	defer fasthttp.ReleaseRequest(req)
+	defer fasthttp.ReleaseResponse(resp)
+	if err := fasthttp.DoTimeout(req, resp, 10*time.Second); err != nil {
+		return nil, err
+	}
+	if resp.StatusCode() != fasthttp.StatusOK {
+		return nil, &statusError{resp.StatusCode(), string(resp.Body())}
+	}
+	return slices.Clone(resp.Body()), nil
+}
+
+type statusError struct {
+	status int
+	body   string
+}
+
+func (e *statusError) Error() string { return "status " + strconv.Itoa(e.status) + ": " + e.body }

@@ -1,82 +1,117 @@
 // Command bench measures what mlgate costs on top of the least any gateway
-// must do to answer a KServe V2 inference request.
+// must do to answer a request, in three scenarios:
 //
-// In one process it starts two servers on loopback:
+//   - v2 (the default): a KServe V2 inference request for the modelzoo's
+//     linear model, its inputs in the request;
+//   - predict-1x10: POST /v1/models/dense10/predict for one entity, whose 10
+//     features mlgate reads from Redis (no cache) to fill the model's input;
+//   - predict-100x50: the same for 100 entities of 50 features each (dense50),
+//     measured in an open loop at a fixed rate (-rate, 200 requests/s) for its
+//     latency, then in a closed loop for its throughput.
+//
+// For each it starts two servers on loopback in this process:
 //
 //   - mlgate, wired as `mlgate serve` wires it (bbolt registry, local artifact
-//     store, catalog of warmed sessions, open authentication), with the
-//     modelzoo's linear model registered through the HTTP API as "linear" and
-//     aliased champion;
+//     store, catalog of warmed sessions, open authentication; for the predict
+//     scenarios online_store.redis pointing at TEST_REDIS_ADDR with a key
+//     prefix of its own), set up through its HTTP API;
 //   - the floor: a bare fiber app with one route that decodes the request with
-//     encoding/json, runs a pre-loaded ONNX Runtime session of the same model
-//     file with the same session options, and encodes the answer with
-//     encoding/json. It has no registry, no model resolution and almost no
-//     validation.
+//     encoding/json, (predict scenarios) reads the features with go-redis from
+//     the same hashes, one HMGET per entity in one pipeline, runs a pre-loaded
+//     ONNX Runtime session of the same model file with the same session
+//     options, and encodes the answer with encoding/json. It has no registry,
+//     no model resolution and almost no validation.
 //
-// It then drives each in turn with the same closed-loop load (C workers, each
-// sending the next request as soon as the previous answer arrives), in the
-// order floor, mlgate, floor, mlgate, and reports requests/s and latency
-// percentiles per round and their mean over the rounds.
+// It then drives each in turn with the same load, in the order floor, mlgate,
+// floor, mlgate, and reports requests/s and latency percentiles per round and
+// their mean over the rounds. The closed loop has C workers, each sending the
+// next request as soon as the previous answer arrives; the open loop starts
+// requests on a fixed schedule and counts latency from each one's scheduled
+// start.
 //
 // Absolute figures depend on the machine, on what else runs on it, and on the
-// load generator sharing its CPUs with the servers. The floor exists so that
-// this noise cancels out: both targets are measured in the same run, on the
-// same machine, under the same generator, interleaved to cancel drift, so the
-// ratio mlgate/floor is what to compare between runs and machines. The goal is
-// mlgate ≥ 0.7 × the floor's throughput.
+// load generator (and Redis) sharing its CPUs with the servers. The floor
+// exists so that this noise cancels out: both targets are measured in the same
+// run, on the same machine, under the same generator, interleaved to cancel
+// drift, so the ratio mlgate/floor is what to compare between runs and
+// machines. The goals: v2, mlgate ≥ 0.7 × the floor's throughput;
+// predict-1x10, ≥ 0.6 ×; predict-100x50, mlgate's p99 < 20 ms at 200
+// requests/s.
 //
 // The command exits non-zero if any request fails, so that a broken gateway is
-// never reported as a fast one. Run it with `make bench`, or
-// `go run ./bench -h` for the flags.
+// never reported as a fast one. Run every scenario with `make bench` (which
+// starts a Redis of its own, see with-redis.sh), or `go run ./bench -h` for
+// the flags.
 package main
 
 import (
 	"bufio"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"os"
-	"runtime"
 	"runtime/pprof"
-	"strconv"
+	"slices"
 	"strings"
 	"time"
 
-	"github.com/valyala/fasthttp"
-
-	"github.com/mlgate/mlgate/internal/modelzoo"
 	"github.com/mlgate/mlgate/serving/onnx"
 )
 
-const (
-	modelName = "linear"
-	inferPath = "/v2/models/" + modelName + "/infer"
-	goalRatio = 0.7
-)
-
 type options struct {
+	scenarios        []string
 	duration, warmup time.Duration
 	concurrency      int
 	rows             int
+	rate             float64
+	users            int
 	rounds           int
 	out              string
 	cpuprofile       string
 }
 
+// scenarios are the scenario names, in the order -scenario all runs them.
+var scenarios = []string{"v2", "predict-1x10", "predict-100x50"}
+
+func startScenario(name string, cfg options) (*scenario, error) {
+	switch name {
+	case "v2":
+		return startV2(cfg)
+	case "predict-1x10":
+		return startPredict(cfg, predict1x10)
+	case "predict-100x50":
+		return startPredict(cfg, predict100x50)
+	}
+	return nil, fmt.Errorf("no scenario %q", name)
+}
+
 func main() {
 	var cfg options
+	scenario := flag.String("scenario", "v2", "`names` of the scenarios to run, comma-separated ("+strings.Join(scenarios, ", ")+"), or all")
 	flag.DurationVar(&cfg.duration, "duration", 10*time.Second, "measured `period` of each round")
 	flag.DurationVar(&cfg.warmup, "warmup", 2*time.Second, "warm-up `period` before each round's measurement")
 	flag.IntVar(&cfg.concurrency, "concurrency", 16, "closed-loop `workers` (connections) sending requests")
-	flag.IntVar(&cfg.rows, "rows", 1, "`rows` of 4 features per request")
+	flag.IntVar(&cfg.rows, "rows", 1, "v2: `rows` of 4 features per request")
+	flag.Float64Var(&cfg.rate, "rate", 200, "predict-100x50: open-loop `rate` in requests/s")
+	flag.IntVar(&cfg.users, "users", 10000, "predict scenarios: `entities` written to each feature view, and requested in turn")
 	flag.IntVar(&cfg.rounds, "rounds", 2, "`rounds` per target, interleaved floor, mlgate, floor, mlgate...")
 	flag.StringVar(&cfg.out, "out", "", "also append the markdown report to `file` (e.g. bench/RESULTS.md)")
-	flag.StringVar(&cfg.cpuprofile, "cpuprofile", "", "write a CPU profile of the measured period of each target's first round to `prefix`-floor.pprof and prefix-mlgate.pprof")
+	flag.StringVar(&cfg.cpuprofile, "cpuprofile", "", "write a CPU profile of the measured period of each target's first round to `prefix`-SCENARIO[-PHASE]-TARGET.pprof")
 	flag.Parse()
-	if cfg.duration <= 0 || cfg.warmup < 0 || cfg.concurrency < 1 || cfg.rows < 1 || cfg.rounds < 1 {
-		fmt.Fprintln(os.Stderr, "bench: -duration, -concurrency, -rows and -rounds must be positive, -warmup not negative")
+	for _, name := range strings.Split(*scenario, ",") {
+		switch name = strings.TrimSpace(name); {
+		case name == "all":
+			cfg.scenarios = append(cfg.scenarios, scenarios...)
+		case slices.Contains(scenarios, name):
+			cfg.scenarios = append(cfg.scenarios, name)
+		default:
+			fmt.Fprintf(os.Stderr, "bench: -scenario: no scenario %q (want %s, or all)\n", name, strings.Join(scenarios, ", "))
+			os.Exit(2)
+		}
+	}
+	if cfg.duration <= 0 || cfg.warmup < 0 || cfg.concurrency < 1 || cfg.rows < 1 || cfg.rounds < 1 || cfg.rate <= 0 || cfg.users < 100 {
+		fmt.Fprintln(os.Stderr, "bench: -duration, -concurrency, -rows, -rate and -rounds must be positive, -warmup not negative, -users at least 100")
 		os.Exit(2)
 	}
 	if err := run(cfg); err != nil {
@@ -85,12 +120,9 @@ func main() {
 	}
 }
 
-type target struct {
-	name string
-	srv  *server
-	runs []*result
-}
-
+// run runs the scenarios one after the other, printing each one's report
+// (and appending it to cfg.out) as it ends. It fails when a scenario cannot
+// start or any request failed.
 func run(cfg options) error {
 	lib, err := onnx.FindLibrary("")
 	if err != nil {
@@ -99,107 +131,44 @@ func run(cfg options) error {
 	if err := onnx.Init(lib); err != nil {
 		return err
 	}
-	modelPath := modelzoo.Path(modelzoo.Linear)
-
-	floor, err := startFloor(modelPath)
-	if err != nil {
-		return fmt.Errorf("start the floor: %w", err)
-	}
-	defer floor.close()
-	gateway, err := startGateway(modelPath)
-	if err != nil {
-		return fmt.Errorf("start mlgate: %w", err)
-	}
-	defer gateway.close()
-
-	body, want := request(cfg.rows)
-	targets := []*target{{name: "floor", srv: floor}, {name: "mlgate", srv: gateway}}
-	for _, t := range targets {
-		if err := check(t.srv.addr, body, want); err != nil {
-			return fmt.Errorf("%s answers wrongly, not benchmarking it: %w", t.name, err)
-		}
-	}
-
-	for round := 1; round <= cfg.rounds; round++ {
-		for _, t := range targets {
-			fmt.Fprintf(os.Stderr, "round %d/%d: %s, %d workers, %s warm-up + %s ...", round, cfg.rounds, t.name, cfg.concurrency, cfg.warmup, cfg.duration)
-			var profiling chan error
-			if cfg.cpuprofile != "" && round == 1 {
-				profiling = profile(cfg.cpuprofile+"-"+t.name+".pprof", cfg.warmup, cfg.duration)
-			}
-			r := drive(t.srv.addr, inferPath, body, cfg.concurrency, cfg.warmup, cfg.duration)
-			if profiling != nil {
-				if err := <-profiling; err != nil {
-					return err
-				}
-			}
-			t.runs = append(t.runs, r)
-			fmt.Fprintf(os.Stderr, " %.0f req/s, p50 %s, p99 %s, CPU %s/req, other load %s, %d errors\n",
-				r.throughput(), fmtLatency(r.percentile(0.5)), fmtLatency(r.percentile(0.99)), fmtLatency(r.cpuPerRequest()), fmtShare(r.others), r.errors)
-		}
-	}
-
-	report := markdown(cfg, len(body), targets)
-	fmt.Print(report)
-	if cfg.out != "" {
-		f, err := os.OpenFile(cfg.out, os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o644)
+	var failed []error
+	for i, name := range cfg.scenarios {
+		sc, err := startScenario(name, cfg)
 		if err != nil {
-			return err
+			return errors.Join(append(failed, fmt.Errorf("%s: %w", name, err))...)
 		}
-		_, err = io.WriteString(f, "\n"+report)
-		if cerr := f.Close(); err == nil {
-			err = cerr
-		}
+		err = sc.measure(cfg)
+		sc.close()
 		if err != nil {
-			return err
+			return errors.Join(append(failed, fmt.Errorf("%s: %w", name, err))...)
 		}
-	}
-	for _, t := range targets {
-		for i, r := range t.runs {
-			if r.errors > 0 {
-				return fmt.Errorf("%s round %d: %d requests failed (first: %s); the figures above are not valid", t.name, i+1, r.errors, r.firstErr)
-			}
-		}
-	}
-	return nil
-}
-
-// request returns the body of a request for rows rows, each [1,2,3,4], and
-// the linear model's answer: y = x·W + b, [4,10] for each row.
-func request(rows int) ([]byte, []float32) {
-	b := []byte(`{"inputs":[{"name":"x","shape":[`)
-	b = strconv.AppendInt(b, int64(rows), 10)
-	b = append(b, `,4],"datatype":"FP32","data":[`...)
-	want := make([]float32, 0, 2*rows)
-	for i := range rows {
+		report := sc.markdown(cfg)
 		if i > 0 {
-			b = append(b, ',')
+			fmt.Println()
 		}
-		b = append(b, "1,2,3,4"...)
-		want = append(want, 4, 10)
+		fmt.Print(report)
+		if cfg.out != "" {
+			if err := appendFile(cfg.out, "\n"+report); err != nil {
+				return err
+			}
+		}
+		if err := sc.failures(); err != nil {
+			failed = append(failed, err)
+		}
 	}
-	return append(b, "]}]}"...), want
+	return errors.Join(failed...)
 }
 
-// check sends the request once and compares the answer with want.
-func check(addr string, body []byte, want []float32) error {
-	req, resp := newPost(addr, inferPath, body), fasthttp.AcquireResponse()
-	defer fasthttp.ReleaseRequest(req)
-	defer fasthttp.ReleaseResponse(resp)
-	if err := fasthttp.DoTimeout(req, resp, 10*time.Second); err != nil {
+func appendFile(path, text string) error {
+	f, err := os.OpenFile(path, os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o644)
+	if err != nil {
 		return err
 	}
-	if resp.StatusCode() != fasthttp.StatusOK {
-		return fmt.Errorf("status %d: %s", resp.StatusCode(), resp.Body())
+	_, err = io.WriteString(f, text)
+	if cerr := f.Close(); err == nil {
+		err = cerr
 	}
-	var got floorResponse
-	if err := json.Unmarshal(resp.Body(), &got); err != nil {
-		return fmt.Errorf("%w: %s", err, resp.Body())
-	}
-	if len(got.Outputs) != 1 || got.Outputs[0].Name != "y" || fmt.Sprint(got.Outputs[0].Data) != fmt.Sprint(want) {
-		return errors.New("unexpected answer: " + string(resp.Body()))
-	}
-	return nil
+	return err
 }
 
 // profile writes a CPU profile of the period from after until after+period to
@@ -222,85 +191,6 @@ func profile(path string, after, period time.Duration) chan error {
 		done <- f.Close()
 	})
 	return done
-}
-
-// summary is the mean of a target's rounds.
-type summary struct {
-	throughput float64
-	p50, p99   time.Duration
-	cpu        time.Duration
-	others     float64
-	errors     int
-}
-
-func summarise(runs []*result) summary {
-	var s summary
-	for _, r := range runs {
-		s.throughput += r.throughput()
-		s.p50 += r.percentile(0.5)
-		s.p99 += r.percentile(0.99)
-		s.cpu += r.cpuPerRequest()
-		s.others += r.others
-		s.errors += r.errors
-	}
-	n := len(runs)
-	s.throughput /= float64(n)
-	s.p50 /= time.Duration(n)
-	s.p99 /= time.Duration(n)
-	s.cpu /= time.Duration(n)
-	s.others /= float64(n)
-	return s
-}
-
-// markdown renders the run as a block that can be pasted into RESULTS.md.
-func markdown(cfg options, bodyBytes int, targets []*target) string {
-	var b strings.Builder
-	now := time.Now().UTC()
-	cpus := runtime.NumCPU()
-	fmt.Fprintf(&b, "### %s, %d workers, %d row(s) per request\n\n", now.Format("2006-01-02 15:04 MST"), cfg.concurrency, cfg.rows)
-	fmt.Fprintf(&b, "- Machine: %s, %d CPUs (GOMAXPROCS %d), %s/%s\n", cpuModel(), cpus, runtime.GOMAXPROCS(0), runtime.GOOS, runtime.GOARCH)
-	fmt.Fprintf(&b, "- Software: %s, ONNX Runtime %s, session threads intra-op %d, inter-op %d\n", runtime.Version(), onnx.Version(), sessionOptions.IntraOpThreads, sessionOptions.InterOpThreads)
-	fmt.Fprintf(&b, "- Command: `%s`\n", strings.Join(append([]string{"go run ./bench"}, os.Args[1:]...), " "))
-	fmt.Fprintf(&b, "- Load: %d closed-loop workers over loopback, %d-byte request, %s warm-up + %s measured per round, %d round(s) per target interleaved\n",
-		cfg.concurrency, bodyBytes, cfg.warmup, cfg.duration, cfg.rounds)
-	fmt.Fprintf(&b, "- Note: the load generator and the server under test share this machine's %d CPUs, so absolute figures understate a dedicated server; compare the ratio.\n", cpus)
-	if cfg.cpuprofile != "" {
-		b.WriteString("- Note: the first round of each target ran under the CPU profiler (-cpuprofile).\n")
-	}
-	b.WriteString("\n| target | round | requests/s | p50 | p99 | CPU/request | other load | errors |\n|---|---|---:|---:|---:|---:|---:|---:|\n")
-	for i := range cfg.rounds {
-		for _, t := range targets {
-			r := t.runs[i]
-			fmt.Fprintf(&b, "| %s | %d | %.0f | %s | %s | %s | %s | %d |\n", t.name, i+1, r.throughput(),
-				fmtLatency(r.percentile(0.5)), fmtLatency(r.percentile(0.99)), fmtLatency(r.cpuPerRequest()), fmtShare(r.others), r.errors)
-		}
-	}
-	sums := make([]summary, len(targets))
-	for i, t := range targets {
-		sums[i] = summarise(t.runs)
-		s := sums[i]
-		fmt.Fprintf(&b, "| **%s** | mean | **%.0f** | **%s** | **%s** | **%s** | %s | %d |\n", t.name, s.throughput,
-			fmtLatency(s.p50), fmtLatency(s.p99), fmtLatency(s.cpu), fmtShare(s.others), s.errors)
-	}
-	busiest := 0.0
-	for _, t := range targets {
-		for _, r := range t.runs {
-			busiest = max(busiest, r.others)
-		}
-	}
-	if busiest > 0.10 {
-		fmt.Fprintf(&b, "\n**Warning**: other processes used up to %s of the machine's CPU during a round; throughput and latency are unreliable, CPU/request less so.\n", fmtShare(busiest))
-	}
-	floor, gw := sums[0], sums[1]
-	ratio := gw.throughput / floor.throughput
-	verdict := "met"
-	if ratio < goalRatio {
-		verdict = "NOT met"
-	}
-	fmt.Fprintf(&b, "\nmlgate / floor: throughput **%.2f×**, p50 %.2f×, p99 %.2f×, CPU/request %.2f× (%+.1f µs). Goal (mlgate ≥ %.1f × floor throughput): **%s**.\n",
-		ratio, float64(gw.p50)/float64(floor.p50), float64(gw.p99)/float64(floor.p99),
-		float64(gw.cpu)/float64(floor.cpu), float64(gw.cpu-floor.cpu)/float64(time.Microsecond), goalRatio, verdict)
-	return b.String()
 }
 
 func fmtLatency(d time.Duration) string {
