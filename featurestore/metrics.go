@@ -2,6 +2,7 @@ package featurestore
 
 import (
 	"context"
+	"sync"
 	"time"
 
 	"go.opentelemetry.io/otel/attribute"
@@ -18,6 +19,46 @@ type metrics struct {
 	cache    metric.Int64Counter
 	age      metric.Float64Histogram
 	defaults metric.Int64Counter
+
+	// byView holds each view's attribute sets (*View → *viewAttrs), built
+	// once rather than on every measurement; a view change clears it.
+	byView sync.Map
+	// byStore holds each store's attribute set (name → option).
+	byStore sync.Map
+}
+
+// viewAttrs are the attribute sets of one view's measurements.
+type viewAttrs struct {
+	view      metric.MeasurementOption
+	status    [3]metric.MeasurementOption // present, not found, stale
+	hit, miss metric.MeasurementOption
+}
+
+func (m *metrics) of(v *View) *viewAttrs {
+	if a, ok := m.byView.Load(v); ok {
+		return a.(*viewAttrs)
+	}
+	name := attribute.String("view", v.Name)
+	with := func(k, val string) metric.MeasurementOption {
+		return metric.WithAttributeSet(attribute.NewSet(name, attribute.String(k, val)))
+	}
+	a := &viewAttrs{
+		view:   metric.WithAttributeSet(attribute.NewSet(name)),
+		status: [3]metric.MeasurementOption{with("status", string(StatusPresent)), with("status", string(StatusNotFound)), with("status", string(StatusStale))},
+		hit:    with("result", "hit"),
+		miss:   with("result", "miss"),
+	}
+	m.byView.Store(v, a)
+	return a
+}
+
+func (m *metrics) store(name string) metric.MeasurementOption {
+	if o, ok := m.byStore.Load(name); ok {
+		return o.(metric.MeasurementOption)
+	}
+	o := metric.WithAttributeSet(attribute.NewSet(attribute.String("store", name)))
+	m.byStore.Store(name, o)
+	return o
 }
 
 func newMetrics(m metric.Meter) (*metrics, error) {
@@ -51,19 +92,16 @@ func newMetrics(m metric.Meter) (*metrics, error) {
 	return &out, nil
 }
 
-func viewAttr(v *View) metric.MeasurementOption {
-	return metric.WithAttributes(attribute.String("view", v.Name))
-}
-
 // observe records what the lookups found.
 func (m *metrics) observe(ctx context.Context, lookups []Lookup, now time.Time) {
 	for i := range lookups {
 		l := &lookups[i]
+		attrs := m.of(l.View)
 		var counts [3]int64 // present, not found, stale
 		for r := range l.Rows {
 			row := &l.Rows[r]
 			if row.Found {
-				m.age.Record(ctx, now.Sub(row.EventTS).Seconds(), viewAttr(l.View))
+				m.age.Record(ctx, now.Sub(row.EventTS).Seconds(), attrs.view)
 			}
 			for f := range l.Features {
 				switch statusOf(l.View, row, f, now) {
@@ -76,9 +114,9 @@ func (m *metrics) observe(ctx context.Context, lookups []Lookup, now time.Time) 
 				}
 			}
 		}
-		for j, st := range []Status{StatusPresent, StatusNotFound, StatusStale} {
-			if counts[j] > 0 {
-				m.values.Add(ctx, counts[j], metric.WithAttributes(attribute.String("view", l.View.Name), attribute.String("status", string(st))))
+		for j, n := range counts {
+			if n > 0 {
+				m.values.Add(ctx, n, attrs.status[j])
 			}
 		}
 	}
@@ -86,9 +124,9 @@ func (m *metrics) observe(ctx context.Context, lookups []Lookup, now time.Time) 
 
 func (m *metrics) cacheResult(ctx context.Context, v *View, hits, misses int) {
 	if hits > 0 {
-		m.cache.Add(ctx, int64(hits), metric.WithAttributes(attribute.String("view", v.Name), attribute.String("result", "hit")))
+		m.cache.Add(ctx, int64(hits), m.of(v).hit)
 	}
 	if misses > 0 {
-		m.cache.Add(ctx, int64(misses), metric.WithAttributes(attribute.String("view", v.Name), attribute.String("result", "miss")))
+		m.cache.Add(ctx, int64(misses), m.of(v).miss)
 	}
 }

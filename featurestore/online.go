@@ -9,9 +9,6 @@ import (
 	"strings"
 	"sync"
 	"time"
-
-	"go.opentelemetry.io/otel/attribute"
-	"go.opentelemetry.io/otel/metric"
 )
 
 // Status says what a read found for one feature value.
@@ -134,7 +131,7 @@ func (s *Service) readStores(ctx context.Context, byStore map[string][]Lookup) e
 func (s *Service) readStore(ctx context.Context, name string, ls []Lookup) error {
 	start := time.Now()
 	err := s.stores[name].Read(ctx, ls)
-	s.metrics.lookup.Record(ctx, time.Since(start).Seconds(), metric.WithAttributes(attribute.String("store", name)))
+	s.metrics.lookup.Record(ctx, time.Since(start).Seconds(), s.metrics.store(name))
 	if err != nil {
 		return fmt.Errorf("read from store %s: %w", name, err)
 	}

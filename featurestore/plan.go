@@ -69,6 +69,7 @@ type planInput struct {
 // column is one position of an input's rows: a feature or a request value.
 type column struct {
 	ref    string
+	refIdx int // index into Plan.refs, for statuses (features only)
 	lookup int // index into Plan.lookups, or -1 for a request value
 	pos    int // position in the lookup's features, or index into Plan.request
 	typ    Type
@@ -202,8 +203,10 @@ func (p *Plan) compileColumn(at string, in Input, ref string, spec *Spec, views 
 		l.features = append(l.features, r.Feature)
 		col.pos = len(l.features) - 1
 	}
-	if !slices.Contains(p.refs, ref) {
+	col.refIdx = slices.Index(p.refs, ref)
+	if col.refIdx < 0 {
 		p.refs = append(p.refs, ref)
+		col.refIdx = len(p.refs) - 1
 	}
 	return col, nil
 }
@@ -281,11 +284,12 @@ func (s *Service) Assemble(ctx context.Context, p *Plan, entities map[string][]s
 		return nil, err
 	}
 	a := &Assembly{Refs: p.refs, Statuses: make([][]Status, n), defaultsByView: make([]int, len(p.lookups))}
+	statuses := make([]Status, n*len(p.refs))
 	for row := range n {
-		a.Statuses[row] = make([]Status, len(p.refs))
+		a.Statuses[row] = statuses[row*len(p.refs) : (row+1)*len(p.refs) : (row+1)*len(p.refs)]
 	}
 	for _, in := range p.inputs {
-		t, err := a.fill(in, n, lookups, request, p.refs, now)
+		t, err := a.fill(in, n, lookups, request, now)
 		if err != nil {
 			return nil, err
 		}
@@ -293,13 +297,13 @@ func (s *Service) Assemble(ctx context.Context, p *Plan, entities map[string][]s
 	}
 	for i, d := range a.defaultsByView {
 		if d > 0 {
-			s.metrics.defaults.Add(ctx, int64(d), viewAttr(p.lookups[i].view))
+			s.metrics.defaults.Add(ctx, int64(d), s.metrics.of(p.lookups[i].view).view)
 		}
 	}
 	return a, nil
 }
 
-func (a *Assembly) fill(in planInput, n int, lookups []Lookup, request map[string][]json.RawMessage, refs []string, now time.Time) (Assembled, error) {
+func (a *Assembly) fill(in planInput, n int, lookups []Lookup, request map[string][]json.RawMessage, now time.Time) (Assembled, error) {
 	t := Assembled{Name: in.name, Datatype: in.datatype, Shape: []int64{int64(n), int64(in.width)}}
 	if in.rank == 1 {
 		t.Shape = t.Shape[:1]
@@ -316,7 +320,7 @@ func (a *Assembly) fill(in planInput, n int, lookups []Lookup, request map[strin
 			l := &lookups[col.lookup]
 			r := &l.Rows[row]
 			st := statusOf(l.View, r, col.pos, now)
-			a.Statuses[row][slices.Index(refs, col.ref)] = st
+			a.Statuses[row][col.refIdx] = st
 			v := col.def
 			if st == StatusPresent {
 				v = r.Values[col.pos]

@@ -141,6 +141,7 @@ func (s *Service) PutView(ctx context.Context, v *View) (*View, bool, error) {
 	}
 	s.set.Store(&next)
 	s.cache.purge()
+	s.metrics.byView.Clear()
 	return v, !exists, nil
 }
 
@@ -163,6 +164,7 @@ func (s *Service) DeleteView(ctx context.Context, name string) error {
 	}
 	s.set.Store(&next)
 	s.cache.purge()
+	s.metrics.byView.Clear()
 	if err := s.stores[v.Store].Drop(ctx, v); err != nil {
 		return fmt.Errorf("view %s deleted, but dropping its values from store %s failed: %w", name, v.Store, err)
 	}
