@@ -1,0 +1,36 @@
+package router
+
+import (
+	"errors"
+
+	"github.com/mlgate/mlgate/internal/errkind"
+)
+
+// Errors returned by the router, wrapped with a message that says what was
+// wrong. Callers test them with errors.Is and map them to status codes.
+var (
+	// ErrInvalid: the caller sent something unusable (a bad policy, weight,
+	// model reference or canary spec). The message names the field.
+	ErrInvalid = errors.New("invalid")
+	// ErrConflict: the change clashes with the endpoint's state (changing
+	// weights while a canary runs, starting a second canary).
+	ErrConflict = errors.New("conflict")
+)
+
+func invalid(format string, args ...any) error  { return errkind.New(ErrInvalid, format, args...) }
+func conflict(format string, args ...any) error { return errkind.New(ErrConflict, format, args...) }
+
+// causeError is an ErrInvalid whose message ends with another error's, which
+// it also wraps: a model reference the resolver refused matches both
+// ErrInvalid and, say, registry.ErrNotFound.
+type causeError struct {
+	msg   string
+	cause error
+}
+
+func (e *causeError) Error() string   { return e.msg }
+func (e *causeError) Unwrap() []error { return []error{ErrInvalid, e.cause} }
+
+func invalidCause(field string, cause error) error {
+	return &causeError{msg: field + ": " + cause.Error(), cause: cause}
+}
