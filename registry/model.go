@@ -122,15 +122,18 @@ func (m *Model) withDerived() *Model {
 	return m
 }
 
-// AuditEvent records one change to the registry.
+// AuditEvent records one change to the registry, or to another part of the
+// gateway that keeps its trail here (endpoints).
 type AuditEvent struct {
 	// Seq orders events; the store assigns it.
 	Seq     uint64          `json:"seq"`
 	Time    time.Time       `json:"time"`
 	Actor   string          `json:"actor"`
 	Action  string          `json:"action"`
-	Model   string          `json:"model"`
+	Model   string          `json:"model,omitempty"`
 	Version int             `json:"version,omitempty"`
+	// Endpoint names the endpoint a traffic change concerns.
+	Endpoint string `json:"endpoint,omitempty"`
 	Before  json.RawMessage `json:"before"`
 	After   json.RawMessage `json:"after"`
 }
@@ -144,10 +147,11 @@ const (
 	ActionSetTag          = "set_tag"
 )
 
-// AuditQuery selects audit events: those after Seq After, for Model when set,
-// at most Limit of them in ascending order.
+// AuditQuery selects audit events: those after Seq After, for Model and
+// Endpoint when set, at most Limit of them in ascending order.
 type AuditQuery struct {
-	Model string
-	After uint64
-	Limit int
+	Model    string
+	Endpoint string
+	After    uint64
+	Limit    int
 }

@@ -271,6 +271,14 @@ func (r *Registry) SetTag(ctx context.Context, actor, name string, n int, key, v
 	return out, nil
 }
 
+// RecordAudit appends a change made elsewhere in the gateway (to an
+// endpoint, say) to the audit trail, with before and after as JSON.
+func (r *Registry) RecordAudit(ctx context.Context, actor, action, endpoint string, before, after any) error {
+	ev := r.event(actor, action, "", 0, before, after)
+	ev.Endpoint = endpoint
+	return r.meta.AppendAudit(ctx, []AuditEvent{ev})
+}
+
 // Audit returns the audit events q selects.
 func (r *Registry) Audit(ctx context.Context, q AuditQuery) ([]AuditEvent, error) {
 	return r.meta.Audit(ctx, q)

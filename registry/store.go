@@ -21,6 +21,9 @@ type MetaStore interface {
 	Models(ctx context.Context) ([]*Model, error)
 	// Audit returns the events q selects, in ascending Seq order.
 	Audit(ctx context.Context, q AuditQuery) ([]AuditEvent, error)
+	// AppendAudit records events that belong to no model record (changes to
+	// endpoints), assigning their Seq.
+	AppendAudit(ctx context.Context, events []AuditEvent) error
 	// Close releases the store.
 	Close() error
 }

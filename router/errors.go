@@ -15,8 +15,11 @@ var (
 	// ErrConflict: the change clashes with the endpoint's state (changing
 	// weights while a canary runs, starting a second canary).
 	ErrConflict = errors.New("conflict")
+	// ErrNotFound: the endpoint does not exist.
+	ErrNotFound = errors.New("not found")
 )
 
+func notFound(format string, args ...any) error { return errkind.New(ErrNotFound, format, args...) }
 func invalid(format string, args ...any) error  { return errkind.New(ErrInvalid, format, args...) }
 func conflict(format string, args ...any) error { return errkind.New(ErrConflict, format, args...) }
 

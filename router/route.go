@@ -7,6 +7,7 @@ import "math"
 // (behind an atomic.Pointer), and each Route carries the Stats of the
 // requests it routed.
 type Route struct {
+	spec     Endpoint
 	endpoint string
 	revision int
 	sticky   string
@@ -36,6 +37,7 @@ func NewRoute(e Endpoint) (*Route, error) {
 		return nil, err
 	}
 	r := &Route{
+		spec:     e.clone(),
 		endpoint: e.Name,
 		revision: e.Revision,
 		seed:     fnvByte(fnvString(fnvOffset, e.Salt), 0),
@@ -59,6 +61,9 @@ func NewRoute(e Endpoint) (*Route, error) {
 	r.stats = newStats(r.variants)
 	return r, nil
 }
+
+// Spec returns a copy of the endpoint the route was compiled from.
+func (r *Route) Spec() Endpoint { return r.spec.clone() }
 
 // Endpoint returns the name of the endpoint the route was compiled from.
 func (r *Route) Endpoint() string { return r.endpoint }

@@ -40,8 +40,8 @@ type Stats struct {
 	weights  []int
 	variants []variantCounters
 	shadow   struct {
-		agree, disagree, diffs, dropped atomic.Int64
-		diffSum                         atomicFloat
+		agree, disagree, diffs, dropped, failed atomic.Int64
+		diffSum                                 atomicFloat
 	}
 }
 
@@ -109,6 +109,9 @@ func (s *Stats) RecordShadowDiff(absDiff float64) {
 // full, or it ran out of time).
 func (s *Stats) RecordShadowDropped() { s.shadow.dropped.Add(1) }
 
+// RecordShadowFailed counts a shadow copy whose model failed.
+func (s *Stats) RecordShadowFailed() { s.shadow.failed.Add(1) }
+
 // StatsSnapshot is what a Stats had counted at one moment, or, from Sub,
 // over an interval. Rates and means are 0 where nothing was counted.
 type StatsSnapshot struct {
@@ -153,6 +156,7 @@ type ShadowStats struct {
 	DiffSum       float64 `json:"diff_sum"`
 	MeanAbsDiff   float64 `json:"mean_abs_diff"`
 	Dropped       int64   `json:"dropped"`
+	Failed        int64   `json:"failed"`
 }
 
 // Snapshot returns the counts so far. Counters are read one by one, so a
@@ -181,6 +185,7 @@ func (s *Stats) Snapshot() StatsSnapshot {
 		Diffs:    sh.diffs.Load(),
 		DiffSum:  sh.diffSum.load(),
 		Dropped:  sh.dropped.Load(),
+		Failed:   sh.failed.Load(),
 	}
 	snap.finish()
 	return snap
@@ -216,6 +221,7 @@ func (s StatsSnapshot) Sub(prev StatsSnapshot) StatsSnapshot {
 		Diffs:    sh.Diffs - p.Diffs,
 		DiffSum:  sh.DiffSum - p.DiffSum,
 		Dropped:  sh.Dropped - p.Dropped,
+		Failed:   sh.Failed - p.Failed,
 	}
 	out.finish()
 	return out

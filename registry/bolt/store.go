@@ -74,23 +74,35 @@ func (s *Store) Update(ctx context.Context, name string, fn func(m *registry.Mod
 		if err := models.Put([]byte(name), raw); err != nil {
 			return err
 		}
-		audit := tx.Bucket(bucketAudit)
-		for _, ev := range events {
-			seq, err := audit.NextSequence()
-			if err != nil {
-				return err
-			}
-			ev.Seq = seq
-			raw, err := json.Marshal(ev)
-			if err != nil {
-				return fmt.Errorf("encode audit event: %w", err)
-			}
-			if err := audit.Put(seqKey(seq), raw); err != nil {
-				return err
-			}
-		}
-		return nil
+		return appendAudit(tx, events)
 	})
+}
+
+// AppendAudit implements registry.MetaStore.
+func (s *Store) AppendAudit(ctx context.Context, events []registry.AuditEvent) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	return s.db.Update(func(tx *bbolt.Tx) error { return appendAudit(tx, events) })
+}
+
+func appendAudit(tx *bbolt.Tx, events []registry.AuditEvent) error {
+	audit := tx.Bucket(bucketAudit)
+	for _, ev := range events {
+		seq, err := audit.NextSequence()
+		if err != nil {
+			return err
+		}
+		ev.Seq = seq
+		raw, err := json.Marshal(ev)
+		if err != nil {
+			return fmt.Errorf("encode audit event: %w", err)
+		}
+		if err := audit.Put(seqKey(seq), raw); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // Model implements registry.MetaStore.
@@ -136,7 +148,7 @@ func (s *Store) Audit(ctx context.Context, q registry.AuditQuery) ([]registry.Au
 			if err := json.Unmarshal(raw, &ev); err != nil {
 				return fmt.Errorf("decode audit event %d: %w", binary.BigEndian.Uint64(k), err)
 			}
-			if q.Model != "" && ev.Model != q.Model {
+			if q.Model != "" && ev.Model != q.Model || q.Endpoint != "" && ev.Endpoint != q.Endpoint {
 				continue
 			}
 			out = append(out, ev)

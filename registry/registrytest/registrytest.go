@@ -48,6 +48,7 @@ func TestMetaStore(t *testing.T, open func(t *testing.T) registry.MetaStore) {
 		{"Audit", testAudit},
 		{"FnReceivesCopy", testFnReceivesCopy},
 		{"ConcurrentUpdates", testConcurrentUpdates},
+		{"AppendAudit", testAppendAudit},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -525,4 +526,29 @@ func asJSON(v any) string {
 		return fmt.Sprintf("%+v", v)
 	}
 	return string(b)
+}
+
+// testAppendAudit checks that events outside any model record join the same
+// trail, in order, and that the Endpoint filter selects them.
+func testAppendAudit(t *testing.T, s registry.MetaStore) {
+	ctx := context.Background()
+	if err := s.Update(ctx, "m", func(m *registry.Model) ([]registry.AuditEvent, error) {
+		m.CreatedAt = time.Now()
+		return []registry.AuditEvent{{Action: "register_version", Model: "m"}}, nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.AppendAudit(ctx, []registry.AuditEvent{
+		{Action: "create_endpoint", Endpoint: "e1"}, {Action: "set_weights", Endpoint: "e2"},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	all, err := s.Audit(ctx, registry.AuditQuery{})
+	if err != nil || len(all) != 3 || all[1].Endpoint != "e1" || all[2].Seq <= all[1].Seq || all[1].Seq <= all[0].Seq {
+		t.Fatalf("audit = %+v, %v", all, err)
+	}
+	e2, err := s.Audit(ctx, registry.AuditQuery{Endpoint: "e2"})
+	if err != nil || len(e2) != 1 || e2[0].Action != "set_weights" {
+		t.Errorf("audit for endpoint e2 = %+v, %v", e2, err)
+	}
 }

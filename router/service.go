@@ -1,0 +1,390 @@
+package router
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sort"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Revision is one entry of an endpoint's history: the endpoint as a change
+// left it, who made the change, and what it was.
+type Revision struct {
+	Revision int       `json:"revision"`
+	Time     time.Time `json:"time"`
+	Actor    string    `json:"actor"`
+	Action   string    `json:"action"`
+	Policy   Policy    `json:"policy"`
+	Canary   *Canary   `json:"canary,omitempty"`
+}
+
+// Store keeps endpoints and their histories. Implementations must be safe for
+// concurrent use.
+type Store interface {
+	// Endpoints returns every endpoint.
+	Endpoints(ctx context.Context) ([]Endpoint, error)
+	// Save stores e, replacing the endpoint of that name, and appends r to its
+	// history, atomically.
+	Save(ctx context.Context, e Endpoint, r Revision) error
+	// Delete removes the endpoint and its history; a missing one is not an
+	// error.
+	Delete(ctx context.Context, name string) error
+	// History returns the endpoint's revisions, oldest first.
+	History(ctx context.Context, name string) ([]Revision, error)
+}
+
+// Models is what the router needs of the model side.
+type Models interface {
+	// Check reports whether ref names a model version that can serve; its
+	// errors say why not.
+	Check(ctx context.Context, ref ModelRef) error
+	// Promote points alias at the version ref resolves to, on behalf of actor.
+	Promote(ctx context.Context, actor string, ref ModelRef, alias string) error
+}
+
+// Auditor records a change in the audit trail.
+type Auditor func(ctx context.Context, actor, action, endpoint string, before, after any) error
+
+// Audit actions.
+const (
+	ActionCreate        = "create_endpoint"
+	ActionSetPolicy     = "set_policy"
+	ActionSetWeights    = "set_weights"
+	ActionDelete        = "delete_endpoint"
+	ActionCanaryStart   = "canary_start"
+	ActionCanaryAdvance = "canary_advance"
+	ActionCanaryPromote = "canary_promote"
+	ActionCanaryRevert  = "canary_rollback"
+	ActionCanaryPause   = "canary_pause"
+	ActionCanaryResume  = "canary_resume"
+	ActionCanaryAbort   = "canary_abort"
+)
+
+// actorCanary is the audit actor of the changes the canary controller makes.
+const actorCanary = "canary-controller"
+
+// Service keeps the endpoints: their routes, behind an atomically swapped
+// snapshot that requests read without locks, their persistence and history,
+// and the controller that drives canaries.
+type Service struct {
+	store  Store
+	models Models
+	audit  Auditor
+	log    *slog.Logger
+	now    func() time.Time
+
+	mu     sync.Mutex // serialises changes
+	routes atomic.Pointer[map[string]*Route]
+
+	stop, done chan struct{}
+	srm        map[string]bool // endpoints flagged, owned by the controller
+}
+
+// NewService loads the endpoints.
+func NewService(ctx context.Context, store Store, models Models, audit Auditor, log *slog.Logger) (*Service, error) {
+	s := &Service{store: store, models: models, audit: audit, log: log, now: time.Now, srm: map[string]bool{}}
+	eps, err := store.Endpoints(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("load endpoints: %w", err)
+	}
+	routes := make(map[string]*Route, len(eps))
+	for _, e := range eps {
+		r, err := NewRoute(e)
+		if err != nil {
+			return nil, fmt.Errorf("endpoint %s: %w", e.Name, err)
+		}
+		routes[e.Name] = r
+	}
+	s.routes.Store(&routes)
+	return s, nil
+}
+
+// Route returns the named endpoint's route, for a request.
+func (s *Service) Route(name string) (*Route, bool) {
+	r, ok := (*s.routes.Load())[name]
+	return r, ok
+}
+
+// Routes returns every route, ordered by endpoint name.
+func (s *Service) Routes() []*Route {
+	m := *s.routes.Load()
+	out := make([]*Route, 0, len(m))
+	for _, r := range m {
+		out = append(out, r)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Endpoint() < out[j].Endpoint() })
+	return out
+}
+
+// Get returns the named endpoint and its route.
+func (s *Service) Get(name string) (Endpoint, *Route, error) {
+	r, ok := s.Route(name)
+	if !ok {
+		return Endpoint{}, nil, notFound("endpoint %q not found", name)
+	}
+	return r.Spec(), r, nil
+}
+
+// History returns the named endpoint's revisions.
+func (s *Service) History(ctx context.Context, name string) ([]Revision, error) {
+	if _, ok := s.Route(name); !ok {
+		return nil, notFound("endpoint %q not found", name)
+	}
+	return s.store.History(ctx, name)
+}
+
+// resolve checks model references against the models.
+func (s *Service) resolve(ctx context.Context) func(ModelRef) error {
+	return func(ref ModelRef) error { return s.models.Check(ctx, ref) }
+}
+
+// Put creates the endpoint or replaces its policy; it reports whether it
+// created it. It is refused while a canary is active.
+func (s *Service) Put(ctx context.Context, actor, name string, p Policy) (Endpoint, bool, error) {
+	if err := p.Check(s.resolve(ctx)); err != nil {
+		return Endpoint{}, false, err
+	}
+	var created bool
+	e, err := s.change(ctx, actor, name, func(old *Endpoint) (Endpoint, string, error) {
+		if old == nil {
+			created = true
+			e, err := NewEndpoint(name, p, s.now())
+			return e, ActionCreate, err
+		}
+		e, err := SetPolicy(*old, p, s.now())
+		return e, ActionSetPolicy, err
+	})
+	return e, created, err
+}
+
+// SetWeights changes the weights of the named variants.
+func (s *Service) SetWeights(ctx context.Context, actor, name string, weights map[string]int) (Endpoint, error) {
+	return s.change(ctx, actor, name, func(old *Endpoint) (Endpoint, string, error) {
+		if old == nil {
+			return Endpoint{}, "", notFound("endpoint %q not found", name)
+		}
+		e, err := SetWeights(*old, weights, s.now())
+		return e, ActionSetWeights, err
+	})
+}
+
+// StartCanary starts a canary of spec on the endpoint.
+func (s *Service) StartCanary(ctx context.Context, actor, name string, spec CanarySpec) (Endpoint, error) {
+	if err := spec.Check(s.resolve(ctx)); err != nil {
+		return Endpoint{}, err
+	}
+	return s.change(ctx, actor, name, func(old *Endpoint) (Endpoint, string, error) {
+		if old == nil {
+			return Endpoint{}, "", notFound("endpoint %q not found", name)
+		}
+		e, err := StartCanary(*old, spec, s.now())
+		return e, ActionCanaryStart, err
+	})
+}
+
+// CanaryCommand applies a person's command to the endpoint's canary: pause,
+// resume, promote or abort.
+func (s *Service) CanaryCommand(ctx context.Context, actor, name, command string) (Endpoint, error) {
+	e, err := s.change(ctx, actor, name, func(old *Endpoint) (Endpoint, string, error) {
+		if old == nil {
+			return Endpoint{}, "", notFound("endpoint %q not found", name)
+		}
+		now := s.now()
+		switch command {
+		case "pause":
+			e, err := PauseCanary(*old, now)
+			return e, ActionCanaryPause, err
+		case "resume":
+			e, err := ResumeCanary(*old, now)
+			return e, ActionCanaryResume, err
+		case "promote":
+			e, err := PromoteCanary(*old, "promoted by "+actor, now)
+			return e, ActionCanaryPromote, err
+		case "abort":
+			e, err := AbortCanary(*old, "aborted by "+actor, now)
+			return e, ActionCanaryAbort, err
+		}
+		return Endpoint{}, "", invalid("unknown canary command %q (want pause, resume, promote or abort)", command)
+	})
+	if err == nil && command == "promote" {
+		err = s.promoteAlias(ctx, actor, e)
+	}
+	return e, err
+}
+
+// Delete removes the endpoint.
+func (s *Service) Delete(ctx context.Context, actor, name string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	r, ok := s.Route(name)
+	if !ok {
+		return notFound("endpoint %q not found", name)
+	}
+	if err := s.store.Delete(ctx, name); err != nil {
+		return fmt.Errorf("delete endpoint %s: %w", name, err)
+	}
+	s.swap(name, nil)
+	return s.audit(ctx, actor, ActionDelete, name, r.Spec(), nil)
+}
+
+// change applies fn to the named endpoint (nil when it does not exist yet),
+// saves the result with a history entry, swaps its route in, and audits the
+// change with the endpoint before and after.
+func (s *Service) change(ctx context.Context, actor, name string, fn func(old *Endpoint) (Endpoint, string, error)) (Endpoint, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var old *Endpoint
+	if r, ok := s.Route(name); ok {
+		e := r.Spec()
+		old = &e
+	}
+	e, action, err := fn(old)
+	if err != nil {
+		return Endpoint{}, err
+	}
+	r, err := NewRoute(e)
+	if err != nil {
+		return Endpoint{}, err
+	}
+	rev := Revision{Revision: e.Revision, Time: e.UpdatedAt, Actor: actor, Action: action, Policy: e.Policy, Canary: e.Canary}
+	if err := s.store.Save(ctx, e, rev); err != nil {
+		return Endpoint{}, fmt.Errorf("save endpoint %s: %w", name, err)
+	}
+	s.swap(name, r)
+	var before any
+	if old != nil {
+		before = old
+	}
+	if err := s.audit(ctx, actor, action, name, before, e); err != nil {
+		return Endpoint{}, fmt.Errorf("endpoint %s changed, but recording it in the audit trail failed: %w", name, err)
+	}
+	return e, nil
+}
+
+// swap replaces the route of name (removes it when r is nil) in a new
+// snapshot.
+func (s *Service) swap(name string, r *Route) {
+	old := *s.routes.Load()
+	next := make(map[string]*Route, len(old)+1)
+	for k, v := range old {
+		next[k] = v
+	}
+	if r == nil {
+		delete(next, name)
+	} else {
+		next[name] = r
+	}
+	s.routes.Store(&next)
+}
+
+func (s *Service) promoteAlias(ctx context.Context, actor string, e Endpoint) error {
+	c := e.Canary
+	if c == nil || c.Spec.PromoteAlias == "" {
+		return nil
+	}
+	ref, err := ParseRef(c.Spec.Model)
+	if err != nil {
+		return err
+	}
+	if err := s.models.Promote(ctx, actor, ref, c.Spec.PromoteAlias); err != nil {
+		return fmt.Errorf("endpoint %s: canary promoted, but moving alias %s to %s failed: %w", e.Name, c.Spec.PromoteAlias, c.Spec.Model, err)
+	}
+	return nil
+}
+
+// Start runs the controller: every tick it judges the running canaries and
+// checks every endpoint for a sample ratio mismatch. Close stops it.
+func (s *Service) Start(tick time.Duration) {
+	s.stop, s.done = make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(s.done)
+		t := time.NewTicker(tick)
+		defer t.Stop()
+		for {
+			select {
+			case <-s.stop:
+				return
+			case <-t.C:
+				s.Tick(context.Background())
+			}
+		}
+	}()
+}
+
+// Close stops the controller and waits for it.
+func (s *Service) Close() {
+	if s.stop != nil {
+		close(s.stop)
+		<-s.done
+		s.stop = nil
+	}
+}
+
+// Tick judges every running canary once and checks for sample ratio
+// mismatches. The controller calls it; tests may too.
+func (s *Service) Tick(ctx context.Context) {
+	for _, r := range s.Routes() {
+		e := r.Spec()
+		snap := r.Stats().Snapshot()
+		s.checkSRM(e.Name, snap)
+		if e.Canary == nil || e.Canary.State != CanaryRunning {
+			continue
+		}
+		canary, baseline, ok := snap.CanaryFigures()
+		if !ok {
+			continue
+		}
+		d := e.Canary.Evaluate(canary, baseline, s.now())
+		if d.Action == Hold {
+			continue
+		}
+		if err := s.decide(ctx, e, d); err != nil {
+			s.log.Error("canary step failed", "endpoint", e.Name, "action", d.Action.String(), "err", err)
+		}
+	}
+}
+
+func (s *Service) decide(ctx context.Context, e Endpoint, d Decision) error {
+	action := map[Action]string{Advance: ActionCanaryAdvance, Promote: ActionCanaryPromote, RollBack: ActionCanaryRevert}[d.Action]
+	next, err := s.change(ctx, actorCanary, e.Name, func(old *Endpoint) (Endpoint, string, error) {
+		if old == nil || old.Revision != e.Revision {
+			return Endpoint{}, "", errStale
+		}
+		n, err := ApplyCanary(*old, d, s.now())
+		return n, action, err
+	})
+	if errors.Is(err, errStale) {
+		return nil // changed meanwhile; judged again at the next tick
+	}
+	if err != nil {
+		return err
+	}
+	level := slog.LevelInfo
+	if d.Action == RollBack {
+		level = slog.LevelWarn
+	}
+	s.log.Log(ctx, level, "canary "+d.Action.String(), "endpoint", e.Name, "reason", d.Reason, "figures", d.Figures)
+	if d.Action == Promote {
+		return s.promoteAlias(ctx, actorCanary, next)
+	}
+	return nil
+}
+
+var errStale = errors.New("endpoint changed since it was judged")
+
+// checkSRM logs when an endpoint's sample ratio mismatch flag flips.
+func (s *Service) checkSRM(name string, snap StatsSnapshot) {
+	if snap.SRM == s.srm[name] {
+		return
+	}
+	s.srm[name] = snap.SRM
+	if snap.SRM {
+		s.log.Warn("sample ratio mismatch: the variants' shares of requests do not fit their weights", "endpoint", name, "p_value", snap.SRMPValue, "requests", snap.Requests)
+	} else {
+		s.log.Info("sample ratio mismatch cleared", "endpoint", name, "p_value", snap.SRMPValue)
+	}
+}
