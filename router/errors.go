@@ -20,6 +20,9 @@ var (
 )
 
 func notFound(format string, args ...any) error { return errkind.New(ErrNotFound, format, args...) }
+
+// NotFound returns an error matching ErrNotFound with the given message.
+func NotFound(format string, args ...any) error { return notFound(format, args...) }
 func invalid(format string, args ...any) error  { return errkind.New(ErrInvalid, format, args...) }
 func conflict(format string, args ...any) error { return errkind.New(ErrConflict, format, args...) }
 

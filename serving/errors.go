@@ -9,6 +9,7 @@ import (
 	"github.com/mlgate/mlgate/internal/auth"
 	"github.com/mlgate/mlgate/internal/errkind"
 	"github.com/mlgate/mlgate/registry"
+	"github.com/mlgate/mlgate/router"
 )
 
 // ErrInvalidInput: a request the caller must fix (malformed JSON, an unknown
@@ -31,15 +32,16 @@ func notReady(format string, args ...any) error { return errkind.New(ErrNotReady
 func statusOf(err error) int {
 	var fe *fiber.Error
 	switch {
-	case errors.Is(err, ErrInvalidInput), errors.Is(err, registry.ErrInvalid), errors.Is(err, featurestore.ErrInvalid):
+	case errors.Is(err, ErrInvalidInput), errors.Is(err, registry.ErrInvalid), errors.Is(err, featurestore.ErrInvalid),
+		errors.Is(err, router.ErrInvalid):
 		return fiber.StatusBadRequest
 	case errors.Is(err, auth.ErrNoKey), errors.Is(err, auth.ErrBadKey):
 		return fiber.StatusUnauthorized
 	case errors.Is(err, errForbidden):
 		return fiber.StatusForbidden
-	case errors.Is(err, registry.ErrNotFound), errors.Is(err, featurestore.ErrNotFound):
+	case errors.Is(err, registry.ErrNotFound), errors.Is(err, featurestore.ErrNotFound), errors.Is(err, router.ErrNotFound):
 		return fiber.StatusNotFound
-	case errors.Is(err, registry.ErrConflict), errors.Is(err, featurestore.ErrConflict):
+	case errors.Is(err, registry.ErrConflict), errors.Is(err, featurestore.ErrConflict), errors.Is(err, router.ErrConflict):
 		return fiber.StatusConflict
 	case errors.Is(err, registry.ErrTooLarge):
 		return fiber.StatusRequestEntityTooLarge

@@ -24,6 +24,8 @@ import (
 	"github.com/mlgate/mlgate/registry"
 	"github.com/mlgate/mlgate/registry/bolt"
 	"github.com/mlgate/mlgate/registry/localfs"
+	"github.com/mlgate/mlgate/router"
+	routerbolt "github.com/mlgate/mlgate/router/bolt"
 	"github.com/mlgate/mlgate/serving/onnx"
 )
 
@@ -50,6 +52,7 @@ type gateway struct {
 	reg      *registry.Registry
 	catalog  *Catalog
 	features *featurestore.Service
+	router   *router.Service
 	authn    *auth.Authenticator
 	log      *slog.Logger
 	client   *http.Client
@@ -119,21 +122,31 @@ func startGateway(t testing.TB, opts ...gatewayOption) *gateway {
 	reg.CheckSpecsWith(SpecChecker(features))
 	features.SetUsers(SpecUsers(reg))
 	catalog.PlanWith(FeaturePlanner(features))
+	routes, err := routerbolt.Open(filepath.Join(dir, "endpoints.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rs, err := router.NewService(t.Context(), routes, RouterModels(reg, catalog), reg.RecordAudit, log)
+	if err != nil {
+		t.Fatal(err)
+	}
 	srv := New(Options{MaxBodyBytes: 1 << 20, ReadTimeout: 10 * time.Second, WriteTimeout: 10 * time.Second, IdleTimeout: time.Minute, Version: "test"},
-		Deps{Registry: reg, Catalog: catalog, Features: features, Auth: a, Log: log})
+		Deps{Registry: reg, Catalog: catalog, Features: features, Auth: a, Log: log, Router: rs})
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	go srv.Serve(ln)
 	t.Cleanup(func() {
-		srv.Shutdown(t.Context())
+		rs.Close()
+		srv.Shutdown(context.Background())
+		routes.Close()
 		catalog.Close()
 		meta.Close()
 		features.Close()
 	})
 	return &gateway{
-		t: t, url: "http://" + ln.Addr().String(), dataDir: dir, reg: reg, catalog: catalog, features: features, authn: a, log: log,
+		t: t, url: "http://" + ln.Addr().String(), dataDir: dir, reg: reg, catalog: catalog, features: features, router: rs, authn: a, log: log,
 		client: &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}, Timeout: 30 * time.Second},
 	}
 }

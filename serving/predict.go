@@ -1,6 +1,7 @@
 package serving
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"strconv"
@@ -18,11 +19,14 @@ import (
 // (and request values) for a model with a feature spec, or raw input tensors
 // as nested arrays for a model without one.
 type predictRequest struct {
-	RequestID string                       `json:"request_id"`
-	Entities  map[string][]json.RawMessage `json:"entities"`
-	Request   map[string][]json.RawMessage `json:"request"`
-	Inputs    map[string]json.RawMessage   `json:"inputs"`
-	Debug     bool                         `json:"debug"`
+	RequestID string `json:"request_id"`
+	// Unit picks the variant of an endpoint (see router); it is ignored by
+	// model predict.
+	Unit     string                       `json:"unit"`
+	Entities map[string][]json.RawMessage `json:"entities"`
+	Request  map[string][]json.RawMessage `json:"request"`
+	Inputs   map[string]json.RawMessage   `json:"inputs"`
+	Debug    bool                         `json:"debug"`
 }
 
 func decodePredictRequest(body []byte) (*predictRequest, error) {
@@ -63,44 +67,67 @@ func (s *Server) predict(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
+	p, err := s.runPredict(c.UserContext(), model, ref, req)
+	if err != nil {
+		return err
+	}
+	defer p.Release()
+	return s.writePrediction(c, req, p, "")
+}
+
+// prediction is a predict request run on one model version. Its Loaded is
+// held until Release.
+type prediction struct {
+	*Loaded
+	outputs []onnx.Tensor
+	asm     *featurestore.Assembly
+}
+
+// runPredict runs req on the model version ref names (a number, an alias,
+// or empty for the default).
+func (s *Server) runPredict(ctx context.Context, model, ref string, req *predictRequest) (*prediction, error) {
 	if !s.catalog.Ready() {
-		return notReady("the server is still loading models")
+		return nil, notReady("the server is still loading models")
 	}
 	l, err := s.catalog.Acquire(model, ref)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	defer l.Release()
-
-	var (
-		inputs []onnx.Tensor
-		asm    *featurestore.Assembly
-	)
+	p := &prediction{Loaded: l}
+	var inputs []onnx.Tensor
 	if l.Plan != nil || l.PlanErr != nil {
-		inputs, asm, err = s.featureInputs(c, l, req)
+		inputs, p.asm, err = s.featureInputs(ctx, l, req)
 	} else {
 		inputs, err = rawInputs(l, req)
 	}
-	if err != nil {
-		return err
+	if err == nil {
+		if p.outputs, err = l.Run(inputs); err != nil {
+			err = invalidInput("model %s version %d rejected the input: %v", l.Version.Name, l.Version.Version, err)
+		}
 	}
-	outputs, err := l.Run(inputs)
 	if err != nil {
-		return invalidInput("model %s version %d rejected the input: %v", l.Version.Name, l.Version.Version, err)
+		l.Release()
+		return nil, err
 	}
+	return p, nil
+}
+
+// writePrediction answers with p, naming the variant when an endpoint chose
+// one.
+func (s *Server) writePrediction(c *fiber.Ctx, req *predictRequest, p *prediction, variant string) error {
 	if req.RequestID == "" {
 		req.RequestID = uuid.NewString()
 	}
 	bp := responseBuffers.Get().(*[]byte)
-	*bp = encodePredictResponse((*bp)[:0], req, l, outputs, asm)
+	*bp = encodePredictResponse((*bp)[:0], req, p, variant)
 	c.Set(fiber.HeaderContentType, fiber.MIMEApplicationJSON)
-	_, err = c.Write(*bp)
+	_, err := c.Write(*bp)
 	responseBuffers.Put(bp)
 	return err
 }
 
 // featureInputs assembles the inputs of a model with a feature spec.
-func (s *Server) featureInputs(c *fiber.Ctx, l *Loaded, req *predictRequest) ([]onnx.Tensor, *featurestore.Assembly, error) {
+func (s *Server) featureInputs(ctx context.Context, l *Loaded, req *predictRequest) ([]onnx.Tensor, *featurestore.Assembly, error) {
 	if l.PlanErr != nil {
 		return nil, nil, notReady("model %s version %d: its feature spec no longer compiles: %v", l.Version.Name, l.Version.Version, l.PlanErr)
 	}
@@ -115,7 +142,7 @@ func (s *Server) featureInputs(c *fiber.Ctx, l *Loaded, req *predictRequest) ([]
 	if err != nil {
 		return nil, nil, err
 	}
-	asm, err := fs.Assemble(c.UserContext(), l.Plan, entities, req.Request)
+	asm, err := fs.Assemble(ctx, l.Plan, entities, req.Request)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -245,9 +272,14 @@ func (w *shapeWalker) walk(depth int) error {
 // encodePredictResponse appends the answer of a prediction: outputs as
 // nested arrays shaped like the tensors, and with debug, the status of every
 // feature value per row.
-func encodePredictResponse(b []byte, req *predictRequest, l *Loaded, outputs []onnx.Tensor, asm *featurestore.Assembly) []byte {
+func encodePredictResponse(b []byte, req *predictRequest, p *prediction, variant string) []byte {
+	l, outputs, asm := p.Loaded, p.outputs, p.asm
 	b = append(b, `{"request_id":`...)
 	b = appendString(b, req.RequestID)
+	if variant != "" {
+		b = append(b, `,"variant":`...)
+		b = appendString(b, variant)
+	}
 	b = append(b, `,"model":{"name":`...)
 	b = appendString(b, l.Version.Name)
 	b = append(b, `,"version":`...)

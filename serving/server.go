@@ -15,6 +15,7 @@ import (
 	"github.com/mlgate/mlgate/featurestore"
 	"github.com/mlgate/mlgate/internal/auth"
 	"github.com/mlgate/mlgate/registry"
+	"github.com/mlgate/mlgate/router"
 )
 
 // Options tune the HTTP server.
@@ -39,6 +40,8 @@ type Deps struct {
 	Log      *slog.Logger
 	// Metrics serves /metrics; nil serves none.
 	Metrics http.Handler
+	// Router keeps the endpoints; nil serves none.
+	Router *router.Service
 }
 
 // Server serves the registry API, the feature store API, predictions and the
@@ -51,6 +54,8 @@ type Server struct {
 	auth     *auth.Authenticator
 	log      *slog.Logger
 	metrics  http.Handler
+	router   *router.Service
+	shadows  *shadows
 	opts     Options
 }
 
@@ -60,7 +65,8 @@ const uploadOverhead = 1 << 20
 
 // New returns a Server with every route registered.
 func New(opts Options, d Deps) *Server {
-	s := &Server{reg: d.Registry, catalog: d.Catalog, features: d.Features, auth: d.Auth, log: d.Log, metrics: d.Metrics, opts: opts}
+	s := &Server{reg: d.Registry, catalog: d.Catalog, features: d.Features, auth: d.Auth, log: d.Log, metrics: d.Metrics, router: d.Router, opts: opts}
+	s.shadows = newShadows(s.runPredict, d.Log)
 	s.app = fiber.New(fiber.Config{
 		AppName:               "mlgate",
 		DisableStartupMessage: true,
@@ -114,6 +120,16 @@ func (s *Server) routes() {
 	app.Delete("/v1/feature-views/:view", scientist, s.deleteView)
 	app.Post("/v1/feature-views/:view/rows", scientist, limited, s.writeRows)
 	app.Post("/v1/features/online", predict, limited, s.readOnline)
+
+	app.Get("/v1/endpoints", anyone, s.listEndpoints)
+	app.Get("/v1/endpoints/:endpoint", anyone, s.getEndpoint)
+	app.Put("/v1/endpoints/:endpoint", sre, limited, s.putEndpoint)
+	app.Delete("/v1/endpoints/:endpoint", sre, s.deleteEndpoint)
+	app.Patch("/v1/endpoints/:endpoint/traffic", sre, limited, s.patchTraffic)
+	app.Get("/v1/endpoints/:endpoint/history", anyone, s.endpointHistory)
+	app.Post("/v1/endpoints/:endpoint/canary", sre, limited, s.startCanary)
+	app.Post("/v1/endpoints/:endpoint/canary/:command", sre, s.canaryCommand)
+	app.Post("/v1/endpoints/:endpoint/predict", predict, limited, s.endpointPredict)
 }
 
 // App returns the fiber application, for tests that drive it in-process.
@@ -123,8 +139,16 @@ func (s *Server) App() *fiber.App { return s.app }
 func (s *Server) Serve(ln net.Listener) error { return s.app.Listener(ln) }
 
 // Shutdown stops accepting connections and waits, until ctx ends, for the
-// requests in flight to finish.
-func (s *Server) Shutdown(ctx context.Context) error { return s.app.ShutdownWithContext(ctx) }
+// requests in flight to finish, then for the queued shadow copies.
+func (s *Server) Shutdown(ctx context.Context) error {
+	err := s.app.ShutdownWithContext(ctx)
+	wait := time.Second
+	if d, ok := ctx.Deadline(); ok {
+		wait = max(time.Until(d), 0)
+	}
+	s.shadows.close(wait)
+	return err
+}
 
 const localIdentity = "identity"
 

@@ -4,9 +4,11 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/gofiber/fiber/v2"
 
+	"github.com/mlgate/mlgate/router"
 	"github.com/mlgate/mlgate/serving/onnx"
 )
 
@@ -99,11 +101,44 @@ func (s *Server) infer(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
+	if s.router != nil && c.Params("version") == "" {
+		if r, ok := s.router.Route(c.Params("model")); ok {
+			return s.inferEndpoint(c, r, req)
+		}
+	}
 	l, err := s.acquire(c)
 	if err != nil {
 		return err
 	}
 	defer l.Release()
+	return s.inferOn(c, l, req, nil)
+}
+
+// inferEndpoint routes a V2 request through an endpoint: the variant comes
+// from the override header, else the unit header, else a draw by weight.
+func (s *Server) inferEndpoint(c *fiber.Ctx, r *router.Route, req *inferRequest) error {
+	v, err := choose(c, r, "", nil)
+	if err != nil {
+		return err
+	}
+	if !s.catalog.Ready() {
+		return notReady("the server is still loading models")
+	}
+	start := time.Now()
+	model, version := refArgs(r.Model(v))
+	l, err := s.catalog.Acquire(model, version)
+	if err == nil {
+		defer l.Release()
+		c.Set(HeaderVariant, r.Name(v))
+		c.Set(HeaderModel, l.Version.Name+"/"+strconv.Itoa(l.Version.Version))
+		err = s.inferOn(c, l, req, &routed{endpoint: r.Endpoint(), variant: r.Name(v)})
+	}
+	r.Stats().Record(v, time.Since(start), err != nil)
+	return err
+}
+
+// inferOn runs a V2 request on a loaded version.
+func (s *Server) inferOn(c *fiber.Ctx, l *Loaded, req *inferRequest, via *routed) error {
 	inputs, err := bindInputs(req, l)
 	if err != nil {
 		return err
@@ -127,6 +162,7 @@ func (s *Server) infer(c *fiber.Ctx) error {
 		Version: l.Version.Version,
 		ID:      req.ID,
 		Outputs: outputs,
+		Routed:  via,
 	})
 	c.Set(fiber.HeaderContentType, fiber.MIMEApplicationJSON)
 	_, err = c.Write(*bp)

@@ -360,6 +360,13 @@ type inferResponse struct {
 	Version int
 	ID      string
 	Outputs []onnx.Tensor
+	// Routed names the endpoint and variant that chose the model, if any;
+	// they are written as the response's parameters.
+	Routed *routed
+}
+
+type routed struct {
+	endpoint, variant string
 }
 
 // encodeInferResponse appends the V2 JSON of r to b.
@@ -372,6 +379,13 @@ func encodeInferResponse(b []byte, r *inferResponse) []byte {
 	if r.ID != "" {
 		b = append(b, `,"id":`...)
 		b = appendString(b, r.ID)
+	}
+	if r.Routed != nil {
+		b = append(b, `,"parameters":{"endpoint":`...)
+		b = appendString(b, r.Routed.endpoint)
+		b = append(b, `,"variant":`...)
+		b = appendString(b, r.Routed.variant)
+		b = append(b, '}')
 	}
 	b = append(b, `,"outputs":[`...)
 	for i, t := range r.Outputs {

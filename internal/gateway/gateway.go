@@ -27,6 +27,8 @@ import (
 	"github.com/mlgate/mlgate/registry"
 	"github.com/mlgate/mlgate/registry/bolt"
 	"github.com/mlgate/mlgate/registry/localfs"
+	"github.com/mlgate/mlgate/router"
+	routerbolt "github.com/mlgate/mlgate/router/bolt"
 	"github.com/mlgate/mlgate/serving"
 	"github.com/mlgate/mlgate/serving/onnx"
 )
@@ -38,9 +40,11 @@ type Gateway struct {
 	Registry *registry.Registry
 	Catalog  *serving.Catalog
 	Features *featurestore.Service
+	Router   *router.Service
 	Server   *serving.Server
 
 	meta   registry.MetaStore
+	routes *routerbolt.Store
 	served chan error
 	log    *slog.Logger
 }
@@ -90,27 +94,43 @@ func Start(ctx context.Context, cfg config.Config, version string, log *slog.Log
 	reg.CheckSpecsWith(serving.SpecChecker(features))
 	features.SetUsers(serving.SpecUsers(reg))
 	catalog.PlanWith(serving.FeaturePlanner(features))
+	routes, err := routerbolt.Open(filepath.Join(cfg.DataDir, "endpoints.db"))
+	if err != nil {
+		meta.Close()
+		features.Close()
+		return nil, err
+	}
+	rs, err := router.NewService(ctx, routes, serving.RouterModels(reg, catalog), reg.RecordAudit, log)
+	if err != nil {
+		meta.Close()
+		features.Close()
+		routes.Close()
+		return nil, err
+	}
 	server := serving.New(serving.Options{
 		MaxBodyBytes: int64(cfg.Server.MaxBodyBytes),
 		ReadTimeout:  time.Duration(cfg.Server.ReadTimeout),
 		WriteTimeout: time.Duration(cfg.Server.WriteTimeout),
 		IdleTimeout:  time.Duration(cfg.Server.IdleTimeout),
 		Version:      version,
-	}, serving.Deps{Registry: reg, Catalog: catalog, Features: features, Auth: authn, Log: log, Metrics: metrics.Handler()})
+	}, serving.Deps{Registry: reg, Catalog: catalog, Features: features, Auth: authn, Log: log, Metrics: metrics.Handler(), Router: rs})
 
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
 		meta.Close()
 		features.Close()
+		routes.Close()
 		return nil, fmt.Errorf("listen (listen: %s): %w", cfg.Listen, err)
 	}
-	g := &Gateway{Addr: ln.Addr().String(), Registry: reg, Catalog: catalog, Features: features, Server: server, meta: meta, served: make(chan error, 1), log: log}
+	g := &Gateway{Addr: ln.Addr().String(), Registry: reg, Catalog: catalog, Features: features, Router: rs, Server: server,
+		meta: meta, routes: routes, served: make(chan error, 1), log: log}
 	go func() { g.served <- server.Serve(ln) }()
 	log.Info("mlgate listening", "addr", g.Addr, "data_dir", cfg.DataDir)
 	if err := catalog.Sync(ctx); err != nil {
 		g.Shutdown(context.Background())
 		return nil, fmt.Errorf("load registered models: %w", err)
 	}
+	rs.Start(controllerTick)
 	log.Info("ready")
 	return g, nil
 }
@@ -121,10 +141,15 @@ func (g *Gateway) Done() <-chan error { return g.served }
 // Shutdown stops accepting requests, waits until ctx ends for those in flight,
 // then closes the sessions and the registry.
 func (g *Gateway) Shutdown(ctx context.Context) error {
+	g.Router.Close()
 	err := g.Server.Shutdown(ctx)
 	g.Catalog.Close()
-	return errors.Join(err, g.meta.Close(), g.Features.Close())
+	return errors.Join(err, g.meta.Close(), g.Features.Close(), g.routes.Close())
 }
+
+// controllerTick is how often the router judges canaries and checks for
+// sample ratio mismatches.
+const controllerTick = 200 * time.Millisecond
 
 // openFeatures opens the configured online stores and the feature store over
 // them. The embedded store, which also keeps the view definitions, is always

@@ -1,0 +1,312 @@
+package serving
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"math/rand/v2"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/gofiber/fiber/v2"
+
+	"github.com/mlgate/mlgate/featurestore"
+	"github.com/mlgate/mlgate/internal/jsonerr"
+	"github.com/mlgate/mlgate/registry"
+	"github.com/mlgate/mlgate/router"
+	"github.com/mlgate/mlgate/serving/onnx"
+)
+
+// Headers of endpoint routing: a caller may pin the variant or give the
+// unit that picks it; the answer names the variant and model that served.
+const (
+	HeaderVariant = "X-Mlgate-Variant"
+	HeaderUnit    = "X-Mlgate-Unit"
+	HeaderModel   = "X-Mlgate-Model"
+)
+
+// endpoints returns the router, or explains that there is none.
+func (s *Server) endpoints() (*router.Service, error) {
+	if s.router == nil {
+		return nil, notReady("this gateway has no endpoints")
+	}
+	return s.router, nil
+}
+
+// refArgs turns a model reference into the catalog's model and version
+// reference.
+func refArgs(ref router.ModelRef) (model, version string) {
+	switch {
+	case ref.Alias != "":
+		return ref.Name, ref.Alias
+	case ref.Version > 0:
+		return ref.Name, strconv.Itoa(ref.Version)
+	}
+	return ref.Name, ""
+}
+
+// choose picks the variant of a request: the override header when present,
+// else the unit (given, or the first value of the sticky entity) hashed into
+// the weights, else a random draw by weight.
+func choose(c *fiber.Ctx, r *router.Route, unit string, entities map[string][]json.RawMessage) (int, error) {
+	if name := c.Get(HeaderVariant); name != "" {
+		v, ok := r.Variant(name)
+		if !ok {
+			names := make([]string, r.Len())
+			for i := range names {
+				names[i] = r.Name(i)
+			}
+			return 0, invalidInput("%s: endpoint %s has no variant %q (it has %s)", HeaderVariant, r.Endpoint(), name, strings.Join(names, ", "))
+		}
+		return v, nil
+	}
+	if unit == "" {
+		unit = c.Get(HeaderUnit)
+	}
+	if e := r.Sticky(); unit == "" && e != "" {
+		if vals := entities[e]; len(vals) > 0 {
+			unit, _ = featurestore.EntityFromJSON(vals[0])
+		}
+	}
+	return r.Choose(unit, rand.Float64), nil
+}
+
+// endpointPredict routes a predict request through an endpoint's policy.
+func (s *Server) endpointPredict(c *fiber.Ctx) error {
+	rs, err := s.endpoints()
+	if err != nil {
+		return err
+	}
+	req, err := decodePredictRequest(c.Body())
+	if err != nil {
+		return err
+	}
+	r, ok := rs.Route(c.Params("endpoint"))
+	if !ok {
+		return router.NotFound("endpoint %q not found", c.Params("endpoint"))
+	}
+	v, err := choose(c, r, req.Unit, req.Entities)
+	if err != nil {
+		return err
+	}
+	start := time.Now()
+	model, version := refArgs(r.Model(v))
+	p, err := s.runPredict(c.UserContext(), model, version, req)
+	r.Stats().Record(v, time.Since(start), err != nil)
+	if err != nil {
+		return fmt.Errorf("endpoint %s, variant %s: %w", r.Endpoint(), r.Name(v), err)
+	}
+	defer p.Release()
+	if mean, ok := predictionMean(p.outputs); ok {
+		r.Stats().RecordPrediction(v, mean)
+	}
+	if ref, ok := r.Shadow(rand.Float64); ok {
+		s.shadows.offer(shadowJob{route: r, ref: ref, req: req, served: p.outputs})
+	}
+	c.Set(HeaderVariant, r.Name(v))
+	c.Set(HeaderModel, p.Version.Name+"/"+strconv.Itoa(p.Version.Version))
+	return s.writePrediction(c, req, p, r.Name(v))
+}
+
+// predictionMean is the mean of the first numeric output, which canaries
+// compare between variants.
+func predictionMean(outputs []onnx.Tensor) (float64, bool) {
+	for _, t := range outputs {
+		if sum, n, ok := numericSum(t.Data); ok && n > 0 {
+			return sum / float64(n), true
+		}
+	}
+	return 0, false
+}
+
+func numericSum(data any) (float64, int, bool) {
+	switch d := data.(type) {
+	case []float32:
+		return sumOf(d), len(d), true
+	case []float64:
+		return sumOf(d), len(d), true
+	case []int64:
+		return sumOf(d), len(d), true
+	case []int32:
+		return sumOf(d), len(d), true
+	}
+	return 0, 0, false
+}
+
+func sumOf[T float32 | float64 | int32 | int64](s []T) float64 {
+	var sum float64
+	for _, v := range s {
+		sum += float64(v)
+	}
+	return sum
+}
+
+// endpointView is an endpoint as the API shows it: its policy, revision,
+// canary and live stats.
+type endpointView struct {
+	router.Endpoint
+	Stats router.StatsSnapshot `json:"stats"`
+}
+
+func view(r *router.Route) endpointView {
+	return endpointView{Endpoint: r.Spec(), Stats: r.Stats().Snapshot()}
+}
+
+func (s *Server) listEndpoints(c *fiber.Ctx) error {
+	rs, err := s.endpoints()
+	if err != nil {
+		return err
+	}
+	out := []endpointView{}
+	for _, r := range rs.Routes() {
+		out = append(out, view(r))
+	}
+	return c.JSON(fiber.Map{"endpoints": out})
+}
+
+func (s *Server) getEndpoint(c *fiber.Ctx) error {
+	rs, err := s.endpoints()
+	if err != nil {
+		return err
+	}
+	_, r, err := rs.Get(c.Params("endpoint"))
+	if err != nil {
+		return err
+	}
+	return c.JSON(view(r))
+}
+
+func (s *Server) putEndpoint(c *fiber.Ctx) error {
+	rs, err := s.endpoints()
+	if err != nil {
+		return err
+	}
+	name := param(c, "endpoint")
+	if err := router.CheckEndpointName(name); err != nil {
+		return err
+	}
+	p, err := router.DecodePolicy(c.Body())
+	if err != nil {
+		return err
+	}
+	e, created, err := rs.Put(c.UserContext(), actor(c), name, p)
+	if err != nil {
+		return err
+	}
+	status := fiber.StatusOK
+	if created {
+		status = fiber.StatusCreated
+	}
+	return c.Status(status).JSON(e)
+}
+
+func (s *Server) deleteEndpoint(c *fiber.Ctx) error {
+	rs, err := s.endpoints()
+	if err != nil {
+		return err
+	}
+	if err := rs.Delete(c.UserContext(), actor(c), param(c, "endpoint")); err != nil {
+		return err
+	}
+	return c.SendStatus(fiber.StatusNoContent)
+}
+
+func (s *Server) patchTraffic(c *fiber.Ctx) error {
+	rs, err := s.endpoints()
+	if err != nil {
+		return err
+	}
+	var body struct {
+		Weights map[string]int `json:"weights"`
+	}
+	if err := jsonerr.Decode(c.Body(), &body); err != nil {
+		return invalidInput("request body: %v", err)
+	}
+	if len(body.Weights) == 0 {
+		return invalidInput(`weights: give at least one variant's weight, e.g. {"weights": {"control": 50, "treatment": 50}}`)
+	}
+	e, err := rs.SetWeights(c.UserContext(), actor(c), param(c, "endpoint"), body.Weights)
+	if err != nil {
+		return err
+	}
+	return c.JSON(e)
+}
+
+func (s *Server) endpointHistory(c *fiber.Ctx) error {
+	rs, err := s.endpoints()
+	if err != nil {
+		return err
+	}
+	h, err := rs.History(c.UserContext(), c.Params("endpoint"))
+	if err != nil {
+		return err
+	}
+	return c.JSON(fiber.Map{"revisions": h})
+}
+
+func (s *Server) startCanary(c *fiber.Ctx) error {
+	rs, err := s.endpoints()
+	if err != nil {
+		return err
+	}
+	spec, err := router.DecodeCanarySpec(c.Body())
+	if err != nil {
+		return err
+	}
+	e, err := rs.StartCanary(c.UserContext(), actor(c), param(c, "endpoint"), spec)
+	if err != nil {
+		return err
+	}
+	return c.JSON(e)
+}
+
+func (s *Server) canaryCommand(c *fiber.Ctx) error {
+	rs, err := s.endpoints()
+	if err != nil {
+		return err
+	}
+	e, err := rs.CanaryCommand(c.UserContext(), actor(c), param(c, "endpoint"), param(c, "command"))
+	if err != nil {
+		return err
+	}
+	if err := s.sync(c); err != nil { // a promotion moves an alias
+		return err
+	}
+	return c.JSON(e)
+}
+
+// RouterModels lets the router check model references against the catalog
+// and move aliases in the registry.
+func RouterModels(reg *registry.Registry, catalog *Catalog) router.Models {
+	return routerModels{reg, catalog}
+}
+
+type routerModels struct {
+	reg     *registry.Registry
+	catalog *Catalog
+}
+
+func (m routerModels) Check(ctx context.Context, ref router.ModelRef) error {
+	model, version := refArgs(ref)
+	l, err := m.catalog.Acquire(model, version)
+	if err != nil {
+		return err
+	}
+	l.Release()
+	return nil
+}
+
+func (m routerModels) Promote(ctx context.Context, actor string, ref router.ModelRef, alias string) error {
+	model, version := refArgs(ref)
+	l, err := m.catalog.Acquire(model, version)
+	if err != nil {
+		return err
+	}
+	n := l.Version.Version
+	l.Release()
+	if err := m.reg.SetAlias(ctx, actor, model, alias, n); err != nil {
+		return err
+	}
+	return m.catalog.Sync(ctx)
+}

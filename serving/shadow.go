@@ -1,0 +1,129 @@
+package serving
+
+import (
+	"context"
+	"log/slog"
+	"math"
+	"reflect"
+	"sync"
+	"time"
+
+	"github.com/mlgate/mlgate/router"
+	"github.com/mlgate/mlgate/serving/onnx"
+)
+
+// shadowJob is a copy of a request for an endpoint's shadow model, with the
+// outputs the caller was served.
+type shadowJob struct {
+	route  *router.Route
+	ref    router.ModelRef
+	req    *predictRequest
+	served []onnx.Tensor
+}
+
+// shadows runs shadow copies off the request path: a bounded queue drained
+// by a few workers. A copy that does not fit in the queue is dropped and
+// counted, so a slow or failing shadow model never slows or fails a caller.
+type shadows struct {
+	jobs    chan shadowJob
+	run     func(ctx context.Context, model, version string, req *predictRequest) (*prediction, error)
+	timeout time.Duration
+	log     *slog.Logger
+	wg      sync.WaitGroup
+	once    sync.Once
+}
+
+// Shadow tuning: the queue holds this many copies; each runs under timeout.
+const (
+	shadowQueue   = 1024
+	shadowWorkers = 2
+	shadowTimeout = 5 * time.Second
+)
+
+func newShadows(run func(ctx context.Context, model, version string, req *predictRequest) (*prediction, error), log *slog.Logger) *shadows {
+	sh := &shadows{jobs: make(chan shadowJob, shadowQueue), run: run, timeout: shadowTimeout, log: log}
+	for range shadowWorkers {
+		sh.wg.Go(sh.work)
+	}
+	return sh
+}
+
+// offer queues a copy, or drops and counts it when the queue is full.
+func (sh *shadows) offer(j shadowJob) {
+	select {
+	case sh.jobs <- j:
+	default:
+		j.route.Stats().RecordShadowDropped()
+	}
+}
+
+func (sh *shadows) work() {
+	for j := range sh.jobs {
+		sh.do(j)
+	}
+}
+
+func (sh *shadows) do(j shadowJob) {
+	ctx, cancel := context.WithTimeout(context.Background(), sh.timeout)
+	defer cancel()
+	model, version := refArgs(j.ref)
+	p, err := sh.run(ctx, model, version, j.req)
+	if err != nil {
+		j.route.Stats().RecordShadowFailed()
+		sh.log.Debug("shadow model failed", "endpoint", j.route.Endpoint(), "model", j.ref.String(), "err", err)
+		return
+	}
+	defer p.Release()
+	compare(j.route.Stats(), j.served, p.outputs)
+}
+
+// close stops taking copies and waits, up to timeout, for the queued ones.
+func (sh *shadows) close(timeout time.Duration) {
+	sh.once.Do(func() { close(sh.jobs) })
+	done := make(chan struct{})
+	go func() { sh.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(timeout):
+	}
+}
+
+// compare records how the shadow's answer relates to the served one, on the
+// served answer's first output (or the shadow's output of that name): labels
+// (integers, strings, booleans) agree or not; numbers give their mean
+// absolute difference.
+func compare(stats *router.Stats, served, shadow []onnx.Tensor) {
+	if len(served) == 0 || len(shadow) == 0 {
+		return
+	}
+	a, b := served[0], shadow[0]
+	for _, t := range shadow {
+		if t.Name == a.Name {
+			b = t
+		}
+	}
+	switch x := a.Data.(type) {
+	case []float32:
+		if y, ok := b.Data.([]float32); ok && len(x) == len(y) {
+			stats.RecordShadowDiff(meanAbsDiff(x, y))
+			return
+		}
+	case []float64:
+		if y, ok := b.Data.([]float64); ok && len(x) == len(y) {
+			stats.RecordShadowDiff(meanAbsDiff(x, y))
+			return
+		}
+	}
+	stats.RecordShadow(reflect.DeepEqual(a.Data, b.Data))
+}
+
+func meanAbsDiff[T float32 | float64](x, y []T) float64 {
+	if len(x) == 0 {
+		return 0
+	}
+	var sum float64
+	for i := range x {
+		sum += math.Abs(float64(x[i]) - float64(y[i]))
+	}
+	return sum / float64(len(x))
+}
