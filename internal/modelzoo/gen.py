@@ -296,6 +296,28 @@ def dense(n):
 
 
 # ---------------------------------------------------------------------------
+# fragile.onnx: x FP32 [batch, 4] -> y FP32 [batch, 2], a row of a 3-row table
+# picked by the row's largest value. It loads and runs on zeros (the warm-up)
+# but fails on any row whose largest value is 3 or more: a model that breaks
+# only on real requests, for canary and shadow tests.
+
+def fragile():
+    table = np.array([[1, 2], [3, 4], [5, 6]], dtype=np.float32)
+    graph = helper.make_graph(
+        [
+            helper.make_node("ReduceMax", ["x"], ["m"], name="max", axes=[1], keepdims=0),
+            helper.make_node("Cast", ["m"], ["idx"], name="cast", to=TensorProto.INT64),
+            helper.make_node("Gather", ["T", "idx"], ["y"], name="gather", axis=0),
+        ],
+        "fragile",
+        [vi("x", TensorProto.FLOAT, ["batch", 4])],
+        [vi("y", TensorProto.FLOAT, ["batch", 2])],
+        initializer=[numpy_helper.from_array(table, "T")],
+    )
+    return save(make_model(graph), "fragile.onnx")
+
+
+# ---------------------------------------------------------------------------
 # Smoke test with onnxruntime.
 
 def smoke_inputs(name):
@@ -326,6 +348,8 @@ def smoke_inputs(name):
         return feeds
     if name == "fixed_shape.onnx":
         return {"x": np.arange(6, dtype=np.float32).reshape(2, 3)}
+    if name == "fragile.onnx":
+        return {"x": np.array([[0, 1, 2, 1], [0, 0, 0, 0], [2, 2, 0, 1]], dtype=np.float32)}
     if name in ("dense10.onnx", "dense50.onnx"):
         k = 10 if name == "dense10.onnx" else 50
         return {"x": np.ones((n, k), dtype=np.float32)}
@@ -379,12 +403,13 @@ def main():
     fixed_shape()
     dense(10)
     dense(50)
+    fragile()
     garbage()
     truncated(lin)
     check([
         "linear.onnx", "linear_v2.onnx", "multi_input.onnx", "iris.onnx",
         "strings.onnx", "all_types.onnx", "fixed_shape.onnx",
-        "dense10.onnx", "dense50.onnx",
+        "dense10.onnx", "dense50.onnx", "fragile.onnx",
     ])
 
 

@@ -38,6 +38,10 @@ const (
 	// sum of 10 or 50 inputs, for the feature-lookup benchmarks.
 	Dense10 = "dense10.onnx"
 	Dense50 = "dense50.onnx"
+	// Fragile: x FP32 [batch,4] → y FP32 [batch,2], a row of a 3-row table
+	// picked by each row's largest value. It loads and warms (on zeros) but
+	// fails on a row whose largest value is 3 or more, such as [1,2,3,4].
+	Fragile = "fragile.onnx"
 	// Garbage is 2 KiB of deterministic pseudo-random bytes, not a model.
 	Garbage = "garbage.onnx"
 	// Truncated is the first half of linear.onnx's bytes, not a valid model.
