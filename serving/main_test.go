@@ -65,6 +65,12 @@ type gatewayConfig struct {
 	keys          []auth.Key
 	maxModelBytes int64
 	stores        []string // online stores besides the embedded one
+	shadowRun     func(ctx context.Context, model, version string, req *predictRequest) (*prediction, error)
+}
+
+// withShadowRunner replaces how shadow copies run.
+func withShadowRunner(run func(ctx context.Context, model, version string, req *predictRequest) (*prediction, error)) gatewayOption {
+	return func(c *gatewayConfig) { c.shadowRun = run }
 }
 
 // withStore adds a real online store ("redis" or "cassandra") from the test
@@ -132,6 +138,10 @@ func startGateway(t testing.TB, opts ...gatewayOption) *gateway {
 	}
 	srv := New(Options{MaxBodyBytes: 1 << 20, ReadTimeout: 10 * time.Second, WriteTimeout: 10 * time.Second, IdleTimeout: time.Minute, Version: "test"},
 		Deps{Registry: reg, Catalog: catalog, Features: features, Auth: a, Log: log, Router: rs})
+	if cfg.shadowRun != nil {
+		srv.shadows.close(0)
+		srv.shadows = newShadows(cfg.shadowRun, log)
+	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

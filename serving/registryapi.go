@@ -232,10 +232,11 @@ const (
 	maxAuditLimit     = 1000
 )
 
-// audit lists registry changes in order; ?after=SEQ pages on, ?model=NAME
-// filters, ?limit=N (at most 1000) bounds the page.
+// audit lists registry and endpoint changes in order; ?after=SEQ pages on,
+// ?model=NAME and ?endpoint=NAME filter, ?limit=N (at most 1000) bounds the
+// page.
 func (s *Server) audit(c *fiber.Ctx) error {
-	q := registry.AuditQuery{Model: c.Query("model"), Limit: defaultAuditLimit}
+	q := registry.AuditQuery{Model: c.Query("model"), Endpoint: c.Query("endpoint"), Limit: defaultAuditLimit}
 	if v := c.Query("after"); v != "" {
 		after, err := strconv.ParseUint(v, 10, 64)
 		if err != nil {

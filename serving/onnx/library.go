@@ -126,7 +126,7 @@ func Init(path string) error {
 		return nil
 	}
 	ort.SetSharedLibraryPath(path)
-	if err := ort.InitializeEnvironment(ort.WithLogLevelError()); err != nil {
+	if err := ort.InitializeEnvironment(ort.WithLogLevelFatal()); err != nil {
 		return fmt.Errorf("initialise ONNX Runtime from %s (version %d.%d or newer is needed): %w", path, minVersion[0], minVersion[1], err)
 	}
 	if v := ort.GetVersion(); !atLeast(v, minVersion) {
