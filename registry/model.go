@@ -126,16 +126,16 @@ func (m *Model) withDerived() *Model {
 // gateway that keeps its trail here (endpoints).
 type AuditEvent struct {
 	// Seq orders events; the store assigns it.
-	Seq     uint64          `json:"seq"`
-	Time    time.Time       `json:"time"`
-	Actor   string          `json:"actor"`
-	Action  string          `json:"action"`
-	Model   string          `json:"model,omitempty"`
-	Version int             `json:"version,omitempty"`
+	Seq     uint64    `json:"seq"`
+	Time    time.Time `json:"time"`
+	Actor   string    `json:"actor"`
+	Action  string    `json:"action"`
+	Model   string    `json:"model,omitempty"`
+	Version int       `json:"version,omitempty"`
 	// Endpoint names the endpoint a traffic change concerns.
-	Endpoint string `json:"endpoint,omitempty"`
-	Before  json.RawMessage `json:"before"`
-	After   json.RawMessage `json:"after"`
+	Endpoint string          `json:"endpoint,omitempty"`
+	Before   json.RawMessage `json:"before"`
+	After    json.RawMessage `json:"after"`
 }
 
 // Audit actions.

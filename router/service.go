@@ -9,6 +9,9 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/metric"
 )
 
 // Revision is one entry of an endpoint's history: the endpoint as a change
@@ -387,4 +390,33 @@ func (s *Service) checkSRM(name string, snap StatsSnapshot) {
 	} else {
 		s.log.Info("sample ratio mismatch cleared", "endpoint", name, "p_value", snap.SRMPValue)
 	}
+}
+
+// RegisterMetrics publishes, per endpoint, whether its split shows a sample
+// ratio mismatch (mlgate_endpoint_srm, 1 or 0) and the test's p-value.
+func (s *Service) RegisterMetrics(m metric.Meter) error {
+	flag, err := m.Int64ObservableGauge("mlgate_endpoint_srm",
+		metric.WithDescription("1 when the endpoint's requests per variant do not fit its weights (chi-square p < 0.001), else 0."))
+	if err != nil {
+		return err
+	}
+	pValue, err := m.Float64ObservableGauge("mlgate_endpoint_srm_p_value",
+		metric.WithDescription("p-value of the chi-square test of the endpoint's requests per variant against its weights."))
+	if err != nil {
+		return err
+	}
+	_, err = m.RegisterCallback(func(ctx context.Context, o metric.Observer) error {
+		for _, r := range s.Routes() {
+			snap := r.Stats().Snapshot()
+			attrs := metric.WithAttributes(attribute.String("endpoint", r.Endpoint()))
+			var v int64
+			if snap.SRM {
+				v = 1
+			}
+			o.ObserveInt64(flag, v, attrs)
+			o.ObserveFloat64(pValue, snap.SRMPValue, attrs)
+		}
+		return nil
+	}, flag, pValue)
+	return err
 }

@@ -299,3 +299,107 @@ func waitFor(t *testing.T, cond func() bool) {
 		time.Sleep(20 * time.Millisecond)
 	}
 }
+
+// drive sends requests to the endpoint until stop is closed, counting the
+// answers by status.
+func (g *gateway) drive(stop <-chan struct{}) (wait func() map[int]int) {
+	counts := map[int]int{}
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	for w := range 4 {
+		wg.Go(func() {
+			for i := 0; ; i++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				r := g.do("POST", "/v1/endpoints/churn/predict", "application/json",
+					[]byte(fmt.Sprintf(`{"unit": "u%d-%d", "inputs": {"x": [[1, 2, 3, 4]]}}`, w, i)))
+				mu.Lock()
+				counts[r.status]++
+				mu.Unlock()
+			}
+		})
+	}
+	return func() map[int]int { wg.Wait(); return counts }
+}
+
+func (g *gateway) endpoint() router.Endpoint {
+	var e router.Endpoint
+	g.must("GET", "/v1/endpoints/churn", "", 200).decode(g.t, &e)
+	return e
+}
+
+const canaryAnalysis = `"interval": "1s", "analysis": {"max_error_rate": 0.01, "max_p99_latency_ms": 5000, "min_requests": 5, "max_prediction_shift": 0.2}`
+
+// TestCanaryPromotes walks a healthy canary through every step under load;
+// at the end it is the endpoint's only model and holds the champion alias.
+func TestCanaryPromotes(t *testing.T) {
+	g := startGateway(t)
+	g.register("linear", modelzoo.Linear)
+	g.register("linear", modelzoo.Linear) // version 2: the same model, a new version
+	g.setAlias("linear", "champion", 1)
+	g.must("PUT", "/v1/endpoints/churn", `{"variants": [{"name": "control", "model": "linear@champion", "weight": 100}]}`, 201)
+	g.router.Start(50 * time.Millisecond)
+
+	stop := make(chan struct{})
+	wait := g.drive(stop)
+	g.must("POST", "/v1/endpoints/churn/canary", `{"model": "linear/2", "steps": [25, 50, 100], `+canaryAnalysis+`}`, 200)
+	waitFor(t, func() bool { return g.endpoint().Canary.State == router.CanaryPromoted })
+	close(stop)
+	if counts := wait(); counts[200] == 0 || len(counts) != 1 {
+		t.Errorf("answers during the canary: %v", counts)
+	}
+	e := g.endpoint()
+	if len(e.Policy.Variants) != 1 || e.Policy.Variants[0].Model != "linear/2" || e.Policy.Variants[0].Weight != 100 {
+		t.Errorf("after promotion: %+v", e.Policy.Variants)
+	}
+	var m registry.Model
+	g.must("GET", "/v1/models/linear", "", 200).decode(t, &m)
+	if m.Aliases["champion"] != 2 {
+		t.Errorf("champion -> %d, want 2", m.Aliases["champion"])
+	}
+	var history struct {
+		Revisions []router.Revision `json:"revisions"`
+	}
+	g.must("GET", "/v1/endpoints/churn/history", "", 200).decode(t, &history)
+	var actions []string
+	for _, r := range history.Revisions {
+		actions = append(actions, r.Action)
+	}
+	if got := strings.Join(actions, " "); got != "create_endpoint canary_start canary_advance canary_advance canary_promote" {
+		t.Errorf("history: %s", got)
+	}
+}
+
+// TestCanaryRollsBack starts a canary whose model fails on real requests: it
+// is rolled back to 0% within one interval, and the endpoint says why.
+func TestCanaryRollsBack(t *testing.T) {
+	g := startGateway(t)
+	g.register("linear", modelzoo.Linear)
+	g.register("fragile", modelzoo.Fragile)
+	g.must("PUT", "/v1/endpoints/churn", `{"variants": [{"name": "control", "model": "linear", "weight": 100}]}`, 201)
+	g.router.Start(50 * time.Millisecond)
+
+	stop := make(chan struct{})
+	wait := g.drive(stop)
+	start := time.Now()
+	g.must("POST", "/v1/endpoints/churn/canary", `{"model": "fragile", "steps": [10, 50, 100], `+canaryAnalysis+`}`, 200)
+	waitFor(t, func() bool { return g.endpoint().Canary.State == router.CanaryRolledBack })
+	took := time.Since(start)
+	close(stop)
+	wait()
+	e := g.endpoint()
+	if took > 2*time.Second {
+		t.Errorf("rolled back after %s; the interval is 1s", took)
+	}
+	if !strings.Contains(e.Canary.Reason, "error rate") || e.Canary.Figures["canary_error_rate"] == 0 && len(e.Canary.Figures) == 0 {
+		t.Errorf("reason %q figures %v", e.Canary.Reason, e.Canary.Figures)
+	}
+	for _, v := range e.Policy.Variants {
+		if (v.Name == router.CanaryVariant) != (v.Weight == 0) {
+			t.Errorf("after rollback: %+v", e.Policy.Variants)
+		}
+	}
+}

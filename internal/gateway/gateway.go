@@ -107,6 +107,12 @@ func Start(ctx context.Context, cfg config.Config, version string, log *slog.Log
 		routes.Close()
 		return nil, err
 	}
+	if err := rs.RegisterMetrics(metrics.Meter("router")); err != nil {
+		meta.Close()
+		features.Close()
+		routes.Close()
+		return nil, err
+	}
 	server := serving.New(serving.Options{
 		MaxBodyBytes: int64(cfg.Server.MaxBodyBytes),
 		ReadTimeout:  time.Duration(cfg.Server.ReadTimeout),

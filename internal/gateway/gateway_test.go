@@ -184,3 +184,51 @@ func TestRedisViews(t *testing.T) {
 	}
 	call(t, g, "DELETE", "/v1/feature-views/user", "", nil)
 }
+
+// TestCanarySurvivesRestart starts a canary, restarts the gateway on the
+// same data directory, and finds the canary where it was; the endpoint's
+// SRM flag shows in /metrics.
+func TestCanarySurvivesRestart(t *testing.T) {
+	dir := t.TempDir()
+	g, err := Start(t.Context(), testConfig(dir), "test", quiet())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var body bytes.Buffer
+	mw := multipart.NewWriter(&body)
+	fw, _ := mw.CreateFormFile("model", "m.onnx")
+	raw, _ := os.ReadFile(modelzoo.Path(modelzoo.Linear))
+	fw.Write(raw)
+	mw.Close()
+	call(t, g, "POST", "/v1/models/linear/versions", mw.FormDataContentType(), bytes.NewReader(body.Bytes()))
+	call(t, g, "POST", "/v1/models/linear/versions", mw.FormDataContentType(), bytes.NewReader(body.Bytes()))
+	call(t, g, "PUT", "/v1/endpoints/churn", "application/json", strings.NewReader(`{"variants": [{"name": "control", "model": "linear/1", "weight": 100}]}`))
+	call(t, g, "POST", "/v1/endpoints/churn/canary", "application/json", strings.NewReader(`{"model": "linear/2", "steps": [10, 100], "interval": "1h"}`))
+	g.Shutdown(context.Background())
+
+	g, err = Start(t.Context(), testConfig(dir), "test", quiet())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer g.Shutdown(context.Background())
+	var e struct {
+		Revision int `json:"revision"`
+		Canary   struct {
+			State string `json:"state"`
+			Step  int    `json:"step"`
+		} `json:"canary"`
+		Policy struct {
+			Variants []struct {
+				Name   string `json:"name"`
+				Weight int    `json:"weight"`
+			} `json:"variants"`
+		} `json:"policy"`
+	}
+	json.Unmarshal([]byte(call(t, g, "GET", "/v1/endpoints/churn", "", nil)), &e)
+	if e.Canary.State != "running" || e.Canary.Step != 0 || e.Revision != 2 || len(e.Policy.Variants) != 2 || e.Policy.Variants[1].Weight != 10 {
+		t.Errorf("after a restart: %+v", e)
+	}
+	if m := call(t, g, "GET", "/metrics", "", nil); !strings.Contains(m, `mlgate_endpoint_srm{endpoint="churn"} 0`) {
+		t.Errorf("/metrics lacks the SRM flag of churn")
+	}
+}
