@@ -247,6 +247,15 @@ func TestRoles(t *testing.T) {
 		{"PUT", "/v1/models/linear/aliases/champion", `{"version":1}`, [5]int{401, 403, 403, 200, 200}},
 		{"DELETE", "/v1/models/linear/aliases/champion", "", [5]int{401, 403, 403, 204, 404}},
 		{"GET", "/v1/audit", "", [5]int{401, 200, 200, 200, 200}},
+		{"PUT", "/v1/endpoints/e", `{"variants": [{"name": "a", "model": "linear/1", "weight": 1}]}`, [5]int{401, 403, 403, 201, 200}},
+		{"PATCH", "/v1/endpoints/e/traffic", `{"weights": {"a": 2}}`, [5]int{401, 403, 403, 200, 200}},
+		{"POST", "/v1/endpoints/e/predict", `{"inputs": {"x": [[1, 2, 3, 4]]}}`, [5]int{401, 200, 403, 403, 200}},
+		{"GET", "/v1/endpoints/e/history", "", [5]int{401, 200, 200, 200, 200}},
+		{"POST", "/v1/endpoints/e/canary/abort", "", [5]int{401, 403, 403, 409, 409}},
+		{"PUT", "/v1/feature-views/v", `{"entities": ["id"], "features": [{"name": "f", "type": "float"}]}`, [5]int{401, 403, 201, 403, 200}},
+		{"POST", "/v1/feature-views/v/rows", `{"rows": [{"id": "1", "f": 1}]}`, [5]int{401, 403, 200, 403, 200}},
+		{"POST", "/v1/features/online", `{"features": ["v:f"], "entities": {"id": ["1"]}}`, [5]int{401, 200, 403, 403, 200}},
+		{"DELETE", "/v1/endpoints/e", "", [5]int{401, 403, 403, 204, 404}},
 	}
 	keys := []string{"", "k-predict", "k-ds", "k-sre", "k-admin"}
 	for _, rt := range routes {
