@@ -3,6 +3,7 @@
 //	mlgate serve [--config FILE] [--demo]    run the gateway
 //	mlgate models register|list|show|alias   manage the registry of a running gateway
 //	mlgate features apply|ingest             define feature views and load rows into them
+//	mlgate traffic show|set|canary|history   split, canary and inspect an endpoint's traffic
 //	mlgate version                           print the version
 package main
 
@@ -33,6 +34,13 @@ Usage:
   mlgate models alias NAME ALIAS VERSION
   mlgate features apply -f VIEWS.yaml
   mlgate features ingest --view VIEW --file ROWS.csv|ROWS.parquet [--format csv|parquet] [--batch 1000]
+  mlgate traffic show [ENDPOINT] [--json]
+  mlgate traffic set ENDPOINT VARIANT=WEIGHT...
+  mlgate traffic canary ENDPOINT --model REF --steps 5,25,50,100 --interval 30s
+        [--max-error-rate 0.01] [--max-p99-ms 50] [--min-requests 200]
+        [--max-prediction-shift 0.2] [--promote-alias champion]
+  mlgate traffic canary ENDPOINT pause|resume|promote|abort
+  mlgate traffic history ENDPOINT [--json]
   mlgate version
 
 Client commands talk to a running gateway: --server URL (default
@@ -60,6 +68,8 @@ func run(args []string) error {
 		return models(args[1:])
 	case "features":
 		return features(args[1:])
+	case "traffic":
+		return traffic(args[1:])
 	case "version":
 		fmt.Println(version)
 		return nil

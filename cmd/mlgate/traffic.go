@@ -1,0 +1,471 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"sort"
+	"strconv"
+	"slices"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/mlgate/mlgate/router"
+)
+
+// endpointView is an endpoint as GET /v1/endpoints/{e} shows it: the
+// endpoint and its live stats.
+type endpointView struct {
+	router.Endpoint
+	Stats router.StatsSnapshot `json:"stats"`
+}
+
+func traffic(args []string) error {
+	if len(args) == 0 {
+		return errors.New("traffic: want a subcommand: show, set, canary or history")
+	}
+	switch args[0] {
+	case "show":
+		return trafficShow(args[1:])
+	case "set":
+		return trafficSet(args[1:])
+	case "canary":
+		return trafficCanary(args[1:])
+	case "history":
+		return trafficHistory(args[1:])
+	}
+	return fmt.Errorf("traffic: unknown subcommand %q (want show, set, canary or history)", args[0])
+}
+
+func endpointPath(name string, more ...string) string {
+	p := "/v1/endpoints/" + url.PathEscape(name)
+	for _, m := range more {
+		p += "/" + url.PathEscape(m)
+	}
+	return p
+}
+
+// printJSON writes raw JSON indented.
+func printJSON(raw json.RawMessage) error {
+	var buf bytes.Buffer
+	if err := json.Indent(&buf, raw, "", "  "); err != nil {
+		return err
+	}
+	fmt.Fprintln(stdout, buf.String())
+	return nil
+}
+
+func trafficShow(args []string) error {
+	fs := flag.NewFlagSet("traffic show", flag.ContinueOnError)
+	c := clientFlags(fs)
+	asJSON := fs.Bool("json", false, "print the raw JSON")
+	rest, err := parseArgs(fs, args)
+	if err != nil {
+		return err
+	}
+	switch len(rest) {
+	case 0:
+		return trafficList(c, *asJSON)
+	case 1:
+	default:
+		return fmt.Errorf("traffic show: want at most one endpoint name, got %d arguments", len(rest))
+	}
+	var raw json.RawMessage
+	if err := c.do(http.MethodGet, endpointPath(rest[0]), "", nil, &raw); err != nil {
+		return err
+	}
+	if *asJSON {
+		return printJSON(raw)
+	}
+	var e endpointView
+	if err := json.Unmarshal(raw, &e); err != nil {
+		return fmt.Errorf("traffic show: cannot read the gateway's answer: %w", err)
+	}
+	return writeEndpoint(stdout, e)
+}
+
+func trafficList(c *client, asJSON bool) error {
+	var raw json.RawMessage
+	if err := c.do(http.MethodGet, "/v1/endpoints", "", nil, &raw); err != nil {
+		return err
+	}
+	if asJSON {
+		return printJSON(raw)
+	}
+	var out struct {
+		Endpoints []endpointView `json:"endpoints"`
+	}
+	if err := json.Unmarshal(raw, &out); err != nil {
+		return fmt.Errorf("traffic show: cannot read the gateway's answer: %w", err)
+	}
+	if len(out.Endpoints) == 0 {
+		fmt.Fprintln(stdout, "no endpoints")
+		return nil
+	}
+	sort.Slice(out.Endpoints, func(i, j int) bool { return out.Endpoints[i].Name < out.Endpoints[j].Name })
+	w := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(w, "NAME\tREVISION\tVARIANTS\tREQUESTS\tCANARY")
+	for _, e := range out.Endpoints {
+		fmt.Fprintf(w, "%s\t%d\t%s\t%d\t%s\n", e.Name, e.Revision, weightList(e.Policy.Variants), e.Stats.Requests, canaryBrief(e.Canary))
+	}
+	return w.Flush()
+}
+
+// writeEndpoint writes an endpoint as a table of its variants followed by
+// its revision, sticky entity, shadow, SRM and canary.
+func writeEndpoint(out io.Writer, e endpointView) error {
+	fmt.Fprintf(out, "endpoint %s\n\n", e.Name)
+	stats := make(map[string]router.VariantStats, len(e.Stats.Variants))
+	for _, v := range e.Stats.Variants {
+		stats[v.Name] = v
+	}
+	total := weightTotal(e.Policy.Variants)
+	w := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(w, "VARIANT\tMODEL\tWEIGHT\tSHARE\tREQUESTS\tERRORS\tP50\tP99")
+	for _, v := range e.Policy.Variants {
+		s := stats[v.Name]
+		share, errs, p50, p99 := "-", "0", "-", "-"
+		if s.Requests > 0 {
+			share = percent(s.Share)
+			errs = fmt.Sprintf("%d (%s)", s.Errors, percent(s.ErrorRate))
+			p50, p99 = millis(s.P50Ms), millis(s.P99Ms)
+		}
+		weight := strconv.Itoa(v.Weight)
+		if total != 100 {
+			// Weights are relative; say what they come to when that is not
+			// plain.
+			weight += " (" + percent(ratioOf(float64(v.Weight), float64(total))) + ")"
+		}
+		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%d\t%s\t%s\t%s\n", v.Name, v.Model, weight, share, s.Requests, errs, p50, p99)
+	}
+	if err := w.Flush(); err != nil {
+		return err
+	}
+	fmt.Fprintln(out)
+
+	line := func(label, format string, args ...any) {
+		fmt.Fprintf(out, "%-10s"+format+"\n", append([]any{label}, args...)...)
+	}
+	line("revision", "%d, updated %s", e.Revision, e.UpdatedAt.Format(time.RFC3339))
+	if e.Policy.Sticky != nil {
+		line("sticky", "entity %s", e.Policy.Sticky.Entity)
+	} else {
+		line("sticky", "none")
+	}
+	if sh := e.Policy.Shadow; sh != nil {
+		st := e.Stats.Shadow
+		agreement := "agreement -"
+		if n := st.Agree + st.Disagree; n > 0 {
+			agreement = fmt.Sprintf("agreement %s (%d of %d)", percent(st.AgreementRate), st.Agree, n)
+		}
+		diff := "mean abs diff -"
+		if st.Diffs > 0 {
+			diff = fmt.Sprintf("mean abs diff %.4g (%d compared)", st.MeanAbsDiff, st.Diffs)
+		}
+		line("shadow", "%s at %g%% of requests; %s, %s, dropped %d, failed %d", sh.Model, sh.Percent, agreement, diff, st.Dropped, st.Failed)
+	} else {
+		line("shadow", "none")
+	}
+	switch s := e.Stats; {
+	case s.SRM:
+		line("srm", "p-value %.3g over %d requests: MISMATCH", s.SRMPValue, s.Requests)
+		fmt.Fprintf(out, "\n  *** SAMPLE RATIO MISMATCH: the requests per variant do not match the weights (p = %.3g < %g).\n", s.SRMPValue, router.SRMAlpha)
+		fmt.Fprintln(out, "  *** The split is broken; do not trust a comparison of these variants until the cause is found.")
+		fmt.Fprintln(out)
+	case s.Requests < router.SRMMinRequests:
+		line("srm", "p-value %.3g over %d requests: too few to judge (needs %d)", s.SRMPValue, s.Requests, router.SRMMinRequests)
+	default:
+		line("srm", "p-value %.3g over %d requests: ok", s.SRMPValue, s.Requests)
+	}
+	writeCanary(out, e.Canary, line)
+	return nil
+}
+
+func writeCanary(out io.Writer, c *router.Canary, line func(label, format string, args ...any)) {
+	if c == nil {
+		line("canary", "none")
+		return
+	}
+	sp := c.Spec
+	started := c.StepStartedAt.Format(time.RFC3339)
+	if c.State == router.CanaryRunning {
+		started += fmt.Sprintf(" (%s ago)", time.Since(c.StepStartedAt).Round(time.Second))
+	}
+	line("canary", "%s %s, step %d of %d at %d%%, interval %v, step started %s",
+		sp.Model, strings.ReplaceAll(c.State, "_", " "), c.Step+1, len(sp.Steps), stepWeight(c), time.Duration(sp.Interval), started)
+	promote := sp.PromoteAlias
+	if promote == "" {
+		promote = "none"
+	}
+	line("", "steps %s, promote alias %s", intList(sp.Steps), promote)
+	var rules []string
+	a := sp.Analysis
+	if a.MaxErrorRate > 0 {
+		rules = append(rules, fmt.Sprintf("max_error_rate %g", a.MaxErrorRate))
+	}
+	if a.MaxP99LatencyMs > 0 {
+		rules = append(rules, fmt.Sprintf("max_p99_latency_ms %g", a.MaxP99LatencyMs))
+	}
+	if a.MinRequests > 0 {
+		rules = append(rules, fmt.Sprintf("min_requests %d", a.MinRequests))
+	}
+	if a.MaxPredictionShift > 0 {
+		rules = append(rules, fmt.Sprintf("max_prediction_shift %g", a.MaxPredictionShift))
+	}
+	if len(rules) == 0 {
+		rules = append(rules, "none")
+	}
+	line("", "rules %s", strings.Join(rules, ", "))
+	if c.Reason != "" {
+		line("", "reason %s", c.Reason)
+	}
+	if len(c.Figures) > 0 {
+		keys := make([]string, 0, len(c.Figures))
+		for k := range c.Figures {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		for i, k := range keys {
+			keys[i] = fmt.Sprintf("%s=%.4g", k, c.Figures[k])
+		}
+		line("", "figures %s", strings.Join(keys, " "))
+	}
+}
+
+// stepWeight is the canary's weight (per cent) at its current step.
+func stepWeight(c *router.Canary) int {
+	if c.Step >= 0 && c.Step < len(c.Spec.Steps) {
+		return c.Spec.Steps[c.Step]
+	}
+	return 0
+}
+
+// canaryBrief writes a canary as state@weight%, or "-".
+func canaryBrief(c *router.Canary) string {
+	if c == nil {
+		return "-"
+	}
+	return fmt.Sprintf("%s@%d%%", c.State, stepWeight(c))
+}
+
+func weightList(vs []router.Variant) string {
+	parts := make([]string, len(vs))
+	for i, v := range vs {
+		parts[i] = fmt.Sprintf("%s=%d", v.Name, v.Weight)
+	}
+	return strings.Join(parts, ",")
+}
+
+func intList(xs []int) string {
+	parts := make([]string, len(xs))
+	for i, x := range xs {
+		parts[i] = strconv.Itoa(x)
+	}
+	return strings.Join(parts, ",")
+}
+
+func percent(f float64) string { return strconv.FormatFloat(100*f, 'f', 1, 64) + "%" }
+
+// millis writes a latency with two or three significant digits.
+func millis(ms float64) string {
+	prec := 0
+	switch {
+	case ms < 10:
+		prec = 2
+	case ms < 100:
+		prec = 1
+	}
+	return strconv.FormatFloat(ms, 'f', prec, 64) + "ms"
+}
+
+func weightTotal(vs []router.Variant) int {
+	total := 0
+	for _, v := range vs {
+		total += v.Weight
+	}
+	return total
+}
+
+func ratioOf(a, b float64) float64 {
+	if b == 0 {
+		return 0
+	}
+	return a / b
+}
+
+// parseWeights parses NAME=WEIGHT pairs.
+func parseWeights(pairs []string) (map[string]int, error) {
+	weights := make(map[string]int, len(pairs))
+	for _, p := range pairs {
+		name, value, ok := strings.Cut(p, "=")
+		if !ok || name == "" {
+			return nil, fmt.Errorf("traffic set: bad pair %q: want NAME=WEIGHT, e.g. control=50", p)
+		}
+		w, err := strconv.Atoi(value)
+		if err != nil {
+			return nil, fmt.Errorf("traffic set: bad pair %q: weight %q is not a whole number", p, value)
+		}
+		if _, dup := weights[name]; dup {
+			return nil, fmt.Errorf("traffic set: variant %q is given twice", name)
+		}
+		weights[name] = w
+	}
+	return weights, nil
+}
+
+func trafficSet(args []string) error {
+	fs := flag.NewFlagSet("traffic set", flag.ContinueOnError)
+	c := clientFlags(fs)
+	rest, err := parseArgs(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(rest) < 2 {
+		return errors.New("traffic set: want ENDPOINT VARIANT=WEIGHT..., e.g. traffic set churn control=50 treatment=50")
+	}
+	weights, err := parseWeights(rest[1:])
+	if err != nil {
+		return err
+	}
+	var e router.Endpoint
+	if err := c.doJSON(http.MethodPatch, endpointPath(rest[0], "traffic"), map[string]any{"weights": weights}, &e); err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "%s: weights set, revision %d\n\n", e.Name, e.Revision)
+	return writeWeights(stdout, e.Policy.Variants)
+}
+
+// writeWeights writes variants as a table of their weights and the share of
+// the traffic each weight asks for.
+func writeWeights(out io.Writer, vs []router.Variant) error {
+	total := weightTotal(vs)
+	w := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(w, "VARIANT\tMODEL\tWEIGHT\tTRAFFIC")
+	for _, v := range vs {
+		fmt.Fprintf(w, "%s\t%s\t%d\t%s\n", v.Name, v.Model, v.Weight, percent(ratioOf(float64(v.Weight), float64(total))))
+	}
+	return w.Flush()
+}
+
+var canaryCommands = []string{"pause", "resume", "promote", "abort"}
+
+func trafficCanary(args []string) error {
+	fs := flag.NewFlagSet("traffic canary", flag.ContinueOnError)
+	c := clientFlags(fs)
+	model := fs.String("model", "", "model `ref` to try: name/version, name@alias or name (required to start)")
+	steps := fs.String("steps", "", "canary weights in per cent, step by step, ending at 100, e.g. 5,25,50,100 (required to start)")
+	interval := fs.String("interval", "", "how long each step lasts, e.g. 30s or 5m (required to start)")
+	var spec router.CanarySpec
+	fs.Float64Var(&spec.Analysis.MaxErrorRate, "max-error-rate", 0, "roll back above this canary error `rate` (0 to 1; 0 is off)")
+	fs.Float64Var(&spec.Analysis.MaxP99LatencyMs, "max-p99-ms", 0, "roll back above this canary p99 latency in `ms` (0 is off)")
+	fs.IntVar(&spec.Analysis.MinRequests, "min-requests", 0, "canary requests a step needs before it is judged")
+	fs.Float64Var(&spec.Analysis.MaxPredictionShift, "max-prediction-shift", 0, "roll back above this relative shift of the mean prediction (0 is off)")
+	fs.StringVar(&spec.PromoteAlias, "promote-alias", router.DefaultPromoteAlias, "`alias` to move to the model once promoted (\"\" moves none)")
+	rest, err := parseArgs(fs, args)
+	if err != nil {
+		return err
+	}
+	switch len(rest) {
+	case 1:
+	case 2:
+		cmd := rest[1]
+		if !slices.Contains(canaryCommands, cmd) {
+			return fmt.Errorf("traffic canary: unknown command %q (want %s, or flags to start one)", cmd, strings.Join(canaryCommands, ", "))
+		}
+		var set []string
+		fs.Visit(func(f *flag.Flag) {
+			if f.Name != "server" && f.Name != "api-key" {
+				set = append(set, "--"+f.Name)
+			}
+		})
+		if len(set) > 0 {
+			return fmt.Errorf("traffic canary %s: %s only apply when starting a canary", cmd, strings.Join(set, ", "))
+		}
+		var e router.Endpoint
+		if err := c.do(http.MethodPost, endpointPath(rest[0], "canary", cmd), "", nil, &e); err != nil {
+			return err
+		}
+		state := "none"
+		if e.Canary != nil {
+			state = strings.ReplaceAll(e.Canary.State, "_", " ")
+		}
+		fmt.Fprintf(stdout, "%s: canary %s, revision %d\n\n", e.Name, state, e.Revision)
+		return writeWeights(stdout, e.Policy.Variants)
+	default:
+		return errors.New("traffic canary: want ENDPOINT --model REF --steps LIST --interval DURATION, or ENDPOINT pause|resume|promote|abort")
+	}
+	var missing []string
+	for _, f := range []struct{ name, value string }{{"--model", *model}, {"--steps", *steps}, {"--interval", *interval}} {
+		if f.value == "" {
+			missing = append(missing, f.name)
+		}
+	}
+	if len(missing) > 0 {
+		return fmt.Errorf("traffic canary: %s required to start a canary (or give pause, resume, promote or abort)", strings.Join(missing, ", "))
+	}
+	spec.Model = *model
+	for _, s := range strings.Split(*steps, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(s), "%")))
+		if err != nil {
+			return fmt.Errorf("traffic canary: --steps: %q is not a whole number of per cent", s)
+		}
+		spec.Steps = append(spec.Steps, n)
+	}
+	d, err := time.ParseDuration(*interval)
+	if err != nil {
+		return fmt.Errorf("traffic canary: --interval %q: want a duration such as 30s or 5m", *interval)
+	}
+	spec.Interval = router.Duration(d)
+	var e router.Endpoint
+	if err := c.doJSON(http.MethodPost, endpointPath(rest[0], "canary"), spec, &e); err != nil {
+		return err
+	}
+	step := spec.Steps[0]
+	if e.Canary != nil {
+		step = stepWeight(e.Canary)
+	}
+	fmt.Fprintf(stdout, "%s: canary %s started, step 1 of %d at %d%%, every %v, revision %d\n\n", e.Name, spec.Model, len(spec.Steps), step, d, e.Revision)
+	return writeWeights(stdout, e.Policy.Variants)
+}
+
+func trafficHistory(args []string) error {
+	fs := flag.NewFlagSet("traffic history", flag.ContinueOnError)
+	c := clientFlags(fs)
+	asJSON := fs.Bool("json", false, "print the raw JSON")
+	rest, err := parseArgs(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(rest) != 1 {
+		return errors.New("traffic history: want exactly one endpoint name")
+	}
+	var raw json.RawMessage
+	if err := c.do(http.MethodGet, endpointPath(rest[0], "history"), "", nil, &raw); err != nil {
+		return err
+	}
+	if *asJSON {
+		return printJSON(raw)
+	}
+	var h struct {
+		Revisions []router.Revision `json:"revisions"`
+	}
+	if err := json.Unmarshal(raw, &h); err != nil {
+		return fmt.Errorf("traffic history: cannot read the gateway's answer: %w", err)
+	}
+	w := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(w, "REVISION\tTIME\tACTOR\tACTION\tWEIGHTS\tCANARY")
+	for _, r := range h.Revisions {
+		actor := r.Actor
+		if actor == "" {
+			actor = "-"
+		}
+		fmt.Fprintf(w, "%d\t%s\t%s\t%s\t%s\t%s\n", r.Revision, r.Time.Format(time.RFC3339), actor, r.Action, weightList(r.Policy.Variants), canaryBrief(r.Canary))
+	}
+	return w.Flush()
+}
