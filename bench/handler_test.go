@@ -31,6 +31,10 @@ var (
 	targetsUp []*target
 	setupErr  error
 
+	endpointOnce sync.Once
+	endpointUp   *scenario
+	endpointErr  error
+
 	// The predict scenarios, by name.
 	predictOnce sync.Once
 	predictUp   = map[string]*scenario{}
@@ -106,6 +110,9 @@ func TestMain(m *testing.M) {
 	for _, sc := range predictUp {
 		sc.close()
 	}
+	if endpointUp != nil {
+		endpointUp.close()
+	}
 	os.Exit(code)
 }
 
@@ -120,6 +127,25 @@ func BenchmarkHandler(b *testing.B) {
 				benchmarkHandler(b, t.srv.handler, inferPath, [][]byte{body})
 			})
 		}
+	}
+}
+
+// BenchmarkEndpointHandler is BenchmarkHandler for the endpoint-predict
+// scenario: model predict, then the same request through the endpoint (the
+// units in turn), on one mlgate.
+func BenchmarkEndpointHandler(b *testing.B) {
+	initORT(b)
+	endpointOnce.Do(func() {
+		endpointUp, endpointErr = startEndpoint(options{concurrency: 1})
+	})
+	if endpointErr != nil {
+		b.Fatal(endpointErr)
+	}
+	for _, t := range endpointUp.targets {
+		b.Run(t.name, func(b *testing.B) {
+			l := endpointUp.loadOf(t)
+			benchmarkHandler(b, t.srv.handler, l.path, l.bodies)
+		})
 	}
 }
 

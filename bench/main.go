@@ -1,15 +1,22 @@
 // Command bench measures what mlgate costs on top of the least any gateway
-// must do to answer a request, in three scenarios:
+// must do to answer a request, in three scenarios, and what its endpoint
+// routing costs in a fourth:
 //
 //   - v2 (the default): a KServe V2 inference request for the modelzoo's
 //     linear model, its inputs in the request;
+//   - endpoint-predict: POST /v1/endpoints/churn/predict, an endpoint whose
+//     two variants (90/10, sticky) are the linear model, against POST
+//     /v1/models/linear/predict with the same inputs on the same mlgate (the
+//     reference instead of a floor); goal: endpoint ≥ 0.95 × model predict's
+//     throughput;
 //   - predict-1x10: POST /v1/models/dense10/predict for one entity, whose 10
 //     features mlgate reads from Redis (no cache) to fill the model's input;
 //   - predict-100x50: the same for 100 entities of 50 features each (dense50),
 //     measured in an open loop at a fixed rate (-rate, 200 requests/s) for its
 //     latency, then in a closed loop for its throughput.
 //
-// For each it starts two servers on loopback in this process:
+// For each but endpoint-predict (one mlgate, two routes) it starts two
+// servers on loopback in this process:
 //
 //   - mlgate, wired as `mlgate serve` wires it (bbolt registry, local artifact
 //     store, catalog of warmed sessions, open authentication; for the predict
@@ -72,12 +79,14 @@ type options struct {
 }
 
 // scenarios are the scenario names, in the order -scenario all runs them.
-var scenarios = []string{"v2", "predict-1x10", "predict-100x50"}
+var scenarios = []string{"v2", "endpoint-predict", "predict-1x10", "predict-100x50"}
 
 func startScenario(name string, cfg options) (*scenario, error) {
 	switch name {
 	case "v2":
 		return startV2(cfg)
+	case "endpoint-predict":
+		return startEndpoint(cfg)
 	case "predict-1x10":
 		return startPredict(cfg, predict1x10)
 	case "predict-100x50":

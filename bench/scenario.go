@@ -21,7 +21,9 @@ type scenario struct {
 	// bullets describe the setup in the report, after the machine and the
 	// software.
 	bullets []string
-	targets []*target // the floor, then mlgate
+	// targets are the reference (the floor), then the target under test
+	// (mlgate); the ratios and goals are the second's over the first's.
+	targets []*target
 	load    load
 	phases  []*phase
 	close   func()
@@ -31,6 +33,17 @@ type scenario struct {
 type target struct {
 	name string
 	srv  *server
+	// load, when not nil, is what this target is sent instead of the
+	// scenario's load (e.g. two routes of one server).
+	load *load
+}
+
+// loadOf returns what t is sent.
+func (sc *scenario) loadOf(t *target) load {
+	if t.load != nil {
+		return *t.load
+	}
+	return sc.load
 }
 
 // phase is one way of driving the targets: a closed loop of workers, or an
@@ -44,7 +57,7 @@ type phase struct {
 	workers  int     // closed loop: workers, each sending when its last answer came
 	rate     float64 // open loop: requests started per second, whatever the answers
 	maxConns int     // open loop: connections at most
-	// Goals, checked on mlgate; zero for none.
+	// Goals, checked on the second target (mlgate); zero for none.
 	minRatio float64       // throughput ≥ minRatio × the floor's
 	maxP99   time.Duration // p99 below maxP99 in every round
 	runs     [][]*result   // [target][round]
@@ -74,9 +87,9 @@ func (sc *scenario) measure(cfg options) error {
 				}
 				var r *result
 				if p.open() {
-					r = openLoop(t.srv.addr, sc.load, p.rate, p.maxConns)
+					r = openLoop(t.srv.addr, sc.loadOf(t), p.rate, p.maxConns)
 				} else {
-					r = closedLoop(t.srv.addr, sc.load, p.workers)
+					r = closedLoop(t.srv.addr, sc.loadOf(t), p.workers)
 				}
 				if profiling != nil {
 					if err := <-profiling; err != nil {
@@ -245,16 +258,17 @@ func (sc *scenario) phaseMarkdown(b *strings.Builder, cfg options, p *phase, sid
 	}
 
 	floor, gw := sums[0], sums[1]
+	floorName, gwName := sc.targets[0].name, sc.targets[1].name
 	ratio := gw.throughput / floor.throughput
-	fmt.Fprintf(b, "\nmlgate / floor: throughput **%.2f×**, p50 %.2f×, p99 %.2f×, CPU/request %.2f× (%+.1f µs)",
-		ratio, float64(gw.p50)/float64(floor.p50), float64(gw.p99)/float64(floor.p99),
+	fmt.Fprintf(b, "\n%s / %s: throughput **%.2f×**, p50 %.2f×, p99 %.2f×, CPU/request %.2f× (%+.1f µs)",
+		gwName, floorName, ratio, float64(gw.p50)/float64(floor.p50), float64(gw.p99)/float64(floor.p99),
 		float64(gw.cpu)/float64(floor.cpu), float64(gw.cpu-floor.cpu)/float64(time.Microsecond))
 	if side {
 		fmt.Fprintf(b, ", Redis CPU/request %.2f×", float64(gw.sideCPU)/float64(floor.sideCPU))
 	}
 	b.WriteString(".")
 	if p.minRatio > 0 {
-		fmt.Fprintf(b, " Goal (mlgate ≥ %.1f × floor throughput): **%s**.", p.minRatio, verdict(ratio >= p.minRatio))
+		fmt.Fprintf(b, " Goal (%s ≥ %g × %s throughput): **%s**.", gwName, p.minRatio, floorName, verdict(ratio >= p.minRatio))
 	}
 	if p.maxP99 > 0 {
 		worst := slices.MaxFunc(p.runs[1], func(a, b *result) int { return int(a.percentile(0.99) - b.percentile(0.99)) })
@@ -276,14 +290,27 @@ func verdict(met bool) string {
 	return "NOT met"
 }
 
-// bodySizes describes the request bodies.
+// bodySizes describes the request bodies, per target when they differ.
 func (sc *scenario) bodySizes() string {
-	lo, hi := len(sc.load.bodies[0]), len(sc.load.bodies[0])
-	for _, body := range sc.load.bodies {
+	var each []string
+	for _, t := range sc.targets {
+		if t.load != nil {
+			for _, t := range sc.targets {
+				each = append(each, t.name+": "+sizes(sc.loadOf(t).bodies))
+			}
+			return strings.Join(each, "; ")
+		}
+	}
+	return sizes(sc.load.bodies)
+}
+
+func sizes(bodies [][]byte) string {
+	lo, hi := len(bodies[0]), len(bodies[0])
+	for _, body := range bodies {
 		lo, hi = min(lo, len(body)), max(hi, len(body))
 	}
 	if lo == hi {
 		return fmt.Sprintf("%d-byte request", lo)
 	}
-	return fmt.Sprintf("%d different requests of %d–%d bytes, sent in turn", len(sc.load.bodies), lo, hi)
+	return fmt.Sprintf("%d different requests of %d–%d bytes, sent in turn", len(bodies), lo, hi)
 }

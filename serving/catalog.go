@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
+	"strconv"
 	"sync"
 	"sync/atomic"
 
@@ -61,6 +62,8 @@ type servedModel struct {
 // Release. It is immutable.
 type Loaded struct {
 	Version *registry.Version
+	// Ref is "name/version", as answers name the model that served.
+	Ref string
 	// Plan is the compiled feature spec, nil for a version without one.
 	Plan *featurestore.Plan
 	// PlanErr says why the feature spec no longer compiles (a feature view
@@ -224,6 +227,7 @@ func (s *session) Release() {
 }
 
 func (sm *servedModel) add(l *Loaded) {
+	l.Ref = l.Version.Name + "/" + strconv.Itoa(l.Version.Version)
 	sm.versions[l.Version.Version] = l
 	i, _ := slices.BinarySearch(sm.numbers, l.Version.Version)
 	sm.numbers = slices.Insert(sm.numbers, i, l.Version.Version)

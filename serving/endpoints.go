@@ -105,7 +105,7 @@ func (s *Server) endpointPredict(c *fiber.Ctx) error {
 		s.shadows.offer(shadowJob{route: r, ref: ref, req: req, served: p.outputs})
 	}
 	c.Set(HeaderVariant, r.Name(v))
-	c.Set(HeaderModel, p.Version.Name+"/"+strconv.Itoa(p.Version.Version))
+	c.Set(HeaderModel, p.Ref)
 	return s.writePrediction(c, req, p, r.Name(v))
 }
 

@@ -130,7 +130,7 @@ func (s *Server) inferEndpoint(c *fiber.Ctx, r *router.Route, req *inferRequest)
 	if err == nil {
 		defer l.Release()
 		c.Set(HeaderVariant, r.Name(v))
-		c.Set(HeaderModel, l.Version.Name+"/"+strconv.Itoa(l.Version.Version))
+		c.Set(HeaderModel, l.Ref)
 		err = s.inferOn(c, l, req, &routed{endpoint: r.Endpoint(), variant: r.Name(v)})
 	}
 	r.Stats().Record(v, time.Since(start), err != nil)
