@@ -39,11 +39,29 @@ type Shadow struct {
 	Percent float64 `json:"percent"`
 }
 
+// Table says how the endpoint's predictions are recorded in the inference
+// table: Sample is the fraction of requests recorded (all when unset), PII the
+// fields (entity columns, request values or input names) whose values are
+// replaced by a keyed hash before they are written.
+type Table struct {
+	Sample *float64 `json:"sample,omitempty"`
+	PII    []string `json:"pii,omitempty"`
+}
+
+// SampleRate is the fraction of requests recorded.
+func (t *Table) SampleRate() float64 {
+	if t == nil || t.Sample == nil {
+		return 1
+	}
+	return *t.Sample
+}
+
 // Policy is an endpoint's traffic policy.
 type Policy struct {
 	Variants []Variant `json:"variants"`
 	Sticky   *Sticky   `json:"sticky,omitempty"`
 	Shadow   *Shadow   `json:"shadow,omitempty"`
+	Table    *Table    `json:"table,omitempty"`
 }
 
 // Endpoint is what applications call: a name, its traffic policy, and the
@@ -119,6 +137,16 @@ func (p Policy) Check(resolve func(ModelRef) error) error {
 		}
 		if !(p.Shadow.Percent >= 0 && p.Shadow.Percent <= 100) {
 			return invalid("shadow.percent: want 0 to 100, got %v", p.Shadow.Percent)
+		}
+	}
+	if t := p.Table; t != nil {
+		if r := t.SampleRate(); !(r >= 0 && r <= 1) {
+			return invalid("table.sample: want a fraction from 0 to 1, got %v", r)
+		}
+		for i, f := range t.PII {
+			if f == "" || len(f) > maxIdent {
+				return invalid("table.pii[%d]: want a field name of 1 to %d characters", i, maxIdent)
+			}
 		}
 	}
 	return nil
@@ -226,6 +254,15 @@ func (p Policy) clone() Policy {
 	if p.Shadow != nil {
 		s := *p.Shadow
 		p.Shadow = &s
+	}
+	if p.Table != nil {
+		t := *p.Table
+		t.PII = slices.Clone(t.PII)
+		if t.Sample != nil {
+			r := *t.Sample
+			t.Sample = &r
+		}
+		p.Table = &t
 	}
 	return p
 }

@@ -16,6 +16,8 @@ type Route struct {
 	variants []routeVariant
 	shadow   *routeShadow
 	stats    *Stats
+	sample   float64  // fraction of requests recorded in the inference table
+	pii      []string // fields hashed before they are recorded
 }
 
 type routeVariant struct {
@@ -59,8 +61,19 @@ func NewRoute(e Endpoint) (*Route, error) {
 		r.shadow = &routeShadow{ref: ref, percent: s.Percent}
 	}
 	r.stats = newStats(r.variants)
+	r.sample = e.Policy.Table.SampleRate()
+	if e.Policy.Table != nil {
+		r.pii = e.Policy.Table.PII
+	}
 	return r, nil
 }
+
+// TableSample is the fraction of the endpoint's requests recorded in the
+// inference table.
+func (r *Route) TableSample() float64 { return r.sample }
+
+// PII lists the fields whose values are hashed before they are recorded.
+func (r *Route) PII() []string { return r.pii }
 
 // Spec returns a copy of the endpoint the route was compiled from.
 func (r *Route) Spec() Endpoint { return r.spec.clone() }

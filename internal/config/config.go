@@ -23,6 +23,25 @@ type Config struct {
 	Server      Server      `yaml:"server"`
 	Auth        Auth        `yaml:"auth"`
 	OnlineStore OnlineStore `yaml:"online_store"`
+	Tables      Tables      `yaml:"inference_tables"`
+}
+
+// Tables configures the inference tables: every prediction as a row in
+// Parquet files under <data_dir>/inference.
+type Tables struct {
+	Enabled bool `yaml:"enabled"`
+	// MaxFileBytes and MaxFileAge roll a file.
+	MaxFileBytes Size     `yaml:"max_file_bytes"`
+	MaxFileAge   Duration `yaml:"max_file_age"`
+	// FlushInterval bounds what a crash can lose.
+	FlushInterval Duration `yaml:"flush_interval"`
+	// QueueSize bounds the rows waiting to be written; beyond it rows spill
+	// to a local file (Spill) or are dropped and counted.
+	QueueSize int  `yaml:"queue_size"`
+	Spill     bool `yaml:"spill"`
+	// PIIKey keys the hash that replaces PII fields; empty: a key generated
+	// once and kept in the data directory.
+	PIIKey string `yaml:"pii_key"`
 }
 
 // OnlineStore configures where online feature values live.
@@ -133,6 +152,10 @@ func Defaults() Config {
 			ShutdownTimeout: Duration(15 * time.Second),
 			MaxBodyBytes:    16 * MiB,
 		},
+		Tables: Tables{
+			Enabled: true, MaxFileBytes: 64 * MiB, MaxFileAge: Duration(time.Minute),
+			FlushInterval: Duration(time.Second), QueueSize: 10000, Spill: true,
+		},
 		OnlineStore: OnlineStore{
 			Default:      "embedded",
 			CacheEntries: 100000,
@@ -187,6 +210,11 @@ func (c *Config) Validate() error {
 	check("online_store.default", c.OnlineStore.Default != "cassandra" || len(c.OnlineStore.Cassandra.Hosts) > 0, "is cassandra, but online_store.cassandra.hosts is not set")
 	check("online_store.cassandra.replication_factor", c.OnlineStore.Cassandra.ReplicationFactor > 0, "must be at least 1")
 	check("online_store.cassandra.timeout", c.OnlineStore.Cassandra.Timeout > 0, "must be greater than 0")
+
+	check("inference_tables.max_file_bytes", c.Tables.MaxFileBytes > 0, "must be greater than 0")
+	check("inference_tables.max_file_age", c.Tables.MaxFileAge > 0, "must be greater than 0")
+	check("inference_tables.flush_interval", c.Tables.FlushInterval > 0, "must be greater than 0")
+	check("inference_tables.queue_size", c.Tables.QueueSize > 0, "must be greater than 0")
 
 	names := make(map[string]int) // API key name -> index of its entry
 	for i, k := range c.Auth.Keys {

@@ -120,6 +120,7 @@ online_store:
 			Cassandra: Cassandra{Hosts: []string{"10.0.0.1:9042", "10.0.0.2:9042"}, Keyspace: "features", ReplicationFactor: 1,
 				Consistency: "LOCAL_QUORUM", Timeout: Duration(2 * time.Second)},
 		},
+		Tables: Defaults().Tables,
 	}
 	if !reflect.DeepEqual(cfg, want) {
 		t.Errorf("got  %+v\nwant %+v", cfg, want)
