@@ -17,6 +17,10 @@ type Metadata struct {
 	// FeatureSpec says which online features fill the model's inputs. The
 	// registry keeps it as given; a SpecChecker judges it.
 	FeatureSpec json.RawMessage `json:"feature_spec"`
+	// Baseline holds the distributions of the training data that drift
+	// monitors compare live inputs and predictions with. The registry keeps
+	// it as given; a BaselineChecker judges it.
+	Baseline json.RawMessage `json:"baseline"`
 }
 
 // Limits on metadata, generous enough for any honest use.
@@ -48,6 +52,9 @@ func DecodeMetadata(data []byte) (Metadata, error) {
 	}
 	if string(bytes.TrimSpace(md.FeatureSpec)) == "null" {
 		md.FeatureSpec = nil
+	}
+	if string(bytes.TrimSpace(md.Baseline)) == "null" {
+		md.Baseline = nil
 	}
 	return md, nil
 }

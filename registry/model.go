@@ -63,6 +63,7 @@ type Version struct {
 	Status      Status            `json:"status"`
 	Signature   Signature         `json:"signature"`
 	FeatureSpec json.RawMessage   `json:"feature_spec,omitempty"`
+	Baseline    json.RawMessage   `json:"baseline,omitempty"`
 	// Aliases lists the aliases pointing at this version. The registry derives
 	// it from the model's alias map each time it hands a version out.
 	Aliases []string `json:"aliases"`

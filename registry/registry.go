@@ -18,6 +18,7 @@ type Registry struct {
 	artifacts     ArtifactStore
 	inspector     Inspector
 	specs         SpecChecker
+	baselines     BaselineChecker
 	maxModelBytes int64
 	now           func() time.Time
 }
@@ -36,6 +37,10 @@ func New(meta MetaStore, artifacts ArtifactStore, inspector Inspector, maxModelB
 // CheckSpecsWith makes Register judge feature specs with c. Without it, a
 // registration that carries a feature spec is refused.
 func (r *Registry) CheckSpecsWith(c SpecChecker) { r.specs = c }
+
+// CheckBaselinesWith makes Register judge drift baselines with c. Without it,
+// a registration that carries a baseline is refused.
+func (r *Registry) CheckBaselinesWith(c BaselineChecker) { r.baselines = c }
 
 // MaxModelBytes is the largest model file Register accepts.
 func (r *Registry) MaxModelBytes() int64 { return r.maxModelBytes }
@@ -95,6 +100,15 @@ func (r *Registry) Register(ctx context.Context, actor, name string, body io.Rea
 			return nil, err
 		}
 		v.FeatureSpec = md.FeatureSpec
+	}
+	if len(md.Baseline) > 0 {
+		if r.baselines == nil {
+			return nil, invalid("metadata.baseline: this gateway has no drift monitoring to check it against")
+		}
+		if err := r.baselines.CheckBaseline(ctx, md.Baseline); err != nil {
+			return nil, err
+		}
+		v.Baseline = md.Baseline
 	}
 	err = r.meta.Update(ctx, name, func(m *Model) ([]AuditEvent, error) {
 		now := r.now()

@@ -63,3 +63,10 @@ type SpecChecker interface {
 	// wrong (it is the caller's mistake).
 	CheckSpec(ctx context.Context, spec []byte, sig Signature) error
 }
+
+// BaselineChecker judges the drift baseline of a version being registered.
+type BaselineChecker interface {
+	// CheckBaseline reports whether baseline is usable; its errors name what
+	// is wrong (the caller's mistake).
+	CheckBaseline(ctx context.Context, baseline []byte) error
+}
