@@ -248,7 +248,10 @@ type Assembly struct {
 	Inputs   []Assembled
 	Refs     []string
 	Statuses [][]Status // [row][ref]
-	Defaults int        // values that took their default
+	// Used holds the value each feature gave each row, after defaults:
+	// [ref][row].
+	Used     [][]Value
+	Defaults int // values that took their default
 
 	defaultsByView []int // by plan lookup
 }
@@ -287,6 +290,11 @@ func (s *Service) Assemble(ctx context.Context, p *Plan, entities map[string][]s
 	statuses := make([]Status, n*len(p.refs))
 	for row := range n {
 		a.Statuses[row] = statuses[row*len(p.refs) : (row+1)*len(p.refs) : (row+1)*len(p.refs)]
+	}
+	used := make([]Value, n*len(p.refs))
+	a.Used = make([][]Value, len(p.refs))
+	for i := range a.Used {
+		a.Used[i] = used[i*n : (i+1)*n : (i+1)*n]
 	}
 	for _, in := range p.inputs {
 		t, err := a.fill(in, n, lookups, request, now)
@@ -328,6 +336,7 @@ func (a *Assembly) fill(in planInput, n int, lookups []Lookup, request map[strin
 				a.Defaults++
 				a.defaultsByView[col.lookup]++
 			}
+			a.Used[col.refIdx][row] = v
 			if col.typ == FloatList {
 				list := v.List
 				if len(list) != in.width {
