@@ -16,10 +16,15 @@ endif
 export ONNXRUNTIME_LIB := $(ORT_LIB)
 export CGO_ENABLED := 1
 
+# An independent Parquet reader (pyarrow, from PyPI) for the inference-table tests.
+PYARROW_VERSION := 26.0.1
+PYENV           := $(CURDIR)/.cache/pyenv
+export TEST_PYTHON := $(PYENV)/bin/python
+
 GO ?= go
 TEST_TIMEOUT ?= 20m
 
-.PHONY: all build run test bench lint fuzz clean services-up services-down
+.PHONY: all build run test bench lint fuzz clean services-up services-down onnxruntime pyarrow
 
 all: build
 
@@ -42,7 +47,14 @@ run: build
 # Redis and Cassandra run for the length of the tests (TEST_REDIS_ADDR and
 # TEST_CASSANDRA_HOSTS tell the tests where); with CI=true a server that cannot start
 # fails the run, otherwise the tests that need it skip.
-test: onnxruntime lint
+$(PYENV)/.pyarrow-$(PYARROW_VERSION):
+	@echo "installing pyarrow $(PYARROW_VERSION) from PyPI into $(PYENV)"
+	@python3 -m venv $(PYENV) && $(PYENV)/bin/pip install --quiet --disable-pip-version-check pyarrow==$(PYARROW_VERSION)
+	@touch $@
+
+pyarrow: $(PYENV)/.pyarrow-$(PYARROW_VERSION)
+
+test: onnxruntime lint pyarrow
 	bash deploy/with-services.sh $(GO) test -race -timeout $(TEST_TIMEOUT) ./...
 
 services-up:
