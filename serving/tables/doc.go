@@ -1,0 +1,64 @@
+// Package tables writes and maintains the inference table: one Parquet row
+// per prediction (and per shadow prediction), partitioned as
+//
+//	<dir>/endpoint=<endpoint>/date=<YYYY-MM-DD>/part-<unixnano>-<seq>.parquet
+//	<dir>/model=<model>/date=<YYYY-MM-DD>/part-<unixnano>-<seq>.parquet   (rows without an endpoint)
+//	<dir>/_labels/date=<YYYY-MM-DD>/part-<unixnano>-<seq>.parquet         (ground-truth labels)
+//
+// so that DuckDB, Spark, pyarrow or pandas read it as a hive-partitioned
+// dataset. Partition values are path-escaped; dates are the UTC date of the
+// row's timestamp. Files are standard Parquet (snappy-compressed) written
+// under a hidden temporary name (".part-....parquet.tmp") and renamed when
+// complete, so a reader never sees half a file; List and ReadRows ignore
+// temporary files, and readers that skip names starting with '.' or '_' see
+// only complete data.
+//
+// # Writing
+//
+// A Writer takes rows through Write, which never blocks and never fails: it
+// puts the row on a bounded queue, or, when the queue is full, appends it to
+// a spill file under <dir>/_spill/ (Options.Spill) or drops it. One
+// goroutine takes rows off the queue and appends each to the open Parquet
+// file of its partition, rolling the file when its estimated size reaches
+// Options.MaxFileBytes or its age Options.MaxFileAge. When the queue is
+// empty it also takes the spill file and writes its rows the same way.
+//
+// # Durability
+//
+// Before a row goes into a Parquet file's buffers, the goroutine appends it,
+// as one length-prefixed, checksummed binary record, to a write-ahead log
+// segment under <dir>/_wal/. The log is written to the OS and fsync'd every
+// Options.FlushInterval. Each open Parquet file remembers the first log
+// segment holding one of its rows; after files are renamed the goroutine
+// starts a new segment and deletes the segments older than every open
+// file's first one: a segment is deleted only when all its rows are in
+// renamed (and fsync'd) Parquet files. Spill files hold the same records,
+// appended with one write per row, so a spilled row is with the OS as soon
+// as Write returns (and fsync'd at the next FlushInterval); the goroutine
+// moves a spill file's rows into the log, fsyncs it, and only then deletes
+// the spill file.
+//
+// Open first recovers what a previous run left: it deletes temporary Parquet
+// files, then writes the rows of every leftover log segment and spill file
+// into Parquet files the same way (through a new log), deleting each old
+// segment once the new log holding its rows is fsync'd, and completes the
+// files. A record torn by a crash, or damaged, fails its checksum and is
+// skipped and counted in Stats.Skipped.
+//
+// So a crash (kill -9) loses at most the rows the goroutine took in the last
+// FlushInterval, plus the rows still waiting in the in-memory queue. The
+// goroutine empties the queue far faster than a gateway fills it, and a full
+// queue spills to disk, so in practice that is the last FlushInterval. A
+// crash after a file was renamed but before its log segments were deleted
+// writes those rows again at the next Open (at least once, never silently
+// lost). One Writer owns a directory at a time.
+//
+// # Table operations
+//
+// List describes the complete files, ReadRows streams rows matching a
+// filter, DeleteEntity rewrites the files holding an entity's rows without
+// them, and AppendLabels and ReadLabels keep ground-truth labels joined by
+// request id. The package-level functions act on complete files only; while
+// a Writer owns the directory use Writer.DeleteEntity, which writes every
+// accepted row first and pauses the writer while it rewrites files.
+package tables

@@ -1,0 +1,152 @@
+package tables
+
+import (
+	"context"
+	"fmt"
+	"io/fs"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+)
+
+var t0 = time.Date(2025, 3, 14, 9, 26, 53, 589793000, time.UTC)
+
+// clock is a settable Options.Now.
+type clock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+func (c *clock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+func (c *clock) Advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.now = c.now.Add(d)
+}
+
+// row returns a row with every column set.
+func row(i int, endpoint, model string, ts time.Time) Row {
+	return Row{
+		RequestID:     fmt.Sprintf("req-%06d", i),
+		Timestamp:     ts,
+		Endpoint:      endpoint,
+		Variant:       "champion",
+		IsShadow:      i%2 == 1,
+		ModelName:     model,
+		ModelVersion:  int64(i%3 + 1),
+		ModelUUID:     "0b9c5e4e-5a9f-4d6c-9d43-1f0f2d1e8a10",
+		StatusCode:    200,
+		LatencyUS:     int64(1000 + i),
+		Entities:      fmt.Sprintf(`{"user_id":"u%d"}`, i%10),
+		Features:      fmt.Sprintf(`{"user:age":%d,"user:country":"FR"}`, 20+i%50),
+		FeatureStatus: `{"user:age":"ok","user:country":"default"}`,
+		Request:       fmt.Sprintf(`{"entities":{"user_id":"u%d"}}`, i%10),
+		Response:      `{"score":0.73}`,
+	}
+}
+
+// open opens a Writer on a new directory (or opts.Dir) and closes it at the
+// end of the test.
+func open(t testing.TB, opts Options) *Writer {
+	t.Helper()
+	if opts.Dir == "" {
+		opts.Dir = t.TempDir()
+	}
+	w, err := Open(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { w.Close(context.Background()) })
+	return w
+}
+
+func flush(t testing.TB, w *Writer) {
+	t.Helper()
+	if err := w.Flush(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func closeWriter(t testing.TB, w *Writer) {
+	t.Helper()
+	if err := w.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// readAll returns the rows of the inference table in dir.
+func readAll(t testing.TB, dir string, f Filter) []Row {
+	t.Helper()
+	var rows []Row
+	if err := ReadRows(dir, f, func(r Row) error {
+		rows = append(rows, r)
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	return rows
+}
+
+// pause blocks the writer goroutine until the returned function is called
+// or the writer is abandoned.
+func pause(t testing.TB, w *Writer) (resume func()) {
+	t.Helper()
+	started, release := make(chan struct{}), make(chan struct{})
+	go w.call(context.Background(), func() (int64, error) {
+		close(started)
+		select {
+		case <-release:
+		case <-w.kill:
+		}
+		return 0, nil
+	})
+	<-started
+	return func() { close(release) }
+}
+
+// eventually fails the test unless cond holds within 5s.
+func eventually(t testing.TB, what string, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(5 * time.Second); !cond(); time.Sleep(2 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+	}
+}
+
+// filesNamed returns the paths under dir whose names match.
+func filesNamed(t testing.TB, dir string, match func(string) bool) []string {
+	t.Helper()
+	var out []string
+	err := filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
+		if err == nil && !d.IsDir() && match(d.Name()) {
+			out = append(out, path)
+		}
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+func countRows(t testing.TB, dir string) int64 {
+	t.Helper()
+	files, err := List(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var n int64
+	for _, f := range files {
+		if f.Table == TableInference {
+			n += f.Rows
+		}
+	}
+	return n
+}

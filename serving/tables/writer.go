@@ -1,0 +1,548 @@
+package tables
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"math"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/mlgate/mlgate/internal/errkind"
+)
+
+// ErrInvalid is the kind of the errors about arguments and options.
+var ErrInvalid = errors.New("invalid")
+
+// ErrClosed is returned by the methods of a closed Writer.
+var ErrClosed = errors.New("tables: writer closed")
+
+// rowGroupBytes is the estimated size at which a file's buffered rows are
+// written out as a row group, which bounds the memory of an open file.
+const rowGroupBytes = 16 << 20
+
+// Options configure a Writer. Zero values take the defaults.
+type Options struct {
+	Dir           string        // the table's directory (required)
+	MaxFileBytes  int64         // roll a file at this estimated size; default 64 MiB
+	MaxFileAge    time.Duration // roll a file this long after its first row; default 1m
+	FlushInterval time.Duration // fsync the write-ahead log this often; default 1s
+	QueueSize     int           // rows waiting for the writer; default 10000
+	Spill         bool          // when the queue is full, spill rows to disk instead of dropping them
+	Now           func() time.Time
+}
+
+func (o *Options) validate() error {
+	switch {
+	case o.Dir == "":
+		return errkind.New(ErrInvalid, "tables: Dir is required")
+	case o.MaxFileBytes < 0:
+		return errkind.New(ErrInvalid, "tables: MaxFileBytes is negative (%d)", o.MaxFileBytes)
+	case o.MaxFileAge < 0:
+		return errkind.New(ErrInvalid, "tables: MaxFileAge is negative (%s)", o.MaxFileAge)
+	case o.FlushInterval < 0:
+		return errkind.New(ErrInvalid, "tables: FlushInterval is negative (%s)", o.FlushInterval)
+	case o.QueueSize < 0:
+		return errkind.New(ErrInvalid, "tables: QueueSize is negative (%d)", o.QueueSize)
+	}
+	if o.MaxFileBytes == 0 {
+		o.MaxFileBytes = 64 << 20
+	}
+	if o.MaxFileAge == 0 {
+		o.MaxFileAge = time.Minute
+	}
+	if o.FlushInterval == 0 {
+		o.FlushInterval = time.Second
+	}
+	if o.QueueSize == 0 {
+		o.QueueSize = 10000
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	return nil
+}
+
+// Stats counts rows since Open.
+type Stats struct {
+	Written   int64 // in renamed Parquet files (recovered rows included)
+	Spilled   int64 // put in the spill file by Write because the queue was full
+	Dropped   int64 // refused by Write: the queue was full and spilling off or failing, or the Writer closed
+	Recovered int64 // replayed by Open from the write-ahead log and spill files of a previous run
+	Failed    int64 // not written because of an I/O error; those in the write-ahead log are kept there for the next Open
+	Skipped   int64 // damaged records of the write-ahead log or spill files (one torn by a crash, say), at Open or when taking a spill file
+}
+
+// Writer appends rows to the inference table in a directory. Its methods are
+// safe for concurrent use. See the package documentation for its design.
+type Writer struct {
+	opts     Options
+	q        chan Row
+	closed   atomic.Bool
+	inflight atomic.Int64 // Write calls under way
+	spill    spill
+
+	ctl       chan func()
+	stop      chan struct{}
+	kill      chan struct{}
+	done      chan struct{}
+	closeOnce sync.Once
+	closeErr  error // set by the goroutine before done is closed
+
+	written, spilled, dropped, recovered, failed, skipped atomic.Int64
+
+	// Owned by the writer goroutine (or by Open before it starts).
+	files    map[partition]*partFile
+	wal      *wal
+	keepFrom int64 // keep log segments from this one on: they hold rows that failed; MaxInt64 if none
+	err      error // the first error since the last Flush
+}
+
+// partFile is the open file of a partition.
+type partFile struct {
+	*tmpFile[Row]
+	key      partition
+	opened   time.Time
+	firstSeg int64 // the log segment of its first row
+	rows     int64
+	flushed  int64 // estimated size after the last row group
+	pending  []Row // rows not yet given to the Parquet writer
+	pendSize int64 // their estimated size
+}
+
+// writeBatch is how many rows a file takes from pending at a time.
+const writeBatch = 128
+
+// add appends r to the file.
+func (pf *partFile) add(r *Row) error {
+	pf.pending = append(pf.pending, *r)
+	pf.pendSize += int64(48 + len(r.RequestID) + len(r.Endpoint) + len(r.Variant) + len(r.ModelName) + len(r.ModelUUID) +
+		len(r.Entities) + len(r.Features) + len(r.FeatureStatus) + len(r.Request) + len(r.Response) + len(r.Error))
+	pf.rows++
+	if len(pf.pending) < writeBatch {
+		return nil
+	}
+	return pf.writePending()
+}
+
+// writePending gives the pending rows to the Parquet writer, and writes a
+// row group if it has buffered enough.
+func (pf *partFile) writePending() error {
+	_, err := pf.pw.Write(pf.pending)
+	clear(pf.pending)
+	pf.pending, pf.pendSize = pf.pending[:0], 0
+	if err == nil && pf.pw.Size()-pf.flushed >= rowGroupBytes {
+		err = pf.pw.Flush()
+		pf.flushed = pf.pw.Size()
+	}
+	return err
+}
+
+// size estimates the size of the complete file.
+func (pf *partFile) size() int64 { return pf.pw.Size() + pf.pendSize }
+
+// Open starts a Writer on opts.Dir, first writing into Parquet the rows a
+// previous run left in its write-ahead log and spill files. It returns an
+// error if it cannot create the directories or write those rows.
+func Open(opts Options) (*Writer, error) {
+	if err := opts.validate(); err != nil {
+		return nil, err
+	}
+	walPath, spillPath := filepath.Join(opts.Dir, walDir), filepath.Join(opts.Dir, spillDir)
+	for _, d := range []string{walPath, spillPath} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			return nil, fmt.Errorf("open inference table: %w", err)
+		}
+	}
+	if err := removeTemps(opts.Dir); err != nil {
+		return nil, fmt.Errorf("open inference table: %w", err)
+	}
+	oldWAL, err := segments(walPath, walExt)
+	if err != nil {
+		return nil, fmt.Errorf("open inference table: %w", err)
+	}
+	oldSpill, err := segments(spillPath, spillExt)
+	if err != nil {
+		return nil, fmt.Errorf("open inference table: %w", err)
+	}
+	w := &Writer{
+		opts:     opts,
+		q:        make(chan Row, opts.QueueSize),
+		spill:    spill{dir: spillPath, seq: next(oldSpill)},
+		ctl:      make(chan func()),
+		stop:     make(chan struct{}),
+		kill:     make(chan struct{}),
+		done:     make(chan struct{}),
+		files:    map[partition]*partFile{},
+		wal:      newWAL(walPath, next(oldWAL)),
+		keepFrom: math.MaxInt64,
+	}
+	var old []string
+	for _, seq := range oldWAL {
+		old = append(old, segPath(walPath, seq, walExt))
+	}
+	for _, seq := range oldSpill {
+		old = append(old, segPath(spillPath, seq, spillExt))
+	}
+	for _, path := range old {
+		if err := w.replay(path, &w.recovered); err != nil {
+			w.abandonFiles()
+			return nil, fmt.Errorf("open inference table: recover: %w", err)
+		}
+	}
+	if err := w.flushAll(); err != nil {
+		w.abandonFiles()
+		return nil, fmt.Errorf("open inference table: recover: %w", err)
+	}
+	go w.run()
+	return w, nil
+}
+
+// next returns the number after the last of seqs.
+func next(seqs []int64) int64 {
+	if len(seqs) == 0 {
+		return 1
+	}
+	return seqs[len(seqs)-1] + 1
+}
+
+// removeTemps deletes the temporary files under dir, left by a crash.
+func removeTemps(dir string) error {
+	return filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.Type().IsRegular() && isTemp(d.Name()) {
+			return os.Remove(path)
+		}
+		return nil
+	})
+}
+
+// Write adds r to the table. It never blocks: when the queue is full the row
+// is spilled to disk (Options.Spill) or dropped, and counted. A zero
+// Timestamp is set to the current time.
+func (w *Writer) Write(r Row) {
+	w.inflight.Add(1)
+	defer w.inflight.Add(-1)
+	if w.closed.Load() {
+		w.dropped.Add(1)
+		return
+	}
+	if r.Timestamp.IsZero() {
+		r.Timestamp = w.opts.Now()
+	}
+	select {
+	case w.q <- r:
+	default:
+		if w.opts.Spill && w.spill.append(&r) == nil {
+			w.spilled.Add(1)
+			return
+		}
+		w.dropped.Add(1)
+	}
+}
+
+// Stats returns the counters.
+func (w *Writer) Stats() Stats {
+	return Stats{
+		Written:   w.written.Load(),
+		Spilled:   w.spilled.Load(),
+		Dropped:   w.dropped.Load(),
+		Recovered: w.recovered.Load(),
+		Failed:    w.failed.Load(),
+		Skipped:   w.skipped.Load(),
+	}
+}
+
+// Flush writes the rows accepted so far, queued or spilled, and completes
+// every open file. It returns the first I/O error the writer met since the
+// last Flush, ErrClosed after Close, or ctx's error if ctx ends first (the
+// flush still happens).
+func (w *Writer) Flush(ctx context.Context) error {
+	_, err := w.call(ctx, func() (int64, error) { return 0, w.flushAll() })
+	return err
+}
+
+// DeleteEntity flushes (see Flush), then, with the writer paused, deletes
+// the rows whose entities have column == value, as the package-level
+// DeleteEntity does, and returns how many it deleted. Rows written after
+// the call starts are kept. Rows the writer failed to write (Stats.Failed)
+// wait in the write-ahead log for the next Open and are not deleted.
+func (w *Writer) DeleteEntity(ctx context.Context, column, value string) (int64, error) {
+	if column == "" {
+		return 0, errkind.New(ErrInvalid, "delete entity: column is empty")
+	}
+	return w.call(ctx, func() (int64, error) {
+		if err := w.flushAll(); err != nil {
+			return 0, fmt.Errorf("delete entity: %w", err)
+		}
+		return DeleteEntity(w.opts.Dir, column, value)
+	})
+}
+
+// Close stops accepting rows (later Write calls count as dropped), writes
+// every accepted row, queued or spilled, into renamed Parquet files, removes
+// the write-ahead log and spill files, and returns the first I/O error met
+// since the last Flush. If ctx ends first it returns ctx's error and the
+// writer finishes in the background; what it could not finish is recovered
+// by the next Open.
+func (w *Writer) Close(ctx context.Context) error {
+	w.closeOnce.Do(func() {
+		w.closed.Store(true)
+		close(w.stop)
+	})
+	select {
+	case <-w.done:
+		return w.closeErr
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// call runs fn on the writer goroutine.
+func (w *Writer) call(ctx context.Context, fn func() (int64, error)) (int64, error) {
+	type result struct {
+		n   int64
+		err error
+	}
+	if w.closed.Load() {
+		return 0, ErrClosed
+	}
+	res := make(chan result, 1)
+	select {
+	case w.ctl <- func() { n, err := fn(); res <- result{n, err} }:
+	case <-w.done:
+		return 0, ErrClosed
+	case <-ctx.Done():
+		return 0, ctx.Err()
+	}
+	select {
+	case r := <-res:
+		return r.n, r.err
+	case <-ctx.Done():
+		return 0, ctx.Err()
+	}
+}
+
+// run is the writer goroutine.
+func (w *Writer) run() {
+	defer close(w.done)
+	tick := time.NewTicker(w.opts.FlushInterval)
+	defer tick.Stop()
+	for {
+		select {
+		case <-w.kill: // before anything else, as a crash would
+			w.abandonFiles()
+			return
+		default:
+		}
+		if len(w.q) == 0 && w.spill.pending.Load() {
+			w.takeSpill()
+		}
+		select {
+		case r := <-w.q:
+			w.add(r)
+		case <-tick.C:
+			w.tick()
+		case fn := <-w.ctl:
+			fn()
+		case <-w.stop:
+			w.shutdown()
+			return
+		case <-w.kill:
+			w.abandonFiles()
+			return
+		}
+	}
+}
+
+// add appends r to the log and to its partition's file.
+func (w *Writer) add(r Row) {
+	w.logged(w.wal.append(&r))
+	w.addToFile(r)
+}
+
+// logged records a failure to log a row.
+func (w *Writer) logged(err error) {
+	if err != nil && w.err == nil {
+		w.err = err
+	}
+}
+
+// addToFile appends r to its partition's file, rolling the file if it is
+// big or old enough.
+func (w *Writer) addToFile(r Row) {
+	now := w.opts.Now()
+	key := partitionOf(&r)
+	pf := w.files[key]
+	if pf == nil {
+		t, err := createTmp[Row](filepath.Join(w.opts.Dir, key.dir()), now)
+		if err != nil {
+			w.fail(err, 1, w.wal.seq)
+			return
+		}
+		pf = &partFile{tmpFile: t, key: key, opened: now, firstSeg: w.wal.seq, pending: make([]Row, 0, writeBatch)}
+		w.files[key] = pf
+	}
+	if err := pf.add(&r); err != nil {
+		delete(w.files, key)
+		pf.discard()
+		w.fail(fmt.Errorf("write %s: %w", pf.path(), err), pf.rows, pf.firstSeg)
+		return
+	}
+	if pf.size() >= w.opts.MaxFileBytes || now.Sub(pf.opened) >= w.opts.MaxFileAge {
+		w.finish(pf)
+		w.trimLog()
+	}
+}
+
+// fail records an error that cost rows, and keeps the log from seg on.
+func (w *Writer) fail(err error, rows, seg int64) {
+	w.failed.Add(rows)
+	w.keepFrom = min(w.keepFrom, seg)
+	if w.err == nil {
+		w.err = err
+	}
+}
+
+// finish completes pf and renames it.
+func (w *Writer) finish(pf *partFile) {
+	delete(w.files, pf.key)
+	err := pf.writePending()
+	if err != nil {
+		pf.discard()
+		err = fmt.Errorf("write %s: %w", pf.path(), err)
+	} else {
+		err = pf.commit()
+	}
+	if err != nil {
+		w.fail(err, pf.rows, pf.firstSeg)
+		return
+	}
+	w.written.Add(pf.rows)
+}
+
+// trimLog starts a new log segment and deletes the segments whose rows are
+// all in renamed files.
+func (w *Writer) trimLog() {
+	w.logged(w.wal.rotate())
+	keep := w.keepFrom
+	for _, pf := range w.files {
+		keep = min(keep, pf.firstSeg)
+	}
+	w.logged(w.wal.trim(keep))
+}
+
+// tick makes the log durable and rolls the files that are old enough.
+func (w *Writer) tick() {
+	w.logged(w.wal.sync())
+	w.logged(w.spill.sync())
+	now := w.opts.Now()
+	rolled := false
+	for _, pf := range w.files {
+		if now.Sub(pf.opened) >= w.opts.MaxFileAge {
+			w.finish(pf)
+			rolled = true
+		}
+	}
+	if rolled {
+		w.trimLog()
+	}
+}
+
+// takeSpill writes the rows of the spill file.
+func (w *Writer) takeSpill() {
+	path, err := w.spill.take()
+	w.logged(err)
+	if path != "" {
+		w.logged(w.replay(path, nil))
+	}
+}
+
+// replay moves the rows of the log or spill segment at path into the
+// current log and their files, counting them in n, and deletes the segment
+// once the log holding its rows is durable.
+func (w *Writer) replay(path string, n *atomic.Int64) error {
+	skipped, err := readLog(path, func(r Row) {
+		if n != nil {
+			n.Add(1)
+		}
+		w.add(r)
+	})
+	w.skipped.Add(skipped)
+	if err != nil {
+		return err
+	}
+	if err := w.wal.sync(); err != nil {
+		return err
+	}
+	return os.Remove(path)
+}
+
+// flushAll takes the rows queued and spilled so far and completes every file.
+func (w *Writer) flushAll() error {
+	for range len(w.q) {
+		w.add(<-w.q)
+	}
+	w.takeSpill()
+	w.finishAll()
+	err := w.err
+	w.err = nil
+	return err
+}
+
+// finishAll completes every open file and trims the log.
+func (w *Writer) finishAll() {
+	for _, pf := range w.files {
+		w.finish(pf)
+	}
+	w.trimLog()
+}
+
+// shutdown writes every accepted row and stops.
+func (w *Writer) shutdown() {
+	for {
+		select {
+		case r := <-w.q:
+			w.add(r)
+			continue
+		default:
+		}
+		// Close has set closed: once no Write is under way, none will queue.
+		if w.inflight.Load() == 0 && len(w.q) == 0 {
+			break
+		}
+		time.Sleep(time.Millisecond)
+	}
+	w.takeSpill()
+	w.finishAll()
+	w.closeErr = w.err
+}
+
+// abandonFiles stops as a crash would: the open files stay temporary and the
+// log loses what it has not written to the OS.
+func (w *Writer) abandonFiles() {
+	for _, pf := range w.files {
+		pf.f.Close()
+	}
+	w.files = nil
+	w.wal.abandon()
+	w.spill.mu.Lock()
+	if w.spill.f != nil {
+		w.spill.f.Close()
+		w.spill.f = nil
+	}
+	w.spill.mu.Unlock()
+}
+
+// abandon stops the writer as a crash would, for tests.
+func (w *Writer) abandon() {
+	w.closed.Store(true)
+	close(w.kill)
+	<-w.done
+}
