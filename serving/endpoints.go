@@ -1,6 +1,7 @@
 package serving
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -90,23 +91,28 @@ func (s *Server) endpointPredict(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	start := time.Now()
+	o := &observation{start: time.Now(), route: r, variant: r.Name(v), body: c.Body(), req: req}
 	model, version := refArgs(r.Model(v))
+	o.model = model
 	p, err := s.runPredict(c.UserContext(), model, version, req)
-	r.Stats().Record(v, time.Since(start), err != nil)
+	r.Stats().Record(v, time.Since(o.start), err != nil)
 	if err != nil {
-		return fmt.Errorf("endpoint %s, variant %s: %w", r.Endpoint(), r.Name(v), err)
+		o.err = fmt.Errorf("endpoint %s, variant %s: %w", r.Endpoint(), r.Name(v), err)
+		s.observe(o.withID())
+		return o.err
 	}
 	defer p.Release()
+	o.p = p
 	if mean, ok := predictionMean(p.outputs); ok {
 		r.Stats().RecordPrediction(v, mean)
 	}
-	if ref, ok := r.Shadow(rand.Float64); ok {
-		s.shadows.offer(shadowJob{route: r, ref: ref, req: req, served: p.outputs})
-	}
 	c.Set(HeaderVariant, r.Name(v))
 	c.Set(HeaderModel, p.Ref)
-	return s.writePrediction(c, req, p, r.Name(v))
+	err = s.writePrediction(c, o)
+	if ref, ok := r.Shadow(rand.Float64); ok {
+		s.shadows.offer(shadowJob{route: r, ref: ref, req: req, body: bytes.Clone(o.body), served: p.outputs})
+	}
+	return err
 }
 
 // predictionMean is the mean of the first numeric output, which canaries

@@ -140,7 +140,7 @@ func startGateway(t testing.TB, opts ...gatewayOption) *gateway {
 		Deps{Registry: reg, Catalog: catalog, Features: features, Auth: a, Log: log, Router: rs})
 	if cfg.shadowRun != nil {
 		srv.shadows.close(0)
-		srv.shadows = newShadows(cfg.shadowRun, log)
+		srv.shadows = newShadows(cfg.shadowRun, srv.observe, log)
 	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

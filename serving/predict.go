@@ -6,6 +6,7 @@ import (
 	"errors"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/gofiber/fiber/v2"
 	"github.com/google/uuid"
@@ -67,12 +68,26 @@ func (s *Server) predict(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
+	o := &observation{start: time.Now(), model: model, body: c.Body(), req: req}
 	p, err := s.runPredict(c.UserContext(), model, ref, req)
 	if err != nil {
+		o.err = err
+		s.observe(o.withID())
 		return err
 	}
 	defer p.Release()
-	return s.writePrediction(c, req, p, "")
+	o.p = p
+	return s.writePrediction(c, o)
+}
+
+// withID gives the observation its request id, made up when the caller
+// sent none.
+func (o *observation) withID() *observation {
+	if o.req.RequestID == "" {
+		o.req.RequestID = uuid.NewString()
+	}
+	o.requestID = o.req.RequestID
+	return o
 }
 
 // prediction is a predict request run on one model version. Its Loaded is
@@ -112,16 +127,16 @@ func (s *Server) runPredict(ctx context.Context, model, ref string, req *predict
 	return p, nil
 }
 
-// writePrediction answers with p, naming the variant when an endpoint chose
-// one.
-func (s *Server) writePrediction(c *fiber.Ctx, req *predictRequest, p *prediction, variant string) error {
-	if req.RequestID == "" {
-		req.RequestID = uuid.NewString()
-	}
+// writePrediction answers with the observation's prediction, naming the
+// variant when an endpoint chose one, and records it.
+func (s *Server) writePrediction(c *fiber.Ctx, o *observation) error {
+	o.withID()
 	bp := responseBuffers.Get().(*[]byte)
-	*bp = encodePredictResponse((*bp)[:0], req, p, variant)
+	*bp = encodePredictResponse((*bp)[:0], o.req, o.p, o.variant)
 	c.Set(fiber.HeaderContentType, fiber.MIMEApplicationJSON)
 	_, err := c.Write(*bp)
+	o.response = *bp
+	s.observe(o)
 	responseBuffers.Put(bp)
 	return err
 }

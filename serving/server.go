@@ -42,6 +42,10 @@ type Deps struct {
 	Metrics http.Handler
 	// Router keeps the endpoints; nil serves none.
 	Router *router.Service
+	// Tables records every prediction; nil records none.
+	Tables RowSink
+	// PIIKey keys the hash that replaces PII fields in recorded rows.
+	PIIKey []byte
 }
 
 // Server serves the registry API, the feature store API, predictions and the
@@ -56,6 +60,8 @@ type Server struct {
 	metrics  http.Handler
 	router   *router.Service
 	shadows  *shadows
+	tables   RowSink
+	piiKey   []byte
 	opts     Options
 }
 
@@ -65,8 +71,9 @@ const uploadOverhead = 1 << 20
 
 // New returns a Server with every route registered.
 func New(opts Options, d Deps) *Server {
-	s := &Server{reg: d.Registry, catalog: d.Catalog, features: d.Features, auth: d.Auth, log: d.Log, metrics: d.Metrics, router: d.Router, opts: opts}
-	s.shadows = newShadows(s.runPredict, d.Log)
+	s := &Server{reg: d.Registry, catalog: d.Catalog, features: d.Features, auth: d.Auth, log: d.Log, metrics: d.Metrics, router: d.Router,
+		tables: d.Tables, piiKey: d.PIIKey, opts: opts}
+	s.shadows = newShadows(s.runPredict, s.observe, d.Log)
 	s.app = fiber.New(fiber.Config{
 		AppName:               "mlgate",
 		DisableStartupMessage: true,

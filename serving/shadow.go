@@ -18,6 +18,7 @@ type shadowJob struct {
 	route  *router.Route
 	ref    router.ModelRef
 	req    *predictRequest
+	body   []byte // a copy of the request as sent, for the inference table
 	served []onnx.Tensor
 }
 
@@ -27,6 +28,7 @@ type shadowJob struct {
 type shadows struct {
 	jobs    chan shadowJob
 	run     func(ctx context.Context, model, version string, req *predictRequest) (*prediction, error)
+	record  func(*observation)
 	timeout time.Duration
 	log     *slog.Logger
 	wg      sync.WaitGroup
@@ -40,8 +42,8 @@ const (
 	shadowTimeout = 5 * time.Second
 )
 
-func newShadows(run func(ctx context.Context, model, version string, req *predictRequest) (*prediction, error), log *slog.Logger) *shadows {
-	sh := &shadows{jobs: make(chan shadowJob, shadowQueue), run: run, timeout: shadowTimeout, log: log}
+func newShadows(run func(ctx context.Context, model, version string, req *predictRequest) (*prediction, error), record func(*observation), log *slog.Logger) *shadows {
+	sh := &shadows{jobs: make(chan shadowJob, shadowQueue), run: run, record: record, timeout: shadowTimeout, log: log}
 	for range shadowWorkers {
 		sh.wg.Go(sh.work)
 	}
@@ -67,14 +69,20 @@ func (sh *shadows) do(j shadowJob) {
 	ctx, cancel := context.WithTimeout(context.Background(), sh.timeout)
 	defer cancel()
 	model, version := refArgs(j.ref)
+	o := &observation{start: time.Now(), requestID: j.req.RequestID, route: j.route, variant: "shadow", shadow: true, model: model, body: j.body, req: j.req}
 	p, err := sh.run(ctx, model, version, j.req)
 	if err != nil {
 		j.route.Stats().RecordShadowFailed()
 		sh.log.Debug("shadow model failed", "endpoint", j.route.Endpoint(), "model", j.ref.String(), "err", err)
+		o.err = err
+		sh.record(o)
 		return
 	}
 	defer p.Release()
 	compare(j.route.Stats(), j.served, p.outputs)
+	o.p = p
+	o.response = encodePredictResponse(nil, j.req, p, "shadow")
+	sh.record(o)
 }
 
 // close stops taking copies and waits, up to timeout, for the queued ones.

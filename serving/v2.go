@@ -101,22 +101,28 @@ func (s *Server) infer(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
+	o := &observation{start: time.Now(), requestID: req.ID, model: c.Params("model"), body: c.Body()}
 	if s.router != nil && c.Params("version") == "" {
 		if r, ok := s.router.Route(c.Params("model")); ok {
-			return s.inferEndpoint(c, r, req)
+			o.route = r
+			return s.inferEndpoint(c, r, req, o)
 		}
 	}
 	l, err := s.acquire(c)
-	if err != nil {
-		return err
+	if err == nil {
+		defer l.Release()
+		err = s.inferOn(c, l, req, o)
 	}
-	defer l.Release()
-	return s.inferOn(c, l, req, nil)
+	if err != nil {
+		o.err = err
+		s.observe(o)
+	}
+	return err
 }
 
 // inferEndpoint routes a V2 request through an endpoint: the variant comes
 // from the override header, else the unit header, else a draw by weight.
-func (s *Server) inferEndpoint(c *fiber.Ctx, r *router.Route, req *inferRequest) error {
+func (s *Server) inferEndpoint(c *fiber.Ctx, r *router.Route, req *inferRequest, o *observation) error {
 	v, err := choose(c, r, "", nil)
 	if err != nil {
 		return err
@@ -124,21 +130,28 @@ func (s *Server) inferEndpoint(c *fiber.Ctx, r *router.Route, req *inferRequest)
 	if !s.catalog.Ready() {
 		return notReady("the server is still loading models")
 	}
-	start := time.Now()
+	o.variant = r.Name(v)
 	model, version := refArgs(r.Model(v))
+	o.model = model
 	l, err := s.catalog.Acquire(model, version)
 	if err == nil {
 		defer l.Release()
 		c.Set(HeaderVariant, r.Name(v))
 		c.Set(HeaderModel, l.Ref)
-		err = s.inferOn(c, l, req, &routed{endpoint: r.Endpoint(), variant: r.Name(v)})
+		err = s.inferOn(c, l, req, o)
 	}
-	r.Stats().Record(v, time.Since(start), err != nil)
+	r.Stats().Record(v, time.Since(o.start), err != nil)
+	if err != nil {
+		o.err = err
+		s.observe(o)
+	}
 	return err
 }
 
-// inferOn runs a V2 request on a loaded version.
-func (s *Server) inferOn(c *fiber.Ctx, l *Loaded, req *inferRequest, via *routed) error {
+// inferOn runs a V2 request on a loaded version, answers and records it. A
+// failure is returned for the caller to record.
+func (s *Server) inferOn(c *fiber.Ctx, l *Loaded, req *inferRequest, o *observation) error {
+	o.p = &prediction{Loaded: l}
 	inputs, err := bindInputs(req, l)
 	if err != nil {
 		return err
@@ -156,6 +169,11 @@ func (s *Server) inferOn(c *fiber.Ctx, l *Loaded, req *inferRequest, via *routed
 	if selected != nil {
 		outputs = pick(outputs, selected)
 	}
+	o.p.outputs = outputs
+	var via *routed
+	if o.route != nil {
+		via = &routed{endpoint: o.route.Endpoint(), variant: o.variant}
+	}
 	bp := responseBuffers.Get().(*[]byte)
 	*bp = encodeInferResponse((*bp)[:0], &inferResponse{
 		Model:   l.Version.Name,
@@ -166,6 +184,8 @@ func (s *Server) inferOn(c *fiber.Ctx, l *Loaded, req *inferRequest, via *routed
 	})
 	c.Set(fiber.HeaderContentType, fiber.MIMEApplicationJSON)
 	_, err = c.Write(*bp)
+	o.response = *bp
+	s.observe(o)
 	responseBuffers.Put(bp)
 	return err
 }

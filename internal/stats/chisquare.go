@@ -1,6 +1,8 @@
 // Package stats holds the small pieces of statistics the gateway computes
 // itself: the chi-square distribution's upper tail and Pearson's
-// goodness-of-fit test, used to detect sample ratio mismatch in traffic splits.
+// goodness-of-fit test, used to detect sample ratio mismatch in traffic splits,
+// and the Kolmogorov distribution's upper tail, for the drift monitors'
+// Kolmogorov–Smirnov tests.
 package stats
 
 import "math"

@@ -1,0 +1,21 @@
+package drift
+
+import (
+	"errors"
+
+	"github.com/mlgate/mlgate/internal/errkind"
+)
+
+// Errors returned by the drift package, wrapped with a message that says what
+// was wrong. Callers test them with errors.Is and map them to status codes.
+var (
+	// ErrInvalid: the caller sent something unusable (a malformed baseline,
+	// monitor spec or value). The message names the field.
+	ErrInvalid = errors.New("invalid")
+	// ErrQueueFull: the notifier's queue is full and the alert was dropped.
+	ErrQueueFull = errors.New("alert queue full")
+	// ErrClosed: the notifier is closed.
+	ErrClosed = errors.New("notifier closed")
+)
+
+func invalid(format string, args ...any) error { return errkind.New(ErrInvalid, format, args...) }

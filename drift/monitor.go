@@ -1,0 +1,495 @@
+package drift
+
+import (
+	"maps"
+	"math"
+	"math/rand/v2"
+	"runtime"
+	"slices"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// HistoryLen is how many window reports a monitor keeps: a day of 15-minute
+// windows.
+const HistoryLen = 96
+
+// Metric names, as in Thresholds' JSON and in reports and alerts.
+const (
+	MetricPSI   = "psi"
+	MetricKSP   = "ks_p"
+	MetricJS    = "js"
+	MetricChi2P = "chi2_p"
+)
+
+// Series kinds in reports.
+const (
+	KindNumeric     = "numeric"
+	KindCategorical = "categorical"
+)
+
+// ModelInfo identifies the model version a monitor's baseline belongs to.
+type ModelInfo struct {
+	Name    string `json:"name"`
+	Version int    `json:"version"`
+	UUID    string `json:"uuid"`
+}
+
+// Monitor is a running drift monitor: it counts the values of the watched
+// features and predictions of the current window in histograms over the
+// baseline's bins and categories, and on Evaluate closes the window and
+// judges it against the baseline. Observe, Evaluate and Report are safe for
+// concurrent use. A window's histograms are kept in shards, one per CPU up
+// to 32, each observation going to one drawn at random, so that concurrent
+// requests seldom touch the same counters; Evaluate adds them up.
+type Monitor struct {
+	spec   MonitorSpec
+	model  ModelInfo
+	series []series // the features, then the predictions
+	nFeat  int
+
+	cur    atomic.Pointer[window]
+	shards int
+
+	mu        sync.Mutex // serializes Evaluate; guards history and lastAlert
+	history   []WindowReport
+	lastAlert time.Time
+}
+
+// series is one watched feature or prediction and its baseline, compiled.
+type series struct {
+	name       string
+	prediction bool
+	edges      []float64 // numeric only
+	cats       []string  // categorical only: the baseline's categories, sorted
+	// base holds the baseline's counts as the window's are laid out: the
+	// bins, or the categories in the order of cats then other.
+	base []int64
+}
+
+func (w *window) samples() int64 {
+	var n int64
+	for k := range w.shards {
+		n += w.shards[k].samples.Load()
+	}
+	return n
+}
+
+func (s *series) numeric() bool { return s.edges != nil }
+
+func (s *series) kind() string {
+	if s.numeric() {
+		return KindNumeric
+	}
+	return KindCategorical
+}
+
+// maxShards bounds the shards of a window.
+const maxShards = 32
+
+// window is the histograms of one window, in shards: each observation
+// goes to a shard drawn at random, so that request goroutines on different
+// cores seldom write to the same counters. The histograms are mergeable;
+// Evaluate adds the shards up.
+type window struct {
+	start  time.Time
+	shards []shard
+}
+
+type shard struct {
+	// mu is held for reading while an observation is counted; Evaluate
+	// takes it to close the shard, after which no observation enters it.
+	mu          sync.RWMutex
+	closed      bool
+	samples     atomic.Int64
+	numeric     []*Numeric     // per series; nil for a categorical one
+	categorical []*Categorical // per series; nil for a numeric one
+	missing     []atomic.Int64 // per series
+	_           [64]byte       // keeps neighbouring shards' locks off one cache line
+}
+
+// NewMonitor starts a monitor of spec against the baseline b of model, its
+// first window opening at now. Every feature the spec names must be in the
+// baseline (no features means all of them), and with Predictions the
+// baseline must have predictions. Errors match ErrInvalid.
+func NewMonitor(spec MonitorSpec, b *Baseline, model ModelInfo, now time.Time) (*Monitor, error) {
+	if err := spec.Check(nil); err != nil {
+		return nil, err
+	}
+	if b == nil {
+		return nil, invalid("baseline: required")
+	}
+	if err := b.Check(); err != nil {
+		return nil, err
+	}
+	spec.Features = slices.Clone(spec.Features)
+	m := &Monitor{spec: spec, model: model}
+	names := spec.Features
+	if len(names) == 0 {
+		names = slices.Sorted(maps.Keys(b.Features))
+	}
+	for i, name := range names {
+		f, ok := b.Features[name]
+		if !ok {
+			return nil, invalid("features[%d]: %q is not in the baseline", i, name)
+		}
+		m.series = append(m.series, compile(name, false, f))
+	}
+	m.nFeat = len(m.series)
+	if spec.Predictions {
+		if len(b.Predictions) == 0 {
+			return nil, invalid("predictions: the baseline has no predictions to compare with")
+		}
+		for _, name := range slices.Sorted(maps.Keys(b.Predictions)) {
+			m.series = append(m.series, compile(name, true, b.Predictions[name]))
+		}
+	}
+	if len(m.series) == 0 {
+		return nil, invalid("features: the baseline has no features; watch its predictions")
+	}
+	m.shards = min(runtime.GOMAXPROCS(0), maxShards)
+	m.cur.Store(m.newWindow(now))
+	return m, nil
+}
+
+func compile(name string, prediction bool, f FeatureBaseline) series {
+	s := series{name: name, prediction: prediction}
+	if f.IsNumeric() {
+		s.edges = slices.Clone(f.Edges)
+		s.base = slices.Clone(f.Counts)
+		return s
+	}
+	s.cats = slices.Sorted(maps.Keys(f.Categories))
+	s.base = make([]int64, 0, len(s.cats)+1)
+	for _, c := range s.cats {
+		s.base = append(s.base, f.Categories[c])
+	}
+	s.base = append(s.base, f.Other)
+	return s
+}
+
+func (m *Monitor) newWindow(start time.Time) *window {
+	w := &window{start: start, shards: make([]shard, m.shards)}
+	for k := range w.shards {
+		sh := &w.shards[k]
+		sh.numeric = make([]*Numeric, len(m.series))
+		sh.categorical = make([]*Categorical, len(m.series))
+		sh.missing = make([]atomic.Int64, len(m.series))
+		for i := range m.series {
+			s := &m.series[i]
+			if s.numeric() {
+				sh.numeric[i] = newNumeric(s.edges)
+			} else {
+				// Room for the baseline's categories only: any other value
+				// counts as other, and the map of counters never changes.
+				sh.categorical[i] = NewCategorical(len(s.cats), s.cats...)
+			}
+		}
+	}
+	return w
+}
+
+// Spec returns the monitor's spec, webhook secret included: the caller
+// hands Spec().Webhook to the Notifier.
+func (m *Monitor) Spec() MonitorSpec {
+	s := m.spec
+	s.Features = slices.Clone(s.Features)
+	return s
+}
+
+// Observe counts one prediction's feature values and prediction outputs in
+// the current window. A numeric series takes any Go number or json.Number;
+// a categorical one a string, a bool ("true", "false") or a number (its
+// shortest decimal form, as strconv.FormatFloat(x, 'g', -1, 64) writes it).
+// A series whose value is absent, nil, NaN, ±Inf or of another type counts
+// as missing. Values of series the monitor does not watch are ignored.
+// Observe takes no exclusive lock and, but for numbers given to a
+// categorical series, allocates nothing.
+func (m *Monitor) Observe(features, predictions map[string]any) {
+	for {
+		w := m.cur.Load()
+		sh := &w.shards[rand.Uint32()%uint32(len(w.shards))]
+		sh.mu.RLock()
+		if sh.closed {
+			// Evaluate closed the window since it was loaded: the next
+			// one is in place.
+			sh.mu.RUnlock()
+			continue
+		}
+		sh.samples.Add(1)
+		for i := range m.series {
+			values := features
+			if i >= m.nFeat {
+				values = predictions
+			}
+			m.observe(sh, i, values)
+		}
+		sh.mu.RUnlock()
+		return
+	}
+}
+
+func (m *Monitor) observe(w *shard, i int, values map[string]any) {
+	s := &m.series[i]
+	v, ok := values[s.name]
+	if !ok || v == nil {
+		w.missing[i].Add(1)
+		return
+	}
+	if s.numeric() {
+		x, ok := numberOf(v)
+		if !ok || math.IsNaN(x) || math.IsInf(x, 0) {
+			w.missing[i].Add(1)
+			return
+		}
+		w.numeric[i].Add(x)
+		return
+	}
+	c, ok := categoryOf(v)
+	if !ok {
+		x, isNum := numberOf(v)
+		if !isNum || math.IsNaN(x) || math.IsInf(x, 0) {
+			w.missing[i].Add(1)
+			return
+		}
+		c = strconv.FormatFloat(x, 'g', -1, 64)
+	}
+	w.categorical[i].Add(c)
+}
+
+// WindowReport is the judgement of one closed window. Treat it as read-only:
+// the monitor's history shares it.
+type WindowReport struct {
+	Start time.Time `json:"start"`
+	End   time.Time `json:"end"`
+	// Samples is the number of Observe calls in the window.
+	Samples int64 `json:"samples"`
+	// Drifted is true when any series drifted.
+	Drifted bool `json:"drifted"`
+	// Alerted is true when the drift raised an alert, false when there was
+	// none or the cooldown suppressed it.
+	Alerted     bool           `json:"alerted"`
+	Features    []SeriesReport `json:"features"`
+	Predictions []SeriesReport `json:"predictions,omitempty"`
+	// Alert is the alert raised, to hand to a Notifier; nil when none. Only
+	// the report Evaluate returns carries it.
+	Alert *Alert `json:"-"`
+}
+
+// SeriesReport is how one feature or prediction fared in a window.
+type SeriesReport struct {
+	Name string `json:"name"`
+	Kind string `json:"kind"`
+	// Count is the number of values counted in the window, Baseline the
+	// number in the baseline; Missing is the number of observations without
+	// a usable value.
+	Count    int64 `json:"count"`
+	Missing  int64 `json:"missing"`
+	Baseline int64 `json:"baseline"`
+	// Other (categorical) is the number of values not among the baseline's
+	// categories, new values included.
+	Other int64 `json:"other,omitempty"`
+	// Judged is true when Count reached the spec's min_samples (and 1): only
+	// then may the series drift.
+	Judged  bool           `json:"judged"`
+	Drifted bool           `json:"drifted"`
+	Metrics []MetricResult `json:"metrics"`
+}
+
+// MetricResult is one rule applied to one series: the metric's value, its
+// threshold, and whether the rule was broken. For ks_p the Statistic is the
+// KS distance D; for chi2_p the chi-square statistic.
+type MetricResult struct {
+	Metric    string  `json:"metric"`
+	Value     float64 `json:"value"`
+	Threshold float64 `json:"threshold"`
+	Statistic float64 `json:"statistic,omitempty"`
+	Drifted   bool    `json:"drifted"`
+}
+
+// Evaluate closes the current window and judges it when its time is up (now
+// at least Window after it opened) or force is set; the next window opens
+// at now. It returns the report and true, or nil and false when the window
+// is still open. The report carries an Alert when the window drifted and the
+// monitor's last alert is at least Cooldown before now: the monitor, not the
+// notifier, applies the cooldown, and counts an alert as raised once it is
+// returned here. The report joins the history, which keeps the last
+// HistoryLen.
+func (m *Monitor) Evaluate(now time.Time, force bool) (*WindowReport, bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	w := m.cur.Load()
+	if !force && now.Before(w.start.Add(time.Duration(m.spec.Window))) {
+		return nil, false
+	}
+	m.cur.Store(m.newWindow(now))
+	for k := range w.shards {
+		sh := &w.shards[k]
+		sh.mu.Lock()
+		sh.closed = true
+		sh.mu.Unlock()
+	}
+
+	// No Observe holds w any more: its counts are final.
+	rep := &WindowReport{Start: w.start, End: now, Samples: w.samples()}
+	if rep.End.Before(rep.Start) {
+		rep.End = rep.Start
+	}
+	for i := range m.series {
+		sr := m.judge(w, i)
+		rep.Drifted = rep.Drifted || sr.Drifted
+		if m.series[i].prediction {
+			rep.Predictions = append(rep.Predictions, sr)
+		} else {
+			rep.Features = append(rep.Features, sr)
+		}
+	}
+	if rep.Drifted && (m.lastAlert.IsZero() || !now.Before(m.lastAlert.Add(time.Duration(m.spec.Cooldown)))) {
+		rep.Alerted = true
+		rep.Alert = m.alert(rep)
+		m.lastAlert = now
+	}
+	kept := *rep
+	kept.Alert = nil
+	m.history = append(m.history, kept)
+	if len(m.history) > HistoryLen {
+		m.history = slices.Delete(m.history, 0, len(m.history)-HistoryLen)
+	}
+	return rep, true
+}
+
+// judge compares series i's window histogram with its baseline.
+func (m *Monitor) judge(w *window, i int) SeriesReport {
+	s := &m.series[i]
+	sr := SeriesReport{Name: s.name, Kind: s.kind(), Metrics: []MetricResult{}}
+	counts := make([]int64, len(s.base))
+	for k := range w.shards {
+		sh := &w.shards[k]
+		sr.Missing += sh.missing[i].Load()
+		if s.numeric() {
+			for j, c := range sh.numeric[i].Snapshot().Counts {
+				counts[j] += c
+			}
+			continue
+		}
+		snap := sh.categorical[i].Snapshot()
+		for j, c := range s.cats {
+			counts[j] += snap.Categories[c]
+		}
+		counts[len(s.cats)] += snap.Other
+		sr.Other += snap.Other
+	}
+	for j := range counts {
+		sr.Count += counts[j]
+		sr.Baseline += s.base[j]
+	}
+	if sr.Count == 0 {
+		return sr
+	}
+	sr.Judged = sr.Count >= int64(max(m.spec.MinSamples, 1))
+	t := m.spec.Thresholds
+	add := func(metric string, value, threshold, statistic float64, drifted bool) {
+		drifted = drifted && sr.Judged
+		sr.Metrics = append(sr.Metrics, MetricResult{Metric: metric, Value: value, Threshold: threshold, Statistic: statistic, Drifted: drifted})
+		sr.Drifted = sr.Drifted || drifted
+	}
+	if t.PSI > 0 {
+		v := PSI(s.base, counts)
+		add(MetricPSI, v, t.PSI, 0, v > t.PSI)
+	}
+	if t.KSP > 0 && s.numeric() {
+		d, p := KS(s.base, counts)
+		add(MetricKSP, p, t.KSP, d, p < t.KSP)
+	}
+	if t.JS > 0 {
+		v := JensenShannon(s.base, counts)
+		add(MetricJS, v, t.JS, 0, v > t.JS)
+	}
+	if t.Chi2P > 0 && !s.numeric() {
+		stat, p, _ := ChiSquare(s.base, counts)
+		add(MetricChi2P, p, t.Chi2P, stat, p < t.Chi2P)
+	}
+	return sr
+}
+
+// MonitorReport is a monitor's state: its spec (webhook secret redacted),
+// the model its baseline belongs to, the window in progress, the reports of
+// past windows (oldest first), and when it last alerted.
+type MonitorReport struct {
+	Spec      MonitorSpec    `json:"spec"`
+	Model     ModelInfo      `json:"model"`
+	Current   CurrentWindow  `json:"current"`
+	History   []WindowReport `json:"history"`
+	LastAlert time.Time      `json:"last_alert,omitzero"`
+}
+
+// CurrentWindow is the window in progress: when it opened, how many
+// observations it has, and how many values each feature and prediction has.
+type CurrentWindow struct {
+	Start       time.Time        `json:"start"`
+	Samples     int64            `json:"samples"`
+	Features    map[string]int64 `json:"features"`
+	Predictions map[string]int64 `json:"predictions,omitempty"`
+}
+
+// Report returns the monitor's state.
+func (m *Monitor) Report() MonitorReport {
+	m.mu.Lock()
+	r := MonitorReport{Spec: m.spec.Redacted(), Model: m.model, History: slices.Clone(m.history), LastAlert: m.lastAlert}
+	m.mu.Unlock()
+	if r.History == nil {
+		r.History = []WindowReport{}
+	}
+	// w may close meanwhile; its counts stay readable.
+	w := m.cur.Load()
+	r.Current = CurrentWindow{Start: w.start, Samples: w.samples(), Features: make(map[string]int64, m.nFeat)}
+	for i := range m.series {
+		s := &m.series[i]
+		var n int64
+		for k := range w.shards {
+			if s.numeric() {
+				n += w.shards[k].numeric[i].Count()
+			} else {
+				n += w.shards[k].categorical[i].Count()
+			}
+		}
+		if !s.prediction {
+			r.Current.Features[s.name] = n
+			continue
+		}
+		if r.Current.Predictions == nil {
+			r.Current.Predictions = make(map[string]int64, len(m.series)-m.nFeat)
+		}
+		r.Current.Predictions[s.name] = n
+	}
+	return r
+}
+
+func (m *Monitor) alert(rep *WindowReport) *Alert {
+	a := &Alert{
+		Event:    EventDriftDetected,
+		Monitor:  m.spec.Name,
+		Endpoint: m.spec.Endpoint,
+		Model:    m.model,
+		Window:   AlertWindow{Start: rep.Start, End: rep.End},
+		Drifted:  []DriftedMetric{},
+	}
+	for _, group := range []struct {
+		prediction bool
+		series     []SeriesReport
+	}{{false, rep.Features}, {true, rep.Predictions}} {
+		for _, sr := range group.series {
+			for _, mr := range sr.Metrics {
+				if mr.Drifted {
+					a.Drifted = append(a.Drifted, DriftedMetric{
+						Feature: sr.Name, Prediction: group.prediction,
+						Metric: mr.Metric, Value: mr.Value, Threshold: mr.Threshold,
+					})
+				}
+			}
+		}
+	}
+	return a
+}

@@ -1,0 +1,339 @@
+package drift
+
+import (
+	"bytes"
+	"context"
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// EventDriftDetected is the event of a drift alert.
+const EventDriftDetected = "drift.detected"
+
+// Webhook request headers.
+const (
+	// HeaderSignature holds "sha256=" and the hex HMAC-SHA256 of the body
+	// keyed with the webhook's secret (see Sign); absent without a secret.
+	HeaderSignature = "X-Mlgate-Signature"
+	// HeaderDelivery holds an id that is the same in every attempt of one
+	// alert, so that a receiver can drop a retried delivery it already has.
+	HeaderDelivery = "X-Mlgate-Delivery"
+	// HeaderEvent holds the alert's event.
+	HeaderEvent = "X-Mlgate-Event"
+)
+
+// Alert is what a webhook receives, as JSON, when a monitor detects drift.
+type Alert struct {
+	Event    string          `json:"event"`
+	Monitor  string          `json:"monitor"`
+	Endpoint string          `json:"endpoint"`
+	Model    ModelInfo       `json:"model"`
+	Window   AlertWindow     `json:"window"`
+	Drifted  []DriftedMetric `json:"drifted"`
+}
+
+// AlertWindow is the window that drifted.
+type AlertWindow struct {
+	Start time.Time `json:"start"`
+	End   time.Time `json:"end"`
+}
+
+// DriftedMetric is one broken rule: the feature (or, with Prediction, the
+// prediction output), the metric, its value and its threshold.
+type DriftedMetric struct {
+	Feature    string  `json:"feature"`
+	Prediction bool    `json:"prediction,omitempty"`
+	Metric     string  `json:"metric"`
+	Value      float64 `json:"value"`
+	Threshold  float64 `json:"threshold"`
+}
+
+// Sign returns the signature header value of a webhook body:
+// "sha256=" followed by the hex HMAC-SHA256 of body keyed with secret.
+func Sign(secret string, body []byte) string {
+	mac := hmac.New(sha256.New, []byte(secret))
+	mac.Write(body)
+	return "sha256=" + hex.EncodeToString(mac.Sum(nil))
+}
+
+// Verify reports whether header is body's signature under secret, comparing
+// in constant time. Receivers call it with the raw request body.
+func Verify(secret string, body []byte, header string) bool {
+	hexSum, ok := strings.CutPrefix(header, "sha256=")
+	if !ok {
+		return false
+	}
+	got, err := hex.DecodeString(hexSum)
+	if err != nil {
+		return false
+	}
+	mac := hmac.New(sha256.New, []byte(secret))
+	mac.Write(body)
+	return hmac.Equal(got, mac.Sum(nil))
+}
+
+// NotifierOptions tune a Notifier; a zero field takes its default.
+type NotifierOptions struct {
+	// Attempts is how many times a delivery is tried (default 5).
+	Attempts int
+	// BaseDelay is the wait before the second attempt; each later wait
+	// doubles, up to MaxDelay (defaults 1s and 1m).
+	BaseDelay time.Duration
+	MaxDelay  time.Duration
+	// Timeout bounds each attempt (default 10s).
+	Timeout time.Duration
+	// QueueSize is how many alerts may wait for delivery (default 64).
+	QueueSize int
+	// Client sends the requests (default: a new http.Client).
+	Client *http.Client
+	// Log gets a line per failed attempt and per alert given up on
+	// (default: none).
+	Log *slog.Logger
+}
+
+// Notifier delivers alerts to webhooks from its own goroutine, through a
+// bounded queue. A delivery is a POST of the alert as JSON, signed when the
+// webhook has a secret, tried up to Attempts times with exponential backoff
+// until the receiver answers 2xx. An answer of 4xx other than 408 and 429
+// means the receiver refused the alert for good, and is not retried. Close
+// stops it.
+type Notifier struct {
+	opts   NotifierOptions
+	queue  chan delivery
+	ctx    context.Context // cancelled when Close gives up waiting
+	cancel context.CancelFunc
+	done   chan struct{}
+
+	mu     sync.Mutex // guards closed and sends on queue
+	closed bool
+
+	delivered, failed, dropped atomic.Int64
+}
+
+type delivery struct {
+	hook Webhook
+	body []byte
+	id   string
+}
+
+// NotifierStats counts alerts: delivered (a 2xx answer), failed (given up
+// on) and dropped (the queue was full).
+type NotifierStats struct {
+	Delivered int64 `json:"delivered"`
+	Failed    int64 `json:"failed"`
+	Dropped   int64 `json:"dropped"`
+}
+
+// NewNotifier starts a notifier.
+func NewNotifier(opts NotifierOptions) *Notifier {
+	if opts.Attempts <= 0 {
+		opts.Attempts = 5
+	}
+	if opts.BaseDelay <= 0 {
+		opts.BaseDelay = time.Second
+	}
+	if opts.MaxDelay <= 0 {
+		opts.MaxDelay = time.Minute
+	}
+	if opts.Timeout <= 0 {
+		opts.Timeout = 10 * time.Second
+	}
+	if opts.QueueSize <= 0 {
+		opts.QueueSize = 64
+	}
+	if opts.Client == nil {
+		opts.Client = &http.Client{}
+	}
+	if opts.Log == nil {
+		opts.Log = slog.New(slog.DiscardHandler)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	n := &Notifier{
+		opts:   opts,
+		queue:  make(chan delivery, opts.QueueSize),
+		ctx:    ctx,
+		cancel: cancel,
+		done:   make(chan struct{}),
+	}
+	go n.run()
+	return n
+}
+
+func (n *Notifier) run() {
+	defer close(n.done)
+	for d := range n.queue {
+		if err := n.send(n.ctx, d); err != nil {
+			n.failed.Add(1)
+			n.opts.Log.Warn("drift alert not delivered", "url", redactURL(d.hook.URL), "delivery", d.id, "err", err)
+			continue
+		}
+		n.delivered.Add(1)
+	}
+}
+
+// Notify queues an alert for delivery to hook and returns at once. It
+// returns ErrQueueFull when the queue is full (the alert is dropped),
+// ErrClosed after Close, and an error matching ErrInvalid when hook has no
+// URL.
+func (n *Notifier) Notify(hook Webhook, a *Alert) error {
+	d, err := newDelivery(hook, a)
+	if err != nil {
+		return err
+	}
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.closed {
+		return ErrClosed
+	}
+	select {
+	case n.queue <- d:
+		return nil
+	default:
+		n.dropped.Add(1)
+		return ErrQueueFull
+	}
+}
+
+// Deliver delivers an alert to hook now, with the notifier's retries,
+// within ctx. It returns nil once the receiver answered 2xx, and otherwise
+// the last attempt's error (or ctx's).
+func (n *Notifier) Deliver(ctx context.Context, hook Webhook, a *Alert) error {
+	d, err := newDelivery(hook, a)
+	if err != nil {
+		return err
+	}
+	return n.send(ctx, d)
+}
+
+func newDelivery(hook Webhook, a *Alert) (delivery, error) {
+	if hook.URL == "" {
+		return delivery{}, invalid("webhook.url: required to deliver an alert")
+	}
+	body, err := json.Marshal(a)
+	if err != nil {
+		return delivery{}, fmt.Errorf("encode alert: %w", err)
+	}
+	return delivery{hook: hook, body: body, id: rand.Text()}, nil
+}
+
+// Stats returns the notifier's counts so far.
+func (n *Notifier) Stats() NotifierStats {
+	return NotifierStats{Delivered: n.delivered.Load(), Failed: n.failed.Load(), Dropped: n.dropped.Load()}
+}
+
+// Close stops taking alerts and waits for the queued ones to be delivered
+// or given up on. If ctx ends first, it cancels the deliveries in progress
+// and those left in the queue, waits for the goroutine to end, and returns
+// ctx's error.
+func (n *Notifier) Close(ctx context.Context) error {
+	n.mu.Lock()
+	if !n.closed {
+		n.closed = true
+		close(n.queue)
+	}
+	n.mu.Unlock()
+	select {
+	case <-n.done:
+		n.cancel()
+		return nil
+	case <-ctx.Done():
+		n.cancel()
+		<-n.done
+		return ctx.Err()
+	}
+}
+
+// permanentError is a refusal that retrying will not change.
+type permanentError struct{ error }
+
+func (n *Notifier) send(ctx context.Context, d delivery) error {
+	var err error
+	delay := n.opts.BaseDelay
+	for attempt := 1; attempt <= n.opts.Attempts; attempt++ {
+		if attempt > 1 {
+			n.opts.Log.Info("drift alert attempt failed; retrying", "url", redactURL(d.hook.URL), "delivery", d.id, "attempt", attempt-1, "retry_in", delay, "err", err)
+			t := time.NewTimer(delay)
+			select {
+			case <-ctx.Done():
+				t.Stop()
+				return fmt.Errorf("deliver alert: %w (last attempt: %w)", ctx.Err(), err)
+			case <-t.C:
+			}
+			delay = min(2*delay, n.opts.MaxDelay)
+		}
+		err = n.post(ctx, d)
+		var perm permanentError
+		switch {
+		case err == nil:
+			return nil
+		case errors.As(err, &perm):
+			return perm.error
+		case ctx.Err() != nil:
+			return fmt.Errorf("deliver alert: %w", err)
+		}
+	}
+	return fmt.Errorf("deliver alert: %d attempts failed, the last: %w", n.opts.Attempts, err)
+}
+
+func (n *Notifier) post(ctx context.Context, d delivery) error {
+	ctx, cancel := context.WithTimeout(ctx, n.opts.Timeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, d.hook.URL, bytes.NewReader(d.body))
+	if err != nil {
+		return permanentError{fmt.Errorf("deliver alert: %w", err)}
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("User-Agent", "mlgate-drift")
+	req.Header.Set(HeaderEvent, EventDriftDetected)
+	req.Header.Set(HeaderDelivery, d.id)
+	if d.hook.Secret != "" {
+		req.Header.Set(HeaderSignature, Sign(d.hook.Secret, d.body))
+	}
+	resp, err := n.opts.Client.Do(req)
+	if err != nil {
+		var urlErr *url.Error
+		if errors.As(err, &urlErr) {
+			urlErr.URL = redactURL(urlErr.URL)
+		}
+		return err
+	}
+	// Drain a little so that the connection can be reused.
+	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
+	resp.Body.Close()
+	switch c := resp.StatusCode; {
+	case c >= 200 && c < 300:
+		return nil
+	case c >= 400 && c < 500 && c != http.StatusRequestTimeout && c != http.StatusTooManyRequests:
+		return permanentError{fmt.Errorf("deliver alert: the receiver refused it: %s", resp.Status)}
+	default:
+		return fmt.Errorf("receiver answered %s", resp.Status)
+	}
+}
+
+// redactURL drops a URL's query and user info, which may hold tokens, for
+// logs.
+func redactURL(raw string) string {
+	if i := strings.IndexAny(raw, "?#"); i >= 0 {
+		raw = raw[:i]
+	}
+	if scheme, rest, ok := strings.Cut(raw, "://"); ok {
+		if at := strings.IndexByte(rest, '@'); at >= 0 && at < strings.IndexByte(rest+"/", '/') {
+			rest = rest[at+1:]
+		}
+		return scheme + "://" + rest
+	}
+	return raw
+}

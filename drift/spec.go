@@ -1,0 +1,282 @@
+package drift
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/url"
+	"reflect"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/mlgate/mlgate/internal/jsonerr"
+)
+
+// Monitor spec defaults and limits.
+const (
+	BaselineModel     = "model"
+	DefaultCooldown   = time.Hour
+	DefaultMinSamples = 100
+	MinWindow         = time.Second
+	maxMonitorName    = 128
+	maxRefName        = 256
+)
+
+// Duration is a time.Duration written in JSON as a Go duration string such as
+// "15m" or "1h".
+type Duration time.Duration
+
+// MarshalText writes the duration as time.Duration.String does.
+func (d Duration) MarshalText() ([]byte, error) { return []byte(time.Duration(d).String()), nil }
+
+// UnmarshalJSON reads a JSON string holding a Go duration; null leaves d as
+// it is.
+func (d *Duration) UnmarshalJSON(b []byte) error {
+	if string(b) == "null" {
+		return nil
+	}
+	var text string
+	if err := json.Unmarshal(b, &text); err != nil {
+		return &json.UnmarshalTypeError{Value: jsonKind(b), Type: reflect.TypeFor[string]()}
+	}
+	v, err := time.ParseDuration(text)
+	if err != nil {
+		return fmt.Errorf("duration %q: want a Go duration such as \"15m\" or \"1h\"", text)
+	}
+	*d = Duration(v)
+	return nil
+}
+
+// jsonKind names the kind of a JSON value as encoding/json's errors do.
+func jsonKind(b []byte) string {
+	switch b[0] {
+	case '{':
+		return "object"
+	case '[':
+		return "array"
+	case 't', 'f':
+		return "bool"
+	}
+	return "number"
+}
+
+// Thresholds are a monitor's drift rules; a rule set to 0 is off. A numeric
+// series drifts when its PSI is above PSI or its KS p-value below KSP; a
+// categorical one when its chi-square p-value is below Chi2P; either kind
+// when its Jensen–Shannon distance is above JS.
+type Thresholds struct {
+	PSI   float64 `json:"psi"`
+	KSP   float64 `json:"ks_p"`
+	JS    float64 `json:"js"`
+	Chi2P float64 `json:"chi2_p"`
+}
+
+// Webhook is where alerts are posted, and the secret they are signed with
+// (see Sign). No URL means no webhook.
+type Webhook struct {
+	URL    string `json:"url"`
+	Secret string `json:"secret,omitempty"`
+}
+
+// MonitorSpec says what a drift monitor watches and when it alerts.
+type MonitorSpec struct {
+	// Name names the monitor in reports and alerts.
+	Name string `json:"name"`
+	// Endpoint or Model (exactly one) is what the monitor watches: every
+	// prediction of an endpoint, or of a model reference ("name",
+	// "name@alias", "name/version") whichever endpoint served it.
+	Endpoint string `json:"endpoint,omitempty"`
+	Model    string `json:"model,omitempty"`
+	// Baseline is "model", the baseline registered with the model version, or
+	// a time range of the inference table, "start/end" in RFC 3339, such as
+	// "2026-11-01T00:00:00Z/2026-11-08T00:00:00Z".
+	Baseline string `json:"baseline"`
+	// Window is how long each compared window of recent traffic lasts.
+	Window Duration `json:"window"`
+	// MinSamples is how many values a feature needs in a window to be judged;
+	// a window with fewer is reported but never drifts.
+	MinSamples int `json:"min_samples"`
+	// Features are the input features to watch; none means all those in the
+	// baseline.
+	Features []string `json:"features,omitempty"`
+	// Predictions also watches every prediction output in the baseline.
+	Predictions bool       `json:"predictions"`
+	Thresholds  Thresholds `json:"thresholds"`
+	Webhook     Webhook    `json:"webhook"`
+	// Cooldown is the least time between two alerts of the monitor.
+	Cooldown Duration `json:"cooldown"`
+}
+
+// DecodeMonitorSpec decodes a monitor spec strictly (unknown fields are
+// errors), with baseline "model", min_samples 100 and cooldown 1h unless
+// given, and checks it with Check(nil). Errors match ErrInvalid and name the
+// field.
+func DecodeMonitorSpec(body []byte) (MonitorSpec, error) {
+	s := MonitorSpec{
+		Baseline:   BaselineModel,
+		MinSamples: DefaultMinSamples,
+		Cooldown:   Duration(DefaultCooldown),
+	}
+	if !utf8.Valid(body) {
+		return MonitorSpec{}, invalid("monitor: not valid UTF-8")
+	}
+	if err := jsonerr.Decode(body, &s); err != nil {
+		return MonitorSpec{}, invalid("monitor: %v", err)
+	}
+	if err := s.Check(nil); err != nil {
+		return MonitorSpec{}, err
+	}
+	return s, nil
+}
+
+// Check reports whether the spec is well formed: a name; exactly one of
+// endpoint and model (which resolve, when not nil, accepts: it gets the
+// field's name and value); a baseline of "model" or a time range whose start
+// is before its end; a window of at least 1s; min_samples and cooldown not
+// negative; distinct feature names; thresholds not negative, p-values and
+// the JS distance at most 1, and at least one rule on; a webhook URL, when
+// set, absolute http or https. Errors match ErrInvalid and name the field.
+func (s MonitorSpec) Check(resolve func(field, ref string) error) error {
+	if err := checkText("name", s.Name, maxMonitorName); err != nil {
+		return err
+	}
+	switch {
+	case s.Endpoint == "" && s.Model == "":
+		return invalid("endpoint or model: one of them is required")
+	case s.Endpoint != "" && s.Model != "":
+		return invalid("endpoint and model: give one of them, not both")
+	}
+	field, ref := "endpoint", s.Endpoint
+	if s.Model != "" {
+		field, ref = "model", s.Model
+	}
+	if err := checkText(field, ref, maxRefName); err != nil {
+		return err
+	}
+	if resolve != nil {
+		if err := resolve(field, ref); err != nil {
+			return &causeError{msg: field + ": " + err.Error(), cause: err}
+		}
+	}
+	if _, _, err := s.baselineRange(); err != nil {
+		return err
+	}
+	if time.Duration(s.Window) < MinWindow {
+		return invalid("window: at least %v, got %v", MinWindow, time.Duration(s.Window))
+	}
+	if s.MinSamples < 0 {
+		return invalid("min_samples: must not be negative, got %d", s.MinSamples)
+	}
+	if s.Cooldown < 0 {
+		return invalid("cooldown: must not be negative, got %v", time.Duration(s.Cooldown))
+	}
+	if len(s.Features) > MaxBaselineSeries {
+		return invalid("features: at most %d, got %d", MaxBaselineSeries, len(s.Features))
+	}
+	seen := make(map[string]int, len(s.Features))
+	for i, f := range s.Features {
+		if err := checkText(fmt.Sprintf("features[%d]", i), f, maxSeriesName); err != nil {
+			return err
+		}
+		if j, ok := seen[f]; ok {
+			return invalid("features[%d]: %q is already features[%d]", i, f, j)
+		}
+		seen[f] = i
+	}
+	if err := s.Thresholds.check(); err != nil {
+		return err
+	}
+	if s.Webhook.URL != "" {
+		u, err := url.Parse(s.Webhook.URL)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return invalid("webhook.url: want an absolute http or https URL, got %q", s.Webhook.URL)
+		}
+	} else if s.Webhook.Secret != "" {
+		return invalid("webhook.secret: set without webhook.url")
+	}
+	return nil
+}
+
+func (t Thresholds) check() error {
+	for _, r := range []struct {
+		field string
+		value float64
+		max   float64
+	}{
+		{"psi", t.PSI, 0},
+		{"ks_p", t.KSP, 1},
+		{"js", t.JS, 1},
+		{"chi2_p", t.Chi2P, 1},
+	} {
+		switch {
+		case !(r.value >= 0) || r.value > 1e300:
+			return invalid("thresholds.%s: must be a number not negative, got %v", r.field, r.value)
+		case r.max > 0 && r.value > r.max:
+			return invalid("thresholds.%s: at most %v, got %v", r.field, r.max, r.value)
+		}
+	}
+	if t == (Thresholds{}) {
+		return invalid("thresholds: set at least one of psi, ks_p, js and chi2_p")
+	}
+	return nil
+}
+
+// BaselineRange returns the start and end of the spec's baseline time range;
+// ok is false when the baseline is the model's.
+func (s MonitorSpec) BaselineRange() (start, end time.Time, ok bool) {
+	start, end, err := s.baselineRange()
+	return start, end, err == nil && !start.IsZero()
+}
+
+func (s MonitorSpec) baselineRange() (start, end time.Time, err error) {
+	if s.Baseline == BaselineModel {
+		return time.Time{}, time.Time{}, nil
+	}
+	from, to, ok := strings.Cut(s.Baseline, "/")
+	if !ok {
+		return time.Time{}, time.Time{}, invalid("baseline: want %q or a time range \"start/end\" in RFC 3339, got %q", BaselineModel, s.Baseline)
+	}
+	if start, err = time.Parse(time.RFC3339, from); err != nil {
+		return time.Time{}, time.Time{}, invalid("baseline: start %q: want an RFC 3339 time such as 2026-11-01T00:00:00Z", from)
+	}
+	if end, err = time.Parse(time.RFC3339, to); err != nil {
+		return time.Time{}, time.Time{}, invalid("baseline: end %q: want an RFC 3339 time such as 2026-11-08T00:00:00Z", to)
+	}
+	if !start.Before(end) {
+		return time.Time{}, time.Time{}, invalid("baseline: the range must start before it ends, got %q", s.Baseline)
+	}
+	return start, end, nil
+}
+
+// Redacted returns the spec with the webhook secret, if any, replaced by
+// "redacted", for reports.
+func (s MonitorSpec) Redacted() MonitorSpec {
+	if s.Webhook.Secret != "" {
+		s.Webhook.Secret = "redacted"
+	}
+	s.Features = append([]string(nil), s.Features...)
+	return s
+}
+
+func checkText(field, v string, limit int) error {
+	switch {
+	case v == "":
+		return invalid("%s: required", field)
+	case len(v) > limit:
+		return invalid("%s: at most %d bytes, got %d", field, limit, len(v))
+	case strings.IndexFunc(v, func(r rune) bool { return r < ' ' || r == 0x7f }) >= 0:
+		return invalid("%s: must not hold control characters, got %q", field, v)
+	}
+	return nil
+}
+
+// causeError is an ErrInvalid whose message ends with another error's, which
+// it also wraps: a model reference the resolver refused matches both
+// ErrInvalid and the resolver's error.
+type causeError struct {
+	msg   string
+	cause error
+}
+
+func (e *causeError) Error() string   { return e.msg }
+func (e *causeError) Unwrap() []error { return []error{ErrInvalid, e.cause} }

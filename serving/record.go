@@ -1,0 +1,157 @@
+package serving
+
+import (
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"math/rand/v2"
+	"slices"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/mlgate/mlgate/featurestore"
+	"github.com/mlgate/mlgate/router"
+	"github.com/mlgate/mlgate/serving/tables"
+)
+
+// RowSink takes the inference-table rows of predictions (a tables.Writer).
+// Write must not block.
+type RowSink interface {
+	Write(tables.Row)
+}
+
+// observation is one prediction, served or failed, as it is recorded.
+type observation struct {
+	start     time.Time
+	requestID string
+	route     *router.Route // nil for a call to a model
+	variant   string
+	shadow    bool
+	model     string // the model asked for, recorded when none served
+	body      []byte // the request as sent
+	req       *predictRequest
+	p         *prediction // nil when the request failed
+	response  []byte
+	err       error
+}
+
+// observe records a prediction in the inference table (when the endpoint
+// samples it), with the PII fields of its endpoint hashed. It copies what it
+// keeps: body and response may be reused once it returns.
+func (s *Server) observe(o *observation) {
+	if s.tables == nil {
+		return
+	}
+	var pii []string
+	row := tables.Row{
+		RequestID: o.requestID,
+		Timestamp: o.start,
+		Variant:   o.variant,
+		IsShadow:  o.shadow,
+		ModelName: o.model,
+		LatencyUS: time.Since(o.start).Microseconds(),
+		Response:  string(o.response),
+	}
+	if o.route != nil {
+		if r := o.route.TableSample(); r < 1 && rand.Float64() >= r {
+			return
+		}
+		row.Endpoint = o.route.Endpoint()
+		pii = o.route.PII()
+	}
+	if row.RequestID == "" {
+		row.RequestID = uuid.NewString()
+	}
+	if o.err != nil {
+		row.StatusCode = int32(statusOf(o.err))
+		row.Error = o.err.Error()
+	} else {
+		row.StatusCode = 200
+	}
+	if o.p != nil {
+		row.ModelName, row.ModelVersion, row.ModelUUID = o.p.Version.Name, int64(o.p.Version.Version), o.p.Version.UUID
+		if o.p.asm != nil {
+			row.Features, row.FeatureStatus = featuresJSON(o.p.asm, pii, s.piiKey)
+		}
+	}
+	if o.req != nil && len(o.req.Entities) > 0 {
+		if raw, err := json.Marshal(o.req.Entities); err == nil {
+			row.Entities = string(redact(raw, pii, s.piiKey))
+		}
+	}
+	row.Request = string(redact(o.body, pii, s.piiKey))
+	s.tables.Write(row)
+}
+
+// featuresJSON writes the values a prediction's features took, per feature
+// a list with one value per entity row, and the statuses per row.
+func featuresJSON(a *featurestore.Assembly, pii []string, key []byte) (string, string) {
+	values := make(map[string][]any, len(a.Refs))
+	for i, ref := range a.Refs {
+		vs := make([]any, len(a.Used[i]))
+		for row, v := range a.Used[i] {
+			vs[row] = v.JSON()
+		}
+		values[ref] = vs
+	}
+	rawValues, _ := json.Marshal(values)
+	statuses := make([]map[string]featurestore.Status, len(a.Statuses))
+	for row, st := range a.Statuses {
+		statuses[row] = make(map[string]featurestore.Status, len(st))
+		for i, s := range st {
+			statuses[row][a.Refs[i]] = s
+		}
+	}
+	rawStatuses, _ := json.Marshal(statuses)
+	return string(redact(rawValues, pii, key)), string(rawStatuses)
+}
+
+// redact replaces, in a JSON object, the values of the fields named in pii
+// (at the top level, or inside its "entities", "request" and "inputs"
+// objects) by a keyed hash of their JSON text: "pii:" and 24 hex digits,
+// equal for equal values, so rows can still be joined. Anything that is not
+// a JSON object is returned as it is.
+func redact(raw []byte, pii []string, key []byte) []byte {
+	if len(pii) == 0 {
+		return raw
+	}
+	var obj map[string]json.RawMessage
+	if json.Unmarshal(raw, &obj) != nil {
+		return raw
+	}
+	for k, v := range obj {
+		switch {
+		case slices.Contains(pii, k):
+			obj[k] = hashValues(v, key)
+		case k == "entities" || k == "request" || k == "inputs":
+			obj[k] = redact(v, pii, key)
+		}
+	}
+	out, err := json.Marshal(obj)
+	if err != nil {
+		return raw
+	}
+	return out
+}
+
+// hashValues hashes a value, or each element of an array.
+func hashValues(v json.RawMessage, key []byte) json.RawMessage {
+	var list []json.RawMessage
+	if json.Unmarshal(v, &list) == nil {
+		for i, e := range list {
+			list[i] = hashValue(e, key)
+		}
+		out, _ := json.Marshal(list)
+		return out
+	}
+	return hashValue(v, key)
+}
+
+func hashValue(v json.RawMessage, key []byte) json.RawMessage {
+	m := hmac.New(sha256.New, key)
+	m.Write(v)
+	out, _ := json.Marshal("pii:" + hex.EncodeToString(m.Sum(nil)[:12]))
+	return out
+}
