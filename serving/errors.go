@@ -5,11 +5,13 @@ import (
 
 	"github.com/gofiber/fiber/v2"
 
+	"github.com/mlgate/mlgate/drift"
 	"github.com/mlgate/mlgate/featurestore"
 	"github.com/mlgate/mlgate/internal/auth"
 	"github.com/mlgate/mlgate/internal/errkind"
 	"github.com/mlgate/mlgate/registry"
 	"github.com/mlgate/mlgate/router"
+	"github.com/mlgate/mlgate/serving/tables"
 )
 
 // ErrInvalidInput: a request the caller must fix (malformed JSON, an unknown
@@ -33,7 +35,7 @@ func statusOf(err error) int {
 	var fe *fiber.Error
 	switch {
 	case errors.Is(err, ErrInvalidInput), errors.Is(err, registry.ErrInvalid), errors.Is(err, featurestore.ErrInvalid),
-		errors.Is(err, router.ErrInvalid):
+		errors.Is(err, router.ErrInvalid), errors.Is(err, tables.ErrInvalid), errors.Is(err, drift.ErrInvalid):
 		return fiber.StatusBadRequest
 	case errors.Is(err, auth.ErrNoKey), errors.Is(err, auth.ErrBadKey):
 		return fiber.StatusUnauthorized

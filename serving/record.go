@@ -1,6 +1,7 @@
 package serving
 
 import (
+	"context"
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/hex"
@@ -16,10 +17,13 @@ import (
 	"github.com/mlgate/mlgate/serving/tables"
 )
 
-// RowSink takes the inference-table rows of predictions (a tables.Writer).
-// Write must not block.
-type RowSink interface {
+// Tables is the inference-table writer (a tables.Writer). Write must not
+// block.
+type Tables interface {
 	Write(tables.Row)
+	Stats() tables.Stats
+	Flush(ctx context.Context) error
+	DeleteEntity(ctx context.Context, column, value string) (int64, error)
 }
 
 // observation is one prediction, served or failed, as it is recorded.

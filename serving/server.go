@@ -42,8 +42,9 @@ type Deps struct {
 	Metrics http.Handler
 	// Router keeps the endpoints; nil serves none.
 	Router *router.Service
-	// Tables records every prediction; nil records none.
-	Tables RowSink
+	// Tables records every prediction in TablesDir; nil records none.
+	Tables    Tables
+	TablesDir string
 	// PIIKey keys the hash that replaces PII fields in recorded rows.
 	PIIKey []byte
 }
@@ -51,18 +52,19 @@ type Deps struct {
 // Server serves the registry API, the feature store API, predictions and the
 // V2 inference protocol.
 type Server struct {
-	app      *fiber.App
-	reg      *registry.Registry
-	catalog  *Catalog
-	features *featurestore.Service
-	auth     *auth.Authenticator
-	log      *slog.Logger
-	metrics  http.Handler
-	router   *router.Service
-	shadows  *shadows
-	tables   RowSink
-	piiKey   []byte
-	opts     Options
+	app       *fiber.App
+	reg       *registry.Registry
+	catalog   *Catalog
+	features  *featurestore.Service
+	auth      *auth.Authenticator
+	log       *slog.Logger
+	metrics   http.Handler
+	router    *router.Service
+	shadows   *shadows
+	tables    Tables
+	tablesDir string
+	piiKey    []byte
+	opts      Options
 }
 
 // uploadOverhead is room for the multipart framing and metadata part of an
@@ -72,7 +74,7 @@ const uploadOverhead = 1 << 20
 // New returns a Server with every route registered.
 func New(opts Options, d Deps) *Server {
 	s := &Server{reg: d.Registry, catalog: d.Catalog, features: d.Features, auth: d.Auth, log: d.Log, metrics: d.Metrics, router: d.Router,
-		tables: d.Tables, piiKey: d.PIIKey, opts: opts}
+		tables: d.Tables, tablesDir: d.TablesDir, piiKey: d.PIIKey, opts: opts}
 	s.shadows = newShadows(s.runPredict, s.observe, d.Log)
 	s.app = fiber.New(fiber.Config{
 		AppName:               "mlgate",
@@ -137,6 +139,10 @@ func (s *Server) routes() {
 	app.Post("/v1/endpoints/:endpoint/canary", sre, limited, s.startCanary)
 	app.Post("/v1/endpoints/:endpoint/canary/:command", sre, s.canaryCommand)
 	app.Post("/v1/endpoints/:endpoint/predict", predict, limited, s.endpointPredict)
+
+	app.Get("/v1/tables", anyone, s.listTables)
+	app.Post("/v1/tables/delete", scientist, limited, s.deleteEntity)
+	app.Post("/v1/labels", scientist, limited, s.postLabels)
 }
 
 // App returns the fiber application, for tests that drive it in-process.

@@ -8,8 +8,11 @@ package gateway
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"net"
 	"os"
@@ -31,6 +34,7 @@ import (
 	routerbolt "github.com/mlgate/mlgate/router/bolt"
 	"github.com/mlgate/mlgate/serving"
 	"github.com/mlgate/mlgate/serving/onnx"
+	"github.com/mlgate/mlgate/serving/tables"
 )
 
 // Gateway is a running mlgate.
@@ -42,17 +46,24 @@ type Gateway struct {
 	Features *featurestore.Service
 	Router   *router.Service
 	Server   *serving.Server
+	// Tables writes the inference tables; nil when they are off.
+	Tables *tables.Writer
 
-	meta   registry.MetaStore
-	routes *routerbolt.Store
-	served chan error
-	log    *slog.Logger
+	closers []func() error // the stores, in the order they were opened
+	served  chan error
+	log     *slog.Logger
 }
 
 // Start opens the stores, starts listening (so that liveness answers while
 // models load), then loads every registered version. version is what GET /v2
 // reports.
-func Start(ctx context.Context, cfg config.Config, version string, log *slog.Logger) (*Gateway, error) {
+func Start(ctx context.Context, cfg config.Config, version string, log *slog.Logger) (_ *Gateway, err error) {
+	g := &Gateway{served: make(chan error, 1), log: log}
+	defer func() {
+		if err != nil {
+			g.closeAll()
+		}
+	}()
 	authn, err := newAuthenticator(cfg, log)
 	if err != nil {
 		return nil, err
@@ -73,67 +84,72 @@ func Start(ctx context.Context, cfg config.Config, version string, log *slog.Log
 	if err != nil {
 		return nil, err
 	}
+	g.closers = append(g.closers, meta.Close)
 	artifacts, err := localfs.New(filepath.Join(cfg.DataDir, "artifacts"))
 	if err != nil {
-		meta.Close()
 		return nil, err
 	}
 	metrics, err := telemetry.New()
 	if err != nil {
-		meta.Close()
 		return nil, err
 	}
 	features, err := openFeatures(ctx, cfg, metrics)
 	if err != nil {
-		meta.Close()
 		return nil, err
 	}
+	g.Features = features
+	g.closers = append(g.closers, features.Close)
 	opts := onnx.Options{IntraOpThreads: cfg.ONNX.IntraOpThreads, InterOpThreads: cfg.ONNX.InterOpThreads}
 	reg := registry.New(meta, artifacts, onnx.Inspector{Options: opts}, int64(cfg.Registry.MaxModelBytes))
 	catalog := serving.NewCatalog(reg, func(path string) (*onnx.Session, error) { return onnx.LoadWarm(path, opts) }, log)
 	reg.CheckSpecsWith(serving.SpecChecker(features))
 	features.SetUsers(serving.SpecUsers(reg))
 	catalog.PlanWith(serving.FeaturePlanner(features))
+	g.Registry, g.Catalog = reg, catalog
 	routes, err := routerbolt.Open(filepath.Join(cfg.DataDir, "endpoints.db"))
 	if err != nil {
-		meta.Close()
-		features.Close()
 		return nil, err
 	}
+	g.closers = append(g.closers, routes.Close)
 	rs, err := router.NewService(ctx, routes, serving.RouterModels(reg, catalog), reg.RecordAudit, log)
 	if err != nil {
-		meta.Close()
-		features.Close()
-		routes.Close()
 		return nil, err
 	}
 	if err := rs.RegisterMetrics(metrics.Meter("router")); err != nil {
-		meta.Close()
-		features.Close()
-		routes.Close()
 		return nil, err
 	}
-	server := serving.New(serving.Options{
+	g.Router = rs
+	deps := serving.Deps{Registry: reg, Catalog: catalog, Features: features, Auth: authn, Log: log, Metrics: metrics.Handler(), Router: rs}
+	if cfg.Tables.Enabled {
+		if deps.PIIKey, err = piiKey(cfg); err != nil {
+			return nil, err
+		}
+		t := cfg.Tables
+		g.Tables, err = tables.Open(tables.Options{
+			Dir: filepath.Join(cfg.DataDir, "inference"), MaxFileBytes: int64(t.MaxFileBytes), MaxFileAge: time.Duration(t.MaxFileAge),
+			FlushInterval: time.Duration(t.FlushInterval), QueueSize: t.QueueSize, Spill: t.Spill,
+		})
+		if err != nil {
+			return nil, fmt.Errorf("inference tables: %w", err)
+		}
+		deps.Tables, deps.TablesDir = g.Tables, filepath.Join(cfg.DataDir, "inference")
+	}
+	g.Server = serving.New(serving.Options{
 		MaxBodyBytes: int64(cfg.Server.MaxBodyBytes),
 		ReadTimeout:  time.Duration(cfg.Server.ReadTimeout),
 		WriteTimeout: time.Duration(cfg.Server.WriteTimeout),
 		IdleTimeout:  time.Duration(cfg.Server.IdleTimeout),
 		Version:      version,
-	}, serving.Deps{Registry: reg, Catalog: catalog, Features: features, Auth: authn, Log: log, Metrics: metrics.Handler(), Router: rs})
+	}, deps)
 
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
-		meta.Close()
-		features.Close()
-		routes.Close()
 		return nil, fmt.Errorf("listen (listen: %s): %w", cfg.Listen, err)
 	}
-	g := &Gateway{Addr: ln.Addr().String(), Registry: reg, Catalog: catalog, Features: features, Router: rs, Server: server,
-		meta: meta, routes: routes, served: make(chan error, 1), log: log}
-	go func() { g.served <- server.Serve(ln) }()
+	g.Addr = ln.Addr().String()
+	go func() { g.served <- g.Server.Serve(ln) }()
 	log.Info("mlgate listening", "addr", g.Addr, "data_dir", cfg.DataDir)
 	if err := catalog.Sync(ctx); err != nil {
-		g.Shutdown(context.Background())
 		return nil, fmt.Errorf("load registered models: %w", err)
 	}
 	rs.Start(controllerTick)
@@ -144,13 +160,57 @@ func Start(ctx context.Context, cfg config.Config, version string, log *slog.Log
 // Done yields the error that stopped the server if it stops on its own.
 func (g *Gateway) Done() <-chan error { return g.served }
 
-// Shutdown stops accepting requests, waits until ctx ends for those in flight,
-// then closes the sessions and the registry.
+// Shutdown stops accepting requests, waits until ctx ends for those in
+// flight, writes every accepted inference-table row, then closes the
+// sessions and the stores.
 func (g *Gateway) Shutdown(ctx context.Context) error {
-	g.Router.Close()
-	err := g.Server.Shutdown(ctx)
-	g.Catalog.Close()
-	return errors.Join(err, g.meta.Close(), g.Features.Close(), g.routes.Close())
+	var errs []error
+	if g.Router != nil {
+		g.Router.Close()
+	}
+	if g.Server != nil {
+		errs = append(errs, g.Server.Shutdown(ctx))
+	}
+	if g.Tables != nil {
+		errs = append(errs, g.Tables.Close(ctx))
+	}
+	if g.Catalog != nil {
+		g.Catalog.Close()
+	}
+	return errors.Join(append(errs, g.closeAll())...)
+}
+
+// closeAll closes the stores opened so far, the last first.
+func (g *Gateway) closeAll() error {
+	var errs []error
+	for i := len(g.closers) - 1; i >= 0; i-- {
+		errs = append(errs, g.closers[i]())
+	}
+	g.closers = nil
+	return errors.Join(errs...)
+}
+
+// piiKey is the configured key for hashing PII fields, or one generated once
+// and kept in the data directory.
+func piiKey(cfg config.Config) ([]byte, error) {
+	if cfg.Tables.PIIKey != "" {
+		return []byte(cfg.Tables.PIIKey), nil
+	}
+	path := filepath.Join(cfg.DataDir, "pii.key")
+	if key, err := os.ReadFile(path); err == nil {
+		return key, nil
+	} else if !errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("read the PII key: %w", err)
+	}
+	key := make([]byte, 32)
+	if _, err := rand.Read(key); err != nil {
+		return nil, err
+	}
+	key = []byte(hex.EncodeToString(key))
+	if err := os.WriteFile(path, key, 0o600); err != nil {
+		return nil, fmt.Errorf("write the PII key: %w", err)
+	}
+	return key, nil
 }
 
 // controllerTick is how often the router judges canaries and checks for
