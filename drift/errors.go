@@ -19,3 +19,8 @@ var (
 )
 
 func invalid(format string, args ...any) error { return errkind.New(ErrInvalid, format, args...) }
+
+// ErrNotFound: the monitor does not exist.
+var ErrNotFound = errors.New("not found")
+
+func notFound(format string, args ...any) error { return errkind.New(ErrNotFound, format, args...) }

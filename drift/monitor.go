@@ -45,10 +45,11 @@ type ModelInfo struct {
 // to 32, each observation going to one drawn at random, so that concurrent
 // requests seldom touch the same counters; Evaluate adds them up.
 type Monitor struct {
-	spec   MonitorSpec
-	model  ModelInfo
-	series []series // the features, then the predictions
-	nFeat  int
+	spec     MonitorSpec
+	baseline *Baseline
+	model    ModelInfo
+	series   []series // the features, then the predictions
+	nFeat    int
 
 	cur    atomic.Pointer[window]
 	shards int
@@ -125,7 +126,7 @@ func NewMonitor(spec MonitorSpec, b *Baseline, model ModelInfo, now time.Time) (
 		return nil, err
 	}
 	spec.Features = slices.Clone(spec.Features)
-	m := &Monitor{spec: spec, model: model}
+	m := &Monitor{spec: spec, baseline: b, model: model}
 	names := spec.Features
 	if len(names) == 0 {
 		names = slices.Sorted(maps.Keys(b.Features))

@@ -1,0 +1,73 @@
+// Package bolt keeps drift monitor specs in an embedded bbolt file, the
+// drift.Store of a single gateway.
+package bolt
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	bbolt "go.etcd.io/bbolt"
+
+	"github.com/mlgate/mlgate/drift"
+)
+
+var bucketMonitors = []byte("monitors")
+
+// Store is a drift.Store in one bbolt file.
+type Store struct {
+	db *bbolt.DB
+}
+
+var _ drift.Store = (*Store)(nil)
+
+// Open opens or creates the store at path.
+func Open(path string) (*Store, error) {
+	db, err := bbolt.Open(path, 0o600, &bbolt.Options{Timeout: 2 * time.Second})
+	if err != nil {
+		return nil, fmt.Errorf("open monitor database %s: %w", path, err)
+	}
+	err = db.Update(func(tx *bbolt.Tx) error {
+		_, err := tx.CreateBucketIfNotExists(bucketMonitors)
+		return err
+	})
+	if err != nil {
+		db.Close()
+		return nil, err
+	}
+	return &Store{db: db}, nil
+}
+
+// Close closes the file.
+func (s *Store) Close() error { return s.db.Close() }
+
+// Monitors implements drift.Store.
+func (s *Store) Monitors(ctx context.Context) ([]drift.MonitorSpec, error) {
+	var out []drift.MonitorSpec
+	err := s.db.View(func(tx *bbolt.Tx) error {
+		return tx.Bucket(bucketMonitors).ForEach(func(k, raw []byte) error {
+			var spec drift.MonitorSpec
+			if err := json.Unmarshal(raw, &spec); err != nil {
+				return fmt.Errorf("decode monitor %s: %w", k, err)
+			}
+			out = append(out, spec)
+			return nil
+		})
+	})
+	return out, err
+}
+
+// PutMonitor implements drift.Store.
+func (s *Store) PutMonitor(ctx context.Context, spec drift.MonitorSpec) error {
+	raw, err := json.Marshal(spec)
+	if err != nil {
+		return err
+	}
+	return s.db.Update(func(tx *bbolt.Tx) error { return tx.Bucket(bucketMonitors).Put([]byte(spec.Name), raw) })
+}
+
+// DeleteMonitor implements drift.Store.
+func (s *Store) DeleteMonitor(ctx context.Context, name string) error {
+	return s.db.Update(func(tx *bbolt.Tx) error { return tx.Bucket(bucketMonitors).Delete([]byte(name)) })
+}

@@ -1,0 +1,244 @@
+package drift
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"sort"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Store keeps monitor specs. Implementations must be safe for concurrent use.
+type Store interface {
+	Monitors(ctx context.Context) ([]MonitorSpec, error)
+	// PutMonitor creates or replaces the monitor of spec.Name.
+	PutMonitor(ctx context.Context, spec MonitorSpec) error
+	// DeleteMonitor removes a monitor; a missing one is not an error.
+	DeleteMonitor(ctx context.Context, name string) error
+}
+
+// BaselineSource finds a monitor's baseline and the model it describes: the
+// baseline registered with the model version, or one built from a time range
+// of the inference table.
+type BaselineSource func(ctx context.Context, spec MonitorSpec) (*Baseline, ModelInfo, error)
+
+// AlertHook learns of every alert raised (for the audit trail and metrics).
+type AlertHook func(ctx context.Context, spec MonitorSpec, a *Alert)
+
+// Service keeps the monitors: it feeds them observations, closes their
+// windows on time, and sends their alerts. The set of monitors is an
+// immutable snapshot swapped whole on each change.
+type Service struct {
+	store     Store
+	baselines BaselineSource
+	notifier  *Notifier
+	onAlert   AlertHook
+	log       *slog.Logger
+	now       func() time.Time
+
+	mu  sync.Mutex // serialises changes
+	set atomic.Pointer[monitorSet]
+
+	stop, done chan struct{}
+}
+
+// monitorSet is the monitors, by name and by what they watch.
+type monitorSet struct {
+	byName     map[string]*Monitor
+	byEndpoint map[string][]*Monitor
+	byModel    map[string][]*Monitor
+}
+
+// NewService loads the monitors. A monitor whose baseline cannot be found
+// is logged and left out until it is put again.
+func NewService(ctx context.Context, store Store, baselines BaselineSource, notifier *Notifier, onAlert AlertHook, log *slog.Logger) (*Service, error) {
+	s := &Service{store: store, baselines: baselines, notifier: notifier, onAlert: onAlert, log: log, now: time.Now}
+	specs, err := store.Monitors(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("load monitors: %w", err)
+	}
+	set := &monitorSet{byName: map[string]*Monitor{}}
+	for _, spec := range specs {
+		m, err := s.build(ctx, spec)
+		if err != nil {
+			log.Error("drift monitor not started", "monitor", spec.Name, "err", err)
+			continue
+		}
+		set.byName[spec.Name] = m
+	}
+	s.set.Store(set.indexed())
+	return s, nil
+}
+
+func (set *monitorSet) indexed() *monitorSet {
+	set.byEndpoint, set.byModel = map[string][]*Monitor{}, map[string][]*Monitor{}
+	for _, m := range set.byName {
+		if e := m.spec.Endpoint; e != "" {
+			set.byEndpoint[e] = append(set.byEndpoint[e], m)
+		} else {
+			name := modelName(m.spec.Model)
+			set.byModel[name] = append(set.byModel[name], m)
+		}
+	}
+	return set
+}
+
+// modelName is the model name of a reference "name", "name@alias" or
+// "name/version".
+func modelName(ref string) string {
+	for i := 0; i < len(ref); i++ {
+		if ref[i] == '@' || ref[i] == '/' {
+			return ref[:i]
+		}
+	}
+	return ref
+}
+
+func (s *Service) build(ctx context.Context, spec MonitorSpec) (*Monitor, error) {
+	b, model, err := s.baselines(ctx, spec)
+	if err != nil {
+		return nil, err
+	}
+	return NewMonitor(spec, b, model, s.now())
+}
+
+// Watching returns the monitors that watch an endpoint's predictions or a
+// model's; it is on the hot path and allocates nothing.
+func (s *Service) Watching(endpoint, model string) (byEndpoint, byModel []*Monitor) {
+	set := s.set.Load()
+	return set.byEndpoint[endpoint], set.byModel[model]
+}
+
+// Put creates or replaces a monitor; a replaced monitor starts a new window
+// and history.
+func (s *Service) Put(ctx context.Context, spec MonitorSpec) (*Monitor, error) {
+	m, err := s.build(ctx, spec)
+	if err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err := s.store.PutMonitor(ctx, spec); err != nil {
+		return nil, fmt.Errorf("save monitor %s: %w", spec.Name, err)
+	}
+	s.swap(spec.Name, m)
+	return m, nil
+}
+
+// Delete removes a monitor.
+func (s *Service) Delete(ctx context.Context, name string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, ok := s.set.Load().byName[name]; !ok {
+		return notFound("monitor %q not found", name)
+	}
+	if err := s.store.DeleteMonitor(ctx, name); err != nil {
+		return fmt.Errorf("delete monitor %s: %w", name, err)
+	}
+	s.swap(name, nil)
+	return nil
+}
+
+func (s *Service) swap(name string, m *Monitor) {
+	old := s.set.Load().byName
+	next := &monitorSet{byName: make(map[string]*Monitor, len(old)+1)}
+	for k, v := range old {
+		next.byName[k] = v
+	}
+	if m == nil {
+		delete(next.byName, name)
+	} else {
+		next.byName[name] = m
+	}
+	s.set.Store(next.indexed())
+}
+
+// Get returns the named monitor.
+func (s *Service) Get(name string) (*Monitor, error) {
+	m, ok := s.set.Load().byName[name]
+	if !ok {
+		return nil, notFound("monitor %q not found", name)
+	}
+	return m, nil
+}
+
+// List returns every monitor, ordered by name.
+func (s *Service) List() []*Monitor {
+	set := s.set.Load()
+	out := make([]*Monitor, 0, len(set.byName))
+	for _, m := range set.byName {
+		out = append(out, m)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].spec.Name < out[j].spec.Name })
+	return out
+}
+
+// Batch judges observations from the past (rows of the inference table) as
+// one window of the named monitor, without touching its live windows.
+func (s *Service) Batch(ctx context.Context, name string, start, end time.Time, feed func(observe func(features, predictions map[string]any)) error) (*WindowReport, error) {
+	live, err := s.Get(name)
+	if err != nil {
+		return nil, err
+	}
+	spec := live.Spec()
+	spec.Cooldown = 0
+	m, err := NewMonitor(spec, live.baseline, live.model, start)
+	if err != nil {
+		return nil, err
+	}
+	if err := feed(m.Observe); err != nil {
+		return nil, err
+	}
+	r, _ := m.Evaluate(end, true)
+	return r, nil
+}
+
+// Start runs the loop that closes windows on time; Close stops it.
+func (s *Service) Start(tick time.Duration) {
+	s.stop, s.done = make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(s.done)
+		t := time.NewTicker(tick)
+		defer t.Stop()
+		for {
+			select {
+			case <-s.stop:
+				return
+			case <-t.C:
+				s.Tick(context.Background())
+			}
+		}
+	}()
+}
+
+// Close stops the loop and waits for it.
+func (s *Service) Close() {
+	if s.stop != nil {
+		close(s.stop)
+		<-s.done
+		s.stop = nil
+	}
+}
+
+// Tick closes every window whose time is up and sends the alerts they
+// raise. The loop calls it; tests may too.
+func (s *Service) Tick(ctx context.Context) {
+	for _, m := range s.List() {
+		r, ok := m.Evaluate(s.now(), false)
+		if !ok || !r.Alerted || r.Alert == nil {
+			continue
+		}
+		spec := m.Spec()
+		s.log.Warn("drift detected", "monitor", spec.Name, "drifted", len(r.Alert.Drifted), "window_start", r.Start, "window_end", r.End)
+		if s.onAlert != nil {
+			s.onAlert(ctx, spec, r.Alert)
+		}
+		if spec.Webhook.URL != "" {
+			if err := s.notifier.Notify(spec.Webhook, r.Alert); err != nil {
+				s.log.Error("drift alert not sent", "monitor", spec.Name, "err", err)
+			}
+		}
+	}
+}
