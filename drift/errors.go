@@ -24,3 +24,7 @@ func invalid(format string, args ...any) error { return errkind.New(ErrInvalid, 
 var ErrNotFound = errors.New("not found")
 
 func notFound(format string, args ...any) error { return errkind.New(ErrNotFound, format, args...) }
+
+// Invalid returns an error matching ErrInvalid, for callers that find a
+// monitor unusable (a baseline that cannot be found, say).
+func Invalid(format string, args ...any) error { return invalid(format, args...) }

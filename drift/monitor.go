@@ -426,6 +426,12 @@ type MonitorReport struct {
 	LastAlert time.Time      `json:"last_alert,omitzero"`
 }
 
+// Redacted returns the report with its webhook secret hidden, for showing.
+func (r MonitorReport) Redacted() MonitorReport {
+	r.Spec = r.Spec.Redacted()
+	return r
+}
+
 // CurrentWindow is the window in progress: when it opened, how many
 // observations it has, and how many values each feature and prediction has.
 type CurrentWindow struct {

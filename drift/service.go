@@ -78,16 +78,16 @@ func (set *monitorSet) indexed() *monitorSet {
 		if e := m.spec.Endpoint; e != "" {
 			set.byEndpoint[e] = append(set.byEndpoint[e], m)
 		} else {
-			name := modelName(m.spec.Model)
+			name := ModelName(m.spec.Model)
 			set.byModel[name] = append(set.byModel[name], m)
 		}
 	}
 	return set
 }
 
-// modelName is the model name of a reference "name", "name@alias" or
+// ModelName is the model name of a reference "name", "name@alias" or
 // "name/version".
-func modelName(ref string) string {
+func ModelName(ref string) string {
 	for i := 0; i < len(ref); i++ {
 		if ref[i] == '@' || ref[i] == '/' {
 			return ref[:i]

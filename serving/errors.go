@@ -41,7 +41,8 @@ func statusOf(err error) int {
 		return fiber.StatusUnauthorized
 	case errors.Is(err, errForbidden):
 		return fiber.StatusForbidden
-	case errors.Is(err, registry.ErrNotFound), errors.Is(err, featurestore.ErrNotFound), errors.Is(err, router.ErrNotFound):
+	case errors.Is(err, registry.ErrNotFound), errors.Is(err, featurestore.ErrNotFound), errors.Is(err, router.ErrNotFound),
+		errors.Is(err, drift.ErrNotFound):
 		return fiber.StatusNotFound
 	case errors.Is(err, registry.ErrConflict), errors.Is(err, featurestore.ErrConflict), errors.Is(err, router.ErrConflict):
 		return fiber.StatusConflict

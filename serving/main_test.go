@@ -14,6 +14,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mlgate/mlgate/drift"
+	driftbolt "github.com/mlgate/mlgate/drift/bolt"
 	"github.com/mlgate/mlgate/featurestore"
 	"github.com/mlgate/mlgate/featurestore/cassandra"
 	"github.com/mlgate/mlgate/featurestore/embedded"
@@ -27,6 +29,7 @@ import (
 	"github.com/mlgate/mlgate/router"
 	routerbolt "github.com/mlgate/mlgate/router/bolt"
 	"github.com/mlgate/mlgate/serving/onnx"
+	"github.com/mlgate/mlgate/serving/tables"
 )
 
 var sessionOpts = onnx.Options{IntraOpThreads: 1, InterOpThreads: 1}
@@ -53,6 +56,9 @@ type gateway struct {
 	catalog  *Catalog
 	features *featurestore.Service
 	router   *router.Service
+	drift    *drift.Service
+	tables   *tables.Writer
+	server   *Server
 	authn    *auth.Authenticator
 	log      *slog.Logger
 	client   *http.Client
@@ -136,8 +142,35 @@ func startGateway(t testing.TB, opts ...gatewayOption) *gateway {
 	if err != nil {
 		t.Fatal(err)
 	}
+	tablesDir := filepath.Join(dir, "inference")
+	tw, err := tables.Open(tables.Options{Dir: tablesDir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	monitors, err := driftbolt.Open(filepath.Join(dir, "monitors.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	notifier := drift.NewNotifier(drift.NotifierOptions{BaseDelay: 10 * time.Millisecond, Log: log})
+	heaviest := func(e string) (string, string, bool) {
+		r, ok := rs.Route(e)
+		if !ok {
+			return "", "", false
+		}
+		model, version := refArgs(r.Model(0))
+		return model, version, true
+	}
+	ds, err := drift.NewService(t.Context(), monitors, DriftBaselines(catalog, heaviest, tablesDir), notifier,
+		func(ctx context.Context, spec drift.MonitorSpec, a *drift.Alert) {
+			reg.RecordAudit(ctx, "drift-monitor", "drift_detected", spec.Endpoint, nil, a)
+		}, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	reg.CheckBaselinesWith(BaselineChecker())
 	srv := New(Options{MaxBodyBytes: 1 << 20, ReadTimeout: 10 * time.Second, WriteTimeout: 10 * time.Second, IdleTimeout: time.Minute, Version: "test"},
-		Deps{Registry: reg, Catalog: catalog, Features: features, Auth: a, Log: log, Router: rs})
+		Deps{Registry: reg, Catalog: catalog, Features: features, Auth: a, Log: log, Router: rs,
+			Tables: tw, TablesDir: tablesDir, PIIKey: []byte("test-key"), Drift: ds})
 	if cfg.shadowRun != nil {
 		srv.shadows.close(0)
 		srv.shadows = newShadows(cfg.shadowRun, srv.observe, log)
@@ -149,14 +182,18 @@ func startGateway(t testing.TB, opts ...gatewayOption) *gateway {
 	go srv.Serve(ln)
 	t.Cleanup(func() {
 		rs.Close()
+		ds.Close()
 		srv.Shutdown(context.Background())
+		tw.Close(context.Background())
+		notifier.Close(context.Background())
+		monitors.Close()
 		routes.Close()
 		catalog.Close()
 		meta.Close()
 		features.Close()
 	})
 	return &gateway{
-		t: t, url: "http://" + ln.Addr().String(), dataDir: dir, reg: reg, catalog: catalog, features: features, router: rs, authn: a, log: log,
+		t: t, url: "http://" + ln.Addr().String(), dataDir: dir, reg: reg, catalog: catalog, features: features, router: rs, drift: ds, tables: tw, server: srv, authn: a, log: log,
 		client: &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}, Timeout: 30 * time.Second},
 	}
 }

@@ -94,6 +94,7 @@ func (o *observation) withID() *observation {
 // held until Release.
 type prediction struct {
 	*Loaded
+	inputs  []onnx.Tensor
 	outputs []onnx.Tensor
 	asm     *featurestore.Assembly
 }
@@ -116,6 +117,7 @@ func (s *Server) runPredict(ctx context.Context, model, ref string, req *predict
 		inputs, err = rawInputs(l, req)
 	}
 	if err == nil {
+		p.inputs = inputs
 		if p.outputs, err = l.Run(inputs); err != nil {
 			err = invalidInput("model %s version %d rejected the input: %v", l.Version.Name, l.Version.Version, err)
 		}

@@ -41,10 +41,12 @@ type observation struct {
 	err       error
 }
 
-// observe records a prediction in the inference table (when the endpoint
-// samples it), with the PII fields of its endpoint hashed. It copies what it
+// observe gives a prediction to the drift monitors that watch it, and
+// records it in the inference table (when the endpoint samples it), with the
+// PII fields of its endpoint hashed. It copies what it
 // keeps: body and response may be reused once it returns.
 func (s *Server) observe(o *observation) {
+	s.feedDrift(o)
 	if s.tables == nil {
 		return
 	}

@@ -12,6 +12,7 @@ import (
 	"github.com/gofiber/fiber/v2"
 	"github.com/gofiber/fiber/v2/middleware/adaptor"
 
+	"github.com/mlgate/mlgate/drift"
 	"github.com/mlgate/mlgate/featurestore"
 	"github.com/mlgate/mlgate/internal/auth"
 	"github.com/mlgate/mlgate/registry"
@@ -47,6 +48,8 @@ type Deps struct {
 	TablesDir string
 	// PIIKey keys the hash that replaces PII fields in recorded rows.
 	PIIKey []byte
+	// Drift keeps the drift monitors; nil runs none.
+	Drift *drift.Service
 }
 
 // Server serves the registry API, the feature store API, predictions and the
@@ -64,6 +67,7 @@ type Server struct {
 	tables    Tables
 	tablesDir string
 	piiKey    []byte
+	drift     *drift.Service
 	opts      Options
 }
 
@@ -74,7 +78,7 @@ const uploadOverhead = 1 << 20
 // New returns a Server with every route registered.
 func New(opts Options, d Deps) *Server {
 	s := &Server{reg: d.Registry, catalog: d.Catalog, features: d.Features, auth: d.Auth, log: d.Log, metrics: d.Metrics, router: d.Router,
-		tables: d.Tables, tablesDir: d.TablesDir, piiKey: d.PIIKey, opts: opts}
+		tables: d.Tables, tablesDir: d.TablesDir, piiKey: d.PIIKey, drift: d.Drift, opts: opts}
 	s.shadows = newShadows(s.runPredict, s.observe, d.Log)
 	s.app = fiber.New(fiber.Config{
 		AppName:               "mlgate",
@@ -143,6 +147,12 @@ func (s *Server) routes() {
 	app.Get("/v1/tables", anyone, s.listTables)
 	app.Post("/v1/tables/delete", scientist, limited, s.deleteEntity)
 	app.Post("/v1/labels", scientist, limited, s.postLabels)
+
+	app.Get("/v1/monitors", anyone, s.listMonitors)
+	app.Put("/v1/monitors/:monitor", scientist, limited, s.putMonitor)
+	app.Delete("/v1/monitors/:monitor", scientist, s.deleteMonitor)
+	app.Get("/v1/monitors/:monitor/report", anyone, s.getMonitorReport)
+	app.Post("/v1/monitors/:monitor/run", scientist, limited, s.runMonitor)
 }
 
 // App returns the fiber application, for tests that drive it in-process.

@@ -169,7 +169,7 @@ func (s *Server) inferOn(c *fiber.Ctx, l *Loaded, req *inferRequest, o *observat
 	if selected != nil {
 		outputs = pick(outputs, selected)
 	}
-	o.p.outputs = outputs
+	o.p.inputs, o.p.outputs = inputs, outputs
 	var via *routed
 	if o.route != nil {
 		via = &routed{endpoint: o.route.Endpoint(), variant: o.variant}

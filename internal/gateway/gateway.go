@@ -17,8 +17,11 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strconv"
 	"time"
 
+	"github.com/mlgate/mlgate/drift"
+	driftbolt "github.com/mlgate/mlgate/drift/bolt"
 	"github.com/mlgate/mlgate/featurestore"
 	"github.com/mlgate/mlgate/featurestore/cassandra"
 	"github.com/mlgate/mlgate/featurestore/embedded"
@@ -35,6 +38,8 @@ import (
 	"github.com/mlgate/mlgate/serving"
 	"github.com/mlgate/mlgate/serving/onnx"
 	"github.com/mlgate/mlgate/serving/tables"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/metric"
 )
 
 // Gateway is a running mlgate.
@@ -48,10 +53,12 @@ type Gateway struct {
 	Server   *serving.Server
 	// Tables writes the inference tables; nil when they are off.
 	Tables *tables.Writer
+	Drift  *drift.Service
 
-	closers []func() error // the stores, in the order they were opened
-	served  chan error
-	log     *slog.Logger
+	notifier *drift.Notifier
+	closers  []func() error // the stores, in the order they were opened
+	served   chan error
+	log      *slog.Logger
 }
 
 // Start opens the stores, starts listening (so that liveness answers while
@@ -134,6 +141,31 @@ func Start(ctx context.Context, cfg config.Config, version string, log *slog.Log
 		}
 		deps.Tables, deps.TablesDir = g.Tables, filepath.Join(cfg.DataDir, "inference")
 	}
+	tablesDir := filepath.Join(cfg.DataDir, "inference")
+	monitors, err := driftbolt.Open(filepath.Join(cfg.DataDir, "monitors.db"))
+	if err != nil {
+		return nil, err
+	}
+	g.closers = append(g.closers, monitors.Close)
+	g.notifier = drift.NewNotifier(drift.NotifierOptions{Log: log})
+	detected, err := metrics.Meter("drift").Int64Counter("mlgate_drift_detected",
+		metric.WithDescription("Drift alerts raised, by monitor."))
+	if err != nil {
+		return nil, err
+	}
+	onAlert := func(ctx context.Context, spec drift.MonitorSpec, a *drift.Alert) {
+		detected.Add(ctx, 1, metric.WithAttributes(attribute.String("monitor", spec.Name)))
+		if err := reg.RecordAudit(ctx, "drift-monitor", "drift_detected", spec.Endpoint, nil, a); err != nil {
+			log.Error("record drift alert", "monitor", spec.Name, "err", err)
+		}
+	}
+	ds, err := drift.NewService(ctx, monitors, serving.DriftBaselines(catalog, heaviestVariant(rs), tablesDir), g.notifier, onAlert, log)
+	if err != nil {
+		return nil, err
+	}
+	g.Drift = ds
+	deps.Drift = ds
+	reg.CheckBaselinesWith(serving.BaselineChecker())
 	g.Server = serving.New(serving.Options{
 		MaxBodyBytes: int64(cfg.Server.MaxBodyBytes),
 		ReadTimeout:  time.Duration(cfg.Server.ReadTimeout),
@@ -153,6 +185,7 @@ func Start(ctx context.Context, cfg config.Config, version string, log *slog.Log
 		return nil, fmt.Errorf("load registered models: %w", err)
 	}
 	rs.Start(controllerTick)
+	ds.Start(driftTick)
 	log.Info("ready")
 	return g, nil
 }
@@ -168,6 +201,9 @@ func (g *Gateway) Shutdown(ctx context.Context) error {
 	if g.Router != nil {
 		g.Router.Close()
 	}
+	if g.Drift != nil {
+		g.Drift.Close()
+	}
 	if g.Server != nil {
 		errs = append(errs, g.Server.Shutdown(ctx))
 	}
@@ -176,6 +212,9 @@ func (g *Gateway) Shutdown(ctx context.Context) error {
 	}
 	if g.Catalog != nil {
 		g.Catalog.Close()
+	}
+	if g.notifier != nil {
+		errs = append(errs, g.notifier.Close(ctx))
 	}
 	return errors.Join(append(errs, g.closeAll())...)
 }
@@ -212,6 +251,34 @@ func piiKey(cfg config.Config) ([]byte, error) {
 	}
 	return key, nil
 }
+
+// heaviestVariant names the model version an endpoint's drift monitors
+// compare with: its heaviest variant's.
+func heaviestVariant(rs *router.Service) func(string) (model, version string, ok bool) {
+	return func(endpoint string) (string, string, bool) {
+		r, ok := rs.Route(endpoint)
+		if !ok {
+			return "", "", false
+		}
+		best := 0
+		for i := range r.Len() {
+			if r.Weight(i) > r.Weight(best) {
+				best = i
+			}
+		}
+		ref := r.Model(best)
+		switch {
+		case ref.Alias != "":
+			return ref.Name, ref.Alias, true
+		case ref.Version > 0:
+			return ref.Name, strconv.Itoa(ref.Version), true
+		}
+		return ref.Name, "", true
+	}
+}
+
+// driftTick is how often drift windows are checked for their end.
+const driftTick = time.Second
 
 // controllerTick is how often the router judges canaries and checks for
 // sample ratio mismatches.
