@@ -68,31 +68,39 @@ func (s *Server) postLabels(c *fiber.Ctx) error {
 	if _, err := s.inferenceTables(); err != nil {
 		return err
 	}
-	var body struct {
-		Labels []struct {
-			RequestID string   `json:"request_id"`
-			Label     *float64 `json:"label"`
-		} `json:"labels"`
-	}
-	if err := jsonerr.Decode(c.Body(), &body); err != nil {
-		return invalidInput("request body: %v", err)
-	}
-	if len(body.Labels) == 0 || len(body.Labels) > maxLabels {
-		return invalidInput("labels: want 1 to %d labels, got %d", maxLabels, len(body.Labels))
-	}
-	now := time.Now()
-	labels := make([]tables.Label, len(body.Labels))
-	for i, l := range body.Labels {
-		if l.RequestID == "" {
-			return invalidInput("labels[%d].request_id: required", i)
-		}
-		if l.Label == nil {
-			return invalidInput("labels[%d].label: required, a number", i)
-		}
-		labels[i] = tables.Label{RequestID: l.RequestID, Label: *l.Label, Timestamp: now}
+	labels, err := decodeLabels(c.Body(), time.Now())
+	if err != nil {
+		return err
 	}
 	if err := tables.AppendLabels(s.tablesDir, labels); err != nil {
 		return err
 	}
 	return c.JSON(fiber.Map{"written": len(labels)})
+}
+
+// decodeLabels reads a labels request; every error names the label at fault.
+func decodeLabels(body []byte, now time.Time) ([]tables.Label, error) {
+	var req struct {
+		Labels []struct {
+			RequestID string   `json:"request_id"`
+			Label     *float64 `json:"label"`
+		} `json:"labels"`
+	}
+	if err := jsonerr.Decode(body, &req); err != nil {
+		return nil, invalidInput("request body: %v", err)
+	}
+	if len(req.Labels) == 0 || len(req.Labels) > maxLabels {
+		return nil, invalidInput("labels: want 1 to %d labels, got %d", maxLabels, len(req.Labels))
+	}
+	labels := make([]tables.Label, len(req.Labels))
+	for i, l := range req.Labels {
+		if l.RequestID == "" || len(l.RequestID) > 256 {
+			return nil, invalidInput("labels[%d].request_id: required, at most 256 bytes", i)
+		}
+		if l.Label == nil {
+			return nil, invalidInput("labels[%d].label: required, a number", i)
+		}
+		labels[i] = tables.Label{RequestID: l.RequestID, Label: *l.Label, Timestamp: now}
+	}
+	return labels, nil
 }

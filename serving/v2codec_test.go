@@ -6,6 +6,7 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 	"unicode/utf8"
 
 	"github.com/mlgate/mlgate/serving/onnx"
@@ -224,6 +225,31 @@ func FuzzDecodeOnlineRequest(f *testing.F) {
 		for col, vals := range cols {
 			if len(vals) != len(req.Entities[col]) {
 				t.Fatalf("column %s lost values", col)
+			}
+		}
+	})
+}
+
+// FuzzDecodeLabels feeds arbitrary bodies to the labels decoder.
+func FuzzDecodeLabels(f *testing.F) {
+	for _, seed := range []string{
+		`{"labels": [{"request_id": "r1", "label": 1}, {"request_id": "r2", "label": 0.5}]}`,
+		`{"labels": [{"request_id": "r1"}]}`, `{"labels": []}`, `{"labels": [{"label": 1}]}`, `[]`, `{"labels": [{"request_id": 1, "label": "x"}]}`,
+	} {
+		f.Add([]byte(seed))
+	}
+	now := time.Now()
+	f.Fuzz(func(t *testing.T, body []byte) {
+		labels, err := decodeLabels(body, now)
+		if err != nil {
+			if !errors.Is(err, ErrInvalidInput) {
+				t.Fatalf("refusal is not ErrInvalidInput: %v", err)
+			}
+			return
+		}
+		for _, l := range labels {
+			if l.RequestID == "" || l.Timestamp != now {
+				t.Fatalf("accepted label %+v", l)
 			}
 		}
 	})
