@@ -136,6 +136,17 @@ func TestTablesSurviveSIGTERM(t *testing.T) {
 		t.Fatalf("mlgate exited with %v", err)
 	}
 
+	rows, ids, files := countRows(t, python, filepath.Join(dataDir, "inference"))
+	if rows != total || ids != total {
+		t.Errorf("pyarrow read %d rows with %d distinct request ids in %d files, want %d", rows, ids, files, total)
+	}
+	t.Logf("pyarrow: %d rows, %d request ids, %d files", rows, ids, files)
+}
+
+// countRows reads every inference-table file under root with pyarrow and
+// returns the rows, the distinct request ids and the files.
+func countRows(t *testing.T, python, root string) (rows, ids, files int) {
+	t.Helper()
 	script := `
 import glob, os, sys
 import pyarrow.parquet as pq
@@ -151,14 +162,48 @@ for f in files:
     assert t.column_names[:4] == ["request_id", "timestamp", "endpoint", "variant"], t.column_names
 print(rows, len(ids), len(files))
 `
-	out, err := exec.Command(python, "-c", script, filepath.Join(dataDir, "inference")).CombinedOutput()
+	out, err := exec.Command(python, "-c", script, root).CombinedOutput()
 	if err != nil {
 		t.Fatalf("pyarrow: %v\n%s", err, out)
 	}
-	var rows, ids, files int
 	fmt.Sscan(string(out), &rows, &ids, &files)
-	if rows != total || ids != total {
-		t.Errorf("pyarrow read %d rows with %d distinct request ids in %d files, want %d", rows, ids, files, total)
+	return rows, ids, files
+}
+
+// TestTablesSurviveKill9 answers predictions, waits past the flush
+// interval, kills the gateway with SIGKILL, starts it again on the same data
+// directory and stops it with SIGTERM: every row answered before the flush
+// interval reaches the tables.
+func TestTablesSurviveKill9(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs a gateway process")
 	}
-	t.Logf("pyarrow: %d rows, %d request ids, %d files", rows, ids, files)
+	python := testservers.Python(t)
+	bin := buildBinary(t)
+	dataDir, addr := t.TempDir(), freeAddr(t)
+	cmd := serveProcess(t, bin, dataDir, addr)
+	server := "http://" + addr
+	stdout = io.Discard
+	defer func() { stdout = os.Stdout }()
+	if err := run([]string{"models", "register", "--server", server, "--name", "linear", "--file", modelzoo.Path(modelzoo.Linear)}); err != nil {
+		t.Fatal(err)
+	}
+	const total = 500
+	for i := range total {
+		if code := post(t, server+"/v1/models/linear/predict", fmt.Sprintf(`{"request_id": "k%d", "inputs": {"x": [[1, 2, 3, 4]]}}`, i)); code != 200 {
+			t.Fatalf("predict: %d", code)
+		}
+	}
+	time.Sleep(1500 * time.Millisecond) // past the 1s flush interval
+	cmd.Process.Kill()
+	cmd.Wait()
+
+	cmd = serveProcess(t, bin, dataDir, addr)
+	cmd.Process.Signal(syscall.SIGTERM)
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("restarted mlgate exited with %v", err)
+	}
+	if rows, ids, _ := countRows(t, python, filepath.Join(dataDir, "inference")); rows != total || ids != total {
+		t.Errorf("after kill -9 and a restart, %d rows (%d request ids), want %d", rows, ids, total)
+	}
 }
