@@ -4,6 +4,8 @@
 //	mlgate models register|list|show|alias   manage the registry of a running gateway
 //	mlgate features apply|ingest             define feature views and load rows into them
 //	mlgate traffic show|set|canary|history   split, canary and inspect an endpoint's traffic
+//	mlgate tables list|delete                list the inference tables, delete an entity's rows
+//	mlgate drift report|run|put|list|delete  watch inputs and predictions for drift
 //	mlgate version                           print the version
 package main
 
@@ -29,6 +31,7 @@ const usage = `mlgate: a model-serving and feature-store gateway
 Usage:
   mlgate serve [--config FILE] [--demo]
   mlgate models register --name NAME --file MODEL.onnx [--metadata META.json] [--alias ALIAS]
+        [--baseline TRAIN.csv|TRAIN.parquet]
   mlgate models list
   mlgate models show NAME
   mlgate models alias NAME ALIAS VERSION
@@ -41,6 +44,14 @@ Usage:
         [--max-prediction-shift 0.2] [--promote-alias champion]
   mlgate traffic canary ENDPOINT pause|resume|promote|abort
   mlgate traffic history ENDPOINT [--json]
+  mlgate tables list [--json]
+  mlgate tables delete --entity COLUMN=VALUE
+  mlgate drift put MONITOR -f MONITOR.json
+  mlgate drift list [--json]
+  mlgate drift report MONITOR [--json] [--windows 12]
+  mlgate drift run --monitor MONITOR --from TIME [--to TIME] [--json]
+        (TIME: RFC 3339, now, or a time ago such as -1h)
+  mlgate drift delete MONITOR
   mlgate version
 
 Client commands talk to a running gateway: --server URL (default
@@ -70,6 +81,10 @@ func run(args []string) error {
 		return features(args[1:])
 	case "traffic":
 		return traffic(args[1:])
+	case "tables":
+		return tablesCmd(args[1:])
+	case "drift":
+		return driftCmd(args[1:])
 	case "version":
 		fmt.Println(version)
 		return nil

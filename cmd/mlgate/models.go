@@ -133,6 +133,7 @@ func modelsRegister(args []string) error {
 	file := fs.String("file", "", "ONNX model `file` (required)")
 	metadata := fs.String("metadata", "", "JSON metadata `file`: description, tags, lineage")
 	alias := fs.String("alias", "", "point this `alias` at the new version")
+	baseline := fs.String("baseline", "", "training data `file` (.csv or .parquet) to compute the drift baseline from: a column per feature, \"prediction:NAME\" for an output")
 	if rest, err := parseArgs(fs, args); err != nil {
 		return err
 	} else if len(rest) > 0 {
@@ -141,7 +142,14 @@ func modelsRegister(args []string) error {
 	if *name == "" || *file == "" {
 		return errors.New("models register: --name and --file are required")
 	}
-	body, contentType, err := registrationBody(*file, *metadata)
+	var meta []byte
+	if *baseline != "" {
+		var err error
+		if meta, err = metadataWithBaseline(*metadata, *baseline); err != nil {
+			return err
+		}
+	}
+	body, contentType, err := registrationBody(*file, *metadata, meta)
 	if err != nil {
 		return err
 	}
@@ -160,14 +168,13 @@ func modelsRegister(args []string) error {
 }
 
 // registrationBody streams a multipart body with the model file and, when
-// given, the metadata file.
-func registrationBody(modelPath, metadataPath string) (io.Reader, string, error) {
+// given, the metadata: metadata, else the metadata file.
+func registrationBody(modelPath, metadataPath string, metadata []byte) (io.Reader, string, error) {
 	model, err := os.Open(modelPath)
 	if err != nil {
 		return nil, "", err
 	}
-	var metadata []byte
-	if metadataPath != "" {
+	if metadata == nil && metadataPath != "" {
 		if metadata, err = os.ReadFile(metadataPath); err != nil {
 			model.Close()
 			return nil, "", err

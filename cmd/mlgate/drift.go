@@ -1,0 +1,530 @@
+package main
+
+import (
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"maps"
+	"net/http"
+	"net/url"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/mlgate/mlgate/drift"
+	"github.com/mlgate/mlgate/serving"
+)
+
+// driftCmd runs the `mlgate drift` verbs, on the drift monitors of a running
+// gateway.
+func driftCmd(args []string) error {
+	if len(args) == 0 {
+		return errors.New("drift: want a subcommand: report, run, put, list or delete")
+	}
+	switch args[0] {
+	case "report":
+		return driftReport(args[1:])
+	case "run":
+		return driftRun(args[1:])
+	case "put":
+		return driftPut(args[1:])
+	case "list":
+		return driftList(args[1:])
+	case "delete":
+		return driftDelete(args[1:])
+	}
+	return fmt.Errorf("drift: unknown subcommand %q (want report, run, put, list or delete)", args[0])
+}
+
+func monitorPath(name string, more ...string) string {
+	p := "/v1/monitors/" + url.PathEscape(name)
+	for _, m := range more {
+		p += "/" + m
+	}
+	return p
+}
+
+// monitorReportView is GET /v1/monitors/{name}/report: the monitor's state
+// and the measured quality of the model where labels exist.
+type monitorReportView struct {
+	drift.MonitorReport
+	Performance []serving.Performance `json:"performance"`
+}
+
+// summaryWindows is how many windows before the last `drift report` sums up
+// in a line each unless told otherwise.
+const summaryWindows = 12
+
+func driftReport(args []string) error {
+	fs := flag.NewFlagSet("drift report", flag.ContinueOnError)
+	c := clientFlags(fs)
+	asJSON := fs.Bool("json", false, "print the raw JSON")
+	windows := fs.Int("windows", summaryWindows, "how many earlier windows to sum up in a line each (-1 for all)")
+	rest, err := parseArgs(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(rest) != 1 {
+		return errors.New("drift report: want exactly one monitor name")
+	}
+	var raw json.RawMessage
+	if err := c.do(http.MethodGet, monitorPath(rest[0], "report"), "", nil, &raw); err != nil {
+		return err
+	}
+	if *asJSON {
+		return printJSON(raw)
+	}
+	var r monitorReportView
+	if err := json.Unmarshal(raw, &r); err != nil {
+		return fmt.Errorf("drift report: cannot read the gateway's answer: %w", err)
+	}
+	return writeMonitorReport(stdout, r, *windows, time.Now())
+}
+
+// writeMonitorReport writes a monitor's spec, its current window, its last
+// window in full and up to earlier windows before it in a line each, and
+// the model's measured quality.
+func writeMonitorReport(out io.Writer, r monitorReportView, earlier int, now time.Time) error {
+	writeMonitorSpec(out, r.Spec, r.Model)
+	line := labelled(out)
+	if r.LastAlert.IsZero() {
+		line("last alert", "never")
+	} else {
+		line("last alert", "%s (%s ago)", r.LastAlert.Format(time.RFC3339), now.Sub(r.LastAlert).Round(time.Second))
+	}
+	fmt.Fprintln(out)
+
+	cur := r.Current
+	fmt.Fprintf(out, "current window since %s (%s ago): %s\n", cur.Start.Format(time.RFC3339),
+		now.Sub(cur.Start).Round(time.Second), plural(int(cur.Samples), "sample", "samples"))
+	if len(cur.Features) > 0 {
+		fmt.Fprintf(out, "  features     %s\n", countList(cur.Features))
+	}
+	if len(cur.Predictions) > 0 {
+		fmt.Fprintf(out, "  predictions  %s\n", countList(cur.Predictions))
+	}
+	fmt.Fprintln(out)
+
+	if len(r.History) == 0 {
+		fmt.Fprintf(out, "no window closed yet: the first closes %s after the current one opened, or judge a past range with `mlgate drift run`\n",
+			time.Duration(r.Spec.Window))
+	} else {
+		last := r.History[len(r.History)-1]
+		if err := writeWindow(out, "last window", last, r.Spec.MinSamples, true); err != nil {
+			return err
+		}
+		before := r.History[:len(r.History)-1]
+		if len(before) > 0 {
+			shown := before
+			if earlier >= 0 && len(shown) > earlier {
+				shown = shown[len(shown)-earlier:]
+			}
+			if len(shown) > 0 {
+				fmt.Fprintln(out)
+				fmt.Fprintln(out, "earlier windows, newest first:")
+				w := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
+				fmt.Fprintln(w, "  WINDOW\tSAMPLES\tDRIFTED")
+				for i := len(shown) - 1; i >= 0; i-- {
+					h := shown[i]
+					fmt.Fprintf(w, "  %s\t%d\t%s\n", windowSpan(h.Start, h.End), h.Samples, driftedBrief(h))
+				}
+				if err := w.Flush(); err != nil {
+					return err
+				}
+			}
+			if n := len(before) - len(shown); n > 0 {
+				fmt.Fprintf(out, "  ... and %s (--windows -1 or --json for all)\n", plural(n, "earlier window", "earlier windows"))
+			}
+		}
+	}
+	fmt.Fprintln(out)
+	return writePerformance(out, r.Performance)
+}
+
+// labelled returns a printer of lines with a label in a column of its own.
+func labelled(out io.Writer) func(label, format string, args ...any) {
+	return func(label, format string, args ...any) {
+		fmt.Fprintf(out, "%-12s"+format+"\n", append([]any{label}, args...)...)
+	}
+}
+
+// writeMonitorSpec writes what a monitor watches, its baseline, window and
+// rules.
+func writeMonitorSpec(out io.Writer, s drift.MonitorSpec, model drift.ModelInfo) {
+	line := labelled(out)
+	line("monitor", "%s", s.Name)
+	line("watches", "%s", watches(s))
+	baseline := s.Baseline
+	switch {
+	case s.Baseline == drift.BaselineModel && model.Name != "":
+		baseline = fmt.Sprintf("registered with model %s version %d", model.Name, model.Version)
+	case s.Baseline == drift.BaselineModel:
+		baseline = "registered with the model"
+	default:
+		if start, end, ok := s.BaselineRange(); ok {
+			baseline = fmt.Sprintf("inference table from %s to %s", start.Format(time.RFC3339), end.Format(time.RFC3339))
+			if model.Name != "" {
+				baseline += fmt.Sprintf(" (model %s version %d)", model.Name, model.Version)
+			}
+		}
+	}
+	line("baseline", "%s", baseline)
+	line("window", "%s, judged from %s per series, alerts at most every %s",
+		time.Duration(s.Window), plural(s.MinSamples, "value", "values"), time.Duration(s.Cooldown))
+	line("thresholds", "%s", thresholdList(s.Thresholds))
+	if s.Webhook.URL != "" {
+		signed := ""
+		if s.Webhook.Secret != "" {
+			signed = " (signed)"
+		}
+		line("webhook", "%s%s", s.Webhook.URL, signed)
+	} else {
+		line("webhook", "none")
+	}
+}
+
+// watches says what a monitor watches: the endpoint or model, its features
+// and whether its predictions too.
+func watches(s drift.MonitorSpec) string {
+	what := "endpoint " + s.Endpoint
+	if s.Model != "" {
+		what = "model " + s.Model
+	}
+	features := "every feature of the baseline"
+	if len(s.Features) > 0 {
+		features = "features " + strings.Join(s.Features, ", ")
+	}
+	if s.Predictions {
+		return what + ": " + features + " and the predictions"
+	}
+	return what + ": " + features
+}
+
+// thresholdList writes the rules that are on, as what breaks them.
+func thresholdList(t drift.Thresholds) string {
+	var rules []string
+	if t.PSI > 0 {
+		rules = append(rules, fmt.Sprintf("psi > %g", t.PSI))
+	}
+	if t.KSP > 0 {
+		rules = append(rules, fmt.Sprintf("ks_p < %g", t.KSP))
+	}
+	if t.JS > 0 {
+		rules = append(rules, fmt.Sprintf("js > %g", t.JS))
+	}
+	if t.Chi2P > 0 {
+		rules = append(rules, fmt.Sprintf("chi2_p < %g", t.Chi2P))
+	}
+	if len(rules) == 0 {
+		return "none"
+	}
+	return "drifted when " + strings.Join(rules, " or ")
+}
+
+// countList writes counts by name, sorted by name.
+func countList(counts map[string]int64) string {
+	names := slices.Sorted(maps.Keys(counts))
+	for i, n := range names {
+		names[i] = fmt.Sprintf("%s %d", n, counts[n])
+	}
+	return strings.Join(names, ", ")
+}
+
+// windowSpan writes a window's start and end, the end's date left out when
+// it is the start's.
+func windowSpan(start, end time.Time) string {
+	if end.Location().String() == start.Location().String() && end.Format(time.DateOnly) == start.Format(time.DateOnly) {
+		return start.Format(time.RFC3339) + " – " + end.Format("15:04:05Z07:00")
+	}
+	return start.Format(time.RFC3339) + " – " + end.Format(time.RFC3339)
+}
+
+// driftedBrief is "yes (alerted): x psi, y ks_p", "yes: ..." or "no".
+func driftedBrief(w drift.WindowReport) string {
+	if !w.Drifted {
+		return "no"
+	}
+	var broken []string
+	for _, sr := range seriesOf(w) {
+		for _, m := range sr.Metrics {
+			if m.Drifted {
+				broken = append(broken, sr.Name+" "+m.Metric)
+			}
+		}
+	}
+	head := "yes"
+	if w.Alerted {
+		head += " (alerted)"
+	}
+	if len(broken) == 0 {
+		return head
+	}
+	const most = 4
+	if len(broken) > most {
+		broken = append(broken[:most], fmt.Sprintf("%d more", len(broken)-most))
+	}
+	return head + ": " + strings.Join(broken, ", ")
+}
+
+// seriesOf returns a window's features, then its predictions named
+// "prediction:NAME", as baselines from files name them.
+func seriesOf(w drift.WindowReport) []drift.SeriesReport {
+	out := slices.Clone(w.Features)
+	for _, p := range w.Predictions {
+		p.Name = predictionPrefix + p.Name
+		out = append(out, p)
+	}
+	return out
+}
+
+// writeWindow writes a window's verdict and a row per series and rule. A
+// live window says whether its drift raised an alert; a batch one (drift
+// run) raises none.
+func writeWindow(out io.Writer, title string, r drift.WindowReport, minSamples int, live bool) error {
+	verdict := "no drift"
+	switch {
+	case r.Drifted && !live:
+		verdict = "DRIFTED"
+	case r.Drifted && r.Alerted:
+		verdict = "DRIFTED, alert sent"
+	case r.Drifted:
+		verdict = "DRIFTED (no alert: within the cooldown)"
+	}
+	fmt.Fprintf(out, "%s %s: %s, %s\n\n", title, windowSpan(r.Start, r.End), plural(int(r.Samples), "sample", "samples"), verdict)
+	series := seriesOf(r)
+	if len(series) == 0 {
+		fmt.Fprintln(out, "no features or predictions watched")
+		return nil
+	}
+	w := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(w, "FEATURE\tMETRIC\tVALUE\tTHRESHOLD\tDRIFTED\tSAMPLES")
+	for _, sr := range series {
+		samples := strconv.FormatInt(sr.Count, 10)
+		if sr.Missing > 0 {
+			samples += fmt.Sprintf(" (%d missing)", sr.Missing)
+		}
+		if sr.Other > 0 {
+			samples += fmt.Sprintf(" (%d other)", sr.Other)
+		}
+		if len(sr.Metrics) == 0 {
+			fmt.Fprintf(w, "%s\t-\t-\t-\tno values\t%s\n", sr.Name, samples)
+			continue
+		}
+		for _, m := range sr.Metrics {
+			drifted := "no"
+			switch {
+			case m.Drifted:
+				drifted = "YES"
+			case !sr.Judged && minSamples > 0:
+				drifted = fmt.Sprintf("no (under %d)", minSamples)
+			case !sr.Judged:
+				drifted = "no (too few)"
+			}
+			fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\n", sr.Name, m.Metric, strconv.FormatFloat(m.Value, 'g', 4, 64),
+				thresholdOf(m), drifted, samples)
+		}
+	}
+	return w.Flush()
+}
+
+// thresholdOf writes a rule's threshold with the side that breaks it.
+func thresholdOf(m drift.MetricResult) string {
+	switch m.Metric {
+	case drift.MetricKSP, drift.MetricChi2P:
+		return "< " + strconv.FormatFloat(m.Threshold, 'g', -1, 64)
+	}
+	return "> " + strconv.FormatFloat(m.Threshold, 'g', -1, 64)
+}
+
+// writePerformance writes the model's measured quality per endpoint variant
+// and model version.
+func writePerformance(out io.Writer, ps []serving.Performance) error {
+	if len(ps) == 0 {
+		fmt.Fprintln(out, "performance: no labelled predictions (POST /v1/labels to add ground truth)")
+		return nil
+	}
+	fmt.Fprintln(out, "performance on labelled predictions:")
+	fmt.Fprintln(out)
+	w := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(w, "ENDPOINT\tVARIANT\tMODEL\tLABELLED\tACCURACY\tAUC\tMAE\tRMSE")
+	orDash := func(s string) string {
+		if s == "" {
+			return "-"
+		}
+		return s
+	}
+	metric := func(f *float64) string {
+		if f == nil {
+			return "-"
+		}
+		return strconv.FormatFloat(*f, 'f', 4, 64)
+	}
+	for _, p := range ps {
+		fmt.Fprintf(w, "%s\t%s\t%s/%d\t%d\t%s\t%s\t%s\t%s\n", orDash(p.Endpoint), orDash(p.Variant), p.Model, p.Version, p.Labelled,
+			metric(p.Accuracy), metric(p.AUC), metric(p.MAE), metric(p.RMSE))
+	}
+	return w.Flush()
+}
+
+// parseWhen reads a time: RFC 3339, "now", or a negative duration from now
+// such as -15m.
+func parseWhen(flagName, s string, now time.Time) (time.Time, error) {
+	switch {
+	case s == "now":
+		return now, nil
+	case strings.HasPrefix(s, "-"):
+		d, err := time.ParseDuration(s)
+		if err == nil {
+			return now.Add(d), nil
+		}
+	default:
+		if t, err := time.Parse(time.RFC3339, s); err == nil {
+			return t, nil
+		}
+	}
+	return time.Time{}, fmt.Errorf("drift run: --%s %q: want an RFC 3339 time such as 2026-11-01T00:00:00Z, now, or a time ago such as -15m", flagName, s)
+}
+
+func driftRun(args []string) error {
+	fs := flag.NewFlagSet("drift run", flag.ContinueOnError)
+	c := clientFlags(fs)
+	monitor := fs.String("monitor", "", "the monitor `name` whose spec and baseline judge the range (required)")
+	from := fs.String("from", "", "start of the range of the inference table: RFC 3339, or a time ago such as -1h (required)")
+	to := fs.String("to", "now", "end of the range: RFC 3339, now, or a time ago such as -15m")
+	asJSON := fs.Bool("json", false, "print the raw JSON")
+	rest, err := parseArgs(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(rest) > 0 {
+		return fmt.Errorf("drift run: unexpected argument %q (give the monitor with --monitor)", rest[0])
+	}
+	if *monitor == "" || *from == "" {
+		return errors.New("drift run: --monitor and --from are required, e.g. drift run --monitor churn --from -1h")
+	}
+	now := time.Now()
+	start, err := parseWhen("from", *from, now)
+	if err != nil {
+		return err
+	}
+	end, err := parseWhen("to", *to, now)
+	if err != nil {
+		return err
+	}
+	if !start.Before(end) {
+		return fmt.Errorf("drift run: --from %s is not before --to %s", start.Format(time.RFC3339), end.Format(time.RFC3339))
+	}
+	body := map[string]string{"from": start.Format(time.RFC3339Nano), "to": end.Format(time.RFC3339Nano)}
+	var raw json.RawMessage
+	if err := c.doJSON(http.MethodPost, monitorPath(*monitor, "run"), body, &raw); err != nil {
+		return err
+	}
+	if *asJSON {
+		return printJSON(raw)
+	}
+	var r drift.WindowReport
+	if err := json.Unmarshal(raw, &r); err != nil {
+		return fmt.Errorf("drift run: cannot read the gateway's answer: %w", err)
+	}
+	return writeWindow(stdout, "monitor "+*monitor+", window", r, 0, false)
+}
+
+func driftPut(args []string) error {
+	fs := flag.NewFlagSet("drift put", flag.ContinueOnError)
+	c := clientFlags(fs)
+	file := fs.String("f", "", "monitor spec JSON `file`, - for standard input (required)")
+	rest, err := parseArgs(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(rest) != 1 {
+		return errors.New("drift put: want exactly one monitor name, e.g. drift put churn-inputs -f monitor.json")
+	}
+	if *file == "" {
+		return errors.New("drift put: -f FILE is required: the monitor spec as JSON")
+	}
+	var body []byte
+	if *file == "-" {
+		body, err = io.ReadAll(os.Stdin)
+	} else {
+		body, err = os.ReadFile(*file)
+	}
+	if err != nil {
+		return fmt.Errorf("drift put: %w", err)
+	}
+	if !json.Valid(body) {
+		return fmt.Errorf("drift put: %s is not valid JSON", *file)
+	}
+	var r drift.MonitorReport
+	if err := c.do(http.MethodPut, monitorPath(rest[0]), "application/json", strings.NewReader(string(body)), &r); err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "monitor %s saved\n\n", r.Spec.Name)
+	writeMonitorSpec(stdout, r.Spec, r.Model)
+	return nil
+}
+
+func driftList(args []string) error {
+	fs := flag.NewFlagSet("drift list", flag.ContinueOnError)
+	c := clientFlags(fs)
+	asJSON := fs.Bool("json", false, "print the raw JSON")
+	if rest, err := parseArgs(fs, args); err != nil {
+		return err
+	} else if len(rest) > 0 {
+		return fmt.Errorf("drift list: unexpected argument %q", rest[0])
+	}
+	var raw json.RawMessage
+	if err := c.do(http.MethodGet, "/v1/monitors", "", nil, &raw); err != nil {
+		return err
+	}
+	if *asJSON {
+		return printJSON(raw)
+	}
+	var out struct {
+		Monitors []drift.MonitorSpec `json:"monitors"`
+	}
+	if err := json.Unmarshal(raw, &out); err != nil {
+		return fmt.Errorf("drift list: cannot read the gateway's answer: %w", err)
+	}
+	if len(out.Monitors) == 0 {
+		fmt.Fprintln(stdout, "no monitors")
+		return nil
+	}
+	slices.SortFunc(out.Monitors, func(a, b drift.MonitorSpec) int { return strings.Compare(a.Name, b.Name) })
+	w := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(w, "NAME\tWATCHES\tBASELINE\tWINDOW\tMIN SAMPLES\tTHRESHOLDS")
+	for _, s := range out.Monitors {
+		what := "endpoint " + s.Endpoint
+		if s.Model != "" {
+			what = "model " + s.Model
+		}
+		if s.Predictions {
+			what += " +predictions"
+		}
+		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%d\t%s\n", s.Name, what, s.Baseline, time.Duration(s.Window), s.MinSamples,
+			strings.TrimPrefix(thresholdList(s.Thresholds), "drifted when "))
+	}
+	return w.Flush()
+}
+
+func driftDelete(args []string) error {
+	fs := flag.NewFlagSet("drift delete", flag.ContinueOnError)
+	c := clientFlags(fs)
+	rest, err := parseArgs(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(rest) != 1 {
+		return errors.New("drift delete: want exactly one monitor name")
+	}
+	if err := c.do(http.MethodDelete, monitorPath(rest[0]), "", nil, nil); err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "monitor %s deleted\n", rest[0])
+	return nil
+}
