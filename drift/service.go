@@ -192,6 +192,7 @@ func (s *Service) Batch(ctx context.Context, name string, start, end time.Time, 
 		return nil, err
 	}
 	r, _ := m.Evaluate(end, true)
+	r.Alerted, r.Alert = false, nil // a batch run judges the past; it alerts no one
 	return r, nil
 }
 
