@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"sync"
 
 	"github.com/valyala/fasthttp"
 
@@ -28,6 +29,11 @@ type server struct {
 	// handler answers a request without the network, for handler_test.go.
 	handler fasthttp.RequestHandler
 	close   func()
+	// mlgate only: the gateway, its data directory, and its Shutdown (run
+	// once, by the first of shutdown and close).
+	gateway  *gateway.Gateway
+	dataDir  string
+	shutdown func() error
 }
 
 // startGateway starts mlgate in-process exactly as `mlgate serve` does, on its
@@ -52,8 +58,9 @@ func startGateway(configure func(*config.Config)) (*server, error) {
 		os.RemoveAll(dir)
 		return nil, err
 	}
-	return &server{addr: g.Addr, handler: g.Server.App().Handler(), close: func() {
-		g.Shutdown(context.Background())
+	shutdown := sync.OnceValue(func() error { return g.Shutdown(context.Background()) })
+	return &server{addr: g.Addr, handler: g.Server.App().Handler(), gateway: g, dataDir: dir, shutdown: shutdown, close: func() {
+		shutdown()
 		os.RemoveAll(dir)
 	}}, nil
 }

@@ -28,6 +28,7 @@ type load struct {
 // result is one round against one target.
 type result struct {
 	requests int           // answered 200 among those sent (closed loop) or scheduled (open loop) in the measured period
+	answered int           // answered 200 in warm-up and measured period alike
 	errors   int           // in warm-up and measured period alike
 	elapsed  time.Duration // length of the measured period (open loop: of its schedule)
 	latency  []time.Duration
@@ -76,6 +77,7 @@ func quantile(sorted []time.Duration, q float64) time.Duration {
 // tally is what one worker (closed loop) or the open-loop generator counts.
 type tally struct {
 	latency  []time.Duration
+	answered int
 	errors   int
 	firstErr string
 }
@@ -83,6 +85,7 @@ type tally struct {
 // ok counts a request done and says whether it was answered 200.
 func (t *tally) ok(err error, resp *fasthttp.Response) bool {
 	if err == nil && resp.StatusCode() == fasthttp.StatusOK {
+		t.answered++
 		return true
 	}
 	t.errors++
@@ -208,6 +211,7 @@ func openLoop(addr string, l load, rate float64, maxConns int) *result {
 
 func (r *result) merge(t *tally) {
 	r.latency = append(r.latency, t.latency...)
+	r.answered += t.answered
 	r.errors += t.errors
 	if r.firstErr == "" {
 		r.firstErr = t.firstErr

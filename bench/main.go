@@ -1,6 +1,6 @@
 // Command bench measures what mlgate costs on top of the least any gateway
 // must do to answer a request, in three scenarios, and what its endpoint
-// routing costs in a fourth:
+// routing and its inference tables cost in two more:
 //
 //   - v2 (the default): a KServe V2 inference request for the modelzoo's
 //     linear model, its inputs in the request;
@@ -9,14 +9,19 @@
 //     /v1/models/linear/predict with the same inputs on the same mlgate (the
 //     reference instead of a floor); goal: endpoint ≥ 0.95 × model predict's
 //     throughput;
+//   - logging: POST /v1/models/linear/predict against two mlgates, one with
+//     the inference tables on (default settings) and one with them off (the
+//     reference); goal: tables-on ≥ 0.85 × tables-off's throughput. After
+//     the load it checks that every request tables-on answered is a row of
+//     its Parquet files;
 //   - predict-1x10: POST /v1/models/dense10/predict for one entity, whose 10
 //     features mlgate reads from Redis (no cache) to fill the model's input;
 //   - predict-100x50: the same for 100 entities of 50 features each (dense50),
 //     measured in an open loop at a fixed rate (-rate, 200 requests/s) for its
 //     latency, then in a closed loop for its throughput.
 //
-// For each but endpoint-predict (one mlgate, two routes) it starts two
-// servers on loopback in this process:
+// For each but endpoint-predict (one mlgate, two routes) and logging (two
+// mlgates) it starts two servers on loopback in this process:
 //
 //   - mlgate, wired as `mlgate serve` wires it (bbolt registry, local artifact
 //     store, catalog of warmed sessions, open authentication; for the predict
@@ -79,7 +84,7 @@ type options struct {
 }
 
 // scenarios are the scenario names, in the order -scenario all runs them.
-var scenarios = []string{"v2", "endpoint-predict", "predict-1x10", "predict-100x50"}
+var scenarios = []string{"v2", "endpoint-predict", "logging", "predict-1x10", "predict-100x50"}
 
 func startScenario(name string, cfg options) (*scenario, error) {
 	switch name {
@@ -87,6 +92,8 @@ func startScenario(name string, cfg options) (*scenario, error) {
 		return startV2(cfg)
 	case "endpoint-predict":
 		return startEndpoint(cfg)
+	case "logging":
+		return startLogging(cfg)
 	case "predict-1x10":
 		return startPredict(cfg, predict1x10)
 	case "predict-100x50":
@@ -147,6 +154,9 @@ func run(cfg options) error {
 			return errors.Join(append(failed, fmt.Errorf("%s: %w", name, err))...)
 		}
 		err = sc.measure(cfg)
+		if err == nil && sc.after != nil {
+			sc.afterErr = sc.after()
+		}
 		sc.close()
 		if err != nil {
 			return errors.Join(append(failed, fmt.Errorf("%s: %w", name, err))...)

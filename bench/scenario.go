@@ -27,6 +27,16 @@ type scenario struct {
 	load    load
 	phases  []*phase
 	close   func()
+	// afterRound, when not nil, runs after each round of each target,
+	// outside the measured period.
+	afterRound func(t *target) error
+	// after, when not nil, runs once every phase is measured, before close.
+	// It may add notes; its error (a check that failed) fails the run but
+	// does not stop the report.
+	after    func() error
+	afterErr error
+	// notes follow the phases in the report.
+	notes []string
 }
 
 // target is a running server under test.
@@ -97,6 +107,11 @@ func (sc *scenario) measure(cfg options) error {
 					}
 				}
 				p.runs[i] = append(p.runs[i], r)
+				if sc.afterRound != nil {
+					if err := sc.afterRound(t); err != nil {
+						return err
+					}
+				}
 				fmt.Fprintf(os.Stderr, " %.0f req/s, p50 %s, p99 %s, max %s, CPU %s/req", r.throughput(),
 					fmtLatency(r.percentile(0.5)), fmtLatency(r.percentile(0.99)), fmtLatency(r.percentile(1)), fmtLatency(r.cpuPerRequest()))
 				if r.sideCPU >= 0 {
@@ -114,7 +129,7 @@ func (sc *scenario) measure(cfg options) error {
 
 // failures reports every round that had a failed request.
 func (sc *scenario) failures() error {
-	var errs []error
+	errs := []error{sc.afterErr}
 	for _, p := range sc.phases {
 		for i, t := range sc.targets {
 			for round, r := range p.runs[i] {
@@ -187,6 +202,12 @@ func (sc *scenario) markdown(cfg options) string {
 			fmt.Fprintf(&b, "\n#### %s\n\n", p.title)
 		}
 		sc.phaseMarkdown(&b, cfg, p, side)
+	}
+	if len(sc.notes) > 0 {
+		b.WriteString("\n")
+		for _, s := range sc.notes {
+			fmt.Fprintf(&b, "- %s\n", s)
+		}
 	}
 	return b.String()
 }

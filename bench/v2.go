@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/mlgate/mlgate/internal/config"
 	"github.com/mlgate/mlgate/internal/modelzoo"
 )
 
@@ -53,7 +54,13 @@ func startV2(cfg options) (*scenario, error) {
 // startLinearGateway starts mlgate and registers modelPath as model "linear"
 // with alias champion through the HTTP API.
 func startLinearGateway(modelPath string) (*server, error) {
-	s, err := startGateway(nil)
+	return startLinearGatewayWith(modelPath, nil)
+}
+
+// startLinearGatewayWith is startLinearGateway on the default configuration
+// changed by configure (when not nil).
+func startLinearGatewayWith(modelPath string, configure func(*config.Config)) (*server, error) {
+	s, err := startGateway(configure)
 	if err != nil {
 		return nil, err
 	}
