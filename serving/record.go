@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"math/rand/v2"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/google/uuid"
@@ -56,7 +57,7 @@ func (s *Server) observe(o *observation) {
 		Timestamp: o.start,
 		Variant:   o.variant,
 		IsShadow:  o.shadow,
-		ModelName: o.model,
+		ModelName: strings.Clone(o.model), // a route parameter: fiber reuses its memory
 		LatencyUS: time.Since(o.start).Microseconds(),
 		Response:  string(o.response),
 	}
