@@ -24,6 +24,8 @@ type Config struct {
 	Auth        Auth        `yaml:"auth"`
 	OnlineStore OnlineStore `yaml:"online_store"`
 	Tables      Tables      `yaml:"inference_tables"`
+	Limits      Limits      `yaml:"limits"`
+	Telemetry   Telemetry   `yaml:"telemetry"`
 }
 
 // Tables configures the inference tables: every prediction as a row in
@@ -51,6 +53,7 @@ type OnlineStore struct {
 	Default string `yaml:"default"`
 	// CacheEntries bounds the LRU cache of feature rows; 0 disables it.
 	CacheEntries int       `yaml:"cache_entries"`
+	Breaker      Breaker   `yaml:"breaker"`
 	Redis        Redis     `yaml:"redis"`
 	Cassandra    Cassandra `yaml:"cassandra"`
 }
@@ -61,10 +64,11 @@ type Redis struct {
 	// Addr is host:port of a standalone server.
 	Addr string `yaml:"addr"`
 	// ClusterAddrs are seed host:port addresses of a Redis Cluster.
-	ClusterAddrs []string `yaml:"cluster_addrs"`
-	Password     string   `yaml:"password"`
-	DB           int      `yaml:"db"`
-	KeyPrefix    string   `yaml:"key_prefix"`
+	ClusterAddrs []string  `yaml:"cluster_addrs"`
+	Password     string    `yaml:"password"`
+	DB           int       `yaml:"db"`
+	KeyPrefix    string    `yaml:"key_prefix"`
+	TLS          ClientTLS `yaml:"tls"`
 }
 
 // Cassandra configures the Cassandra online store; it is used when Hosts is
@@ -73,12 +77,13 @@ type Cassandra struct {
 	Hosts []string `yaml:"hosts"` // host:port of contact points
 	// Keyspace is created when missing, with SimpleStrategy and
 	// ReplicationFactor.
-	Keyspace          string   `yaml:"keyspace"`
-	ReplicationFactor int      `yaml:"replication_factor"`
-	Consistency       string   `yaml:"consistency"`
-	Timeout           Duration `yaml:"timeout"`
-	Username          string   `yaml:"username"`
-	Password          string   `yaml:"password"`
+	Keyspace          string    `yaml:"keyspace"`
+	ReplicationFactor int       `yaml:"replication_factor"`
+	Consistency       string    `yaml:"consistency"`
+	Timeout           Duration  `yaml:"timeout"`
+	Username          string    `yaml:"username"`
+	Password          string    `yaml:"password"`
+	TLS               ClientTLS `yaml:"tls"`
 }
 
 // Log configures logging.
@@ -111,11 +116,83 @@ type Server struct {
 	ShutdownTimeout Duration `yaml:"shutdown_timeout"`
 	// MaxBodyBytes limits request bodies other than model uploads.
 	MaxBodyBytes Size `yaml:"max_body_bytes"`
+	// RequestTimeout is a request's deadline, feature lookups included; the
+	// header X-Request-Timeout may ask for less, or more up to
+	// MaxRequestTimeout.
+	RequestTimeout    Duration `yaml:"request_timeout"`
+	MaxRequestTimeout Duration `yaml:"max_request_timeout"`
+	// TLS serves HTTPS when both files are set.
+	TLS TLSFiles `yaml:"tls"`
+}
+
+// TLSFiles name a certificate and its key, PEM-encoded.
+type TLSFiles struct {
+	CertFile string `yaml:"cert_file"`
+	KeyFile  string `yaml:"key_file"`
+}
+
+// ClientTLS configures TLS to a server mlgate connects to.
+type ClientTLS struct {
+	Enabled bool `yaml:"enabled"`
+	// CAFile holds the PEM certificates that sign the server's; empty: the
+	// system's.
+	CAFile string `yaml:"ca_file"`
+	// CertFile and KeyFile are a client certificate, when the server asks.
+	CertFile   string `yaml:"cert_file"`
+	KeyFile    string `yaml:"key_file"`
+	ServerName string `yaml:"server_name"`
+}
+
+// Limits bound what one request may ask for; over a bound is a 413 or 400
+// that names it.
+type Limits struct {
+	// MaxRows bounds the rows of a request: entity rows of a prediction,
+	// the batch of a tensor, rows written to a feature view.
+	MaxRows int `yaml:"max_rows"`
+	// MaxTensorElements bounds the elements of one input tensor.
+	MaxTensorElements int `yaml:"max_tensor_elements"`
+	// MaxStringBytes bounds one string value (BYTES elements, entity keys,
+	// string features).
+	MaxStringBytes int `yaml:"max_string_bytes"`
+}
+
+// Breaker configures the circuit breaker in front of each online store and
+// each shadow target.
+type Breaker struct {
+	// Failures in a row open the breaker.
+	Failures int `yaml:"failures"`
+	// OpenFor is how long an open breaker refuses calls before it lets one
+	// through to probe.
+	OpenFor Duration `yaml:"open_for"`
+}
+
+// Telemetry configures traces.
+type Telemetry struct {
+	// OTLPEndpoint receives traces over OTLP/HTTP (host:port, or a URL);
+	// empty: traces are not exported.
+	OTLPEndpoint string `yaml:"otlp_endpoint"`
+	// SampleRatio is the share of traces started here that are recorded;
+	// a caller's sampled trace context is always followed.
+	SampleRatio float64 `yaml:"sample_ratio"`
+	ServiceName string  `yaml:"service_name"`
 }
 
 // Auth configures API-key authentication.
 type Auth struct {
 	Keys []APIKey `yaml:"keys"`
+	// KeysFile is a YAML file holding more keys, as a list in the form of
+	// keys.
+	KeysFile string `yaml:"keys_file"`
+	// RoleLimits set the request rate of keys by role; a key's own rate
+	// wins, else the highest of its roles'.
+	RoleLimits []RoleLimit `yaml:"role_limits"`
+}
+
+// RoleLimit is the request rate of keys holding a role.
+type RoleLimit struct {
+	Role  string  `yaml:"role"`
+	Rate  float64 `yaml:"rate"`  // requests per second; 0: unlimited
+	Burst int     `yaml:"burst"` // requests at once
 }
 
 // APIKey is one accepted API key, stored as its SHA-256 digest.
@@ -123,6 +200,10 @@ type APIKey struct {
 	Name   string   `yaml:"name"`   // unique label, required
 	SHA256 string   `yaml:"sha256"` // 64 lowercase hex characters
 	Roles  []string `yaml:"roles"`  // at least one of validRoles
+	// Rate and Burst limit the key's requests (per second, at once); 0
+	// leaves it to its roles' limits.
+	Rate  float64 `yaml:"rate"`
+	Burst int     `yaml:"burst"`
 }
 
 var (
@@ -146,12 +227,17 @@ func Defaults() Config {
 		Registry: Registry{MaxModelBytes: 256 * MiB},
 		ONNX:     ONNX{IntraOpThreads: 1, InterOpThreads: 1},
 		Server: Server{
-			ReadTimeout:     Duration(30 * time.Second),
-			WriteTimeout:    Duration(30 * time.Second),
-			IdleTimeout:     Duration(120 * time.Second),
-			ShutdownTimeout: Duration(15 * time.Second),
-			MaxBodyBytes:    16 * MiB,
+			ReadTimeout:       Duration(30 * time.Second),
+			WriteTimeout:      Duration(30 * time.Second),
+			IdleTimeout:       Duration(120 * time.Second),
+			ShutdownTimeout:   Duration(15 * time.Second),
+			MaxBodyBytes:      16 * MiB,
+			RequestTimeout:    Duration(10 * time.Second),
+			MaxRequestTimeout: Duration(60 * time.Second),
 		},
+		Auth:      Auth{RoleLimits: []RoleLimit{}},
+		Limits:    Limits{MaxRows: 10000, MaxTensorElements: 10_000_000, MaxStringBytes: 64 << 10},
+		Telemetry: Telemetry{SampleRatio: 1, ServiceName: "mlgate"},
 		Tables: Tables{
 			Enabled: true, MaxFileBytes: 64 * MiB, MaxFileAge: Duration(time.Minute),
 			FlushInterval: Duration(time.Second), QueueSize: 10000, Spill: true,
@@ -159,6 +245,7 @@ func Defaults() Config {
 		OnlineStore: OnlineStore{
 			Default:      "embedded",
 			CacheEntries: 100000,
+			Breaker:      Breaker{Failures: 5, OpenFor: Duration(time.Second)},
 			Redis:        Redis{KeyPrefix: "mlgate", ClusterAddrs: []string{}},
 			Cassandra:    Cassandra{Hosts: []string{}, Keyspace: "mlgate", ReplicationFactor: 1, Consistency: "LOCAL_ONE", Timeout: Duration(2 * time.Second)},
 		},
@@ -210,6 +297,22 @@ func (c *Config) Validate() error {
 	check("online_store.default", c.OnlineStore.Default != "cassandra" || len(c.OnlineStore.Cassandra.Hosts) > 0, "is cassandra, but online_store.cassandra.hosts is not set")
 	check("online_store.cassandra.replication_factor", c.OnlineStore.Cassandra.ReplicationFactor > 0, "must be at least 1")
 	check("online_store.cassandra.timeout", c.OnlineStore.Cassandra.Timeout > 0, "must be greater than 0")
+
+	check("server.request_timeout", c.Server.RequestTimeout > 0, "must be greater than 0")
+	check("server.max_request_timeout", c.Server.MaxRequestTimeout >= c.Server.RequestTimeout, "must be at least server.request_timeout")
+	check("server.tls", (c.Server.TLS.CertFile == "") == (c.Server.TLS.KeyFile == ""), "set both cert_file and key_file, or neither")
+	check("limits.max_rows", c.Limits.MaxRows > 0, "must be greater than 0")
+	check("limits.max_tensor_elements", c.Limits.MaxTensorElements > 0, "must be greater than 0")
+	check("limits.max_string_bytes", c.Limits.MaxStringBytes > 0, "must be greater than 0")
+	check("online_store.breaker.failures", c.OnlineStore.Breaker.Failures > 0, "must be greater than 0")
+	check("online_store.breaker.open_for", c.OnlineStore.Breaker.OpenFor > 0, "must be greater than 0")
+	check("telemetry.sample_ratio", c.Telemetry.SampleRatio >= 0 && c.Telemetry.SampleRatio <= 1, "must be from 0 to 1")
+	for i, l := range c.Auth.RoleLimits {
+		key := fmt.Sprintf("auth.role_limits[%d]", i)
+		oneOf(key+".role", l.Role, validRoles)
+		check(key+".rate", l.Rate >= 0, "must not be negative")
+		check(key+".burst", l.Burst >= 0, "must not be negative")
+	}
 
 	check("inference_tables.max_file_bytes", c.Tables.MaxFileBytes > 0, "must be greater than 0")
 	check("inference_tables.max_file_age", c.Tables.MaxFileAge > 0, "must be greater than 0")

@@ -120,8 +120,14 @@ online_store:
 			Cassandra: Cassandra{Hosts: []string{"10.0.0.1:9042", "10.0.0.2:9042"}, Keyspace: "features", ReplicationFactor: 1,
 				Consistency: "LOCAL_QUORUM", Timeout: Duration(2 * time.Second)},
 		},
-		Tables: Defaults().Tables,
+		Tables:    Defaults().Tables,
+		Limits:    Defaults().Limits,
+		Telemetry: Defaults().Telemetry,
 	}
+	d := Defaults()
+	want.Server.RequestTimeout, want.Server.MaxRequestTimeout = d.Server.RequestTimeout, d.Server.MaxRequestTimeout
+	want.Auth.RoleLimits = d.Auth.RoleLimits
+	want.OnlineStore.Breaker = d.OnlineStore.Breaker
 	if !reflect.DeepEqual(cfg, want) {
 		t.Errorf("got  %+v\nwant %+v", cfg, want)
 	}
@@ -439,7 +445,7 @@ func TestEnvKeys(t *testing.T) {
 		t.Errorf("EnvKeys not sorted: %v", keys)
 	}
 	for _, k := range keys {
-		if strings.HasPrefix(k, "MLGATE_AUTH") || slices.Contains(ClientEnv, k) {
+		if strings.HasPrefix(k, "MLGATE_AUTH") && k != "MLGATE_AUTH_KEYS_FILE" || slices.Contains(ClientEnv, k) {
 			t.Errorf("EnvKeys has %s", k)
 		}
 	}
