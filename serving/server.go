@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"sync/atomic"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
@@ -29,6 +30,9 @@ type Options struct {
 	IdleTimeout  time.Duration
 	// Version is reported by GET /v2.
 	Version string
+	// DrainDelay is how long Shutdown answers not ready before it stops
+	// accepting connections.
+	DrainDelay time.Duration
 }
 
 // Deps are what the server composes.
@@ -64,6 +68,7 @@ type Server struct {
 	metrics   http.Handler
 	router    *router.Service
 	shadows   *shadows
+	draining  atomic.Bool // Shutdown has begun: not ready
 	tables    Tables
 	tablesDir string
 	piiKey    []byte
@@ -164,6 +169,13 @@ func (s *Server) Serve(ln net.Listener) error { return s.app.Listener(ln) }
 // Shutdown stops accepting connections and waits, until ctx ends, for the
 // requests in flight to finish, then for the queued shadow copies.
 func (s *Server) Shutdown(ctx context.Context) error {
+	// Readiness goes false first, so that a load balancer stops sending
+	// traffic during DrainDelay, while the listener still answers.
+	s.draining.Store(true)
+	select {
+	case <-time.After(s.opts.DrainDelay):
+	case <-ctx.Done():
+	}
 	err := s.app.ShutdownWithContext(ctx)
 	wait := time.Second
 	if d, ok := ctx.Deadline(); ok {

@@ -20,7 +20,7 @@ func (s *Server) live(c *fiber.Ctx) error {
 }
 
 func (s *Server) ready(c *fiber.Ctx) error {
-	if !s.catalog.Ready() {
+	if !s.catalog.Ready() || s.draining.Load() {
 		return c.Status(fiber.StatusServiceUnavailable).JSON(fiber.Map{"ready": false})
 	}
 	return c.JSON(fiber.Map{"ready": true})

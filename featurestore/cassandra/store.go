@@ -81,6 +81,7 @@ package cassandra
 import (
 	"context"
 	"crypto/sha256"
+	"crypto/tls"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -118,6 +119,9 @@ type Options struct {
 	// PasswordAuthenticator.
 	Username string
 	Password string
+	// TLS, when set, encrypts the connections to the nodes (and checks their
+	// certificates against it).
+	TLS *tls.Config
 }
 
 // Store is a featurestore.OnlineStore in Cassandra: one table per view.
@@ -191,6 +195,9 @@ func New(ctx context.Context, o Options) (*Store, error) {
 	cluster.WriteCoalesceWaitTime = 0
 	if o.Username != "" {
 		cluster.Authenticator = gocql.PasswordAuthenticator{Username: o.Username, Password: o.Password}
+	}
+	if o.TLS != nil {
+		cluster.SslOpts = &gocql.SslOptions{Config: o.TLS, EnableHostVerification: !o.TLS.InsecureSkipVerify}
 	}
 	hosts := strings.Join(o.Hosts, ", ")
 

@@ -57,6 +57,7 @@ package redis
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"strings"
@@ -75,6 +76,8 @@ type Options struct {
 	Addrs []string
 	// Password authenticates with AUTH; empty for none.
 	Password string
+	// TLS, when set, encrypts the connections.
+	TLS *tls.Config
 	// DB selects the database of a standalone server; a cluster has only 0.
 	DB int
 	// KeyPrefix starts every key; "mlgate" when empty.
@@ -130,6 +133,7 @@ func New(ctx context.Context, o Options) (*Store, error) {
 		DialTimeout:  o.DialTimeout,
 		ReadTimeout:  o.ReadTimeout,
 		WriteTimeout: o.WriteTimeout,
+		TLSConfig:    o.TLS,
 		// A prediction's deadline bounds its feature reads.
 		ContextTimeoutEnabled: true,
 	})

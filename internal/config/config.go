@@ -121,6 +121,9 @@ type Server struct {
 	// MaxRequestTimeout.
 	RequestTimeout    Duration `yaml:"request_timeout"`
 	MaxRequestTimeout Duration `yaml:"max_request_timeout"`
+	// DrainDelay is how long a stopping gateway answers not ready before it
+	// stops accepting connections (time for a load balancer to notice).
+	DrainDelay Duration `yaml:"drain_delay"`
 	// TLS serves HTTPS when both files are set.
 	TLS TLSFiles `yaml:"tls"`
 }
@@ -299,6 +302,7 @@ func (c *Config) Validate() error {
 	check("online_store.cassandra.timeout", c.OnlineStore.Cassandra.Timeout > 0, "must be greater than 0")
 
 	check("server.request_timeout", c.Server.RequestTimeout > 0, "must be greater than 0")
+	check("server.drain_delay", c.Server.DrainDelay >= 0 && c.Server.DrainDelay < c.Server.ShutdownTimeout, "must be at least 0 and less than server.shutdown_timeout")
 	check("server.max_request_timeout", c.Server.MaxRequestTimeout >= c.Server.RequestTimeout, "must be at least server.request_timeout")
 	check("server.tls", (c.Server.TLS.CertFile == "") == (c.Server.TLS.KeyFile == ""), "set both cert_file and key_file, or neither")
 	check("limits.max_rows", c.Limits.MaxRows > 0, "must be greater than 0")

@@ -14,7 +14,6 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
-	"net"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -172,11 +171,12 @@ func Start(ctx context.Context, cfg config.Config, version string, log *slog.Log
 		WriteTimeout: time.Duration(cfg.Server.WriteTimeout),
 		IdleTimeout:  time.Duration(cfg.Server.IdleTimeout),
 		Version:      version,
+		DrainDelay:   time.Duration(cfg.Server.DrainDelay),
 	}, deps)
 
-	ln, err := net.Listen("tcp", cfg.Listen)
+	ln, err := listen(cfg)
 	if err != nil {
-		return nil, fmt.Errorf("listen (listen: %s): %w", cfg.Listen, err)
+		return nil, err
 	}
 	g.Addr = ln.Addr().String()
 	go func() { g.served <- g.Server.Serve(ln) }()
@@ -303,7 +303,12 @@ func openFeatures(ctx context.Context, cfg config.Config, metrics *telemetry.Met
 		if o.Redis.Addr != "" {
 			addrs = []string{o.Redis.Addr}
 		}
-		rs, err := redis.New(ctx, redis.Options{Addrs: addrs, Password: o.Redis.Password, DB: o.Redis.DB, KeyPrefix: o.Redis.KeyPrefix})
+		tlsConfig, err := clientTLS("online_store.redis.tls", o.Redis.TLS)
+		if err != nil {
+			closeAll()
+			return nil, err
+		}
+		rs, err := redis.New(ctx, redis.Options{Addrs: addrs, Password: o.Redis.Password, DB: o.Redis.DB, KeyPrefix: o.Redis.KeyPrefix, TLS: tlsConfig})
 		if err != nil {
 			closeAll()
 			return nil, fmt.Errorf("online_store.redis: %w", err)
@@ -311,9 +316,15 @@ func openFeatures(ctx context.Context, cfg config.Config, metrics *telemetry.Met
 		stores["redis"] = rs
 	}
 	if o := cfg.OnlineStore.Cassandra; len(o.Hosts) > 0 {
+		tlsConfig, err := clientTLS("online_store.cassandra.tls", o.TLS)
+		if err != nil {
+			closeAll()
+			return nil, err
+		}
 		cs, err := cassandra.New(ctx, cassandra.Options{
 			Hosts: o.Hosts, Keyspace: o.Keyspace, ReplicationFactor: o.ReplicationFactor,
 			Consistency: o.Consistency, Timeout: time.Duration(o.Timeout), Username: o.Username, Password: o.Password,
+			TLS: tlsConfig,
 		})
 		if err != nil {
 			closeAll()
