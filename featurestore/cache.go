@@ -8,14 +8,16 @@ import (
 
 // cache keeps whole rows read from the stores, for as long as each view's
 // CacheTTL allows. Writes through the gateway evict the rows they change;
-// writes by others are seen once the entry expires.
+// writes by others are seen once the entry expires. An expired entry stays
+// until the LRU pushes it out: while its store cannot answer, it is the best
+// value there is (see stale).
 type cache struct {
 	lru *lru.Cache[string, cached]
 }
 
 type cached struct {
-	row     Row // every feature of the view, in view order
-	expires time.Time
+	row   Row       // every feature of the view, in view order
+	added time.Time // when it was read from the store
 }
 
 func newCache(entries int) (*cache, error) {
@@ -36,15 +38,25 @@ func (c *cache) get(v *View, key string, now time.Time) (Row, bool) {
 		return Row{}, false
 	}
 	e, ok := c.lru.Get(cacheKey(v.Name, key))
-	if !ok || now.After(e.expires) {
+	if !ok || now.Sub(e.added) > time.Duration(v.CacheTTL) {
 		return Row{}, false
 	}
 	return e.row, true
 }
 
+// stale returns the cached row of key however old, for answering while the
+// view's store cannot.
+func (c *cache) stale(v *View, key string) (Row, bool) {
+	if c.lru == nil || v.CacheTTL <= 0 {
+		return Row{}, false
+	}
+	e, ok := c.lru.Get(cacheKey(v.Name, key))
+	return e.row, ok
+}
+
 func (c *cache) put(v *View, row Row, now time.Time) {
 	if c.lru != nil && v.CacheTTL > 0 {
-		c.lru.Add(cacheKey(v.Name, row.Key), cached{row: row, expires: now.Add(time.Duration(v.CacheTTL))})
+		c.lru.Add(cacheKey(v.Name, row.Key), cached{row: row, added: now})
 	}
 }
 

@@ -5,20 +5,23 @@ import (
 	"sync"
 	"time"
 
+	"github.com/sony/gobreaker/v2"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/metric"
 	"go.opentelemetry.io/otel/metric/noop"
 )
 
 // metrics are the feature store's instruments: per store, the latency of
-// reads; per view, how values were found, how old they were, how often the
-// cache answered, and how many defaults were used.
+// reads, the reads answered without it and the state of its breaker; per
+// view, how values were found, how old they were, how often the cache
+// answered, and how many defaults were used.
 type metrics struct {
 	lookup   metric.Float64Histogram
 	values   metric.Int64Counter
 	cache    metric.Int64Counter
 	age      metric.Float64Histogram
 	defaults metric.Int64Counter
+	degraded metric.Int64Counter
 
 	// byView holds each view's attribute sets (*View → *viewAttrs), built
 	// once rather than on every measurement; a view change clears it.
@@ -61,7 +64,7 @@ func (m *metrics) store(name string) metric.MeasurementOption {
 	return o
 }
 
-func newMetrics(m metric.Meter) (*metrics, error) {
+func newMetrics(m metric.Meter, breakers map[string]*gobreaker.CircuitBreaker[struct{}]) (*metrics, error) {
 	if m == nil {
 		m = noop.NewMeterProvider().Meter("")
 	}
@@ -87,6 +90,21 @@ func newMetrics(m metric.Meter) (*metrics, error) {
 	}
 	if out.defaults, err = m.Int64Counter("mlgate_feature_defaults",
 		metric.WithDescription("Feature values that were missing or stale and took their default in a prediction, by view.")); err != nil {
+		return nil, err
+	}
+	if out.degraded, err = m.Int64Counter("mlgate_feature_degraded",
+		metric.WithDescription("Store reads answered without the store (its breaker open, or the read failed or ran out of time), from the cache or as not found, by store.")); err != nil {
+		return nil, err
+	}
+	_, err = m.Int64ObservableGauge("mlgate_breaker_state",
+		metric.WithDescription("State of the circuit breaker in front of each online store, by name (the store's): 0 closed, 1 half-open, 2 open."),
+		metric.WithInt64Callback(func(_ context.Context, o metric.Int64Observer) error {
+			for name, b := range breakers {
+				o.Observe(breakerState(b.State()), metric.WithAttributeSet(attribute.NewSet(attribute.String("name", name))))
+			}
+			return nil
+		}))
+	if err != nil {
 		return nil, err
 	}
 	return &out, nil

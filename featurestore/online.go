@@ -43,7 +43,17 @@ func (s *Service) WriteRows(ctx context.Context, view string, rows []Row) error 
 			return fmt.Errorf("row %q has %d values, view %s has %d features", r.Key, len(r.Values), v.Name, len(v.Features))
 		}
 	}
-	if err := s.stores[v.Store].Write(ctx, v, rows); err != nil {
+	_, err = s.breakers[v.Store].Execute(func() (struct{}, error) {
+		err := s.stores[v.Store].Write(ctx, v, rows)
+		if errors.Is(err, ErrInvalid) || errors.Is(ctx.Err(), context.Canceled) {
+			err = uncounted{err}
+		}
+		return struct{}{}, err
+	})
+	if Refused(err) {
+		return unavailable("online store %s is unavailable: it failed repeatedly and its circuit breaker is open; try again shortly", v.Store)
+	}
+	if err != nil {
 		return fmt.Errorf("write view %s to store %s: %w", v.Name, v.Store, err)
 	}
 	for _, r := range rows {
@@ -53,8 +63,12 @@ func (s *Service) WriteRows(ctx context.Context, view string, rows []Row) error 
 }
 
 // read fills the lookups, from the cache where a view allows it, else with
-// one Read per store, the stores in parallel.
-func (s *Service) read(ctx context.Context, lookups []Lookup, now time.Time) error {
+// one Read per store, the stores in parallel. A store that cannot answer (its
+// breaker is open, or the read fails or runs out of time) does not fail the
+// read: its lookups are answered from the cache, expired entries included,
+// or else as not found, and read returns its name among the degraded
+// stores, sorted. The error is for lookups a store refused as invalid.
+func (s *Service) read(ctx context.Context, lookups []Lookup, now time.Time) ([]string, error) {
 	type pending struct {
 		orig   *Lookup
 		keys   []int // indexes into orig.Keys read from the store
@@ -92,50 +106,100 @@ func (s *Service) read(ctx context.Context, lookups []Lookup, now time.Time) err
 	for _, p := range misses {
 		byStore[p.lookup.View.Store] = append(byStore[p.lookup.View.Store], p.lookup)
 	}
-	if err := s.readStores(ctx, byStore); err != nil {
-		return err
+	degraded, err := s.readStores(ctx, byStore)
+	if err != nil {
+		return nil, err
 	}
 	for _, p := range misses {
+		// A row the store did not give is not cached: it would hide the
+		// store's own once it answers again.
+		fresh := !slices.Contains(degraded, p.lookup.View.Store)
 		for k, j := range p.keys {
 			row := p.lookup.Rows[k]
-			s.cache.put(p.lookup.View, row, now)
+			if fresh {
+				s.cache.put(p.lookup.View, row, now)
+			}
 			p.orig.Rows[j] = project(row, p.orig.Features)
 		}
 	}
 	s.metrics.observe(ctx, lookups, now)
-	return nil
+	return degraded, nil
 }
 
-func (s *Service) readStores(ctx context.Context, byStore map[string][]Lookup) error {
+// readStores reads each store's lookups, the stores in parallel, and
+// returns the names of the stores that could not answer, sorted.
+func (s *Service) readStores(ctx context.Context, byStore map[string][]Lookup) ([]string, error) {
 	if len(byStore) == 1 {
 		for name, ls := range byStore {
-			return s.readStore(ctx, name, ls)
+			ok, err := s.readStore(ctx, name, ls)
+			if ok || err != nil {
+				return nil, err
+			}
+			return []string{name}, nil
 		}
 	}
-	var wg sync.WaitGroup
-	errs := make([]error, 0, len(byStore))
-	var mu sync.Mutex
+	var (
+		wg       sync.WaitGroup
+		mu       sync.Mutex
+		errs     []error
+		degraded []string
+	)
 	for name, ls := range byStore {
 		wg.Go(func() {
-			if err := s.readStore(ctx, name, ls); err != nil {
-				mu.Lock()
+			ok, err := s.readStore(ctx, name, ls)
+			mu.Lock()
+			defer mu.Unlock()
+			if err != nil {
 				errs = append(errs, err)
-				mu.Unlock()
+			} else if !ok {
+				degraded = append(degraded, name)
 			}
 		})
 	}
 	wg.Wait()
-	return errors.Join(errs...)
+	sort.Strings(degraded)
+	return degraded, errors.Join(errs...)
 }
 
-func (s *Service) readStore(ctx context.Context, name string, ls []Lookup) error {
-	start := time.Now()
-	err := s.stores[name].Read(ctx, ls)
-	s.metrics.lookup.Record(ctx, time.Since(start).Seconds(), s.metrics.store(name))
-	if err != nil {
-		return fmt.Errorf("read from store %s: %w", name, err)
+// readStore reads one store's lookups through its breaker, within the
+// read's share of the request's time (see readContext). When the store
+// cannot answer it fills the lookups without it (see fallback), counts a
+// degraded read and reports false.
+func (s *Service) readStore(ctx context.Context, name string, ls []Lookup) (bool, error) {
+	rctx, cancel, budget := readContext(ctx)
+	defer cancel()
+	_, err := s.breakers[name].Execute(func() (struct{}, error) {
+		start := time.Now()
+		sctx, span := s.startLookup(rctx, name, ls)
+		err := s.stores[name].Read(sctx, ls)
+		endLookup(span, err)
+		s.metrics.lookup.Record(ctx, time.Since(start).Seconds(), s.metrics.store(name))
+		return struct{}{}, readFailure(ctx, rctx, budget, err)
+	})
+	switch {
+	case err == nil:
+		return true, nil
+	case errors.Is(err, ErrInvalid):
+		return false, fmt.Errorf("read from store %s: %w", name, err)
 	}
-	return nil
+	s.fallback(ls)
+	s.metrics.degraded.Add(ctx, 1, s.metrics.store(name))
+	return false, nil
+}
+
+// fallback fills the rows of lookups whose store could not answer (a failed
+// read may have filled some): from the cache however old the entry, else as
+// not found, so that a prediction takes the defaults.
+func (s *Service) fallback(ls []Lookup) {
+	for _, l := range ls {
+		for k, key := range l.Keys {
+			if row, ok := s.cache.stale(l.View, key); ok {
+				l.Rows[k] = project(row, l.Features)
+			} else {
+				l.Rows[k] = Row{Key: key}
+			}
+		}
+	}
 }
 
 func allFeatures(v *View) []int {
@@ -232,6 +296,9 @@ func keysFor(v *View, entities map[string][]string, n int) []string {
 type OnlineResult struct {
 	Features []string
 	Rows     []OnlineRow
+	// Degraded names the stores that could not answer, sorted; their
+	// values came from the cache, however old, or read as not found.
+	Degraded []string
 }
 
 // OnlineRow is one entity row of an OnlineResult.
@@ -285,10 +352,11 @@ func (s *Service) Online(ctx context.Context, features []string, entities map[st
 		lookups[li].Features = append(lookups[li].Features, r.Feature)
 	}
 	now := s.now()
-	if err := s.read(ctx, lookups, now); err != nil {
+	degraded, err := s.read(ctx, lookups, now)
+	if err != nil {
 		return nil, err
 	}
-	res := &OnlineResult{Features: features, Rows: make([]OnlineRow, n)}
+	res := &OnlineResult{Features: features, Rows: make([]OnlineRow, n), Degraded: degraded}
 	for row := range n {
 		or := OnlineRow{
 			Entities: make(map[string]string, len(needed)),

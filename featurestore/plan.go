@@ -252,6 +252,9 @@ type Assembly struct {
 	// [ref][row].
 	Used     [][]Value
 	Defaults int // values that took their default
+	// Degraded names the stores that could not answer, sorted; their values
+	// came from the cache, however old, or took their defaults.
+	Degraded []string
 
 	defaultsByView []int // by plan lookup
 }
@@ -283,10 +286,11 @@ func (s *Service) Assemble(ctx context.Context, p *Plan, entities map[string][]s
 		lookups[i] = Lookup{View: pl.view, Keys: keysFor(pl.view, entities, n), Features: pl.features, Rows: make([]Row, n)}
 	}
 	now := s.now()
-	if err := s.read(ctx, lookups, now); err != nil {
+	degraded, err := s.read(ctx, lookups, now)
+	if err != nil {
 		return nil, err
 	}
-	a := &Assembly{Refs: p.refs, Statuses: make([][]Status, n), defaultsByView: make([]int, len(p.lookups))}
+	a := &Assembly{Refs: p.refs, Statuses: make([][]Status, n), Degraded: degraded, defaultsByView: make([]int, len(p.lookups))}
 	statuses := make([]Status, n*len(p.refs))
 	for row := range n {
 		a.Statuses[row] = statuses[row*len(p.refs) : (row+1)*len(p.refs) : (row+1)*len(p.refs)]

@@ -15,27 +15,39 @@ import (
 // time (RFC 3339); rows without it take the time they are written.
 const EventTSColumn = "event_ts"
 
-// MaxWriteRows bounds the rows of one write request.
-const MaxWriteRows = 50000
+// Limits bound what one request may hold. The gateway sets them from its
+// configuration, and an error over a bound names the config key that sets
+// it (limits.max_rows, limits.max_string_bytes).
+type Limits struct {
+	// MaxRows bounds the rows of a write.
+	MaxRows int
+	// MaxStringBytes bounds an entity key or a string feature value. Entity
+	// keys are bounded to 1024 bytes in any case (CheckEntityValue).
+	MaxStringBytes int
+}
 
 // DecodeRows parses a write request, {"rows": [{column: value, ...}, ...]},
 // into rows of view v. Each row must give every entity column (a string, or a
 // number taken as its decimal text); features may be omitted or null
 // (absent); event_ts is optional. Errors match ErrInvalid and name the row
-// and column: `rows[3].age: "abc" is not a float`.
-func DecodeRows(v *View, body []byte, now time.Time) ([]Row, error) {
+// and column: `rows[3].age: "abc" is not a float`, or the bound of lim that
+// the request is over.
+func DecodeRows(v *View, body []byte, now time.Time, lim Limits) ([]Row, error) {
 	var req struct {
 		Rows []map[string]json.RawMessage `json:"rows"`
 	}
 	if err := jsonerr.Decode(body, &req); err != nil {
 		return nil, invalid("request body: %v", err)
 	}
-	if len(req.Rows) == 0 || len(req.Rows) > MaxWriteRows {
-		return nil, invalid("rows: want 1 to %d rows, got %d", MaxWriteRows, len(req.Rows))
+	if len(req.Rows) == 0 {
+		return nil, invalid("rows: at least one row is required")
+	}
+	if len(req.Rows) > lim.MaxRows {
+		return nil, invalid("rows: %d rows is more than limits.max_rows (%d)", len(req.Rows), lim.MaxRows)
 	}
 	rows := make([]Row, len(req.Rows))
 	for i, cols := range req.Rows {
-		r, err := decodeRow(v, cols, now)
+		r, err := decodeRow(v, cols, now, lim)
 		if err != nil {
 			return nil, invalid("rows[%d].%v", i, err)
 		}
@@ -44,7 +56,7 @@ func DecodeRows(v *View, body []byte, now time.Time) ([]Row, error) {
 	return rows, nil
 }
 
-func decodeRow(v *View, cols map[string]json.RawMessage, now time.Time) (Row, error) {
+func decodeRow(v *View, cols map[string]json.RawMessage, now time.Time, lim Limits) (Row, error) {
 	r := Row{EventTS: now.UTC(), Values: make([]Value, len(v.Features))}
 	parts := make([]string, len(v.Entities))
 	for j, e := range v.Entities {
@@ -53,6 +65,9 @@ func decodeRow(v *View, cols map[string]json.RawMessage, now time.Time) (Row, er
 			return Row{}, fmt.Errorf("%s: missing; every row needs its entity columns (%v)", e, v.Entities)
 		}
 		val, err := EntityFromJSON(raw)
+		if err == nil {
+			err = lim.checkString(val)
+		}
 		if err != nil {
 			return Row{}, fmt.Errorf("%s: %v", e, err)
 		}
@@ -80,12 +95,23 @@ func decodeRow(v *View, cols map[string]json.RawMessage, now time.Time) (Row, er
 			return Row{}, fmt.Errorf("%s: view %s has no such column (entities %v, features and %s)", name, v.Name, v.Entities, EventTSColumn)
 		}
 		val, err := ValueFromJSON(v.Features[i].Type, raw)
+		if err == nil && val.Type == String {
+			err = lim.checkString(val.Str)
+		}
 		if err != nil {
 			return Row{}, fmt.Errorf("%s: %v", name, err)
 		}
 		r.Values[i] = val
 	}
 	return r, nil
+}
+
+// checkString refuses a string longer than MaxStringBytes.
+func (l Limits) checkString(s string) error {
+	if len(s) > l.MaxStringBytes {
+		return fmt.Errorf("a string of %d bytes is longer than limits.max_string_bytes (%d)", len(s), l.MaxStringBytes)
+	}
+	return nil
 }
 
 // EntityFromJSON reads an entity column value: a string, or a number taken

@@ -14,11 +14,14 @@ var testView = &View{Name: "user", Entities: []string{"user_id", "day"}, Feature
 	{"age", Float}, {"income", Double}, {"visits", Int}, {"city", String}, {"vip", Bool}, {"emb", FloatList},
 }}
 
+// testLimits are the default limits.
+var testLimits = Limits{MaxRows: 10000, MaxStringBytes: 64 << 10}
+
 func TestDecodeRows(t *testing.T) {
 	now := time.Date(2026, 11, 21, 12, 0, 0, 0, time.UTC)
 	rows, err := DecodeRows(testView, []byte(`{"rows": [
 		{"user_id": "u1", "day": 3, "age": 31.5, "income": 1e3, "visits": -2, "city": "Zürich", "vip": true, "emb": [1, -0.5], "event_ts": "2026-11-21T10:00:00.5+01:00"},
-		{"user_id": "u2", "day": "x", "age": null}]}`), now)
+		{"user_id": "u2", "day": "x", "age": null}]}`), now, testLimits)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -48,10 +51,32 @@ func TestDecodeRows(t *testing.T) {
 		{`{"rows": 5}`, "request body"},
 	}
 	for _, b := range bad {
-		_, err := DecodeRows(testView, []byte(b.body), now)
+		_, err := DecodeRows(testView, []byte(b.body), now, testLimits)
 		if err == nil || !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), b.want) {
 			t.Errorf("DecodeRows(%s) = %v, want ErrInvalid containing %q", b.body, err, b.want)
 		}
+	}
+}
+
+func TestDecodeRowsLimits(t *testing.T) {
+	now := time.Now()
+	lim := Limits{MaxRows: 2, MaxStringBytes: 8}
+	tests := []struct{ body, want string }{
+		{`{"rows": []}`, "rows: at least one row is required"},
+		{`{"rows": [{"user_id": "a", "day": 1}, {"user_id": "b", "day": 1}, {"user_id": "c", "day": 1}]}`,
+			"rows: 3 rows is more than limits.max_rows (2)"},
+		{`{"rows": [{"user_id": "123456789", "day": 1}]}`, "rows[0].user_id: a string of 9 bytes is longer than limits.max_string_bytes (8)"},
+		{`{"rows": [{"user_id": "u", "day": 1, "city": "Zürich!!"}]}`, "rows[0].city: a string of 9 bytes is longer than limits.max_string_bytes (8)"},
+	}
+	for _, tt := range tests {
+		_, err := DecodeRows(testView, []byte(tt.body), now, lim)
+		if err == nil || !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("DecodeRows(%s) = %v, want ErrInvalid containing %q", tt.body, err, tt.want)
+		}
+	}
+	rows, err := DecodeRows(testView, []byte(`{"rows": [{"user_id": "12345678", "day": 1, "city": "\u00e9\u00e9\u00e9\u00e9"}, {"user_id": "b", "day": 2}]}`), now, lim)
+	if err != nil || len(rows) != 2 {
+		t.Errorf("rows at the limits: %v %v", rows, err)
 	}
 }
 
@@ -91,7 +116,7 @@ func FuzzDecodeRows(f *testing.F) {
 	}
 	now := time.Date(2026, 11, 21, 12, 0, 0, 0, time.UTC)
 	f.Fuzz(func(t *testing.T, body []byte) {
-		rows, err := DecodeRows(testView, body, now)
+		rows, err := DecodeRows(testView, body, now, testLimits)
 		if err != nil {
 			if !errors.Is(err, ErrInvalid) {
 				t.Fatalf("refusal is not ErrInvalid: %v", err)

@@ -11,7 +11,9 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/sony/gobreaker/v2"
 	"go.opentelemetry.io/otel/metric"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // SpecUse is a registered model version that reads features through a spec.
@@ -28,10 +30,12 @@ type SpecUse struct {
 type Service struct {
 	views        ViewStore
 	stores       map[string]OnlineStore
+	breakers     map[string]*gobreaker.CircuitBreaker[struct{}] // by store name
 	defaultStore string
 	cache        *cache
 	metrics      *metrics
 	now          func() time.Time
+	tracer       trace.Tracer // nil traces nothing
 
 	mu    sync.Mutex // serialises view changes
 	set   atomic.Pointer[map[string]*View]
@@ -46,8 +50,13 @@ type Options struct {
 	DefaultStore string
 	// CacheEntries bounds the cache; 0 disables it.
 	CacheEntries int
+	// Breaker configures the circuit breaker in front of each store.
+	Breaker Breaker
 	// Meter records the feature store's metrics; nil records none.
 	Meter metric.Meter
+	// Tracer starts a span ("feature.lookup") for each read from a store;
+	// nil traces none.
+	Tracer trace.Tracer
 }
 
 // NewService loads the views and returns the service.
@@ -59,11 +68,16 @@ func NewService(ctx context.Context, views ViewStore, opts Options) (*Service, e
 	if err != nil {
 		return nil, err
 	}
-	m, err := newMetrics(opts.Meter)
+	breakers := make(map[string]*gobreaker.CircuitBreaker[struct{}], len(opts.Stores))
+	for name := range opts.Stores {
+		breakers[name] = NewBreaker[struct{}](name, opts.Breaker)
+	}
+	m, err := newMetrics(opts.Meter, breakers)
 	if err != nil {
 		return nil, err
 	}
-	s := &Service{views: views, stores: opts.Stores, defaultStore: opts.DefaultStore, cache: c, metrics: m, now: time.Now}
+	s := &Service{views: views, stores: opts.Stores, breakers: breakers, defaultStore: opts.DefaultStore, cache: c, metrics: m, now: time.Now}
+	s.tracer = opts.Tracer
 	all, err := views.Views(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("load feature views: %w", err)

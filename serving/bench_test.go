@@ -33,7 +33,7 @@ func BenchmarkDecodeInferRequest(b *testing.B) {
 			b.ReportAllocs()
 			b.SetBytes(int64(len(body)))
 			for b.Loop() {
-				if _, err := decodeInferRequest(body); err != nil {
+				if _, err := decodeInferRequest(body, defaultLimits); err != nil {
 					b.Fatal(err)
 				}
 			}

@@ -79,7 +79,7 @@ func (s *Server) endpointPredict(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	req, err := decodePredictRequest(c.Body())
+	req, err := decodePredictRequest(c.Body(), s.limits)
 	if err != nil {
 		return err
 	}
@@ -87,11 +87,13 @@ func (s *Server) endpointPredict(c *fiber.Ctx) error {
 	if !ok {
 		return router.NotFound("endpoint %q not found", c.Params("endpoint"))
 	}
+	_, span := s.startSpan(c.UserContext(), "route")
 	v, err := choose(c, r, req.Unit, req.Entities)
+	endRoute(span, r, v, err)
 	if err != nil {
 		return err
 	}
-	o := &observation{start: time.Now(), route: r, variant: r.Name(v), body: c.Body(), req: req}
+	o := &observation{ctx: c.UserContext(), start: time.Now(), route: r, variant: r.Name(v), body: c.Body(), req: req}
 	model, version := refArgs(r.Model(v))
 	o.model = model
 	p, err := s.runPredict(c.UserContext(), model, version, req)

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mlgate/mlgate/featurestore"
 	"github.com/mlgate/mlgate/internal/modelzoo"
 	"github.com/mlgate/mlgate/registry"
 	"github.com/mlgate/mlgate/router"
@@ -244,7 +245,9 @@ func TestPolicyChangesAreAudited(t *testing.T) {
 
 // TestShadowNeverTouchesAnswers sends copies to a shadow that fails, then to
 // one that never answers: every caller gets the served model's answer, the
-// failures and drops are counted, and the same model as shadow agrees.
+// failures and drops are counted, and the same model as shadow agrees. The
+// failing shadow's breaker opens after its fifth failure in a row: from then
+// on its copies are dropped without running it.
 func TestShadowNeverTouchesAnswers(t *testing.T) {
 	g := startGateway(t)
 	g.register("linear", modelzoo.Linear)
@@ -270,7 +273,10 @@ func TestShadowNeverTouchesAnswers(t *testing.T) {
 		return view.Stats.Shadow
 	}
 	send(50)
-	waitFor(t, func() bool { return shadowStats().Failed == 50 })
+	waitFor(t, func() bool { s := shadowStats(); return s.Failed+s.Dropped == 50 })
+	if s := shadowStats(); s.Failed < featurestore.DefaultBreakerFailures || s.Failed >= 50 {
+		t.Errorf("a failing shadow failed %d times and had %d copies dropped; want its breaker to open after %d failures", s.Failed, s.Dropped, featurestore.DefaultBreakerFailures)
+	}
 
 	// A shadow that never answers: its queue fills and copies are dropped,
 	// while callers are answered as before.

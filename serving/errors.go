@@ -21,6 +21,13 @@ var ErrInvalidInput = errors.New("invalid input")
 // errForbidden: the caller's key lacks the role a route needs.
 var errForbidden = errors.New("forbidden")
 
+// errRateLimited: the caller is over its request rate.
+var errRateLimited = errors.New("rate limited")
+
+// errTooLarge: a request over a size bound (limits.max_tensor_elements); the
+// message names the bound.
+var errTooLarge = errors.New("too large")
+
 // ErrNotReady: the server, or the model asked for, cannot serve yet.
 var ErrNotReady = errors.New("not ready")
 
@@ -41,14 +48,16 @@ func statusOf(err error) int {
 		return fiber.StatusUnauthorized
 	case errors.Is(err, errForbidden):
 		return fiber.StatusForbidden
+	case errors.Is(err, errRateLimited):
+		return fiber.StatusTooManyRequests
 	case errors.Is(err, registry.ErrNotFound), errors.Is(err, featurestore.ErrNotFound), errors.Is(err, router.ErrNotFound),
 		errors.Is(err, drift.ErrNotFound):
 		return fiber.StatusNotFound
 	case errors.Is(err, registry.ErrConflict), errors.Is(err, featurestore.ErrConflict), errors.Is(err, router.ErrConflict):
 		return fiber.StatusConflict
-	case errors.Is(err, registry.ErrTooLarge):
+	case errors.Is(err, registry.ErrTooLarge), errors.Is(err, errTooLarge):
 		return fiber.StatusRequestEntityTooLarge
-	case errors.Is(err, ErrNotReady):
+	case errors.Is(err, ErrNotReady), errors.Is(err, featurestore.ErrUnavailable):
 		return fiber.StatusServiceUnavailable
 	case errors.As(err, &fe):
 		return fe.Code

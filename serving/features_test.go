@@ -279,7 +279,7 @@ func TestOnlineReadsAndWrites(t *testing.T) {
 		{"/v1/feature-views/user/rows", `{"rows": [{"user_id": "u9", "height": 1}]}`, `rows[0].height: view user has no such column`},
 		{"/v1/feature-views/user/rows", `{"rows": [{"user_id": "u9", "visits": 2.5}]}`, "rows[0].visits: 2.5 is not an int"},
 		{"/v1/feature-views/user/rows", `{"rows": [{"user_id": "u9", "event_ts": "yesterday"}]}`, "rows[0].event_ts"},
-		{"/v1/feature-views/user/rows", `{"rows": []}`, "want 1 to 50000 rows"},
+		{"/v1/feature-views/user/rows", `{"rows": []}`, "at least one row is required"},
 		{"/v1/feature-views/txn/rows", `{"rows": [{"user_id": "u9", "merchant": "m", "emb": [1, "x"]}]}`, "rows[0].emb: element 1"},
 		{"/v1/features/online", `{"features": ["user:agee"], "entities": {"user_id": ["u1"]}}`, `view user has no feature \"agee\"`},
 		{"/v1/features/online", `{"features": ["user:age"], "entities": {"user_id": ["u1"], "x": ["1"]}}`, `column \"x\" is not an entity`},

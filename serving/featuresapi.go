@@ -95,10 +95,12 @@ func (s *Server) writeRows(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	rows, err := featurestore.DecodeRows(v, c.Body(), time.Now())
+	rows, err := featurestore.DecodeRows(v, c.Body(), time.Now(), s.limits.rows())
 	if err != nil {
 		return err
 	}
+	// Writes are never degraded: a store that is unavailable is a 503 the
+	// caller retries.
 	if err := fs.WriteRows(c.UserContext(), v.Name, rows); err != nil {
 		return err
 	}
@@ -123,7 +125,7 @@ func (s *Server) readOnline(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	req, err := decodeOnlineRequest(c.Body())
+	req, err := decodeOnlineRequest(c.Body(), s.limits)
 	if err != nil {
 		return err
 	}
@@ -146,13 +148,24 @@ func (s *Server) readOnline(c *fiber.Ctx) error {
 		}
 		rows[i] = out
 	}
-	return c.JSON(fiber.Map{"features": res.Features, "rows": rows})
+	answer := fiber.Map{"features": res.Features, "rows": rows}
+	if len(res.Degraded) > 0 {
+		// A store could not answer: its values came from the cache or read
+		// as not found.
+		answer["degraded"] = true
+	}
+	return c.JSON(answer)
 }
 
-func decodeOnlineRequest(body []byte) (*onlineRequest, error) {
+// decodeOnlineRequest parses an online read, holding its entity columns to
+// lim.
+func decodeOnlineRequest(body []byte, lim limits) (*onlineRequest, error) {
 	var req onlineRequest
 	if err := jsonerr.Decode(body, &req); err != nil {
 		return nil, invalidInput("request body: %v", err)
+	}
+	if err := lim.checkColumns("entities", req.Entities); err != nil {
+		return nil, err
 	}
 	return &req, nil
 }

@@ -22,6 +22,7 @@ import (
 	"github.com/mlgate/mlgate/featurestore/redis"
 	"github.com/mlgate/mlgate/internal/auth"
 	"github.com/mlgate/mlgate/internal/modelzoo"
+	"github.com/mlgate/mlgate/internal/telemetry"
 	"github.com/mlgate/mlgate/internal/testservers"
 	"github.com/mlgate/mlgate/registry"
 	"github.com/mlgate/mlgate/registry/bolt"
@@ -72,6 +73,14 @@ type gatewayConfig struct {
 	maxModelBytes int64
 	stores        []string // online stores besides the embedded one
 	shadowRun     func(ctx context.Context, model, version string, req *predictRequest) (*prediction, error)
+	limiter       *auth.Limiter
+	options       func(*Options) // edits the server's options
+	// tracing, metrics and log, when set, trace the requests and feature
+	// reads, record and serve the server's metrics, and log (see
+	// trace_test.go).
+	tracing *telemetry.Tracing
+	metrics *telemetry.Metrics
+	log     *slog.Logger
 }
 
 // withShadowRunner replaces how shadow copies run.
@@ -83,6 +92,16 @@ func withShadowRunner(run func(ctx context.Context, model, version string, req *
 // servers.
 func withStore(name string) gatewayOption {
 	return func(c *gatewayConfig) { c.stores = append(c.stores, name) }
+}
+
+// withLimiter holds callers to the rates of l.
+func withLimiter(l *auth.Limiter) gatewayOption {
+	return func(c *gatewayConfig) { c.limiter = l }
+}
+
+// withOptions edits the server's options.
+func withOptions(edit func(*Options)) gatewayOption {
+	return func(c *gatewayConfig) { c.options = edit }
 }
 
 func withKeys(keys ...auth.Key) gatewayOption {
@@ -109,6 +128,9 @@ func startGateway(t testing.TB, opts ...gatewayOption) *gateway {
 		t.Fatal(err)
 	}
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	if cfg.log != nil {
+		log = cfg.log
+	}
 	reg := registry.New(meta, artifacts, onnx.Inspector{Options: sessionOpts}, cfg.maxModelBytes)
 	catalog := NewCatalog(reg, func(path string) (*onnx.Session, error) { return onnx.LoadWarm(path, sessionOpts) }, log)
 	if err := catalog.Sync(t.Context()); err != nil {
@@ -127,7 +149,7 @@ func startGateway(t testing.TB, opts ...gatewayOption) *gateway {
 		stores[name] = openStore(t, name)
 	}
 	features, err := featurestore.NewService(t.Context(), fstore, featurestore.Options{
-		Stores: stores, DefaultStore: "embedded", CacheEntries: 1000})
+		Stores: stores, DefaultStore: "embedded", CacheEntries: 1000, Tracer: cfg.tracer("featurestore")})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -168,12 +190,22 @@ func startGateway(t testing.TB, opts ...gatewayOption) *gateway {
 		t.Fatal(err)
 	}
 	reg.CheckBaselinesWith(BaselineChecker())
-	srv := New(Options{MaxBodyBytes: 1 << 20, ReadTimeout: 10 * time.Second, WriteTimeout: 10 * time.Second, IdleTimeout: time.Minute, Version: "test"},
+	srvOpts := Options{MaxBodyBytes: 1 << 20, ReadTimeout: 10 * time.Second, WriteTimeout: 10 * time.Second, IdleTimeout: time.Minute, Version: "test"}
+	if cfg.options != nil {
+		cfg.options(&srvOpts)
+	}
+	srv := New(srvOpts,
 		Deps{Registry: reg, Catalog: catalog, Features: features, Auth: a, Log: log, Router: rs,
-			Tables: tw, TablesDir: tablesDir, PIIKey: []byte("test-key"), Drift: ds})
+			Tables: tw, TablesDir: tablesDir, PIIKey: []byte("test-key"), Drift: ds, Limiter: cfg.limiter,
+			Tracer: cfg.tracer("serving"), Metrics: cfg.metricsHandler()})
 	if cfg.shadowRun != nil {
 		srv.shadows.close(0)
-		srv.shadows = newShadows(cfg.shadowRun, srv.observe, log)
+		srv.shadows = newShadows(cfg.shadowRun, srv.observe, featurestore.Breaker{}, log)
+	}
+	if cfg.metrics != nil {
+		if err := srv.RegisterMetrics(cfg.metrics.Meter("serving")); err != nil {
+			t.Fatal(err)
+		}
 	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

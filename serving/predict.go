@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"strconv"
 	"strings"
 	"time"
@@ -30,13 +31,22 @@ type predictRequest struct {
 	Debug    bool                         `json:"debug"`
 }
 
-func decodePredictRequest(body []byte) (*predictRequest, error) {
+// decodePredictRequest parses a predict request, holding its entity and
+// request columns to lim; raw inputs are checked against lim as they are
+// read (rawInputs).
+func decodePredictRequest(body []byte, lim limits) (*predictRequest, error) {
 	var req predictRequest
 	if err := jsonerr.Decode(body, &req); err != nil {
 		return nil, invalidInput("request body: %v", err)
 	}
 	if len(req.RequestID) > 256 {
 		return nil, invalidInput("request_id: at most 256 bytes")
+	}
+	if err := lim.checkColumns("entities", req.Entities); err != nil {
+		return nil, err
+	}
+	if err := lim.checkColumns("request", req.Request); err != nil {
+		return nil, err
 	}
 	return &req, nil
 }
@@ -60,7 +70,7 @@ func predictRef(c *fiber.Ctx) (model, ref string, err error) {
 }
 
 func (s *Server) predict(c *fiber.Ctx) error {
-	req, err := decodePredictRequest(c.Body())
+	req, err := decodePredictRequest(c.Body(), s.limits)
 	if err != nil {
 		return err
 	}
@@ -68,7 +78,7 @@ func (s *Server) predict(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	o := &observation{start: time.Now(), model: model, body: c.Body(), req: req}
+	o := &observation{ctx: c.UserContext(), start: time.Now(), model: model, body: c.Body(), req: req}
 	p, err := s.runPredict(c.UserContext(), model, ref, req)
 	if err != nil {
 		o.err = err
@@ -80,11 +90,15 @@ func (s *Server) predict(c *fiber.Ctx) error {
 	return s.writePrediction(c, o)
 }
 
-// withID gives the observation its request id, made up when the caller
-// sent none.
+// withID gives the observation its request id: the body's, else the
+// caller's X-Request-Id, else one made up.
 func (o *observation) withID() *observation {
 	if o.req.RequestID == "" {
-		o.req.RequestID = uuid.NewString()
+		if sc := scopeOf(o.ctx); sc != nil && sc.requestID != "" {
+			o.req.RequestID = sc.requestID
+		} else {
+			o.req.RequestID = uuid.NewString()
+		}
 	}
 	o.requestID = o.req.RequestID
 	return o
@@ -110,15 +124,19 @@ func (s *Server) runPredict(ctx context.Context, model, ref string, req *predict
 		return nil, err
 	}
 	p := &prediction{Loaded: l}
+	labelModel(ctx, l)
 	var inputs []onnx.Tensor
 	if l.Plan != nil || l.PlanErr != nil {
 		inputs, p.asm, err = s.featureInputs(ctx, l, req)
 	} else {
-		inputs, err = rawInputs(l, req)
+		inputs, err = rawInputs(l, req, s.limits)
 	}
 	if err == nil {
 		p.inputs = inputs
-		if p.outputs, err = l.Run(inputs); err != nil {
+		_, span := s.startSpan(ctx, "inference")
+		p.outputs, err = l.Run(inputs)
+		endInference(span, l, err)
+		if err != nil {
 			err = invalidInput("model %s version %d rejected the input: %v", l.Version.Name, l.Version.Version, err)
 		}
 	}
@@ -170,8 +188,9 @@ func (s *Server) featureInputs(ctx context.Context, l *Loaded, req *predictReque
 	return inputs, asm, nil
 }
 
-// rawInputs reads the nested arrays of a model without a feature spec.
-func rawInputs(l *Loaded, req *predictRequest) ([]onnx.Tensor, error) {
+// rawInputs reads the nested arrays of a model without a feature spec,
+// holding each to lim.
+func rawInputs(l *Loaded, req *predictRequest, lim limits) ([]onnx.Tensor, error) {
 	if req.Entities != nil || req.Request != nil {
 		return nil, invalidInput("entities: model %s version %d has no feature spec; send its inputs as {\"inputs\": {\"name\": [[...]]}}", l.Version.Name, l.Version.Version)
 	}
@@ -190,10 +209,14 @@ func rawInputs(l *Loaded, req *predictRequest) ([]onnx.Tensor, error) {
 		if err != nil {
 			return nil, invalidInput("inputs.%s: %v", name, err)
 		}
+		n := onnx.Elements(shape)
+		if err := lim.checkShape(shape, n); err != nil {
+			return nil, fmt.Errorf("inputs.%s: %w", name, err)
+		}
 		if err := fitShape(shape, io.Shape); err != nil {
 			return nil, invalidInput("inputs.%s: shape %s does not fit the model's %s: %v", name, shapeString(shape), shapeString(io.Shape), err)
 		}
-		data, err := parseData(raw, io.Type, onnx.Elements(shape))
+		data, err := parseData(raw, io.Type, n, lim)
 		if err != nil {
 			return nil, invalidInput("inputs.%s: %v", name, err)
 		}
@@ -287,8 +310,9 @@ func (w *shapeWalker) walk(depth int) error {
 }
 
 // encodePredictResponse appends the answer of a prediction: outputs as
-// nested arrays shaped like the tensors, and with debug, the status of every
-// feature value per row.
+// nested arrays shaped like the tensors, "degraded": true when a feature
+// store could not answer (its values came from the cache or the defaults),
+// and with debug, the status of every feature value per row.
 func encodePredictResponse(b []byte, req *predictRequest, p *prediction, variant string) []byte {
 	l, outputs, asm := p.Loaded, p.outputs, p.asm
 	b = append(b, `{"request_id":`...)
@@ -313,6 +337,9 @@ func encodePredictResponse(b []byte, req *predictRequest, p *prediction, variant
 		b = appendNested(b, t.Data, t.Shape)
 	}
 	b = append(b, '}')
+	if asm != nil && len(asm.Degraded) > 0 {
+		b = append(b, `,"degraded":true`...)
+	}
 	if req.Debug && asm != nil {
 		b = append(b, `,"feature_status":[`...)
 		for row, statuses := range asm.Statuses {

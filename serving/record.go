@@ -23,12 +23,15 @@ import (
 type Tables interface {
 	Write(tables.Row)
 	Stats() tables.Stats
+	// QueueLen returns the number of rows waiting to be written.
+	QueueLen() int
 	Flush(ctx context.Context) error
 	DeleteEntity(ctx context.Context, column, value string) (int64, error)
 }
 
 // observation is one prediction, served or failed, as it is recorded.
 type observation struct {
+	ctx       context.Context // the request's; nil for a shadow copy
 	start     time.Time
 	requestID string
 	route     *router.Route // nil for a call to a model
@@ -47,6 +50,7 @@ type observation struct {
 // PII fields of its endpoint hashed. It copies what it
 // keeps: body and response may be reused once it returns.
 func (s *Server) observe(o *observation) {
+	label(o)
 	s.feedDrift(o)
 	if s.tables == nil {
 		return
@@ -68,6 +72,8 @@ func (s *Server) observe(o *observation) {
 		row.Endpoint = o.route.Endpoint()
 		pii = o.route.PII()
 	}
+	_, span := s.startSpan(o.ctx, "table.enqueue")
+	defer span.End()
 	if row.RequestID == "" {
 		row.RequestID = uuid.NewString()
 	}

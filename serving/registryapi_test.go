@@ -2,6 +2,7 @@ package serving
 
 import (
 	"bytes"
+	"cmp"
 	"crypto/sha256"
 	"encoding/hex"
 	"io/fs"
@@ -14,6 +15,7 @@ import (
 
 	"github.com/mlgate/mlgate/internal/auth"
 	"github.com/mlgate/mlgate/internal/modelzoo"
+	"github.com/mlgate/mlgate/internal/telemetry"
 	"github.com/mlgate/mlgate/registry"
 )
 
@@ -222,47 +224,121 @@ func keyFor(secret string) string {
 	return hex.EncodeToString(h[:])
 }
 
-// TestRoles checks that each route asks for its role: 401 without a key, 403
-// with the wrong one.
-func TestRoles(t *testing.T) {
-	g := startGateway(t, withKeys(
-		auth.Key{Name: "app", SHA256: keyFor("k-predict"), Roles: []auth.Role{auth.Predict}},
-		auth.Key{Name: "alice", SHA256: keyFor("k-ds"), Roles: []auth.Role{auth.DataScientist}},
-		auth.Key{Name: "sam", SHA256: keyFor("k-sre"), Roles: []auth.Role{auth.SRE}},
-		auth.Key{Name: "root", SHA256: keyFor("k-admin"), Roles: []auth.Role{auth.Admin}},
-	))
-	g.apiKey = "k-ds"
-	g.register("linear", modelzoo.Linear)
-	infer := `{"inputs":[{"name":"x","shape":[1,4],"datatype":"FP32","data":[1,2,3,4]}]}`
-	routes := []struct {
-		method, path, body string
-		// status per key: none, predict, data-scientist, sre, admin
-		want [5]int
-	}{
-		{"GET", "/v2/health/ready", "", [5]int{200, 200, 200, 200, 200}},
-		{"POST", "/v2/models/linear/infer", infer, [5]int{401, 200, 403, 403, 200}},
-		{"GET", "/v2/models/linear", "", [5]int{401, 200, 403, 403, 200}},
-		{"GET", "/v1/models", "", [5]int{401, 200, 200, 200, 200}},
-		{"PUT", "/v1/models/linear/versions/1/tags/owner", `{"value":"x"}`, [5]int{401, 403, 200, 403, 200}},
-		{"PUT", "/v1/models/linear/aliases/champion", `{"version":1}`, [5]int{401, 403, 403, 200, 200}},
-		{"DELETE", "/v1/models/linear/aliases/champion", "", [5]int{401, 403, 403, 204, 404}},
-		{"GET", "/v1/audit", "", [5]int{401, 200, 200, 200, 200}},
-		{"PUT", "/v1/endpoints/e", `{"variants": [{"name": "a", "model": "linear/1", "weight": 1}]}`, [5]int{401, 403, 403, 201, 200}},
-		{"PATCH", "/v1/endpoints/e/traffic", `{"weights": {"a": 2}}`, [5]int{401, 403, 403, 200, 200}},
-		{"POST", "/v1/endpoints/e/predict", `{"inputs": {"x": [[1, 2, 3, 4]]}}`, [5]int{401, 200, 403, 403, 200}},
-		{"GET", "/v1/endpoints/e/history", "", [5]int{401, 200, 200, 200, 200}},
-		{"POST", "/v1/endpoints/e/canary/abort", "", [5]int{401, 403, 403, 409, 409}},
-		{"PUT", "/v1/feature-views/v", `{"entities": ["id"], "features": [{"name": "f", "type": "float"}]}`, [5]int{401, 403, 201, 403, 200}},
-		{"POST", "/v1/feature-views/v/rows", `{"rows": [{"id": "1", "f": 1}]}`, [5]int{401, 403, 200, 403, 200}},
-		{"POST", "/v1/features/online", `{"features": ["v:f"], "entities": {"id": ["1"]}}`, [5]int{401, 200, 403, 403, 200}},
-		{"DELETE", "/v1/endpoints/e", "", [5]int{401, 403, 403, 204, 404}},
+// roleKeys are the keys of TestRoles, one per role, and roleSecrets their
+// secrets in the order of a roleCase's want: none, predict, data-scientist,
+// sre, admin.
+var (
+	roleKeys = []auth.Key{
+		{Name: "app", SHA256: keyFor("k-predict"), Roles: []auth.Role{auth.Predict}},
+		{Name: "alice", SHA256: keyFor("k-ds"), Roles: []auth.Role{auth.DataScientist}},
+		{Name: "sam", SHA256: keyFor("k-sre"), Roles: []auth.Role{auth.SRE}},
+		{Name: "root", SHA256: keyFor("k-admin"), Roles: []auth.Role{auth.Admin}},
 	}
-	keys := []string{"", "k-predict", "k-ds", "k-sre", "k-admin"}
-	for _, rt := range routes {
-		for i, key := range keys {
+	roleSecrets = []string{"", "k-predict", "k-ds", "k-sre", "k-admin"}
+)
+
+// roleCase is a request to one route, sent with each key in turn.
+type roleCase struct {
+	method string
+	route  string // the route as registered, e.g. /v1/models/:name
+	path   string
+	body   string
+	ctype  string // "" is application/json
+	// status per key: none, predict, data-scientist, sre, admin
+	want [5]int
+}
+
+// roleCases has a row for every route of Server.routes, in an order in
+// which each request finds what it needs (a model, a view, an endpoint, a
+// monitor) made by an earlier one; the data-scientist registers version 1 of
+// linear, with a baseline, before the first row.
+func roleCases(t *testing.T) []roleCase {
+	raw, err := os.ReadFile(modelzoo.Path(modelzoo.Linear))
+	if err != nil {
+		t.Fatal(err)
+	}
+	upload, uploadBody := multipartBody(raw, "")()
+	infer := `{"inputs":[{"name":"x","shape":[1,4],"datatype":"FP32","data":[1,2,3,4]}]}`
+	predict := `{"inputs": {"x": [[1, 2, 3, 4]]}}`
+	every := [5]int{200, 200, 200, 200, 200}
+	anyKey := [5]int{401, 200, 200, 200, 200}
+	predictor := [5]int{401, 200, 403, 403, 200}
+	return []roleCase{
+		{"GET", "/v2/health/live", "/v2/health/live", "", "", every},
+		{"GET", "/v2/health/ready", "/v2/health/ready", "", "", every},
+		{"GET", "/metrics", "/metrics", "", "", every},
+
+		{"GET", "/v2", "/v2", "", "", predictor},
+		{"GET", "/v2/models/:model", "/v2/models/linear", "", "", predictor},
+		{"GET", "/v2/models/:model/ready", "/v2/models/linear/ready", "", "", predictor},
+		{"POST", "/v2/models/:model/infer", "/v2/models/linear/infer", infer, "", predictor},
+		{"GET", "/v2/models/:model/versions/:version", "/v2/models/linear/versions/1", "", "", predictor},
+		{"GET", "/v2/models/:model/versions/:version/ready", "/v2/models/linear/versions/1/ready", "", "", predictor},
+		{"POST", "/v2/models/:model/versions/:version/infer", "/v2/models/linear/versions/1/infer", infer, "", predictor},
+
+		{"GET", "/v1/models", "/v1/models", "", "", anyKey},
+		{"GET", "/v1/models/:name", "/v1/models/linear", "", "", anyKey},
+		// The data-scientist registers version 2, the admin version 3.
+		{"POST", "/v1/models/:name/versions", "/v1/models/linear/versions", string(uploadBody), upload, [5]int{401, 403, 201, 403, 201}},
+		{"GET", "/v1/models/:name/versions/:version", "/v1/models/linear/versions/1", "", "", anyKey},
+		{"PUT", "/v1/models/:name/versions/:version/tags/:key", "/v1/models/linear/versions/1/tags/owner", `{"value":"x"}`, "", [5]int{401, 403, 200, 403, 200}},
+		{"PUT", "/v1/models/:name/aliases/:alias", "/v1/models/linear/aliases/champion", `{"version":1}`, "", [5]int{401, 403, 403, 200, 200}},
+		{"DELETE", "/v1/models/:name/aliases/:alias", "/v1/models/linear/aliases/champion", "", "", [5]int{401, 403, 403, 204, 404}},
+		{"DELETE", "/v1/models/:name/versions/:version", "/v1/models/linear/versions/3", "", "", [5]int{401, 403, 204, 403, 404}},
+		{"GET", "/v1/audit", "/v1/audit", "", "", anyKey},
+
+		{"POST", "/v1/models/:name/predict", "/v1/models/linear/predict", predict, "", predictor},
+		{"POST", "/v1/models/:name/:version/predict", "/v1/models/linear/1/predict", predict, "", predictor},
+
+		{"GET", "/v1/feature-views", "/v1/feature-views", "", "", anyKey},
+		{"PUT", "/v1/feature-views/:view", "/v1/feature-views/v", `{"entities": ["id"], "features": [{"name": "f", "type": "float"}]}`, "", [5]int{401, 403, 201, 403, 200}},
+		{"GET", "/v1/feature-views/:view", "/v1/feature-views/v", "", "", anyKey},
+		{"POST", "/v1/feature-views/:view/rows", "/v1/feature-views/v/rows", `{"rows": [{"id": "1", "f": 1}]}`, "", [5]int{401, 403, 200, 403, 200}},
+		{"POST", "/v1/features/online", "/v1/features/online", `{"features": ["v:f"], "entities": {"id": ["1"]}}`, "", predictor},
+		{"DELETE", "/v1/feature-views/:view", "/v1/feature-views/v", "", "", [5]int{401, 403, 204, 403, 404}},
+
+		{"GET", "/v1/endpoints", "/v1/endpoints", "", "", anyKey},
+		{"PUT", "/v1/endpoints/:endpoint", "/v1/endpoints/e", `{"variants": [{"name": "a", "model": "linear/1", "weight": 1}]}`, "", [5]int{401, 403, 403, 201, 200}},
+		{"GET", "/v1/endpoints/:endpoint", "/v1/endpoints/e", "", "", anyKey},
+		{"PATCH", "/v1/endpoints/:endpoint/traffic", "/v1/endpoints/e/traffic", `{"weights": {"a": 2}}`, "", [5]int{401, 403, 403, 200, 200}},
+		{"GET", "/v1/endpoints/:endpoint/history", "/v1/endpoints/e/history", "", "", anyKey},
+		{"POST", "/v1/endpoints/:endpoint/predict", "/v1/endpoints/e/predict", predict, "", predictor},
+		// The SRE starts a canary; the admin's second start conflicts with it.
+		{"POST", "/v1/endpoints/:endpoint/canary", "/v1/endpoints/e/canary", `{"model": "linear/2", "steps": [10, 100], "interval": "1h"}`, "", [5]int{401, 403, 403, 200, 409}},
+		// The SRE aborts it; there is none left for the admin to abort.
+		{"POST", "/v1/endpoints/:endpoint/canary/:command", "/v1/endpoints/e/canary/abort", "", "", [5]int{401, 403, 403, 200, 409}},
+		{"DELETE", "/v1/endpoints/:endpoint", "/v1/endpoints/e", "", "", [5]int{401, 403, 403, 204, 404}},
+
+		{"GET", "/v1/tables", "/v1/tables", "", "", anyKey},
+		{"POST", "/v1/tables/delete", "/v1/tables/delete", `{"column": "id", "value": "1"}`, "", [5]int{401, 403, 200, 403, 200}},
+		{"POST", "/v1/labels", "/v1/labels", `{"labels": [{"request_id": "r1", "label": 1}]}`, "", [5]int{401, 403, 200, 403, 200}},
+
+		{"GET", "/v1/monitors", "/v1/monitors", "", "", anyKey},
+		{"PUT", "/v1/monitors/:monitor", "/v1/monitors/m", `{"model": "linear/1", "window": "1h", "thresholds": {"psi": 0.2}}`, "", [5]int{401, 403, 200, 403, 200}},
+		{"GET", "/v1/monitors/:monitor/report", "/v1/monitors/m/report", "", "", anyKey},
+		{"POST", "/v1/monitors/:monitor/run", "/v1/monitors/m/run", `{"from": "2026-01-01T00:00:00Z", "to": "2026-01-02T00:00:00Z"}`, "", [5]int{401, 403, 200, 403, 200}},
+		{"DELETE", "/v1/monitors/:monitor", "/v1/monitors/m", "", "", [5]int{401, 403, 204, 403, 404}},
+	}
+}
+
+// TestRoles checks that each route asks for its role: 401 without a key, 403
+// with the wrong one, and with the right one an answer from the route.
+func TestRoles(t *testing.T) {
+	m, err := telemetry.New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := startGateway(t, withKeys(roleKeys...), withMetrics(m))
+	g.apiKey = "k-ds"
+	if r := g.upload("linear", mustRead(t, modelzoo.Path(modelzoo.Linear)), `{"baseline": `+linearBaseline(t)+`}`); r.status != 201 {
+		t.Fatalf("register: %d %s", r.status, r.body)
+	}
+	for _, rc := range roleCases(t) {
+		ctype := cmp.Or(rc.ctype, "application/json")
+		for i, key := range roleSecrets {
 			g.apiKey = key
-			if r := g.do(rt.method, rt.path, "application/json", []byte(rt.body)); r.status != rt.want[i] {
-				t.Errorf("%s %s with key %q: %d %s, want %d", rt.method, rt.path, key, r.status, r.body, rt.want[i])
+			if r := g.do(rc.method, rc.path, ctype, []byte(rc.body)); r.status != rc.want[i] {
+				t.Errorf("%s %s with key %q: %d %.300s, want %d", rc.method, rc.path, key, r.status, r.body, rc.want[i])
 			}
 		}
 	}
@@ -275,7 +351,69 @@ func TestRoles(t *testing.T) {
 		Events []registry.AuditEvent `json:"events"`
 	}
 	g.do("GET", "/v1/audit", "", nil).decode(t, &audit)
-	if audit.Events[0].Actor != "alice" || audit.Events[len(audit.Events)-1].Actor != "sam" {
-		t.Errorf("audit actors: first %q last %q, want alice and sam", audit.Events[0].Actor, audit.Events[len(audit.Events)-1].Actor)
+	actors := make(map[string]string) // action -> actor of its first event
+	for _, e := range audit.Events {
+		if _, ok := actors[e.Action]; !ok {
+			actors[e.Action] = e.Actor
+		}
 	}
+	if actors["register_version"] != "alice" || actors["set_alias"] != "sam" || actors["put_monitor"] != "alice" {
+		t.Errorf("audit actors %v, want the names of the keys that acted", actors)
+	}
+}
+
+// TestRolesCoverEveryRoute fails when a route of the server has no row in
+// roleCases, so that no route skips TestRoles, or when a row's route is
+// not registered, or its path does not match its route.
+func TestRolesCoverEveryRoute(t *testing.T) {
+	m, err := telemetry.New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := startGateway(t, withMetrics(m))
+	rows := make(map[string]bool)
+	for _, rc := range roleCases(t) {
+		rows[rc.method+" "+rc.route] = true
+		if !routeMatches(rc.route, rc.path) {
+			t.Errorf("row %s %s: path %s does not match the route", rc.method, rc.route, rc.path)
+		}
+	}
+	registered := make(map[string]bool)
+	for _, r := range g.server.App().GetRoutes(true) {
+		if r.Method == http.MethodHead {
+			continue // fiber adds HEAD to every GET route
+		}
+		registered[r.Method+" "+r.Path] = true
+		if !rows[r.Method+" "+r.Path] {
+			t.Errorf("route %s %s has no row in roleCases: add one with the status each role gets", r.Method, r.Path)
+		}
+	}
+	for row := range rows {
+		if !registered[row] {
+			t.Errorf("roleCases has a row for %s, which is not a route", row)
+		}
+	}
+}
+
+// routeMatches reports whether path matches a fiber route with :params.
+func routeMatches(route, path string) bool {
+	rs, ps := strings.Split(route, "/"), strings.Split(path, "/")
+	if len(rs) != len(ps) {
+		return false
+	}
+	for i := range rs {
+		if !strings.HasPrefix(rs[i], ":") && rs[i] != ps[i] || ps[i] == "" && rs[i] != "" {
+			return false
+		}
+	}
+	return true
+}
+
+func mustRead(t *testing.T, path string) []byte {
+	t.Helper()
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return raw
 }

@@ -7,11 +7,14 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"strconv"
 	"sync/atomic"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
 	"github.com/gofiber/fiber/v2/middleware/adaptor"
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/mlgate/mlgate/drift"
 	"github.com/mlgate/mlgate/featurestore"
@@ -33,7 +36,30 @@ type Options struct {
 	// DrainDelay is how long Shutdown answers not ready before it stops
 	// accepting connections.
 	DrainDelay time.Duration
+	// MaxRows bounds the rows of a request: the batch (first) dimension of
+	// an input tensor, entity rows, rows written to a feature view.
+	// MaxTensorElements bounds the elements of one input tensor and
+	// MaxStringBytes one string value (a BYTES element, an entity key, a
+	// string feature). 0 is the default (DefaultMaxRows, ...).
+	MaxRows           int
+	MaxTensorElements int
+	MaxStringBytes    int
+	// RequestTimeout is each request's deadline, feature store reads
+	// included; X-Request-Timeout may ask for another, up to
+	// MaxRequestTimeout. 0: no deadline (and no cap when MaxRequestTimeout
+	// is 0).
+	RequestTimeout    time.Duration
+	MaxRequestTimeout time.Duration
+	// Breaker configures the circuit breaker of each shadow model.
+	Breaker featurestore.Breaker
 }
+
+// The default request limits, those of config.Defaults().
+const (
+	DefaultMaxRows           = 10000
+	DefaultMaxTensorElements = 10_000_000
+	DefaultMaxStringBytes    = 64 << 10
+)
 
 // Deps are what the server composes.
 type Deps struct {
@@ -54,6 +80,13 @@ type Deps struct {
 	PIIKey []byte
 	// Drift keeps the drift monitors; nil runs none.
 	Drift *drift.Service
+	// Limiter holds each caller to its request rate; nil limits none.
+	Limiter *auth.Limiter
+	// Tracer starts the spans of requests; nil traces none.
+	Tracer trace.Tracer
+	// Propagator reads the trace context callers send; nil reads W3C
+	// trace context.
+	Propagator propagation.TextMapPropagator
 }
 
 // Server serves the registry API, the feature store API, predictions and the
@@ -64,6 +97,8 @@ type Server struct {
 	catalog   *Catalog
 	features  *featurestore.Service
 	auth      *auth.Authenticator
+	limiter   *auth.Limiter
+	limits    limits
 	log       *slog.Logger
 	metrics   http.Handler
 	router    *router.Service
@@ -74,6 +109,10 @@ type Server struct {
 	piiKey    []byte
 	drift     *drift.Service
 	opts      Options
+
+	tracer     trace.Tracer
+	propagator propagation.TextMapPropagator
+	requests   *requestMetrics // nil until RegisterMetrics
 }
 
 // uploadOverhead is room for the multipart framing and metadata part of an
@@ -83,8 +122,13 @@ const uploadOverhead = 1 << 20
 // New returns a Server with every route registered.
 func New(opts Options, d Deps) *Server {
 	s := &Server{reg: d.Registry, catalog: d.Catalog, features: d.Features, auth: d.Auth, log: d.Log, metrics: d.Metrics, router: d.Router,
-		tables: d.Tables, tablesDir: d.TablesDir, piiKey: d.PIIKey, drift: d.Drift, opts: opts}
-	s.shadows = newShadows(s.runPredict, s.observe, d.Log)
+		tables: d.Tables, tablesDir: d.TablesDir, piiKey: d.PIIKey, drift: d.Drift, opts: opts,
+		limiter: d.Limiter, limits: limitsOf(opts)}
+	s.shadows = newShadows(s.runPredict, s.observe, opts.Breaker, d.Log)
+	s.tracer, s.propagator = d.Tracer, d.Propagator
+	if s.propagator == nil {
+		s.propagator = propagation.TraceContext{}
+	}
 	s.app = fiber.New(fiber.Config{
 		AppName:               "mlgate",
 		DisableStartupMessage: true,
@@ -94,12 +138,14 @@ func New(opts Options, d Deps) *Server {
 		IdleTimeout:           opts.IdleTimeout,
 		ErrorHandler:          s.handleError,
 	})
+	s.app.Use(s.instrument) // first: it sees every other middleware's errors
 	s.routes()
 	return s
 }
 
 func (s *Server) routes() {
 	app := s.app
+	app.Use(s.deadline)
 	anyone := s.require("")
 	limited := s.limitBody
 
@@ -187,13 +233,18 @@ func (s *Server) Shutdown(ctx context.Context) error {
 
 const localIdentity = "identity"
 
-// require returns a middleware that authenticates the caller and checks that
-// it holds role; an empty role admits any authenticated caller.
+// require returns a middleware that authenticates the caller, holds it to
+// its rate limit and checks that it holds role; an empty role admits any
+// authenticated caller. Every request of a caller counts against its limit,
+// those refused for their role included.
 func (s *Server) require(role auth.Role) fiber.Handler {
 	return func(c *fiber.Ctx) error {
 		id, err := s.auth.Authenticate(c.Get(fiber.HeaderAuthorization))
 		if err != nil {
 			return err
+		}
+		if ok, wait := s.limiter.Allow(id.Name); !ok {
+			return s.rateLimited(c, id.Name, wait)
 		}
 		if role != "" && !id.Has(role) {
 			return fmt.Errorf("%w: key %q lacks the %s role this route needs", errForbidden, id.Name, role)
@@ -201,6 +252,16 @@ func (s *Server) require(role auth.Role) fiber.Handler {
 		c.Locals(localIdentity, id)
 		return c.Next()
 	}
+}
+
+// rateLimited refuses a request of the caller named name, which may try
+// again after wait: 429, with Retry-After in whole seconds.
+func (s *Server) rateLimited(c *fiber.Ctx, name string, wait time.Duration) error {
+	secs := retryAfter(wait)
+	c.Set(fiber.HeaderRetryAfter, strconv.FormatInt(secs, 10))
+	lim, _ := s.limiter.Limit(name)
+	return fmt.Errorf("%w: key %q is over its limit of %s requests per second (burst %d); retry in %d s",
+		errRateLimited, name, strconv.FormatFloat(lim.Rate, 'f', -1, 64), lim.Burst, secs)
 }
 
 func actor(c *fiber.Ctx) string {
@@ -232,7 +293,7 @@ func (s *Server) handleError(c *fiber.Ctx, err error) error {
 		}
 	}
 	if code >= fiber.StatusInternalServerError && code != fiber.StatusServiceUnavailable {
-		s.log.Error("request failed", "method", c.Method(), "path", c.Path(), "status", code, "err", err)
+		s.log.ErrorContext(c.UserContext(), "request failed", "method", c.Method(), "path", c.Path(), "status", code, "err", err)
 	}
 	return c.Status(code).JSON(errorBody{Error: msg})
 }

@@ -8,6 +8,9 @@ import (
 	"sync"
 	"time"
 
+	"github.com/sony/gobreaker/v2"
+
+	"github.com/mlgate/mlgate/featurestore"
 	"github.com/mlgate/mlgate/router"
 	"github.com/mlgate/mlgate/serving/onnx"
 )
@@ -25,14 +28,19 @@ type shadowJob struct {
 // shadows runs shadow copies off the request path: a bounded queue drained
 // by a few workers. A copy that does not fit in the queue is dropped and
 // counted, so a slow or failing shadow model never slows or fails a caller.
+// Each shadow model has a circuit breaker: once it has failed Failures times
+// in a row, its copies are dropped (and counted) without running it, until
+// the breaker lets one through to probe it.
 type shadows struct {
-	jobs    chan shadowJob
-	run     func(ctx context.Context, model, version string, req *predictRequest) (*prediction, error)
-	record  func(*observation)
-	timeout time.Duration
-	log     *slog.Logger
-	wg      sync.WaitGroup
-	once    sync.Once
+	jobs     chan shadowJob
+	run      func(ctx context.Context, model, version string, req *predictRequest) (*prediction, error)
+	record   func(*observation)
+	timeout  time.Duration
+	log      *slog.Logger
+	wg       sync.WaitGroup
+	once     sync.Once
+	breaker  featurestore.Breaker
+	breakers sync.Map // router.ModelRef → *gobreaker.CircuitBreaker[*prediction]
 }
 
 // Shadow tuning: the queue holds this many copies; each runs under timeout.
@@ -42,8 +50,9 @@ const (
 	shadowTimeout = 5 * time.Second
 )
 
-func newShadows(run func(ctx context.Context, model, version string, req *predictRequest) (*prediction, error), record func(*observation), log *slog.Logger) *shadows {
-	sh := &shadows{jobs: make(chan shadowJob, shadowQueue), run: run, record: record, timeout: shadowTimeout, log: log}
+func newShadows(run func(ctx context.Context, model, version string, req *predictRequest) (*prediction, error), record func(*observation),
+	breaker featurestore.Breaker, log *slog.Logger) *shadows {
+	sh := &shadows{jobs: make(chan shadowJob, shadowQueue), run: run, record: record, timeout: shadowTimeout, breaker: breaker, log: log}
 	for range shadowWorkers {
 		sh.wg.Go(sh.work)
 	}
@@ -70,7 +79,11 @@ func (sh *shadows) do(j shadowJob) {
 	defer cancel()
 	model, version := refArgs(j.ref)
 	o := &observation{start: time.Now(), requestID: j.req.RequestID, route: j.route, variant: "shadow", shadow: true, model: model, body: j.body, req: j.req}
-	p, err := sh.run(ctx, model, version, j.req)
+	p, err := sh.breakerOf(j.ref).Execute(func() (*prediction, error) { return sh.run(ctx, model, version, j.req) })
+	if featurestore.Refused(err) {
+		j.route.Stats().RecordShadowDropped()
+		return
+	}
 	if err != nil {
 		j.route.Stats().RecordShadowFailed()
 		sh.log.Debug("shadow model failed", "endpoint", j.route.Endpoint(), "model", j.ref.String(), "err", err)
@@ -83,6 +96,15 @@ func (sh *shadows) do(j shadowJob) {
 	o.p = p
 	o.response = encodePredictResponse(nil, j.req, p, "shadow")
 	sh.record(o)
+}
+
+// breakerOf returns the breaker of a shadow model, made on first use.
+func (sh *shadows) breakerOf(ref router.ModelRef) *gobreaker.CircuitBreaker[*prediction] {
+	if b, ok := sh.breakers.Load(ref); ok {
+		return b.(*gobreaker.CircuitBreaker[*prediction])
+	}
+	b, _ := sh.breakers.LoadOrStore(ref, featurestore.NewBreaker[*prediction]("shadow "+ref.String(), sh.breaker))
+	return b.(*gobreaker.CircuitBreaker[*prediction])
 }
 
 // close stops taking copies and waits, up to timeout, for the queued ones.

@@ -55,7 +55,7 @@ func (s *Server) deleteEntity(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	s.log.Info("entity deleted from the inference tables", "column", body.Column, "rows", removed, "actor", actor(c))
+	s.log.InfoContext(c.UserContext(), "entity deleted from the inference tables", "column", body.Column, "rows", removed, "actor", actor(c))
 	return c.JSON(fiber.Map{"removed": removed})
 }
 

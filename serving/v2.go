@@ -97,11 +97,11 @@ func (s *Server) modelReady(c *fiber.Ctx) error {
 var responseBuffers = sync.Pool{New: func() any { b := make([]byte, 0, 4096); return &b }}
 
 func (s *Server) infer(c *fiber.Ctx) error {
-	req, err := decodeInferRequest(c.Body())
+	req, err := decodeInferRequest(c.Body(), s.limits)
 	if err != nil {
 		return err
 	}
-	o := &observation{start: time.Now(), requestID: req.ID, model: c.Params("model"), body: c.Body()}
+	o := &observation{ctx: c.UserContext(), start: time.Now(), requestID: req.ID, model: c.Params("model"), body: c.Body()}
 	if s.router != nil && c.Params("version") == "" {
 		if r, ok := s.router.Route(c.Params("model")); ok {
 			o.route = r
@@ -123,7 +123,9 @@ func (s *Server) infer(c *fiber.Ctx) error {
 // inferEndpoint routes a V2 request through an endpoint: the variant comes
 // from the override header, else the unit header, else a draw by weight.
 func (s *Server) inferEndpoint(c *fiber.Ctx, r *router.Route, req *inferRequest, o *observation) error {
+	_, span := s.startSpan(o.ctx, "route")
 	v, err := choose(c, r, "", nil)
+	endRoute(span, r, v, err)
 	if err != nil {
 		return err
 	}
@@ -160,7 +162,9 @@ func (s *Server) inferOn(c *fiber.Ctx, l *Loaded, req *inferRequest, o *observat
 	if err != nil {
 		return err
 	}
+	_, span := s.startSpan(o.ctx, "inference")
 	outputs, err := l.Run(inputs)
+	endInference(span, l, err)
 	if err != nil {
 		// The inputs fit the model's signature, so a failure here comes
 		// from their values (an index out of range, say).

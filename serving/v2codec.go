@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"math"
 	"strconv"
 	"unicode/utf8"
@@ -37,9 +38,11 @@ type wireRequest struct {
 	} `json:"outputs"`
 }
 
-// decodeInferRequest parses a V2 inference request. Every error matches
-// ErrInvalidInput and names the input or field at fault.
-func decodeInferRequest(body []byte) (*inferRequest, error) {
+// decodeInferRequest parses a V2 inference request, holding each input to
+// lim. Every error matches ErrInvalidInput and names the input or field at
+// fault, except a tensor over limits.max_tensor_elements, which matches
+// errTooLarge.
+func decodeInferRequest(body []byte, lim limits) (*inferRequest, error) {
 	var w wireRequest
 	if err := jsonerr.Decode(body, &w); err != nil {
 		return nil, invalidInput("request body: %v", err)
@@ -68,10 +71,13 @@ func decodeInferRequest(body []byte) (*inferRequest, error) {
 		if n < 0 {
 			return nil, invalidInput("input %q: shape %v has a negative dimension or too many elements", in.Name, in.Shape)
 		}
+		if err := lim.checkShape(in.Shape, n); err != nil {
+			return nil, fmt.Errorf("input %q: %w", in.Name, err)
+		}
 		if len(in.Data) == 0 {
 			return nil, invalidInput("input %q: data is required", in.Name)
 		}
-		data, err := parseData(in.Data, t, n)
+		data, err := parseData(in.Data, t, n, lim)
 		if err != nil {
 			return nil, invalidInput("input %q: %v", in.Name, err)
 		}
@@ -87,8 +93,9 @@ func decodeInferRequest(body []byte) (*inferRequest, error) {
 }
 
 // parseData reads a V2 "data" array (flat or nested to any depth) of n
-// elements of type t. raw is valid JSON: encoding/json checked it.
-func parseData(raw []byte, t onnx.DataType, n int64) (any, error) {
+// elements of type t; BYTES elements are held to lim. raw is valid JSON:
+// encoding/json checked it.
+func parseData(raw []byte, t onnx.DataType, n int64, lim limits) (any, error) {
 	p := dataParser{raw: raw}
 	p.skipSpace()
 	if p.i >= len(p.raw) || p.raw[p.i] != '[' {
@@ -121,7 +128,13 @@ func parseData(raw []byte, t onnx.DataType, n int64) (any, error) {
 	case onnx.FP64:
 		return collect(&p, n, capHint, parseFloat64)
 	case onnx.Bytes:
-		return collect(&p, n, capHint, parseString)
+		return collect(&p, n, capHint, func(tok []byte) (string, error) {
+			s, err := parseString(tok)
+			if err == nil {
+				err = lim.checkString(s)
+			}
+			return s, err
+		})
 	}
 	return nil, errors.New("datatype " + t.String() + " cannot be an input")
 }

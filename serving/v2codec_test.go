@@ -39,7 +39,7 @@ func TestParseData(t *testing.T) {
 		{`[1,2,3,4]`, onnx.FP32, 3, nil, "more elements than the shape holds"},
 	}
 	for _, tt := range tests {
-		got, err := parseData([]byte(tt.raw), tt.typ, tt.n)
+		got, err := parseData([]byte(tt.raw), tt.typ, tt.n, defaultLimits)
 		if tt.err != "" {
 			if err == nil || !strings.Contains(err.Error(), tt.err) {
 				t.Errorf("parseData(%s, %s): err = %v, want %q", tt.raw, tt.typ, err, tt.err)
@@ -106,10 +106,10 @@ func FuzzDecodeInferRequest(f *testing.F) {
 		f.Add([]byte(seed))
 	}
 	f.Fuzz(func(t *testing.T, body []byte) {
-		req, err := decodeInferRequest(body)
+		req, err := decodeInferRequest(body, defaultLimits)
 		if err != nil {
-			if !errors.Is(err, ErrInvalidInput) {
-				t.Fatalf("refusal is not ErrInvalidInput: %v", err)
+			if !errors.Is(err, ErrInvalidInput) && !errors.Is(err, errTooLarge) {
+				t.Fatalf("refusal is not ErrInvalidInput or errTooLarge: %v", err)
 			}
 			return
 		}
@@ -174,7 +174,7 @@ func FuzzDecodePredictRequest(f *testing.F) {
 		f.Add([]byte(seed))
 	}
 	f.Fuzz(func(t *testing.T, body []byte) {
-		req, err := decodePredictRequest(body)
+		req, err := decodePredictRequest(body, defaultLimits)
 		if err != nil {
 			if !errors.Is(err, ErrInvalidInput) {
 				t.Fatalf("refusal is not ErrInvalidInput: %v", err)
@@ -190,7 +190,7 @@ func FuzzDecodePredictRequest(f *testing.F) {
 				continue
 			}
 			if n := onnx.Elements(shape); n >= 0 && n < 1<<20 {
-				if data, err := parseData(raw, onnx.FP64, n); err == nil && int64(reflect.ValueOf(data).Len()) != n {
+				if data, err := parseData(raw, onnx.FP64, n, defaultLimits); err == nil && int64(reflect.ValueOf(data).Len()) != n {
 					t.Fatalf("shape %v but %d elements", shape, reflect.ValueOf(data).Len())
 				}
 			}
@@ -208,7 +208,7 @@ func FuzzDecodeOnlineRequest(f *testing.F) {
 		f.Add([]byte(seed))
 	}
 	f.Fuzz(func(t *testing.T, body []byte) {
-		req, err := decodeOnlineRequest(body)
+		req, err := decodeOnlineRequest(body, defaultLimits)
 		if err != nil {
 			if !errors.Is(err, ErrInvalidInput) {
 				t.Fatalf("refusal is not ErrInvalidInput: %v", err)

@@ -7,17 +7,21 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"path/filepath"
+	"strings"
 	"syscall"
 	"time"
 
 	"github.com/mlgate/mlgate/internal/config"
 	"github.com/mlgate/mlgate/internal/gateway"
+	"github.com/mlgate/mlgate/internal/telemetry"
 )
 
 func serve(args []string) error {
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
 	configPath := fs.String("config", "", "YAML configuration `file` (every key can also be set as MLGATE_<KEY>)")
-	demo := fs.Bool("demo", false, "register the demo model \"iris\" with alias champion when absent, and print a curl that calls it")
+	demo := fs.Bool("demo", false, "register the demo model \"iris\" with alias champion when absent, and print a curl that calls it;\n"+
+		"with no API keys configured, make an admin key (kept in <data_dir>/demo.key) and print it")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -29,6 +33,14 @@ func serve(args []string) error {
 		return err
 	}
 	log := newLogger(cfg.Log)
+	var demoKey string
+	if *demo {
+		key, err := gateway.DemoKey(&cfg)
+		if err != nil {
+			return err
+		}
+		demoKey = key
+	}
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -46,13 +58,11 @@ func serve(args []string) error {
 			shutdown()
 			return fmt.Errorf("register the demo model: %w", err)
 		}
-		fmt.Printf(`
-mlgate is serving the demo model %q on http://%s. Ask it for a prediction:
-
-  curl -s http://%[2]s/v2/models/%[1]s/infer -H 'Content-Type: application/json' \
-    -d '%[3]s'
-
-`, gateway.DemoModel, g.Addr, gateway.DemoRequest)
+		base := "http://" + g.Addr
+		if cfg.Server.TLS.CertFile != "" {
+			base = "https://" + g.Addr
+		}
+		fmt.Print(demoMessage(base, demoKey, filepath.Join(cfg.DataDir, gateway.DemoKeyFile)))
 	}
 	select {
 	case <-ctx.Done():
@@ -64,12 +74,33 @@ mlgate is serving the demo model %q on http://%s. Ask it for a prediction:
 	}
 }
 
+// demoMessage tells how to call the demo model at base (scheme://host:port):
+// with key, the admin key the demo made and keeps at keyPath, or when key is
+// "" (keys are configured), with a key of the caller's own.
+func demoMessage(base, key, keyPath string) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "\nmlgate is serving the demo model %q on %s.\n", gateway.DemoModel, base)
+	header := "Authorization: Bearer $MLGATE_API_KEY"
+	if key != "" {
+		fmt.Fprintf(&b, "No API keys are configured, so the demo made an admin key (kept in %s):\n\n  %s\n\n", keyPath, key)
+		header = "Authorization: Bearer " + key
+	} else {
+		b.WriteString("Set MLGATE_API_KEY to one of your keys that holds the predict role.\n")
+	}
+	fmt.Fprintf(&b, "Ask it for a prediction:\n\n  curl -s %s/v2/models/%s/infer -H \"%s\" -H 'Content-Type: application/json' \\\n    -d '%s'\n\n",
+		base, gateway.DemoModel, header, gateway.DemoRequest)
+	return b.String()
+}
+
+// newLogger logs to stderr as configured. A line logged with a request's
+// context carries its request_id, trace_id and span_id.
 func newLogger(c config.Log) *slog.Logger {
 	var level slog.Level
 	_ = level.UnmarshalText([]byte(c.Level)) // config.Validate checked it
 	opts := &slog.HandlerOptions{Level: level}
+	var h slog.Handler = slog.NewTextHandler(os.Stderr, opts)
 	if c.Format == "json" {
-		return slog.New(slog.NewJSONHandler(os.Stderr, opts))
+		h = slog.NewJSONHandler(os.Stderr, opts)
 	}
-	return slog.New(slog.NewTextHandler(os.Stderr, opts))
+	return slog.New(telemetry.LogHandler(h))
 }

@@ -115,6 +115,10 @@ type Options struct {
 	Timeout time.Duration
 	// ConnectTimeout bounds connecting to a host (default 5s).
 	ConnectTimeout time.Duration
+	// ReconnectInterval is how often the driver dials the nodes it holds
+	// down (default 200ms; gocql's own 60s would leave a node that came
+	// back unused for up to a minute).
+	ReconnectInterval time.Duration
 	// Username and Password, when set, authenticate with Cassandra's
 	// PasswordAuthenticator.
 	Username string
@@ -176,6 +180,9 @@ func New(ctx context.Context, o Options) (*Store, error) {
 	if o.ConnectTimeout <= 0 {
 		o.ConnectTimeout = 5 * time.Second
 	}
+	if o.ReconnectInterval <= 0 {
+		o.ReconnectInterval = 200 * time.Millisecond
+	}
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
@@ -189,6 +196,7 @@ func New(ctx context.Context, o Options) (*Store, error) {
 	cluster.Consistency = consistency
 	cluster.Timeout = o.Timeout
 	cluster.ConnectTimeout = o.ConnectTimeout
+	cluster.ReconnectInterval = o.ReconnectInterval
 	// gocql's default holds each request up to 200µs to coalesce writes to
 	// the socket, in practice about a millisecond: ten times the latency of
 	// a one-key read here, and no faster for a hundred keys at once.

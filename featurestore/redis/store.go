@@ -136,6 +136,10 @@ func New(ctx context.Context, o Options) (*Store, error) {
 		TLSConfig:    o.TLS,
 		// A prediction's deadline bounds its feature reads.
 		ContextTimeoutEnabled: true,
+		// One dial per attempt, not go-redis's five 100ms apart: while the
+		// server is down a command should fail at once, and the feature
+		// store's circuit breaker, not each command, waits for it to return.
+		DialerRetries: 1,
 	})
 	s := &Store{client: client, prefix: prefix, addrs: addrs}
 	s.cluster, _ = client.(*goredis.ClusterClient)

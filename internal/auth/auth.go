@@ -3,7 +3,7 @@
 // Keys are configured as SHA-256 hashes, never in the clear. A request sends
 // its key as "Authorization: Bearer <key>". With no keys configured every
 // caller is "anonymous" and holds every role; the server allows that only on a
-// loopback listener.
+// loopback listener. A Limiter holds each caller to its request rate.
 package auth
 
 import (
@@ -40,6 +40,9 @@ type Key struct {
 	Name   string
 	SHA256 string // hex SHA-256 of the key
 	Roles  []Role
+	// Limit is the key's own request rate; a zero Rate leaves it to the
+	// limits of its roles (see Limiter).
+	Limit Limit
 }
 
 // Identity is an authenticated caller.

@@ -187,7 +187,9 @@ type Auth struct {
 	// keys.
 	KeysFile string `yaml:"keys_file"`
 	// RoleLimits set the request rate of keys by role; a key's own rate
-	// wins, else the highest of its roles'.
+	// wins, else the highest of the roles it lists, else it is unlimited.
+	// With no keys configured, the anonymous caller has the admin role's
+	// limit. Over its limit a request is refused with 429 and Retry-After.
 	RoleLimits []RoleLimit `yaml:"role_limits"`
 }
 
@@ -311,9 +313,14 @@ func (c *Config) Validate() error {
 	check("online_store.breaker.failures", c.OnlineStore.Breaker.Failures > 0, "must be greater than 0")
 	check("online_store.breaker.open_for", c.OnlineStore.Breaker.OpenFor > 0, "must be greater than 0")
 	check("telemetry.sample_ratio", c.Telemetry.SampleRatio >= 0 && c.Telemetry.SampleRatio <= 1, "must be from 0 to 1")
+	limited := make(map[string]int) // role -> index of its limit
 	for i, l := range c.Auth.RoleLimits {
 		key := fmt.Sprintf("auth.role_limits[%d]", i)
 		oneOf(key+".role", l.Role, validRoles)
+		if j, dup := limited[l.Role]; dup {
+			fail(key+".role", "duplicate role %q (also auth.role_limits[%d])", l.Role, j)
+		}
+		limited[l.Role] = i
 		check(key+".rate", l.Rate >= 0, "must not be negative")
 		check(key+".burst", l.Burst >= 0, "must not be negative")
 	}
@@ -323,23 +330,41 @@ func (c *Config) Validate() error {
 	check("inference_tables.flush_interval", c.Tables.FlushInterval > 0, "must be greater than 0")
 	check("inference_tables.queue_size", c.Tables.QueueSize > 0, "must be greater than 0")
 
-	names := make(map[string]int) // API key name -> index of its entry
+	names := make(map[string]string) // API key name -> key of its entry
 	for i, k := range c.Auth.Keys {
-		key := fmt.Sprintf("auth.keys[%d]", i)
-		if j, dup := names[k.Name]; dup {
-			fail(key+".name", "duplicate name %q (also auth.keys[%d])", k.Name, j)
-		} else if k.Name == "" {
-			fail(key+".name", "must not be empty")
-		} else {
-			names[k.Name] = i
-		}
-		check(key+".sha256", isLowerHex(k.SHA256, 64), "must be 64 hex characters (lowercase SHA-256 of the key)")
-		check(key+".roles", len(k.Roles) > 0, "must list at least one role")
-		for j, r := range k.Roles {
-			oneOf(fmt.Sprintf("%s.roles[%d]", key, j), r, validRoles)
-		}
+		checkKey(fmt.Sprintf("auth.keys[%d]", i), k, names, fail)
 	}
 	return errors.Join(errs...)
+}
+
+// checkKey checks the API key entry k, whose config key is key, and adds
+// its name to names (name -> config key of the entry that has it). fail
+// reports a problem with a sub-key.
+func checkKey(key string, k APIKey, names map[string]string, fail func(key, format string, args ...any)) {
+	if other, dup := names[k.Name]; dup {
+		fail(key+".name", "duplicate name %q (also %s)", k.Name, other)
+	} else if k.Name == "" {
+		fail(key+".name", "must not be empty")
+	} else {
+		names[k.Name] = key
+	}
+	if !isLowerHex(k.SHA256, 64) {
+		fail(key+".sha256", "must be 64 hex characters (lowercase SHA-256 of the key)")
+	}
+	if len(k.Roles) == 0 {
+		fail(key+".roles", "must list at least one role")
+	}
+	for j, r := range k.Roles {
+		if !slices.Contains(validRoles, r) {
+			fail(fmt.Sprintf("%s.roles[%d]", key, j), "must be one of %s, got %q", strings.Join(validRoles, ", "), r)
+		}
+	}
+	if k.Rate < 0 {
+		fail(key+".rate", "must not be negative")
+	}
+	if k.Burst < 0 {
+		fail(key+".burst", "must not be negative")
+	}
 }
 
 // checkListen checks that addr is host:port with a numeric port.

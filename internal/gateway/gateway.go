@@ -55,6 +55,7 @@ type Gateway struct {
 	Drift  *drift.Service
 
 	notifier *drift.Notifier
+	tracing  *telemetry.Tracing
 	closers  []func() error // the stores, in the order they were opened
 	served   chan error
 	log      *slog.Logger
@@ -70,7 +71,7 @@ func Start(ctx context.Context, cfg config.Config, version string, log *slog.Log
 			g.closeAll()
 		}
 	}()
-	authn, err := newAuthenticator(cfg, log)
+	authn, limiter, err := newAuthenticator(cfg, log)
 	if err != nil {
 		return nil, err
 	}
@@ -99,7 +100,13 @@ func Start(ctx context.Context, cfg config.Config, version string, log *slog.Log
 	if err != nil {
 		return nil, err
 	}
-	features, err := openFeatures(ctx, cfg, metrics)
+	g.tracing, err = telemetry.NewTracing(ctx, telemetry.TraceOptions{
+		ServiceName: cfg.Telemetry.ServiceName, SampleRatio: cfg.Telemetry.SampleRatio, OTLPEndpoint: cfg.Telemetry.OTLPEndpoint,
+	})
+	if err != nil {
+		return nil, err
+	}
+	features, err := openFeatures(ctx, cfg, metrics, g.tracing)
 	if err != nil {
 		return nil, err
 	}
@@ -125,7 +132,8 @@ func Start(ctx context.Context, cfg config.Config, version string, log *slog.Log
 		return nil, err
 	}
 	g.Router = rs
-	deps := serving.Deps{Registry: reg, Catalog: catalog, Features: features, Auth: authn, Log: log, Metrics: metrics.Handler(), Router: rs}
+	deps := serving.Deps{Registry: reg, Catalog: catalog, Features: features, Auth: authn, Log: log, Metrics: metrics.Handler(), Router: rs, Limiter: limiter}
+	deps.Tracer, deps.Propagator = g.tracing.Tracer("serving"), g.tracing.Propagator()
 	if cfg.Tables.Enabled {
 		if deps.PIIKey, err = piiKey(cfg); err != nil {
 			return nil, err
@@ -172,7 +180,18 @@ func Start(ctx context.Context, cfg config.Config, version string, log *slog.Log
 		IdleTimeout:  time.Duration(cfg.Server.IdleTimeout),
 		Version:      version,
 		DrainDelay:   time.Duration(cfg.Server.DrainDelay),
+		// Request limits: over one is a 400 or 413 that names it.
+		MaxRows:           cfg.Limits.MaxRows,
+		MaxTensorElements: cfg.Limits.MaxTensorElements,
+		MaxStringBytes:    cfg.Limits.MaxStringBytes,
+		// Deadlines and breakers: see featurestore.Breaker and serving.Options.
+		RequestTimeout:    time.Duration(cfg.Server.RequestTimeout),
+		MaxRequestTimeout: time.Duration(cfg.Server.MaxRequestTimeout),
+		Breaker:           breakerOptions(cfg),
 	}, deps)
+	if err := g.Server.RegisterMetrics(metrics.Meter("serving")); err != nil {
+		return nil, err
+	}
 
 	ln, err := listen(cfg)
 	if err != nil {
@@ -215,6 +234,9 @@ func (g *Gateway) Shutdown(ctx context.Context) error {
 	}
 	if g.notifier != nil {
 		errs = append(errs, g.notifier.Close(ctx))
+	}
+	if g.tracing != nil {
+		errs = append(errs, g.tracing.Shutdown(ctx)) // the spans of the last requests
 	}
 	return errors.Join(append(errs, g.closeAll())...)
 }
@@ -287,7 +309,7 @@ const controllerTick = 200 * time.Millisecond
 // openFeatures opens the configured online stores and the feature store over
 // them. The embedded store, which also keeps the view definitions, is always
 // open.
-func openFeatures(ctx context.Context, cfg config.Config, metrics *telemetry.Metrics) (*featurestore.Service, error) {
+func openFeatures(ctx context.Context, cfg config.Config, metrics *telemetry.Metrics, tracing *telemetry.Tracing) (*featurestore.Service, error) {
 	embeddedStore, err := embedded.Open(filepath.Join(cfg.DataDir, "features.db"))
 	if err != nil {
 		return nil, err
@@ -336,7 +358,9 @@ func openFeatures(ctx context.Context, cfg config.Config, metrics *telemetry.Met
 		Stores:       stores,
 		DefaultStore: cfg.OnlineStore.Default,
 		CacheEntries: cfg.OnlineStore.CacheEntries,
+		Breaker:      breakerOptions(cfg),
 		Meter:        metrics.Meter("featurestore"),
+		Tracer:       tracing.Tracer("featurestore"),
 	})
 	if err != nil {
 		closeAll()
@@ -345,29 +369,60 @@ func openFeatures(ctx context.Context, cfg config.Config, metrics *telemetry.Met
 	return fs, nil
 }
 
-func newAuthenticator(cfg config.Config, log *slog.Logger) (*auth.Authenticator, error) {
-	keys := make([]auth.Key, len(cfg.Auth.Keys))
-	for i, k := range cfg.Auth.Keys {
-		keys[i] = auth.Key{Name: k.Name, SHA256: k.SHA256}
+// breakerOptions are the settings of the circuit breaker in front of each
+// online store and each shadow model.
+func breakerOptions(cfg config.Config) featurestore.Breaker {
+	b := cfg.OnlineStore.Breaker
+	return featurestore.Breaker{Failures: b.Failures, OpenFor: time.Duration(b.OpenFor)}
+}
+
+// newAuthenticator builds the authenticator from auth.keys and
+// auth.keys_file, and the limiter that holds each key to its rate (nil when
+// no key has one).
+func newAuthenticator(cfg config.Config, log *slog.Logger) (*auth.Authenticator, *auth.Limiter, error) {
+	all, err := cfg.Auth.AllKeys()
+	if err != nil {
+		return nil, nil, err
+	}
+	keys := make([]auth.Key, len(all))
+	for i, k := range all {
+		keys[i] = auth.Key{Name: k.Name, SHA256: k.SHA256, Limit: auth.Limit{Rate: k.Rate, Burst: k.Burst}}
 		for _, r := range k.Roles {
 			role, err := auth.ParseRole(r)
 			if err != nil {
-				return nil, fmt.Errorf("config key auth.keys[%d].roles: %w", i, err)
+				return nil, nil, fmt.Errorf("config key %s.roles: %w", keyOrigin(cfg, i), err)
 			}
 			keys[i].Roles = append(keys[i].Roles, role)
 		}
 	}
 	a, err := auth.New(keys)
 	if err != nil {
-		return nil, fmt.Errorf("config key auth.keys: %w", err)
+		return nil, nil, fmt.Errorf("config key auth.keys: %w", err)
 	}
 	if a.Open() {
 		if !cfg.LoopbackListen() {
-			return nil, fmt.Errorf("config key auth.keys: API keys are required when listen (%s) is not a loopback address", cfg.Listen)
+			return nil, nil, fmt.Errorf("config key auth.keys: API keys are required when listen (%s) is not a loopback address", cfg.Listen)
 		}
 		log.Warn("no API keys configured (auth.keys): every caller may do everything; allowed only because the listener is on loopback")
 	}
-	return a, nil
+	roles := make(map[auth.Role]auth.Limit, len(cfg.Auth.RoleLimits))
+	for i, l := range cfg.Auth.RoleLimits {
+		role, err := auth.ParseRole(l.Role)
+		if err != nil {
+			return nil, nil, fmt.Errorf("config key auth.role_limits[%d].role: %w", i, err)
+		}
+		roles[role] = auth.Limit{Rate: l.Rate, Burst: l.Burst}
+	}
+	return a, auth.NewLimiter(keys, roles), nil
+}
+
+// keyOrigin names where the i-th of cfg's keys (auth.keys, then those of
+// auth.keys_file) is configured.
+func keyOrigin(cfg config.Config, i int) string {
+	if i < len(cfg.Auth.Keys) {
+		return fmt.Sprintf("auth.keys[%d]", i)
+	}
+	return fmt.Sprintf("auth.keys_file (%s) [%d]", cfg.Auth.KeysFile, i-len(cfg.Auth.Keys))
 }
 
 // The demo: the iris classifier bundled in the binary, and a request for it.

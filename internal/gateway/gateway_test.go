@@ -29,20 +29,43 @@ func testConfig(dataDir string) config.Config {
 	return cfg
 }
 
-// TestDemo runs what `make run` runs: the gateway with the demo model, then
-// the request of the curl it prints. A restart on the same data directory
-// serves the same version without registering it again.
+// TestDemo runs what `make run` runs: the gateway with the demo model and
+// the admin key the demo makes, then the request of the curl it prints. A
+// restart on the same data directory reuses the key and serves the same
+// version without registering it again.
 func TestDemo(t *testing.T) {
 	dir := t.TempDir()
+	var firstKey string
 	for round := range 2 {
-		g, err := Start(t.Context(), testConfig(dir), "test", quiet())
+		cfg := testConfig(dir)
+		key, err := DemoKey(&cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(key) != 64 || round == 1 && key != firstKey {
+			t.Fatalf("round %d: demo key %q (first %q)", round, key, firstKey)
+		}
+		firstKey = key
+		g, err := Start(t.Context(), cfg, "test", quiet())
 		if err != nil {
 			t.Fatal(err)
 		}
 		if err := g.RegisterDemo(t.Context()); err != nil {
 			t.Fatal(err)
 		}
-		resp, err := http.Post("http://"+g.Addr+"/v2/models/"+DemoModel+"/infer", "application/json", strings.NewReader(DemoRequest))
+		url := "http://" + g.Addr + "/v2/models/" + DemoModel + "/infer"
+		resp, err := http.Post(url, "application/json", strings.NewReader(DemoRequest))
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusUnauthorized {
+			t.Errorf("round %d: without the key: %s, want 401", round, resp.Status)
+		}
+		req, _ := http.NewRequest(http.MethodPost, url, strings.NewReader(DemoRequest))
+		req.Header.Set("Authorization", "Bearer "+key)
+		req.Header.Set("Content-Type", "application/json")
+		resp, err = http.DefaultClient.Do(req)
 		if err != nil {
 			t.Fatal(err)
 		}

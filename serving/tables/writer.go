@@ -259,6 +259,10 @@ func (w *Writer) Stats() Stats {
 	}
 }
 
+// QueueLen returns the number of rows queued for the writer (the spill file
+// not counted).
+func (w *Writer) QueueLen() int { return len(w.q) }
+
 // Flush writes the rows accepted so far, queued or spilled, and completes
 // every open file. It returns the first I/O error the writer met since the
 // last Flush, ErrClosed after Close, or ctx's error if ctx ends first (the

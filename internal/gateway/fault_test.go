@@ -1,0 +1,443 @@
+package gateway
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"mime/multipart"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/mlgate/mlgate/featurestore/cassandra"
+	"github.com/mlgate/mlgate/internal/config"
+	"github.com/mlgate/mlgate/internal/modelzoo"
+	"github.com/mlgate/mlgate/internal/testservers"
+)
+
+// The fault tests take an online store away from a gateway under steady
+// load and bring it back, with the breaker settings of config.Defaults().
+// They check what the issue asks: under 1% errors, answers marked degraded
+// while the store is gone, its breaker open, and whole answers again within
+// 2 s of the store's return.
+const (
+	faultWorkers = 4
+	faultBefore  = 500 * time.Millisecond // load before the store goes
+	faultOutage  = 2 * time.Second        // load while it is gone
+	faultAfter   = 3 * time.Second        // load after it is back
+	maxErrorRate = 0.01
+	maxToWhole   = 2 * time.Second
+)
+
+// TestRedisFault stops a private redis-server (not the shared one of the
+// other tests) under load, then starts it again on the same port.
+func TestRedisFault(t *testing.T) {
+	srv := startRedisServer(t)
+	cfg := testConfig(t.TempDir())
+	cfg.OnlineStore.Redis.Addr = srv.addr
+	cfg.OnlineStore.Default = "redis"
+	runFault(t, cfg, "redis", srv.stop, srv.start)
+}
+
+// TestCassandraFault cuts the gateway off Cassandra under load, then lets
+// it through again. The shared Cassandra cannot be stopped: the tests of
+// other packages use it at the same time, and a second Cassandra is too
+// heavy for CI (a JVM, a minute to start). So the gateway reaches it
+// through a TCP proxy on a port of its own, which the test closes, listener
+// and connections both, and opens again on the same port. What the driver
+// sees is what it sees when the server dies: its connections reset, and
+// new ones refused.
+func TestCassandraFault(t *testing.T) {
+	hosts := testservers.Cassandra(t)
+	p := startProxy(t, hosts[0])
+	cfg := testConfig(t.TempDir())
+	cfg.OnlineStore.Cassandra.Hosts = []string{p.addr}
+	cfg.OnlineStore.Cassandra.Keyspace = fmt.Sprintf("gwfault%d", time.Now().UnixNano())
+	t.Cleanup(func() {
+		cs, err := cassandra.New(context.Background(), cassandra.Options{Hosts: hosts, Keyspace: cfg.OnlineStore.Cassandra.Keyspace, Timeout: 30 * time.Second})
+		if err != nil {
+			t.Errorf("drop the test keyspace: %v", err)
+			return
+		}
+		defer cs.Close()
+		if err := cs.DropKeyspace(context.Background()); err != nil {
+			t.Errorf("drop the test keyspace: %v", err)
+		}
+	})
+	runFault(t, cfg, "cassandra", p.cut, p.restore)
+}
+
+// answer is what one request of the load got.
+type answer struct {
+	start    time.Time
+	status   int // 0: no answer at all
+	degraded bool
+}
+
+func runFault(t *testing.T, cfg config.Config, store string, stop, restart func()) {
+	g, err := Start(t.Context(), cfg, "test", quiet())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer g.Shutdown(context.Background())
+	// Entries of the cache expire long before the store comes back, so the
+	// degraded answers show that expired ones still serve.
+	call(t, g, "PUT", "/v1/feature-views/user", "application/json", strings.NewReader(
+		`{"entities": ["user_id"], "features": [{"name": "age", "type": "float"}, {"name": "income", "type": "double"}, {"name": "visits", "type": "int"}],
+		"cache_ttl": "100ms", "store": "`+store+`"}`))
+	const users = 20
+	var rows []string
+	for i := range users {
+		rows = append(rows, fmt.Sprintf(`{"user_id": "u%d", "age": %d, "income": %d.5, "visits": %d}`, i, 20+i, 1000*i, i))
+	}
+	writeRows := `{"rows": [` + strings.Join(rows, ",") + `]}`
+	call(t, g, "POST", "/v1/feature-views/user/rows", "application/json", strings.NewReader(writeRows))
+	registerScorer(t, g)
+	predict := func(client *http.Client, body string) (int, map[string]json.RawMessage) {
+		resp, err := client.Post("http://"+g.Addr+"/v1/models/scorer/predict", "application/json", strings.NewReader(body))
+		if err != nil {
+			return 0, nil
+		}
+		defer resp.Body.Close()
+		var out map[string]json.RawMessage
+		if err := json.NewDecoder(resp.Body).Decode(&out); err != nil {
+			return 0, nil
+		}
+		return resp.StatusCode, out
+	}
+	// u0 is read (and cached) before the store goes.
+	const u0 = `{"debug": true, "entities": {"user_id": ["u0"]}, "request": {"hour": [1], "count": [1]}}`
+	if status, out := predict(http.DefaultClient, u0); status != 200 || out["degraded"] != nil {
+		t.Fatalf("before the fault: %d %v", status, out)
+	}
+
+	var (
+		mu      sync.Mutex
+		answers []answer
+		wg      sync.WaitGroup
+	)
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	for w := range faultWorkers {
+		wg.Go(func() {
+			client := &http.Client{Timeout: 10 * time.Second}
+			r := rand.New(rand.NewPCG(uint64(w), 1))
+			var mine []answer
+			for ctx.Err() == nil {
+				body := fmt.Sprintf(`{"entities": {"user_id": ["u%d", "u%d"]}, "request": {"hour": [1, 2], "count": [3, 4]}}`, r.IntN(users), r.IntN(users))
+				a := answer{start: time.Now()}
+				var out map[string]json.RawMessage
+				a.status, out = predict(client, body)
+				a.degraded = string(out["degraded"]) == "true"
+				mine = append(mine, a)
+				time.Sleep(2 * time.Millisecond)
+			}
+			mu.Lock()
+			answers = append(answers, mine...)
+			mu.Unlock()
+		})
+	}
+	time.Sleep(faultBefore)
+	stopped := time.Now()
+	stop()
+	t.Logf("%s stopped", store)
+
+	// While the store is gone: the breaker opens, writes are refused with
+	// 503, and u0 is answered from its expired cache entry.
+	var opened, refused bool
+	for time.Since(stopped) < faultOutage {
+		m := call(t, g, "GET", "/metrics", "", nil)
+		opened = opened || strings.Contains(m, `mlgate_breaker_state{name="`+store+`"} 2`)
+		if !refused {
+			if r := post(t, g, "/v1/feature-views/user/rows", writeRows); r.status == 503 && strings.Contains(r.body, "store "+store+" is unavailable") {
+				refused = true
+			} else if r.status == 200 {
+				t.Errorf("a write succeeded while %s was gone", store)
+			}
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if !opened {
+		t.Errorf("mlgate_breaker_state{name=%q} never showed 2 (open) while %s was gone", store, store)
+	}
+	if !refused {
+		t.Errorf("writes were never refused with 503 while %s was gone", store)
+	}
+	status, out := predict(http.DefaultClient, u0)
+	if status != 200 || string(out["degraded"]) != "true" || !strings.Contains(string(out["feature_status"]), `"user:age":"PRESENT"`) {
+		t.Errorf("u0 while %s is gone: %d %s %s; want degraded, its values from the expired cache entry", store, status, out["degraded"], out["feature_status"])
+	}
+	if r := post(t, g, "/v1/features/online", `{"features": ["user:age"], "entities": {"user_id": ["u0"]}}`); r.status != 200 || !strings.Contains(r.body, `"degraded":true`) {
+		t.Errorf("online read while %s is gone: %d %s; want it marked degraded", store, r.status, r.body)
+	}
+	if m := call(t, g, "GET", "/metrics", "", nil); !regexp.MustCompile(`mlgate_feature_degraded_total\{store="` + store + `"\} [1-9]`).MatchString(m) {
+		t.Errorf("/metrics counts no degraded reads of %s", store)
+	}
+
+	restart()
+	back := time.Now()
+	t.Logf("%s back after %s", store, back.Sub(stopped).Round(time.Millisecond))
+	time.Sleep(faultAfter)
+	cancel()
+	wg.Wait()
+
+	var failed, degraded, whole int
+	var lastDegraded time.Time
+	for _, a := range answers {
+		switch {
+		case a.status != 200:
+			failed++
+		case a.degraded:
+			degraded++
+			if a.start.After(lastDegraded) {
+				lastDegraded = a.start
+			}
+		default:
+			whole++
+		}
+	}
+	rate := float64(failed) / float64(len(answers))
+	toWhole := max(lastDegraded.Sub(back), 0)
+	t.Logf("%s: %d answers (%d whole, %d degraded, %d failed: %.2f%% errors); whole again %s after the store came back",
+		store, len(answers), whole, degraded, failed, 100*rate, toWhole.Round(time.Millisecond))
+	if rate >= maxErrorRate {
+		t.Errorf("error rate %.2f%%, want under %.0f%%", 100*rate, 100*maxErrorRate)
+	}
+	if degraded == 0 {
+		t.Error("no answer was marked degraded")
+	}
+	if toWhole > maxToWhole {
+		t.Errorf("answers were whole again %s after the store came back, want within %s", toWhole, maxToWhole)
+	}
+	if !slices.ContainsFunc(answers, func(a answer) bool { return a.start.After(lastDegraded) && a.status == 200 }) {
+		t.Error("no whole answer after the store came back")
+	}
+
+	// The store is used again: rows written now are read back.
+	if r := post(t, g, "/v1/feature-views/user/rows", writeRows); r.status != 200 {
+		t.Fatalf("write after %s came back: %d %s", store, r.status, r.body)
+	}
+	time.Sleep(150 * time.Millisecond) // past the cache TTL
+	if status, out := predict(http.DefaultClient, u0); status != 200 || out["degraded"] != nil || !strings.Contains(string(out["feature_status"]), `"user:age":"PRESENT"`) {
+		t.Errorf("u0 after %s came back: %d %v", store, status, out)
+	}
+}
+
+// registerScorer registers the two-input model with a feature spec on the
+// view user.
+func registerScorer(t *testing.T, g *Gateway) {
+	t.Helper()
+	var body bytes.Buffer
+	mw := multipart.NewWriter(&body)
+	mw.WriteField("metadata", `{"feature_spec": {"entities": ["user_id"], "inputs": {"a": ["user:age", "user:income", "request:hour"], "b": ["user:visits", "request:count"]},
+		"defaults": {"user:age": 30, "user:income": 0.5, "user:visits": 7}}}`)
+	fw, _ := mw.CreateFormFile("model", "m.onnx")
+	raw, err := os.ReadFile(modelzoo.Path(modelzoo.MultiInput))
+	if err != nil {
+		t.Fatal(err)
+	}
+	fw.Write(raw)
+	mw.Close()
+	call(t, g, "POST", "/v1/models/scorer/versions", mw.FormDataContentType(), &body)
+}
+
+type reply struct {
+	status int
+	body   string
+}
+
+// post sends a JSON body and returns the answer whatever its status.
+func post(t *testing.T, g *Gateway, path, body string) reply {
+	t.Helper()
+	resp, err := http.Post("http://"+g.Addr+path, "application/json", strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(resp.Body)
+	return reply{resp.StatusCode, string(raw)}
+}
+
+// redisServer is a redis-server of the test's own, on a port of its own.
+type redisServer struct {
+	t    *testing.T
+	addr string
+	dir  string
+	cmd  *exec.Cmd
+}
+
+func startRedisServer(t *testing.T) *redisServer {
+	t.Helper()
+	if _, err := exec.LookPath("redis-server"); err != nil {
+		if testservers.InCI() {
+			t.Fatal("redis-server is not on PATH (deploy/redis.sh start installs it)")
+		}
+		t.Skip("redis-server is not on PATH: skipping; deploy/redis.sh start installs it")
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	s := &redisServer{t: t, addr: addr, dir: t.TempDir()}
+	s.start()
+	t.Cleanup(s.stop)
+	return s
+}
+
+// start runs the server and waits until it answers PING.
+func (s *redisServer) start() {
+	_, port, _ := net.SplitHostPort(s.addr)
+	s.cmd = exec.Command("redis-server", "--bind", "127.0.0.1", "--port", port, "--save", "", "--appendonly", "no",
+		"--dir", s.dir, "--logfile", filepath.Join(s.dir, "redis.log"))
+	if err := s.cmd.Start(); err != nil {
+		s.t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for !redisPing(s.addr) {
+		if time.Now().After(deadline) {
+			log, _ := os.ReadFile(filepath.Join(s.dir, "redis.log"))
+			s.t.Fatalf("redis-server on %s does not answer PING after 10s; log:\n%s", s.addr, log)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// stop kills the server, as a crash would, and waits for it to exit.
+func (s *redisServer) stop() {
+	if s.cmd == nil {
+		return
+	}
+	s.cmd.Process.Kill()
+	s.cmd.Wait()
+	s.cmd = nil
+}
+
+func redisPing(addr string) bool {
+	c, err := net.DialTimeout("tcp", addr, time.Second)
+	if err != nil {
+		return false
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(time.Second))
+	if _, err := c.Write([]byte("PING\r\n")); err != nil {
+		return false
+	}
+	line, err := bufio.NewReader(c).ReadString('\n')
+	return err == nil && line == "+PONG\r\n"
+}
+
+// proxy forwards TCP connections from its own loopback port to target; cut
+// closes its listener and every connection, restore listens again on the
+// same port.
+type proxy struct {
+	t      *testing.T
+	addr   string
+	target string
+
+	mu    sync.Mutex
+	ln    net.Listener // nil while cut
+	conns map[net.Conn]bool
+	wg    sync.WaitGroup
+}
+
+func startProxy(t *testing.T, target string) *proxy {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &proxy{t: t, addr: ln.Addr().String(), target: target, conns: map[net.Conn]bool{}}
+	p.serve(ln)
+	t.Cleanup(func() {
+		p.cut()
+		p.wg.Wait()
+	})
+	return p
+}
+
+func (p *proxy) serve(ln net.Listener) {
+	p.mu.Lock()
+	p.ln = ln
+	p.mu.Unlock()
+	p.wg.Go(func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			p.wg.Go(func() { p.forward(c) })
+		}
+	})
+}
+
+// track keeps c to close at the next cut, or closes it now when cut.
+func (p *proxy) track(c net.Conn) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.ln == nil {
+		c.Close()
+		return false
+	}
+	p.conns[c] = true
+	return true
+}
+
+func (p *proxy) forward(c net.Conn) {
+	if !p.track(c) {
+		return
+	}
+	u, err := net.DialTimeout("tcp", p.target, 5*time.Second)
+	if err != nil {
+		c.Close()
+		return
+	}
+	if !p.track(u) {
+		c.Close()
+		return
+	}
+	done := make(chan struct{})
+	go func() {
+		io.Copy(u, c)
+		u.Close()
+		close(done)
+	}()
+	io.Copy(c, u)
+	c.Close()
+	<-done
+}
+
+func (p *proxy) cut() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.ln == nil {
+		return
+	}
+	p.ln.Close()
+	p.ln = nil
+	for c := range p.conns {
+		c.Close()
+	}
+	clear(p.conns)
+}
+
+func (p *proxy) restore() {
+	ln, err := net.Listen("tcp", p.addr)
+	if err != nil {
+		p.t.Fatalf("proxy: listen again on %s: %v", p.addr, err)
+	}
+	p.serve(ln)
+}

@@ -1,0 +1,169 @@
+package serving
+
+import (
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/mlgate/mlgate/internal/auth"
+	"github.com/mlgate/mlgate/internal/modelzoo"
+)
+
+// TestDecodeLimits runs each decoder of outside input over the bounds of
+// small limits: over a bound is a 400 or 413 that names it, at the bound is
+// accepted.
+func TestDecodeLimits(t *testing.T) {
+	lim := limitsOf(Options{MaxRows: 2, MaxTensorElements: 6, MaxStringBytes: 4})
+	v2 := func(shape, datatype, data string) func() error {
+		return func() error {
+			_, err := decodeInferRequest([]byte(`{"inputs":[{"name":"x","shape":`+shape+`,"datatype":"`+datatype+`","data":`+data+`}]}`), lim)
+			return err
+		}
+	}
+	predict := func(body string) func() error {
+		return func() error { _, err := decodePredictRequest([]byte(body), lim); return err }
+	}
+	online := func(body string) func() error {
+		return func() error { _, err := decodeOnlineRequest([]byte(body), lim); return err }
+	}
+	tests := []struct {
+		name   string
+		decode func() error
+		status int
+		want   string
+	}{
+		{"v2 at the bounds", v2(`[2,3]`, "FP32", `[1,2,3,4,5,6]`), 0, ""},
+		{"v2 batch", v2(`[3,1]`, "FP32", `[1,2,3]`), 400, `input "x": a batch of 3 rows (shape[0]) is more than limits.max_rows (2)`},
+		{"v2 elements", v2(`[1,7]`, "FP32", `[1,2,3,4,5,6,7]`), 413, `input "x": shape [1,7] holds 7 elements, more than limits.max_tensor_elements (6)`},
+		{"v2 elements of a lying shape", v2(`[2,1000000000]`, "FP32", `[1]`), 413, "limits.max_tensor_elements"},
+		{"v2 string at the bound", v2(`[1]`, "BYTES", `["\u00e9\u00e9"]`), 0, ""},
+		{"v2 string", v2(`[2]`, "BYTES", `["ok", "abcde"]`), 400, `input "x": data[1] (flattened): a string of 5 bytes is longer than limits.max_string_bytes (4)`},
+		{"predict entities at the bounds", predict(`{"entities": {"id": ["abcd", 1234]}, "request": {"h": [1, 2]}}`), 0, ""},
+		{"predict entity rows", predict(`{"entities": {"id": ["a", "b", "c"]}}`), 400, "entities.id: 3 rows is more than limits.max_rows (2)"},
+		{"predict request rows", predict(`{"request": {"h": [1, 2, 3]}}`), 400, "request.h: 3 rows is more than limits.max_rows (2)"},
+		{"predict entity string", predict(`{"entities": {"id": ["abcde"]}}`), 400, "entities.id[0]: a string of 5 bytes is longer than limits.max_string_bytes (4)"},
+		{"predict escaped string at the bound", predict(`{"entities": {"id": ["\u00e9\u00e9"]}}`), 0, ""},
+		{"predict request string", predict(`{"request": {"s": ["a", "\u00e9\u00e9\u00e9"]}}`), 400, "request.s[1]: a string of 6 bytes"},
+		{"online at the bounds", online(`{"features": ["v:f"], "entities": {"id": ["a", "b"]}}`), 0, ""},
+		{"online rows", online(`{"features": ["v:f"], "entities": {"id": ["a", "b", "c"]}}`), 400, "entities.id: 3 rows is more than limits.max_rows (2)"},
+		{"online string", online(`{"features": ["v:f"], "entities": {"id": ["abcdef"]}}`), 400, "limits.max_string_bytes (4)"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := tt.decode()
+			if tt.status == 0 {
+				if err != nil {
+					t.Fatalf("refused: %v", err)
+				}
+				return
+			}
+			if err == nil {
+				t.Fatal("accepted")
+			}
+			if got := statusOf(err); got != tt.status || !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("%d %q, want %d containing %q", got, err, tt.status, tt.want)
+			}
+		})
+	}
+}
+
+func TestLimitsOf(t *testing.T) {
+	if got := limitsOf(Options{}); got != defaultLimits {
+		t.Errorf("limitsOf(zero) = %+v, want the defaults %+v", got, defaultLimits)
+	}
+	if got := limitsOf(Options{MaxRows: 1, MaxTensorElements: 2, MaxStringBytes: 3}); got != (limits{1, 2, 3}) {
+		t.Errorf("limitsOf = %+v", got)
+	}
+}
+
+// TestLimitsOverHTTP sends requests over each bound to a real server: the
+// answer is a 400 or 413 naming the bound, and nothing is written.
+func TestLimitsOverHTTP(t *testing.T) {
+	g := startGateway(t, withOptions(func(o *Options) { o.MaxRows, o.MaxTensorElements, o.MaxStringBytes = 2, 8, 4 }))
+	g.register("linear", modelzoo.Linear)
+	if r := g.do("PUT", "/v1/feature-views/v", "application/json",
+		[]byte(`{"entities": ["id"], "features": [{"name": "f", "type": "float"}, {"name": "s", "type": "string"}]}`)); r.status != 201 {
+		t.Fatalf("put view: %d %s", r.status, r.body)
+	}
+	tests := []struct {
+		name, path, body string
+		status           int
+		want             string
+	}{
+		{"v2 at the bounds", "/v2/models/linear/infer", `{"inputs":[{"name":"x","shape":[2,4],"datatype":"FP32","data":[1,2,3,4,5,6,7,8]}]}`, 200, ""},
+		{"v2 batch", "/v2/models/linear/infer", `{"inputs":[{"name":"x","shape":[3,1],"datatype":"FP32","data":[1,2,3]}]}`, 400, "limits.max_rows (2)"},
+		{"v2 elements", "/v2/models/linear/infer", `{"inputs":[{"name":"x","shape":[1,9],"datatype":"FP32","data":[1,2,3,4,5,6,7,8,9]}]}`, 413, "limits.max_tensor_elements (8)"},
+		{"v2 string", "/v2/models/linear/infer", `{"inputs":[{"name":"x","shape":[1],"datatype":"BYTES","data":["abcde"]}]}`, 400, "limits.max_string_bytes (4)"},
+		{"predict at the bounds", "/v1/models/linear/predict", `{"inputs": {"x": [[1, 2, 3, 4], [5, 6, 7, 8]]}}`, 200, ""},
+		{"predict rows", "/v1/models/linear/predict", `{"inputs": {"x": [[1, 2, 3, 4], [5, 6, 7, 8], [1, 2, 3, 4]]}}`, 400, "inputs.x: a batch of 3 rows (shape[0]) is more than limits.max_rows (2)"},
+		{"predict elements", "/v1/models/linear/predict", `{"inputs": {"x": [[1, 2, 3, 4, 5, 6, 7, 8, 9]]}}`, 413, "inputs.x: shape [1,9] holds 9 elements, more than limits.max_tensor_elements (8)"},
+		{"predict entity rows", "/v1/models/linear/predict", `{"entities": {"id": ["a", "b", "c"]}}`, 400, "entities.id: 3 rows is more than limits.max_rows (2)"},
+		{"predict entity string", "/v1/models/linear/predict", `{"entities": {"id": ["abcde"]}}`, 400, "entities.id[0]: a string of 5 bytes is longer than limits.max_string_bytes (4)"},
+		{"endpoint predict entity rows", "/v1/endpoints/nope/predict", `{"entities": {"id": ["a", "b", "c"]}}`, 400, "limits.max_rows (2)"},
+		{"rows written", "/v1/feature-views/v/rows", `{"rows": [{"id": "a"}, {"id": "b"}, {"id": "c"}]}`, 400, "rows: 3 rows is more than limits.max_rows (2)"},
+		{"string feature", "/v1/feature-views/v/rows", `{"rows": [{"id": "a", "s": "abcde"}]}`, 400, "rows[0].s: a string of 5 bytes is longer than limits.max_string_bytes (4)"},
+		{"entity key written", "/v1/feature-views/v/rows", `{"rows": [{"id": "abcde"}]}`, 400, "rows[0].id: a string of 5 bytes"},
+		{"rows at the bounds", "/v1/feature-views/v/rows", `{"rows": [{"id": "a", "s": "abcd"}, {"id": "b", "f": 1}]}`, 200, ""},
+		{"online rows", "/v1/features/online", `{"features": ["v:f"], "entities": {"id": ["a", "b", "c"]}}`, 400, "entities.id: 3 rows is more than limits.max_rows (2)"},
+		{"online string", "/v1/features/online", `{"features": ["v:f"], "entities": {"id": ["abcde"]}}`, 400, "limits.max_string_bytes (4)"},
+		{"online at the bounds", "/v1/features/online", `{"features": ["v:s"], "entities": {"id": ["a", "b"]}}`, 200, `"values":["abcd"]`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := g.do("POST", tt.path, "application/json", []byte(tt.body))
+			if r.status != tt.status || !strings.Contains(string(r.body), tt.want) {
+				t.Errorf("%d %s, want %d containing %q", r.status, r.body, tt.status, tt.want)
+			}
+		})
+	}
+}
+
+// TestRateLimit holds a key to one request per ~17 minutes: the second is
+// a 429 with Retry-After that names the key and its limit; another key and
+// the health checks are not held.
+func TestRateLimit(t *testing.T) {
+	keys := []auth.Key{
+		{Name: "app", SHA256: keyFor("k-app"), Roles: []auth.Role{auth.Predict}},
+		{Name: "root", SHA256: keyFor("k-root"), Roles: []auth.Role{auth.Admin}},
+	}
+	g := startGateway(t, withKeys(keys...), withLimiter(auth.NewLimiter(keys, map[auth.Role]auth.Limit{auth.Predict: {Rate: 0.001, Burst: 1}})))
+	g.apiKey = "k-app"
+	if r := g.do("GET", "/v1/models", "", nil); r.status != 200 {
+		t.Fatalf("first request: %d %s", r.status, r.body)
+	}
+	req, _ := http.NewRequest("POST", g.url+"/v1/models/linear/predict", strings.NewReader(`{}`))
+	req.Header.Set("Authorization", "Bearer k-app")
+	resp, err := g.client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 429 || resp.Header.Get("Retry-After") != "1000" ||
+		!strings.Contains(string(body), `{"error":"rate limited: key \"app\" is over its limit of 0.001 requests per second (burst 1); retry in 1000 s"}`) {
+		t.Errorf("over the limit: %d Retry-After %q %s", resp.StatusCode, resp.Header.Get("Retry-After"), body)
+	}
+	g.apiKey = "k-root"
+	for range 3 {
+		if r := g.do("GET", "/v1/models", "", nil); r.status != 200 {
+			t.Errorf("an unlimited key: %d %s", r.status, r.body)
+		}
+	}
+	g.apiKey = "k-app"
+	if r := g.do("GET", "/v2/health/live", "", nil); r.status != 200 {
+		t.Errorf("health check of a limited key: %d", r.status)
+	}
+}
+
+func TestRetryAfter(t *testing.T) {
+	for _, tt := range []struct {
+		wait time.Duration
+		want int64
+	}{{0, 1}, {time.Nanosecond, 1}, {time.Second, 1}, {time.Second + 1, 2}, {90 * time.Second, 90}} {
+		if got := retryAfter(tt.wait); got != tt.want {
+			t.Errorf("retryAfter(%s) = %d, want %d", tt.wait, got, tt.want)
+		}
+	}
+}

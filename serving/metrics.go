@@ -1,0 +1,147 @@
+package serving
+
+import (
+	"context"
+	"maps"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/metric"
+)
+
+// RegisterMetrics records the server's metrics with m: requests by route,
+// endpoint, variant, model version and status, their latency, and the
+// depths of the inference-table and shadow queues. Call it before Serve.
+func (s *Server) RegisterMetrics(m metric.Meter) error {
+	rm := &requestMetrics{}
+	var err error
+	if rm.count, err = m.Int64Counter("mlgate_requests",
+		metric.WithDescription("Requests answered, by method, route (its template), endpoint, variant, model, version and status.")); err != nil {
+		return err
+	}
+	if rm.duration, err = m.Float64Histogram("mlgate_request_duration", metric.WithUnit("s"),
+		metric.WithDescription("Time from a request's arrival to its answer, by the labels of mlgate_requests_total."),
+		metric.WithExplicitBucketBoundaries(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)); err != nil {
+		return err
+	}
+	tablesQueue, err := m.Int64ObservableGauge("mlgate_inference_table_queue",
+		metric.WithDescription("Rows waiting for the inference-table writer."))
+	if err != nil {
+		return err
+	}
+	shadowQueue, err := m.Int64ObservableGauge("mlgate_shadow_queue",
+		metric.WithDescription("Shadow copies waiting for a worker."))
+	if err != nil {
+		return err
+	}
+	if _, err := m.RegisterCallback(func(_ context.Context, o metric.Observer) error {
+		if s.tables != nil {
+			o.ObserveInt64(tablesQueue, int64(s.tables.QueueLen()))
+		}
+		o.ObserveInt64(shadowQueue, int64(len(s.shadows.jobs)))
+		return nil
+	}, tablesQueue, shadowQueue); err != nil {
+		return err
+	}
+	rm.sets.Store(&map[requestLabels]*labelSet{})
+	s.requests = rm
+	return nil
+}
+
+// requestLabels are the labels of a request's metrics. Every value is one
+// mlgate holds (a route template, a registered endpoint, variant or model
+// version), never bytes a caller chose, so that the series stay few.
+type requestLabels struct {
+	method, route     string
+	endpoint, variant string
+	model             string
+	version           int // 0: none
+	status            int
+}
+
+// requestMetrics count and time requests. The options of each combination
+// of labels are built once, into a map that is copied on addition, so that
+// recording takes no lock and allocates nothing.
+type requestMetrics struct {
+	count    metric.Int64Counter
+	duration metric.Float64Histogram
+
+	mu   sync.Mutex // serialises additions to sets
+	sets atomic.Pointer[map[requestLabels]*labelSet]
+}
+
+// labelSet holds the options of one combination of labels, as the slices
+// Add and Record take (passed on as they are, they are not copied).
+type labelSet struct {
+	add    []metric.AddOption
+	record []metric.RecordOption
+}
+
+// record counts one request that took d; a nil m records nothing.
+func (m *requestMetrics) record(ctx context.Context, l *requestLabels, d time.Duration) {
+	if m == nil {
+		return
+	}
+	set, ok := (*m.sets.Load())[*l]
+	if !ok {
+		set = m.add(*l)
+	}
+	m.count.Add(ctx, 1, set.add...)
+	m.duration.Record(ctx, d.Seconds(), set.record...)
+}
+
+func (m *requestMetrics) add(l requestLabels) *labelSet {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	sets := *m.sets.Load()
+	if set, ok := sets[l]; ok {
+		return set
+	}
+	version := ""
+	if l.version > 0 {
+		version = strconv.Itoa(l.version)
+	}
+	opt := metric.WithAttributeSet(attribute.NewSet(
+		attribute.String("method", l.method), attribute.String("route", l.route),
+		attribute.String("endpoint", l.endpoint), attribute.String("variant", l.variant),
+		attribute.String("model", l.model), attribute.String("version", version),
+		attribute.String("status", strconv.Itoa(l.status))))
+	set := &labelSet{add: []metric.AddOption{opt}, record: []metric.RecordOption{opt}}
+	next := maps.Clone(sets)
+	next[l] = set
+	m.sets.Store(&next)
+	return set
+}
+
+// labelModel names, in the metrics of ctx's request, the model version that
+// serves it.
+func labelModel(ctx context.Context, l *Loaded) {
+	if sc := scopeOf(ctx); sc != nil {
+		sc.labels.model, sc.labels.version = l.Version.Name, l.Version.Version
+	}
+}
+
+// label tells o's request what served it, for its metrics, and settles its
+// request id: the one the handler read from the body, else the caller's
+// X-Request-Id. A shadow copy belongs to no request.
+func label(o *observation) {
+	sc := scopeOf(o.ctx)
+	if sc == nil || o.shadow {
+		return
+	}
+	if o.requestID == "" {
+		o.requestID = sc.requestID
+	} else {
+		sc.requestID = o.requestID
+	}
+	if o.route != nil {
+		sc.labels.endpoint = o.route.Endpoint()
+	}
+	sc.labels.variant = o.variant
+	if o.p != nil {
+		sc.labels.model, sc.labels.version = o.p.Version.Name, o.p.Version.Version
+	}
+}
