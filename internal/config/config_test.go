@@ -3,6 +3,7 @@ package config
 import (
 	"os"
 	"path/filepath"
+	"os"
 	"reflect"
 	"slices"
 	"strings"
@@ -682,4 +683,23 @@ func FuzzLoadYAML(f *testing.F) {
 			t.Fatalf("Load accepted a config that fails Validate: %v", err)
 		}
 	})
+}
+
+// TestREADMEConfig loads the configuration shown in the README, so that the
+// documentation cannot drift from the loader.
+func TestREADMEConfig(t *testing.T) {
+	readme, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, rest, ok := strings.Cut(string(readme), "## Configuration")
+	_, block, ok2 := strings.Cut(rest, "```yaml\n")
+	block, _, ok3 := strings.Cut(block, "```")
+	if !ok || !ok2 || !ok3 {
+		t.Fatal("the README has no YAML block under ## Configuration")
+	}
+	cfg := Defaults()
+	if err := Load(writeFile(t, block), nil, &cfg); err != nil {
+		t.Fatalf("the README's configuration does not load: %v", err)
+	}
 }
