@@ -1,14 +1,13 @@
 package drift
 
 import (
-	"encoding/json"
 	"fmt"
 	"net/url"
-	"reflect"
 	"strings"
 	"time"
 	"unicode/utf8"
 
+	"github.com/mlgate/mlgate/internal/jsondur"
 	"github.com/mlgate/mlgate/internal/jsonerr"
 )
 
@@ -23,42 +22,8 @@ const (
 )
 
 // Duration is a time.Duration written in JSON as a Go duration string such as
-// "15m" or "1h".
-type Duration time.Duration
-
-// MarshalText writes the duration as time.Duration.String does.
-func (d Duration) MarshalText() ([]byte, error) { return []byte(time.Duration(d).String()), nil }
-
-// UnmarshalJSON reads a JSON string holding a Go duration; null leaves d as
-// it is.
-func (d *Duration) UnmarshalJSON(b []byte) error {
-	if string(b) == "null" {
-		return nil
-	}
-	var text string
-	if err := json.Unmarshal(b, &text); err != nil {
-		return &json.UnmarshalTypeError{Value: jsonKind(b), Type: reflect.TypeFor[string]()}
-	}
-	v, err := time.ParseDuration(text)
-	if err != nil {
-		return fmt.Errorf("duration %q: want a Go duration such as \"15m\" or \"1h\"", text)
-	}
-	*d = Duration(v)
-	return nil
-}
-
-// jsonKind names the kind of a JSON value as encoding/json's errors do.
-func jsonKind(b []byte) string {
-	switch b[0] {
-	case '{':
-		return "object"
-	case '[':
-		return "array"
-	case 't', 'f':
-		return "bool"
-	}
-	return "number"
-}
+// "30s" or "15m".
+type Duration = jsondur.Duration
 
 // Thresholds are a monitor's drift rules; a rule set to 0 is off. A numeric
 // series drifts when its PSI is above PSI or its KS p-value below KSP; a

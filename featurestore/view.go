@@ -1,11 +1,12 @@
 package featurestore
 
 import (
-	"encoding/json"
 	"fmt"
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/mlgate/mlgate/internal/jsondur"
 )
 
 // Type is the type of a feature's values.
@@ -31,24 +32,7 @@ type Feature struct {
 }
 
 // Duration is a time.Duration written in JSON as a string such as "24h".
-type Duration time.Duration
-
-// MarshalJSON implements json.Marshaler.
-func (d Duration) MarshalJSON() ([]byte, error) { return json.Marshal(time.Duration(d).String()) }
-
-// UnmarshalJSON implements json.Unmarshaler.
-func (d *Duration) UnmarshalJSON(b []byte) error {
-	var s string
-	if err := json.Unmarshal(b, &s); err != nil {
-		return fmt.Errorf("a duration must be a string such as \"24h\"")
-	}
-	v, err := time.ParseDuration(s)
-	if err != nil || v < 0 {
-		return fmt.Errorf("invalid duration %q: want a non-negative duration such as \"90s\" or \"24h\"", s)
-	}
-	*d = Duration(v)
-	return nil
-}
+type Duration = jsondur.Duration
 
 // View is a feature view: features keyed by entity columns, held in one store.
 type View struct {
@@ -101,6 +85,12 @@ func (v *View) Check() error {
 	}
 	if len(v.Entities) == 0 || len(v.Entities) > maxEntities {
 		return invalid("view %s: entities: want 1 to %d entity columns, got %d", v.Name, maxEntities, len(v.Entities))
+	}
+	if v.TTL < 0 {
+		return invalid("view %s: ttl: must not be negative, got %v", v.Name, time.Duration(v.TTL))
+	}
+	if v.CacheTTL < 0 {
+		return invalid("view %s: cache_ttl: must not be negative, got %v", v.Name, time.Duration(v.CacheTTL))
 	}
 	seen := map[string]bool{}
 	for i, e := range v.Entities {

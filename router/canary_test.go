@@ -42,7 +42,7 @@ func TestDecodeCanarySpec(t *testing.T) {
 		{spec(`, "extra": 1`), `unknown field "extra"`},
 		{spec(`, "analysis": {"max_errors": 1}`), `unknown field "max_errors"`},
 		{`{"model": "churn/8", "steps": [100], "interval": 30}`, `field "interval": expected a string, got number`},
-		{`{"model": "churn/8", "steps": [100], "interval": "30"}`, `duration "30": want a Go duration such as "30s"`},
+		{`{"model": "churn/8", "steps": [100], "interval": "30"}`, `duration "30": want a Go duration such as "90s"`},
 		{`{"model": "churn@", "steps": [100], "interval": "1m"}`, `model: model reference "churn@": alias: must not be empty`},
 		{`{"model": "churn/8", "interval": "1m"}`, "steps: at least one step is required"},
 		{`{"model": "churn/8", "steps": [0, 100], "interval": "1m"}`, "steps[0]: want 1 to 100 per cent, got 0"},

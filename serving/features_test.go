@@ -218,6 +218,8 @@ func TestViewChangesMustNotBreakModels(t *testing.T) {
 		{"PUT", strings.Replace(userView, `["user_id"]`, `["user_id", "day"]`, 1), 409, "entities cannot change"},
 		{"PUT", strings.Replace(userView, `"ttl": "24h"`, `"ttl": "24h", "store": "redis"`, 1), 400, `store \"redis\" is not configured`},
 		{"PUT", strings.Replace(userView, `"ttl": "24h"`, `"ttl": "soon"`, 1), 400, `invalid duration \"soon\"`},
+		{"PUT", strings.Replace(userView, `"ttl": "24h"`, `"ttl": "-1h"`, 1), 400, `ttl: must not be negative, got -1h0m0s`},
+		{"PUT", strings.Replace(userView, `"ttl": "24h"`, `"ttl": "24h", "cache_ttl": "-5s"`, 1), 400, `cache_ttl: must not be negative, got -5s`},
 		{"PUT", `{"entities": ["user_id"], "features": [{"name": "Age", "type": "float"}]}`, 400, "use lower-case letters"},
 		{"PUT", `{"entities": ["user_id"], "features": [{"name": "age", "type": "decimal"}]}`, 400, `\"decimal\" is not one of`},
 		{"DELETE", "", 409, "deleting feature view user would break model scorer version 1"},
