@@ -5,6 +5,7 @@
 # deploy/cassandra.sh), and tells it where they are:
 #   TEST_REDIS_ADDR=127.0.0.1:${REDIS_PORT:-16379}
 #   TEST_CASSANDRA_HOSTS=127.0.0.1:${CASSANDRA_PORT:-19042}
+#   TEST_CASSANDRA_CA=the node's certificate, for the tests that connect over TLS
 # Afterwards it stops the servers that it started (ones already running stay up),
 # whatever COMMAND's outcome, and exits with COMMAND's status.
 #
@@ -68,6 +69,9 @@ fi
 
 up redis TEST_REDIS_ADDR "127.0.0.1:${REDIS_PORT:-16379}"
 up cassandra TEST_CASSANDRA_HOSTS "127.0.0.1:${CASSANDRA_PORT:-19042}"
+if [ -n "${TEST_CASSANDRA_HOSTS:-}" ]; then
+	export TEST_CASSANDRA_CA="$here/../.cache/services/cassandra/node-${CASSANDRA_PORT:-19042}/tls/ca.pem"
+fi
 echo "services: TEST_REDIS_ADDR=${TEST_REDIS_ADDR:-(unset)} TEST_CASSANDRA_HOSTS=${TEST_CASSANDRA_HOSTS:-(unset)}" >&2
 
 "$@"

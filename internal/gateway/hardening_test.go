@@ -111,6 +111,45 @@ func TestRedisOverTLS(t *testing.T) {
 	}
 }
 
+// TestCassandraOverTLS reads and writes features through the test Cassandra's
+// TLS handshake (its native port takes TLS and plain connections alike). The
+// same gateway trusting another certificate must not start: the connection
+// really is TLS, checked against the CA file.
+func TestCassandraOverTLS(t *testing.T) {
+	hosts := testservers.Cassandra(t)
+	ca := testservers.CassandraCA(t)
+	cfg := testConfig(t.TempDir())
+	cfg.OnlineStore.Cassandra.Hosts = hosts
+	cfg.OnlineStore.Cassandra.Keyspace = fmt.Sprintf("gwtls%d", time.Now().UnixNano())
+	cfg.OnlineStore.Cassandra.Timeout = config.Duration(30 * time.Second)
+	cfg.OnlineStore.Cassandra.TLS.Enabled = true
+	cfg.OnlineStore.Cassandra.TLS.CAFile = ca
+	g, err := Start(t.Context(), cfg, "test", quiet())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer g.Shutdown(context.Background())
+	call(t, g, "PUT", "/v1/feature-views/user", "application/json", strings.NewReader(
+		`{"entities": ["user_id"], "features": [{"name": "age", "type": "float"}], "store": "cassandra"}`))
+	call(t, g, "POST", "/v1/feature-views/user/rows", "application/json", strings.NewReader(`{"rows": [{"user_id": "u1", "age": 7}]}`))
+	if got := call(t, g, "POST", "/v1/features/online", "application/json", strings.NewReader(`{"features": ["user:age"], "entities": {"user_id": ["u1"]}}`)); !strings.Contains(got, `"values":[7]`) {
+		t.Errorf("read over TLS: %s", got)
+	}
+
+	other, _, _ := selfSigned(t)
+	cfg = testConfig(t.TempDir())
+	cfg.OnlineStore.Cassandra.Hosts = hosts
+	cfg.OnlineStore.Cassandra.Keyspace = "gwtls_untrusted"
+	cfg.OnlineStore.Cassandra.TLS.Enabled = true
+	cfg.OnlineStore.Cassandra.TLS.CAFile = other
+	if g, err := Start(t.Context(), cfg, "test", quiet()); err == nil {
+		g.Shutdown(context.Background())
+		t.Fatal("started against a Cassandra whose certificate it does not trust")
+	} else if !strings.Contains(err.Error(), "certificate") {
+		t.Errorf("untrusted certificate: %v, want an error about the certificate", err)
+	}
+}
+
 // TestDrain checks that a stopping gateway answers not ready for its drain
 // delay while it still serves, then refuses connections.
 func TestDrain(t *testing.T) {

@@ -22,6 +22,13 @@ func Cassandra(tb testing.TB) []string {
 	return lookup(tb, "TEST_CASSANDRA_HOSTS", "a real Apache Cassandra (deploy/cassandra.sh start, then TEST_CASSANDRA_HOSTS=127.0.0.1:19042)")
 }
 
+// CassandraCA returns the file, in TEST_CASSANDRA_CA, holding the certificate
+// that the test Cassandra presents to clients connecting over TLS.
+func CassandraCA(tb testing.TB) string {
+	tb.Helper()
+	return lookup(tb, "TEST_CASSANDRA_CA", "the test Cassandra's certificate (deploy/cassandra.sh writes it to .cache/services/cassandra/node-19042/tls/ca.pem)")[0]
+}
+
 func lookup(tb testing.TB, env, what string) []string {
 	tb.Helper()
 	v := os.Getenv(env)
