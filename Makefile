@@ -70,6 +70,18 @@ services-down:
 bench: build
 	bash bench/with-redis.sh $(GO) run ./bench -scenario all $(BENCH_FLAGS)
 
+# Every native fuzz test, one after another, FUZZTIME (10m) each: `go test -list` finds
+# them, so a new one is included. FUZZ=FuzzCSV runs only the ones whose name matches.
+FUZZTIME ?= 10m
+FUZZ ?= .
+fuzz: onnxruntime
+	@set -e; for pkg in $$($(GO) list ./...); do \
+		for f in $$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz' | grep -E -- '$(FUZZ)' || true); do \
+			echo "== $$f in $$pkg for $(FUZZTIME)"; \
+			$(GO) test -run='^$$' -fuzz="^$$f\$$" -fuzztime=$(FUZZTIME) $$pkg; \
+		done; \
+	done
+
 lint:
 	@unformatted=$$(gofmt -l $$(git ls-files '*.go') $$(git ls-files --others --exclude-standard '*.go')); \
 	if [ -n "$$unformatted" ]; then echo "gofmt needed:"; echo "$$unformatted"; exit 1; fi
