@@ -85,6 +85,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"strconv"
 	"strings"
@@ -126,6 +127,9 @@ type Options struct {
 	// TLS, when set, encrypts the connections to the nodes (and checks their
 	// certificates against it).
 	TLS *tls.Config
+	// Log, when set, receives the driver's own log lines as warnings;
+	// otherwise they go to gocql's default, the standard logger.
+	Log *slog.Logger
 }
 
 // Store is a featurestore.OnlineStore in Cassandra: one table per view.
@@ -188,6 +192,9 @@ func New(ctx context.Context, o Options) (*Store, error) {
 	}
 
 	cluster := gocql.NewCluster(o.Hosts...)
+	if o.Log != nil {
+		cluster.Logger = gocqlLog{o.Log.With("component", "gocql")}
+	}
 	// Peers found through system.peers are dialed on cluster.Port: use the
 	// contact points' port when they share one.
 	if port := commonPort(o.Hosts); port > 0 {

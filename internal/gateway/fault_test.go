@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"log/slog"
 	"math/rand/v2"
 	"mime/multipart"
 	"net"
@@ -86,8 +87,12 @@ type answer struct {
 	degraded bool
 }
 
+// driverOf names the component of a store's client library in the log.
+var driverOf = map[string]string{"redis": "go-redis", "cassandra": "gocql"}
+
 func runFault(t *testing.T, cfg config.Config, store string, stop, restart func()) {
-	g, err := Start(t.Context(), cfg, "test", quiet())
+	var logged lockedBuffer
+	g, err := Start(t.Context(), cfg, "test", slog.New(slog.NewJSONHandler(&logged, nil)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -223,6 +228,14 @@ func runFault(t *testing.T, cfg config.Config, store string, stop, restart func(
 	}
 	if !slices.ContainsFunc(answers, func(a answer) bool { return a.start.After(lastDegraded) && a.status == 200 }) {
 		t.Error("no whole answer after the store came back")
+	}
+
+	// The driver's complaints while the store was gone are JSON log lines.
+	component := `"component":"` + driverOf[store] + `"`
+	if !slices.ContainsFunc(strings.Split(logged.String(), "\n"), func(line string) bool {
+		return strings.Contains(line, `"level":"WARN"`) && strings.Contains(line, component)
+	}) {
+		t.Errorf("the log has no warning with %s:\n%.2000s", component, logged.String())
 	}
 
 	// The store is used again: rows written now are read back.
@@ -440,4 +453,22 @@ func (p *proxy) restore() {
 		p.t.Fatalf("proxy: listen again on %s: %v", p.addr, err)
 	}
 	p.serve(ln)
+}
+
+// lockedBuffer is a bytes.Buffer safe for concurrent writers.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }

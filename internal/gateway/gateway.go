@@ -106,7 +106,7 @@ func Start(ctx context.Context, cfg config.Config, version string, log *slog.Log
 	if err != nil {
 		return nil, err
 	}
-	features, err := openFeatures(ctx, cfg, metrics, g.tracing)
+	features, err := openFeatures(ctx, cfg, metrics, g.tracing, log)
 	if err != nil {
 		return nil, err
 	}
@@ -309,7 +309,7 @@ const controllerTick = 200 * time.Millisecond
 // openFeatures opens the configured online stores and the feature store over
 // them. The embedded store, which also keeps the view definitions, is always
 // open.
-func openFeatures(ctx context.Context, cfg config.Config, metrics *telemetry.Metrics, tracing *telemetry.Tracing) (*featurestore.Service, error) {
+func openFeatures(ctx context.Context, cfg config.Config, metrics *telemetry.Metrics, tracing *telemetry.Tracing, log *slog.Logger) (*featurestore.Service, error) {
 	embeddedStore, err := embedded.Open(filepath.Join(cfg.DataDir, "features.db"))
 	if err != nil {
 		return nil, err
@@ -330,6 +330,7 @@ func openFeatures(ctx context.Context, cfg config.Config, metrics *telemetry.Met
 			closeAll()
 			return nil, err
 		}
+		redis.SetLog(log)
 		rs, err := redis.New(ctx, redis.Options{Addrs: addrs, Password: o.Redis.Password, DB: o.Redis.DB, KeyPrefix: o.Redis.KeyPrefix, TLS: tlsConfig})
 		if err != nil {
 			closeAll()
@@ -346,7 +347,7 @@ func openFeatures(ctx context.Context, cfg config.Config, metrics *telemetry.Met
 		cs, err := cassandra.New(ctx, cassandra.Options{
 			Hosts: o.Hosts, Keyspace: o.Keyspace, ReplicationFactor: o.ReplicationFactor,
 			Consistency: o.Consistency, Timeout: time.Duration(o.Timeout), Username: o.Username, Password: o.Password,
-			TLS: tlsConfig,
+			TLS: tlsConfig, Log: log,
 		})
 		if err != nil {
 			closeAll()
