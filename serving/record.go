@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"math/rand/v2"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -98,27 +99,64 @@ func (s *Server) observe(o *observation) {
 	s.tables.Write(row)
 }
 
-// featuresJSON writes the values a prediction's features took, per feature
-// a list with one value per entity row, and the statuses per row.
+// featuresJSON writes, for the inference table, the values a prediction's
+// features took and their statuses, both by feature with one entry per
+// entity row: {"view:feature": [v, ...], ...} and {"view:feature":
+// ["PRESENT", "STALE", ...], ...}. It runs for every logged prediction, so it
+// writes the JSON by hand: a 100 × 50 request through maps and encoding/json
+// cost 2.5 ms of CPU.
 func featuresJSON(a *featurestore.Assembly, pii []string, key []byte) (string, string) {
-	values := make(map[string][]any, len(a.Refs))
+	b := make([]byte, 0, 12*len(a.Refs)*(len(a.Statuses)+1))
+	b = append(b, '{')
 	for i, ref := range a.Refs {
-		vs := make([]any, len(a.Used[i]))
-		for row, v := range a.Used[i] {
-			vs[row] = v.JSON()
+		if i > 0 {
+			b = append(b, ',')
 		}
-		values[ref] = vs
+		b = appendString(b, ref)
+		b = append(b, ':')
+		b = appendSlice(b, a.Used[i], appendValue)
 	}
-	rawValues, _ := json.Marshal(values)
-	statuses := make([]map[string]featurestore.Status, len(a.Statuses))
-	for row, st := range a.Statuses {
-		statuses[row] = make(map[string]featurestore.Status, len(st))
-		for i, s := range st {
-			statuses[row][a.Refs[i]] = s
+	b = append(b, '}')
+	values := string(redact(b, pii, key))
+
+	b = append(b[:0], '{')
+	for i, ref := range a.Refs {
+		if i > 0 {
+			b = append(b, ',')
 		}
+		b = appendString(b, ref)
+		b = append(b, ":["...)
+		for row, statuses := range a.Statuses {
+			if row > 0 {
+				b = append(b, ',')
+			}
+			b = append(b, '"') // statuses are upper-case words: nothing to escape
+			b = append(b, statuses[i]...)
+			b = append(b, '"')
+		}
+		b = append(b, ']')
 	}
-	rawStatuses, _ := json.Marshal(statuses)
-	return string(redact(rawValues, pii, key)), string(rawStatuses)
+	b = append(b, '}')
+	return values, string(b)
+}
+
+// appendValue writes a feature value as JSON; a missing one is null.
+func appendValue(b []byte, v featurestore.Value) []byte {
+	switch v.Type {
+	case featurestore.Float:
+		return appendFloat32(b, float32(v.Num))
+	case featurestore.Double:
+		return appendFloat64(b, v.Num)
+	case featurestore.Int:
+		return strconv.AppendInt(b, v.Int, 10)
+	case featurestore.Bool:
+		return strconv.AppendBool(b, v.Int != 0)
+	case featurestore.String:
+		return appendString(b, v.Str)
+	case featurestore.FloatList:
+		return appendSlice(b, v.List, appendFloat32)
+	}
+	return append(b, "null"...)
 }
 
 // redact replaces, in a JSON object, the values of the fields named in pii
