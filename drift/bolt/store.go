@@ -5,12 +5,11 @@ package bolt
 import (
 	"context"
 	"encoding/json"
-	"fmt"
-	"time"
 
 	bbolt "go.etcd.io/bbolt"
 
 	"github.com/mlgate/mlgate/drift"
+	"github.com/mlgate/mlgate/internal/boltdb"
 )
 
 var bucketMonitors = []byte("monitors")
@@ -24,16 +23,8 @@ var _ drift.Store = (*Store)(nil)
 
 // Open opens or creates the store at path.
 func Open(path string) (*Store, error) {
-	db, err := bbolt.Open(path, 0o600, &bbolt.Options{Timeout: 2 * time.Second})
+	db, err := boltdb.Open(path, "monitor database", bucketMonitors)
 	if err != nil {
-		return nil, fmt.Errorf("open monitor database %s: %w", path, err)
-	}
-	err = db.Update(func(tx *bbolt.Tx) error {
-		_, err := tx.CreateBucketIfNotExists(bucketMonitors)
-		return err
-	})
-	if err != nil {
-		db.Close()
 		return nil, err
 	}
 	return &Store{db: db}, nil
@@ -45,15 +36,9 @@ func (s *Store) Close() error { return s.db.Close() }
 // Monitors implements drift.Store.
 func (s *Store) Monitors(ctx context.Context) ([]drift.MonitorSpec, error) {
 	var out []drift.MonitorSpec
-	err := s.db.View(func(tx *bbolt.Tx) error {
-		return tx.Bucket(bucketMonitors).ForEach(func(k, raw []byte) error {
-			var spec drift.MonitorSpec
-			if err := json.Unmarshal(raw, &spec); err != nil {
-				return fmt.Errorf("decode monitor %s: %w", k, err)
-			}
-			out = append(out, spec)
-			return nil
-		})
+	err := s.db.View(func(tx *bbolt.Tx) (err error) {
+		out, err = boltdb.All[drift.MonitorSpec](tx.Bucket(bucketMonitors), "monitor")
+		return err
 	})
 	return out, err
 }

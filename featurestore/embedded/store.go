@@ -12,6 +12,7 @@ import (
 	bbolt "go.etcd.io/bbolt"
 
 	"github.com/mlgate/mlgate/featurestore"
+	"github.com/mlgate/mlgate/internal/boltdb"
 )
 
 // Store is a featurestore.OnlineStore in one bbolt file, a bucket per view.
@@ -23,9 +24,9 @@ var _ featurestore.OnlineStore = (*Store)(nil)
 
 // Open opens or creates the store at path.
 func Open(path string) (*Store, error) {
-	db, err := bbolt.Open(path, 0o600, &bbolt.Options{Timeout: 2 * time.Second})
+	db, err := boltdb.Open(path, "online store")
 	if err != nil {
-		return nil, fmt.Errorf("open online store %s: %w", path, err)
+		return nil, err
 	}
 	return &Store{db: db}, nil
 }

@@ -3,11 +3,11 @@ package embedded
 import (
 	"context"
 	"encoding/json"
-	"fmt"
 
 	bbolt "go.etcd.io/bbolt"
 
 	"github.com/mlgate/mlgate/featurestore"
+	"github.com/mlgate/mlgate/internal/boltdb"
 )
 
 var _ featurestore.ViewStore = (*Store)(nil)
@@ -17,19 +17,9 @@ var bucketViews = []byte("views")
 // Views implements featurestore.ViewStore.
 func (s *Store) Views(ctx context.Context) ([]*featurestore.View, error) {
 	var out []*featurestore.View
-	err := s.db.View(func(tx *bbolt.Tx) error {
-		b := tx.Bucket(bucketViews)
-		if b == nil {
-			return nil
-		}
-		return b.ForEach(func(k, raw []byte) error {
-			v := new(featurestore.View)
-			if err := json.Unmarshal(raw, v); err != nil {
-				return fmt.Errorf("decode view %s: %w", k, err)
-			}
-			out = append(out, v)
-			return nil
-		})
+	err := s.db.View(func(tx *bbolt.Tx) (err error) {
+		out, err = boltdb.All[*featurestore.View](tx.Bucket(bucketViews), "view")
+		return err
 	})
 	return out, err
 }

@@ -7,10 +7,10 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
-	"time"
 
 	bbolt "go.etcd.io/bbolt"
 
+	"github.com/mlgate/mlgate/internal/boltdb"
 	"github.com/mlgate/mlgate/registry"
 )
 
@@ -28,21 +28,9 @@ var _ registry.MetaStore = (*Store)(nil)
 
 // Open opens or creates the store at path.
 func Open(path string) (*Store, error) {
-	db, err := bbolt.Open(path, 0o600, &bbolt.Options{Timeout: 2 * time.Second})
+	db, err := boltdb.Open(path, "registry database", bucketModels, bucketAudit)
 	if err != nil {
-		return nil, fmt.Errorf("open registry database %s: %w", path, err)
-	}
-	err = db.Update(func(tx *bbolt.Tx) error {
-		for _, b := range [][]byte{bucketModels, bucketAudit} {
-			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
-	if err != nil {
-		db.Close()
-		return nil, fmt.Errorf("initialise registry database %s: %w", path, err)
+		return nil, err
 	}
 	return &Store{db: db}, nil
 }

@@ -7,11 +7,10 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"errors"
-	"fmt"
-	"time"
 
 	bbolt "go.etcd.io/bbolt"
 
+	"github.com/mlgate/mlgate/internal/boltdb"
 	"github.com/mlgate/mlgate/router"
 )
 
@@ -28,16 +27,8 @@ var _ router.Store = (*Store)(nil)
 
 // Open opens or creates the store at path.
 func Open(path string) (*Store, error) {
-	db, err := bbolt.Open(path, 0o600, &bbolt.Options{Timeout: 2 * time.Second})
+	db, err := boltdb.Open(path, "endpoint database", bucketEndpoints)
 	if err != nil {
-		return nil, fmt.Errorf("open endpoint database %s: %w", path, err)
-	}
-	err = db.Update(func(tx *bbolt.Tx) error {
-		_, err := tx.CreateBucketIfNotExists(bucketEndpoints)
-		return err
-	})
-	if err != nil {
-		db.Close()
 		return nil, err
 	}
 	return &Store{db: db}, nil
@@ -49,15 +40,9 @@ func (s *Store) Close() error { return s.db.Close() }
 // Endpoints implements router.Store.
 func (s *Store) Endpoints(ctx context.Context) ([]router.Endpoint, error) {
 	var out []router.Endpoint
-	err := s.db.View(func(tx *bbolt.Tx) error {
-		return tx.Bucket(bucketEndpoints).ForEach(func(k, raw []byte) error {
-			var e router.Endpoint
-			if err := json.Unmarshal(raw, &e); err != nil {
-				return fmt.Errorf("decode endpoint %s: %w", k, err)
-			}
-			out = append(out, e)
-			return nil
-		})
+	err := s.db.View(func(tx *bbolt.Tx) (err error) {
+		out, err = boltdb.All[router.Endpoint](tx.Bucket(bucketEndpoints), "endpoint")
+		return err
 	})
 	return out, err
 }
@@ -103,20 +88,10 @@ func (s *Store) Delete(ctx context.Context, name string) error {
 
 // History implements router.Store.
 func (s *Store) History(ctx context.Context, name string) ([]router.Revision, error) {
-	out := []router.Revision{}
-	err := s.db.View(func(tx *bbolt.Tx) error {
-		h := tx.Bucket(historyBucket(name))
-		if h == nil {
-			return nil
-		}
-		return h.ForEach(func(_, raw []byte) error {
-			var r router.Revision
-			if err := json.Unmarshal(raw, &r); err != nil {
-				return fmt.Errorf("decode history of %s: %w", name, err)
-			}
-			out = append(out, r)
-			return nil
-		})
+	var out []router.Revision
+	err := s.db.View(func(tx *bbolt.Tx) (err error) {
+		out, err = boltdb.All[router.Revision](tx.Bucket(historyBucket(name)), "revision of "+name)
+		return err
 	})
 	return out, err
 }
