@@ -8,6 +8,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/mlgate/mlgate/internal/ticker"
 )
 
 // Store keeps monitor specs. Implementations must be safe for concurrent use.
@@ -41,7 +43,7 @@ type Service struct {
 	mu  sync.Mutex // serialises changes
 	set atomic.Pointer[monitorSet]
 
-	stop, done chan struct{}
+	loop *ticker.Loop // nil until Start
 }
 
 // monitorSet is the monitors, by name and by what they watch.
@@ -198,29 +200,13 @@ func (s *Service) Batch(ctx context.Context, name string, start, end time.Time, 
 
 // Start runs the loop that closes windows on time; Close stops it.
 func (s *Service) Start(tick time.Duration) {
-	s.stop, s.done = make(chan struct{}), make(chan struct{})
-	go func() {
-		defer close(s.done)
-		t := time.NewTicker(tick)
-		defer t.Stop()
-		for {
-			select {
-			case <-s.stop:
-				return
-			case <-t.C:
-				s.Tick(context.Background())
-			}
-		}
-	}()
+	s.loop = ticker.Every(tick, s.Tick)
 }
 
 // Close stops the loop and waits for it.
 func (s *Service) Close() {
-	if s.stop != nil {
-		close(s.stop)
-		<-s.done
-		s.stop = nil
-	}
+	s.loop.Stop()
+	s.loop = nil
 }
 
 // Tick closes every window whose time is up and sends the alerts they

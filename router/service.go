@@ -12,6 +12,8 @@ import (
 
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/metric"
+
+	"github.com/mlgate/mlgate/internal/ticker"
 )
 
 // Revision is one entry of an endpoint's history: the endpoint as a change
@@ -83,8 +85,8 @@ type Service struct {
 	mu     sync.Mutex // serialises changes
 	routes atomic.Pointer[map[string]*Route]
 
-	stop, done chan struct{}
-	srm        map[string]bool // endpoints flagged, owned by the controller
+	loop *ticker.Loop    // nil until Start
+	srm  map[string]bool // endpoints flagged, owned by the controller
 }
 
 // NewService loads the endpoints.
@@ -302,29 +304,13 @@ func (s *Service) promoteAlias(ctx context.Context, actor string, e Endpoint) er
 // Start runs the controller: every tick it judges the running canaries and
 // checks every endpoint for a sample ratio mismatch. Close stops it.
 func (s *Service) Start(tick time.Duration) {
-	s.stop, s.done = make(chan struct{}), make(chan struct{})
-	go func() {
-		defer close(s.done)
-		t := time.NewTicker(tick)
-		defer t.Stop()
-		for {
-			select {
-			case <-s.stop:
-				return
-			case <-t.C:
-				s.Tick(context.Background())
-			}
-		}
-	}()
+	s.loop = ticker.Every(tick, s.Tick)
 }
 
 // Close stops the controller and waits for it.
 func (s *Service) Close() {
-	if s.stop != nil {
-		close(s.stop)
-		<-s.done
-		s.stop = nil
-	}
+	s.loop.Stop()
+	s.loop = nil
 }
 
 // Tick judges every running canary once and checks for sample ratio

@@ -1,0 +1,43 @@
+// Package ticker runs a function on a ticker, in the background, until it is
+// stopped: the loops of the canary controller and the drift monitors.
+package ticker
+
+import (
+	"context"
+	"time"
+)
+
+// Loop is a running loop.
+type Loop struct {
+	stop, done chan struct{}
+}
+
+// Every calls f every tick on a goroutine of its own, never two calls at
+// once, until Stop.
+func Every(tick time.Duration, f func(context.Context)) *Loop {
+	l := &Loop{stop: make(chan struct{}), done: make(chan struct{})}
+	go func() {
+		defer close(l.done)
+		t := time.NewTicker(tick)
+		defer t.Stop()
+		for {
+			select {
+			case <-l.stop:
+				return
+			case <-t.C:
+				f(context.Background())
+			}
+		}
+	}()
+	return l
+}
+
+// Stop ends the loop and waits for a call in progress to return. Stopping a
+// nil Loop does nothing.
+func (l *Loop) Stop() {
+	if l == nil {
+		return
+	}
+	close(l.stop)
+	<-l.done
+}
