@@ -361,11 +361,13 @@ func TestCanaryPromotes(t *testing.T) {
 	if len(e.Policy.Variants) != 1 || e.Policy.Variants[0].Model != "linear/2" || e.Policy.Variants[0].Weight != 100 {
 		t.Errorf("after promotion: %+v", e.Policy.Variants)
 	}
-	var m registry.Model
-	g.must("GET", "/v1/models/linear", "", 200).decode(t, &m)
-	if m.Aliases["champion"] != 2 {
-		t.Errorf("champion -> %d, want 2", m.Aliases["champion"])
-	}
+	// The controller saves the promoted endpoint first and moves the alias
+	// right after, in the same tick.
+	waitFor(t, func() bool {
+		var m registry.Model
+		g.must("GET", "/v1/models/linear", "", 200).decode(t, &m)
+		return m.Aliases["champion"] == 2
+	})
 	var history struct {
 		Revisions []router.Revision `json:"revisions"`
 	}
