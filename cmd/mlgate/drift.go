@@ -23,22 +23,13 @@ import (
 // driftCmd runs the `mlgate drift` verbs, on the drift monitors of a running
 // gateway.
 func driftCmd(args []string) error {
-	if len(args) == 0 {
-		return errors.New("drift: want a subcommand: report, run, put, list or delete")
-	}
-	switch args[0] {
-	case "report":
-		return driftReport(args[1:])
-	case "run":
-		return driftRun(args[1:])
-	case "put":
-		return driftPut(args[1:])
-	case "list":
-		return driftList(args[1:])
-	case "delete":
-		return driftDelete(args[1:])
-	}
-	return fmt.Errorf("drift: unknown subcommand %q (want report, run, put, list or delete)", args[0])
+	return runVerb("drift", args,
+		verb{"report", driftReport},
+		verb{"run", driftRun},
+		verb{"put", driftPut},
+		verb{"list", driftList},
+		verb{"delete", driftDelete},
+	)
 }
 
 func monitorPath(name string, more ...string) string {

@@ -21,16 +21,10 @@ import (
 )
 
 func features(args []string) error {
-	if len(args) == 0 {
-		return errors.New("features: want a subcommand: apply or ingest")
-	}
-	switch args[0] {
-	case "apply":
-		return featuresApply(args[1:])
-	case "ingest":
-		return featuresIngest(args[1:])
-	}
-	return fmt.Errorf("features: unknown subcommand %q (want apply or ingest)", args[0])
+	return runVerb("features", args,
+		verb{"apply", featuresApply},
+		verb{"ingest", featuresIngest},
+	)
 }
 
 // viewSpec is one view of a views file, and the body of its PUT.

@@ -101,20 +101,12 @@ func parseArgs(fs *flag.FlagSet, args []string) ([]string, error) {
 }
 
 func models(args []string) error {
-	if len(args) == 0 {
-		return errors.New("models: want a subcommand: register, list, show or alias")
-	}
-	switch args[0] {
-	case "register":
-		return modelsRegister(args[1:])
-	case "list":
-		return modelsList(args[1:])
-	case "show":
-		return modelsShow(args[1:])
-	case "alias":
-		return modelsAlias(args[1:])
-	}
-	return fmt.Errorf("models: unknown subcommand %q (want register, list, show or alias)", args[0])
+	return runVerb("models", args,
+		verb{"register", modelsRegister},
+		verb{"list", modelsList},
+		verb{"show", modelsShow},
+		verb{"alias", modelsAlias},
+	)
 }
 
 // specString writes a tensor as name DATATYPE[d0,d1].

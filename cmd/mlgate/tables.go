@@ -14,16 +14,10 @@ import (
 // tablesCmd runs the `mlgate tables` verbs, on the inference tables of a
 // running gateway.
 func tablesCmd(args []string) error {
-	if len(args) == 0 {
-		return errors.New("tables: want a subcommand: list or delete")
-	}
-	switch args[0] {
-	case "list":
-		return tablesList(args[1:])
-	case "delete":
-		return tablesDelete(args[1:])
-	}
-	return fmt.Errorf("tables: unknown subcommand %q (want list or delete)", args[0])
+	return runVerb("tables", args,
+		verb{"list", tablesList},
+		verb{"delete", tablesDelete},
+	)
 }
 
 // tableFile is a file as GET /v1/tables lists it.

@@ -27,20 +27,12 @@ type endpointView struct {
 }
 
 func traffic(args []string) error {
-	if len(args) == 0 {
-		return errors.New("traffic: want a subcommand: show, set, canary or history")
-	}
-	switch args[0] {
-	case "show":
-		return trafficShow(args[1:])
-	case "set":
-		return trafficSet(args[1:])
-	case "canary":
-		return trafficCanary(args[1:])
-	case "history":
-		return trafficHistory(args[1:])
-	}
-	return fmt.Errorf("traffic: unknown subcommand %q (want show, set, canary or history)", args[0])
+	return runVerb("traffic", args,
+		verb{"show", trafficShow},
+		verb{"set", trafficSet},
+		verb{"canary", trafficCanary},
+		verb{"history", trafficHistory},
+	)
 }
 
 func endpointPath(name string, more ...string) string {
