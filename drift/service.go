@@ -200,7 +200,7 @@ func (s *Service) Batch(ctx context.Context, name string, start, end time.Time, 
 
 // Start runs the loop that closes windows on time; Close stops it.
 func (s *Service) Start(tick time.Duration) {
-	s.loop = ticker.Every(tick, s.Tick)
+	s.loop = ticker.Every(tick, "drift monitors", s.log, s.Tick)
 }
 
 // Close stops the loop and waits for it.

@@ -304,7 +304,7 @@ func (s *Service) promoteAlias(ctx context.Context, actor string, e Endpoint) er
 // Start runs the controller: every tick it judges the running canaries and
 // checks every endpoint for a sample ratio mismatch. Close stops it.
 func (s *Service) Start(tick time.Duration) {
-	s.loop = ticker.Every(tick, s.Tick)
+	s.loop = ticker.Every(tick, "canary controller", s.log, s.Tick)
 }
 
 // Close stops the controller and waits for it.

@@ -11,6 +11,7 @@ import (
 	"github.com/sony/gobreaker/v2"
 
 	"github.com/mlgate/mlgate/featurestore"
+	"github.com/mlgate/mlgate/internal/recovery"
 	"github.com/mlgate/mlgate/router"
 	"github.com/mlgate/mlgate/serving/onnx"
 )
@@ -70,7 +71,7 @@ func (sh *shadows) offer(j shadowJob) {
 
 func (sh *shadows) work() {
 	for j := range sh.jobs {
-		sh.do(j)
+		_ = recovery.Do(sh.log, "shadow copy", func() { sh.do(j) })
 	}
 }
 

@@ -4,7 +4,10 @@ package ticker
 
 import (
 	"context"
+	"log/slog"
 	"time"
+
+	"github.com/mlgate/mlgate/internal/recovery"
 )
 
 // Loop is a running loop.
@@ -13,8 +16,9 @@ type Loop struct {
 }
 
 // Every calls f every tick on a goroutine of its own, never two calls at
-// once, until Stop.
-func Every(tick time.Duration, f func(context.Context)) *Loop {
+// once, until Stop. A call that panics is logged to log and counted under
+// where (see package recovery), and the loop goes on.
+func Every(tick time.Duration, where string, log *slog.Logger, f func(context.Context)) *Loop {
 	l := &Loop{stop: make(chan struct{}), done: make(chan struct{})}
 	go func() {
 		defer close(l.done)
@@ -25,7 +29,7 @@ func Every(tick time.Duration, f func(context.Context)) *Loop {
 			case <-l.stop:
 				return
 			case <-t.C:
-				f(context.Background())
+				_ = recovery.Do(log, where, func() { f(context.Background()) })
 			}
 		}
 	}()
