@@ -57,8 +57,12 @@ func statusOf(err error) int {
 		return fiber.StatusConflict
 	case errors.Is(err, registry.ErrTooLarge), errors.Is(err, errTooLarge):
 		return fiber.StatusRequestEntityTooLarge
-	case errors.Is(err, ErrNotReady), errors.Is(err, featurestore.ErrUnavailable):
+	case errors.Is(err, ErrNotReady), errors.Is(err, featurestore.ErrUnavailable), errors.Is(err, errBusy):
 		return fiber.StatusServiceUnavailable
+	case errors.Is(err, errLengthRequired):
+		return fiber.StatusLengthRequired
+	case errors.Is(err, errUnsupportedEncoding):
+		return fiber.StatusUnsupportedMediaType
 	case errors.As(err, &fe):
 		return fe.Code
 	}

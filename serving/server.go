@@ -28,6 +28,10 @@ type Options struct {
 	// MaxBodyBytes bounds request bodies other than model uploads, which the
 	// registry's MaxModelBytes bounds.
 	MaxBodyBytes int64
+	// MaxBodyMemory bounds the bytes of request bodies held at once, read or
+	// being served; a request over it is 503 with Retry-After. 0:
+	// DefaultMaxBodyMemory.
+	MaxBodyMemory int64
 	ReadTimeout  time.Duration
 	WriteTimeout time.Duration
 	IdleTimeout  time.Duration
@@ -59,6 +63,7 @@ const (
 	DefaultMaxRows           = 10000
 	DefaultMaxTensorElements = 10_000_000
 	DefaultMaxStringBytes    = 64 << 10
+	DefaultMaxBodyMemory     = 256 << 20
 )
 
 // Deps are what the server composes.
@@ -113,6 +118,7 @@ type Server struct {
 	tracer     trace.Tracer
 	propagator propagation.TextMapPropagator
 	requests   *requestMetrics // nil until RegisterMetrics
+	bodies     bodyBudget
 }
 
 // uploadOverhead is room for the multipart framing and metadata part of an
@@ -129,16 +135,29 @@ func New(opts Options, d Deps) *Server {
 	if s.propagator == nil {
 		s.propagator = propagation.TraceContext{}
 	}
+	s.bodies.max = opts.MaxBodyMemory
+	if s.bodies.max <= 0 {
+		s.bodies.max = DefaultMaxBodyMemory
+	}
 	s.app = fiber.New(fiber.Config{
 		AppName:               "mlgate",
 		DisableStartupMessage: true,
-		BodyLimit:             int(max(opts.MaxBodyBytes, d.Registry.MaxModelBytes()+uploadOverhead)),
-		ReadTimeout:           opts.ReadTimeout,
-		WriteTimeout:          opts.WriteTimeout,
-		IdleTimeout:           opts.IdleTimeout,
-		ErrorHandler:          s.handleError,
+		// Bodies are read by the middlewares body and upload, after the
+		// caller is authenticated (see body.go); fasthttp reads only the
+		// headers and the first few KiB before the handlers run.
+		StreamRequestBody:            true,
+		DisablePreParseMultipartForm: true,
+		BodyLimit:                    int(opts.MaxBodyBytes),
+		ReadTimeout:                  opts.ReadTimeout,
+		WriteTimeout:                 opts.WriteTimeout,
+		IdleTimeout:                  opts.IdleTimeout,
+		ErrorHandler:                 s.handleError,
 	})
+	// Answers given while shutting down say Connection: close, so a client
+	// never sends its next request on a connection about to close.
+	s.app.Server().CloseOnShutdown = true
 	s.app.Use(s.instrument) // first: it sees every other middleware's errors
+	s.app.Use(s.guard)
 	s.routes()
 	return s
 }
@@ -147,7 +166,7 @@ func (s *Server) routes() {
 	app := s.app
 	app.Use(s.deadline)
 	anyone := s.require("")
-	limited := s.limitBody
+	limited := s.body
 
 	app.Get("/v2/health/live", s.live)
 	app.Get("/v2/health/ready", s.ready)
@@ -167,7 +186,7 @@ func (s *Server) routes() {
 	scientist, sre := s.require(auth.DataScientist), s.require(auth.SRE)
 	app.Get("/v1/models", anyone, s.listModels)
 	app.Get("/v1/models/:name", anyone, s.getModel)
-	app.Post("/v1/models/:name/versions", scientist, s.registerVersion)
+	app.Post("/v1/models/:name/versions", scientist, s.upload, s.registerVersion)
 	app.Get("/v1/models/:name/versions/:version", anyone, s.getVersion)
 	app.Delete("/v1/models/:name/versions/:version", scientist, s.deleteVersion)
 	app.Put("/v1/models/:name/versions/:version/tags/:key", scientist, limited, s.setTag)
@@ -267,15 +286,6 @@ func (s *Server) rateLimited(c *fiber.Ctx, name string, wait time.Duration) erro
 func actor(c *fiber.Ctx) string {
 	id, _ := c.Locals(localIdentity).(auth.Identity)
 	return id.Name
-}
-
-// limitBody refuses bodies over MaxBodyBytes on routes that are not uploads.
-func (s *Server) limitBody(c *fiber.Ctx) error {
-	if n := int64(len(c.Body())); n > s.opts.MaxBodyBytes {
-		return fiber.NewError(fiber.StatusRequestEntityTooLarge,
-			fmt.Sprintf("request body of %d bytes is larger than the limit of %d bytes (server.max_body_bytes)", n, s.opts.MaxBodyBytes))
-	}
-	return c.Next()
 }
 
 // handleError writes every error as {"error": "..."} with the status statusOf

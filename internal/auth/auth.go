@@ -99,13 +99,17 @@ func New(keys []Key) (*Authenticator, error) {
 // Open reports whether no keys are configured.
 func (a *Authenticator) Open() bool { return len(a.keys) == 0 }
 
-// Authenticate identifies the caller from an Authorization header value.
+// Authenticate identifies the caller from an Authorization header value:
+// the scheme "Bearer" in any case (RFC 9110 makes schemes case-insensitive),
+// spaces, then the key. It returns ErrNoKey when the header holds no bearer
+// key and ErrBadKey when the key is unknown.
 func (a *Authenticator) Authenticate(header string) (Identity, error) {
 	if a.Open() {
 		return Anonymous, nil
 	}
-	token, ok := strings.CutPrefix(header, "Bearer ")
-	if !ok || token == "" {
+	scheme, token, ok := strings.Cut(header, " ")
+	token = strings.TrimLeft(token, " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") || token == "" {
 		return Identity{}, ErrNoKey
 	}
 	h := sha256.Sum256([]byte(token))

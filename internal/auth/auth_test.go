@@ -31,6 +31,12 @@ func TestAuthenticate(t *testing.T) {
 		{"Bearer nope", ErrBadKey, "", nil},
 		{"Bearer app-secret", nil, "app", map[Role]bool{Predict: true, SRE: false, Admin: false}},
 		{"Bearer root-secret", nil, "root", map[Role]bool{Predict: true, SRE: true, DataScientist: true}},
+		{"bearer app-secret", nil, "app", map[Role]bool{Predict: true}},
+		{"BEARER  app-secret", nil, "app", map[Role]bool{Predict: true}},
+		{"Bearer", ErrNoKey, "", nil},
+		{"Bearer ", ErrNoKey, "", nil},
+		{"Bearerapp-secret", ErrNoKey, "", nil},
+		{"Bearer app-secret ", ErrBadKey, "", nil},
 	}
 	for _, tt := range tests {
 		id, err := a.Authenticate(tt.header)
