@@ -32,9 +32,9 @@ type Options struct {
 	// being served; a request over it is 503 with Retry-After. 0:
 	// DefaultMaxBodyMemory.
 	MaxBodyMemory int64
-	ReadTimeout  time.Duration
-	WriteTimeout time.Duration
-	IdleTimeout  time.Duration
+	ReadTimeout   time.Duration
+	WriteTimeout  time.Duration
+	IdleTimeout   time.Duration
 	// Version is reported by GET /v2.
 	Version string
 	// DrainDelay is how long Shutdown answers not ready before it stops
