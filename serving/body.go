@@ -18,7 +18,8 @@ import (
 )
 
 // Request bodies are streamed (fiber's StreamRequestBody): fasthttp reads the
-// headers and at most a few KiB of the body before the handlers run, so a
+// headers and at most what its read buffer holds of the body (a byte at
+// least, 1 KiB at most) before the handlers run, so a
 // caller is authenticated and its route known before its body is read, and
 // nothing is reserved from a declared Content-Length. The middleware body
 // then reads it, bounded by the route's limit and by bodyBudget, the memory

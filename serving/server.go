@@ -145,9 +145,11 @@ func New(opts Options, d Deps) *Server {
 		// Bodies are read by the middlewares body and upload, after the
 		// caller is authenticated (see body.go); fasthttp reads only the
 		// headers and the first few KiB before the handlers run.
+		// BodyLimit is what fasthttp reads ahead of a streamed body: one
+		// byte, or what its read buffer already holds.
 		StreamRequestBody:            true,
 		DisablePreParseMultipartForm: true,
-		BodyLimit:                    int(opts.MaxBodyBytes),
+		BodyLimit:                    1,
 		ReadTimeout:                  opts.ReadTimeout,
 		WriteTimeout:                 opts.WriteTimeout,
 		IdleTimeout:                  opts.IdleTimeout,
@@ -297,7 +299,7 @@ func (s *Server) handleError(c *fiber.Ctx, err error) error {
 	if errors.As(err, &fe) {
 		switch fe {
 		case fiber.ErrRequestEntityTooLarge:
-			msg = fmt.Sprintf("request body is larger than the limit of %d bytes", s.app.Config().BodyLimit)
+			msg = fmt.Sprintf("request body is larger than the limit of %d bytes (server.max_body_bytes)", s.opts.MaxBodyBytes)
 		case fiber.ErrNotFound, fiber.ErrMethodNotAllowed:
 			msg = fmt.Sprintf("no route for %s %s", c.Method(), c.Path())
 		}
