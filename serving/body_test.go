@@ -1,0 +1,165 @@
+package serving
+
+import (
+	"bytes"
+	"compress/gzip"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gofiber/fiber/v2"
+
+	"github.com/mlgate/mlgate/internal/auth"
+	"github.com/mlgate/mlgate/internal/modelzoo"
+	"github.com/mlgate/mlgate/internal/recovery"
+)
+
+func gzipped(t *testing.T, b []byte) []byte {
+	t.Helper()
+	var buf bytes.Buffer
+	zw := gzip.NewWriter(&buf)
+	zw.Write(b)
+	zw.Close()
+	return buf.Bytes()
+}
+
+// send makes a request with the given headers; a nil body with chunked set
+// sends body in chunks (no Content-Length).
+func (g *gateway) send(method, path string, header map[string]string, body []byte, chunked bool) response {
+	g.t.Helper()
+	var r io.Reader = bytes.NewReader(body)
+	if chunked {
+		r = io.MultiReader(bytes.NewReader(body)) // hides the length: net/http sends it chunked
+	}
+	req, err := http.NewRequest(method, g.url+path, r)
+	if err != nil {
+		g.t.Fatal(err)
+	}
+	for k, v := range header {
+		req.Header.Set(k, v)
+	}
+	resp, err := g.client.Do(req)
+	if err != nil {
+		g.t.Fatalf("%s %s: %v", method, path, err)
+	}
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(resp.Body)
+	return response{status: resp.StatusCode, body: raw}
+}
+
+// TestBodyLimits: each route takes at most its limit, refused before the
+// body is read when its length is declared; compressed bodies are decoded
+// within the same limit.
+func TestBodyLimits(t *testing.T) {
+	g := startGateway(t, withMaxModelBytes(1<<20), withOptions(func(o *Options) { o.MaxBodyBytes = 64 << 10 }))
+	g.register("linear", modelzoo.Linear)
+	infer := []byte(`{"inputs":[{"name":"x","shape":[1,4],"datatype":"FP32","data":[1,2,3,4]}]}`)
+	big := append(append([]byte(`{"id":"`), bytes.Repeat([]byte("x"), 100<<10)...), `"}`...)
+	bomb := gzipped(t, bytes.Repeat([]byte(" "), 10<<20)) // 10 KiB that inflate to 10 MiB
+	jsonCT := map[string]string{"Content-Type": "application/json"}
+	withEnc := func(enc string) map[string]string {
+		return map[string]string{"Content-Type": "application/json", "Content-Encoding": enc}
+	}
+	model := bytes.Repeat([]byte{1}, 2<<20)
+	ct, upload := multipartBody(model, "")()
+	tests := []struct {
+		name    string
+		path    string
+		header  map[string]string
+		body    []byte
+		chunked bool
+		status  int
+		want    string
+	}{
+		{"plain", "/v2/models/linear/infer", jsonCT, infer, false, 200, `"outputs"`},
+		{"chunked", "/v2/models/linear/infer", jsonCT, infer, true, 200, `"outputs"`},
+		{"gzip", "/v2/models/linear/infer", withEnc("gzip"), gzipped(t, infer), false, 200, `"outputs"`},
+		{"over the limit", "/v2/models/linear/infer", jsonCT, big, false, 413, "larger than the limit of 65536 bytes (server.max_body_bytes)"},
+		{"chunked over the limit", "/v2/models/linear/infer", jsonCT, big, true, 413, "server.max_body_bytes"},
+		{"gzip bomb", "/v2/models/linear/infer", withEnc("gzip"), bomb, false, 413, "decodes (Content-Encoding gzip) to more than the limit"},
+		{"broken gzip", "/v2/models/linear/infer", withEnc("gzip"), infer, false, 400, "Content-Encoding gzip"},
+		{"unknown encoding", "/v2/models/linear/infer", withEnc("br"), infer, false, 415, `\"br\": not supported; send the body as it is`},
+		{"upload over max_model_bytes", "/v1/models/m/versions", map[string]string{"Content-Type": ct}, upload, false, 413, "(registry.max_model_bytes)"},
+		{"upload without a length", "/v1/models/m/versions", map[string]string{"Content-Type": ct}, upload, true, 411, "must declare its Content-Length"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := g.send("POST", tt.path, tt.header, tt.body, tt.chunked)
+			if r.status != tt.status || !strings.Contains(string(r.body), tt.want) {
+				t.Errorf("%d %s, want %d containing %q", r.status, r.body, tt.status, tt.want)
+			}
+		})
+	}
+}
+
+// TestAuthBeforeBody: a caller without a key is refused once the headers
+// and two bytes of a body declared as 100 MB have come; nothing waits for
+// the rest.
+func TestAuthBeforeBody(t *testing.T) {
+	g := startGateway(t, withKeys(auth.Key{Name: "root", SHA256: keyFor("secret"), Roles: []auth.Role{auth.Admin}}))
+	conn, err := net.Dial("tcp", strings.TrimPrefix(g.url, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	conn.SetDeadline(time.Now().Add(5 * time.Second)) // the test's read timeout is 10 s: an answer before it came from the key check
+	fmt.Fprintf(conn, "POST /v1/models/m/versions HTTP/1.1\r\nHost: x\r\nContent-Type: multipart/form-data; boundary=b\r\nContent-Length: 100000000\r\n\r\n--")
+	answer, err := io.ReadAll(conn)
+	if err != nil {
+		t.Fatalf("no answer before the body: %v (%q)", err, answer)
+	}
+	if !bytes.HasPrefix(answer, []byte("HTTP/1.1 401")) || !bytes.Contains(answer, []byte("Connection: close")) {
+		t.Errorf("answer %q, want a 401 that closes the connection", answer)
+	}
+}
+
+// TestBodyMemoryBudget: bodies beyond server.max_body_memory at once wait
+// their turn: 503 with Retry-After.
+func TestBodyMemoryBudget(t *testing.T) {
+	g := startGateway(t, withOptions(func(o *Options) { o.MaxBodyMemory = 100 }))
+	g.register("linear", modelzoo.Linear)
+	small := []byte(`{"inputs":[{"name":"x","shape":[1,4],"datatype":"FP32","data":[1,2,3,4]}]}`)
+	if r := g.do("POST", "/v2/models/linear/infer", "application/json", small); r.status != 200 {
+		t.Fatalf("a body within the budget: %d %s", r.status, r.body)
+	}
+	req, _ := http.NewRequest("POST", g.url+"/v2/models/linear/infer", bytes.NewReader(append(small, bytes.Repeat([]byte(" "), 100)...)))
+	resp, err := g.client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 503 || resp.Header.Get("Retry-After") != "1" || !strings.Contains(string(body), "server.max_body_memory") {
+		t.Errorf("over the budget: %d (Retry-After %q) %s", resp.StatusCode, resp.Header.Get("Retry-After"), body)
+	}
+}
+
+// TestPanicIsA500: a handler that panics answers 500 with the request id,
+// the panic is counted, and the server goes on.
+func TestPanicIsA500(t *testing.T) {
+	g := startGateway(t)
+	g.server.App().Get("/test/panic", func(*fiber.Ctx) error {
+		var m map[string]int
+		m["x"] = 1 // the nil-map assignment that once took the process down
+		return nil
+	})
+	before := recovery.Count("http handler")
+	r := g.send("GET", "/test/panic", map[string]string{HeaderRequestID: "req-42"}, nil, false)
+	if r.status != 500 || !strings.Contains(string(r.body), "request id req-42") || strings.Contains(string(r.body), "nil map") {
+		t.Errorf("panic answered %d %s, want 500 naming the request id and not the fault", r.status, r.body)
+	}
+	r = g.send("GET", "/test/panic", nil, nil, false)
+	if r.status != 500 || !strings.Contains(string(r.body), "request id ") {
+		t.Errorf("panic without a request id answered %d %s", r.status, r.body)
+	}
+	if n := recovery.Count("http handler") - before; n != 2 {
+		t.Errorf("%d panics counted, want 2", n)
+	}
+	if r := g.do("GET", "/v2/health/live", "", nil); r.status != 200 {
+		t.Errorf("after the panics, liveness is %d", r.status)
+	}
+}
