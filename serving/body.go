@@ -6,9 +6,11 @@ import (
 	"compress/gzip"
 	"errors"
 	"io"
+	"net"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/gofiber/fiber/v2"
 	"github.com/google/uuid"
@@ -35,9 +37,10 @@ var errLengthRequired = errors.New("length required")
 // errUnsupportedEncoding: a Content-Encoding mlgate does not decode.
 var errUnsupportedEncoding = errors.New("unsupported content encoding")
 
-// localBodyRead marks a request whose body a middleware took charge of; the
+// localBodyRead marks a request whose body was read to its end. The
 // connection of any other request that carried a body is closed after the
-// answer, since its unread rest would be read as the next request.
+// answer, since its unread rest would be read as the next request (see
+// leftBody).
 const localBodyRead = "bodyRead"
 
 // bodyBudget counts the bytes of request bodies held at once.
@@ -69,12 +72,10 @@ const maxPooledBody = 1 << 20
 // 413, before any of the body is read when Content-Length declares it;
 // gzip and deflate bodies are decoded, bounded by the same limit.
 func (s *Server) body(c *fiber.Ctx) error {
-	c.Locals(localBodyRead, true)
 	req := c.Request()
 	limit := s.opts.MaxBodyBytes
 	declared := int64(req.Header.ContentLength()) // -1: chunked; -2: none given
 	if declared > limit {
-		c.Context().SetConnectionClose()
 		return tooLarge(declared, limit, "server.max_body_bytes")
 	}
 	reserve := declared
@@ -82,7 +83,6 @@ func (s *Server) body(c *fiber.Ctx) error {
 		reserve = limit
 	}
 	if !s.bodies.take(reserve) {
-		c.Context().SetConnectionClose()
 		c.Set(fiber.HeaderRetryAfter, "1")
 		return errkind.New(errBusy, "the server holds as many request bodies as server.max_body_memory (%d bytes) allows; retry shortly", s.bodies.max)
 	}
@@ -96,9 +96,9 @@ func (s *Server) body(c *fiber.Ctx) error {
 	}()
 	buf.Reset()
 	if err := readBody(c, buf, limit); err != nil {
-		c.Context().SetConnectionClose()
 		return err
 	}
+	c.Locals(localBodyRead, true)
 	return c.Next()
 }
 
@@ -169,10 +169,9 @@ func decode(enc string, raw []byte, limit int64) ([]byte, error) {
 // upload admits a model upload: its Content-Length must be given and within
 // registry.max_model_bytes (and room for the form's framing). The handler
 // reads it as a multipart stream whose file part goes to a temporary file, so
-// it takes no body memory.
+// it takes no body memory. Its connection closes after the answer, since the
+// form's epilogue, or all of it when refused, may be left unread.
 func (s *Server) upload(c *fiber.Ctx) error {
-	c.Locals(localBodyRead, true)
-	c.Context().SetConnectionClose() // the form's epilogue may be left unread
 	limit := s.reg.MaxModelBytes() + uploadOverhead
 	switch n := int64(c.Request().Header.ContentLength()); {
 	case n < 0:
@@ -203,11 +202,34 @@ func (s *Server) guard(c *fiber.Ctx) (err error) {
 		if v := recover(); v != nil {
 			err = s.panicked(c, v)
 		}
-		if s.draining.Load() || c.Locals(localBodyRead) == nil && c.Request().Header.ContentLength() != 0 && c.Context().RequestBodyStream() != nil {
+		switch {
+		case c.Locals(localBodyRead) == nil && c.Request().Header.ContentLength() != 0 && c.Context().RequestBodyStream() != nil:
+			leaveBody(c)
+		case s.draining.Load():
 			c.Context().SetConnectionClose()
 		}
 	}()
 	return c.Next()
+}
+
+// Reading what is left of a refused body after the answer, before closing
+// the connection, lets a client that is still sending it read the answer
+// (closing a socket with unread data resets the connection, which can
+// destroy the answer on its way): at most drainBytes, for at most
+// drainTime, and into no memory that stays.
+const (
+	drainBytes = 256 << 10
+	drainTime  = time.Second
+)
+
+// leaveBody closes c's connection after the answer, reading first what is
+// left of a body no handler read.
+func leaveBody(c *fiber.Ctx) {
+	c.Context().SetConnectionClose()
+	c.Context().Hijack(func(conn net.Conn) {
+		conn.SetReadDeadline(time.Now().Add(drainTime))
+		io.CopyN(io.Discard, conn, drainBytes)
+	})
 }
 
 // errInternal: a fault of mlgate's own; its message says no more than the

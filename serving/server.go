@@ -119,6 +119,7 @@ type Server struct {
 	propagator propagation.TextMapPropagator
 	requests   *requestMetrics // nil until RegisterMetrics
 	bodies     bodyBudget
+	ln         atomic.Pointer[drainListener] // set by Serve
 }
 
 // uploadOverhead is room for the multipart framing and metadata part of an
@@ -230,8 +231,33 @@ func (s *Server) routes() {
 // App returns the fiber application, for tests that drive it in-process.
 func (s *Server) App() *fiber.App { return s.app }
 
-// Serve answers requests on ln until Shutdown.
-func (s *Server) Serve(ln net.Listener) error { return s.app.Listener(ln) }
+// Serve answers requests on ln until Shutdown. Call it once.
+func (s *Server) Serve(ln net.Listener) error {
+	dl := newDrainListener(ln)
+	s.ln.Store(dl)
+	return s.app.Listener(dl)
+}
+
+// closeGrace is how long Shutdown lets open connections make one more
+// request, answered with Connection: close, before it closes them: a
+// keep-alive client then never sends a request on a connection the server
+// is closing, which would leave it unsure whether it was served.
+const closeGrace = time.Second
+
+// awaitConnections waits until no connection is open, for at most grace.
+func (s *Server) awaitConnections(ctx context.Context, grace time.Duration) {
+	ctx, cancel := context.WithTimeout(ctx, grace)
+	defer cancel()
+	t := time.NewTicker(5 * time.Millisecond)
+	defer t.Stop()
+	for s.app.Server().GetOpenConnectionsCount() > 0 {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
 
 // Shutdown stops accepting connections and waits, until ctx ends, for the
 // requests in flight to finish, then for the queued shadow copies.
@@ -242,6 +268,15 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	select {
 	case <-time.After(s.opts.DrainDelay):
 	case <-ctx.Done():
+	}
+	// New connections are refused; every answer from now on says
+	// Connection: close (guard), so the open connections close after their
+	// next answer. Those idle for all of closeGrace are closed unasked.
+	if ln := s.ln.Load(); ln != nil {
+		if err := ln.refuse(); err != nil {
+			s.log.Warn("close the listener", "err", err)
+		}
+		s.awaitConnections(ctx, closeGrace)
 	}
 	err := s.app.ShutdownWithContext(ctx)
 	wait := time.Second
