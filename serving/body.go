@@ -198,6 +198,9 @@ func tooLarge(n, limit int64, key string) error {
 // connection after the answer when the gateway is draining, or when a body
 // came that no middleware read.
 func (s *Server) guard(c *fiber.Ctx) (err error) {
+	if s.draining.Load() {
+		s.lastRequest.Store(time.Now().UnixNano())
+	}
 	defer func() {
 		if v := recover(); v != nil {
 			err = s.panicked(c, v)

@@ -120,6 +120,9 @@ type Server struct {
 	requests   *requestMetrics // nil until RegisterMetrics
 	bodies     bodyBudget
 	ln         atomic.Pointer[drainListener] // set by Serve
+	// lastRequest is when a request last came while draining, in Unix
+	// nanoseconds.
+	lastRequest atomic.Int64
 }
 
 // uploadOverhead is room for the multipart framing and metadata part of an
@@ -241,16 +244,23 @@ func (s *Server) Serve(ln net.Listener) error {
 // closeGrace is how long Shutdown lets open connections make one more
 // request, answered with Connection: close, before it closes them: a
 // keep-alive client then never sends a request on a connection the server
-// is closing, which would leave it unsure whether it was served.
-const closeGrace = time.Second
+// is closing, which would leave it unsure whether it was served. The wait
+// ends sooner once no request has come for closeQuiet: the connections left
+// are idle ones.
+const (
+	closeGrace = time.Second
+	closeQuiet = 100 * time.Millisecond
+)
 
-// awaitConnections waits until no connection is open, for at most grace.
-func (s *Server) awaitConnections(ctx context.Context, grace time.Duration) {
+// awaitConnections waits until no connection is open, or none has had a
+// request for quiet, for at most grace.
+func (s *Server) awaitConnections(ctx context.Context, grace, quiet time.Duration) {
 	ctx, cancel := context.WithTimeout(ctx, grace)
 	defer cancel()
+	s.lastRequest.Store(time.Now().UnixNano())
 	t := time.NewTicker(5 * time.Millisecond)
 	defer t.Stop()
-	for s.app.Server().GetOpenConnectionsCount() > 0 {
+	for s.app.Server().GetOpenConnectionsCount() > 0 && time.Since(time.Unix(0, s.lastRequest.Load())) < quiet {
 		select {
 		case <-ctx.Done():
 			return
@@ -276,7 +286,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		if err := ln.refuse(); err != nil {
 			s.log.Warn("close the listener", "err", err)
 		}
-		s.awaitConnections(ctx, closeGrace)
+		s.awaitConnections(ctx, closeGrace, closeQuiet)
 	}
 	err := s.app.ShutdownWithContext(ctx)
 	wait := time.Second
