@@ -5,8 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"path/filepath"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 
@@ -126,7 +128,6 @@ func (c *Catalog) Sync(ctx context.Context) error {
 			}
 			l, err := c.loadVersion(ctx, v)
 			if err != nil {
-				c.log.Error("model version failed to load", "model", v.Name, "version", v.Version, "err", err)
 				sm.failed[v.Version] = err
 				continue
 			}
@@ -155,14 +156,18 @@ func (c *Catalog) withPlan(l *Loaded) *Loaded {
 	return l
 }
 
+// loadVersion loads v's model file. It logs a failure with the file's path
+// and returns it without: callers see where the server keeps its data no
+// more than they see its files.
 func (c *Catalog) loadVersion(ctx context.Context, v *registry.Version) (*Loaded, error) {
 	path, err := c.source.ArtifactPath(ctx, v)
-	if err != nil {
-		return nil, err
+	var s *onnx.Session
+	if err == nil {
+		s, err = c.load(path)
 	}
-	s, err := c.load(path)
 	if err != nil {
-		return nil, err
+		c.log.Error("model version failed to load", "model", v.Name, "version", v.Version, "path", path, "err", err)
+		return nil, withoutPath(err, path)
 	}
 	ss := &session{Session: s, inputIndex: map[string]int{}}
 	for i, in := range s.Inputs() {
@@ -171,6 +176,19 @@ func (c *Catalog) loadVersion(ctx context.Context, v *registry.Version) (*Loaded
 	ss.refs.Store(1)
 	c.log.Info("model version loaded", "model", v.Name, "version", v.Version, "uuid", v.UUID)
 	return &Loaded{Version: v, session: ss}, nil
+}
+
+// withoutPath returns err with the file path, and the directories that hold
+// it, written as "the model file" and "the data directory".
+func withoutPath(err error, path string) error {
+	if path == "" {
+		return err
+	}
+	msg := strings.ReplaceAll(err.Error(), path, "the model file")
+	for dir := filepath.Dir(path); dir != "/" && dir != "."; dir = filepath.Dir(dir) {
+		msg = strings.ReplaceAll(msg, dir, "the data directory")
+	}
+	return errors.New(msg)
 }
 
 // Close empties the catalog; each session closes once its requests finish.

@@ -3,6 +3,8 @@ package serving
 import (
 	"fmt"
 	"net/http"
+	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -114,5 +116,26 @@ func TestSessionsSurviveTagChanges(t *testing.T) {
 	}
 	if after.Version.Status != "PASSED" {
 		t.Errorf("catalog version status = %s, want PASSED", after.Version.Status)
+	}
+}
+
+// TestLoadErrorHidesPaths: a version that will not load answers 503 with the
+// reason, but not the path of its file or of the data directory.
+func TestLoadErrorHidesPaths(t *testing.T) {
+	g := startGateway(t)
+	g.register("linear", modelzoo.Linear)
+	c := NewCatalog(g.reg, func(path string) (*onnx.Session, error) {
+		return nil, fmt.Errorf("Load model from %s failed: protobuf parsing failed (next to %s)", path, filepath.Join(filepath.Dir(path), "other.onnx"))
+	}, g.log)
+	if err := c.Sync(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	_, err := c.Acquire("linear", "1")
+	if err == nil || strings.Contains(err.Error(), g.dataDir) || !strings.Contains(err.Error(), "protobuf parsing failed") {
+		t.Errorf("load error %q: want the reason without %s", err, g.dataDir)
+	}
+	if !strings.Contains(err.Error(), "Load model from the model file failed") || !strings.Contains(err.Error(), "the data directory/other.onnx") {
+		t.Errorf("load error %q: want the paths named as the model file and the data directory", err)
 	}
 }

@@ -47,6 +47,10 @@ func refArgs(ref router.ModelRef) (model, version string) {
 	return ref.Name, ""
 }
 
+// maxUnitBytes bounds a unit, the key whose hash picks a variant: a user
+// or session id, not a document.
+const maxUnitBytes = 256
+
 // choose picks the variant of a request: the override header when present,
 // else the unit (given, or the first value of the sticky entity) hashed into
 // the weights, else a random draw by weight.
@@ -64,6 +68,9 @@ func choose(c *fiber.Ctx, r *router.Route, unit string, entities map[string][]js
 	}
 	if unit == "" {
 		unit = c.Get(HeaderUnit)
+		if len(unit) > maxUnitBytes {
+			return 0, invalidInput("%s: %d bytes is longer than %d", HeaderUnit, len(unit), maxUnitBytes)
+		}
 	}
 	if e := r.Sticky(); unit == "" && e != "" {
 		if vals := entities[e]; len(vals) > 0 {

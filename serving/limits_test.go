@@ -167,3 +167,36 @@ func TestRetryAfter(t *testing.T) {
 		}
 	}
 }
+
+// TestIdentifierBounds: ids and units a caller sends are keys and labels,
+// not documents: over 256 bytes is a 400 that names the field.
+func TestIdentifierBounds(t *testing.T) {
+	g := startGateway(t)
+	g.register("linear", modelzoo.Linear)
+	long := strings.Repeat("x", 300)
+	tests := []struct {
+		name, path, body string
+		header           map[string]string
+		want             string
+	}{
+		{"v2 id", "/v2/models/linear/infer", `{"id":"` + long + `","inputs":[{"name":"x","shape":[1,4],"datatype":"FP32","data":[1,2,3,4]}]}`, nil, "id: 300 bytes is longer than 256"},
+		{"predict request_id", "/v1/models/linear/predict", `{"request_id":"` + long + `","inputs":{"x":[[1,2,3,4]]}}`, nil, "request_id: 300 bytes is longer than 256"},
+		{"predict unit", "/v1/endpoints/e/predict", `{"unit":"` + long + `","inputs":{"x":[[1,2,3,4]]}}`, nil, "unit: 300 bytes is longer than 256"},
+		{"unit header", "/v1/endpoints/e/predict", `{"inputs":{"x":[[1,2,3,4]]}}`, map[string]string{HeaderUnit: long}, "X-Mlgate-Unit: 300 bytes is longer than 256"},
+	}
+	if r := g.do("PUT", "/v1/endpoints/e", "application/json", []byte(`{"variants":[{"name":"a","model":"linear/1","weight":100}]}`)); r.status >= 300 {
+		t.Fatalf("put endpoint: %d %s", r.status, r.body)
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			h := map[string]string{"Content-Type": "application/json"}
+			for k, v := range tt.header {
+				h[k] = v
+			}
+			r := g.send("POST", tt.path, h, []byte(tt.body), false)
+			if r.status != 400 || !strings.Contains(string(r.body), tt.want) {
+				t.Errorf("%d %s, want 400 containing %q", r.status, r.body, tt.want)
+			}
+		})
+	}
+}

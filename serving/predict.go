@@ -39,8 +39,11 @@ func decodePredictRequest(body []byte, lim limits) (*predictRequest, error) {
 	if err := jsonerr.Decode(body, &req); err != nil {
 		return nil, invalidInput("request body: %v", err)
 	}
-	if len(req.RequestID) > 256 {
-		return nil, invalidInput("request_id: at most 256 bytes")
+	if len(req.RequestID) > maxRequestIDBytes {
+		return nil, invalidInput("request_id: %d bytes is longer than %d", len(req.RequestID), maxRequestIDBytes)
+	}
+	if len(req.Unit) > maxUnitBytes {
+		return nil, invalidInput("unit: %d bytes is longer than %d", len(req.Unit), maxUnitBytes)
 	}
 	if err := lim.checkColumns("entities", req.Entities); err != nil {
 		return nil, err

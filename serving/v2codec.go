@@ -47,6 +47,9 @@ func decodeInferRequest(body []byte, lim limits) (*inferRequest, error) {
 	if err := jsonerr.Decode(body, &w); err != nil {
 		return nil, invalidInput("request body: %v", err)
 	}
+	if len(w.ID) > maxRequestIDBytes {
+		return nil, invalidInput("id: %d bytes is longer than %d", len(w.ID), maxRequestIDBytes)
+	}
 	if len(w.Inputs) == 0 {
 		return nil, invalidInput("inputs: at least one input is required")
 	}
