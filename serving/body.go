@@ -6,7 +6,6 @@ import (
 	"compress/gzip"
 	"errors"
 	"io"
-	"net"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -75,6 +74,10 @@ func (s *Server) body(c *fiber.Ctx) error {
 	req := c.Request()
 	limit := s.opts.MaxBodyBytes
 	declared := int64(req.Header.ContentLength()) // -1: chunked; -2: none given
+	if declared == 0 {
+		c.Locals(localBodyRead, true)
+		return c.Next()
+	}
 	if declared > limit {
 		return tooLarge(declared, limit, "server.max_body_bytes")
 	}
@@ -215,24 +218,27 @@ func (s *Server) guard(c *fiber.Ctx) (err error) {
 	return c.Next()
 }
 
-// Reading what is left of a refused body after the answer, before closing
-// the connection, lets a client that is still sending it read the answer
-// (closing a socket with unread data resets the connection, which can
-// destroy the answer on its way): at most drainBytes, for at most
-// drainTime, and into no memory that stays.
+// What is left of a body no handler read (a refused request, or a route
+// that takes none) is read and dropped before the answer, at most
+// drainBytes for at most drainTime: the connection then stays usable, and a
+// client still sending reads its answer (closing a socket with unread data
+// resets the connection, which can destroy the answer on its way). A body
+// longer or slower than that closes the connection.
 const (
-	drainBytes = 256 << 10
+	drainBytes = 4 << 20
 	drainTime  = time.Second
 )
 
-// leaveBody closes c's connection after the answer, reading first what is
-// left of a body no handler read.
+// leaveBody drops what is left of c's body, or closes the connection after
+// the answer.
 func leaveBody(c *fiber.Ctx) {
-	c.Context().SetConnectionClose()
-	c.Context().Hijack(func(conn net.Conn) {
-		conn.SetReadDeadline(time.Now().Add(drainTime))
-		io.CopyN(io.Discard, conn, drainBytes)
-	})
+	conn := c.Context().Conn()
+	conn.SetReadDeadline(time.Now().Add(drainTime))
+	n, err := io.CopyN(io.Discard, c.Context().RequestBodyStream(), drainBytes+1)
+	conn.SetReadDeadline(time.Time{}) // the server sets the next request's
+	if n > drainBytes || !errors.Is(err, io.EOF) {
+		c.Context().SetConnectionClose()
+	}
 }
 
 // errInternal: a fault of mlgate's own; its message says no more than the

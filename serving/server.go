@@ -172,7 +172,6 @@ func (s *Server) routes() {
 	app := s.app
 	app.Use(s.deadline)
 	anyone := s.require("")
-	limited := s.body
 
 	app.Get("/v2/health/live", s.live)
 	app.Get("/v2/health/ready", s.ready)
@@ -184,51 +183,51 @@ func (s *Server) routes() {
 	app.Get("/v2", predict, s.serverMetadata)
 	app.Get("/v2/models/:model", predict, s.modelMetadata)
 	app.Get("/v2/models/:model/ready", predict, s.modelReady)
-	app.Post("/v2/models/:model/infer", predict, limited, s.infer)
+	app.Post("/v2/models/:model/infer", predict, s.infer)
 	app.Get("/v2/models/:model/versions/:version", predict, s.modelMetadata)
 	app.Get("/v2/models/:model/versions/:version/ready", predict, s.modelReady)
-	app.Post("/v2/models/:model/versions/:version/infer", predict, limited, s.infer)
+	app.Post("/v2/models/:model/versions/:version/infer", predict, s.infer)
 
 	scientist, sre := s.require(auth.DataScientist), s.require(auth.SRE)
 	app.Get("/v1/models", anyone, s.listModels)
 	app.Get("/v1/models/:name", anyone, s.getModel)
-	app.Post("/v1/models/:name/versions", scientist, s.upload, s.registerVersion)
+	app.Post("/v1/models/:name/versions", s.requireUpload(auth.DataScientist), s.registerVersion)
 	app.Get("/v1/models/:name/versions/:version", anyone, s.getVersion)
 	app.Delete("/v1/models/:name/versions/:version", scientist, s.deleteVersion)
-	app.Put("/v1/models/:name/versions/:version/tags/:key", scientist, limited, s.setTag)
-	app.Put("/v1/models/:name/aliases/:alias", sre, limited, s.setAlias)
+	app.Put("/v1/models/:name/versions/:version/tags/:key", scientist, s.setTag)
+	app.Put("/v1/models/:name/aliases/:alias", sre, s.setAlias)
 	app.Delete("/v1/models/:name/aliases/:alias", sre, s.deleteAlias)
 	app.Get("/v1/audit", anyone, s.audit)
 
-	app.Post("/v1/models/:name/predict", predict, limited, s.predict)
-	app.Post("/v1/models/:name/:version/predict", predict, limited, s.predict)
+	app.Post("/v1/models/:name/predict", predict, s.predict)
+	app.Post("/v1/models/:name/:version/predict", predict, s.predict)
 
 	app.Get("/v1/feature-views", anyone, s.listViews)
 	app.Get("/v1/feature-views/:view", anyone, s.getView)
-	app.Put("/v1/feature-views/:view", scientist, limited, s.putView)
+	app.Put("/v1/feature-views/:view", scientist, s.putView)
 	app.Delete("/v1/feature-views/:view", scientist, s.deleteView)
-	app.Post("/v1/feature-views/:view/rows", scientist, limited, s.writeRows)
-	app.Post("/v1/features/online", predict, limited, s.readOnline)
+	app.Post("/v1/feature-views/:view/rows", scientist, s.writeRows)
+	app.Post("/v1/features/online", predict, s.readOnline)
 
 	app.Get("/v1/endpoints", anyone, s.listEndpoints)
 	app.Get("/v1/endpoints/:endpoint", anyone, s.getEndpoint)
-	app.Put("/v1/endpoints/:endpoint", sre, limited, s.putEndpoint)
+	app.Put("/v1/endpoints/:endpoint", sre, s.putEndpoint)
 	app.Delete("/v1/endpoints/:endpoint", sre, s.deleteEndpoint)
-	app.Patch("/v1/endpoints/:endpoint/traffic", sre, limited, s.patchTraffic)
+	app.Patch("/v1/endpoints/:endpoint/traffic", sre, s.patchTraffic)
 	app.Get("/v1/endpoints/:endpoint/history", anyone, s.endpointHistory)
-	app.Post("/v1/endpoints/:endpoint/canary", sre, limited, s.startCanary)
+	app.Post("/v1/endpoints/:endpoint/canary", sre, s.startCanary)
 	app.Post("/v1/endpoints/:endpoint/canary/:command", sre, s.canaryCommand)
-	app.Post("/v1/endpoints/:endpoint/predict", predict, limited, s.endpointPredict)
+	app.Post("/v1/endpoints/:endpoint/predict", predict, s.endpointPredict)
 
 	app.Get("/v1/tables", anyone, s.listTables)
-	app.Post("/v1/tables/delete", scientist, limited, s.deleteEntity)
-	app.Post("/v1/labels", scientist, limited, s.postLabels)
+	app.Post("/v1/tables/delete", scientist, s.deleteEntity)
+	app.Post("/v1/labels", scientist, s.postLabels)
 
 	app.Get("/v1/monitors", anyone, s.listMonitors)
-	app.Put("/v1/monitors/:monitor", scientist, limited, s.putMonitor)
+	app.Put("/v1/monitors/:monitor", scientist, s.putMonitor)
 	app.Delete("/v1/monitors/:monitor", scientist, s.deleteMonitor)
 	app.Get("/v1/monitors/:monitor/report", anyone, s.getMonitorReport)
-	app.Post("/v1/monitors/:monitor/run", scientist, limited, s.runMonitor)
+	app.Post("/v1/monitors/:monitor/run", scientist, s.runMonitor)
 }
 
 // App returns the fiber application, for tests that drive it in-process.
@@ -300,10 +299,17 @@ func (s *Server) Shutdown(ctx context.Context) error {
 const localIdentity = "identity"
 
 // require returns a middleware that authenticates the caller, holds it to
-// its rate limit and checks that it holds role; an empty role admits any
-// authenticated caller. Every request of a caller counts against its limit,
-// those refused for their role included.
-func (s *Server) require(role auth.Role) fiber.Handler {
+// its rate limit and checks that it holds role, then reads the request body
+// (see body); an empty role admits any authenticated caller. Every request
+// of a caller counts against its limit, those refused for their role
+// included. Nothing of the body is read before the caller is admitted.
+func (s *Server) require(role auth.Role) fiber.Handler { return s.admit(role, s.body) }
+
+// requireUpload is require for a model upload, whose body the handler reads
+// as a stream (see upload).
+func (s *Server) requireUpload(role auth.Role) fiber.Handler { return s.admit(role, s.upload) }
+
+func (s *Server) admit(role auth.Role, then fiber.Handler) fiber.Handler {
 	return func(c *fiber.Ctx) error {
 		id, err := s.auth.Authenticate(c.Get(fiber.HeaderAuthorization))
 		if err != nil {
@@ -316,7 +322,7 @@ func (s *Server) require(role auth.Role) fiber.Handler {
 			return fmt.Errorf("%w: key %q lacks the %s role this route needs", errForbidden, id.Name, role)
 		}
 		c.Locals(localIdentity, id)
-		return c.Next()
+		return then(c)
 	}
 }
 
