@@ -359,9 +359,12 @@ func openFeatures(ctx context.Context, cfg config.Config, metrics *telemetry.Met
 		Stores:       stores,
 		DefaultStore: cfg.OnlineStore.Default,
 		CacheEntries: cfg.OnlineStore.CacheEntries,
+		Timeout:      time.Duration(cfg.OnlineStore.Timeout),
+		WriteTimeout: time.Duration(cfg.OnlineStore.WriteTimeout),
 		Breaker:      breakerOptions(cfg),
 		Meter:        metrics.Meter("featurestore"),
 		Tracer:       tracing.Tracer("featurestore"),
+		Log:          log,
 	})
 	if err != nil {
 		closeAll()
@@ -374,7 +377,8 @@ func openFeatures(ctx context.Context, cfg config.Config, metrics *telemetry.Met
 // online store and each shadow model.
 func breakerOptions(cfg config.Config) featurestore.Breaker {
 	b := cfg.OnlineStore.Breaker
-	return featurestore.Breaker{Failures: b.Failures, OpenFor: time.Duration(b.OpenFor)}
+	return featurestore.Breaker{Failures: b.Failures, FailureRatio: b.FailureRatio, MinRequests: b.MinRequests,
+		Window: time.Duration(b.Window), OpenFor: time.Duration(b.OpenFor)}
 }
 
 // newAuthenticator builds the authenticator from auth.keys and
