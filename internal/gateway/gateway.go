@@ -203,8 +203,11 @@ func Start(ctx context.Context, cfg config.Config, version string, log *slog.Log
 	if err := catalog.Sync(ctx); err != nil {
 		return nil, fmt.Errorf("load registered models: %w", err)
 	}
+	// What needs the models starts once they have loaded: the canary
+	// controller, and the drift monitors, which look for their baselines
+	// (until now they were listed as starting).
 	rs.Start(controllerTick)
-	ds.Start(driftTick)
+	ds.Start(ctx, driftTick)
 	log.Info("ready")
 	return g, nil
 }
