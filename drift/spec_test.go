@@ -160,6 +160,9 @@ func FuzzDecodeMonitorSpec(f *testing.F) {
 		`{"name": "m", "model": "x/2", "window": "1h", "baseline": "2026-11-01T00:00:00Z/2026-11-08T00:00:00Z", "thresholds": {"ks_p": 0.01}, "webhook": {"url": "http://h/x", "secret": "s"}, "cooldown": "0s"}`,
 		`{"name": "m", "endpoint": "e", "window": null}`,
 		`{"window": "1µs"}`,
+		`null`,
+		`[{"name": "m"}]`,
+		`{"name": ".m", "endpoint": "e", "window": "1m", "thresholds": {"psi": 0.2}, "webhook": {"url": "http://169.254.169.254/"}}`,
 	} {
 		f.Add([]byte(seed))
 	}
