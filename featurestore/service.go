@@ -247,7 +247,7 @@ func (s *Service) DeleteView(ctx context.Context, actor, name string) error {
 		return st.Drop(ctx, v)
 	})
 	if err != nil {
-		return fmt.Errorf("view %s deleted, but its values are still in the store: %w", name, err)
+		return errors.Join(fmt.Errorf("view %s deleted, but its values are still in the store: %w", name, err), recorded)
 	}
 	return recorded
 }
