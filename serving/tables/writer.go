@@ -112,9 +112,12 @@ type Writer struct {
 	// Owned by the writer goroutine (or by Open before it starts).
 	files      map[partition]*partFile
 	wal        *wal
-	keepFrom   int64 // keep log segments from this one on: they hold rows that failed; MaxInt64 if none
-	err        error // the first error that cost rows their file since the last Flush
-	errsAtTick int64 // errs at the end of the last tick
+	keepFrom   int64     // keep log segments from this one on: they hold rows that failed; MaxInt64 if none
+	err        error     // the first error that cost rows their file since the last Flush
+	errsAtTick int64     // errs at the end of the last tick
+	spell      bool      // degraded at the last tick
+	warnedAt   time.Time // when the spell was last logged
+	errsAtWarn int64     // errs then
 }
 
 // partFile is the open file of a partition.
@@ -521,19 +524,27 @@ func (w *Writer) noteErr(err error) {
 	}
 }
 
+// warnEvery bounds how often a lasting I/O fault is logged again.
+const warnEvery = 10 * time.Second
+
 // checkHealth ends a degraded spell once a tick met no error and the log
-// is durable, and otherwise logs the errors of the tick.
-func (w *Writer) checkHealth() {
+// is durable, and otherwise logs, every warnEvery, the errors meanwhile.
+func (w *Writer) checkHealth(now time.Time) {
 	n := w.errs.Load()
 	defer func() { w.errsAtTick = n }()
 	last := w.degraded.Load()
+	if last != nil && !w.spell {
+		w.spell, w.warnedAt, w.errsAtWarn = true, now, w.errsAtTick
+	}
 	switch {
 	case last == nil:
 	case n == w.errsAtTick && w.wal.durable():
 		w.degraded.Store(nil)
+		w.spell = false
 		w.opts.Log.Info("inference table: durable again", "dir", w.opts.Dir, "errors", n)
-	case n > w.errsAtTick:
-		w.opts.Log.Warn("inference table: I/O errors go on", "dir", w.opts.Dir, "errors", n-w.errsAtTick, "err", *last)
+	case now.Sub(w.warnedAt) >= warnEvery:
+		w.opts.Log.Warn("inference table: I/O errors go on", "dir", w.opts.Dir, "errors", n-w.errsAtWarn, "err", *last)
+		w.warnedAt, w.errsAtWarn = now, n
 	}
 }
 
@@ -592,7 +603,7 @@ func (w *Writer) tick() {
 	if rolled {
 		w.trimLog()
 	}
-	w.checkHealth()
+	w.checkHealth(now)
 	if w.opts.onTick != nil {
 		w.opts.onTick()
 	}
