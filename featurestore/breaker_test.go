@@ -173,6 +173,14 @@ func TestBreakerAroundStore(t *testing.T) {
 	if !errors.Is(err, ErrUnavailable) {
 		t.Errorf("a write while the breaker is open: %v, want ErrUnavailable", err)
 	}
+	// A view is prepared outside the breaker: a store with nothing to
+	// prepare (Redis) is not called, and that success must not close it.
+	if _, _, err := s.PutView(ctx, "test", &View{Name: "other", Entities: []string{"user_id"}, Features: []Feature{{Name: "x", Type: Int}}}); err != nil {
+		t.Errorf("a view change while the breaker is open: %v", err)
+	}
+	if state := gauge(t, reader, "mlgate_breaker_state", "name", "flaky"); state != 2 {
+		t.Errorf("after a view change, mlgate_breaker_state = %d, want 2 (still open)", state)
+	}
 
 	// The store is back: once OpenFor has passed, the next read probes it
 	// and the answers are whole again.

@@ -60,17 +60,34 @@ func (s *Service) WriteRows(ctx context.Context, view string, rows []Row) error 
 }
 
 // call makes one call (op, "write view users") to the named store through
-// its breaker, within timeout and ctx's deadline (see callContext). The
-// store's ErrInvalid and ErrConflict come back wrapped as they are (they
-// describe the caller's input, never the store); any other failure is
-// logged and comes back as ErrUnavailable with a message that names the
-// store's kind only, never what the driver said (addresses, hosts, ports).
+// its breaker, within timeout and ctx's deadline (see callContext), and
+// returns its error as callError does.
 func (s *Service) call(ctx context.Context, store, op string, timeout time.Duration, fn func(context.Context, OnlineStore) error) error {
 	c := callContext(ctx, timeout)
 	defer c.cancel()
 	_, err := s.breakers[store].Execute(func() (struct{}, error) {
 		return struct{}{}, c.failure(ctx, fn(c.ctx, s.stores[store]))
 	})
+	return s.callError(ctx, c, store, op, err)
+}
+
+// prepare makes the view ready in its store within the write timeout, but
+// outside the store's breaker: a store may have nothing to prepare and not
+// be called at all (Redis), and such a success must not close a breaker a
+// failing store opened. Its error is as callError returns it.
+func (s *Service) prepare(ctx context.Context, v *View) error {
+	c := callContext(ctx, s.writeTimeout)
+	defer c.cancel()
+	return s.callError(ctx, c, v.Store, "prepare view "+v.Name, s.stores[v.Store].Prepare(c.ctx, v))
+}
+
+// callError returns the error of the call op to the named store, made under
+// c within the request's ctx. The store's ErrInvalid and ErrConflict come
+// back wrapped as they are (they describe the caller's input, never the
+// store); any other failure is logged and comes back as ErrUnavailable with
+// a message that names the store's kind only, never what the driver said
+// (addresses, hosts, ports).
+func (s *Service) callError(ctx context.Context, c storeCall, store, op string, err error) error {
 	switch {
 	case err == nil:
 		return nil

@@ -198,10 +198,7 @@ func (s *Service) PutView(ctx context.Context, actor string, v *View) (*View, bo
 	if err := s.checkUsers(ctx, next, "changing feature view "+v.Name); err != nil {
 		return nil, false, err
 	}
-	err := s.call(ctx, v.Store, "prepare view "+v.Name, s.writeTimeout, func(ctx context.Context, st OnlineStore) error {
-		return st.Prepare(ctx, v)
-	})
-	if err != nil {
+	if err := s.prepare(ctx, v); err != nil {
 		return nil, false, err
 	}
 	if err := s.views.PutView(ctx, v); err != nil {
