@@ -164,8 +164,8 @@ func (pf *partFile) writePending() error {
 func (pf *partFile) size() int64 { return pf.pw.Size() + pf.pendSize }
 
 // Open starts a Writer on opts.Dir, first writing into Parquet the rows a
-// previous run left in its write-ahead log and spill files (see Recovery in
-// the package documentation). It returns an ErrInvalid error for invalid
+// previous run left in its write-ahead log and spill files (see Durability
+// and I/O errors in the package documentation). It returns an ErrInvalid error for invalid
 // options, and an error if it cannot create or list its directories. Rows
 // it cannot recover for an I/O error do not stop it: it logs the error and
 // leaves them where they are, for the next Open, and Healthy reports it.
@@ -382,7 +382,6 @@ func (w *Writer) call(ctx context.Context, fn func() (int64, error)) (int64, err
 	}
 }
 
-// run is the writer goroutine.
 // drainBatch is how many queued rows the writer takes at once before it
 // looks at its other channels again.
 const drainBatch = 256
@@ -400,6 +399,7 @@ func (w *Writer) drain() {
 	}
 }
 
+// run is the writer goroutine.
 func (w *Writer) run() {
 	defer close(w.done)
 	tick := time.NewTicker(w.opts.FlushInterval)
@@ -411,6 +411,8 @@ func (w *Writer) run() {
 			return
 		default:
 		}
+		// Spilled rows wait on disk while the log is failing: taken now,
+		// their segment could not be deleted and would be replayed twice.
 		if len(w.q) == 0 && w.spill.pending.Load() && !w.wal.failed {
 			w.takeSpill()
 		}
@@ -519,7 +521,8 @@ func (w *Writer) noteErr(err error) {
 		return
 	}
 	w.errs.Add(1)
-	if prev := w.degraded.Swap(&err); prev == nil {
+	last := err // only a non-nil error goes to the heap
+	if prev := w.degraded.Swap(&last); prev == nil {
 		w.opts.Log.Error("inference table: I/O error, rows are not durable until it clears", "dir", w.opts.Dir, "err", err)
 	}
 }
