@@ -260,3 +260,110 @@ func TestLogRecoversFromIOError(t *testing.T) {
 		t.Errorf("rows after the crash %v; want all %d taken after the fault and all 1000 before it", got, after)
 	}
 }
+
+// readSegments returns the request ids of the records in the segments of
+// dir with extension ext, in order.
+func readSegments(t *testing.T, dir, ext string) []string {
+	t.Helper()
+	seqs, err := segments(dir, ext)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ids []string
+	for _, seq := range seqs {
+		if _, err := readLog(segPath(dir, seq, ext), func(r Row) { ids = append(ids, r.RequestID) }, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return ids
+}
+
+// TestWALWritesAgain checks the log's side of an I/O fault: a failed fsync
+// leaves the records in memory; they are written again, whole, to a new
+// segment once the disk takes them; past the buffer limit the oldest are
+// given up and counted.
+func TestWALWritesAgain(t *testing.T) {
+	requireChattr(t)
+	dir := t.TempDir()
+	l := newWAL(dir, 1)
+	one := row(0, "churn", "m", t0)
+	rec, _ := appendRecord(nil, nil, &one)
+	l.limit = 10 * len(rec)
+	appendRows := func(from, n int) (dropped int64) {
+		for i := from; i < from+n; i++ {
+			r := row(i, "churn", "m", t0)
+			d, err := l.append(&r)
+			if err != nil {
+				t.Fatalf("append: %v", err) // a few small records: only sync writes
+			}
+			dropped += d
+		}
+		return dropped
+	}
+	appendRows(0, 3)
+	if err := l.sync(); err != nil {
+		t.Fatal(err)
+	}
+	immutable(t, dir, true)
+	appendRows(3, 3)
+	if err := l.sync(); !errors.Is(err, syscall.EPERM) || !l.failed || l.durable() {
+		t.Fatalf("sync on an immutable directory = %v (failed %v, durable %v), want EPERM", err, l.failed, l.durable())
+	}
+	next := 6
+	for ; next < 20; next++ {
+		if d := appendRows(next, 1); d != 0 {
+			if want := int64(next + 1 - 3); d != want {
+				t.Fatalf("%d records given up at the limit, want the %d waiting", d, want)
+			}
+			break
+		}
+	}
+	if next == 20 {
+		t.Fatal("no record given up past the limit")
+	}
+	appendRows(100, 2)
+	immutable(t, dir, false)
+	if err := l.sync(); err != nil || l.failed || !l.durable() {
+		t.Fatalf("sync once writable = %v (failed %v, durable %v)", err, l.failed, l.durable())
+	}
+	l.abandon()
+	got := strings.Join(readSegments(t, dir, walExt), " ")
+	want := "req-000000 req-000001 req-000002 req-000100 req-000101"
+	if got != want {
+		t.Errorf("log holds %s, want %s", got, want)
+	}
+	if len(l.closed) != 1 || l.seq != 2 {
+		t.Errorf("segments closed %v, current %d; want [1] and 2", l.closed, l.seq)
+	}
+}
+
+// TestSpillAfterError checks that a spill segment a write failed on is
+// closed, so that no later record follows a torn one, and is still taken.
+func TestSpillAfterError(t *testing.T) {
+	requireChattr(t)
+	dir := t.TempDir()
+	s := recordFile{dir: dir, ext: spillExt, seq: 1}
+	for i := range 2 {
+		r := row(i, "churn", "m", t0)
+		if err := s.append(&r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	immutable(t, dir, true)
+	r := row(2, "churn", "m", t0)
+	if err := s.append(&r); !errors.Is(err, syscall.EPERM) {
+		t.Fatalf("append on an immutable segment = %v, want EPERM", err)
+	}
+	immutable(t, dir, false)
+	r = row(3, "churn", "m", t0)
+	if err := s.append(&r); err != nil {
+		t.Fatal(err)
+	}
+	paths, err := s.take()
+	if err != nil || len(paths) != 2 {
+		t.Fatalf("take = %v, %v; want the segment that failed and the next", paths, err)
+	}
+	if got := strings.Join(readSegments(t, dir, spillExt), " "); got != "req-000000 req-000001 req-000003" {
+		t.Errorf("spill holds %s", got)
+	}
+}

@@ -68,12 +68,13 @@ type wal struct {
 	rows    int64    // how many
 	written int      // the bytes of buf written to f
 	failed  bool     // an error since the last sync: only sync tries again
+	limit   int      // the most buf keeps while the disk fails: walBufferLimit
 	pay     []byte   // scratch for a payload
 	closed  []int64  // earlier segments still on disk
 }
 
 func newWAL(dir string, seq int64) *wal {
-	return &wal{dir: dir, seq: seq}
+	return &wal{dir: dir, seq: seq, limit: walBufferLimit}
 }
 
 // append adds r to the log. It returns how many records the log gave up,
@@ -92,7 +93,7 @@ func (l *wal) append(r *Row) (dropped int64, err error) {
 	case len(l.buf)-l.written >= walWriteSize:
 		err = l.write()
 	}
-	if len(l.buf) >= walBufferLimit {
+	if len(l.buf) >= l.limit {
 		dropped = l.rows
 		l.buf, l.rows, l.written = l.buf[:0], 0, 0
 	}
