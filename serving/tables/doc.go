@@ -78,7 +78,7 @@
 // error is counted (Stats.Errors), the first of a spell is logged, and a
 // lasting one every 10 s; Healthy returns the last error from the first
 // one until a FlushInterval passes without error with every row taken
-// since in an fsync'd segment. Open itself fails only if it cannot create
+// since in an fsync'd segment or a renamed file. Open itself fails only if it cannot create
 // or list its directories: a segment it cannot replay for an I/O error is
 // left for the next Open.
 //

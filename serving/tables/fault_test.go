@@ -2,6 +2,7 @@ package tables
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -365,5 +366,45 @@ func TestSpillAfterError(t *testing.T) {
 	}
 	if got := strings.Join(readSegments(t, dir, spillExt), " "); got != "req-000000 req-000001 req-000003" {
 		t.Errorf("spill holds %s", got)
+	}
+}
+
+// TestUnloggedRowsKeepDegraded checks that when the log gives up records
+// during a long fault, Healthy keeps reporting it after the disk is back,
+// until the files holding those rows are renamed.
+func TestUnloggedRowsKeepDegraded(t *testing.T) {
+	requireChattr(t)
+	dir := t.TempDir()
+	tk := make(ticker, 1)
+	clk := &clock{now: t0}
+	w := open(t, Options{Dir: dir, FlushInterval: 10 * time.Millisecond, MaxFileAge: time.Minute, Now: clk.Now,
+		Log: slog.New(slog.DiscardHandler), onTick: tk.tick})
+	w.Write(row(0, "churn", "m", t0))
+	settle(t, w)
+	if _, err := w.call(context.Background(), func() (int64, error) { w.wal.limit = 64 << 10; return 0, nil }); err != nil {
+		t.Fatal(err)
+	}
+	immutable(t, dir, true)
+	tk.wait(t, 1)
+	n := int64(1)
+	for ; w.Stats().Unlogged == 0; n++ {
+		if n > 10000 {
+			t.Fatal("the log gave up no record past its limit")
+		}
+		w.Write(row(int(n), "churn", "m", t0))
+		if n%100 == 0 {
+			tk.wait(t, 1) // a sync fails: the records stay in memory
+		}
+	}
+	immutable(t, dir, false)
+	tk.wait(t, 3)
+	if err := w.Healthy(); err == nil {
+		t.Error("Healthy() = nil while rows the log gave up are only in an open file")
+	}
+	clk.Advance(time.Minute) // the file is old enough: the next tick renames it
+	tk.until(t, "Healthy to clear once the file is renamed", func() bool { return w.Healthy() == nil })
+	closeWriter(t, w)
+	if st := w.Stats(); st.Written != n || st.Failed != 0 || countRows(t, dir) != n {
+		t.Errorf("stats %+v, %d rows in files; want all %d written", st, countRows(t, dir), n)
 	}
 }

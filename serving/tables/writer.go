@@ -130,6 +130,7 @@ type partFile struct {
 	flushed  int64 // estimated size after the last row group
 	pending  []Row // rows not yet given to the Parquet writer
 	pendSize int64 // their estimated size
+	unlogged bool  // the log gave up records of its rows: a crash before its rename loses them
 }
 
 // writeBatch is how many rows a file takes from pending at a time.
@@ -297,7 +298,7 @@ func (w *Writer) Stats() Stats {
 // Healthy returns nil while the writer keeps its promise of durability (see
 // the package documentation), and otherwise the last I/O error it met: from
 // that error until a FlushInterval passes without one and every row taken
-// since is in an fsync'd log segment. Rows accepted meanwhile may be lost
+// since is in an fsync'd log segment or a renamed file. Rows accepted meanwhile may be lost
 // to a crash. Healthy is safe to call from any goroutine.
 func (w *Writer) Healthy() error {
 	if err := w.degraded.Load(); err != nil {
@@ -442,8 +443,13 @@ func (w *Writer) add(r Row) (quarantined bool) {
 		return true
 	}
 	dropped, lerr := w.wal.append(&r)
-	w.unlogged.Add(dropped)
 	w.noteErr(lerr)
+	if dropped > 0 {
+		w.unlogged.Add(dropped)
+		for _, pf := range w.files {
+			pf.unlogged = true
+		}
+	}
 	if err != nil {
 		w.fail(err, 1, w.wal.seq)
 		return false
@@ -527,6 +533,20 @@ func (w *Writer) noteErr(err error) {
 	}
 }
 
+// durable reports whether every row taken is in an fsync'd log segment or
+// a renamed file.
+func (w *Writer) durable() bool {
+	if !w.wal.durable() {
+		return false
+	}
+	for _, pf := range w.files {
+		if pf.unlogged {
+			return false
+		}
+	}
+	return true
+}
+
 // warnEvery bounds how often a lasting I/O fault is logged again.
 const warnEvery = 10 * time.Second
 
@@ -541,7 +561,7 @@ func (w *Writer) checkHealth(now time.Time) {
 	}
 	switch {
 	case last == nil:
-	case n == w.errsAtTick && w.wal.durable():
+	case n == w.errsAtTick && w.durable():
 		w.degraded.Store(nil)
 		w.spell = false
 		w.opts.Log.Info("inference table: durable again", "dir", w.opts.Dir, "errors", n)
