@@ -85,6 +85,13 @@
 // WindowReport. A series with fewer values than min_samples is reported but
 // never drifts. The monitor keeps the last 96 reports.
 //
+// A Service keeps the monitors and their specs in a Store. The specs load
+// in NewService; the monitors start (find their baselines) in Start, once
+// the models they watch have loaded. A monitor whose model or baseline
+// cannot be found stays listed with StatusError and the error, observes
+// nothing, and is tried again on later ticks, a second after the failure
+// and then at doubling intervals up to a minute.
+//
 // # Alerts
 //
 // When a window drifts, Evaluate attaches an Alert to its report, unless
@@ -104,5 +111,8 @@
 // with Verify). X-Mlgate-Delivery is the same in every attempt of one alert.
 // A delivery is tried up to 5 times by default, waiting 1s, 2s, 4s, ...
 // between attempts, until the receiver answers 2xx; a 4xx other than 408
-// and 429 is final.
+// and 429 is final. A webhook may not point at a link-local, metadata,
+// unspecified or multicast address (CheckWebhookAddr): a URL with such an
+// address is refused in the spec, and the default client refuses to
+// connect to one that a host name resolves to.
 package drift

@@ -16,6 +16,9 @@ var (
 	ErrQueueFull = errors.New("alert queue full")
 	// ErrClosed: the notifier is closed.
 	ErrClosed = errors.New("notifier closed")
+	// ErrForbiddenAddress: a webhook's host is, or resolves to, an address
+	// alerts may not be posted to (see CheckWebhookAddr).
+	ErrForbiddenAddress = errors.New("address not allowed")
 )
 
 func invalid(format string, args ...any) error { return errkind.New(ErrInvalid, format, args...) }

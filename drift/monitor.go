@@ -1,6 +1,7 @@
 package drift
 
 import (
+	"errors"
 	"maps"
 	"math"
 	"math/rand/v2"
@@ -37,19 +38,42 @@ type ModelInfo struct {
 	UUID    string `json:"uuid"`
 }
 
-// Monitor is a running drift monitor: it counts the values of the watched
+// Monitor statuses, as reports and lists show them.
+const (
+	// StatusRunning: the monitor watches traffic.
+	StatusRunning = "running"
+	// StatusStarting: the monitor was loaded from the store and waits for
+	// the models to load before it looks for its baseline.
+	StatusStarting = "starting"
+	// StatusError: the monitor's model or baseline could not be found; the
+	// service tries again (see Service.Tick) and the error says why.
+	StatusError = "error"
+)
+
+// Monitor is a drift monitor. A running one counts the values of the watched
 // features and predictions of the current window in histograms over the
 // baseline's bins and categories, and on Evaluate closes the window and
 // judges it against the baseline. Observe, Evaluate and Report are safe for
 // concurrent use. A window's histograms are kept in shards, one per CPU up
 // to 32, each observation going to one drawn at random, so that concurrent
 // requests seldom touch the same counters; Evaluate adds them up.
+//
+// A monitor that is not running (its status is StatusStarting or
+// StatusError) has its spec and the reason only: it ignores observations,
+// never closes a window, and its report has no model and no current window.
 type Monitor struct {
 	spec     MonitorSpec
 	baseline *Baseline
 	model    ModelInfo
 	series   []series // the features, then the predictions
 	nFeat    int
+
+	// err is why the monitor is not running, nil when it is; it matches
+	// errStarting before the first attempt to start it. retryAt is when the
+	// service next tries, after waiting backoff.
+	err     error
+	retryAt time.Time
+	backoff time.Duration
 
 	cur    atomic.Pointer[window]
 	shards int
@@ -155,6 +179,31 @@ func NewMonitor(spec MonitorSpec, b *Baseline, model ModelInfo, now time.Time) (
 	return m, nil
 }
 
+// errStarting is why a monitor loaded from the store is not running before
+// the service first tries to start it.
+var errStarting = errors.New("waiting for the models to load")
+
+// stopped returns a monitor of spec that is not running, for err, and that
+// the service tries to start again at retryAt.
+func stopped(spec MonitorSpec, err error, retryAt time.Time, backoff time.Duration) *Monitor {
+	spec.Features = slices.Clone(spec.Features)
+	return &Monitor{spec: spec, err: err, retryAt: retryAt, backoff: backoff}
+}
+
+// Status returns StatusRunning, StatusStarting or StatusError.
+func (m *Monitor) Status() string {
+	switch {
+	case m.err == nil:
+		return StatusRunning
+	case errors.Is(m.err, errStarting):
+		return StatusStarting
+	}
+	return StatusError
+}
+
+// Err returns why the monitor is not running, or nil when it is.
+func (m *Monitor) Err() error { return m.err }
+
 func compile(name string, prediction bool, f FeatureBaseline) series {
 	s := series{name: name, prediction: prediction}
 	if f.IsNumeric() {
@@ -211,6 +260,9 @@ func (m *Monitor) Spec() MonitorSpec {
 func (m *Monitor) Observe(features, predictions map[string]any) {
 	for {
 		w := m.cur.Load()
+		if w == nil { // not running
+			return
+		}
 		sh := &w.shards[rand.Uint32()%uint32(len(w.shards))]
 		sh.mu.RLock()
 		if sh.closed {
@@ -317,11 +369,14 @@ type MetricResult struct {
 // monitor's last alert is at least Cooldown before now: the monitor, not the
 // notifier, applies the cooldown, and counts an alert as raised once it is
 // returned here. The report joins the history, which keeps the last
-// HistoryLen.
+// HistoryLen. A monitor that is not running returns nil and false.
 func (m *Monitor) Evaluate(now time.Time, force bool) (*WindowReport, bool) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	w := m.cur.Load()
+	if w == nil { // not running
+		return nil, false
+	}
 	if !force && now.Before(w.start.Add(time.Duration(m.spec.Window))) {
 		return nil, false
 	}
@@ -416,12 +471,16 @@ func (m *Monitor) judge(w *window, i int) SeriesReport {
 }
 
 // MonitorReport is a monitor's state: its spec (webhook secret redacted),
-// the model its baseline belongs to, the window in progress, the reports of
-// past windows (oldest first), and when it last alerted.
+// its status and, when it is not running, why; the model its baseline
+// belongs to, the window in progress, the reports of past windows (oldest
+// first), and when it last alerted. A monitor that is not running has no
+// model and no current window.
 type MonitorReport struct {
 	Spec      MonitorSpec    `json:"spec"`
-	Model     ModelInfo      `json:"model"`
-	Current   CurrentWindow  `json:"current"`
+	Status    string         `json:"status"`
+	Error     string         `json:"error,omitempty"`
+	Model     ModelInfo      `json:"model,omitzero"`
+	Current   CurrentWindow  `json:"current,omitzero"`
 	History   []WindowReport `json:"history"`
 	LastAlert time.Time      `json:"last_alert,omitzero"`
 }
@@ -444,10 +503,16 @@ type CurrentWindow struct {
 // Report returns the monitor's state.
 func (m *Monitor) Report() MonitorReport {
 	m.mu.Lock()
-	r := MonitorReport{Spec: m.spec.Redacted(), Model: m.model, History: slices.Clone(m.history), LastAlert: m.lastAlert}
+	r := MonitorReport{Spec: m.spec.Redacted(), Status: m.Status(), Model: m.model, History: slices.Clone(m.history), LastAlert: m.lastAlert}
 	m.mu.Unlock()
 	if r.History == nil {
 		r.History = []WindowReport{}
+	}
+	if m.err != nil {
+		if r.Status == StatusError {
+			r.Error = m.err.Error()
+		}
+		return r
 	}
 	// w may close meanwhile; its counts stay readable.
 	w := m.cur.Load()

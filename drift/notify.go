@@ -12,12 +12,18 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
+	"net/netip"
 	"net/url"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
+
+	"github.com/mlgate/mlgate/internal/recovery"
 )
 
 // EventDriftDetected is the event of a drift alert.
@@ -97,7 +103,9 @@ type NotifierOptions struct {
 	Timeout time.Duration
 	// QueueSize is how many alerts may wait for delivery (default 64).
 	QueueSize int
-	// Client sends the requests (default: a new http.Client).
+	// Client sends the requests (default: one that refuses to connect to an
+	// address CheckWebhookAddr refuses, see WebhookClient). A client given
+	// here is used as it is.
 	Client *http.Client
 	// Log gets a line per failed attempt and per alert given up on
 	// (default: none).
@@ -155,7 +163,7 @@ func NewNotifier(opts NotifierOptions) *Notifier {
 		opts.QueueSize = 64
 	}
 	if opts.Client == nil {
-		opts.Client = &http.Client{}
+		opts.Client = WebhookClient()
 	}
 	if opts.Log == nil {
 		opts.Log = slog.New(slog.DiscardHandler)
@@ -168,14 +176,20 @@ func NewNotifier(opts NotifierOptions) *Notifier {
 		cancel: cancel,
 		done:   make(chan struct{}),
 	}
-	go n.run()
+	recovery.Go(opts.Log, "drift notifier", n.run)
 	return n
 }
 
+// run delivers the queued alerts. A delivery that panics counts as failed,
+// and the next one goes on.
 func (n *Notifier) run() {
 	defer close(n.done)
 	for d := range n.queue {
-		if err := n.send(n.ctx, d); err != nil {
+		var err error
+		if p := recovery.Do(n.opts.Log, "drift alert delivery", func() { err = n.send(n.ctx, d) }); p != nil {
+			err = p
+		}
+		if err != nil {
 			n.failed.Add(1)
 			n.opts.Log.Warn("drift alert not delivered", "url", redactURL(d.hook.URL), "delivery", d.id, "err", err)
 			continue
@@ -308,6 +322,9 @@ func (n *Notifier) post(ctx context.Context, d delivery) error {
 		if errors.As(err, &urlErr) {
 			urlErr.URL = redactURL(urlErr.URL)
 		}
+		if errors.Is(err, ErrForbiddenAddress) {
+			return permanentError{fmt.Errorf("deliver alert: %w", err)}
+		}
 		return err
 	}
 	// Drain a little so that the connection can be reused.
@@ -336,4 +353,68 @@ func redactURL(raw string) string {
 		return scheme + "://" + rest
 	}
 	return raw
+}
+
+// metadataAddrs are cloud instance-metadata services outside the link-local
+// ranges: AWS's over IPv6 and Alibaba Cloud's.
+var metadataAddrs = []netip.Addr{netip.MustParseAddr("fd00:ec2::254"), netip.MustParseAddr("100.100.100.200")}
+
+// thisNetwork is 0.0.0.0/8, which no host has: a connection to one of its
+// addresses reaches the local host in disguise.
+var thisNetwork = netip.MustParsePrefix("0.0.0.0/8")
+
+// CheckWebhookAddr reports whether alerts may be posted to addr. It refuses
+// link-local addresses (169.254.0.0/16 and fe80::/10, where cloud
+// instance-metadata services answer), the metadata addresses outside them
+// (fd00:ec2::254, 100.100.100.200), the unspecified addresses and the rest
+// of 0.0.0.0/8, multicast and the broadcast address, IPv4 ones also when
+// written as IPv4-mapped IPv6. Loopback and private addresses are allowed: a
+// receiver on the same host or network is an ordinary set-up. Errors match
+// ErrForbiddenAddress.
+func CheckWebhookAddr(addr netip.Addr) error {
+	a := addr.Unmap().WithZone("")
+	var why string
+	switch {
+	case a.IsUnspecified() || (a.Is4() && thisNetwork.Contains(a)):
+		why = "unspecified (it stands for this host; use 127.0.0.1 for a receiver here)"
+	case a.IsLinkLocalUnicast():
+		why = "link-local, where cloud instance-metadata services answer"
+	case a.IsMulticast():
+		why = "multicast"
+	case a == netip.AddrFrom4([4]byte{255, 255, 255, 255}):
+		why = "the broadcast address"
+	case slices.Contains(metadataAddrs, a):
+		why = "a cloud instance-metadata address"
+	default:
+		return nil
+	}
+	return fmt.Errorf("%w: %s is %s", ErrForbiddenAddress, addr, why)
+}
+
+// WebhookClient returns the HTTP client a Notifier posts alerts with by
+// default: http.DefaultTransport's settings, with a dialer that refuses to
+// connect to an address CheckWebhookAddr refuses. It judges the address a
+// host name resolved to, just before connecting, so a name that resolves to
+// 169.254.169.254 is refused like the address itself, and so is a redirect
+// to one. Behind a proxy (HTTPS_PROXY, HTTP_PROXY), the proxy's address is
+// the one judged, and the proxy is left to refuse the rest.
+func WebhookClient() *http.Client { return webhookClient(nil) }
+
+// webhookClient is WebhookClient resolving host names with r (nil: the
+// default resolver).
+func webhookClient(r *net.Resolver) *http.Client {
+	t := http.DefaultTransport.(*http.Transport).Clone()
+	d := &net.Dialer{Timeout: 30 * time.Second, KeepAlive: 30 * time.Second, Resolver: r, Control: dialControl}
+	t.DialContext = d.DialContext
+	return &http.Client{Transport: t}
+}
+
+// dialControl is a net.Dialer's Control: it refuses the resolved address of
+// a connection about to be made if CheckWebhookAddr refuses it.
+func dialControl(network, address string, _ syscall.RawConn) error {
+	ap, err := netip.ParseAddrPort(address)
+	if err != nil {
+		return fmt.Errorf("%w: cannot read the address %q: %w", ErrForbiddenAddress, address, err)
+	}
+	return CheckWebhookAddr(ap.Addr())
 }

@@ -6,12 +6,16 @@ import (
 	"errors"
 	"io"
 	"math/rand/v2"
+	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/mlgate/mlgate/internal/recovery"
 )
 
 func TestSignVerify(t *testing.T) {
@@ -295,5 +299,166 @@ func TestMonitorNotifier_CooldownSuppressesSecondAlert(t *testing.T) {
 	var a Alert
 	if err := json.Unmarshal(r.bodies[0], &a); err != nil || a.Monitor != "churn-inputs" || len(a.Drifted) == 0 {
 		t.Errorf("alert %+v, %v", a, err)
+	}
+}
+
+// TestCheckWebhookAddr is the table of addresses alerts may and may not go
+// to; the dialer's Control judges the resolved "ip:port" the same way.
+func TestCheckWebhookAddr(t *testing.T) {
+	for _, tt := range []struct {
+		addr string
+		why  string // "" for allowed
+	}{
+		{"127.0.0.1", ""},
+		{"::1", ""},
+		{"10.1.2.3", ""},
+		{"192.168.0.10", ""},
+		{"fd12:3456::1", ""},
+		{"203.0.113.7", ""},
+		{"2001:db8::1", ""},
+		{"169.254.169.254", "link-local"},
+		{"169.254.0.1", "link-local"},
+		{"::ffff:169.254.169.254", "link-local"},
+		{"fe80::1", "link-local"},
+		{"fe80::1%eth0", "link-local"},
+		{"febf::1", "link-local"},
+		{"fd00:ec2::254", "cloud instance-metadata"},
+		{"100.100.100.200", "cloud instance-metadata"},
+		{"0.0.0.0", "unspecified"},
+		{"0.1.2.3", "unspecified"},
+		{"::", "unspecified"},
+		{"::ffff:0.0.0.0", "unspecified"},
+		{"224.0.0.1", "multicast"},
+		{"239.255.255.250", "multicast"},
+		{"ff02::1", "multicast"},
+		{"255.255.255.255", "broadcast"},
+	} {
+		addr := netip.MustParseAddr(tt.addr)
+		err := CheckWebhookAddr(addr)
+		ctlErr := dialControl("tcp", netip.AddrPortFrom(addr, 443).String(), nil)
+		for _, got := range []error{err, ctlErr} {
+			switch {
+			case tt.why == "" && got != nil:
+				t.Errorf("%s: %v, want allowed", tt.addr, got)
+			case tt.why != "" && (!errors.Is(got, ErrForbiddenAddress) || !strings.Contains(got.Error(), tt.why)):
+				t.Errorf("%s: %v, want refused as %s", tt.addr, got, tt.why)
+			}
+		}
+	}
+	if err := dialControl("tcp", "no-port", nil); !errors.Is(err, ErrForbiddenAddress) {
+		t.Errorf("an address that is not ip:port: %v", err)
+	}
+}
+
+// fakeDNS answers every A query for a name in answers with its address, and
+// any other query with no answer.
+func fakeDNS(t *testing.T, answers map[string][4]byte) *net.Resolver {
+	t.Helper()
+	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { pc.Close() })
+	go func() {
+		buf := make([]byte, 1500)
+		for {
+			n, from, err := pc.ReadFrom(buf)
+			if err != nil {
+				return
+			}
+			q := buf[:n]
+			if len(q) < 12 {
+				continue
+			}
+			// The question: labels up to a zero byte, then type and class.
+			var labels []string
+			i := 12
+			for i < len(q) && q[i] != 0 && i+1+int(q[i]) <= len(q) {
+				labels = append(labels, string(q[i+1:i+1+int(q[i])]))
+				i += 1 + int(q[i])
+			}
+			end := i + 5
+			if end > len(q) {
+				continue
+			}
+			qtype := int(q[i+1])<<8 | int(q[i+2])
+			ip, ok := answers[strings.Join(labels, ".")]
+			an := byte(0)
+			if ok && qtype == 1 {
+				an = 1
+			}
+			resp := append([]byte{q[0], q[1], 0x81, 0x80, 0, 1, 0, an, 0, 0, 0, 0}, q[12:end]...)
+			if an == 1 {
+				resp = append(resp, 0xc0, 12, 0, 1, 0, 1, 0, 0, 0, 60, 0, 4)
+				resp = append(resp, ip[:]...)
+			}
+			pc.WriteTo(resp, from)
+		}
+	}()
+	return &net.Resolver{PreferGo: true, Dial: func(ctx context.Context, _, _ string) (net.Conn, error) {
+		var d net.Dialer
+		return d.DialContext(ctx, "udp", pc.LocalAddr().String())
+	}}
+}
+
+// TestNotifier_RefusesResolvedLinkLocal posts to host names: one that
+// resolves to the metadata address is refused after resolution, before any
+// connection, once and for good (no retry); one that resolves to loopback
+// is delivered.
+func TestNotifier_RefusesResolvedLinkLocal(t *testing.T) {
+	r := newReceiver(t, "")
+	_, port, _ := net.SplitHostPort(r.srv.Listener.Addr().String())
+	dns := fakeDNS(t, map[string][4]byte{
+		"metadata.example.test": {169, 254, 169, 254},
+		"any.example.test":      {0, 0, 0, 0},
+		"hooks.example.test":    {127, 0, 0, 1},
+	})
+	n := NewNotifier(NotifierOptions{Client: webhookClient(dns), Attempts: 3, BaseDelay: time.Millisecond})
+	defer closeNotifier(t, n)
+	for _, host := range []string{"metadata.example.test", "any.example.test"} {
+		err := n.Deliver(t.Context(), Webhook{URL: "http://" + net.JoinHostPort(host, port) + "/x"}, testAlert())
+		if !errors.Is(err, ErrForbiddenAddress) || strings.Contains(err.Error(), "attempts failed") {
+			t.Errorf("Deliver to %s = %v, want refused at the first attempt", host, err)
+		}
+	}
+	if err := n.Deliver(t.Context(), Webhook{URL: "http://" + net.JoinHostPort("hooks.example.test", port) + "/x"}, testAlert()); err != nil {
+		t.Errorf("Deliver to a name for 127.0.0.1 = %v", err)
+	}
+	if r.count() != 1 {
+		t.Errorf("the receiver got %d requests, want 1", r.count())
+	}
+	if err := n.Deliver(t.Context(), Webhook{URL: "http://[fe80::1]:" + port + "/x"}, testAlert()); !errors.Is(err, ErrForbiddenAddress) {
+		t.Errorf("Deliver to fe80::1 = %v", err)
+	}
+}
+
+// panicky panics on its first request and passes the rest on.
+type panicky struct {
+	once sync.Once
+	next http.RoundTripper
+}
+
+func (p *panicky) RoundTrip(req *http.Request) (*http.Response, error) {
+	p.once.Do(func() { panic("transport bug") })
+	return p.next.RoundTrip(req)
+}
+
+// TestNotifier_SurvivesPanic: a delivery that panics counts as failed and
+// is recovered; the next alert is delivered.
+func TestNotifier_SurvivesPanic(t *testing.T) {
+	r := newReceiver(t, "")
+	before := recovery.Count("drift alert delivery")
+	n := NewNotifier(NotifierOptions{Client: &http.Client{Transport: &panicky{next: http.DefaultTransport}}, BaseDelay: time.Millisecond})
+	for range 2 {
+		if err := n.Notify(Webhook{URL: r.srv.URL}, testAlert()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	closeNotifier(t, n)
+	if got := n.Stats(); got != (NotifierStats{Delivered: 1, Failed: 1}) {
+		t.Errorf("stats = %+v, want 1 delivered and 1 failed", got)
+	}
+	if got := recovery.Count("drift alert delivery") - before; got != 1 {
+		t.Errorf("%d panics counted, want 1", got)
 	}
 }

@@ -2,6 +2,7 @@ package drift
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"sort"
@@ -53,8 +54,9 @@ type monitorSet struct {
 	byModel    map[string][]*Monitor
 }
 
-// NewService loads the monitors. A monitor whose baseline cannot be found
-// is logged and left out until it is put again.
+// NewService loads the monitors' specs. They start (their baselines are
+// found) in Start, once the models they watch have loaded; until then they
+// are listed with StatusStarting.
 func NewService(ctx context.Context, store Store, baselines BaselineSource, notifier *Notifier, onAlert AlertHook, log *slog.Logger) (*Service, error) {
 	s := &Service{store: store, baselines: baselines, notifier: notifier, onAlert: onAlert, log: log, now: time.Now}
 	specs, err := store.Monitors(ctx)
@@ -63,20 +65,19 @@ func NewService(ctx context.Context, store Store, baselines BaselineSource, noti
 	}
 	set := &monitorSet{byName: map[string]*Monitor{}}
 	for _, spec := range specs {
-		m, err := s.build(ctx, spec)
-		if err != nil {
-			log.Error("drift monitor not started", "monitor", spec.Name, "err", err)
-			continue
-		}
-		set.byName[spec.Name] = m
+		set.byName[spec.Name] = stopped(spec, errStarting, time.Time{}, 0)
 	}
 	s.set.Store(set.indexed())
 	return s, nil
 }
 
+// indexed indexes the running monitors by what they watch.
 func (set *monitorSet) indexed() *monitorSet {
 	set.byEndpoint, set.byModel = map[string][]*Monitor{}, map[string][]*Monitor{}
 	for _, m := range set.byName {
+		if m.err != nil {
+			continue
+		}
 		if e := m.spec.Endpoint; e != "" {
 			set.byEndpoint[e] = append(set.byEndpoint[e], m)
 		} else {
@@ -104,6 +105,48 @@ func (s *Service) build(ctx context.Context, spec MonitorSpec) (*Monitor, error)
 		return nil, err
 	}
 	return NewMonitor(spec, b, model, s.now())
+}
+
+// Retry backoff of a monitor that cannot start: the first retry is
+// retryFirst after the failure, each later wait doubles, up to retryMax.
+const (
+	retryFirst = time.Second
+	retryMax   = time.Minute
+)
+
+// start tries to start m, a monitor that is not running, and puts the
+// result in its place unless a Put or Delete replaced m meanwhile. A monitor
+// that fails again is retried after a longer wait; a new error is logged.
+func (s *Service) start(ctx context.Context, m *Monitor) {
+	started, err := s.build(ctx, m.spec)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.set.Load().byName[m.spec.Name] != m {
+		return
+	}
+	if err != nil {
+		backoff := min(max(2*m.backoff, retryFirst), retryMax)
+		if errors.Is(m.err, errStarting) || m.err.Error() != err.Error() {
+			s.log.Error("drift monitor not started; retrying", "monitor", m.spec.Name, "retry_in", backoff, "err", err)
+		}
+		s.swap(m.spec.Name, stopped(m.spec, err, s.now().Add(backoff), backoff))
+		return
+	}
+	if !errors.Is(m.err, errStarting) {
+		s.log.Info("drift monitor started", "monitor", m.spec.Name, "model", started.model.Name, "version", started.model.Version)
+	}
+	s.swap(m.spec.Name, started)
+}
+
+// startDue tries to start every monitor that is not running and whose
+// retry time has come.
+func (s *Service) startDue(ctx context.Context) {
+	now := s.now()
+	for _, m := range s.List() {
+		if m.err != nil && !now.Before(m.retryAt) {
+			s.start(ctx, m)
+		}
+	}
 }
 
 // Watching returns the monitors that watch an endpoint's predictions or a
@@ -184,6 +227,9 @@ func (s *Service) Batch(ctx context.Context, name string, start, end time.Time, 
 	if err != nil {
 		return nil, err
 	}
+	if live.err != nil {
+		return nil, &causeError{msg: fmt.Sprintf("monitor %q is not running: %v", name, live.err), cause: live.err}
+	}
 	spec := live.Spec()
 	spec.Cooldown = 0
 	m, err := NewMonitor(spec, live.baseline, live.model, start)
@@ -198,8 +244,12 @@ func (s *Service) Batch(ctx context.Context, name string, start, end time.Time, 
 	return r, nil
 }
 
-// Start runs the loop that closes windows on time; Close stops it.
-func (s *Service) Start(tick time.Duration) {
+// Start starts the monitors loaded from the store, which needs the models
+// they watch to be loaded, then runs the loop that closes windows on time
+// and retries the monitors that could not start; Close stops it. A monitor
+// that cannot start stays listed with StatusError and its error.
+func (s *Service) Start(ctx context.Context, tick time.Duration) {
+	s.startDue(ctx)
 	s.loop = ticker.Every(tick, "drift monitors", s.log, s.Tick)
 }
 
@@ -209,9 +259,12 @@ func (s *Service) Close() {
 	s.loop = nil
 }
 
-// Tick closes every window whose time is up and sends the alerts they
-// raise. The loop calls it; tests may too.
+// Tick tries again to start the monitors that could not start and whose
+// wait is over (a second after the first failure, doubling up to a minute),
+// closes every window whose time is up, and sends the alerts they raise.
+// The loop calls it; tests may too.
 func (s *Service) Tick(ctx context.Context) {
+	s.startDue(ctx)
 	for _, m := range s.List() {
 		r, ok := m.Evaluate(s.now(), false)
 		if !ok || !r.Alerted || r.Alert == nil {

@@ -1,7 +1,10 @@
 package drift
 
 import (
+	"bytes"
+	"encoding/json"
 	"fmt"
+	"net/netip"
 	"net/url"
 	"strings"
 	"time"
@@ -9,6 +12,7 @@ import (
 
 	"github.com/mlgate/mlgate/internal/jsondur"
 	"github.com/mlgate/mlgate/internal/jsonerr"
+	"github.com/mlgate/mlgate/internal/names"
 )
 
 // Monitor spec defaults and limits.
@@ -17,8 +21,9 @@ const (
 	DefaultCooldown   = time.Hour
 	DefaultMinSamples = 100
 	MinWindow         = time.Second
-	maxMonitorName    = 128
 	maxRefName        = 256
+	maxWebhookURL     = 2048
+	maxWebhookSecret  = 1024
 )
 
 // Duration is a time.Duration written in JSON as a Go duration string such as
@@ -77,6 +82,17 @@ type MonitorSpec struct {
 // given, and checks it with Check(nil). Errors match ErrInvalid and name the
 // field.
 func DecodeMonitorSpec(body []byte) (MonitorSpec, error) {
+	return decodeMonitorSpec(body, "")
+}
+
+// DecodeNamedMonitorSpec decodes, as DecodeMonitorSpec does, the spec of the
+// monitor called name elsewhere (in a URL): the body may leave its name out,
+// and if it gives one it must be name.
+func DecodeNamedMonitorSpec(name string, body []byte) (MonitorSpec, error) {
+	return decodeMonitorSpec(body, name)
+}
+
+func decodeMonitorSpec(body []byte, name string) (MonitorSpec, error) {
 	s := MonitorSpec{
 		Baseline:   BaselineModel,
 		MinSamples: DefaultMinSamples,
@@ -85,8 +101,20 @@ func DecodeMonitorSpec(body []byte) (MonitorSpec, error) {
 	if !utf8.Valid(body) {
 		return MonitorSpec{}, invalid("monitor: not valid UTF-8")
 	}
+	if err := checkObject(body); err != nil {
+		return MonitorSpec{}, err
+	}
+	if err := checkDurations(body); err != nil {
+		return MonitorSpec{}, err
+	}
 	if err := jsonerr.Decode(body, &s); err != nil {
-		return MonitorSpec{}, invalid("monitor: %v", err)
+		return MonitorSpec{}, invalid("monitor: %s", clip(err.Error()))
+	}
+	if name != "" {
+		if s.Name != "" && s.Name != name {
+			return MonitorSpec{}, invalid("name: the body names %q, the URL %q", clip(s.Name), clip(name))
+		}
+		s.Name = name
 	}
 	if err := s.Check(nil); err != nil {
 		return MonitorSpec{}, err
@@ -94,16 +122,84 @@ func DecodeMonitorSpec(body []byte) (MonitorSpec, error) {
 	return s, nil
 }
 
-// Check reports whether the spec is well formed: a name; exactly one of
-// endpoint and model (which resolve, when not nil, accepts: it gets the
-// field's name and value); a baseline of "model" or a time range whose start
-// is before its end; a window of at least 1s; min_samples and cooldown not
-// negative; distinct feature names; thresholds not negative, p-values and
-// the JS distance at most 1, and at least one rule on; a webhook URL, when
-// set, absolute http or https. Errors match ErrInvalid and name the field.
+// checkDurations checks the duration fields of a monitor body that is an
+// object, so that a string that is not a duration is refused with its
+// field's name, which the decoder's error would not give. Values of other
+// types are left to the decoder, which names their field.
+func checkDurations(body []byte) error {
+	var raw struct{ Window, Cooldown json.RawMessage }
+	if json.Unmarshal(body, &raw) != nil {
+		return nil
+	}
+	for _, f := range []struct {
+		name string
+		raw  json.RawMessage
+	}{{"window", raw.Window}, {"cooldown", raw.Cooldown}} {
+		var text string
+		if json.Unmarshal(f.raw, &text) != nil {
+			continue
+		}
+		if _, err := time.ParseDuration(text); err != nil {
+			return invalid("monitor: field %q: want a Go duration such as \"90s\" or \"24h\", got %q", f.name, clip(text))
+		}
+	}
+	return nil
+}
+
+// clipLen is how much of a value from a request an error message repeats.
+const clipLen = 200
+
+// clip shortens s, a value from a request, for an error message.
+func clip(s string) string {
+	if len(s) <= clipLen {
+		return s
+	}
+	cut := clipLen
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut] + fmt.Sprintf("... (%d bytes)", len(s))
+}
+
+// checkObject refuses a body that is not a JSON object: null, which would
+// decode as an empty spec, and any other value, whose decoding error would
+// not say what was expected.
+func checkObject(body []byte) error {
+	tok, err := json.NewDecoder(bytes.NewReader(body)).Token()
+	if err != nil {
+		return invalid("monitor: %s", jsonerr.Describe(err))
+	}
+	if tok != json.Delim('{') {
+		got := "a value"
+		switch tok.(type) {
+		case nil:
+			got = "null"
+		case json.Delim:
+			got = "an array"
+		case string:
+			got = "a string"
+		case float64:
+			got = "a number"
+		case bool:
+			got = "true or false"
+		}
+		return invalid("monitor: want a JSON object, got %s", got)
+	}
+	return nil
+}
+
+// Check reports whether the spec is well formed: a name and, if given, an
+// endpoint that names.Check accepts; exactly one of endpoint and model
+// (which resolve, when not nil, accepts: it gets the field's name and
+// value); a baseline of "model" or a time range whose start is before its
+// end; a window of at least 1s; min_samples and cooldown not negative;
+// distinct feature names; thresholds not negative, p-values and the JS
+// distance at most 1, and at least one rule on; a webhook URL, when set,
+// absolute http or https and not to an address CheckWebhookAddr refuses.
+// Errors match ErrInvalid and name the field.
 func (s MonitorSpec) Check(resolve func(field, ref string) error) error {
-	if err := checkText("name", s.Name, maxMonitorName); err != nil {
-		return err
+	if err := names.Check(s.Name); err != nil {
+		return &causeError{msg: "name: " + err.Error(), cause: err}
 	}
 	switch {
 	case s.Endpoint == "" && s.Model == "":
@@ -115,7 +211,11 @@ func (s MonitorSpec) Check(resolve func(field, ref string) error) error {
 	if s.Model != "" {
 		field, ref = "model", s.Model
 	}
-	if err := checkText(field, ref, maxRefName); err != nil {
+	if s.Endpoint != "" {
+		if err := names.Check(ref); err != nil {
+			return &causeError{msg: "endpoint: " + err.Error(), cause: err}
+		}
+	} else if err := checkText(field, ref, maxRefName); err != nil {
 		return err
 	}
 	if resolve != nil {
@@ -151,13 +251,32 @@ func (s MonitorSpec) Check(resolve func(field, ref string) error) error {
 	if err := s.Thresholds.check(); err != nil {
 		return err
 	}
-	if s.Webhook.URL != "" {
-		u, err := url.Parse(s.Webhook.URL)
-		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-			return invalid("webhook.url: want an absolute http or https URL, got %q", s.Webhook.URL)
-		}
-	} else if s.Webhook.Secret != "" {
+	return s.Webhook.check()
+}
+
+// check reports whether the webhook is absent or an absolute http or https
+// URL whose host, if written as an IP address, is one alerts may go to (see
+// CheckWebhookAddr); a host name is judged at delivery, by the address it
+// resolves to.
+func (w Webhook) check() error {
+	switch {
+	case w.URL == "" && w.Secret != "":
 		return invalid("webhook.secret: set without webhook.url")
+	case w.URL == "":
+		return nil
+	case len(w.URL) > maxWebhookURL:
+		return invalid("webhook.url: at most %d bytes, got %d", maxWebhookURL, len(w.URL))
+	case len(w.Secret) > maxWebhookSecret:
+		return invalid("webhook.secret: at most %d bytes, got %d", maxWebhookSecret, len(w.Secret))
+	}
+	u, err := url.Parse(w.URL)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return invalid("webhook.url: want an absolute http or https URL, got %q", w.URL)
+	}
+	if addr, err := netip.ParseAddr(u.Hostname()); err == nil {
+		if err := CheckWebhookAddr(addr); err != nil {
+			return &causeError{msg: "webhook.url: " + err.Error(), cause: err}
+		}
 	}
 	return nil
 }

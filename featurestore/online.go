@@ -33,6 +33,10 @@ func statusOf(v *View, r *Row, i int, now time.Time) Status {
 }
 
 // WriteRows stores rows of the named view and evicts them from the cache.
+// It fails with ErrUnavailable, naming the store but no more of what went
+// wrong (the log has the store's own error), when the store cannot take the
+// write: its breaker is open, it fails, or it does not answer within the
+// write timeout.
 func (s *Service) WriteRows(ctx context.Context, view string, rows []Row) error {
 	v, err := s.View(view)
 	if err != nil {
@@ -43,23 +47,63 @@ func (s *Service) WriteRows(ctx context.Context, view string, rows []Row) error 
 			return fmt.Errorf("row %q has %d values, view %s has %d features", r.Key, len(r.Values), v.Name, len(v.Features))
 		}
 	}
-	_, err = s.breakers[v.Store].Execute(func() (struct{}, error) {
-		err := s.stores[v.Store].Write(ctx, v, rows)
-		if errors.Is(err, ErrInvalid) || errors.Is(ctx.Err(), context.Canceled) {
-			err = uncounted{err}
-		}
-		return struct{}{}, err
+	err = s.call(ctx, v.Store, "write view "+v.Name, s.writeTimeout, func(ctx context.Context, st OnlineStore) error {
+		return st.Write(ctx, v, rows)
 	})
-	if Refused(err) {
-		return unavailable("online store %s is unavailable: it failed repeatedly and its circuit breaker is open; try again shortly", v.Store)
-	}
 	if err != nil {
-		return fmt.Errorf("write view %s to store %s: %w", v.Name, v.Store, err)
+		return err
 	}
 	for _, r := range rows {
 		s.cache.evict(v, r.Key)
 	}
 	return nil
+}
+
+// call makes one call (op, "write view users") to the named store through
+// its breaker, within timeout and ctx's deadline (see callContext), and
+// returns its error as callError does.
+func (s *Service) call(ctx context.Context, store, op string, timeout time.Duration, fn func(context.Context, OnlineStore) error) error {
+	c := callContext(ctx, timeout)
+	defer c.cancel()
+	_, err := s.breakers[store].Execute(func() (struct{}, error) {
+		return struct{}{}, c.failure(ctx, fn(c.ctx, s.stores[store]))
+	})
+	return s.callError(ctx, c, store, op, err)
+}
+
+// prepare makes the view ready in its store within the write timeout, but
+// outside the store's breaker: a store may have nothing to prepare and not
+// be called at all (Redis), and such a success must not close a breaker a
+// failing store opened. Its error is as callError returns it.
+func (s *Service) prepare(ctx context.Context, v *View) error {
+	c := callContext(ctx, s.writeTimeout)
+	defer c.cancel()
+	return s.callError(ctx, c, v.Store, "prepare view "+v.Name, s.stores[v.Store].Prepare(c.ctx, v))
+}
+
+// callError returns the error of the call op to the named store, made under
+// c within the request's ctx. The store's ErrInvalid and ErrConflict come
+// back wrapped as they are (they describe the caller's input, never the
+// store); any other failure is logged and comes back as ErrUnavailable with
+// a message that names the store's kind only, never what the driver said
+// (addresses, hosts, ports).
+func (s *Service) callError(ctx context.Context, c storeCall, store, op string, err error) error {
+	switch {
+	case err == nil:
+		return nil
+	case Refused(err):
+		return unavailable("online store %s is unavailable: it failed repeatedly and its circuit breaker is open; try again shortly", store)
+	case errors.Is(err, ErrInvalid), errors.Is(err, ErrConflict):
+		return fmt.Errorf("%s in store %s: %w", op, store, err)
+	case errors.Is(ctx.Err(), context.Canceled):
+		// The caller went away; no one reads the answer.
+		return fmt.Errorf("%s in store %s: %w", op, store, ctx.Err())
+	}
+	s.log.WarnContext(ctx, "online store call failed", "store", store, "op", op, "err", err)
+	if c.ctx.Err() != nil {
+		return unavailable("online store %s is unavailable: %s did not complete in time", store, op)
+	}
+	return unavailable("online store %s is unavailable: %s failed (the gateway's log has the store's error)", store, op)
 }
 
 // read fills the lookups, from the cache where a view allows it, else with
@@ -161,20 +205,20 @@ func (s *Service) readStores(ctx context.Context, byStore map[string][]Lookup) (
 	return degraded, errors.Join(errs...)
 }
 
-// readStore reads one store's lookups through its breaker, within the
-// read's share of the request's time (see readContext). When the store
-// cannot answer it fills the lookups without it (see fallback), counts a
-// degraded read and reports false.
+// readStore reads one store's lookups through its breaker, within the read
+// timeout and the read's share of the request's time (see callContext).
+// When the store cannot answer it fills the lookups without it (see
+// fallback), counts a degraded read and reports false.
 func (s *Service) readStore(ctx context.Context, name string, ls []Lookup) (bool, error) {
-	rctx, cancel, budget := readContext(ctx)
-	defer cancel()
+	c := callContext(ctx, s.timeout)
+	defer c.cancel()
 	_, err := s.breakers[name].Execute(func() (struct{}, error) {
 		start := time.Now()
-		sctx, span := s.startLookup(rctx, name, ls)
+		sctx, span := s.startLookup(c.ctx, name, ls)
 		err := s.stores[name].Read(sctx, ls)
 		endLookup(span, err)
 		s.metrics.lookup.Record(ctx, time.Since(start).Seconds(), s.metrics.store(name))
-		return struct{}{}, readFailure(ctx, rctx, budget, err)
+		return struct{}{}, c.failure(ctx, err)
 	})
 	switch {
 	case err == nil:
@@ -309,10 +353,16 @@ type OnlineRow struct {
 	EventTS  []time.Time // zero when the value was not found
 }
 
-// Online reads features ("view:feature") for the entity rows given as columns.
+// MaxOnlineFeatures bounds the features of one online read: as many as one
+// view may hold.
+const MaxOnlineFeatures = maxFeatures
+
+// Online reads features ("view:feature") for the entity rows given as
+// columns. It fails with ErrInvalid when features are missing, more than
+// MaxOnlineFeatures, or unknown, and when the entity columns do not fit them.
 func (s *Service) Online(ctx context.Context, features []string, entities map[string][]string) (*OnlineResult, error) {
-	if len(features) == 0 {
-		return nil, invalid("features: at least one \"view:feature\" is required")
+	if len(features) == 0 || len(features) > MaxOnlineFeatures {
+		return nil, invalid("features: want 1 to %d \"view:feature\" references, got %d", MaxOnlineFeatures, len(features))
 	}
 	views := *s.set.Load()
 	refs := make([]Ref, len(features))

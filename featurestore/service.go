@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"slices"
 	"sort"
 	"strings"
@@ -32,10 +33,14 @@ type Service struct {
 	stores       map[string]OnlineStore
 	breakers     map[string]*gobreaker.CircuitBreaker[struct{}] // by store name
 	defaultStore string
+	timeout      time.Duration // of a read
+	writeTimeout time.Duration // of a write, a Prepare, a Drop
 	cache        *cache
 	metrics      *metrics
 	now          func() time.Time
 	tracer       trace.Tracer // nil traces nothing
+	log          *slog.Logger
+	audit        Auditor // nil records nothing
 
 	mu    sync.Mutex // serialises view changes
 	set   atomic.Pointer[map[string]*View]
@@ -50,14 +55,49 @@ type Options struct {
 	DefaultStore string
 	// CacheEntries bounds the cache; 0 disables it.
 	CacheEntries int
+	// Timeout bounds each read from a store; 0 means DefaultTimeout. A read
+	// that runs out of it is answered without the store (degraded) and
+	// counts as a failure of the store.
+	Timeout time.Duration
+	// WriteTimeout bounds each write to a store, and each Prepare and Drop
+	// of a view; 0 means DefaultWriteTimeout. A write that runs out of it
+	// fails with ErrUnavailable and counts as a failure of the store.
+	WriteTimeout time.Duration
 	// Breaker configures the circuit breaker in front of each store.
 	Breaker Breaker
+	// Audit records each change of a view; nil records none.
+	Audit Auditor
+	// Log receives the errors of failed store calls, which callers see only
+	// as ErrUnavailable naming the store; nil logs nothing.
+	Log *slog.Logger
 	// Meter records the feature store's metrics; nil records none.
 	Meter metric.Meter
 	// Tracer starts a span ("feature.lookup") for each read from a store;
 	// nil traces none.
 	Tracer trace.Tracer
 }
+
+// The store timeouts an Options that sets none takes: well under a
+// request's deadline, so that a hung store costs a caller this much, not
+// its whole deadline. A write may carry many rows (limits.max_rows), so it
+// gets longer.
+const (
+	DefaultTimeout      = 500 * time.Millisecond
+	DefaultWriteTimeout = 5 * time.Second
+)
+
+// Auditor records a change of a feature view in the audit trail: action is
+// one of the Action constants, before and after the view's definitions (nil
+// when it did not exist before, or no longer does after). An error means the
+// change was made but not recorded.
+type Auditor func(ctx context.Context, actor, action, view string, before, after any) error
+
+// Audit actions of view changes.
+const (
+	ActionCreateView = "create_feature_view"
+	ActionChangeView = "change_feature_view"
+	ActionDeleteView = "delete_feature_view"
+)
 
 // NewService loads the views and returns the service.
 func NewService(ctx context.Context, views ViewStore, opts Options) (*Service, error) {
@@ -76,8 +116,18 @@ func NewService(ctx context.Context, views ViewStore, opts Options) (*Service, e
 	if err != nil {
 		return nil, err
 	}
-	s := &Service{views: views, stores: opts.Stores, breakers: breakers, defaultStore: opts.DefaultStore, cache: c, metrics: m, now: time.Now}
-	s.tracer = opts.Tracer
+	s := &Service{views: views, stores: opts.Stores, breakers: breakers, defaultStore: opts.DefaultStore,
+		timeout: opts.Timeout, writeTimeout: opts.WriteTimeout, cache: c, metrics: m, now: time.Now,
+		tracer: opts.Tracer, log: opts.Log, audit: opts.Audit}
+	if s.timeout <= 0 {
+		s.timeout = DefaultTimeout
+	}
+	if s.writeTimeout <= 0 {
+		s.writeTimeout = DefaultWriteTimeout
+	}
+	if s.log == nil {
+		s.log = slog.New(slog.DiscardHandler)
+	}
 	all, err := views.Views(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("load feature views: %w", err)
@@ -119,16 +169,17 @@ func (s *Service) Views() []*View {
 // PutView creates or changes a view. A change may add or remove features and
 // change the TTLs; it may not change the entities, the store, or a feature's
 // type, and it may not break the feature spec of a registered model version.
-// It reports whether the view was created.
-func (s *Service) PutView(ctx context.Context, v *View) (*View, bool, error) {
+// It reports whether the view was created, and records the change in the
+// audit trail on behalf of actor. It fails with ErrUnavailable when the
+// view's store cannot prepare the view (see WriteRows).
+func (s *Service) PutView(ctx context.Context, actor string, v *View) (*View, bool, error) {
 	if v.Store == "" {
 		v.Store = s.defaultStore
 	}
 	if err := v.Check(); err != nil {
 		return nil, false, err
 	}
-	store, ok := s.stores[v.Store]
-	if !ok {
+	if _, ok := s.stores[v.Store]; !ok {
 		return nil, false, invalid("view %s: store %q is not configured (configured: %s)", v.Name, v.Store, strings.Join(s.storeNames(), ", "))
 	}
 	s.mu.Lock()
@@ -147,8 +198,8 @@ func (s *Service) PutView(ctx context.Context, v *View) (*View, bool, error) {
 	if err := s.checkUsers(ctx, next, "changing feature view "+v.Name); err != nil {
 		return nil, false, err
 	}
-	if err := store.Prepare(ctx, v); err != nil {
-		return nil, false, fmt.Errorf("prepare view %s in store %s: %w", v.Name, v.Store, err)
+	if err := s.prepare(ctx, v); err != nil {
+		return nil, false, err
 	}
 	if err := s.views.PutView(ctx, v); err != nil {
 		return nil, false, fmt.Errorf("save view %s: %w", v.Name, err)
@@ -156,12 +207,21 @@ func (s *Service) PutView(ctx context.Context, v *View) (*View, bool, error) {
 	s.set.Store(&next)
 	s.cache.purge()
 	s.metrics.byView.Clear()
+	action, before := ActionCreateView, any(nil)
+	if exists {
+		action, before = ActionChangeView, old
+	}
+	if err := s.record(ctx, actor, action, v.Name, before, v); err != nil {
+		return nil, false, err
+	}
 	return v, !exists, nil
 }
 
-// DeleteView removes a view and its values. It is refused while a registered
-// model version reads one of its features.
-func (s *Service) DeleteView(ctx context.Context, name string) error {
+// DeleteView removes a view and its values, and records the change in the
+// audit trail on behalf of actor. It is refused while a registered model
+// version reads one of its features. When the view is removed but its store
+// cannot drop its values, it fails with ErrUnavailable.
+func (s *Service) DeleteView(ctx context.Context, actor, name string) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	set := *s.set.Load()
@@ -179,8 +239,23 @@ func (s *Service) DeleteView(ctx context.Context, name string) error {
 	s.set.Store(&next)
 	s.cache.purge()
 	s.metrics.byView.Clear()
-	if err := s.stores[v.Store].Drop(ctx, v); err != nil {
-		return fmt.Errorf("view %s deleted, but dropping its values from store %s failed: %w", name, v.Store, err)
+	recorded := s.record(ctx, actor, ActionDeleteView, name, v, nil)
+	err := s.call(ctx, v.Store, "drop view "+name, s.writeTimeout, func(ctx context.Context, st OnlineStore) error {
+		return st.Drop(ctx, v)
+	})
+	if err != nil {
+		return errors.Join(fmt.Errorf("view %s deleted, but its values are still in the store: %w", name, err), recorded)
+	}
+	return recorded
+}
+
+// record adds a view change to the audit trail.
+func (s *Service) record(ctx context.Context, actor, action, view string, before, after any) error {
+	if s.audit == nil {
+		return nil
+	}
+	if err := s.audit(ctx, actor, action, view, before, after); err != nil {
+		return fmt.Errorf("feature view %s changed, but recording it in the audit trail failed: %w", view, err)
 	}
 	return nil
 }

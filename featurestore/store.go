@@ -18,6 +18,17 @@ type Lookup struct {
 // OnlineStore holds the latest feature values of each entity. Every backend
 // passes the conformance suite in featurestore/storetest against a real
 // server. Implementations must be safe for concurrent use.
+//
+// Errors: a method fails with an error matching ErrInvalid when what it was
+// given is unusable (a row without a view, a value of the wrong type), and
+// Prepare with ErrConflict when the store already holds the view in a shape
+// it cannot change to; these describe the caller's input, reach the caller
+// as they are, do not count against the store's circuit breaker, and so must
+// not hold the store's address. Any other error is the store's (it is
+// unreachable, failing, or too slow for ctx's deadline): the Service counts
+// it against the store's breaker unless the caller itself went away, and
+// answers a read degraded, any other call with ErrUnavailable (logging the
+// store's error). A method that waits on the network returns once ctx ends.
 type OnlineStore interface {
 	// Prepare makes the store ready to hold the view (a table, say). It is
 	// called when a view is created and each time one changes; features are

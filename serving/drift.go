@@ -350,17 +350,7 @@ func (s *Server) putMonitor(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	name := param(c, "monitor")
-	var fields map[string]json.RawMessage
-	if err := jsonerr.Decode(c.Body(), &fields); err != nil {
-		return invalidInput("request body: %v", err)
-	}
-	if raw, ok := fields["name"]; ok && string(raw) != strconv.Quote(name) {
-		return invalidInput("name: the body names %s, the path %q", raw, name)
-	}
-	fields["name"], _ = json.Marshal(name)
-	body, _ := json.Marshal(fields)
-	spec, err := drift.DecodeMonitorSpec(body)
+	spec, err := drift.DecodeNamedMonitorSpec(param(c, "monitor"), c.Body())
 	if err != nil {
 		return err
 	}
@@ -390,11 +380,23 @@ func (s *Server) listMonitors(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	out := []drift.MonitorSpec{}
+	out := []monitorEntry{}
 	for _, m := range ds.List() {
-		out = append(out, m.Spec().Redacted())
+		e := monitorEntry{MonitorSpec: m.Spec().Redacted(), Status: m.Status()}
+		if e.Status == drift.StatusError {
+			e.Error = m.Err().Error()
+		}
+		out = append(out, e)
 	}
 	return c.JSON(fiber.Map{"monitors": out})
+}
+
+// monitorEntry is a monitor in the list: its spec (webhook secret
+// redacted), its status, and why it is not running when it is not.
+type monitorEntry struct {
+	drift.MonitorSpec
+	Status string `json:"status"`
+	Error  string `json:"error,omitempty"`
 }
 
 // monitorReport is a monitor's state with the model's measured quality

@@ -181,3 +181,112 @@ func TestLabelsGiveAccuracy(t *testing.T) {
 	}
 	g.must("POST", "/v1/labels", `{"labels": [{"request_id": "x"}]}`, 400)
 }
+
+// TestMonitorRoutes_HostileBodies sends the monitor routes bodies that are
+// not monitors: each is a 400 whose message names what is wrong, none a 5xx
+// (and none the panic `null` once was), and the gateway still answers.
+func TestMonitorRoutes_HostileBodies(t *testing.T) {
+	g := startGateway(t)
+	const valid = `"model": "linear", "window": "1m", "thresholds": {"psi": 0.2}`
+	deep := func(open, close string, n int) string {
+		return strings.Repeat(open, n) + "1" + strings.Repeat(close, n)
+	}
+	for _, tt := range []struct {
+		name, method, path, body, want string
+	}{
+		{"null", "PUT", "/v1/monitors/m2", `null`, "monitor: want a JSON object, got null"},
+		{"array", "PUT", "/v1/monitors/m2", `[]`, "monitor: want a JSON object, got an array"},
+		{"empty object", "PUT", "/v1/monitors/m2", `{}`, "endpoint or model: one of them is required"},
+		{"number", "PUT", "/v1/monitors/m2", `1`, "monitor: want a JSON object, got a number"},
+		{"string", "PUT", "/v1/monitors/m2", `"s"`, "monitor: want a JSON object, got a string"},
+		{"bool", "PUT", "/v1/monitors/m2", `false`, "monitor: want a JSON object, got true or false"},
+		{"empty body", "PUT", "/v1/monitors/m2", ``, "monitor: malformed JSON"},
+		{"malformed", "PUT", "/v1/monitors/m2", `{"model": `, "monitor: malformed JSON"},
+		{"not UTF-8", "PUT", "/v1/monitors/m2", "{\"model\": \"\xff\"}", "monitor: not valid UTF-8"},
+		{"trailing data", "PUT", "/v1/monitors/m2", `{` + valid + `} []`, "unexpected data after the JSON value"},
+		{"deep arrays", "PUT", "/v1/monitors/m2", deep("[", "]", 10000), "monitor: want a JSON object, got an array"},
+		{"unknown field", "PUT", "/v1/monitors/m2", `{"` + strings.Repeat("u", 500_000) + `": 1}`, `monitor: unknown field "uuu`},
+		{"deep objects", "PUT", "/v1/monitors/m2", deep(`{"a":`, "}", 10000), `monitor: unknown field "a"`},
+		{"deep in a field", "PUT", "/v1/monitors/m2", `{"features": ` + deep("[", "]", 10000) + `}`, "exceeded max depth"},
+		{"null fields", "PUT", "/v1/monitors/m2", `{"model": null, "thresholds": null, "webhook": null, "features": null}`, "endpoint or model: one of them is required"},
+		{"wrong types", "PUT", "/v1/monitors/m2", `{"model": ["linear"]}`, `field "model": expected a string`},
+		{"huge number", "PUT", "/v1/monitors/m2", `{` + valid + `, "min_samples": 1e400}`, `field "min_samples"`},
+		{"huge threshold", "PUT", "/v1/monitors/m2", `{"model": "linear", "window": "1m", "thresholds": {"psi": 1e308}}`, "thresholds.psi"},
+		{"huge window", "PUT", "/v1/monitors/m2", `{"model": "linear", "window": "9999999999h", "thresholds": {"psi": 0.2}}`, `field "window": want a Go duration`},
+		{"huge name", "PUT", "/v1/monitors/m2", `{"name": "` + strings.Repeat("n", 500_000) + `", ` + valid + `}`, "name: the body names"},
+		{"huge model", "PUT", "/v1/monitors/m2", `{"model": "` + strings.Repeat("n", 500_000) + `", "window": "1m", "thresholds": {"psi": 0.2}}`, "model: at most 256 bytes"},
+		{"huge feature list", "PUT", "/v1/monitors/m2", `{` + valid + `, "features": [` + strings.Repeat(`"f",`, 5000) + `"f"]}`, "features: at most 1000"},
+		{"huge webhook", "PUT", "/v1/monitors/m2", `{` + valid + `, "webhook": {"url": "https://h/` + strings.Repeat("x", 500_000) + `"}}`, "webhook.url: at most 2048 bytes"},
+		{"control characters", "PUT", "/v1/monitors/m2", `{"model": "lin\u0000ear", "window": "1m", "thresholds": {"psi": 0.2}}`, "model: must not hold control characters"},
+		{"run null", "POST", "/v1/monitors/m2/run", `null`, "from must be before to"},
+		{"run array", "POST", "/v1/monitors/m2/run", `[]`, "request body: expected an object"},
+		{"run deep", "POST", "/v1/monitors/m2/run", deep("[", "]", 10000), "request body: expected an object"},
+		{"run bad time", "POST", "/v1/monitors/m2/run", `{"from": "yesterday"}`, "request body"},
+		{"labels null", "POST", "/v1/labels", `null`, "labels: want 1 to"},
+		{"labels deep", "POST", "/v1/labels", `{"labels": ` + deep("[", "]", 10000) + `}`, "request body"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			r := g.do(tt.method, tt.path, "application/json", []byte(tt.body))
+			if r.status != http.StatusBadRequest {
+				t.Fatalf("%s %s: %d %.300s, want 400", tt.method, tt.path, r.status, r.body)
+			}
+			if msg := r.errorMessage(t); !strings.Contains(msg, tt.want) {
+				t.Errorf("%s %s: error %.300q, want it to contain %q", tt.method, tt.path, msg, tt.want)
+			}
+			if strings.HasPrefix(tt.path, "/v1/monitors/") && len(r.body) > 1000 {
+				t.Errorf("%s %s: an answer of %d bytes repeats the request", tt.method, tt.path, len(r.body))
+			}
+		})
+	}
+	g.must("GET", "/v1/monitors", "", 200)
+	for _, path := range []string{"/v1/monitors/m2/report", "/v1/monitors/..%2F..%2Fetc/report", "/v1/monitors/%00/report"} {
+		if r := g.do("GET", path, "", nil); r.status != http.StatusNotFound {
+			t.Errorf("GET %s: %d %s, want 404", path, r.status, r.body)
+		}
+	}
+	if r := g.do("DELETE", "/v1/monitors/%00", "", nil); r.status != http.StatusNotFound {
+		t.Errorf("DELETE a monitor that cannot exist: %d %s, want 404", r.status, r.body)
+	}
+}
+
+// TestPutMonitor_RefusesNamesAndWebhooks: a monitor's name follows the rule
+// of model and endpoint names, and its webhook may not point at a
+// link-local (metadata) or unspecified address; each refusal is a 400 that
+// names the field.
+func TestPutMonitor_RefusesNamesAndWebhooks(t *testing.T) {
+	g := startGateway(t)
+	const valid = `"model": "linear", "window": "1m", "thresholds": {"psi": 0.2}`
+	for _, tt := range []struct {
+		name, path, body, want string
+	}{
+		{"300 characters", "/v1/monitors/" + strings.Repeat("m", 300), `{` + valid + `}`, "name: at most 128 characters, got 300"},
+		{"escaped slashes", "/v1/monitors/..%2F..%2Fetc", `{` + valid + `}`, "name: "},
+		{"NUL", "/v1/monitors/%00", `{` + valid + `}`, "name: "},
+		{"NUL inside", "/v1/monitors/a%00b", `{` + valid + `}`, "name: "},
+		{"leading dot", "/v1/monitors/.hidden", `{` + valid + `}`, `name: ".hidden": must start with a letter or digit`},
+		{"space", "/v1/monitors/a%20b", `{` + valid + `}`, "name: "},
+		{"body disagrees", "/v1/monitors/m", `{"name": "other", ` + valid + `}`, `name: the body names "other", the URL "m"`},
+		{"metadata address", "/v1/monitors/m", `{` + valid + `, "webhook": {"url": "http://169.254.169.254/latest/meta-data/"}}`, "webhook.url: address not allowed: 169.254.169.254 is link-local"},
+		{"IPv6 link-local", "/v1/monitors/m", `{` + valid + `, "webhook": {"url": "http://[fe80::1]/hook"}}`, "webhook.url: address not allowed: fe80::1 is link-local"},
+		{"IPv4-mapped metadata", "/v1/monitors/m", `{` + valid + `, "webhook": {"url": "http://[::ffff:a9fe:a9fe]/"}}`, "webhook.url: address not allowed"},
+		{"unspecified", "/v1/monitors/m", `{` + valid + `, "webhook": {"url": "http://0.0.0.0:8080/"}}`, "webhook.url: address not allowed: 0.0.0.0 is unspecified"},
+		{"multicast", "/v1/monitors/m", `{` + valid + `, "webhook": {"url": "http://[ff02::1]/"}}`, "webhook.url: address not allowed: ff02::1 is multicast"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			r := g.do("PUT", tt.path, "application/json", []byte(tt.body))
+			if r.status != http.StatusBadRequest {
+				t.Fatalf("PUT %.80s: %d %.300s, want 400", tt.path, r.status, r.body)
+			}
+			if msg := r.errorMessage(t); !strings.Contains(msg, tt.want) {
+				t.Errorf("PUT %.80s: error %q, want it to contain %q", tt.path, msg, tt.want)
+			}
+		})
+	}
+	var list struct {
+		Monitors []json.RawMessage `json:"monitors"`
+	}
+	g.must("GET", "/v1/monitors", "", 200).decode(t, &list)
+	if len(list.Monitors) != 0 {
+		t.Errorf("monitors were created: %s", list.Monitors)
+	}
+}

@@ -286,7 +286,9 @@ func TestOnlineReadsAndWrites(t *testing.T) {
 		{"/v1/features/online", `{"features": ["user:agee"], "entities": {"user_id": ["u1"]}}`, `view user has no feature \"agee\"`},
 		{"/v1/features/online", `{"features": ["user:age"], "entities": {"user_id": ["u1"], "x": ["1"]}}`, `column \"x\" is not an entity`},
 		{"/v1/features/online", `{"features": ["txn:emb"], "entities": {"user_id": ["u1"]}}`, `column \"merchant\" is missing`},
-		{"/v1/features/online", `{"features": [], "entities": {"user_id": ["u1"]}}`, "at least one"},
+		{"/v1/features/online", `{"features": [], "entities": {"user_id": ["u1"]}}`, "features: want 1 to 1024"},
+		{"/v1/features/online", `{"features": [` + strings.Repeat(`"user:age", `, 1024) + `"user:age"], "entities": {"user_id": ["u1"]}}`,
+			`features: want 1 to 1024 \"view:feature\" references, got 1025`},
 	}
 	for _, b := range bad {
 		r := g.do("POST", b.path, "application/json", []byte(b.body))
@@ -309,4 +311,28 @@ type onlineAnswer struct {
 		Statuses        []string          `json:"statuses"`
 		EventTimestamps []*time.Time      `json:"event_timestamps"`
 	} `json:"rows"`
+}
+
+// TestOnlineReadBounds checks that an online read's answer, rows × features
+// values, is held to limits.max_tensor_elements before anything is read.
+func TestOnlineReadBounds(t *testing.T) {
+	g := startGateway(t, withOptions(func(o *Options) { o.MaxTensorElements = 4 }))
+	g.must("PUT", "/v1/feature-views/user", userView, 201)
+	tests := []struct {
+		features string
+		users    string
+		status   int
+		want     string
+	}{
+		{`"user:age", "user:city"`, `"u1", "u2"`, 200, `"statuses"`},
+		{`"user:age", "user:city", "user:visits"`, `"u1", "u2"`, 413,
+			"features × entities: 3 features for 2 rows is 6 values, more than limits.max_tensor_elements (4)"},
+	}
+	for _, tt := range tests {
+		r := g.do("POST", "/v1/features/online", "application/json",
+			[]byte(`{"features": [`+tt.features+`], "entities": {"user_id": [`+tt.users+`]}}`))
+		if r.status != tt.status || !strings.Contains(string(r.body), tt.want) {
+			t.Errorf("features %s for %s: %d %s, want %d containing %s", tt.features, tt.users, r.status, r.body, tt.status, tt.want)
+		}
+	}
 }

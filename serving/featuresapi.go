@@ -7,6 +7,7 @@ import (
 	"github.com/gofiber/fiber/v2"
 
 	"github.com/mlgate/mlgate/featurestore"
+	"github.com/mlgate/mlgate/internal/errkind"
 	"github.com/mlgate/mlgate/internal/jsonerr"
 )
 
@@ -57,7 +58,7 @@ func (s *Server) putView(c *fiber.Ctx) error {
 		return invalidInput("request body: %v", err)
 	}
 	v := &featurestore.View{Name: param(c, "view"), Entities: b.Entities, Features: b.Features, TTL: b.TTL, Store: b.Store, CacheTTL: b.CacheTTL}
-	v, created, err := fs.PutView(c.UserContext(), v)
+	v, created, err := fs.PutView(c.UserContext(), actor(c), v)
 	if err != nil {
 		return err
 	}
@@ -77,7 +78,7 @@ func (s *Server) deleteView(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	if err := fs.DeleteView(c.UserContext(), param(c, "view")); err != nil {
+	if err := fs.DeleteView(c.UserContext(), actor(c), param(c, "view")); err != nil {
 		return err
 	}
 	if err := s.sync(c); err != nil {
@@ -99,8 +100,9 @@ func (s *Server) writeRows(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	// Writes are never degraded: a store that is unavailable is a 503 the
-	// caller retries.
+	// Writes are never degraded: a store that is unavailable (its breaker
+	// open, failing, or not answering within online_store.write_timeout) is
+	// a 503 the caller retries, naming the store's kind and no more.
 	if err := fs.WriteRows(c.UserContext(), v.Name, rows); err != nil {
 		return err
 	}
@@ -158,7 +160,9 @@ func (s *Server) readOnline(c *fiber.Ctx) error {
 }
 
 // decodeOnlineRequest parses an online read, holding its entity columns to
-// lim.
+// lim, and its answer (rows × features values) to limits.max_tensor_elements:
+// the answer is in effect a table of that many values. The number of
+// features is bounded by the feature store (featurestore.MaxOnlineFeatures).
 func decodeOnlineRequest(body []byte, lim limits) (*onlineRequest, error) {
 	var req onlineRequest
 	if err := jsonerr.Decode(body, &req); err != nil {
@@ -166,6 +170,14 @@ func decodeOnlineRequest(body []byte, lim limits) (*onlineRequest, error) {
 	}
 	if err := lim.checkColumns("entities", req.Entities); err != nil {
 		return nil, err
+	}
+	rows := 0
+	for _, col := range req.Entities {
+		rows = max(rows, len(col))
+	}
+	if n := int64(rows) * int64(len(req.Features)); n > lim.maxElements {
+		return nil, errkind.New(errTooLarge, "features × entities: %d features for %d rows is %d values, more than limits.max_tensor_elements (%d)",
+			len(req.Features), rows, n, lim.maxElements)
 	}
 	return &req, nil
 }

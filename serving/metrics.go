@@ -13,8 +13,9 @@ import (
 )
 
 // RegisterMetrics records the server's metrics with m: requests by route,
-// endpoint, variant, model version and status, their latency, and the
-// depths of the inference-table and shadow queues. Call it before Serve.
+// endpoint, variant, model version and status, their latency, the depths
+// of the inference-table and shadow queues, and the inference table's I/O
+// errors. Call it before Serve.
 func (s *Server) RegisterMetrics(m metric.Meter) error {
 	rm := &requestMetrics{}
 	var err error
@@ -37,13 +38,19 @@ func (s *Server) RegisterMetrics(m metric.Meter) error {
 	if err != nil {
 		return err
 	}
+	tablesErrors, err := m.Int64ObservableCounter("mlgate_inference_table_errors",
+		metric.WithDescription("I/O errors the inference-table writer met; while they last, rows are not durable (see /v2/health/ready)."))
+	if err != nil {
+		return err
+	}
 	if _, err := m.RegisterCallback(func(_ context.Context, o metric.Observer) error {
 		if s.tables != nil {
 			o.ObserveInt64(tablesQueue, int64(s.tables.QueueLen()))
+			o.ObserveInt64(tablesErrors, s.tables.Stats().Errors)
 		}
 		o.ObserveInt64(shadowQueue, int64(len(s.shadows.jobs)))
 		return nil
-	}, tablesQueue, shadowQueue); err != nil {
+	}, tablesQueue, shadowQueue, tablesErrors); err != nil {
 		return err
 	}
 	rm.sets.Store(&map[requestLabels]*labelSet{})

@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/google/uuid"
 
@@ -28,7 +29,15 @@ type Tables interface {
 	QueueLen() int
 	Flush(ctx context.Context) error
 	DeleteEntity(ctx context.Context, column, value string) (int64, error)
+	// Healthy returns nil while rows are durable as promised, and
+	// otherwise the I/O error that keeps them from being so.
+	Healthy() error
 }
+
+// maxAskedName bounds the model name a row keeps when no model version
+// served the request: the name asked for, which any caller chooses. Real
+// model names are at most 128 bytes.
+const maxAskedName = 256
 
 // observation is one prediction, served or failed, as it is recorded.
 type observation struct {
@@ -49,7 +58,10 @@ type observation struct {
 // observe gives a prediction to the drift monitors that watch it, and
 // records it in the inference table (when the endpoint samples it), with the
 // PII fields of its endpoint hashed. It copies what it
-// keeps: body and response may be reused once it returns.
+// keeps: body and response may be reused once it returns. A request no
+// model version served keeps the model name asked for, cut to maxAskedName
+// bytes; the table files it under tables.UnknownModel, never under a
+// directory of that name.
 func (s *Server) observe(o *observation) {
 	label(o)
 	s.feedDrift(o)
@@ -62,7 +74,7 @@ func (s *Server) observe(o *observation) {
 		Timestamp: o.start,
 		Variant:   o.variant,
 		IsShadow:  o.shadow,
-		ModelName: strings.Clone(o.model), // a route parameter: fiber reuses its memory
+		ModelName: strings.Clone(truncate(o.model, maxAskedName)), // a route parameter: fiber reuses its memory
 		LatencyUS: time.Since(o.start).Microseconds(),
 		Response:  string(o.response),
 	}
@@ -97,6 +109,18 @@ func (s *Server) observe(o *observation) {
 	}
 	row.Request = string(redact(o.body, pii, s.piiKey))
 	s.tables.Write(row)
+}
+
+// truncate returns s cut to at most n bytes, without splitting a UTF-8
+// sequence.
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n]
 }
 
 // featuresJSON writes, for the inference table, the values a prediction's

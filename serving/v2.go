@@ -19,9 +19,20 @@ func (s *Server) live(c *fiber.Ctx) error {
 	return c.JSON(fiber.Map{"live": true})
 }
 
+// ready answers 503 until the catalog has loaded and while draining, and
+// 200 otherwise. A gateway whose inference table cannot make rows durable
+// (an I/O error, see tables.Writer.Healthy) still answers 200, so that the
+// load balancer keeps routing predictions to it, but says so:
+// {"ready": true, "degraded": ["inference tables: <error>"]}, as the
+// metric mlgate_inference_table_errors_total does.
 func (s *Server) ready(c *fiber.Ctx) error {
 	if !s.catalog.Ready() || s.draining.Load() {
 		return c.Status(fiber.StatusServiceUnavailable).JSON(fiber.Map{"ready": false})
+	}
+	if s.tables != nil {
+		if err := s.tables.Healthy(); err != nil {
+			return c.JSON(fiber.Map{"ready": true, "degraded": []string{"inference tables: " + err.Error()}})
+		}
 	}
 	return c.JSON(fiber.Map{"ready": true})
 }

@@ -52,7 +52,15 @@ type OnlineStore struct {
 	// cassandra.
 	Default string `yaml:"default"`
 	// CacheEntries bounds the LRU cache of feature rows; 0 disables it.
-	CacheEntries int       `yaml:"cache_entries"`
+	CacheEntries int `yaml:"cache_entries"`
+	// Timeout bounds each read from a store (within the request's
+	// deadline): a store that has not answered by then counts as failed,
+	// and the read is answered from the cache or the defaults.
+	Timeout Duration `yaml:"timeout"`
+	// WriteTimeout bounds each write to a store (rows, a view's creation
+	// or removal), which may carry limits.max_rows rows; a write that runs
+	// out of it answers 503.
+	WriteTimeout Duration  `yaml:"write_timeout"`
 	Breaker      Breaker   `yaml:"breaker"`
 	Redis        Redis     `yaml:"redis"`
 	Cassandra    Cassandra `yaml:"cassandra"`
@@ -160,10 +168,23 @@ type Limits struct {
 }
 
 // Breaker configures the circuit breaker in front of each online store and
-// each shadow target.
+// each shadow target. It opens on Failures failures in a row, or when at
+// least FailureRatio of the calls judged within the last Window failed, once
+// MinRequests calls were judged in it.
 type Breaker struct {
 	// Failures in a row open the breaker.
 	Failures int `yaml:"failures"`
+	// FailureRatio is the share of failed calls in Window that opens the
+	// breaker, from 0 (exclusive) to 1.
+	FailureRatio float64 `yaml:"failure_ratio"`
+	// MinRequests is how many calls Window must hold before FailureRatio
+	// is judged.
+	MinRequests int `yaml:"min_requests"`
+	// Window is the span, rolling, over which FailureRatio is judged; it
+	// must be longer than online_store.timeout and
+	// online_store.write_timeout, or slow failures would fall out of it
+	// before they count.
+	Window Duration `yaml:"window"`
 	// OpenFor is how long an open breaker refuses calls before it lets one
 	// through to probe.
 	OpenFor Duration `yaml:"open_for"`
@@ -250,7 +271,9 @@ func Defaults() Config {
 		OnlineStore: OnlineStore{
 			Default:      "embedded",
 			CacheEntries: 100000,
-			Breaker:      Breaker{Failures: 5, OpenFor: Duration(time.Second)},
+			Timeout:      Duration(500 * time.Millisecond),
+			WriteTimeout: Duration(5 * time.Second),
+			Breaker:      Breaker{Failures: 5, FailureRatio: 0.5, MinRequests: 10, Window: Duration(10 * time.Second), OpenFor: Duration(time.Second)},
 			Redis:        Redis{KeyPrefix: "mlgate", ClusterAddrs: []string{}},
 			Cassandra:    Cassandra{Hosts: []string{}, Keyspace: "mlgate", ReplicationFactor: 1, Consistency: "LOCAL_ONE", Timeout: Duration(2 * time.Second)},
 		},
@@ -312,6 +335,13 @@ func (c *Config) Validate() error {
 	check("limits.max_string_bytes", c.Limits.MaxStringBytes > 0, "must be greater than 0")
 	check("online_store.breaker.failures", c.OnlineStore.Breaker.Failures > 0, "must be greater than 0")
 	check("online_store.breaker.open_for", c.OnlineStore.Breaker.OpenFor > 0, "must be greater than 0")
+	check("online_store.timeout", c.OnlineStore.Timeout > 0, "must be greater than 0, got %s", c.OnlineStore.Timeout)
+	check("online_store.write_timeout", c.OnlineStore.WriteTimeout > 0, "must be greater than 0, got %s", c.OnlineStore.WriteTimeout)
+	b := c.OnlineStore.Breaker
+	check("online_store.breaker.failure_ratio", b.FailureRatio > 0 && b.FailureRatio <= 1, "must be greater than 0 and at most 1, got %v", b.FailureRatio)
+	check("online_store.breaker.min_requests", b.MinRequests > 0, "must be greater than 0, got %d", b.MinRequests)
+	check("online_store.breaker.window", b.Window > c.OnlineStore.Timeout && b.Window > c.OnlineStore.WriteTimeout,
+		"must be longer than online_store.timeout (%s) and online_store.write_timeout (%s), got %s", c.OnlineStore.Timeout, c.OnlineStore.WriteTimeout, b.Window)
 	check("telemetry.sample_ratio", c.Telemetry.SampleRatio >= 0 && c.Telemetry.SampleRatio <= 1, "must be from 0 to 1")
 	limited := make(map[string]int) // role -> index of its limit
 	for i, l := range c.Auth.RoleLimits {

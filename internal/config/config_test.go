@@ -128,6 +128,7 @@ online_store:
 	want.Server.RequestTimeout, want.Server.MaxRequestTimeout = d.Server.RequestTimeout, d.Server.MaxRequestTimeout
 	want.Auth.RoleLimits = d.Auth.RoleLimits
 	want.OnlineStore.Breaker = d.OnlineStore.Breaker
+	want.OnlineStore.Timeout, want.OnlineStore.WriteTimeout = d.OnlineStore.Timeout, d.OnlineStore.WriteTimeout
 	if !reflect.DeepEqual(cfg, want) {
 		t.Errorf("got  %+v\nwant %+v", cfg, want)
 	}
@@ -490,6 +491,19 @@ func TestValidate(t *testing.T) {
 			"config key server.shutdown_timeout: must be greater than 0, got -1s",
 		}},
 		{"max body", func(c *Config) { c.Server.MaxBodyBytes = 0 }, []string{"config key server.max_body_bytes: must be greater than 0"}},
+		{"store timeouts", func(c *Config) { c.OnlineStore.Timeout, c.OnlineStore.WriteTimeout = 0, Duration(-time.Second) }, []string{
+			"config key online_store.timeout: must be greater than 0, got 0s",
+			"config key online_store.write_timeout: must be greater than 0, got -1s",
+		}},
+		{"failure ratio", func(c *Config) { c.OnlineStore.Breaker.FailureRatio = 1.5 }, []string{
+			"config key online_store.breaker.failure_ratio: must be greater than 0 and at most 1, got 1.5",
+		}},
+		{"min requests", func(c *Config) { c.OnlineStore.Breaker.MinRequests = 0 }, []string{
+			"config key online_store.breaker.min_requests: must be greater than 0, got 0",
+		}},
+		{"window shorter than a write", func(c *Config) { c.OnlineStore.Breaker.Window = Duration(5 * time.Second) }, []string{
+			"config key online_store.breaker.window: must be longer than online_store.timeout (500ms) and online_store.write_timeout (5s), got 5s",
+		}},
 		{"key name", func(c *Config) { c.Auth.Keys = []APIKey{key("", sumA, "sre")} }, []string{"config key auth.keys[0].name: must not be empty"}},
 		{"duplicate key name", func(c *Config) {
 			c.Auth.Keys = []APIKey{key("a", sumA, "sre"), key("b", sumA, "sre"), key("a", sumB, "sre")}

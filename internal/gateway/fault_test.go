@@ -19,6 +19,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -80,9 +81,190 @@ func TestCassandraFault(t *testing.T) {
 	runFault(t, cfg, "cassandra", p.cut, p.restore)
 }
 
+// The hung-store test freezes Redis under light load: a few callers at a
+// time, too few to fail hungFailures calls in a row between two of the
+// breaker's probes.
+const (
+	hungWorkers  = 2
+	hungFor      = 4 * time.Second
+	hungFailures = 1000        // online_store.breaker.failures: only the failure ratio may open it
+	hungMargin   = time.Second // over the store timeout, for the model and the answer
+)
+
+// TestRedisHung freezes a private redis-server with SIGSTOP, as a stalled
+// host or a long pause would: connections stay open and nothing answers.
+// Predictions that read features are answered degraded within the store
+// timeout (online_store.timeout) and a margin, not the request's deadline;
+// the breaker opens on its failure ratio under light load; writes answer 503
+// every time, and no answer of a feature route shows the server's address.
+// After SIGCONT the answers are whole again.
+func TestRedisHung(t *testing.T) {
+	srv := startRedisServer(t)
+	t.Cleanup(func() { srv.signal(syscall.SIGCONT) }) // runs before startRedisServer's kill
+	cfg := testConfig(t.TempDir())
+	cfg.OnlineStore.Redis.Addr = srv.addr
+	cfg.OnlineStore.Default = "redis"
+	cfg.OnlineStore.Breaker.Failures = hungFailures
+	// The first write meets a closed breaker and waits the write timeout
+	// out: 1 s rather than the default 5 s keeps the test short.
+	cfg.OnlineStore.WriteTimeout = config.Duration(time.Second)
+	timeout := time.Duration(cfg.OnlineStore.Timeout)
+	var logged lockedBuffer
+	g, err := Start(t.Context(), cfg, "test", slog.New(slog.NewJSONHandler(&logged, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer g.Shutdown(context.Background())
+	// No cache: every prediction reads the store.
+	for _, view := range []string{"user", "spare"} {
+		call(t, g, "PUT", "/v1/feature-views/"+view, "application/json", strings.NewReader(
+			`{"entities": ["user_id"], "features": [{"name": "age", "type": "float"}, {"name": "income", "type": "double"}, {"name": "visits", "type": "int"}]}`))
+	}
+	const writeRows = `{"rows": [{"user_id": "u1", "age": 21, "income": 1000.5, "visits": 1}]}`
+	call(t, g, "POST", "/v1/feature-views/user/rows", "application/json", strings.NewReader(writeRows))
+	registerScorer(t, g)
+	client := &http.Client{Timeout: 15 * time.Second}
+	predict := func() answer {
+		a := answer{start: time.Now()}
+		resp, err := client.Post("http://"+g.Addr+"/v1/models/scorer/predict", "application/json",
+			strings.NewReader(`{"entities": {"user_id": ["u1"]}, "request": {"hour": [1], "count": [1]}}`))
+		if err != nil {
+			return a
+		}
+		defer resp.Body.Close()
+		var out map[string]json.RawMessage
+		if json.NewDecoder(resp.Body).Decode(&out) == nil {
+			a.status, a.degraded = resp.StatusCode, string(out["degraded"]) == "true"
+		}
+		a.took = time.Since(a.start)
+		return a
+	}
+	if a := predict(); a.status != 200 || a.degraded {
+		t.Fatalf("before the freeze: %+v", a)
+	}
+
+	srv.signal(syscall.SIGSTOP)
+	frozen := time.Now()
+	var (
+		mu      sync.Mutex
+		answers []answer
+		wg      sync.WaitGroup
+	)
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	for range hungWorkers {
+		wg.Go(func() {
+			for ctx.Err() == nil {
+				a := predict()
+				mu.Lock()
+				answers = append(answers, a)
+				mu.Unlock()
+			}
+		})
+	}
+
+	// While Redis is frozen: the breaker opens, and every answer of the
+	// feature routes is whole JSON without the server's address.
+	_, port, _ := net.SplitHostPort(srv.addr)
+	noAddress := func(what string, r reply) {
+		t.Helper()
+		if strings.Contains(r.body, port) || strings.Contains(r.body, "127.0.0.1") {
+			t.Errorf("%s: %d %s: the answer shows the store's address (%s)", what, r.status, r.body, srv.addr)
+		}
+	}
+	var opened time.Duration
+	var writes, refused int
+	tick := time.NewTicker(100 * time.Millisecond)
+	defer tick.Stop()
+	for range tick.C {
+		if time.Since(frozen) > hungFor {
+			break
+		}
+		if opened == 0 && strings.Contains(call(t, g, "GET", "/metrics", "", nil), `mlgate_breaker_state{name="redis"} 2`) {
+			opened = time.Since(frozen)
+		}
+		r := post(t, g, "/v1/feature-views/user/rows", writeRows)
+		writes++
+		if r.status == 503 && strings.Contains(r.body, "online store redis is unavailable") {
+			refused++
+		} else {
+			t.Errorf("write %d while Redis is frozen: %d %s, want 503 naming the store", writes, r.status, r.body)
+		}
+		noAddress("write", r)
+	}
+	if opened == 0 {
+		t.Errorf("the breaker never opened (mlgate_breaker_state{name=\"redis\"} 2) in %s of a frozen Redis under %d callers", hungFor, hungWorkers)
+	}
+	for _, req := range []struct {
+		method, path, body string
+		status             int
+		want               string
+	}{
+		{"POST", "/v1/features/online", `{"features": ["user:age"], "entities": {"user_id": ["u1"]}}`, 200, `"degraded":true`},
+		// Redis has nothing to prepare for a view: creating one needs no call.
+		{"PUT", "/v1/feature-views/other", `{"entities": ["user_id"], "features": [{"name": "age", "type": "float"}], "store": "redis"}`, 201, `"store":"redis"`},
+		{"DELETE", "/v1/feature-views/spare", "", 503, "online store redis is unavailable"},
+	} {
+		r := send(t, g, req.method, req.path, req.body)
+		noAddress(req.method+" "+req.path, r)
+		if r.status != req.status || !strings.Contains(r.body, req.want) {
+			t.Errorf("%s %s while Redis is frozen: %d %s, want %d with %s", req.method, req.path, r.status, r.body, req.status, req.want)
+		}
+	}
+
+	srv.signal(syscall.SIGCONT)
+	thawed := time.Now()
+	time.Sleep(faultAfter)
+	cancel()
+	wg.Wait()
+
+	var frozenAnswers, degraded int
+	var slowest time.Duration
+	var lastDegraded time.Time
+	refusedFrom := thawed // the first answer the breaker spared the wait
+	for _, a := range answers {
+		if end := a.start.Add(a.took); end.Before(thawed) { // answered while Redis was frozen
+			frozenAnswers++
+			slowest = max(slowest, a.took)
+			if a.took < timeout/2 && end.Before(refusedFrom) {
+				refusedFrom = end
+			}
+			if a.status != 200 || !a.degraded {
+				t.Errorf("a prediction while Redis was frozen: %+v, want 200 degraded", a)
+			}
+		}
+		if a.degraded {
+			degraded++
+			if a.start.After(lastDegraded) {
+				lastDegraded = a.start
+			}
+		}
+	}
+	toWhole := max(lastDegraded.Sub(thawed), 0)
+	t.Logf("Redis frozen %s under %d callers: %d predictions, the slowest %s (store timeout %s); the first answered at once by the open breaker %s after the freeze (/metrics showed it open by %s); %d of %d writes refused with 503; whole again %s after SIGCONT",
+		thawed.Sub(frozen).Round(time.Millisecond), hungWorkers, frozenAnswers, slowest.Round(time.Millisecond), timeout,
+		refusedFrom.Sub(frozen).Round(time.Millisecond), opened.Round(time.Millisecond), refused, writes, toWhole.Round(time.Millisecond))
+	if slowest > timeout+hungMargin {
+		t.Errorf("a prediction took %s while Redis was frozen, want at most the store timeout %s + %s", slowest, timeout, hungMargin)
+	}
+	if toWhole > maxToWhole {
+		t.Errorf("answers were whole again %s after SIGCONT, want within %s", toWhole, maxToWhole)
+	}
+	if !slices.ContainsFunc(answers, func(a answer) bool { return a.start.After(lastDegraded) && a.status == 200 && !a.degraded }) {
+		t.Error("no whole answer after SIGCONT")
+	}
+	if !strings.Contains(logged.String(), `"msg":"online store call failed"`) || !strings.Contains(logged.String(), srv.addr) {
+		t.Errorf("the log has no failed store call with the store's error:\n%.2000s", logged.String())
+	}
+	if r := post(t, g, "/v1/feature-views/user/rows", writeRows); r.status != 200 {
+		t.Errorf("write after SIGCONT: %d %s", r.status, r.body)
+	}
+}
+
 // answer is what one request of the load got.
 type answer struct {
 	start    time.Time
+	took     time.Duration
 	status   int // 0: no answer at all
 	degraded bool
 }
@@ -274,7 +456,19 @@ type reply struct {
 // post sends a JSON body and returns the answer whatever its status.
 func post(t *testing.T, g *Gateway, path, body string) reply {
 	t.Helper()
-	resp, err := http.Post("http://"+g.Addr+path, "application/json", strings.NewReader(body))
+	return send(t, g, http.MethodPost, path, body)
+}
+
+// send makes a request with a JSON body, if any, and returns the answer
+// whatever its status.
+func send(t *testing.T, g *Gateway, method, path, body string) reply {
+	t.Helper()
+	req, err := http.NewRequest(method, "http://"+g.Addr+path, strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -326,6 +520,18 @@ func (s *redisServer) start() {
 			s.t.Fatalf("redis-server on %s does not answer PING after 10s; log:\n%s", s.addr, log)
 		}
 		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// signal sends sig to the server's process: SIGSTOP freezes it (it keeps
+// its connections, the kernel still accepts new ones, and nothing is
+// answered), SIGCONT lets it go on.
+func (s *redisServer) signal(sig os.Signal) {
+	if s.cmd == nil {
+		return
+	}
+	if err := s.cmd.Process.Signal(sig); err != nil {
+		s.t.Errorf("redis-server: %s: %v", sig, err)
 	}
 }
 

@@ -203,8 +203,11 @@ func Start(ctx context.Context, cfg config.Config, version string, log *slog.Log
 	if err := catalog.Sync(ctx); err != nil {
 		return nil, fmt.Errorf("load registered models: %w", err)
 	}
+	// What needs the models starts once they have loaded: the canary
+	// controller, and the drift monitors, which look for their baselines
+	// (until now they were listed as starting).
 	rs.Start(controllerTick)
-	ds.Start(driftTick)
+	ds.Start(ctx, driftTick)
 	log.Info("ready")
 	return g, nil
 }
@@ -359,9 +362,12 @@ func openFeatures(ctx context.Context, cfg config.Config, metrics *telemetry.Met
 		Stores:       stores,
 		DefaultStore: cfg.OnlineStore.Default,
 		CacheEntries: cfg.OnlineStore.CacheEntries,
+		Timeout:      time.Duration(cfg.OnlineStore.Timeout),
+		WriteTimeout: time.Duration(cfg.OnlineStore.WriteTimeout),
 		Breaker:      breakerOptions(cfg),
 		Meter:        metrics.Meter("featurestore"),
 		Tracer:       tracing.Tracer("featurestore"),
+		Log:          log,
 	})
 	if err != nil {
 		closeAll()
@@ -374,7 +380,8 @@ func openFeatures(ctx context.Context, cfg config.Config, metrics *telemetry.Met
 // online store and each shadow model.
 func breakerOptions(cfg config.Config) featurestore.Breaker {
 	b := cfg.OnlineStore.Breaker
-	return featurestore.Breaker{Failures: b.Failures, OpenFor: time.Duration(b.OpenFor)}
+	return featurestore.Breaker{Failures: b.Failures, FailureRatio: b.FailureRatio, MinRequests: b.MinRequests,
+		Window: time.Duration(b.Window), OpenFor: time.Duration(b.OpenFor)}
 }
 
 // newAuthenticator builds the authenticator from auth.keys and

@@ -29,7 +29,12 @@ const maxRecord = 1 << 30
 // appendRecord appends the record of r to dst, using scratch for the
 // payload, and returns both.
 func appendRecord(dst, scratch []byte, r *Row) (_, _ []byte) {
-	p := scratch[:0]
+	p := appendPayload(scratch[:0], r)
+	return appendFrame(dst, p), p
+}
+
+// appendPayload appends the payload of r's record to p.
+func appendPayload(p []byte, r *Row) []byte {
 	str := func(s string) { p = binary.AppendUvarint(p, uint64(len(s))); p = append(p, s...) }
 	str(r.RequestID)
 	p = binary.AppendVarint(p, r.Timestamp.UnixMicro())
@@ -48,10 +53,15 @@ func appendRecord(dst, scratch []byte, r *Row) (_, _ []byte) {
 	for _, s := range []*string{&r.Entities, &r.Features, &r.FeatureStatus, &r.Request, &r.Response, &r.Error} {
 		str(*s)
 	}
+	return p
+}
+
+// appendFrame appends the record of payload p to dst: its length, p and
+// its checksum.
+func appendFrame(dst, p []byte) []byte {
 	dst = binary.AppendUvarint(dst, uint64(len(p)))
 	dst = append(dst, p...)
-	dst = binary.LittleEndian.AppendUint32(dst, crc32.Checksum(p, crcTable))
-	return dst, p
+	return binary.LittleEndian.AppendUint32(dst, crc32.Checksum(p, crcTable))
 }
 
 var errBadPayload = errors.New("malformed record")
@@ -109,23 +119,28 @@ func decodePayload(p []byte) (Row, error) {
 	return r, nil
 }
 
-// readLog calls fn with each row of the log or spill segment at path. It
+// readLog calls fn with each row of the log or spill segment at path, and
+// bad (if not nil) with the payload of each record whose checksum holds but
+// which does not decode as a row (written by another version, say). It
 // returns how many records it skipped: one torn by a crash at the end, or
-// damaged ones (after which, if their length is damaged too, it stops).
-func readLog(path string, fn func(Row)) (skipped int64, err error) {
+// damaged ones (after which, if their length is damaged too, it stops),
+// and, when bad is nil, those that do not decode.
+func readLog(path string, fn func(Row), bad func(payload []byte)) (skipped int64, err error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return 0, err
 	}
 	defer f.Close()
-	skipped, err = readRecords(bufio.NewReaderSize(f, 1<<20), fn)
+	skipped, err = readRecords(bufio.NewReaderSize(f, 1<<20), fn, bad)
 	if err != nil {
 		return skipped, fmt.Errorf("read %s: %w", path, err)
 	}
 	return skipped, nil
 }
 
-func readRecords(br *bufio.Reader, fn func(Row)) (skipped int64, err error) {
+// readRecords reads records from br as readLog describes. The payload given
+// to bad is reused once bad returns.
+func readRecords(br *bufio.Reader, fn func(Row), bad func(payload []byte)) (skipped int64, err error) {
 	var buf []byte
 	for {
 		n, err := readLen(br)
@@ -153,6 +168,10 @@ func readRecords(br *bufio.Reader, fn func(Row)) (skipped int64, err error) {
 			continue
 		}
 		r, err := decodePayload(payload)
+		if err != nil && bad != nil {
+			bad(payload)
+			continue
+		}
 		if err != nil {
 			skipped++
 			continue

@@ -3,11 +3,18 @@
 //
 //	<dir>/endpoint=<endpoint>/date=<YYYY-MM-DD>/part-<unixnano>-<seq>.parquet
 //	<dir>/model=<model>/date=<YYYY-MM-DD>/part-<unixnano>-<seq>.parquet   (rows without an endpoint)
+//	<dir>/model=_unknown/date=<YYYY-MM-DD>/part-<unixnano>-<seq>.parquet  (rows no model version served)
 //	<dir>/_labels/date=<YYYY-MM-DD>/part-<unixnano>-<seq>.parquet         (ground-truth labels)
 //
 // so that DuckDB, Spark, pyarrow or pandas read it as a hive-partitioned
-// dataset. Partition values are path-escaped; dates are the UTC date of the
-// row's timestamp. Files are standard Parquet (snappy-compressed) written
+// dataset. Partitions are made only from names that exist: a row with
+// neither an endpoint nor a model version (a call to a model that does not
+// exist, say) goes to the one partition model=_unknown (UnknownModel), and
+// keeps the name asked for in its model_name column. Partition values are
+// path-escaped (url.PathEscape, and a leading '.' as %2E), so any bytes make
+// one safe directory name; a value whose escaped form is longer than 200
+// bytes is cut and ends in '~' and 16 hex digits of its SHA-256. Dates are
+// the UTC date of the row's timestamp. Files are standard Parquet (snappy-compressed) written
 // under a hidden temporary name (".part-....parquet.tmp") and renamed when
 // complete, so a reader never sees half a file; List and ReadRows ignore
 // temporary files, and readers that skip names starting with '.' or '_' see
@@ -21,14 +28,15 @@
 // goroutine takes rows off the queue and appends each to the open Parquet
 // file of its partition, rolling the file when its estimated size reaches
 // Options.MaxFileBytes or its age Options.MaxFileAge. When the queue is
-// empty it also takes the spill file and writes its rows the same way.
+// empty, and the log is not failing, it also takes the spill files and
+// writes their rows the same way.
 //
 // # Durability
 //
 // Before a row goes into a Parquet file's buffers, the goroutine appends it,
 // as one length-prefixed, checksummed binary record, to a write-ahead log
-// segment under <dir>/_wal/. The log is written to the OS and fsync'd every
-// Options.FlushInterval. Each open Parquet file remembers the first log
+// segment under <dir>/_wal/. The log is written to the OS every 256 KiB and
+// fsync'd every Options.FlushInterval (and every 8 MiB). Each open Parquet file remembers the first log
 // segment holding one of its rows; after files are renamed the goroutine
 // starts a new segment and deletes the segments older than every open
 // file's first one: a segment is deleted only when all its rows are in
@@ -45,8 +53,38 @@
 // files. A record torn by a crash, or damaged, fails its checksum and is
 // skipped and counted in Stats.Skipped.
 //
+// # Quarantine
+//
+// A record that no disk could ever write is not retried and never stops the
+// writer or Open: a row whose timestamp has no YYYY-MM-DD date, a row whose
+// partition the file system refuses to name (ENAMETOOLONG), or a record
+// whose checksum holds but which does not decode as a row (written by
+// another version, say). The writer appends it, in the log's record format,
+// to <dir>/_quarantine/<seq>.rec, fsyncs it, logs it, and counts it in
+// Stats.Quarantined; the other records of its segment are written as
+// usual. Nothing reads the quarantine again: it is there for an operator.
+//
+// # I/O errors
+//
+// An I/O error never stops the writer. The log keeps every record until an
+// fsync covers it; after a failed write or fsync it closes that segment
+// and, at the next FlushInterval, writes those records again, whole, to a
+// new segment (a crash may then replay a record twice: at least once, never
+// silently lost). While the disk fails it keeps up to 64 MiB of records,
+// then gives the oldest up (Stats.Unlogged: their rows still reach their
+// files unless the process crashes first). A Parquet file that fails is
+// discarded and its rows, kept in the log, are written by the next Open
+// (Stats.Failed); the next row of that partition starts a new file. Every
+// error is counted (Stats.Errors), the first of a spell is logged, and a
+// lasting one every 10 s; Healthy returns the last error from the first
+// one until a FlushInterval passes without error with every row taken
+// since in an fsync'd segment or a renamed file. Open itself fails only if it cannot create
+// or list its directories: a segment it cannot replay for an I/O error is
+// left for the next Open.
+//
 // So a crash (kill -9) loses at most the rows the goroutine took in the last
-// FlushInterval, plus the rows still waiting in the in-memory queue. The
+// FlushInterval, plus the rows still waiting in the in-memory queue; while
+// Healthy reports an error, also those taken since it began. The
 // goroutine empties the queue far faster than a gateway fills it, and a full
 // queue spills to disk, so in practice that is the last FlushInterval. A
 // crash after a file was renamed but before its log segments were deleted

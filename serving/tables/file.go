@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
-	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -46,40 +45,15 @@ type Label struct {
 
 // Names of the partition directories.
 const (
-	endpointKey = "endpoint="
-	modelKey    = "model="
-	dateKey     = "date="
-	labelsDir   = "_labels"
-	walDir      = "_wal"
-	spillDir    = "_spill"
-	dateLayout  = "2006-01-02"
+	endpointKey   = "endpoint="
+	modelKey      = "model="
+	dateKey       = "date="
+	labelsDir     = "_labels"
+	walDir        = "_wal"
+	spillDir      = "_spill"
+	quarantineDir = "_quarantine"
+	dateLayout    = "2006-01-02"
 )
-
-// partition identifies the partition of a row.
-type partition struct {
-	endpoint, model string // model only if endpoint is empty
-	day             int64  // days since 1970-01-01, UTC
-}
-
-func partitionOf(r *Row) partition {
-	p := partition{endpoint: r.Endpoint, day: r.Timestamp.Unix() / 86400}
-	if r.Timestamp.Unix()%86400 < 0 {
-		p.day--
-	}
-	if p.endpoint == "" {
-		p.model = r.ModelName
-	}
-	return p
-}
-
-// dir returns the partition's directory, relative to the table's.
-func (p partition) dir() string {
-	top := endpointKey + url.PathEscape(p.endpoint)
-	if p.endpoint == "" {
-		top = modelKey + url.PathEscape(p.model)
-	}
-	return filepath.Join(top, dateKey+time.Unix(p.day*86400, 0).UTC().Format(dateLayout))
-}
 
 // isPart reports whether name is a complete data file.
 func isPart(name string) bool {

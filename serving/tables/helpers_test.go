@@ -110,6 +110,16 @@ func pause(t testing.TB, w *Writer) (resume func()) {
 	return func() { close(release) }
 }
 
+// settle waits until the writer goroutine has taken every queued row into
+// its file: the queue is empty, and a call after that has run on it.
+func settle(t testing.TB, w *Writer) {
+	t.Helper()
+	eventually(t, "the queue to empty", func() bool { return w.QueueLen() == 0 })
+	if _, err := w.call(context.Background(), func() (int64, error) { return 0, nil }); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // eventually fails the test unless cond holds within 5s.
 func eventually(t testing.TB, what string, cond func() bool) {
 	t.Helper()

@@ -1,8 +1,9 @@
 package tables
 
 import (
-	"bufio"
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"slices"
@@ -14,10 +15,12 @@ import (
 
 // Rows wait in the write-ahead log and in spill files as records (see
 // appendRecord), in numbered segments: <dir>/_wal/<seq>.wal and
-// <dir>/_spill/<seq>.spill.
+// <dir>/_spill/<seq>.spill; records that can never be written go to
+// <dir>/_quarantine/<seq>.rec.
 const (
-	walExt   = ".wal"
-	spillExt = ".spill"
+	walExt        = ".wal"
+	spillExt      = ".spill"
+	quarantineExt = ".rec"
 )
 
 func segPath(dir string, seq int64, ext string) string {
@@ -44,71 +47,132 @@ func segments(dir, ext string) ([]int64, error) {
 	return seqs, nil
 }
 
+// The write-ahead log gathers records in memory and writes them to the OS
+// once walWriteSize bytes are waiting; it fsyncs every FlushInterval, and
+// early once walSyncSize bytes wait for an fsync. It keeps every record
+// until an fsync covers it, so that after an I/O error it can write them
+// again, to a new segment: a failed write or fsync may have lost them. While
+// the disk fails it keeps at most walBufferLimit bytes.
+const (
+	walWriteSize   = 256 << 10
+	walSyncSize    = 8 << 20
+	walBufferLimit = 64 << 20
+)
+
 // wal is the write-ahead log. Only the writer goroutine uses it.
 type wal struct {
-	dir    string
-	seq    int64    // the current segment
-	f      *os.File // nil until the current segment's first row
-	buf    *bufio.Writer
-	rec    []byte  // scratch for a record
-	pay    []byte  // scratch for a payload
-	dirty  bool    // rows appended since the last sync
-	closed []int64 // earlier segments still on disk
+	dir     string
+	seq     int64    // the current segment
+	f       *os.File // nil until the current segment's first write, and after an error
+	buf     []byte   // the records no fsync has covered yet
+	rows    int64    // how many
+	written int      // the bytes of buf written to f
+	failed  bool     // an error since the last sync: only sync tries again
+	limit   int      // the most buf keeps while the disk fails: walBufferLimit
+	pay     []byte   // scratch for a payload
+	closed  []int64  // earlier segments still on disk
 }
 
 func newWAL(dir string, seq int64) *wal {
-	return &wal{dir: dir, seq: seq, buf: bufio.NewWriterSize(nil, 256<<10)}
+	return &wal{dir: dir, seq: seq, limit: walBufferLimit}
 }
 
-// append appends r to the buffer of the current segment.
-func (l *wal) append(r *Row) error {
+// append adds r to the log. It returns how many records the log gave up,
+// because the disk failed for longer than walBufferLimit bytes of records
+// take to come (their rows are still on their way to their files), and the
+// error of a write it tried.
+func (l *wal) append(r *Row) (dropped int64, err error) {
+	var rec []byte
+	rec, l.pay = appendRecord(l.buf, l.pay, r)
+	l.buf = rec
+	l.rows++
+	switch {
+	case l.failed:
+	case len(l.buf) >= walSyncSize:
+		err = l.sync()
+	case len(l.buf)-l.written >= walWriteSize:
+		err = l.write()
+	}
+	if len(l.buf) >= l.limit {
+		dropped = l.rows
+		l.buf, l.rows, l.written = l.buf[:0], 0, 0
+	}
+	return dropped, err
+}
+
+// write writes the records of buf not yet written to the current segment,
+// creating it if need be.
+func (l *wal) write() error {
 	if l.f == nil {
 		f, err := os.OpenFile(segPath(l.dir, l.seq, walExt), os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o644)
+		if errors.Is(err, fs.ErrExist) {
+			l.seq++ // left by a write that failed after creating it
+		}
 		if err != nil {
+			l.failed = true
 			return fmt.Errorf("write-ahead log: %w", err)
 		}
-		l.f = f
-		l.buf.Reset(f)
+		l.f, l.written = f, 0
 	}
-	l.dirty = true
-	l.rec, l.pay = appendRecord(l.rec[:0], l.pay, r)
-	if _, err := l.buf.Write(l.rec); err != nil {
+	n, err := l.f.Write(l.buf[l.written:])
+	l.written += n
+	if err != nil {
+		l.abandonSegment()
 		return fmt.Errorf("write-ahead log: %w", err)
 	}
 	return nil
 }
 
-// sync writes the buffered rows to the OS and fsyncs the segment.
+// abandonSegment closes the current segment after an error and moves on to
+// the next: the records not yet covered by an fsync will be written there,
+// in whole. The segment stays on disk (and in closed) with what it holds.
+func (l *wal) abandonSegment() {
+	l.f.Close()
+	l.closed = append(l.closed, l.seq)
+	l.f, l.written, l.failed = nil, 0, true
+	l.seq++
+}
+
+// sync writes the records of buf and fsyncs them, writing them again to a
+// new segment if an earlier write or fsync failed. On success buf is empty.
 func (l *wal) sync() error {
-	if !l.dirty {
+	if len(l.buf) == 0 {
+		l.failed = false
 		return nil
 	}
-	if err := l.buf.Flush(); err != nil {
-		return fmt.Errorf("write-ahead log: %w", err)
+	if err := l.write(); err != nil {
+		return err
 	}
 	if err := l.f.Sync(); err != nil {
+		l.abandonSegment()
 		return fmt.Errorf("write-ahead log: %w", err)
 	}
-	l.dirty = false
+	l.buf, l.rows, l.written, l.failed = l.buf[:0], 0, 0, false
 	return nil
 }
 
-// rotate closes the current segment, if it has rows, and starts the next.
+// durable reports whether every record appended is covered by an fsync.
+func (l *wal) durable() bool { return len(l.buf) == 0 }
+
+// rotate makes the current segment durable, closes it and starts the next.
+// If the segment cannot be made durable its records wait in buf for a later
+// sync, to the next segment.
 func (l *wal) rotate() error {
-	if l.f == nil {
-		return nil
-	}
 	err := l.sync()
+	if l.f == nil {
+		return err
+	}
 	if cerr := l.f.Close(); err == nil && cerr != nil {
 		err = fmt.Errorf("write-ahead log: %w", cerr)
 	}
 	l.closed = append(l.closed, l.seq)
-	l.f = nil
+	l.f, l.written = nil, 0
 	l.seq++
 	return err
 }
 
-// trim deletes the closed segments numbered below keep.
+// trim deletes the closed segments numbered below keep. Those it cannot
+// delete stay listed, for a later trim.
 func (l *wal) trim(keep int64) error {
 	var err error
 	kept := l.closed[:0]
@@ -117,15 +181,18 @@ func (l *wal) trim(keep int64) error {
 			kept = append(kept, seq)
 			continue
 		}
-		if rerr := os.Remove(segPath(l.dir, seq, walExt)); rerr != nil && err == nil {
-			err = fmt.Errorf("write-ahead log: %w", rerr)
+		if rerr := os.Remove(segPath(l.dir, seq, walExt)); rerr != nil && !errors.Is(rerr, fs.ErrNotExist) {
+			kept = append(kept, seq)
+			if err == nil {
+				err = fmt.Errorf("write-ahead log: %w", rerr)
+			}
 		}
 	}
 	l.closed = kept
 	return err
 }
 
-// abandon closes the current segment without writing its buffer, as a
+// abandon closes the current segment without writing the rest of buf, as a
 // crash would.
 func (l *wal) abandon() {
 	if l.f != nil {
@@ -134,58 +201,90 @@ func (l *wal) abandon() {
 	}
 }
 
-// spill is where Write puts rows when the queue is full. Callers of Write
-// append to it; the writer goroutine takes whole segments.
-type spill struct {
-	dir     string
-	pending atomic.Bool // a segment has rows
-	mu      sync.Mutex
-	seq     int64    // the current segment
-	f       *os.File // nil until the current segment's first row
-	rec     []byte   // scratch for a record
-	pay     []byte   // scratch for a payload
+// recordFile is a sequence of numbered segments of records, each appended
+// in one write, so that once append returns the record survives the
+// process: the spill files (<dir>/_spill/<seq>.spill), where Write puts rows
+// when the queue is full, and the quarantine (<dir>/_quarantine/<seq>.rec),
+// where the writer puts the records it can never write. Any goroutine may
+// append; only the writer goroutine takes and syncs.
+type recordFile struct {
+	dir, ext string
+	pending  atomic.Bool // a segment has records to take
+	mu       sync.Mutex
+	seq      int64    // the current segment
+	f        *os.File // nil until the current segment's first record, and after an error
+	full     []int64  // earlier segments not yet taken, closed after an error
+	rec      []byte   // scratch for a record
+	pay      []byte   // scratch for a payload
 }
 
-// append writes r to the current segment, in one write: once it returns
-// the row survives the process.
-func (s *spill) append(r *Row) error {
+// append appends the record of r.
+func (s *recordFile) append(r *Row) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.rec, s.pay = appendRecord(s.rec[:0], s.pay, r)
+	return s.write(s.rec)
+}
+
+// appendPayload appends a record holding payload.
+func (s *recordFile) appendPayload(payload []byte) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.rec = appendFrame(s.rec[:0], payload)
+	return s.write(s.rec)
+}
+
+// write appends rec to the current segment, creating it (and its directory)
+// if need be. After an error the segment is closed, since it may end in part
+// of rec, and the next record starts a new one.
+func (s *recordFile) write(rec []byte) error {
 	if s.f == nil {
-		f, err := os.OpenFile(segPath(s.dir, s.seq, spillExt), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+		if err := os.MkdirAll(s.dir, 0o755); err != nil {
+			return err
+		}
+		f, err := os.OpenFile(segPath(s.dir, s.seq, s.ext), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 		if err != nil {
 			return err
 		}
 		s.f = f
 	}
-	s.rec, s.pay = appendRecord(s.rec[:0], s.pay, r)
-	if _, err := s.f.Write(s.rec); err != nil {
+	if _, err := s.f.Write(rec); err != nil {
+		s.f.Close()
+		s.f = nil
+		s.full = append(s.full, s.seq)
+		s.seq++
+		s.pending.Store(true)
 		return err
 	}
 	s.pending.Store(true)
 	return nil
 }
 
-// take closes the current segment and returns its path, or "" if it has no
-// rows; later rows go to a new segment.
-func (s *spill) take() (string, error) {
+// take closes the current segment and returns the paths of the segments
+// with records, in order; later records go to a new segment.
+func (s *recordFile) take() ([]string, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.f == nil {
-		return "", nil
+	var err error
+	if s.f != nil {
+		err = s.f.Close()
+		s.f = nil
+		s.full = append(s.full, s.seq)
+		s.seq++
 	}
-	err := s.f.Close()
-	path := segPath(s.dir, s.seq, spillExt)
-	s.f = nil
-	s.seq++
+	paths := make([]string, 0, len(s.full))
+	for _, seq := range s.full {
+		paths = append(paths, segPath(s.dir, seq, s.ext))
+	}
+	s.full = s.full[:0]
 	s.pending.Store(false)
-	return path, err
+	return paths, err
 }
 
 // sync fsyncs the current segment. The lock is not held during the fsync,
 // so Write does not wait for it; only the writer goroutine calls take and
 // sync, so the file stays open meanwhile.
-func (s *spill) sync() error {
+func (s *recordFile) sync() error {
 	s.mu.Lock()
 	f := s.f
 	s.mu.Unlock()
@@ -193,4 +292,14 @@ func (s *spill) sync() error {
 		return nil
 	}
 	return f.Sync()
+}
+
+// abandon closes the current segment, as a crash would.
+func (s *recordFile) abandon() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.f != nil {
+		s.f.Close()
+		s.f = nil
+	}
 }

@@ -151,7 +151,7 @@ type Filter struct {
 }
 
 func (f *Filter) keepPartition(top string, date time.Time) bool {
-	if f.Endpoint != "" && top != endpointKey+url.PathEscape(f.Endpoint) {
+	if f.Endpoint != "" && top != endpointKey+escapePart(f.Endpoint) {
 		return false
 	}
 	if !f.From.IsZero() && !date.Add(24*time.Hour).After(f.From) {

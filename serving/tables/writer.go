@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"log/slog"
 	"math"
 	"os"
 	"path/filepath"
@@ -34,6 +35,9 @@ type Options struct {
 	QueueSize     int           // rows waiting for the writer; default 10000
 	Spill         bool          // when the queue is full, spill rows to disk instead of dropping them
 	Now           func() time.Time
+	Log           *slog.Logger // where I/O errors and quarantined rows are reported; default slog.Default()
+
+	onTick func() // called on the writer goroutine after each tick, for tests
 }
 
 func (o *Options) validate() error {
@@ -64,17 +68,23 @@ func (o *Options) validate() error {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
+	if o.Log == nil {
+		o.Log = slog.Default()
+	}
 	return nil
 }
 
-// Stats counts rows since Open.
+// Stats counts rows, and errors, since Open.
 type Stats struct {
-	Written   int64 // in renamed Parquet files (recovered rows included)
-	Spilled   int64 // put in the spill file by Write because the queue was full
-	Dropped   int64 // refused by Write: the queue was full and spilling off or failing, or the Writer closed
-	Recovered int64 // replayed by Open from the write-ahead log and spill files of a previous run
-	Failed    int64 // not written because of an I/O error; those in the write-ahead log are kept there for the next Open
-	Skipped   int64 // damaged records of the write-ahead log or spill files (one torn by a crash, say), at Open or when taking a spill file
+	Written     int64 // in renamed Parquet files (recovered rows included)
+	Spilled     int64 // put in the spill file by Write because the queue was full
+	Dropped     int64 // refused by Write: the queue was full and spilling off or failing, or the Writer closed
+	Recovered   int64 // replayed by Open from the write-ahead log and spill files of a previous run (quarantined ones not counted)
+	Failed      int64 // not written because of an I/O error; those in the write-ahead log are kept there for the next Open
+	Skipped     int64 // damaged records of the write-ahead log or spill files (one torn by a crash, say), at Open or when taking a spill file
+	Quarantined int64 // records moved to <dir>/_quarantine/ because no disk could take them (see the package documentation)
+	Unlogged    int64 // rows the write-ahead log gave up while the disk failed: a crash before their files are renamed loses them
+	Errors      int64 // I/O errors met, each failed operation once
 }
 
 // Writer appends rows to the inference table in a directory. Its methods are
@@ -84,7 +94,7 @@ type Writer struct {
 	q        chan Row
 	closed   atomic.Bool
 	inflight atomic.Int64 // Write calls under way
-	spill    spill
+	spill    recordFile
 
 	ctl       chan func()
 	stop      chan struct{}
@@ -93,13 +103,21 @@ type Writer struct {
 	closeOnce sync.Once
 	closeErr  error // set by the goroutine before done is closed
 
+	quarantine recordFile
+
 	written, spilled, dropped, recovered, failed, skipped atomic.Int64
+	quarantined, unlogged, errs                           atomic.Int64
+	degraded                                              atomic.Pointer[error] // the last I/O error, until the writer is durable again
 
 	// Owned by the writer goroutine (or by Open before it starts).
-	files    map[partition]*partFile
-	wal      *wal
-	keepFrom int64 // keep log segments from this one on: they hold rows that failed; MaxInt64 if none
-	err      error // the first error since the last Flush
+	files      map[partition]*partFile
+	wal        *wal
+	keepFrom   int64     // keep log segments from this one on: they hold rows that failed; MaxInt64 if none
+	err        error     // the first error that cost rows their file since the last Flush
+	errsAtTick int64     // errs at the end of the last tick
+	spell      bool      // degraded at the last tick
+	warnedAt   time.Time // when the spell was last logged
+	errsAtWarn int64     // errs then
 }
 
 // partFile is the open file of a partition.
@@ -112,6 +130,7 @@ type partFile struct {
 	flushed  int64 // estimated size after the last row group
 	pending  []Row // rows not yet given to the Parquet writer
 	pendSize int64 // their estimated size
+	unlogged bool  // the log gave up records of its rows: a crash before its rename loses them
 }
 
 // writeBatch is how many rows a file takes from pending at a time.
@@ -146,8 +165,11 @@ func (pf *partFile) writePending() error {
 func (pf *partFile) size() int64 { return pf.pw.Size() + pf.pendSize }
 
 // Open starts a Writer on opts.Dir, first writing into Parquet the rows a
-// previous run left in its write-ahead log and spill files. It returns an
-// error if it cannot create the directories or write those rows.
+// previous run left in its write-ahead log and spill files (see Durability
+// and I/O errors in the package documentation). It returns an ErrInvalid error for invalid
+// options, and an error if it cannot create or list its directories. Rows
+// it cannot recover for an I/O error do not stop it: it logs the error and
+// leaves them where they are, for the next Open, and Healthy reports it.
 func Open(opts Options) (*Writer, error) {
 	if err := opts.validate(); err != nil {
 		return nil, err
@@ -158,9 +180,6 @@ func Open(opts Options) (*Writer, error) {
 			return nil, fmt.Errorf("open inference table: %w", err)
 		}
 	}
-	if err := removeTemps(opts.Dir); err != nil {
-		return nil, fmt.Errorf("open inference table: %w", err)
-	}
 	oldWAL, err := segments(walPath, walExt)
 	if err != nil {
 		return nil, fmt.Errorf("open inference table: %w", err)
@@ -169,37 +188,47 @@ func Open(opts Options) (*Writer, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open inference table: %w", err)
 	}
+	quarantinePath := filepath.Join(opts.Dir, quarantineDir)
+	oldQuarantine, err := segments(quarantinePath, quarantineExt)
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("open inference table: %w", err)
+	}
 	w := &Writer{
-		opts:     opts,
-		q:        make(chan Row, opts.QueueSize),
-		spill:    spill{dir: spillPath, seq: next(oldSpill)},
-		ctl:      make(chan func()),
-		stop:     make(chan struct{}),
-		kill:     make(chan struct{}),
-		done:     make(chan struct{}),
-		files:    map[partition]*partFile{},
-		wal:      newWAL(walPath, next(oldWAL)),
-		keepFrom: math.MaxInt64,
+		opts:       opts,
+		q:          make(chan Row, opts.QueueSize),
+		spill:      recordFile{dir: spillPath, ext: spillExt, seq: next(oldSpill)},
+		quarantine: recordFile{dir: quarantinePath, ext: quarantineExt, seq: next(oldQuarantine)},
+		ctl:        make(chan func()),
+		stop:       make(chan struct{}),
+		kill:       make(chan struct{}),
+		done:       make(chan struct{}),
+		files:      map[partition]*partFile{},
+		wal:        newWAL(walPath, next(oldWAL)),
+		keepFrom:   math.MaxInt64,
 	}
-	var old []string
-	for _, seq := range oldWAL {
-		old = append(old, segPath(walPath, seq, walExt))
-	}
-	for _, seq := range oldSpill {
-		old = append(old, segPath(spillPath, seq, spillExt))
-	}
-	for _, path := range old {
-		if err := w.replay(path, &w.recovered); err != nil {
-			w.abandonFiles()
-			return nil, fmt.Errorf("open inference table: recover: %w", err)
-		}
-	}
-	if err := w.flushAll(); err != nil {
-		w.abandonFiles()
-		return nil, fmt.Errorf("open inference table: recover: %w", err)
-	}
+	w.recover(oldWAL, oldSpill)
 	go w.run()
 	return w, nil
+}
+
+// recover deletes the temporary files left by a crash and writes the rows
+// of the given segments of the log and spill files into Parquet files. An
+// I/O error is counted and logged (see noteErr); a segment whose rows are
+// not all durable elsewhere is left for the next Open.
+func (w *Writer) recover(oldWAL, oldSpill []int64) {
+	w.noteErr(removeTemps(w.opts.Dir))
+	var old []string
+	for _, seq := range oldWAL {
+		old = append(old, segPath(filepath.Join(w.opts.Dir, walDir), seq, walExt))
+	}
+	for _, seq := range oldSpill {
+		old = append(old, segPath(w.spill.dir, seq, spillExt))
+	}
+	for _, path := range old {
+		w.noteErr(w.replay(path, &w.recovered))
+	}
+	w.flushAll() // its errors are counted by fail
+	w.errsAtTick = w.errs.Load()
 }
 
 // next returns the number after the last of seqs.
@@ -239,9 +268,13 @@ func (w *Writer) Write(r Row) {
 	select {
 	case w.q <- r:
 	default:
-		if w.opts.Spill && w.spill.append(&r) == nil {
-			w.spilled.Add(1)
-			return
+		if w.opts.Spill {
+			err := w.spill.append(&r)
+			if err == nil {
+				w.spilled.Add(1)
+				return
+			}
+			w.noteErr(fmt.Errorf("spill: %w", err))
 		}
 		w.dropped.Add(1)
 	}
@@ -250,13 +283,28 @@ func (w *Writer) Write(r Row) {
 // Stats returns the counters.
 func (w *Writer) Stats() Stats {
 	return Stats{
-		Written:   w.written.Load(),
-		Spilled:   w.spilled.Load(),
-		Dropped:   w.dropped.Load(),
-		Recovered: w.recovered.Load(),
-		Failed:    w.failed.Load(),
-		Skipped:   w.skipped.Load(),
+		Written:     w.written.Load(),
+		Spilled:     w.spilled.Load(),
+		Dropped:     w.dropped.Load(),
+		Recovered:   w.recovered.Load(),
+		Failed:      w.failed.Load(),
+		Skipped:     w.skipped.Load(),
+		Quarantined: w.quarantined.Load(),
+		Unlogged:    w.unlogged.Load(),
+		Errors:      w.errs.Load(),
 	}
+}
+
+// Healthy returns nil while the writer keeps its promise of durability (see
+// the package documentation), and otherwise the last I/O error it met: from
+// that error until a FlushInterval passes without one and every row taken
+// since is in an fsync'd log segment or a renamed file. Rows accepted meanwhile may be lost
+// to a crash. Healthy is safe to call from any goroutine.
+func (w *Writer) Healthy() error {
+	if err := w.degraded.Load(); err != nil {
+		return *err
+	}
+	return nil
 }
 
 // QueueLen returns the number of rows queued for the writer (the spill file
@@ -264,9 +312,11 @@ func (w *Writer) Stats() Stats {
 func (w *Writer) QueueLen() int { return len(w.q) }
 
 // Flush writes the rows accepted so far, queued or spilled, and completes
-// every open file. It returns the first I/O error the writer met since the
-// last Flush, ErrClosed after Close, or ctx's error if ctx ends first (the
-// flush still happens).
+// every open file. It returns the first I/O error since the last Flush that
+// kept rows from their files (Stats.Failed: they wait in the write-ahead log
+// for the next Open), ErrClosed after Close, or ctx's error if ctx ends
+// first (the flush still happens). Errors the writer recovered from, a log
+// write it made again, are not returned: see Healthy and Stats.Errors.
 func (w *Writer) Flush(ctx context.Context) error {
 	_, err := w.call(ctx, func() (int64, error) { return 0, w.flushAll() })
 	return err
@@ -291,8 +341,8 @@ func (w *Writer) DeleteEntity(ctx context.Context, column, value string) (int64,
 
 // Close stops accepting rows (later Write calls count as dropped), writes
 // every accepted row, queued or spilled, into renamed Parquet files, removes
-// the write-ahead log and spill files, and returns the first I/O error met
-// since the last Flush. If ctx ends first it returns ctx's error and the
+// the write-ahead log and spill files, and returns the first I/O error since
+// the last Flush that kept rows from their files, as Flush does. If ctx ends first it returns ctx's error and the
 // writer finishes in the background; what it could not finish is recovered
 // by the next Open.
 func (w *Writer) Close(ctx context.Context) error {
@@ -333,7 +383,6 @@ func (w *Writer) call(ctx context.Context, fn func() (int64, error)) (int64, err
 	}
 }
 
-// run is the writer goroutine.
 // drainBatch is how many queued rows the writer takes at once before it
 // looks at its other channels again.
 const drainBatch = 256
@@ -351,6 +400,7 @@ func (w *Writer) drain() {
 	}
 }
 
+// run is the writer goroutine.
 func (w *Writer) run() {
 	defer close(w.done)
 	tick := time.NewTicker(w.opts.FlushInterval)
@@ -362,7 +412,9 @@ func (w *Writer) run() {
 			return
 		default:
 		}
-		if len(w.q) == 0 && w.spill.pending.Load() {
+		// Spilled rows wait on disk while the log is failing: taken now,
+		// their segment could not be deleted and would be replayed twice.
+		if len(w.q) == 0 && w.spill.pending.Load() && !w.wal.failed {
 			w.takeSpill()
 		}
 		select {
@@ -383,50 +435,148 @@ func (w *Writer) run() {
 	}
 }
 
-// add appends r to the log and to its partition's file.
-func (w *Writer) add(r Row) {
-	w.logged(w.wal.append(&r))
-	w.addToFile(r)
-}
-
-// logged records a failure to log a row.
-func (w *Writer) logged(err error) {
-	if err != nil && w.err == nil {
-		w.err = err
+// add appends r to the log and to its partition's file, or quarantines it
+// if it can never be written. It reports whether it quarantined r.
+func (w *Writer) add(r Row) (quarantined bool) {
+	pf, err := w.fileOf(&r)
+	if err != nil && poisoned(err) && w.quarantineRow(&r, err) {
+		return true
 	}
-}
-
-// addToFile appends r to its partition's file, rolling the file if it is
-// big or old enough.
-func (w *Writer) addToFile(r Row) {
-	now := w.opts.Now()
-	key := partitionOf(&r)
-	pf := w.files[key]
-	if pf == nil {
-		t, err := createTmp[Row](filepath.Join(w.opts.Dir, key.dir()), now)
-		if err != nil {
-			w.fail(err, 1, w.wal.seq)
-			return
+	dropped, lerr := w.wal.append(&r)
+	w.noteErr(lerr)
+	if dropped > 0 {
+		w.unlogged.Add(dropped)
+		for _, pf := range w.files {
+			pf.unlogged = true
 		}
-		pf = &partFile{tmpFile: t, key: key, opened: now, firstSeg: w.wal.seq, pending: make([]Row, 0, writeBatch)}
-		w.files[key] = pf
 	}
-	if err := pf.add(&r); err != nil {
-		delete(w.files, key)
+	if err != nil {
+		w.fail(err, 1, w.wal.seq)
+		return false
+	}
+	w.addTo(pf, &r)
+	return false
+}
+
+// fileOf returns the open file of r's partition, creating it if need be. It
+// returns an errPoison error if r can never be written (see poisoned).
+func (w *Writer) fileOf(r *Row) (*partFile, error) {
+	if err := checkRow(r); err != nil {
+		return nil, err
+	}
+	key := partitionOf(r)
+	if pf := w.files[key]; pf != nil {
+		return pf, nil
+	}
+	now := w.opts.Now()
+	t, err := createTmp[Row](filepath.Join(w.opts.Dir, key.dir()), now)
+	if err != nil {
+		return nil, fmt.Errorf("create a file in %s: %w", key.dir(), err)
+	}
+	pf := &partFile{tmpFile: t, key: key, opened: now, firstSeg: w.wal.seq, pending: make([]Row, 0, writeBatch)}
+	w.files[key] = pf
+	return pf, nil
+}
+
+// addTo appends r to pf, rolling the file if it is big or old enough.
+func (w *Writer) addTo(pf *partFile, r *Row) {
+	if err := pf.add(r); err != nil {
+		delete(w.files, pf.key)
 		pf.discard()
 		w.fail(fmt.Errorf("write %s: %w", pf.path(), err), pf.rows, pf.firstSeg)
 		return
 	}
-	if pf.size() >= w.opts.MaxFileBytes || now.Sub(pf.opened) >= w.opts.MaxFileAge {
+	if pf.size() >= w.opts.MaxFileBytes || w.opts.Now().Sub(pf.opened) >= w.opts.MaxFileAge {
 		w.finish(pf)
 		w.trimLog()
 	}
 }
 
-// fail records an error that cost rows, and keeps the log from seg on.
+// quarantineRow appends r to the quarantine, durably, and reports whether it
+// could; why says why r cannot be written.
+func (w *Writer) quarantineRow(r *Row, why error) bool {
+	err := w.quarantine.append(r)
+	if err == nil {
+		err = w.quarantine.sync()
+	}
+	if err != nil {
+		w.noteErr(fmt.Errorf("quarantine: %w", err))
+		return false
+	}
+	w.quarantined.Add(1)
+	w.opts.Log.Warn("inference table: row quarantined", "request_id", r.RequestID, "reason", why, "dir", w.quarantine.dir)
+	return true
+}
+
+// quarantinePayload appends to the quarantine a record of the segment at
+// path that does not decode as a row.
+func (w *Writer) quarantinePayload(payload []byte, path string) error {
+	if err := w.quarantine.appendPayload(payload); err != nil {
+		return fmt.Errorf("quarantine: %w", err)
+	}
+	w.quarantined.Add(1)
+	w.opts.Log.Warn("inference table: record quarantined", "reason", "not a row this version can read", "segment", path, "dir", w.quarantine.dir)
+	return nil
+}
+
+// noteErr counts an I/O error, marks the writer degraded (see Healthy) and
+// logs the first error of a degraded spell; tick logs the others, a line per
+// FlushInterval. It is safe to call from any goroutine.
+func (w *Writer) noteErr(err error) {
+	if err == nil {
+		return
+	}
+	w.errs.Add(1)
+	last := err // only a non-nil error goes to the heap
+	if prev := w.degraded.Swap(&last); prev == nil {
+		w.opts.Log.Error("inference table: I/O error, rows are not durable until it clears", "dir", w.opts.Dir, "err", err)
+	}
+}
+
+// durable reports whether every row taken is in an fsync'd log segment or
+// a renamed file.
+func (w *Writer) durable() bool {
+	if !w.wal.durable() {
+		return false
+	}
+	for _, pf := range w.files {
+		if pf.unlogged {
+			return false
+		}
+	}
+	return true
+}
+
+// warnEvery bounds how often a lasting I/O fault is logged again.
+const warnEvery = 10 * time.Second
+
+// checkHealth ends a degraded spell once a tick met no error and the log
+// is durable, and otherwise logs, every warnEvery, the errors meanwhile.
+func (w *Writer) checkHealth(now time.Time) {
+	n := w.errs.Load()
+	defer func() { w.errsAtTick = n }()
+	last := w.degraded.Load()
+	if last != nil && !w.spell {
+		w.spell, w.warnedAt, w.errsAtWarn = true, now, w.errsAtTick
+	}
+	switch {
+	case last == nil:
+	case n == w.errsAtTick && w.durable():
+		w.degraded.Store(nil)
+		w.spell = false
+		w.opts.Log.Info("inference table: durable again", "dir", w.opts.Dir, "errors", n)
+	case now.Sub(w.warnedAt) >= warnEvery:
+		w.opts.Log.Warn("inference table: I/O errors go on", "dir", w.opts.Dir, "errors", n-w.errsAtWarn, "err", *last)
+		w.warnedAt, w.errsAtWarn = now, n
+	}
+}
+
+// fail records an error that cost rows their file, and keeps the log from
+// seg on.
 func (w *Writer) fail(err error, rows, seg int64) {
 	w.failed.Add(rows)
 	w.keepFrom = min(w.keepFrom, seg)
+	w.noteErr(err)
 	if w.err == nil {
 		w.err = err
 	}
@@ -452,18 +602,19 @@ func (w *Writer) finish(pf *partFile) {
 // trimLog starts a new log segment and deletes the segments whose rows are
 // all in renamed files.
 func (w *Writer) trimLog() {
-	w.logged(w.wal.rotate())
+	w.noteErr(w.wal.rotate())
 	keep := w.keepFrom
 	for _, pf := range w.files {
 		keep = min(keep, pf.firstSeg)
 	}
-	w.logged(w.wal.trim(keep))
+	w.noteErr(w.wal.trim(keep))
 }
 
 // tick makes the log durable and rolls the files that are old enough.
 func (w *Writer) tick() {
-	w.logged(w.wal.sync())
-	w.logged(w.spill.sync())
+	w.noteErr(w.wal.sync())
+	w.noteErr(w.spill.sync())
+	w.noteErr(w.quarantine.sync())
 	now := w.opts.Now()
 	rolled := false
 	for _, pf := range w.files {
@@ -475,35 +626,54 @@ func (w *Writer) tick() {
 	if rolled {
 		w.trimLog()
 	}
+	w.checkHealth(now)
+	if w.opts.onTick != nil {
+		w.opts.onTick()
+	}
 }
 
-// takeSpill writes the rows of the spill file.
+// takeSpill writes the rows of the spill files.
 func (w *Writer) takeSpill() {
-	path, err := w.spill.take()
-	w.logged(err)
-	if path != "" {
-		w.logged(w.replay(path, nil))
+	paths, err := w.spill.take()
+	w.noteErr(err)
+	for _, path := range paths {
+		w.noteErr(w.replay(path, nil))
 	}
 }
 
 // replay moves the rows of the log or spill segment at path into the
-// current log and their files, counting them in n, and deletes the segment
-// once the log holding its rows is durable.
+// current log and their files, counting them in n (if not nil), and the
+// records that can never be written into the quarantine; it deletes the
+// segment once the log and the quarantine holding its records are durable.
+// On error the segment stays, for the next Open.
 func (w *Writer) replay(path string, n *atomic.Int64) error {
+	var qerr error
 	skipped, err := readLog(path, func(r Row) {
-		if n != nil {
+		if !w.add(r) && n != nil {
 			n.Add(1)
 		}
-		w.add(r)
+	}, func(payload []byte) {
+		if err := w.quarantinePayload(payload, path); err != nil && qerr == nil {
+			qerr = err
+		}
 	})
 	w.skipped.Add(skipped)
+	if err == nil {
+		err = qerr
+	}
+	if err == nil {
+		err = w.wal.sync()
+	}
+	if err == nil {
+		err = w.quarantine.sync()
+	}
+	if err == nil {
+		err = os.Remove(path)
+	}
 	if err != nil {
-		return err
+		return fmt.Errorf("replay %s: %w", path, err)
 	}
-	if err := w.wal.sync(); err != nil {
-		return err
-	}
-	return os.Remove(path)
+	return nil
 }
 
 // flushAll takes the rows queued and spilled so far and completes every file.
@@ -554,12 +724,8 @@ func (w *Writer) abandonFiles() {
 	}
 	w.files = nil
 	w.wal.abandon()
-	w.spill.mu.Lock()
-	if w.spill.f != nil {
-		w.spill.f.Close()
-		w.spill.f = nil
-	}
-	w.spill.mu.Unlock()
+	w.spill.abandon()
+	w.quarantine.abandon()
 }
 
 // abandon stops the writer as a crash would, for tests.

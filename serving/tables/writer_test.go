@@ -159,7 +159,7 @@ func TestRollByAge(t *testing.T) {
 	for i := range 10 {
 		w.Write(row(i, "churn", "churn-xgb", t0))
 	}
-	time.Sleep(20 * time.Millisecond)
+	settle(t, w)
 	if n := countRows(t, dir); n != 0 {
 		t.Fatalf("%d rows visible before the file is old enough", n)
 	}
@@ -171,7 +171,7 @@ func TestRollByAge(t *testing.T) {
 	for i := range 5 {
 		w.Write(row(10+i, "churn", "churn-xgb", t0))
 	}
-	time.Sleep(20 * time.Millisecond)
+	settle(t, w)
 	clk.Advance(time.Minute)
 	w.Write(row(15, "churn", "churn-xgb", t0))
 	eventually(t, "the next row to roll the file", func() bool { return countRows(t, dir) == 16 })
