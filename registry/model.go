@@ -134,9 +134,11 @@ type AuditEvent struct {
 	Model   string    `json:"model,omitempty"`
 	Version int       `json:"version,omitempty"`
 	// Endpoint names the endpoint a traffic change concerns.
-	Endpoint string          `json:"endpoint,omitempty"`
-	Before   json.RawMessage `json:"before"`
-	After    json.RawMessage `json:"after"`
+	Endpoint string `json:"endpoint,omitempty"`
+	// View names the feature view a view change concerns.
+	View   string          `json:"view,omitempty"`
+	Before json.RawMessage `json:"before"`
+	After  json.RawMessage `json:"after"`
 }
 
 // Audit actions.
@@ -148,11 +150,12 @@ const (
 	ActionSetTag          = "set_tag"
 )
 
-// AuditQuery selects audit events: those after Seq After, for Model and
-// Endpoint when set, at most Limit of them in ascending order.
+// AuditQuery selects audit events: those after Seq After, for Model,
+// Endpoint and View when set, at most Limit of them in ascending order.
 type AuditQuery struct {
 	Model    string
 	Endpoint string
+	View     string
 	After    uint64
 	Limit    int
 }

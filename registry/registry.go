@@ -293,6 +293,14 @@ func (r *Registry) RecordAudit(ctx context.Context, actor, action, endpoint stri
 	return r.meta.AppendAudit(ctx, []AuditEvent{ev})
 }
 
+// RecordViewAudit appends a change of a feature view to the audit trail,
+// with before and after as JSON.
+func (r *Registry) RecordViewAudit(ctx context.Context, actor, action, view string, before, after any) error {
+	ev := r.event(actor, action, "", 0, before, after)
+	ev.View = view
+	return r.meta.AppendAudit(ctx, []AuditEvent{ev})
+}
+
 // Audit returns the audit events q selects.
 func (r *Registry) Audit(ctx context.Context, q AuditQuery) ([]AuditEvent, error) {
 	return r.meta.Audit(ctx, q)

@@ -5,7 +5,9 @@ import (
 	"compress/flate"
 	"compress/gzip"
 	"errors"
+	"fmt"
 	"io"
+	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -29,9 +31,6 @@ import (
 // errBusy: the server holds as much request body memory as it may
 // (server.max_body_memory); the caller may retry shortly.
 var errBusy = errors.New("busy")
-
-// errLengthRequired: an upload without Content-Length.
-var errLengthRequired = errors.New("length required")
 
 // errUnsupportedEncoding: a Content-Encoding mlgate does not decode.
 var errUnsupportedEncoding = errors.New("unsupported content encoding")
@@ -169,23 +168,48 @@ func decode(enc string, raw []byte, limit int64) ([]byte, error) {
 	return out.Bytes(), nil
 }
 
-// upload admits a model upload: its Content-Length must be given and within
-// registry.max_model_bytes (and room for the form's framing). The handler
-// reads it as a multipart stream whose file part goes to a temporary file, so
-// it takes no body memory. Its connection closes after the answer, since the
-// form's epilogue, or all of it when refused, may be left unread.
+// upload admits a model upload within registry.max_model_bytes (and room
+// for the form's framing): over it is 413, before any of it is read when
+// Content-Length declares it. The handler reads the form as a stream whose
+// file part goes to a temporary file, so an upload takes no body memory; a
+// chunked upload is first spooled to a temporary file, bounded the same.
 func (s *Server) upload(c *fiber.Ctx) error {
 	limit := s.reg.MaxModelBytes() + uploadOverhead
-	switch n := int64(c.Request().Header.ContentLength()); {
-	case n < 0:
-		return errkind.New(errLengthRequired, "a model upload must declare its Content-Length")
-	case n > limit:
+	if enc := c.Get(fiber.HeaderContentEncoding); enc != "" && !strings.EqualFold(enc, "identity") {
+		return errkind.New(errUnsupportedEncoding, "Content-Encoding %q: not supported on model uploads; send the form as it is", enc)
+	}
+	n := int64(c.Request().Header.ContentLength())
+	if n > limit {
 		return tooLarge(n, limit, "registry.max_model_bytes")
 	}
-	if c.Get(fiber.HeaderContentEncoding) != "" {
-		return errkind.New(errUnsupportedEncoding, "Content-Encoding %q: not supported on model uploads; send the form as it is", c.Get(fiber.HeaderContentEncoding))
+	if n >= 0 {
+		return c.Next()
 	}
+	f, err := os.CreateTemp("", "mlgate-upload-*")
+	if err != nil {
+		return fmt.Errorf("spool a chunked upload: %w", err)
+	}
+	defer os.Remove(f.Name())
+	defer f.Close()
+	if err := spool(f, c.Context().RequestBodyStream(), limit); err != nil {
+		return err
+	}
+	c.Locals(localBodyRead, true)
+	c.Request().SetBodyStream(f, -1)
 	return c.Next()
+}
+
+// spool copies a chunked body to f, at most limit bytes, and rewinds f.
+func spool(f *os.File, body io.Reader, limit int64) error {
+	n, err := io.Copy(f, io.LimitReader(body, limit+1))
+	switch {
+	case n > limit:
+		return tooLarge(-1, limit, "registry.max_model_bytes")
+	case err != nil:
+		return invalidInput("request body: could not be read to its end (%v)", err)
+	}
+	_, err = f.Seek(0, io.SeekStart)
+	return err
 }
 
 func tooLarge(n, limit int64, key string) error {

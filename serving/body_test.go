@@ -67,6 +67,7 @@ func TestBodyLimits(t *testing.T) {
 	}
 	model := bytes.Repeat([]byte{1}, 2<<20)
 	ct, upload := multipartBody(model, "")()
+	chunkedCT, chunked := multipartBody(mustRead(t, modelzoo.Path(modelzoo.Linear)), "")()
 	tests := []struct {
 		name    string
 		path    string
@@ -85,7 +86,8 @@ func TestBodyLimits(t *testing.T) {
 		{"broken gzip", "/v2/models/linear/infer", withEnc("gzip"), infer, false, 400, "Content-Encoding gzip"},
 		{"unknown encoding", "/v2/models/linear/infer", withEnc("br"), infer, false, 415, `\"br\": not supported; send the body as it is`},
 		{"upload over max_model_bytes", "/v1/models/m/versions", map[string]string{"Content-Type": ct}, upload, false, 413, "(registry.max_model_bytes)"},
-		{"upload without a length", "/v1/models/m/versions", map[string]string{"Content-Type": ct}, upload, true, 411, "must declare its Content-Length"},
+		{"chunked upload over max_model_bytes", "/v1/models/m/versions", map[string]string{"Content-Type": ct}, upload, true, 413, "(registry.max_model_bytes)"},
+		{"chunked upload", "/v1/models/chunked/versions", map[string]string{"Content-Type": chunkedCT}, chunked, true, 201, `"version":1`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -174,5 +176,24 @@ func TestPanicIsA500(t *testing.T) {
 	}
 	if code, _ := call("/v2/health/live", ""); code != 200 {
 		t.Errorf("after the panics, liveness is %d", code)
+	}
+}
+
+// TestErrorsHideDataDir: no error message shows where the server keeps its
+// data, however a store's error spells it.
+func TestErrorsHideDataDir(t *testing.T) {
+	g := startGateway(t)
+	srv := New(Options{MaxBodyBytes: 1 << 20, DataDir: g.dataDir}, Deps{Registry: g.reg, Catalog: g.catalog, Auth: g.authn, Log: g.log})
+	srv.App().Get("/test/fail", func(*fiber.Ctx) error {
+		return fmt.Errorf("open %s/registry.db: input/output error", g.dataDir)
+	})
+	resp, err := srv.App().Test(httptest.NewRequest("GET", "/test/fail", nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 500 || strings.Contains(string(body), g.dataDir) || !strings.Contains(string(body), "open [data_dir]/registry.db") {
+		t.Errorf("answer %d %s: want the data directory written [data_dir]", resp.StatusCode, body)
 	}
 }

@@ -59,8 +59,6 @@ func statusOf(err error) int {
 		return fiber.StatusRequestEntityTooLarge
 	case errors.Is(err, ErrNotReady), errors.Is(err, featurestore.ErrUnavailable), errors.Is(err, errBusy):
 		return fiber.StatusServiceUnavailable
-	case errors.Is(err, errLengthRequired):
-		return fiber.StatusLengthRequired
 	case errors.Is(err, errUnsupportedEncoding):
 		return fiber.StatusUnsupportedMediaType
 	case errors.As(err, &fe):

@@ -236,7 +236,7 @@ const (
 // ?model=NAME and ?endpoint=NAME filter, ?limit=N (at most 1000) bounds the
 // page.
 func (s *Server) audit(c *fiber.Ctx) error {
-	q := registry.AuditQuery{Model: c.Query("model"), Endpoint: c.Query("endpoint"), Limit: defaultAuditLimit}
+	q := registry.AuditQuery{Model: c.Query("model"), Endpoint: c.Query("endpoint"), View: c.Query("view"), Limit: defaultAuditLimit}
 	if v := c.Query("after"); v != "" {
 		after, err := strconv.ParseUint(v, 10, 64)
 		if err != nil {

@@ -7,7 +7,9 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"path/filepath"
 	"strconv"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -32,9 +34,12 @@ type Options struct {
 	// being served; a request over it is 503 with Retry-After. 0:
 	// DefaultMaxBodyMemory.
 	MaxBodyMemory int64
-	ReadTimeout   time.Duration
-	WriteTimeout  time.Duration
-	IdleTimeout   time.Duration
+	// DataDir is where the server keeps its data; error messages name it
+	// "[data_dir]", never by its path.
+	DataDir      string
+	ReadTimeout  time.Duration
+	WriteTimeout time.Duration
+	IdleTimeout  time.Duration
 	// Version is reported by GET /v2.
 	Version string
 	// DrainDelay is how long Shutdown answers not ready before it stops
@@ -119,6 +124,7 @@ type Server struct {
 	propagator propagation.TextMapPropagator
 	requests   *requestMetrics // nil until RegisterMetrics
 	bodies     bodyBudget
+	dataDirs   []string                      // the data directory's spellings, hidden in error messages
 	ln         atomic.Pointer[drainListener] // set by Serve
 	// lastRequest is when a request last came while draining, in Unix
 	// nanoseconds.
@@ -138,6 +144,12 @@ func New(opts Options, d Deps) *Server {
 	s.tracer, s.propagator = d.Tracer, d.Propagator
 	if s.propagator == nil {
 		s.propagator = propagation.TraceContext{}
+	}
+	if opts.DataDir != "" {
+		s.dataDirs = []string{opts.DataDir}
+		if abs, err := filepath.Abs(opts.DataDir); err == nil && abs != opts.DataDir {
+			s.dataDirs = append([]string{abs}, s.dataDirs...)
+		}
 	}
 	s.bodies.max = opts.MaxBodyMemory
 	if s.bodies.max <= 0 {
@@ -357,6 +369,9 @@ func (s *Server) handleError(c *fiber.Ctx, err error) error {
 	}
 	if code >= fiber.StatusInternalServerError && code != fiber.StatusServiceUnavailable {
 		s.log.ErrorContext(c.UserContext(), "request failed", "method", c.Method(), "path", c.Path(), "status", code, "err", err)
+	}
+	for _, dir := range s.dataDirs {
+		msg = strings.ReplaceAll(msg, dir, "[data_dir]")
 	}
 	return c.Status(code).JSON(errorBody{Error: msg})
 }

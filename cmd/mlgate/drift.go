@@ -83,6 +83,10 @@ func driftReport(args []string) error {
 func writeMonitorReport(out io.Writer, r monitorReportView, earlier int, now time.Time) error {
 	writeMonitorSpec(out, r.Spec, r.Model)
 	line := labelled(out)
+	if r.Status != "" && r.Status != drift.StatusRunning {
+		line("status", "%s %s", r.Status, r.Error)
+		return nil
+	}
 	if r.LastAlert.IsZero() {
 		line("last alert", "never")
 	} else {
@@ -477,7 +481,7 @@ func driftList(args []string) error {
 		return printJSON(raw)
 	}
 	var out struct {
-		Monitors []drift.MonitorSpec `json:"monitors"`
+		Monitors []listedMonitor `json:"monitors"`
 	}
 	if err := json.Unmarshal(raw, &out); err != nil {
 		return fmt.Errorf("drift list: cannot read the gateway's answer: %w", err)
@@ -486,10 +490,14 @@ func driftList(args []string) error {
 		fmt.Fprintln(stdout, "no monitors")
 		return nil
 	}
-	slices.SortFunc(out.Monitors, func(a, b drift.MonitorSpec) int { return strings.Compare(a.Name, b.Name) })
+	slices.SortFunc(out.Monitors, func(a, b listedMonitor) int { return strings.Compare(a.Name, b.Name) })
 	w := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(w, "NAME\tWATCHES\tBASELINE\tWINDOW\tMIN SAMPLES\tTHRESHOLDS")
+	fmt.Fprintln(w, "NAME\tSTATUS\tWATCHES\tBASELINE\tWINDOW\tMIN SAMPLES\tTHRESHOLDS")
+	var failed []listedMonitor
 	for _, s := range out.Monitors {
+		if s.Error != "" {
+			failed = append(failed, s)
+		}
 		what := "endpoint " + s.Endpoint
 		if s.Model != "" {
 			what = "model " + s.Model
@@ -497,10 +505,23 @@ func driftList(args []string) error {
 		if s.Predictions {
 			what += " +predictions"
 		}
-		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%d\t%s\n", s.Name, what, s.Baseline, time.Duration(s.Window), s.MinSamples,
+		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%d\t%s\n", s.Name, s.Status, what, s.Baseline, time.Duration(s.Window), s.MinSamples,
 			strings.TrimPrefix(thresholdList(s.Thresholds), "drifted when "))
 	}
-	return w.Flush()
+	if err := w.Flush(); err != nil {
+		return err
+	}
+	for _, s := range failed {
+		fmt.Fprintf(stdout, "%s: %s\n", s.Name, s.Error)
+	}
+	return nil
+}
+
+// listedMonitor is a monitor as GET /v1/monitors lists it.
+type listedMonitor struct {
+	drift.MonitorSpec
+	Status string `json:"status"`
+	Error  string `json:"error"`
 }
 
 func driftDelete(args []string) error {

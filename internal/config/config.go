@@ -124,6 +124,10 @@ type Server struct {
 	ShutdownTimeout Duration `yaml:"shutdown_timeout"`
 	// MaxBodyBytes limits request bodies other than model uploads.
 	MaxBodyBytes Size `yaml:"max_body_bytes"`
+	// MaxBodyMemory limits the request bodies held in memory at once, all
+	// requests together; over it a request is answered 503 with
+	// Retry-After.
+	MaxBodyMemory Size `yaml:"max_body_memory"`
 	// RequestTimeout is a request's deadline, feature lookups included; the
 	// header X-Request-Timeout may ask for less, or more up to
 	// MaxRequestTimeout.
@@ -258,6 +262,7 @@ func Defaults() Config {
 			IdleTimeout:       Duration(120 * time.Second),
 			ShutdownTimeout:   Duration(15 * time.Second),
 			MaxBodyBytes:      16 * MiB,
+			MaxBodyMemory:     256 * MiB,
 			RequestTimeout:    Duration(10 * time.Second),
 			MaxRequestTimeout: Duration(60 * time.Second),
 		},
@@ -317,6 +322,7 @@ func (c *Config) Validate() error {
 		check(t.key, t.d > 0, "must be greater than 0, got %s", t.d)
 	}
 	check("server.max_body_bytes", c.Server.MaxBodyBytes > 0, "must be greater than 0")
+	check("server.max_body_memory", c.Server.MaxBodyMemory >= c.Server.MaxBodyBytes, "must be at least server.max_body_bytes")
 
 	oneOf("online_store.default", c.OnlineStore.Default, validStores)
 	check("online_store.cache_entries", c.OnlineStore.CacheEntries >= 0, "must not be negative, got %d", c.OnlineStore.CacheEntries)

@@ -106,14 +106,14 @@ func Start(ctx context.Context, cfg config.Config, version string, log *slog.Log
 	if err != nil {
 		return nil, err
 	}
-	features, err := openFeatures(ctx, cfg, metrics, g.tracing, log)
+	opts := onnx.Options{IntraOpThreads: cfg.ONNX.IntraOpThreads, InterOpThreads: cfg.ONNX.InterOpThreads}
+	reg := registry.New(meta, artifacts, onnx.Inspector{Options: opts}, int64(cfg.Registry.MaxModelBytes))
+	features, err := openFeatures(ctx, cfg, metrics, g.tracing, reg.RecordViewAudit, log)
 	if err != nil {
 		return nil, err
 	}
 	g.Features = features
 	g.closers = append(g.closers, features.Close)
-	opts := onnx.Options{IntraOpThreads: cfg.ONNX.IntraOpThreads, InterOpThreads: cfg.ONNX.InterOpThreads}
-	reg := registry.New(meta, artifacts, onnx.Inspector{Options: opts}, int64(cfg.Registry.MaxModelBytes))
 	catalog := serving.NewCatalog(reg, func(path string) (*onnx.Session, error) { return onnx.LoadWarm(path, opts) }, log)
 	reg.CheckSpecsWith(serving.SpecChecker(features))
 	features.SetUsers(serving.SpecUsers(reg))
@@ -141,7 +141,7 @@ func Start(ctx context.Context, cfg config.Config, version string, log *slog.Log
 		t := cfg.Tables
 		g.Tables, err = tables.Open(tables.Options{
 			Dir: filepath.Join(cfg.DataDir, "inference"), MaxFileBytes: int64(t.MaxFileBytes), MaxFileAge: time.Duration(t.MaxFileAge),
-			FlushInterval: time.Duration(t.FlushInterval), QueueSize: t.QueueSize, Spill: t.Spill,
+			FlushInterval: time.Duration(t.FlushInterval), QueueSize: t.QueueSize, Spill: t.Spill, Log: log,
 		})
 		if err != nil {
 			return nil, fmt.Errorf("inference tables: %w", err)
@@ -174,12 +174,14 @@ func Start(ctx context.Context, cfg config.Config, version string, log *slog.Log
 	deps.Drift = ds
 	reg.CheckBaselinesWith(serving.BaselineChecker())
 	g.Server = serving.New(serving.Options{
-		MaxBodyBytes: int64(cfg.Server.MaxBodyBytes),
-		ReadTimeout:  time.Duration(cfg.Server.ReadTimeout),
-		WriteTimeout: time.Duration(cfg.Server.WriteTimeout),
-		IdleTimeout:  time.Duration(cfg.Server.IdleTimeout),
-		Version:      version,
-		DrainDelay:   time.Duration(cfg.Server.DrainDelay),
+		MaxBodyBytes:  int64(cfg.Server.MaxBodyBytes),
+		MaxBodyMemory: int64(cfg.Server.MaxBodyMemory),
+		DataDir:       cfg.DataDir,
+		ReadTimeout:   time.Duration(cfg.Server.ReadTimeout),
+		WriteTimeout:  time.Duration(cfg.Server.WriteTimeout),
+		IdleTimeout:   time.Duration(cfg.Server.IdleTimeout),
+		Version:       version,
+		DrainDelay:    time.Duration(cfg.Server.DrainDelay),
 		// Request limits: over one is a 400 or 413 that names it.
 		MaxRows:           cfg.Limits.MaxRows,
 		MaxTensorElements: cfg.Limits.MaxTensorElements,
@@ -310,9 +312,9 @@ const driftTick = time.Second
 const controllerTick = 200 * time.Millisecond
 
 // openFeatures opens the configured online stores and the feature store over
-// them. The embedded store, which also keeps the view definitions, is always
-// open.
-func openFeatures(ctx context.Context, cfg config.Config, metrics *telemetry.Metrics, tracing *telemetry.Tracing, log *slog.Logger) (*featurestore.Service, error) {
+// them, which records view changes with audit. The embedded store, which
+// also keeps the view definitions, is always open.
+func openFeatures(ctx context.Context, cfg config.Config, metrics *telemetry.Metrics, tracing *telemetry.Tracing, audit featurestore.Auditor, log *slog.Logger) (*featurestore.Service, error) {
 	embeddedStore, err := embedded.Open(filepath.Join(cfg.DataDir, "features.db"))
 	if err != nil {
 		return nil, err
@@ -367,6 +369,7 @@ func openFeatures(ctx context.Context, cfg config.Config, metrics *telemetry.Met
 		Breaker:      breakerOptions(cfg),
 		Meter:        metrics.Meter("featurestore"),
 		Tracer:       tracing.Tracer("featurestore"),
+		Audit:        audit,
 		Log:          log,
 	})
 	if err != nil {

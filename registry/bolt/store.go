@@ -136,7 +136,7 @@ func (s *Store) Audit(ctx context.Context, q registry.AuditQuery) ([]registry.Au
 			if err := json.Unmarshal(raw, &ev); err != nil {
 				return fmt.Errorf("decode audit event %d: %w", binary.BigEndian.Uint64(k), err)
 			}
-			if q.Model != "" && ev.Model != q.Model || q.Endpoint != "" && ev.Endpoint != q.Endpoint {
+			if q.Model != "" && ev.Model != q.Model || q.Endpoint != "" && ev.Endpoint != q.Endpoint || q.View != "" && ev.View != q.View {
 				continue
 			}
 			out = append(out, ev)

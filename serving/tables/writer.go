@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/mlgate/mlgate/internal/errkind"
+	"github.com/mlgate/mlgate/internal/recovery"
 )
 
 // ErrInvalid is the kind of the errors about arguments and options.
@@ -405,34 +406,47 @@ func (w *Writer) run() {
 	defer close(w.done)
 	tick := time.NewTicker(w.opts.FlushInterval)
 	defer tick.Stop()
-	for {
-		select {
-		case <-w.kill: // before anything else, as a crash would
-			w.abandonFiles()
-			return
-		default:
-		}
-		// Spilled rows wait on disk while the log is failing: taken now,
-		// their segment could not be deleted and would be replayed twice.
-		if len(w.q) == 0 && w.spill.pending.Load() && !w.wal.failed {
-			w.takeSpill()
-		}
-		select {
-		case r := <-w.q:
-			w.add(r)
-			w.drain()
-		case <-tick.C:
-			w.tick()
-		case fn := <-w.ctl:
-			fn()
-		case <-w.stop:
-			w.shutdown()
-			return
-		case <-w.kill:
-			w.abandonFiles()
-			return
-		}
+	for !w.step(tick.C) {
 	}
+}
+
+// step does one thing the writer goroutine waits for, and reports whether
+// the writer is done. A panic in it is logged, counted (see package
+// recovery) and taken as an I/O error: the writer reports itself degraded
+// and goes on with the next row.
+func (w *Writer) step(tick <-chan time.Time) (done bool) {
+	defer func() {
+		if v := recover(); v != nil {
+			w.noteErr(recovery.Recovered(w.opts.Log, "inference-table writer", v))
+		}
+	}()
+	select {
+	case <-w.kill: // before anything else, as a crash would
+		w.abandonFiles()
+		return true
+	default:
+	}
+	// Spilled rows wait on disk while the log is failing: taken now,
+	// their segment could not be deleted and would be replayed twice.
+	if len(w.q) == 0 && w.spill.pending.Load() && !w.wal.failed {
+		w.takeSpill()
+	}
+	select {
+	case r := <-w.q:
+		w.add(r)
+		w.drain()
+	case <-tick:
+		w.tick()
+	case fn := <-w.ctl:
+		fn()
+	case <-w.stop:
+		w.shutdown()
+		return true
+	case <-w.kill:
+		w.abandonFiles()
+		return true
+	}
+	return false
 }
 
 // add appends r to the log and to its partition's file, or quarantines it
