@@ -3,23 +3,20 @@ package registry
 import (
 	"strconv"
 	"unicode/utf8"
+
+	"github.com/mlgate/mlgate/internal/names"
 )
 
-// Name limits. Model names and aliases appear in URLs and in references such
-// as "name@alias" and "name/3", so neither may hold '@' or '/'.
-const (
-	maxModelName = 128
-	maxAlias     = 64
-)
+// Model names and aliases appear in URLs and in references such as
+// "name@alias" and "name/3", so neither may hold '@' or '/'.
+const maxAlias = 64
 
-// CheckModelName reports whether name can name a model: 1 to 128 letters,
-// digits, '_', '-' or '.', starting with a letter or digit.
+// CheckModelName reports whether name can name a model: the rule of
+// package names (1 to 128 letters, digits, '_', '-' or '.', starting with a
+// letter or digit).
 func CheckModelName(name string) error {
-	if err := checkName("model name", name, maxModelName, isNameByte); err != nil {
-		return err
-	}
-	if name[0] == '.' || name[0] == '-' || name[0] == '_' {
-		return invalid("model name %q: must start with a letter or digit", name)
+	if err := names.Check(name); err != nil {
+		return invalid("model name: %v", err)
 	}
 	return nil
 }

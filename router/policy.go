@@ -3,11 +3,10 @@ package router
 import (
 	"fmt"
 	"slices"
-	"strings"
 	"time"
 
 	"github.com/mlgate/mlgate/internal/jsonerr"
-	"github.com/mlgate/mlgate/registry"
+	"github.com/mlgate/mlgate/internal/names"
 )
 
 // Policy limits.
@@ -156,9 +155,8 @@ func (p Policy) Check(resolve func(ModelRef) error) error {
 // follow the rule of model names (registry.CheckModelName): 1 to 128 letters,
 // digits, '_', '-' or '.', starting with a letter or digit.
 func CheckEndpointName(name string) error {
-	if err := registry.CheckModelName(name); err != nil {
-		// The registry's messages start with "model name"; say what was named.
-		return invalid("endpoint name%s", strings.TrimPrefix(err.Error(), "model name"))
+	if err := names.Check(name); err != nil {
+		return invalid("endpoint name: %v", err)
 	}
 	return nil
 }

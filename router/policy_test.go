@@ -146,8 +146,8 @@ func TestCheckEndpointName(t *testing.T) {
 		{"churn", ""},
 		{"churn.v2-eu_1", ""},
 		{"", "endpoint name: must not be empty"},
-		{"_x", `endpoint name "_x": must start with a letter or digit`},
-		{"a/b", `endpoint name "a/b": character '/' is not allowed`},
+		{"_x", `endpoint name: "_x": must start with a letter or digit`},
+		{"a/b", `endpoint name: "a/b": character '/' is not allowed (letters, digits, '_', '-' and '.' are)`},
 		{strings.Repeat("a", 129), "endpoint name: at most 128 characters, got 129"},
 	}
 	for _, tt := range tests {
