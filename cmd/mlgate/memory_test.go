@@ -58,11 +58,12 @@ func rssBytes(t *testing.T, pid int) int64 {
 // 2.4 GB of resident memory before bodies were read after authentication:
 // connections declaring 200,000,000-byte bodies and sending one byte, 250 MB
 // bodies sent without a key, and 500 connections trickling bodies. The
-// resident set of the real `mlgate serve` may grow by at most maxGrowth.
+// resident set of the real `mlgate serve` may grow by at most maxGrowth, and
+// it must still answer, a null monitor spec included.
 func TestHostileBodiesKeepMemoryBounded(t *testing.T) {
 	const maxGrowth = 150 << 20 // generous: the bodies alone would be 1.8 GB
 	bin := buildBinary(t)
-	cfgPath, _ := keyedConfig(t)
+	cfgPath, key := keyedConfig(t)
 	addr := freeAddr(t)
 	cmd := exec.Command(bin, "serve", "--config", cfgPath)
 	cmd.Env = append(os.Environ(), "MLGATE_DATA_DIR="+t.TempDir(), "MLGATE_LISTEN="+addr, "MLGATE_LOG_LEVEL=error",
@@ -92,6 +93,14 @@ func TestHostileBodiesKeepMemoryBounded(t *testing.T) {
 	t.Logf("resident memory: %d MB before, %d MB after the hostile bodies", before>>20, after>>20)
 	if after-before > maxGrowth {
 		t.Errorf("resident memory grew by %d MB under hostile bodies, more than %d MB", (after-before)>>20, maxGrowth>>20)
+	}
+	// The body that once took the process down: a monitor spec of null.
+	req, _ := http.NewRequest("PUT", "http://"+addr+"/v1/monitors/m2", strings.NewReader("null"))
+	req.Header.Set("Authorization", "Bearer "+key)
+	if resp, err := http.DefaultClient.Do(req); err != nil {
+		t.Fatalf("PUT a null monitor: %v", err)
+	} else if resp.Body.Close(); resp.StatusCode != 400 {
+		t.Errorf("PUT a null monitor: %d, want 400", resp.StatusCode)
 	}
 	if resp, err := http.Get("http://" + addr + "/v2/health/live"); err != nil {
 		t.Fatalf("the gateway no longer answers: %v", err)
