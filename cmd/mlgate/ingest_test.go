@@ -53,6 +53,10 @@ func startIngestGateway(t *testing.T, stores []string) *gateway.Gateway {
 	cfg := config.Defaults()
 	cfg.DataDir, cfg.Listen = t.TempDir(), "127.0.0.1:0"
 	cfg.OnlineStore.CacheEntries = 0
+	// The rows are read back 10,000 at a time: more than the default read
+	// timeout, meant for one request's entities, allows a busy node.
+	cfg.OnlineStore.Timeout = config.Duration(time.Minute)
+	cfg.OnlineStore.Breaker.Window = config.Duration(2 * time.Minute)
 	for _, s := range stores {
 		switch s {
 		case "redis":

@@ -126,6 +126,7 @@ online_store:
 	}
 	d := Defaults()
 	want.Server.RequestTimeout, want.Server.MaxRequestTimeout = d.Server.RequestTimeout, d.Server.MaxRequestTimeout
+	want.Server.MaxBodyMemory = d.Server.MaxBodyMemory
 	want.Auth.RoleLimits = d.Auth.RoleLimits
 	want.OnlineStore.Breaker = d.OnlineStore.Breaker
 	want.OnlineStore.Timeout, want.OnlineStore.WriteTimeout = d.OnlineStore.Timeout, d.OnlineStore.WriteTimeout
