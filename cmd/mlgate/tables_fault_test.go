@@ -33,7 +33,7 @@ func TestTablesSurviveIOFault(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs a gateway process under load")
 	}
-	requireImmutable(t)
+	testservers.RequireImmutable(t)
 	python := testservers.Python(t)
 	bin := buildBinary(t)
 	const flush = 200 * time.Millisecond
@@ -81,7 +81,7 @@ func TestTablesSurviveIOFault(t *testing.T) {
 
 	inference := filepath.Join(dataDir, "inference")
 	time.Sleep(time.Second) // load before the fault
-	setImmutable(t, inference, true)
+	testservers.Immutable(t, inference, true)
 	phase.Store(1)
 	deadline := time.Now().Add(3 * time.Second)
 	sawDegraded := false
@@ -93,7 +93,7 @@ func TestTablesSurviveIOFault(t *testing.T) {
 		sawDegraded = sawDegraded || strings.Contains(body, `"degraded":["inference tables: `)
 		time.Sleep(flush)
 	}
-	setImmutable(t, inference, false)
+	testservers.Immutable(t, inference, false)
 	phase.Store(2)
 	if !sawDegraded {
 		t.Error("readiness never said the inference tables were degraded during the fault")
@@ -129,41 +129,6 @@ func TestTablesSurviveIOFault(t *testing.T) {
 	}
 	if failed.Load() != 0 {
 		t.Errorf("%d predictions failed", failed.Load())
-	}
-}
-
-// requireImmutable skips the test unless chattr +i makes a directory refuse
-// writes here (root, on ext4 or xfs); under CI=true it fails instead.
-func requireImmutable(t *testing.T) {
-	t.Helper()
-	dir := t.TempDir()
-	err := exec.Command("chattr", "+i", dir).Run()
-	if err == nil {
-		defer exec.Command("chattr", "-i", dir).Run()
-		f, cerr := os.Create(filepath.Join(dir, "probe"))
-		if cerr != nil {
-			return
-		}
-		f.Close()
-		err = fmt.Errorf("a file was created in an immutable directory")
-	}
-	msg := fmt.Sprintf("chattr +i does not make a directory read-only here (%v): the I/O fault tests need it", err)
-	if os.Getenv("CI") == "true" {
-		t.Fatal(msg)
-	}
-	t.Skip(msg)
-}
-
-// setImmutable sets or clears the immutable flag of everything under dir.
-func setImmutable(t *testing.T, dir string, on bool) {
-	t.Helper()
-	flag := "-i"
-	if on {
-		flag = "+i"
-		t.Cleanup(func() { exec.Command("chattr", "-R", "-i", dir).Run() })
-	}
-	if out, err := exec.Command("chattr", "-R", flag, dir).CombinedOutput(); err != nil {
-		t.Fatalf("chattr -R %s %s: %v %s", flag, dir, err, out)
 	}
 }
 

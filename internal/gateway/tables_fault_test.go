@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/mlgate/mlgate/internal/config"
+	"github.com/mlgate/mlgate/internal/testservers"
 	"github.com/mlgate/mlgate/serving/tables"
 )
 
@@ -178,35 +179,6 @@ func TestPoisonedLogReplayed(t *testing.T) {
 	}
 }
 
-// requireChattr skips the test unless chattr +i makes a directory refuse
-// writes here; under CI=true it fails instead.
-func requireChattr(t *testing.T) {
-	t.Helper()
-	dir := t.TempDir()
-	err := exec.Command("chattr", "+i", dir).Run()
-	if err == nil {
-		defer exec.Command("chattr", "-i", dir).Run()
-		if f, cerr := os.Create(filepath.Join(dir, "probe")); cerr == nil {
-			f.Close()
-			err = fmt.Errorf("a file was created in an immutable directory")
-		} else {
-			return
-		}
-	}
-	msg := fmt.Sprintf("chattr +i does not make a directory read-only here (%v): the I/O fault tests need it (root, ext4 or xfs)", err)
-	if os.Getenv("CI") == "true" {
-		t.Fatal(msg)
-	}
-	t.Skip(msg)
-}
-
-func chattr(t *testing.T, flag, dir string) {
-	t.Helper()
-	if out, err := exec.Command("chattr", "-R", flag, dir).CombinedOutput(); err != nil {
-		t.Fatalf("chattr -R %s %s: %v %s", flag, dir, err, out)
-	}
-}
-
 // readiness returns the status and body of /v2/health/ready.
 func readiness(t *testing.T, g *Gateway) (int, string) {
 	t.Helper()
@@ -227,7 +199,7 @@ var tableErrors = regexp.MustCompile(`(?m)^mlgate_inference_table_errors_total(?
 // mlgate_inference_table_errors_total counts it; once the directory is
 // writable again readiness is whole within a few flush intervals.
 func TestReadyReportsDegradedTables(t *testing.T) {
-	requireChattr(t)
+	testservers.RequireImmutable(t)
 	dir := t.TempDir()
 	cfg := testConfig(dir)
 	cfg.Tables.FlushInterval = config.Duration(20 * time.Millisecond)
@@ -246,7 +218,7 @@ func TestReadyReportsDegradedTables(t *testing.T) {
 		t.Fatalf("ready before the fault: %d %s", status, body)
 	}
 	inference := filepath.Join(dir, "inference")
-	chattr(t, "+i", inference)
+	testservers.Immutable(t, inference, true)
 	t.Cleanup(func() { exec.Command("chattr", "-R", "-i", inference).Run() })
 	waitReady(t, g, predict, "the fault", func(body string) bool { return strings.Contains(body, "degraded") })
 	status, body := readiness(t, g)
@@ -263,7 +235,7 @@ func TestReadyReportsDegradedTables(t *testing.T) {
 	if n, _ := strconv.Atoi(m[1]); len(m) < 2 || n == 0 {
 		t.Errorf("/metrics: mlgate_inference_table_errors_total %v, want > 0", m)
 	}
-	chattr(t, "-i", inference)
+	testservers.Immutable(t, inference, false)
 	waitReady(t, g, predict, "the recovery", func(body string) bool { return body == `{"ready":true}` })
 }
 

@@ -7,12 +7,13 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/mlgate/mlgate/internal/testservers"
 )
 
 // TestUnknownModelRows checks that rows no model version served go to the
@@ -121,45 +122,6 @@ func TestReplayQuarantines(t *testing.T) {
 	}
 }
 
-// requireChattr skips the test unless chattr +i makes a directory refuse
-// writes here (root on a file system with the immutable flag); under CI=true
-// it fails instead, since the fault tests need it.
-func requireChattr(t *testing.T) {
-	t.Helper()
-	dir := t.TempDir()
-	err := exec.Command("chattr", "+i", dir).Run()
-	if err == nil {
-		defer exec.Command("chattr", "-i", dir).Run()
-		var f *os.File
-		if f, err = os.Create(filepath.Join(dir, "probe")); err == nil {
-			f.Close()
-			err = errors.New("a file was created in an immutable directory")
-		} else if errors.Is(err, syscall.EPERM) {
-			return
-		}
-	}
-	msg := fmt.Sprintf("chattr +i does not make a directory read-only here (%v): the I/O fault tests need it (root, ext4 or xfs)", err)
-	if os.Getenv("CI") == "true" {
-		t.Fatal(msg)
-	}
-	t.Skip(msg)
-}
-
-// immutable sets or clears the immutable flag of dir and everything in it:
-// while set, every write, creation, rename or deletion there fails with
-// EPERM, through open files too.
-func immutable(t *testing.T, dir string, on bool) {
-	t.Helper()
-	flag := "-i"
-	if on {
-		flag = "+i"
-		t.Cleanup(func() { exec.Command("chattr", "-R", "-i", dir).Run() })
-	}
-	if out, err := exec.Command("chattr", "-R", flag, dir).CombinedOutput(); err != nil {
-		t.Fatalf("chattr -R %s %s: %v %s", flag, dir, err, out)
-	}
-}
-
 // ticker counts the writer's ticks (Options.onTick).
 type ticker chan struct{}
 
@@ -205,7 +167,7 @@ func (tk ticker) until(t *testing.T, what string, cond func() bool) {
 // error was logged, counted and reported by Healthy meanwhile. Before, the
 // log kept its first error: every row after it was lost to the crash.
 func TestLogRecoversFromIOError(t *testing.T) {
-	requireChattr(t)
+	testservers.RequireImmutable(t)
 	dir := t.TempDir()
 	tk := make(ticker, 1)
 	var logs bytes.Buffer
@@ -225,14 +187,14 @@ func TestLogRecoversFromIOError(t *testing.T) {
 	write("before", 1000)
 	tk.wait(t, 2)
 
-	immutable(t, dir, true)
+	testservers.Immutable(t, dir, true)
 	write("during", 1000)
 	tk.until(t, "Healthy to report the fault", func() bool { return w.Healthy() != nil })
 	if err := w.Healthy(); !errors.Is(err, syscall.EPERM) {
 		t.Errorf("Healthy() = %v, want EPERM", err)
 	}
 	tk.wait(t, 5) // the fault lasts, the log tries again at each tick
-	immutable(t, dir, false)
+	testservers.Immutable(t, dir, false)
 	tk.until(t, "Healthy to clear", func() bool { return w.Healthy() == nil })
 
 	const after = 5000
@@ -284,7 +246,7 @@ func readSegments(t *testing.T, dir, ext string) []string {
 // segment once the disk takes them; past the buffer limit the oldest are
 // given up and counted.
 func TestWALWritesAgain(t *testing.T) {
-	requireChattr(t)
+	testservers.RequireImmutable(t)
 	dir := t.TempDir()
 	l := newWAL(dir, 1)
 	one := row(0, "churn", "m", t0)
@@ -305,7 +267,7 @@ func TestWALWritesAgain(t *testing.T) {
 	if err := l.sync(); err != nil {
 		t.Fatal(err)
 	}
-	immutable(t, dir, true)
+	testservers.Immutable(t, dir, true)
 	appendRows(3, 3)
 	if err := l.sync(); !errors.Is(err, syscall.EPERM) || !l.failed || l.durable() {
 		t.Fatalf("sync on an immutable directory = %v (failed %v, durable %v), want EPERM", err, l.failed, l.durable())
@@ -323,7 +285,7 @@ func TestWALWritesAgain(t *testing.T) {
 		t.Fatal("no record given up past the limit")
 	}
 	appendRows(100, 2)
-	immutable(t, dir, false)
+	testservers.Immutable(t, dir, false)
 	if err := l.sync(); err != nil || l.failed || !l.durable() {
 		t.Fatalf("sync once writable = %v (failed %v, durable %v)", err, l.failed, l.durable())
 	}
@@ -341,7 +303,7 @@ func TestWALWritesAgain(t *testing.T) {
 // TestSpillAfterError checks that a spill segment a write failed on is
 // closed, so that no later record follows a torn one, and is still taken.
 func TestSpillAfterError(t *testing.T) {
-	requireChattr(t)
+	testservers.RequireImmutable(t)
 	dir := t.TempDir()
 	s := recordFile{dir: dir, ext: spillExt, seq: 1}
 	for i := range 2 {
@@ -350,12 +312,12 @@ func TestSpillAfterError(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	immutable(t, dir, true)
+	testservers.Immutable(t, dir, true)
 	r := row(2, "churn", "m", t0)
 	if err := s.append(&r); !errors.Is(err, syscall.EPERM) {
 		t.Fatalf("append on an immutable segment = %v, want EPERM", err)
 	}
-	immutable(t, dir, false)
+	testservers.Immutable(t, dir, false)
 	r = row(3, "churn", "m", t0)
 	if err := s.append(&r); err != nil {
 		t.Fatal(err)
@@ -373,7 +335,7 @@ func TestSpillAfterError(t *testing.T) {
 // during a long fault, Healthy keeps reporting it after the disk is back,
 // until the files holding those rows are renamed.
 func TestUnloggedRowsKeepDegraded(t *testing.T) {
-	requireChattr(t)
+	testservers.RequireImmutable(t)
 	dir := t.TempDir()
 	tk := make(ticker, 1)
 	clk := &clock{now: t0}
@@ -384,7 +346,7 @@ func TestUnloggedRowsKeepDegraded(t *testing.T) {
 	if _, err := w.call(context.Background(), func() (int64, error) { w.wal.limit = 64 << 10; return 0, nil }); err != nil {
 		t.Fatal(err)
 	}
-	immutable(t, dir, true)
+	testservers.Immutable(t, dir, true)
 	tk.wait(t, 1)
 	n := int64(1)
 	for ; w.Stats().Unlogged == 0; n++ {
@@ -396,7 +358,7 @@ func TestUnloggedRowsKeepDegraded(t *testing.T) {
 			tk.wait(t, 1) // a sync fails: the records stay in memory
 		}
 	}
-	immutable(t, dir, false)
+	testservers.Immutable(t, dir, false)
 	tk.wait(t, 3)
 	if err := w.Healthy(); err == nil {
 		t.Error("Healthy() = nil while rows the log gave up are only in an open file")
