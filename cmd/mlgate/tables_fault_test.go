@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -14,7 +13,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/mlgate/mlgate/internal/modelzoo"
 	"github.com/mlgate/mlgate/internal/testservers"
 )
 
@@ -35,17 +33,9 @@ func TestTablesSurviveIOFault(t *testing.T) {
 	}
 	testservers.RequireImmutable(t)
 	python := testservers.Python(t)
-	bin := buildBinary(t)
 	const flush = 200 * time.Millisecond
 	t.Setenv("MLGATE_INFERENCE_TABLES_FLUSH_INTERVAL", flush.String())
-	dataDir, addr := t.TempDir(), freeAddr(t)
-	cmd := serveProcess(t, bin, dataDir, addr)
-	server := "http://" + addr
-	stdout = io.Discard
-	defer func() { stdout = os.Stdout }()
-	if err := run([]string{"models", "register", "--server", server, "--name", "linear", "--file", modelzoo.Path(modelzoo.Linear)}); err != nil {
-		t.Fatal(err)
-	}
+	bin, dataDir, cmd, server := serveLinear(t)
 
 	var phase atomic.Int32
 	answered := make([]atomic.Int64, len(faultPhases))
@@ -113,7 +103,7 @@ func TestTablesSurviveIOFault(t *testing.T) {
 	cmd.Process.Kill()
 	cmd.Wait()
 
-	cmd = serveProcess(t, bin, dataDir, addr)
+	cmd = serveProcess(t, bin, dataDir, strings.TrimPrefix(server, "http://"))
 	cmd.Process.Signal(syscall.SIGTERM)
 	if err := cmd.Wait(); err != nil {
 		t.Fatalf("restarted mlgate exited with %v", err)

@@ -67,6 +67,22 @@ func serveProcess(t *testing.T, bin, dataDir, addr string) *exec.Cmd {
 	}
 }
 
+// serveLinear builds mlgate, runs `mlgate serve` on a new data directory and
+// registers linear.onnx as model linear through the CLI.
+func serveLinear(t *testing.T) (bin, dataDir string, cmd *exec.Cmd, server string) {
+	t.Helper()
+	bin = buildBinary(t)
+	dataDir, addr := t.TempDir(), freeAddr(t)
+	cmd = serveProcess(t, bin, dataDir, addr)
+	server = "http://" + addr
+	stdout = io.Discard
+	t.Cleanup(func() { stdout = os.Stdout })
+	if err := run([]string{"models", "register", "--server", server, "--name", "linear", "--file", modelzoo.Path(modelzoo.Linear)}); err != nil {
+		t.Fatal(err)
+	}
+	return bin, dataDir, cmd, server
+}
+
 func post(t *testing.T, url, body string) int {
 	t.Helper()
 	resp, err := http.Post(url, "application/json", strings.NewReader(body))
@@ -87,15 +103,7 @@ func TestTablesSurviveSIGTERM(t *testing.T) {
 		t.Skip("runs a gateway process under load")
 	}
 	python := testservers.Python(t)
-	bin := buildBinary(t)
-	dataDir, addr := t.TempDir(), freeAddr(t)
-	cmd := serveProcess(t, bin, dataDir, addr)
-	server := "http://" + addr
-	stdout = io.Discard
-	defer func() { stdout = os.Stdout }()
-	if err := run([]string{"models", "register", "--server", server, "--name", "linear", "--file", modelzoo.Path(modelzoo.Linear)}); err != nil {
-		t.Fatal(err)
-	}
+	_, dataDir, cmd, server := serveLinear(t)
 	req, _ := http.NewRequest("PUT", server+"/v1/endpoints/churn", strings.NewReader(`{"variants": [{"name": "a", "model": "linear/1", "weight": 1}]}`))
 	if resp, err := http.DefaultClient.Do(req); err != nil || resp.StatusCode != 201 {
 		t.Fatalf("create endpoint: %v %v", resp, err)
@@ -179,15 +187,7 @@ func TestTablesSurviveKill9(t *testing.T) {
 		t.Skip("runs a gateway process")
 	}
 	python := testservers.Python(t)
-	bin := buildBinary(t)
-	dataDir, addr := t.TempDir(), freeAddr(t)
-	cmd := serveProcess(t, bin, dataDir, addr)
-	server := "http://" + addr
-	stdout = io.Discard
-	defer func() { stdout = os.Stdout }()
-	if err := run([]string{"models", "register", "--server", server, "--name", "linear", "--file", modelzoo.Path(modelzoo.Linear)}); err != nil {
-		t.Fatal(err)
-	}
+	bin, dataDir, cmd, server := serveLinear(t)
 	const total = 500
 	for i := range total {
 		if code := post(t, server+"/v1/models/linear/predict", fmt.Sprintf(`{"request_id": "k%d", "inputs": {"x": [[1, 2, 3, 4]]}}`, i)); code != 200 {
@@ -198,7 +198,7 @@ func TestTablesSurviveKill9(t *testing.T) {
 	cmd.Process.Kill()
 	cmd.Wait()
 
-	cmd = serveProcess(t, bin, dataDir, addr)
+	cmd = serveProcess(t, bin, dataDir, strings.TrimPrefix(server, "http://"))
 	cmd.Process.Signal(syscall.SIGTERM)
 	if err := cmd.Wait(); err != nil {
 		t.Fatalf("restarted mlgate exited with %v", err)
