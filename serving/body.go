@@ -108,11 +108,11 @@ func (s *Server) body(c *fiber.Ctx) error {
 // body: at most limit bytes, read and decoded.
 func readBody(c *fiber.Ctx, buf *bytes.Buffer, limit int64) error {
 	req := c.Request()
-	var src io.Reader = bytes.NewReader(req.Body())
 	if stream := c.Context().RequestBodyStream(); stream != nil {
-		src = stream
-	}
-	if err := copyLimited(buf, src, limit); err != nil {
+		if err := copyLimited(buf, stream, limit); err != nil {
+			return err
+		}
+	} else if err := copyLimited(buf, bytes.NewReader(req.Body()), limit); err != nil {
 		return err
 	}
 	enc := strings.ToLower(strings.TrimSpace(string(req.Header.Peek(fiber.HeaderContentEncoding))))
@@ -129,16 +129,24 @@ func readBody(c *fiber.Ctx, buf *bytes.Buffer, limit int64) error {
 	return nil
 }
 
-// copyLimited copies src to dst, refusing more than limit bytes.
+// copyLimited appends src to dst up to its end, refusing more than limit
+// bytes. It reads into dst's own memory, allocating nothing else.
 func copyLimited(dst *bytes.Buffer, src io.Reader, limit int64) error {
-	n, err := dst.ReadFrom(io.LimitReader(src, limit+1))
-	switch {
-	case n > limit:
-		return tooLarge(-1, limit, "server.max_body_bytes")
-	case err != nil:
-		return invalidInput("request body: could not be read to its end (%v)", err)
+	for {
+		dst.Grow(bytes.MinRead)
+		b := dst.AvailableBuffer()
+		b = b[:min(int64(cap(b)), limit+1-int64(dst.Len()))]
+		n, err := src.Read(b)
+		dst.Write(b[:n])
+		switch {
+		case int64(dst.Len()) > limit:
+			return tooLarge(-1, limit, "server.max_body_bytes")
+		case err == io.EOF:
+			return nil
+		case err != nil:
+			return invalidInput("request body: could not be read to its end (%v)", err)
+		}
 	}
-	return nil
 }
 
 // decode inflates a gzip or deflate body into at most limit bytes.
