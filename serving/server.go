@@ -370,12 +370,18 @@ func (s *Server) handleError(c *fiber.Ctx, err error) error {
 	if code >= fiber.StatusInternalServerError && code != fiber.StatusServiceUnavailable {
 		s.log.ErrorContext(c.UserContext(), "request failed", "method", c.Method(), "path", c.Path(), "status", code, "err", err)
 	}
-	for _, dir := range s.dataDirs {
-		msg = strings.ReplaceAll(msg, dir, "[data_dir]")
-	}
-	return c.Status(code).JSON(errorBody{Error: msg})
+	return c.Status(code).JSON(errorBody{Error: s.hidePaths(msg)})
 }
 
 type errorBody struct {
 	Error string `json:"error"`
+}
+
+// hidePaths writes the data directory as "[data_dir]" in msg, which goes
+// to a caller.
+func (s *Server) hidePaths(msg string) string {
+	for _, dir := range s.dataDirs {
+		msg = strings.ReplaceAll(msg, dir, "[data_dir]")
+	}
+	return msg
 }

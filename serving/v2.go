@@ -31,7 +31,7 @@ func (s *Server) ready(c *fiber.Ctx) error {
 	}
 	if s.tables != nil {
 		if err := s.tables.Healthy(); err != nil {
-			return c.JSON(fiber.Map{"ready": true, "degraded": []string{"inference tables: " + err.Error()}})
+			return c.JSON(fiber.Map{"ready": true, "degraded": []string{s.hidePaths("inference tables: " + err.Error())}})
 		}
 	}
 	return c.JSON(fiber.Map{"ready": true})

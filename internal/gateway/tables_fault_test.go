@@ -231,6 +231,9 @@ func TestReadyReportsDegradedTables(t *testing.T) {
 		!strings.Contains(ready.Degraded[0], "operation not permitted") {
 		t.Errorf("ready during the fault: %d %s; want 200, ready, degraded by the inference tables", status, body)
 	}
+	if strings.Contains(body, dir) {
+		t.Errorf("ready during the fault shows the data directory %s: %s", dir, body)
+	}
 	m := tableErrors.FindStringSubmatch(call(t, g, "GET", "/metrics", "", nil))
 	if n, _ := strconv.Atoi(m[1]); len(m) < 2 || n == 0 {
 		t.Errorf("/metrics: mlgate_inference_table_errors_total %v, want > 0", m)
