@@ -384,7 +384,7 @@ func (s *Server) listMonitors(c *fiber.Ctx) error {
 	for _, m := range ds.List() {
 		e := monitorEntry{MonitorSpec: m.Spec().Redacted(), Status: m.Status()}
 		if e.Status == drift.StatusError {
-			e.Error = m.Err().Error()
+			e.Error = s.hidePaths(m.Err().Error())
 		}
 		out = append(out, e)
 	}
@@ -416,6 +416,7 @@ func (s *Server) getMonitorReport(c *fiber.Ctx) error {
 		return err
 	}
 	r := monitorReport{MonitorReport: m.Report().Redacted(), Performance: []Performance{}}
+	r.Error = s.hidePaths(r.Error)
 	if s.tables != nil {
 		if err := s.tables.Flush(c.UserContext()); err != nil {
 			return err
