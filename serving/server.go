@@ -124,8 +124,7 @@ type Server struct {
 	propagator propagation.TextMapPropagator
 	requests   *requestMetrics // nil until RegisterMetrics
 	bodies     bodyBudget
-	dataDirs   []string                      // the data directory's spellings, hidden in error messages
-	ln         atomic.Pointer[drainListener] // set by Serve
+	dataDirs   []string // the data directory's spellings, hidden in error messages
 	// lastRequest is when a request last came while draining, in Unix
 	// nanoseconds.
 	lastRequest atomic.Int64
@@ -245,12 +244,8 @@ func (s *Server) routes() {
 // App returns the fiber application, for tests that drive it in-process.
 func (s *Server) App() *fiber.App { return s.app }
 
-// Serve answers requests on ln until Shutdown. Call it once.
-func (s *Server) Serve(ln net.Listener) error {
-	dl := newDrainListener(ln)
-	s.ln.Store(dl)
-	return s.app.Listener(dl)
-}
+// Serve answers requests on ln until Shutdown.
+func (s *Server) Serve(ln net.Listener) error { return s.app.Listener(ln) }
 
 // closeGrace is how long Shutdown lets open connections make one more
 // request, answered with Connection: close, before it closes them: a
@@ -290,15 +285,10 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	case <-time.After(s.opts.DrainDelay):
 	case <-ctx.Done():
 	}
-	// New connections are refused; every answer from now on says
-	// Connection: close (guard), so the open connections close after their
-	// next answer. Those idle for all of closeGrace are closed unasked.
-	if ln := s.ln.Load(); ln != nil {
-		if err := ln.refuse(); err != nil {
-			s.log.Warn("close the listener", "err", err)
-		}
-		s.awaitConnections(ctx, closeGrace, closeQuiet)
-	}
+	// Every answer from now on says Connection: close (guard), so the open
+	// connections close after their next answer; then the listener closes,
+	// and the connections idle since are closed unasked.
+	s.awaitConnections(ctx, closeGrace, closeQuiet)
 	err := s.app.ShutdownWithContext(ctx)
 	wait := time.Second
 	if d, ok := ctx.Deadline(); ok {
