@@ -106,7 +106,7 @@ func startLogging(cfg options) (*scenario, error) {
 		ctx, cancel := context.WithTimeout(context.Background(), loggingDrain)
 		defer cancel()
 		start := time.Now()
-		if err := on.gateway.Tables.Flush(ctx); err != nil {
+		if err := on.gateway.Server.FlushRecords(ctx); err != nil {
 			return fmt.Errorf("logging: flush the tables-on writer after a round: %w", err)
 		}
 		w, sent := live.Writer, answered()

@@ -415,12 +415,13 @@ func (s *Server) getMonitorReport(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
+	// The report counts every prediction answered before it was asked for.
+	if err := s.FlushRecords(c.UserContext()); err != nil {
+		return err
+	}
 	r := monitorReport{MonitorReport: m.Report().Redacted(), Performance: []Performance{}}
 	r.Error = s.hidePaths(r.Error)
 	if s.tables != nil {
-		if err := s.tables.Flush(c.UserContext()); err != nil {
-			return err
-		}
 		spec := m.Spec()
 		f := tables.Filter{Endpoint: spec.Endpoint}
 		if spec.Model != "" {
@@ -457,7 +458,7 @@ func (s *Server) runMonitor(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	if err := s.tables.Flush(c.UserContext()); err != nil {
+	if err := s.FlushRecords(c.UserContext()); err != nil {
 		return err
 	}
 	spec := m.Spec()

@@ -93,6 +93,9 @@ func TestDriftRaisesSignedRetriedAlert(t *testing.T) {
 	rng := rand.New(rand.NewPCG(2, 2))
 	window := func(means [4]float64) {
 		g.sendRows(normalRows(rng, 600, means))
+		if err := g.server.FlushRecords(t.Context()); err != nil { // the window the rows were answered in sees them
+			t.Fatal(err)
+		}
 		time.Sleep(1100 * time.Millisecond)
 		g.drift.Tick(t.Context())
 	}

@@ -43,14 +43,26 @@ func (s *Server) RegisterMetrics(m metric.Meter) error {
 	if err != nil {
 		return err
 	}
+	recorderQueue, err := m.Int64ObservableGauge("mlgate_recorder_queue",
+		metric.WithDescription("Predictions answered and waiting for the recorder (drift observation, inference-table row)."))
+	if err != nil {
+		return err
+	}
+	recorderDropped, err := m.Int64ObservableCounter("mlgate_recorder_dropped",
+		metric.WithDescription("Predictions not recorded because the recorder's queue was full: answered, but seen by no drift monitor and in no inference table."))
+	if err != nil {
+		return err
+	}
 	if _, err := m.RegisterCallback(func(_ context.Context, o metric.Observer) error {
 		if s.tables != nil {
 			o.ObserveInt64(tablesQueue, int64(s.tables.QueueLen()))
 			o.ObserveInt64(tablesErrors, s.tables.Stats().Errors)
 		}
 		o.ObserveInt64(shadowQueue, int64(len(s.shadows.jobs)))
+		o.ObserveInt64(recorderQueue, int64(len(s.recorder.jobs)))
+		o.ObserveInt64(recorderDropped, s.recorder.dropped.Load())
 		return nil
-	}, tablesQueue, shadowQueue, tablesErrors); err != nil {
+	}, tablesQueue, shadowQueue, tablesErrors, recorderQueue, recorderDropped); err != nil {
 		return err
 	}
 	rm.sets.Store(&map[requestLabels]*labelSet{})

@@ -9,7 +9,6 @@ import (
 	"math/rand/v2"
 	"slices"
 	"strconv"
-	"strings"
 	"time"
 	"unicode/utf8"
 
@@ -43,6 +42,7 @@ const maxAskedName = 256
 type observation struct {
 	ctx       context.Context // the request's; nil for a shadow copy
 	start     time.Time
+	latency   time.Duration // from start to the answer, set by handOff
 	requestID string
 	route     *router.Route // nil for a call to a model
 	variant   string
@@ -55,15 +55,24 @@ type observation struct {
 	err       error
 }
 
-// observe gives a prediction to the drift monitors that watch it, and
-// records it in the inference table (when the endpoint samples it), with the
-// PII fields of its endpoint hashed. It copies what it
-// keeps: body and response may be reused once it returns. A request no
-// model version served keeps the model name asked for, cut to maxAskedName
-// bytes; the table files it under tables.UnknownModel, never under a
-// directory of that name.
+// observe labels o's request for its metrics and hands o to the recorder,
+// which records it off the request path (see recorder). It copies what o
+// keeps: its body and response may be reused once it returns.
 func (s *Server) observe(o *observation) {
 	label(o)
+	_, span := s.startSpan(o.ctx, "table.enqueue")
+	o.handOff()
+	s.recorder.offer(o)
+	span.End()
+}
+
+// record gives a prediction to the drift monitors that watch it, and
+// records it in the inference table (when the endpoint samples it), with the
+// PII fields of its endpoint hashed. A request no model version served
+// keeps the model name asked for, cut to maxAskedName bytes; the table
+// files it under tables.UnknownModel, never under a directory of that name.
+// It runs on the recorder's goroutine.
+func (s *Server) record(o *observation) {
 	s.feedDrift(o)
 	if s.tables == nil {
 		return
@@ -74,8 +83,8 @@ func (s *Server) observe(o *observation) {
 		Timestamp: o.start,
 		Variant:   o.variant,
 		IsShadow:  o.shadow,
-		ModelName: strings.Clone(truncate(o.model, maxAskedName)), // a route parameter: fiber reuses its memory
-		LatencyUS: time.Since(o.start).Microseconds(),
+		ModelName: o.model,
+		LatencyUS: o.latency.Microseconds(),
 		Response:  string(o.response),
 	}
 	if o.route != nil {
@@ -85,8 +94,6 @@ func (s *Server) observe(o *observation) {
 		row.Endpoint = o.route.Endpoint()
 		pii = o.route.PII()
 	}
-	_, span := s.startSpan(o.ctx, "table.enqueue")
-	defer span.End()
 	if row.RequestID == "" {
 		row.RequestID = uuid.NewString()
 	}

@@ -42,7 +42,7 @@ func TestSecretsStayOut(t *testing.T) {
 	g.apiKey = wrongKey
 	g.must("POST", "/v1/models/linear/predict", `{`+linearInputs+`}`, 401)
 	g.apiKey = key
-	if err := g.tables.Flush(context.Background()); err != nil {
+	if err := g.server.FlushRecords(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 

@@ -113,6 +113,7 @@ type Server struct {
 	metrics   http.Handler
 	router    *router.Service
 	shadows   *shadows
+	recorder  *recorder
 	draining  atomic.Bool // Shutdown has begun: not ready
 	tables    Tables
 	tablesDir string
@@ -139,6 +140,7 @@ func New(opts Options, d Deps) *Server {
 	s := &Server{reg: d.Registry, catalog: d.Catalog, features: d.Features, auth: d.Auth, log: d.Log, metrics: d.Metrics, router: d.Router,
 		tables: d.Tables, tablesDir: d.TablesDir, piiKey: d.PIIKey, drift: d.Drift, opts: opts,
 		limiter: d.Limiter, limits: limitsOf(opts)}
+	s.recorder = newRecorder(s.record, d.Log)
 	s.shadows = newShadows(s.runPredict, s.observe, opts.Breaker, d.Log)
 	s.tracer, s.propagator = d.Tracer, d.Propagator
 	if s.propagator == nil {
@@ -276,7 +278,8 @@ func (s *Server) awaitConnections(ctx context.Context, grace, quiet time.Duratio
 }
 
 // Shutdown stops accepting connections and waits, until ctx ends, for the
-// requests in flight to finish, then for the queued shadow copies.
+// requests in flight to finish, then for the queued shadow copies, then
+// for the recorder to record every prediction answered.
 func (s *Server) Shutdown(ctx context.Context) error {
 	// Readiness goes false first, so that a load balancer stops sending
 	// traffic during DrainDelay, while the listener still answers.
@@ -295,7 +298,20 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		wait = max(time.Until(d), 0)
 	}
 	s.shadows.close(wait)
-	return err
+	return errors.Join(err, s.recorder.close(ctx))
+}
+
+// FlushRecords waits until every prediction answered so far is recorded:
+// seen by the drift monitors and, when the inference tables are on, written
+// to their files.
+func (s *Server) FlushRecords(ctx context.Context) error {
+	if err := s.recorder.flush(ctx); err != nil {
+		return err
+	}
+	if s.tables == nil {
+		return nil
+	}
+	return s.tables.Flush(ctx)
 }
 
 const localIdentity = "identity"

@@ -51,6 +51,11 @@ func (s *Server) deleteEntity(c *fiber.Ctx) error {
 	if body.Column == "" || body.Value == "" {
 		return invalidInput(`request body: give the entity, e.g. {"column": "user_id", "value": "u1"}`)
 	}
+	// Predictions answered before the request are deleted too: the
+	// recorder hands them to the writer first.
+	if err := s.recorder.flush(c.UserContext()); err != nil {
+		return err
+	}
 	removed, err := t.DeleteEntity(c.UserContext(), body.Column, body.Value)
 	if err != nil {
 		return err

@@ -24,6 +24,9 @@ func TestDriftAlertMetric(t *testing.T) {
 	for range 4 {
 		predictLinear(t, g, "linear", rng, 50, 3)
 	}
+	if err := g.Server.FlushRecords(t.Context()); err != nil { // the window the predictions were answered in sees them
+		t.Fatal(err)
+	}
 	time.Sleep(1100 * time.Millisecond)
 	g.Drift.Tick(t.Context())
 

@@ -102,7 +102,7 @@ func TestStartupMonitorsSurviveRestart(t *testing.T) {
 	for range 4 {
 		predictLinear(t, g, "lin", rng, 50, 0)
 	}
-	if err := g.Tables.Flush(t.Context()); err != nil {
+	if err := g.Server.FlushRecords(t.Context()); err != nil {
 		t.Fatal(err)
 	}
 	to := time.Now().Add(time.Minute).UTC().Truncate(time.Second)

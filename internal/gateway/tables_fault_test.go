@@ -76,7 +76,7 @@ func TestLongModelNameRestart(t *testing.T) {
 			t.Errorf("infer on model %.20q…: %d %s, want 404", name, r.status, r.body)
 		}
 	}
-	if err := g.Tables.Flush(t.Context()); err != nil {
+	if err := g.Server.FlushRecords(t.Context()); err != nil {
 		t.Errorf("Flush: %v", err)
 	}
 	rep := getTables(t, g)

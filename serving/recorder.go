@@ -1,0 +1,141 @@
+package serving
+
+import (
+	"bytes"
+	"context"
+	"log/slog"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/mlgate/mlgate/internal/recovery"
+)
+
+// The record stage runs off the request path. A request labels its metrics,
+// copies what it must (its body, its answer and the model name asked for:
+// memory the server reuses once the request ends), and hands the
+// observation to the recorder, without waiting. The recorder's goroutine
+// feeds the drift monitors and builds the inference-table row (entities and
+// features as JSON, PII hashed).
+
+// recorderQueue is how many observations may wait for the recorder; when it
+// is full an observation is dropped and counted
+// (mlgate_recorder_dropped_total), never waited for.
+const recorderQueue = 8192
+
+// recordJob is an observation to record; or, with done set, a flush (done
+// is closed once everything queued before it is recorded), or the last job
+// (stop also set).
+type recordJob struct {
+	o    *observation
+	done chan struct{}
+	stop bool
+}
+
+// recorder records observations on a goroutine of its own.
+type recorder struct {
+	jobs    chan recordJob
+	record  func(*observation)
+	log     *slog.Logger
+	dropped atomic.Int64
+	closing atomic.Bool
+	stopped chan struct{}
+}
+
+func newRecorder(record func(*observation), log *slog.Logger) *recorder {
+	r := &recorder{jobs: make(chan recordJob, recorderQueue), record: record, log: log, stopped: make(chan struct{})}
+	go r.run()
+	return r
+}
+
+func (r *recorder) run() {
+	defer close(r.stopped)
+	for j := range r.jobs {
+		if !r.take(j) {
+			break
+		}
+	}
+	for { // offers that raced with close
+		select {
+		case j := <-r.jobs:
+			r.take(j)
+		default:
+			return
+		}
+	}
+}
+
+// take does job j and reports whether the recorder goes on.
+func (r *recorder) take(j recordJob) bool {
+	if j.o != nil {
+		r.do(j.o)
+	}
+	if j.done != nil {
+		close(j.done)
+	}
+	return !j.stop
+}
+
+// do records o; a panic is logged and counted, and the recorder goes on.
+func (r *recorder) do(o *observation) {
+	defer func() {
+		if v := recover(); v != nil {
+			recovery.Recovered(r.log, "recorder", v)
+		}
+	}()
+	r.record(o)
+}
+
+// offer hands o to the recorder, or drops and counts it when the queue is
+// full or the recorder is closing. It never waits.
+func (r *recorder) offer(o *observation) {
+	if r.closing.Load() {
+		r.dropped.Add(1)
+		return
+	}
+	select {
+	case r.jobs <- recordJob{o: o}:
+	default:
+		r.dropped.Add(1)
+	}
+}
+
+// flush waits until everything offered before it is recorded, or ctx ends.
+func (r *recorder) flush(ctx context.Context) error {
+	return r.send(ctx, recordJob{done: make(chan struct{})})
+}
+
+// close records what is queued and stops, or gives up when ctx ends.
+// Offers after it are dropped and counted.
+func (r *recorder) close(ctx context.Context) error {
+	r.closing.Store(true)
+	return r.send(ctx, recordJob{done: make(chan struct{}), stop: true})
+}
+
+// send queues j, whose done is set, and waits for it to be done.
+func (r *recorder) send(ctx context.Context, j recordJob) error {
+	select {
+	case r.jobs <- j:
+	case <-r.stopped:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	select {
+	case <-j.done:
+		return nil
+	case <-r.stopped: // j came after the last job
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// handOff readies o to outlive its request: it copies the memory the
+// server reuses and fixes its latency.
+func (o *observation) handOff() {
+	o.latency = time.Since(o.start)
+	o.body = bytes.Clone(o.body)
+	o.response = bytes.Clone(o.response)
+	o.model = strings.Clone(truncate(o.model, maxAskedName))
+}
