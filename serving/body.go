@@ -121,9 +121,9 @@ func readBody(c *fiber.Ctx, buf *bytes.Buffer, limit int64) error {
 		if err != nil {
 			return err
 		}
-		buf.Reset()
-		buf.Write(decoded)
 		req.Header.Del(fiber.HeaderContentEncoding)
+		req.SetBodyRaw(decoded)
+		return nil
 	}
 	req.SetBodyRaw(buf.Bytes())
 	return nil
@@ -240,10 +240,10 @@ func (s *Server) guard(c *fiber.Ctx) (err error) {
 		if v := recover(); v != nil {
 			err = s.panicked(c, v)
 		}
-		switch {
-		case c.Locals(localBodyRead) == nil && c.Request().Header.ContentLength() != 0 && c.Context().RequestBodyStream() != nil:
+		if c.Locals(localBodyRead) == nil && c.Request().Header.ContentLength() != 0 && c.Context().RequestBodyStream() != nil {
 			leaveBody(c)
-		case s.draining.Load():
+		}
+		if s.draining.Load() {
 			c.Context().SetConnectionClose()
 		}
 	}()

@@ -119,7 +119,7 @@ func (s *Server) endpointPredict(c *fiber.Ctx) error {
 	c.Set(HeaderModel, p.Ref)
 	err = s.writePrediction(c, o)
 	if ref, ok := r.Shadow(rand.Float64); ok {
-		s.shadows.offer(shadowJob{route: r, ref: ref, req: req, body: bytes.Clone(o.body), served: p.outputs})
+		s.shadows.offer(shadowJob{route: r, ref: ref, req: req, body: bytes.Clone(c.Body()), served: p.outputs})
 	}
 	return err
 }

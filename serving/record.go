@@ -52,6 +52,8 @@ type observation struct {
 	req       *predictRequest
 	p         *prediction // nil when the request failed
 	response  []byte
+	request   string // body, as handOff copied it
+	answer    string // response, as handOff copied it
 	err       error
 }
 
@@ -85,7 +87,7 @@ func (s *Server) record(o *observation) {
 		IsShadow:  o.shadow,
 		ModelName: o.model,
 		LatencyUS: o.latency.Microseconds(),
-		Response:  string(o.response),
+		Response:  o.answer,
 	}
 	if o.route != nil {
 		if r := o.route.TableSample(); r < 1 && rand.Float64() >= r {
@@ -114,7 +116,10 @@ func (s *Server) record(o *observation) {
 			row.Entities = string(redact(raw, pii, s.piiKey))
 		}
 	}
-	row.Request = string(redact(o.body, pii, s.piiKey))
+	row.Request = o.request
+	if len(pii) > 0 {
+		row.Request = string(redact([]byte(o.request), pii, s.piiKey))
+	}
 	s.tables.Write(row)
 }
 
