@@ -9,7 +9,6 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
@@ -100,14 +99,7 @@ func TestTablesSurviveIOFault(t *testing.T) {
 	close(stop)
 	wg.Wait()
 	time.Sleep(3 * flush) // the rows answered are durable a flush interval later
-	cmd.Process.Kill()
-	cmd.Wait()
-
-	cmd = serveProcess(t, bin, dataDir, strings.TrimPrefix(server, "http://"))
-	cmd.Process.Signal(syscall.SIGTERM)
-	if err := cmd.Wait(); err != nil {
-		t.Fatalf("restarted mlgate exited with %v", err)
-	}
+	crashAndReplay(t, cmd, bin, dataDir, server)
 	got := idsByPhase(t, python, inference)
 	var report []string
 	for p, name := range faultPhases {

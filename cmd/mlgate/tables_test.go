@@ -83,6 +83,20 @@ func serveLinear(t *testing.T) (bin, dataDir string, cmd *exec.Cmd, server strin
 	return bin, dataDir, cmd, server
 }
 
+// crashAndReplay kills cmd, a gateway on dataDir serving server, as a crash
+// would, then starts it again so that it replays its write-ahead log, and
+// stops it with SIGTERM.
+func crashAndReplay(t *testing.T, cmd *exec.Cmd, bin, dataDir, server string) {
+	t.Helper()
+	cmd.Process.Kill()
+	cmd.Wait()
+	cmd = serveProcess(t, bin, dataDir, strings.TrimPrefix(server, "http://"))
+	cmd.Process.Signal(syscall.SIGTERM)
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("restarted mlgate exited with %v", err)
+	}
+}
+
 func post(t *testing.T, url, body string) int {
 	t.Helper()
 	resp, err := http.Post(url, "application/json", strings.NewReader(body))
@@ -195,14 +209,7 @@ func TestTablesSurviveKill9(t *testing.T) {
 		}
 	}
 	time.Sleep(1500 * time.Millisecond) // past the 1s flush interval
-	cmd.Process.Kill()
-	cmd.Wait()
-
-	cmd = serveProcess(t, bin, dataDir, strings.TrimPrefix(server, "http://"))
-	cmd.Process.Signal(syscall.SIGTERM)
-	if err := cmd.Wait(); err != nil {
-		t.Fatalf("restarted mlgate exited with %v", err)
-	}
+	crashAndReplay(t, cmd, bin, dataDir, server)
 	if rows, ids, _ := countRows(t, python, filepath.Join(dataDir, "inference")); rows != total || ids != total {
 		t.Errorf("after kill -9 and a restart, %d rows (%d request ids), want %d", rows, ids, total)
 	}
