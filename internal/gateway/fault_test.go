@@ -485,7 +485,9 @@ type redisServer struct {
 	cmd  *exec.Cmd
 }
 
-func startRedisServer(t *testing.T) *redisServer {
+// needRedisServer skips the test without redis-server on PATH, or, in CI,
+// fails it.
+func needRedisServer(t *testing.T) {
 	t.Helper()
 	if _, err := exec.LookPath("redis-server"); err != nil {
 		if testservers.InCI() {
@@ -493,6 +495,11 @@ func startRedisServer(t *testing.T) *redisServer {
 		}
 		t.Skip("redis-server is not on PATH: skipping; deploy/redis.sh start installs it")
 	}
+}
+
+func startRedisServer(t *testing.T) *redisServer {
+	t.Helper()
+	needRedisServer(t)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

@@ -80,10 +80,7 @@ func TestTLSListener(t *testing.T) {
 
 // TestRedisOverTLS talks to a private redis-server that only speaks TLS.
 func TestRedisOverTLS(t *testing.T) {
-	testservers.Redis(t) // the test servers are up: redis-server is installed
-	if _, err := exec.LookPath("redis-server"); err != nil {
-		t.Skip("redis-server is not on PATH")
-	}
+	needRedisServer(t)
 	certFile, keyFile, _ := selfSigned(t)
 	port := freePort(t)
 	srv := exec.Command("redis-server", "--port", "0", "--tls-port", fmt.Sprint(port), "--tls-cert-file", certFile, "--tls-key-file", keyFile,
