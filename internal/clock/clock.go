@@ -58,9 +58,9 @@ type Fake struct {
 }
 
 type waiter struct {
-	at     time.Time
-	every  time.Duration // 0 for a one-shot timer
-	c      chan time.Time
+	at    time.Time
+	every time.Duration // 0 for a one-shot timer
+	c     chan time.Time
 }
 
 // NewFake returns a Fake that reads start.

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/mlgate/mlgate/internal/clock"
 	"github.com/mlgate/mlgate/internal/recovery"
 )
 
@@ -15,20 +16,27 @@ type Loop struct {
 	stop, done chan struct{}
 }
 
-// Every calls f every tick on a goroutine of its own, never two calls at
-// once, until Stop. A call that panics is logged to log and counted under
-// where (see package recovery), and the loop goes on.
+// Every is EveryOn the real clock.
 func Every(tick time.Duration, where string, log *slog.Logger, f func(context.Context)) *Loop {
+	return EveryOn(clock.Real(), tick, where, log, f)
+}
+
+// EveryOn calls f every tick of c (nil means the real clock) on a goroutine
+// of its own, never two calls at once, until Stop; the ticker is armed when
+// EveryOn returns. Ticks that fall due while f runs are dropped but one, as
+// a time.Ticker drops them. A call that panics is logged to log and counted
+// under where (see package recovery), and the loop goes on.
+func EveryOn(c clock.Clock, tick time.Duration, where string, log *slog.Logger, f func(context.Context)) *Loop {
 	l := &Loop{stop: make(chan struct{}), done: make(chan struct{})}
+	t := clock.Or(c).NewTicker(tick)
 	go func() {
 		defer close(l.done)
-		t := time.NewTicker(tick)
 		defer t.Stop()
 		for {
 			select {
 			case <-l.stop:
 				return
-			case <-t.C:
+			case <-t.C():
 				_ = recovery.Do(log, where, func() { f(context.Background()) })
 			}
 		}
