@@ -23,6 +23,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/mlgate/mlgate/internal/clock"
 	"github.com/mlgate/mlgate/internal/recovery"
 )
 
@@ -110,6 +111,8 @@ type NotifierOptions struct {
 	// Log gets a line per failed attempt and per alert given up on
 	// (default: none).
 	Log *slog.Logger
+	// Clock times the waits between attempts (default: the real clock).
+	Clock clock.Clock
 }
 
 // Notifier delivers alerts to webhooks from its own goroutine, through a
@@ -168,6 +171,7 @@ func NewNotifier(opts NotifierOptions) *Notifier {
 	if opts.Log == nil {
 		opts.Log = slog.New(slog.DiscardHandler)
 	}
+	opts.Clock = clock.Or(opts.Clock)
 	ctx, cancel := context.WithCancel(context.Background())
 	n := &Notifier{
 		opts:   opts,
@@ -279,12 +283,10 @@ func (n *Notifier) send(ctx context.Context, d delivery) error {
 	for attempt := 1; attempt <= n.opts.Attempts; attempt++ {
 		if attempt > 1 {
 			n.opts.Log.Info("drift alert attempt failed; retrying", "url", redactURL(d.hook.URL), "delivery", d.id, "attempt", attempt-1, "retry_in", delay, "err", err)
-			t := time.NewTimer(delay)
 			select {
 			case <-ctx.Done():
-				t.Stop()
 				return fmt.Errorf("deliver alert: %w (last attempt: %w)", ctx.Err(), err)
-			case <-t.C:
+			case <-n.opts.Clock.After(delay):
 			}
 			delay = min(2*delay, n.opts.MaxDelay)
 		}

@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mlgate/mlgate/internal/clock"
 	"github.com/mlgate/mlgate/internal/recovery"
 )
 
@@ -110,13 +111,20 @@ func closeNotifier(t *testing.T, n *Notifier) {
 }
 
 // The receiver fails the first attempt with 500 and accepts the second: the
-// notifier retries with the same body, signature and delivery id.
+// notifier retries, once BaseDelay has passed, with the same body, signature
+// and delivery id.
 func TestNotifier_RetriesUntil2xx(t *testing.T) {
 	r := newReceiver(t, "s3cret", http.StatusInternalServerError)
-	n := NewNotifier(NotifierOptions{BaseDelay: 10 * time.Millisecond})
+	clk := clock.NewFake(fixedNow)
+	n := NewNotifier(NotifierOptions{BaseDelay: 10 * time.Second, Clock: clk})
 	if err := n.Notify(Webhook{URL: r.srv.URL + "/hooks/retrain", Secret: "s3cret"}, testAlert()); err != nil {
 		t.Fatal(err)
 	}
+	clk.BlockUntil(1) // the first attempt failed; the retry waits
+	if r.count() != 1 {
+		t.Fatalf("%d requests before the retry's wait was over, want 1", r.count())
+	}
+	clk.Advance(10 * time.Second)
 	closeNotifier(t, n)
 	if r.count() != 2 {
 		t.Fatalf("%d requests, want 2", r.count())
@@ -210,13 +218,12 @@ func TestNotifier_QueueFullAndClosed(t *testing.T) {
 // Close bounded by a context cancels a delivery waiting to retry.
 func TestNotifier_CloseTimeout(t *testing.T) {
 	r := newReceiver(t, "", 500)
-	n := NewNotifier(NotifierOptions{Attempts: 3, BaseDelay: time.Hour})
+	clk := clock.NewFake(fixedNow)
+	n := NewNotifier(NotifierOptions{Attempts: 3, BaseDelay: time.Hour, Clock: clk})
 	if err := n.Notify(Webhook{URL: r.srv.URL}, testAlert()); err != nil {
 		t.Fatal(err)
 	}
-	for r.count() == 0 {
-		time.Sleep(time.Millisecond)
-	}
+	clk.BlockUntil(1) // the first attempt failed; the retry waits an hour
 	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
 	defer cancel()
 	start := time.Now()
@@ -228,6 +235,32 @@ func TestNotifier_CloseTimeout(t *testing.T) {
 	}
 	if got := n.Stats(); got != (NotifierStats{Failed: 1}) {
 		t.Errorf("stats = %+v", got)
+	}
+}
+
+// The waits between attempts double from BaseDelay up to MaxDelay, on the
+// notifier's clock.
+func TestNotifier_Backoff(t *testing.T) {
+	r := newReceiver(t, "", 500, 500, 500, 500, 500)
+	clk := clock.NewFake(fixedNow)
+	n := NewNotifier(NotifierOptions{Attempts: 5, BaseDelay: time.Second, MaxDelay: 3 * time.Second, Clock: clk})
+	if err := n.Notify(Webhook{URL: r.srv.URL}, testAlert()); err != nil {
+		t.Fatal(err)
+	}
+	for i, wait := range []time.Duration{time.Second, 2 * time.Second, 3 * time.Second, 3 * time.Second} {
+		clk.BlockUntil(1)
+		if r.count() != i+1 {
+			t.Fatalf("%d requests before wait %d, want %d", r.count(), i+1, i+1)
+		}
+		clk.Advance(wait - time.Millisecond)
+		if clk.Waiters() != 1 {
+			t.Fatalf("wait %d over after %v, want %v", i+1, wait-time.Millisecond, wait)
+		}
+		clk.Advance(time.Millisecond)
+	}
+	closeNotifier(t, n)
+	if got := n.Stats(); got != (NotifierStats{Failed: 1}) || r.count() != 5 {
+		t.Errorf("stats %+v after %d requests, want 1 failed after 5", got, r.count())
 	}
 }
 

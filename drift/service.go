@@ -10,6 +10,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/mlgate/mlgate/internal/clock"
 	"github.com/mlgate/mlgate/internal/ticker"
 )
 
@@ -39,7 +40,7 @@ type Service struct {
 	notifier  *Notifier
 	onAlert   AlertHook
 	log       *slog.Logger
-	now       func() time.Time
+	clock     clock.Clock
 
 	mu  sync.Mutex // serialises changes
 	set atomic.Pointer[monitorSet]
@@ -54,11 +55,24 @@ type monitorSet struct {
 	byModel    map[string][]*Monitor
 }
 
+// ServiceOption sets an optional part of a Service.
+type ServiceOption func(*Service)
+
+// WithClock runs the service on c: the start of its monitors' windows, the
+// loop that closes them and the retries of the monitors that cannot start.
+// A nil c, or no WithClock, means the real clock.
+func WithClock(c clock.Clock) ServiceOption {
+	return func(s *Service) { s.clock = clock.Or(c) }
+}
+
 // NewService loads the monitors' specs. They start (their baselines are
 // found) in Start, once the models they watch have loaded; until then they
 // are listed with StatusStarting.
-func NewService(ctx context.Context, store Store, baselines BaselineSource, notifier *Notifier, onAlert AlertHook, log *slog.Logger) (*Service, error) {
-	s := &Service{store: store, baselines: baselines, notifier: notifier, onAlert: onAlert, log: log, now: time.Now}
+func NewService(ctx context.Context, store Store, baselines BaselineSource, notifier *Notifier, onAlert AlertHook, log *slog.Logger, opts ...ServiceOption) (*Service, error) {
+	s := &Service{store: store, baselines: baselines, notifier: notifier, onAlert: onAlert, log: log, clock: clock.Real()}
+	for _, o := range opts {
+		o(s)
+	}
 	specs, err := store.Monitors(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("load monitors: %w", err)
@@ -104,7 +118,7 @@ func (s *Service) build(ctx context.Context, spec MonitorSpec) (*Monitor, error)
 	if err != nil {
 		return nil, err
 	}
-	return NewMonitor(spec, b, model, s.now())
+	return NewMonitor(spec, b, model, s.clock.Now())
 }
 
 // Retry backoff of a monitor that cannot start: the first retry is
@@ -129,7 +143,7 @@ func (s *Service) start(ctx context.Context, m *Monitor) {
 		if errors.Is(m.err, errStarting) || m.err.Error() != err.Error() {
 			s.log.Error("drift monitor not started; retrying", "monitor", m.spec.Name, "retry_in", backoff, "err", err)
 		}
-		s.swap(m.spec.Name, stopped(m.spec, err, s.now().Add(backoff), backoff))
+		s.swap(m.spec.Name, stopped(m.spec, err, s.clock.Now().Add(backoff), backoff))
 		return
 	}
 	if !errors.Is(m.err, errStarting) {
@@ -141,7 +155,7 @@ func (s *Service) start(ctx context.Context, m *Monitor) {
 // startDue tries to start every monitor that is not running and whose
 // retry time has come.
 func (s *Service) startDue(ctx context.Context) {
-	now := s.now()
+	now := s.clock.Now()
 	for _, m := range s.List() {
 		if m.err != nil && !now.Before(m.retryAt) {
 			s.start(ctx, m)
@@ -250,7 +264,7 @@ func (s *Service) Batch(ctx context.Context, name string, start, end time.Time, 
 // that cannot start stays listed with StatusError and its error.
 func (s *Service) Start(ctx context.Context, tick time.Duration) {
 	s.startDue(ctx)
-	s.loop = ticker.Every(tick, "drift monitors", s.log, s.Tick)
+	s.loop = ticker.EveryOn(s.clock, tick, "drift monitors", s.log, s.Tick)
 }
 
 // Close stops the loop and waits for it.
@@ -266,7 +280,7 @@ func (s *Service) Close() {
 func (s *Service) Tick(ctx context.Context) {
 	s.startDue(ctx)
 	for _, m := range s.List() {
-		r, ok := m.Evaluate(s.now(), false)
+		r, ok := m.Evaluate(s.clock.Now(), false)
 		if !ok || !r.Alerted || r.Alert == nil {
 			continue
 		}

@@ -11,6 +11,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/mlgate/mlgate/internal/clock"
 )
 
 // memStore is a Store in memory.
@@ -103,12 +105,11 @@ func TestService_StartAfterLoadAndRetry(t *testing.T) {
 	}}
 	src := &models{baseline: testBaseline(t, rand.New(rand.NewPCG(1, 1)), 2000), have: map[string]bool{}, calls: map[string]int{}}
 	var logs bytes.Buffer
-	s, err := NewService(t.Context(), store, src.source, nil, nil, slog.New(slog.NewTextHandler(&logs, nil)))
+	clk := clock.NewFake(fixedNow)
+	s, err := NewService(t.Context(), store, src.source, nil, nil, slog.New(slog.NewTextHandler(&logs, nil)), WithClock(clk))
 	if err != nil {
 		t.Fatal(err)
 	}
-	now := fixedNow
-	s.now = func() time.Time { return now }
 	for _, name := range []string{"a", "b"} {
 		if st, msg := statusOf(t, s, name); st != StatusStarting || msg != "" {
 			t.Errorf("%s before Start: %s %q, want starting", name, st, msg)
@@ -144,7 +145,8 @@ func TestService_StartAfterLoadAndRetry(t *testing.T) {
 		t.Errorf("Batch of a monitor that is not running = %v", err)
 	}
 
-	// Retries: 1s after the failure, then 2s, then 4s later.
+	// Retries: 1s after the failure, then 2s, then 4s later. The loop ticks
+	// hourly, so only these calls of Tick try.
 	for _, tt := range []struct {
 		after time.Duration
 		calls int
@@ -156,10 +158,10 @@ func TestService_StartAfterLoadAndRetry(t *testing.T) {
 		{3 * time.Second, 3},
 		{time.Second, 4},
 	} {
-		now = now.Add(tt.after)
+		clk.Advance(tt.after)
 		s.Tick(t.Context())
 		if got := src.callsOf("b"); got != tt.calls {
-			t.Fatalf("at %v: %d attempts to start b, want %d", now.Sub(fixedNow), got, tt.calls)
+			t.Fatalf("at %v: %d attempts to start b, want %d", clk.Now().Sub(fixedNow), got, tt.calls)
 		}
 	}
 	if n := strings.Count(logs.String(), "drift monitor not started"); n != 1 {
@@ -167,7 +169,7 @@ func TestService_StartAfterLoadAndRetry(t *testing.T) {
 	}
 
 	src.set("gone", true) // registered again
-	now = now.Add(8 * time.Second)
+	clk.Advance(8 * time.Second)
 	s.Tick(t.Context())
 	if st, msg := statusOf(t, s, "b"); st != StatusRunning || msg != "" {
 		t.Errorf("b once its model is back: %s %q", st, msg)
@@ -206,5 +208,39 @@ func TestService_RetryLosesToPutAndDelete(t *testing.T) {
 	}
 	if _, err := s.Get("c"); !errors.Is(err, ErrNotFound) {
 		t.Errorf("c after a retry of its deleted self: %v", err)
+	}
+}
+
+// TestService_LoopOnClock: the loop Start runs closes a monitor's window
+// when the service's clock says its time is up, and raises its alert.
+func TestService_LoopOnClock(t *testing.T) {
+	store := &memStore{specs: map[string]MonitorSpec{}}
+	src := &models{baseline: testBaseline(t, rand.New(rand.NewPCG(1, 1)), 2000), have: map[string]bool{"lin": true}, calls: map[string]int{}}
+	clk := clock.NewFake(fixedNow)
+	alerts := make(chan *Alert, 1)
+	onAlert := func(_ context.Context, _ MonitorSpec, a *Alert) { alerts <- a }
+	s, err := NewService(t.Context(), store, src.source, nil, onAlert, slog.New(slog.DiscardHandler), WithClock(clk))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Start(t.Context(), 10*time.Second)
+	defer s.Close()
+	m, err := s.Put(t.Context(), modelSpec("a", "lin"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rng := rand.New(rand.NewPCG(2, 2))
+	for range 500 {
+		m.Observe(population(rng, true))
+	}
+	clk.Advance(time.Minute)
+	var a *Alert
+	select {
+	case a = <-alerts:
+	case <-time.After(10 * time.Second):
+		t.Fatal("no alert: the loop does not run on the service's clock")
+	}
+	if !a.Window.Start.Equal(fixedNow) || !a.Window.End.Equal(fixedNow.Add(time.Minute)) {
+		t.Errorf("alert for the window %v to %v, want the minute from %v", a.Window.Start, a.Window.End, fixedNow)
 	}
 }
