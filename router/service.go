@@ -13,6 +13,7 @@ import (
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/metric"
 
+	"github.com/mlgate/mlgate/internal/clock"
 	"github.com/mlgate/mlgate/internal/ticker"
 )
 
@@ -80,7 +81,7 @@ type Service struct {
 	models Models
 	audit  Auditor
 	log    *slog.Logger
-	now    func() time.Time
+	clock  clock.Clock
 
 	mu     sync.Mutex // serialises changes
 	routes atomic.Pointer[map[string]*Route]
@@ -89,9 +90,22 @@ type Service struct {
 	srm  map[string]bool // endpoints flagged, owned by the controller
 }
 
+// ServiceOption sets an optional part of a Service.
+type ServiceOption func(*Service)
+
+// WithClock runs the service on c: the times its changes are made at, the
+// canary controller's ticks and the canary intervals they judge. A nil c, or
+// no WithClock, means the real clock.
+func WithClock(c clock.Clock) ServiceOption {
+	return func(s *Service) { s.clock = clock.Or(c) }
+}
+
 // NewService loads the endpoints.
-func NewService(ctx context.Context, store Store, models Models, audit Auditor, log *slog.Logger) (*Service, error) {
-	s := &Service{store: store, models: models, audit: audit, log: log, now: time.Now, srm: map[string]bool{}}
+func NewService(ctx context.Context, store Store, models Models, audit Auditor, log *slog.Logger, opts ...ServiceOption) (*Service, error) {
+	s := &Service{store: store, models: models, audit: audit, log: log, clock: clock.Real(), srm: map[string]bool{}}
+	for _, o := range opts {
+		o(s)
+	}
 	eps, err := store.Endpoints(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("load endpoints: %w", err)
@@ -157,10 +171,10 @@ func (s *Service) Put(ctx context.Context, actor, name string, p Policy) (Endpoi
 	e, err := s.change(ctx, actor, name, func(old *Endpoint) (Endpoint, string, error) {
 		if old == nil {
 			created = true
-			e, err := NewEndpoint(name, p, s.now())
+			e, err := NewEndpoint(name, p, s.clock.Now())
 			return e, ActionCreate, err
 		}
-		e, err := SetPolicy(*old, p, s.now())
+		e, err := SetPolicy(*old, p, s.clock.Now())
 		return e, ActionSetPolicy, err
 	})
 	return e, created, err
@@ -172,7 +186,7 @@ func (s *Service) SetWeights(ctx context.Context, actor, name string, weights ma
 		if old == nil {
 			return Endpoint{}, "", notFound("endpoint %q not found", name)
 		}
-		e, err := SetWeights(*old, weights, s.now())
+		e, err := SetWeights(*old, weights, s.clock.Now())
 		return e, ActionSetWeights, err
 	})
 }
@@ -186,7 +200,7 @@ func (s *Service) StartCanary(ctx context.Context, actor, name string, spec Cana
 		if old == nil {
 			return Endpoint{}, "", notFound("endpoint %q not found", name)
 		}
-		e, err := StartCanary(*old, spec, s.now())
+		e, err := StartCanary(*old, spec, s.clock.Now())
 		return e, ActionCanaryStart, err
 	})
 }
@@ -198,7 +212,7 @@ func (s *Service) CanaryCommand(ctx context.Context, actor, name, command string
 		if old == nil {
 			return Endpoint{}, "", notFound("endpoint %q not found", name)
 		}
-		now := s.now()
+		now := s.clock.Now()
 		switch command {
 		case "pause":
 			e, err := PauseCanary(*old, now)
@@ -304,7 +318,7 @@ func (s *Service) promoteAlias(ctx context.Context, actor string, e Endpoint) er
 // Start runs the controller: every tick it judges the running canaries and
 // checks every endpoint for a sample ratio mismatch. Close stops it.
 func (s *Service) Start(tick time.Duration) {
-	s.loop = ticker.Every(tick, "canary controller", s.log, s.Tick)
+	s.loop = ticker.EveryOn(s.clock, tick, "canary controller", s.log, s.Tick)
 }
 
 // Close stops the controller and waits for it.
@@ -327,7 +341,7 @@ func (s *Service) Tick(ctx context.Context) {
 		if !ok {
 			continue
 		}
-		d := e.Canary.Evaluate(canary, baseline, s.now())
+		d := e.Canary.Evaluate(canary, baseline, s.clock.Now())
 		if d.Action == Hold {
 			continue
 		}
@@ -343,7 +357,7 @@ func (s *Service) decide(ctx context.Context, e Endpoint, d Decision) error {
 		if old == nil || old.Revision != e.Revision {
 			return Endpoint{}, "", errStale
 		}
-		n, err := ApplyCanary(*old, d, s.now())
+		n, err := ApplyCanary(*old, d, s.clock.Now())
 		return n, action, err
 	})
 	if errors.Is(err, errStale) {
