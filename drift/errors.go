@@ -7,11 +7,18 @@ import (
 )
 
 // Errors returned by the drift package, wrapped with a message that says what
-// was wrong. Callers test them with errors.Is and map them to status codes.
-var (
+// was wrong. ErrInvalid and ErrNotFound are the kinds of package errkind,
+// which callers test with errors.Is and map to status codes.
+const (
 	// ErrInvalid: the caller sent something unusable (a malformed baseline,
 	// monitor spec or value). The message names the field.
-	ErrInvalid = errors.New("invalid")
+	ErrInvalid = errkind.Invalid
+	// ErrNotFound: the monitor does not exist.
+	ErrNotFound = errkind.NotFound
+)
+
+// Errors of the alert notifier, for its own callers.
+var (
 	// ErrQueueFull: the notifier's queue is full and the alert was dropped.
 	ErrQueueFull = errors.New("alert queue full")
 	// ErrClosed: the notifier is closed.
@@ -22,9 +29,6 @@ var (
 )
 
 func invalid(format string, args ...any) error { return errkind.New(ErrInvalid, format, args...) }
-
-// ErrNotFound: the monitor does not exist.
-var ErrNotFound = errors.New("not found")
 
 func notFound(format string, args ...any) error { return errkind.New(ErrNotFound, format, args...) }
 

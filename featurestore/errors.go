@@ -1,23 +1,20 @@
 package featurestore
 
-import (
-	"errors"
-
-	"github.com/mlgate/mlgate/internal/errkind"
-)
+import "github.com/mlgate/mlgate/internal/errkind"
 
 // Errors of the feature store, wrapped with a message that says what was
-// wrong. Callers test them with errors.Is and map them to status codes.
-var (
+// wrong. They are the kinds of package errkind, which callers test with
+// errors.Is and map to status codes.
+const (
 	// ErrNotFound: the view does not exist.
-	ErrNotFound = errors.New("not found")
+	ErrNotFound = errkind.NotFound
 	// ErrInvalid: the caller sent something unusable.
-	ErrInvalid = errors.New("invalid")
+	ErrInvalid = errkind.Invalid
 	// ErrConflict: the change would break something that depends on it.
-	ErrConflict = errors.New("conflict")
+	ErrConflict = errkind.Conflict
 	// ErrUnavailable: a store is not taking calls for now (its circuit
 	// breaker is open); the same call may succeed shortly.
-	ErrUnavailable = errors.New("unavailable")
+	ErrUnavailable = errkind.Unavailable
 )
 
 func invalid(format string, args ...any) error  { return errkind.New(ErrInvalid, format, args...) }

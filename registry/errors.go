@@ -1,24 +1,21 @@
 package registry
 
-import (
-	"errors"
-
-	"github.com/mlgate/mlgate/internal/errkind"
-)
+import "github.com/mlgate/mlgate/internal/errkind"
 
 // Errors returned by the registry, wrapped with a message that says what was
-// wrong. Callers test them with errors.Is and map them to status codes.
-var (
+// wrong. They are the kinds of package errkind, which callers test with
+// errors.Is and map to status codes.
+const (
 	// ErrNotFound: the model, version or alias does not exist.
-	ErrNotFound = errors.New("not found")
+	ErrNotFound = errkind.NotFound
 	// ErrInvalid: the caller sent something unusable (a bad name, bad metadata,
 	// a file that is not a loadable model).
-	ErrInvalid = errors.New("invalid")
+	ErrInvalid = errkind.Invalid
 	// ErrConflict: the change clashes with the current state (deleting a
 	// version an alias points at).
-	ErrConflict = errors.New("conflict")
+	ErrConflict = errkind.Conflict
 	// ErrTooLarge: an upload is larger than the configured limit.
-	ErrTooLarge = errors.New("too large")
+	ErrTooLarge = errkind.TooLarge
 )
 
 func notFound(format string, args ...any) error { return errkind.New(ErrNotFound, format, args...) }

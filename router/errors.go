@@ -1,22 +1,19 @@
 package router
 
-import (
-	"errors"
-
-	"github.com/mlgate/mlgate/internal/errkind"
-)
+import "github.com/mlgate/mlgate/internal/errkind"
 
 // Errors returned by the router, wrapped with a message that says what was
-// wrong. Callers test them with errors.Is and map them to status codes.
-var (
+// wrong. They are the kinds of package errkind, which callers test with
+// errors.Is and map to status codes.
+const (
 	// ErrInvalid: the caller sent something unusable (a bad policy, weight,
 	// model reference or canary spec). The message names the field.
-	ErrInvalid = errors.New("invalid")
+	ErrInvalid = errkind.Invalid
 	// ErrConflict: the change clashes with the endpoint's state (changing
 	// weights while a canary runs, starting a second canary).
-	ErrConflict = errors.New("conflict")
+	ErrConflict = errkind.Conflict
 	// ErrNotFound: the endpoint does not exist.
-	ErrNotFound = errors.New("not found")
+	ErrNotFound = errkind.NotFound
 )
 
 func notFound(format string, args ...any) error { return errkind.New(ErrNotFound, format, args...) }
@@ -28,7 +25,8 @@ func conflict(format string, args ...any) error { return errkind.New(ErrConflict
 
 // causeError is an ErrInvalid whose message ends with another error's, which
 // it also wraps: a model reference the resolver refused matches both
-// ErrInvalid and, say, registry.ErrNotFound.
+// ErrInvalid and, say, registry.ErrNotFound. ErrInvalid comes first, so that
+// the error's kind (errkind.Of) is Invalid whatever the cause's.
 type causeError struct {
 	msg   string
 	cause error

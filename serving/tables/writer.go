@@ -18,7 +18,7 @@ import (
 )
 
 // ErrInvalid is the kind of the errors about arguments and options.
-var ErrInvalid = errors.New("invalid")
+const ErrInvalid = errkind.Invalid
 
 // ErrClosed is returned by the methods of a closed Writer.
 var ErrClosed = errors.New("tables: writer closed")
