@@ -318,6 +318,40 @@ def fragile():
 
 
 # ---------------------------------------------------------------------------
+# faulty.onnx: x FP32 [batch, 4] -> y FP32 [batch, 2], x's first two columns.
+# Like fragile.onnx it loads and runs on zeros but fails on a batch holding a
+# value of 3 or more, here by a fault of the graph's own: it then reshapes the
+# [batch, 2] columns to [batch, 3], which ONNX Runtime refuses. Where fragile's
+# failure is an index out of range (the input's fault), this one is the
+# model's, for tests that tell the two apart.
+
+def faulty():
+    graph = helper.make_graph(
+        [
+            helper.make_node("ReduceMax", ["x"], ["m"], name="max", keepdims=0),
+            helper.make_node("GreaterOrEqual", ["m", "three"], ["big"], name="big"),
+            helper.make_node("Where", ["big", "wide", "narrow"], ["width"], name="width"),
+            helper.make_node("Shape", ["x"], ["batch"], name="batch", start=0, end=1),
+            helper.make_node("Concat", ["batch", "width"], ["shape"], name="shape", axis=0),
+            helper.make_node("Slice", ["x", "zero", "two", "one"], ["cols"], name="cols"),
+            helper.make_node("Reshape", ["cols", "shape"], ["y"], name="reshape"),
+        ],
+        "faulty",
+        [vi("x", TensorProto.FLOAT, ["batch", 4])],
+        [vi("y", TensorProto.FLOAT, ["batch", 2])],
+        initializer=[
+            numpy_helper.from_array(np.array(3, dtype=np.float32), "three"),
+            numpy_helper.from_array(np.array([3], dtype=np.int64), "wide"),
+            numpy_helper.from_array(np.array([2], dtype=np.int64), "narrow"),
+            numpy_helper.from_array(np.array([0], dtype=np.int64), "zero"),
+            numpy_helper.from_array(np.array([2], dtype=np.int64), "two"),
+            numpy_helper.from_array(np.array([1], dtype=np.int64), "one"),
+        ],
+    )
+    return save(make_model(graph), "faulty.onnx")
+
+
+# ---------------------------------------------------------------------------
 # Smoke test with onnxruntime.
 
 def smoke_inputs(name):
@@ -348,7 +382,7 @@ def smoke_inputs(name):
         return feeds
     if name == "fixed_shape.onnx":
         return {"x": np.arange(6, dtype=np.float32).reshape(2, 3)}
-    if name == "fragile.onnx":
+    if name in ("fragile.onnx", "faulty.onnx"):
         return {"x": np.array([[0, 1, 2, 1], [0, 0, 0, 0], [2, 2, 0, 1]], dtype=np.float32)}
     if name in ("dense10.onnx", "dense50.onnx"):
         k = 10 if name == "dense10.onnx" else 50
@@ -404,12 +438,13 @@ def main():
     dense(10)
     dense(50)
     fragile()
+    faulty()
     garbage()
     truncated(lin)
     check([
         "linear.onnx", "linear_v2.onnx", "multi_input.onnx", "iris.onnx",
         "strings.onnx", "all_types.onnx", "fixed_shape.onnx",
-        "dense10.onnx", "dense50.onnx", "fragile.onnx",
+        "dense10.onnx", "dense50.onnx", "fragile.onnx", "faulty.onnx",
     ])
 
 

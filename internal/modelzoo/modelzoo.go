@@ -42,6 +42,11 @@ const (
 	// picked by each row's largest value. It loads and warms (on zeros) but
 	// fails on a row whose largest value is 3 or more, such as [1,2,3,4].
 	Fragile = "fragile.onnx"
+	// Faulty: x FP32 [batch,4] → y FP32 [batch,2], x's first two columns.
+	// Like Fragile it loads and warms but fails on a batch holding a value
+	// of 3 or more, by a fault of its own graph rather than of the input:
+	// it reshapes the columns to [batch,3].
+	Faulty = "faulty.onnx"
 	// Garbage is 2 KiB of deterministic pseudo-random bytes, not a model.
 	Garbage = "garbage.onnx"
 	// Truncated is the first half of linear.onnx's bytes, not a valid model.

@@ -8,7 +8,7 @@ import (
 )
 
 var allFiles = []string{
-	Linear, LinearV2, MultiInput, IrisFile, Strings, AllTypes, FixedShape, Dense10, Dense50, Fragile,
+	Linear, LinearV2, MultiInput, IrisFile, Strings, AllTypes, FixedShape, Dense10, Dense50, Fragile, Faulty,
 	Garbage, Truncated,
 }
 
