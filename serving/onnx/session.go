@@ -120,6 +120,10 @@ func specs(ios []IO) []registry.TensorSpec {
 // the declared type; their shapes must fit the declared ones (the caller
 // checks, so that a mistake can be reported in its own terms). Every output is
 // returned, in the order of Outputs().
+//
+// An error that matches ErrInput says the inputs caused the failure (see
+// ErrInput); any other is a fault of the model, of ONNX Runtime, or of the
+// caller's program (a wrong number of inputs, Data that does not fit Shape).
 func (s *Session) Run(inputs []Tensor) ([]Tensor, error) {
 	if len(inputs) != len(s.inputs) {
 		return nil, fmt.Errorf("model takes %d inputs, got %d", len(s.inputs), len(inputs))
@@ -136,7 +140,7 @@ func (s *Session) Run(inputs []Tensor) ([]Tensor, error) {
 	out := make([]ort.Value, len(s.outputs))
 	defer destroyAll(out)
 	if err := s.sess.Run(in, out); err != nil {
-		return nil, err
+		return nil, runError(err)
 	}
 	result := make([]Tensor, len(out))
 	for i, v := range out {
@@ -160,7 +164,8 @@ func destroyAll(vs []ort.Value) {
 // Warm runs the model once on zeros (empty strings for BYTES), with every
 // dynamic dimension set to 1, so that the first real request does not pay
 // for ONNX Runtime's lazy initialisation. It doubles as a check that the
-// model runs at all.
+// model runs at all: its error is the model's fault, never matching ErrInput,
+// since no caller chose those inputs.
 func (s *Session) Warm() error {
 	inputs := make([]Tensor, len(s.inputs))
 	for i, io := range s.inputs {
@@ -171,7 +176,7 @@ func (s *Session) Warm() error {
 		inputs[i] = Tensor{Name: io.Name, Type: io.Type, Shape: shape, Data: Zeros(io.Type, int(Elements(shape)))}
 	}
 	if _, err := s.Run(inputs); err != nil {
-		return fmt.Errorf("test inference on zeros failed: %w", err)
+		return fmt.Errorf("test inference on zeros failed: %v", err)
 	}
 	return nil
 }

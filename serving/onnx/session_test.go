@@ -2,10 +2,13 @@ package onnx
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"reflect"
+	"strings"
 	"testing"
 
+	"github.com/mlgate/mlgate/internal/errkind"
 	"github.com/mlgate/mlgate/internal/modelzoo"
 	"github.com/mlgate/mlgate/registry"
 )
@@ -140,5 +143,80 @@ func TestFindLibraryExplainsFailure(t *testing.T) {
 	_, err := FindLibrary("/nonexistent/libonnxruntime.so")
 	if err == nil {
 		t.Fatal("want an error for a missing configured library")
+	}
+}
+
+// TestRunErrors provokes failures of both sorts with real models: those the
+// input caused match ErrInput (and errkind.Invalid), the rest match neither.
+// Fragile and Faulty both warm on zeros and fail on [1,2,3,4].
+func TestRunErrors(t *testing.T) {
+	x := func(shape []int64, v ...float32) []Tensor {
+		return []Tensor{{Name: "x", Type: FP32, Shape: shape, Data: v}}
+	}
+	tests := []struct {
+		name   string
+		model  string
+		inputs []Tensor
+		input  bool   // want ErrInput
+		says   string // in the message
+	}{
+		{"index out of range", modelzoo.Fragile, x([]int64{1, 4}, 1, 2, 3, 4), true, "indices element out of data bounds"},
+		{"dimension", modelzoo.Linear, x([]int64{1, 5}, 1, 2, 3, 4, 5), true, "Got invalid dimensions for input: x"},
+		{"fixed dimension", modelzoo.FixedShape, x([]int64{3, 2}, 1, 2, 3, 4, 5, 6), true, "Got invalid dimensions for input: x"},
+		{"rank", modelzoo.Linear, x([]int64{1, 1, 4}, 1, 2, 3, 4), true, "Invalid rank for input: x"},
+		{"element type", modelzoo.Linear, []Tensor{{Name: "x", Type: FP64, Shape: []int64{1, 4}, Data: []float64{1, 2, 3, 4}}}, true, "Unexpected input data type"},
+		{"the model's own shapes", modelzoo.Faulty, x([]int64{1, 4}, 1, 2, 3, 4), false, "cannot be reshaped"},
+		{"the caller's program", modelzoo.Linear, nil, false, "model takes 1 inputs, got 0"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s, err := LoadWarm(modelzoo.Path(tt.model), Options{IntraOpThreads: 1, InterOpThreads: 1})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer s.Close()
+			_, err = s.Run(tt.inputs)
+			if err == nil || !strings.Contains(err.Error(), tt.says) {
+				t.Fatalf("Run = %v, want an error saying %q", err, tt.says)
+			}
+			if got := errors.Is(err, ErrInput); got != tt.input {
+				t.Errorf("errors.Is(%v, ErrInput) = %v, want %v", err, got, tt.input)
+			}
+			want := errkind.Kind("")
+			if tt.input {
+				want = errkind.Invalid
+			}
+			if got := errkind.Of(err); got != want {
+				t.Errorf("kind %q, want %q", got, want)
+			}
+		})
+	}
+}
+
+// TestRunErrorReadsTheStatusNotTheNodeName judges ONNX Runtime's messages:
+// a node's failure by its status message, whatever the model named the node.
+func TestRunErrorReadsTheStatusNotTheNodeName(t *testing.T) {
+	const node = "Error running network: Non-zero status code returned while running %s node. Name:'%s' Status Message: %s"
+	tests := []struct {
+		msg   string
+		input bool
+	}{
+		{fmt.Sprintf(node, "GatherND", "lookup", "invalid indice found, indice = 7"), true},
+		{fmt.Sprintf(node, "GatherElements", "pick", "/src/gather_elements.cc:1 GatherElements op: Out of range value in index tensor"), true},
+		{fmt.Sprintf(node, "ScatterElements", "put", "indices element out of data bounds, idx=9 must be within the inclusive range [-3,2]"), true},
+		{fmt.Sprintf(node, "Reshape", "invalid indice found", "The input tensor cannot be reshaped to the requested shape."), false},
+		{fmt.Sprintf(node, "Add", "add", "Attempting to broadcast an axis by a dimension other than 1. 3 by 5"), false},
+		{fmt.Sprintf(node, "MatMul", "mm", "Failed to allocate memory for requested buffer of size 17179869184"), false},
+		{"Error running network: Unexpected input data type. Actual: (tensor(double)) , expected: (tensor(float))", true},
+		{"Error running network: Invalid input name: y", false},
+	}
+	for _, tt := range tests {
+		err := runError(errors.New(tt.msg))
+		if got := errors.Is(err, ErrInput); got != tt.input {
+			t.Errorf("%q: matches ErrInput %v, want %v", tt.msg, got, tt.input)
+		}
+		if err.Error() != tt.msg {
+			t.Errorf("message became %q, want %q", err.Error(), tt.msg)
+		}
 	}
 }
