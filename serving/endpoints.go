@@ -1,18 +1,13 @@
 package serving
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
-	"fmt"
-	"math/rand/v2"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
 
-	"github.com/mlgate/mlgate/featurestore"
 	"github.com/mlgate/mlgate/internal/jsonerr"
 	"github.com/mlgate/mlgate/registry"
 	"github.com/mlgate/mlgate/router"
@@ -51,35 +46,6 @@ func refArgs(ref router.ModelRef) (model, version string) {
 // or session id, not a document.
 const maxUnitBytes = 256
 
-// choose picks the variant of a request: the override header when present,
-// else the unit (given, or the first value of the sticky entity) hashed into
-// the weights, else a random draw by weight.
-func choose(c *fiber.Ctx, r *router.Route, unit string, entities map[string][]json.RawMessage) (int, error) {
-	if name := c.Get(HeaderVariant); name != "" {
-		v, ok := r.Variant(name)
-		if !ok {
-			names := make([]string, r.Len())
-			for i := range names {
-				names[i] = r.Name(i)
-			}
-			return 0, invalidInput("%s: endpoint %s has no variant %q (it has %s)", HeaderVariant, r.Endpoint(), name, strings.Join(names, ", "))
-		}
-		return v, nil
-	}
-	if unit == "" {
-		unit = c.Get(HeaderUnit)
-		if len(unit) > maxUnitBytes {
-			return 0, invalidInput("%s: %d bytes is longer than %d", HeaderUnit, len(unit), maxUnitBytes)
-		}
-	}
-	if e := r.Sticky(); unit == "" && e != "" {
-		if vals := entities[e]; len(vals) > 0 {
-			unit, _ = featurestore.EntityFromJSON(vals[0])
-		}
-	}
-	return r.Choose(unit, rand.Float64), nil
-}
-
 // endpointPredict routes a predict request through an endpoint's policy.
 func (s *Server) endpointPredict(c *fiber.Ctx) error {
 	rs, err := s.endpoints()
@@ -94,34 +60,32 @@ func (s *Server) endpointPredict(c *fiber.Ctx) error {
 	if !ok {
 		return router.NotFound("endpoint %q not found", c.Params("endpoint"))
 	}
-	_, span := s.startSpan(c.UserContext(), "route")
-	v, err := choose(c, r, req.Unit, req.Entities)
-	endRoute(span, r, v, err)
-	if err != nil {
-		return err
+	unit := req.Unit
+	if unit == "" {
+		if unit, err = unitHeader(c); err != nil {
+			return err
+		}
 	}
-	o := &observation{ctx: c.UserContext(), start: time.Now(), route: r, variant: r.Name(v), body: c.Body(), req: req}
-	model, version := refArgs(r.Model(v))
-	o.model = model
-	p, err := s.runPredict(c.UserContext(), model, version, req)
-	r.Stats().Record(v, time.Since(o.start), err != nil)
-	if err != nil {
-		o.err = fmt.Errorf("endpoint %s, variant %s: %w", r.Endpoint(), r.Name(v), err)
-		s.observe(o.withID())
-		return o.err
+	return s.serve(c, &observation{ctx: c.UserContext(), start: time.Now(), requestID: req.RequestID, mintID: true,
+		route: r, pin: c.Get(HeaderVariant), unit: unit, req: req, body: c.Body(), encode: encodePredictAnswer})
+}
+
+// unitHeader reads the unit a caller sends in X-Mlgate-Unit.
+func unitHeader(c *fiber.Ctx) (string, error) {
+	unit := c.Get(HeaderUnit)
+	if len(unit) > maxUnitBytes {
+		return "", invalidInput("%s: %d bytes is longer than %d", HeaderUnit, len(unit), maxUnitBytes)
 	}
-	defer p.Release()
-	o.p = p
-	if mean, ok := predictionMean(p.outputs); ok {
-		r.Stats().RecordPrediction(v, mean)
+	return unit, nil
+}
+
+// variantNames lists the variants of r, for an error message.
+func variantNames(r *router.Route) string {
+	names := make([]string, r.Len())
+	for i := range names {
+		names[i] = r.Name(i)
 	}
-	c.Set(HeaderVariant, r.Name(v))
-	c.Set(HeaderModel, p.Ref)
-	err = s.writePrediction(c, o)
-	if ref, ok := r.Shadow(rand.Float64); ok {
-		s.shadows.offer(shadowJob{route: r, ref: ref, req: req, body: bytes.Clone(c.Body()), served: p.outputs})
-	}
-	return err
+	return strings.Join(names, ", ")
 }
 
 // predictionMean is the mean of the first numeric output, which canaries

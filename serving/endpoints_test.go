@@ -282,9 +282,9 @@ func TestShadowNeverTouchesAnswers(t *testing.T) {
 	// while callers are answered as before.
 	release := make(chan struct{})
 	defer close(release)
-	g = startGateway(t, withShadowRunner(func(ctx context.Context, model, version string, req *predictRequest) (*prediction, error) {
+	g = startGateway(t, withShadowRunner(func(*observation) error {
 		<-release
-		return nil, context.Canceled
+		return context.Canceled
 	}))
 	g.register("linear", modelzoo.Linear)
 	g.must("PUT", "/v1/endpoints/churn", `{"variants": [{"name": "control", "model": "linear", "weight": 1}],

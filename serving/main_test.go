@@ -72,7 +72,7 @@ type gatewayConfig struct {
 	keys          []auth.Key
 	maxModelBytes int64
 	stores        []string // online stores besides the embedded one
-	shadowRun     func(ctx context.Context, model, version string, req *predictRequest) (*prediction, error)
+	shadowRun     func(o *observation) error
 	limiter       *auth.Limiter
 	options       func(*Options) // edits the server's options
 	// tracing, metrics and log, when set, trace the requests and feature
@@ -84,7 +84,7 @@ type gatewayConfig struct {
 }
 
 // withShadowRunner replaces how shadow copies run.
-func withShadowRunner(run func(ctx context.Context, model, version string, req *predictRequest) (*prediction, error)) gatewayOption {
+func withShadowRunner(run func(o *observation) error) gatewayOption {
 	return func(c *gatewayConfig) { c.shadowRun = run }
 }
 

@@ -135,14 +135,6 @@ func (m *requestMetrics) add(l requestLabels) *labelSet {
 	return set
 }
 
-// labelModel names, in the metrics of ctx's request, the model version that
-// serves it.
-func labelModel(ctx context.Context, l *Loaded) {
-	if sc := scopeOf(ctx); sc != nil {
-		sc.labels.model, sc.labels.version = l.Version.Name, l.Version.Version
-	}
-}
-
 // label tells o's request what served it, for its metrics, and settles its
 // request id: the one the handler read from the body, else the caller's
 // X-Request-Id. A shadow copy belongs to no request.

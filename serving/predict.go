@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/gofiber/fiber/v2"
-	"github.com/google/uuid"
 
 	"github.com/mlgate/mlgate/featurestore"
 	"github.com/mlgate/mlgate/internal/jsonerr"
@@ -81,87 +80,8 @@ func (s *Server) predict(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	o := &observation{ctx: c.UserContext(), start: time.Now(), model: model, body: c.Body(), req: req}
-	p, err := s.runPredict(c.UserContext(), model, ref, req)
-	if err != nil {
-		o.err = err
-		s.observe(o.withID())
-		return err
-	}
-	defer p.Release()
-	o.p = p
-	return s.writePrediction(c, o)
-}
-
-// withID gives the observation its request id: the body's, else the
-// caller's X-Request-Id, else one made up.
-func (o *observation) withID() *observation {
-	if o.req.RequestID == "" {
-		if sc := scopeOf(o.ctx); sc != nil && sc.requestID != "" {
-			o.req.RequestID = sc.requestID
-		} else {
-			o.req.RequestID = uuid.NewString()
-		}
-	}
-	o.requestID = o.req.RequestID
-	return o
-}
-
-// prediction is a predict request run on one model version. Its Loaded is
-// held until Release.
-type prediction struct {
-	*Loaded
-	inputs  []onnx.Tensor
-	outputs []onnx.Tensor
-	asm     *featurestore.Assembly
-}
-
-// runPredict runs req on the model version ref names (a number, an alias,
-// or empty for the default).
-func (s *Server) runPredict(ctx context.Context, model, ref string, req *predictRequest) (*prediction, error) {
-	if !s.catalog.Ready() {
-		return nil, notReady("the server is still loading models")
-	}
-	l, err := s.catalog.Acquire(model, ref)
-	if err != nil {
-		return nil, err
-	}
-	p := &prediction{Loaded: l}
-	labelModel(ctx, l)
-	var inputs []onnx.Tensor
-	if l.Plan != nil || l.PlanErr != nil {
-		inputs, p.asm, err = s.featureInputs(ctx, l, req)
-	} else {
-		inputs, err = rawInputs(l, req, s.limits)
-	}
-	if err == nil {
-		p.inputs = inputs
-		_, span := s.startSpan(ctx, "inference")
-		p.outputs, err = l.Run(inputs)
-		endInference(span, l, err)
-		if err != nil {
-			err = invalidInput("model %s version %d rejected the input: %v", l.Version.Name, l.Version.Version, err)
-		}
-	}
-	if err != nil {
-		l.Release()
-		return nil, err
-	}
-	return p, nil
-}
-
-// writePrediction answers with the observation's prediction, naming the
-// variant when an endpoint chose one, and records it.
-func (s *Server) writePrediction(c *fiber.Ctx, o *observation) error {
-	o.withID()
-	bp := responseBuffers.Get().(*[]byte)
-	*bp = encodePredictResponse((*bp)[:0], o.req, o.p, o.variant)
-	c.Set(fiber.HeaderContentType, fiber.MIMEApplicationJSON)
-	_, err := c.Write(*bp)
-	o.response = *bp
-	s.observe(o)
-	responseBuffers.Put(bp)
-	return err
+	return s.serve(c, &observation{ctx: c.UserContext(), start: time.Now(), requestID: req.RequestID, mintID: true,
+		model: model, version: ref, req: req, body: c.Body(), encode: encodePredictAnswer})
 }
 
 // featureInputs assembles the inputs of a model with a feature spec.
@@ -312,17 +232,17 @@ func (w *shapeWalker) walk(depth int) error {
 	return nil
 }
 
-// encodePredictResponse appends the answer of a prediction: outputs as
+// encodePredictAnswer appends the answer of a prediction: outputs as
 // nested arrays shaped like the tensors, "degraded": true when a feature
 // store could not answer (its values came from the cache or the defaults),
 // and with debug, the status of every feature value per row.
-func encodePredictResponse(b []byte, req *predictRequest, p *prediction, variant string) []byte {
-	l, outputs, asm := p.Loaded, p.outputs, p.asm
+func encodePredictAnswer(b []byte, o *observation) []byte {
+	l, outputs, asm := o.p.Loaded, o.p.outputs, o.p.asm
 	b = append(b, `{"request_id":`...)
-	b = appendString(b, req.RequestID)
-	if variant != "" {
+	b = appendString(b, o.requestID)
+	if o.variant != "" {
 		b = append(b, `,"variant":`...)
-		b = appendString(b, variant)
+		b = appendString(b, o.variant)
 	}
 	b = append(b, `,"model":{"name":`...)
 	b = appendString(b, l.Version.Name)
@@ -343,7 +263,7 @@ func encodePredictResponse(b []byte, req *predictRequest, p *prediction, variant
 	if asm != nil && len(asm.Degraded) > 0 {
 		b = append(b, `,"degraded":true`...)
 	}
-	if req.Debug && asm != nil {
+	if o.req.Debug && asm != nil {
 		b = append(b, `,"feature_status":[`...)
 		for row, statuses := range asm.Statuses {
 			if row > 0 {

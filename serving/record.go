@@ -9,13 +9,11 @@ import (
 	"math/rand/v2"
 	"slices"
 	"strconv"
-	"time"
 	"unicode/utf8"
 
 	"github.com/google/uuid"
 
 	"github.com/mlgate/mlgate/featurestore"
-	"github.com/mlgate/mlgate/router"
 	"github.com/mlgate/mlgate/serving/tables"
 )
 
@@ -37,36 +35,6 @@ type Tables interface {
 // served the request: the name asked for, which any caller chooses. Real
 // model names are at most 128 bytes.
 const maxAskedName = 256
-
-// observation is one prediction, served or failed, as it is recorded.
-type observation struct {
-	ctx       context.Context // the request's; nil for a shadow copy
-	start     time.Time
-	latency   time.Duration // from start to the answer, set by handOff
-	requestID string
-	route     *router.Route // nil for a call to a model
-	variant   string
-	shadow    bool
-	model     string // the model asked for, recorded when none served
-	body      []byte // the request as sent
-	req       *predictRequest
-	p         *prediction // nil when the request failed
-	response  []byte
-	request   string // body, as handOff copied it
-	answer    string // response, as handOff copied it
-	err       error
-}
-
-// observe labels o's request for its metrics and hands o to the recorder,
-// which records it off the request path (see recorder). It copies what o
-// keeps: its body and response may be reused once it returns.
-func (s *Server) observe(o *observation) {
-	label(o)
-	_, span := s.startSpan(o.ctx, "table.enqueue")
-	o.handOff()
-	s.recorder.offer(o)
-	span.End()
-}
 
 // record gives a prediction to the drift monitors that watch it, and
 // records it in the inference table (when the endpoint samples it), with the
@@ -111,8 +79,8 @@ func (s *Server) record(o *observation) {
 			row.Features, row.FeatureStatus = featuresJSON(o.p.asm, pii, s.piiKey)
 		}
 	}
-	if o.req != nil && len(o.req.Entities) > 0 {
-		if raw, err := json.Marshal(o.req.Entities); err == nil {
+	if ents := o.entities(); len(ents) > 0 {
+		if raw, err := json.Marshal(ents); err == nil {
 			row.Entities = string(redact(raw, pii, s.piiKey))
 		}
 	}

@@ -141,7 +141,7 @@ func New(opts Options, d Deps) *Server {
 		tables: d.Tables, tablesDir: d.TablesDir, piiKey: d.PIIKey, drift: d.Drift, opts: opts,
 		limiter: d.Limiter, limits: limitsOf(opts)}
 	s.recorder = newRecorder(s.record, d.Log)
-	s.shadows = newShadows(s.runPredict, s.observe, opts.Breaker, d.Log)
+	s.shadows = newShadows(s.runShadow, s.observe, opts.Breaker, d.Log)
 	s.tracer, s.propagator = d.Tracer, d.Propagator
 	if s.propagator == nil {
 		s.propagator = propagation.TraceContext{}

@@ -16,13 +16,12 @@ import (
 	"github.com/mlgate/mlgate/serving/onnx"
 )
 
-// shadowJob is a copy of a request for an endpoint's shadow model, with the
-// outputs the caller was served.
+// shadowJob is the observation of a request's copy for an endpoint's shadow
+// model (see observation.shadowCopy), with the outputs the caller was
+// served.
 type shadowJob struct {
-	route  *router.Route
+	o      *observation
 	ref    router.ModelRef
-	req    *predictRequest
-	body   []byte // a copy of the request as sent, for the inference table
 	served []onnx.Tensor
 }
 
@@ -34,14 +33,14 @@ type shadowJob struct {
 // the breaker lets one through to probe it.
 type shadows struct {
 	jobs     chan shadowJob
-	run      func(ctx context.Context, model, version string, req *predictRequest) (*prediction, error)
+	run      func(o *observation) error // fills o.p, or fails and holds nothing
 	record   func(*observation)
 	timeout  time.Duration
 	log      *slog.Logger
 	wg       sync.WaitGroup
 	once     sync.Once
 	breaker  featurestore.Breaker
-	breakers sync.Map // router.ModelRef → *gobreaker.CircuitBreaker[*prediction]
+	breakers sync.Map // router.ModelRef → *gobreaker.CircuitBreaker[struct{}]
 }
 
 // Shadow tuning: the queue holds this many copies; each runs under timeout.
@@ -51,7 +50,7 @@ const (
 	shadowTimeout = 5 * time.Second
 )
 
-func newShadows(run func(ctx context.Context, model, version string, req *predictRequest) (*prediction, error), record func(*observation),
+func newShadows(run func(o *observation) error, record func(*observation),
 	breaker featurestore.Breaker, log *slog.Logger) *shadows {
 	sh := &shadows{jobs: make(chan shadowJob, shadowQueue), run: run, record: record, timeout: shadowTimeout, breaker: breaker, log: log}
 	for range shadowWorkers {
@@ -65,7 +64,7 @@ func (sh *shadows) offer(j shadowJob) {
 	select {
 	case sh.jobs <- j:
 	default:
-		j.route.Stats().RecordShadowDropped()
+		j.o.route.Stats().RecordShadowDropped()
 	}
 }
 
@@ -78,34 +77,33 @@ func (sh *shadows) work() {
 func (sh *shadows) do(j shadowJob) {
 	ctx, cancel := context.WithTimeout(context.Background(), sh.timeout)
 	defer cancel()
-	model, version := refArgs(j.ref)
-	o := &observation{start: time.Now(), requestID: j.req.RequestID, route: j.route, variant: "shadow", shadow: true, model: model, body: j.body, req: j.req}
-	p, err := sh.breakerOf(j.ref).Execute(func() (*prediction, error) { return sh.run(ctx, model, version, j.req) })
+	o, stats := j.o, j.o.route.Stats()
+	o.ctx, o.start = ctx, time.Now()
+	_, err := sh.breakerOf(j.ref).Execute(func() (struct{}, error) { return struct{}{}, sh.run(o) })
 	if featurestore.Refused(err) {
-		j.route.Stats().RecordShadowDropped()
+		stats.RecordShadowDropped()
 		return
 	}
 	if err != nil {
-		j.route.Stats().RecordShadowFailed()
-		sh.log.Debug("shadow model failed", "endpoint", j.route.Endpoint(), "model", j.ref.String(), "err", err)
+		stats.RecordShadowFailed()
+		sh.log.Debug("shadow model failed", "endpoint", o.route.Endpoint(), "model", j.ref.String(), "err", err)
 		o.err = err
 		sh.record(o)
 		return
 	}
-	defer p.Release()
-	compare(j.route.Stats(), j.served, p.outputs)
-	o.p = p
-	o.response = encodePredictResponse(nil, j.req, p, "shadow")
+	defer o.p.Release()
+	compare(stats, j.served, o.p.outputs)
+	o.response = o.encode(nil, o)
 	sh.record(o)
 }
 
 // breakerOf returns the breaker of a shadow model, made on first use.
-func (sh *shadows) breakerOf(ref router.ModelRef) *gobreaker.CircuitBreaker[*prediction] {
+func (sh *shadows) breakerOf(ref router.ModelRef) *gobreaker.CircuitBreaker[struct{}] {
 	if b, ok := sh.breakers.Load(ref); ok {
-		return b.(*gobreaker.CircuitBreaker[*prediction])
+		return b.(*gobreaker.CircuitBreaker[struct{}])
 	}
-	b, _ := sh.breakers.LoadOrStore(ref, featurestore.NewBreaker[*prediction]("shadow "+ref.String(), sh.breaker))
-	return b.(*gobreaker.CircuitBreaker[*prediction])
+	b, _ := sh.breakers.LoadOrStore(ref, featurestore.NewBreaker[struct{}]("shadow "+ref.String(), sh.breaker))
+	return b.(*gobreaker.CircuitBreaker[struct{}])
 }
 
 // close stops taking copies and waits, up to timeout, for the queued ones.

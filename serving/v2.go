@@ -8,7 +8,6 @@ import (
 
 	"github.com/gofiber/fiber/v2"
 
-	"github.com/mlgate/mlgate/router"
 	"github.com/mlgate/mlgate/serving/onnx"
 )
 
@@ -107,102 +106,40 @@ func (s *Server) modelReady(c *fiber.Ctx) error {
 // responseBuffers recycles the buffers inference responses are encoded into.
 var responseBuffers = sync.Pool{New: func() any { b := make([]byte, 0, 4096); return &b }}
 
+// infer serves V2 inference on a model, or on the endpoint of that name
+// when there is one and no version is asked for: the variant comes from
+// X-Mlgate-Variant, else X-Mlgate-Unit, else a draw by weight.
 func (s *Server) infer(c *fiber.Ctx) error {
 	req, err := decodeInferRequest(c.Body(), s.limits)
 	if err != nil {
 		return err
 	}
-	o := &observation{ctx: c.UserContext(), start: time.Now(), requestID: req.ID, model: c.Params("model"), body: c.Body()}
-	if s.router != nil && c.Params("version") == "" {
-		if r, ok := s.router.Route(c.Params("model")); ok {
-			o.route = r
-			return s.inferEndpoint(c, r, req, o)
+	o := &observation{ctx: c.UserContext(), start: time.Now(), requestID: req.ID,
+		model: c.Params("model"), version: c.Params("version"), v2: req, body: c.Body(), encode: encodeInferAnswer}
+	if s.router != nil && o.version == "" {
+		if r, ok := s.router.Route(o.model); ok {
+			if o.unit, err = unitHeader(c); err != nil {
+				return err
+			}
+			o.route, o.pin = r, c.Get(HeaderVariant)
 		}
 	}
-	l, err := s.acquire(c)
-	if err == nil {
-		defer l.Release()
-		err = s.inferOn(c, l, req, o)
-	}
-	if err != nil {
-		o.err = err
-		s.observe(o)
-	}
-	return err
+	return s.serve(c, o)
 }
 
-// inferEndpoint routes a V2 request through an endpoint: the variant comes
-// from the override header, else the unit header, else a draw by weight.
-func (s *Server) inferEndpoint(c *fiber.Ctx, r *router.Route, req *inferRequest, o *observation) error {
-	_, span := s.startSpan(o.ctx, "route")
-	v, err := choose(c, r, "", nil)
-	endRoute(span, r, v, err)
-	if err != nil {
-		return err
-	}
-	if !s.catalog.Ready() {
-		return notReady("the server is still loading models")
-	}
-	o.variant = r.Name(v)
-	model, version := refArgs(r.Model(v))
-	o.model = model
-	l, err := s.catalog.Acquire(model, version)
-	if err == nil {
-		defer l.Release()
-		c.Set(HeaderVariant, r.Name(v))
-		c.Set(HeaderModel, l.Ref)
-		err = s.inferOn(c, l, req, o)
-	}
-	r.Stats().Record(v, time.Since(o.start), err != nil)
-	if err != nil {
-		o.err = err
-		s.observe(o)
-	}
-	return err
-}
-
-// inferOn runs a V2 request on a loaded version, answers and records it. A
-// failure is returned for the caller to record.
-func (s *Server) inferOn(c *fiber.Ctx, l *Loaded, req *inferRequest, o *observation) error {
-	o.p = &prediction{Loaded: l}
-	inputs, err := bindInputs(req, l)
-	if err != nil {
-		return err
-	}
-	selected, err := selectOutputs(req.Outputs, l.Outputs())
-	if err != nil {
-		return err
-	}
-	_, span := s.startSpan(o.ctx, "inference")
-	outputs, err := l.Run(inputs)
-	endInference(span, l, err)
-	if err != nil {
-		// The inputs fit the model's signature, so a failure here comes
-		// from their values (an index out of range, say).
-		return invalidInput("model %s version %d rejected the input: %v", l.Version.Name, l.Version.Version, err)
-	}
-	if selected != nil {
-		outputs = pick(outputs, selected)
-	}
-	o.p.inputs, o.p.outputs = inputs, outputs
+// encodeInferAnswer appends the V2 answer of a served observation.
+func encodeInferAnswer(b []byte, o *observation) []byte {
 	var via *routed
 	if o.route != nil {
 		via = &routed{endpoint: o.route.Endpoint(), variant: o.variant}
 	}
-	bp := responseBuffers.Get().(*[]byte)
-	*bp = encodeInferResponse((*bp)[:0], &inferResponse{
-		Model:   l.Version.Name,
-		Version: l.Version.Version,
-		ID:      req.ID,
-		Outputs: outputs,
+	return encodeInferResponse(b, &inferResponse{
+		Model:   o.p.Version.Name,
+		Version: o.p.Version.Version,
+		ID:      o.v2.ID,
+		Outputs: o.p.outputs,
 		Routed:  via,
 	})
-	c.Set(fiber.HeaderContentType, fiber.MIMEApplicationJSON)
-	_, err = c.Write(*bp)
-	o.response = *bp
-	s.observe(o)
-	responseBuffers.Put(bp)
-	return err
 }
 
 // bindInputs orders the request's inputs as the model takes them and checks
