@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"time"
@@ -183,9 +184,13 @@ func (s *Server) run(o *observation) error {
 	outputs, err := l.Run(o.p.inputs)
 	endInference(span, l, err)
 	if err != nil {
-		// The inputs fit the model's signature, so a failure here comes
-		// from their values (an index out of range, say).
-		return invalidInput("model %s version %d rejected the input: %v", l.Version.Name, l.Version.Version, err)
+		// The inputs fit the model's signature. A failure they caused (an
+		// index out of range, say) is the caller's to fix; any other is the
+		// model's or ONNX Runtime's: a 500.
+		if errors.Is(err, onnx.ErrInput) {
+			return invalidInput("model %s version %d rejected the input: %v", l.Version.Name, l.Version.Version, err)
+		}
+		return fmt.Errorf("model %s version %d failed to run: %w", l.Version.Name, l.Version.Version, err)
 	}
 	if o.selected != nil {
 		outputs = pick(outputs, o.selected)

@@ -185,3 +185,34 @@ func (g *gateway) endpointStats(name string) router.StatsSnapshot {
 
 // tablesDir is where the gateway writes its inference tables.
 func (g *gateway) tablesDir() string { return g.dataDir + "/inference" }
+
+// TestRunFaultsByCause answers a run that failed because of its input with
+// 400 and one that failed by the model's own fault with 500, through REST
+// and V2 alike.
+func TestRunFaultsByCause(t *testing.T) {
+	g := startGateway(t)
+	g.register("fragile", modelzoo.Fragile)
+	g.register("faulty", modelzoo.Faulty)
+	for _, tt := range []struct {
+		model  string
+		row    string
+		status int
+		want   string
+	}{
+		{"fragile", "0, 1, 2, 2", 200, ""},
+		{"fragile", "1, 2, 3, 4", 400, "model fragile version 1 rejected the input"},
+		{"faulty", "0, 1, 2, 2", 200, ""},
+		{"faulty", "1, 2, 3, 4", 500, "model faulty version 1 failed to run"},
+	} {
+		for _, path := range []string{"/v1/models/" + tt.model + "/predict", "/v2/models/" + tt.model + "/infer"} {
+			body := `{"inputs": {"x": [[` + tt.row + `]]}}`
+			if strings.HasPrefix(path, "/v2/") {
+				body = `{"inputs": [{"name": "x", "shape": [1, 4], "datatype": "FP32", "data": [` + tt.row + `]}]}`
+			}
+			r := g.do("POST", path, "application/json", []byte(body))
+			if r.status != tt.status || (tt.want != "" && !strings.Contains(r.errorMessage(t), tt.want)) {
+				t.Errorf("%s [%s]: %d %s, want %d %q", path, tt.row, r.status, r.body, tt.status, tt.want)
+			}
+		}
+	}
+}
