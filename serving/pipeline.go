@@ -190,7 +190,10 @@ func (s *Server) run(o *observation) error {
 		if errors.Is(err, onnx.ErrInput) {
 			return invalidInput("model %s version %d rejected the input: %v", l.Version.Name, l.Version.Version, err)
 		}
-		return fmt.Errorf("model %s version %d failed to run: %w", l.Version.Name, l.Version.Version, err)
+		// ONNX Runtime's message names its source files: it goes to the log,
+		// not to the caller.
+		s.log.ErrorContext(o.ctx, "model run failed", "model", l.Version.Name, "version", l.Version.Version, "err", err)
+		return fmt.Errorf("model %s version %d failed to run (the server log has ONNX Runtime's message)", l.Version.Name, l.Version.Version)
 	}
 	if o.selected != nil {
 		outputs = pick(outputs, o.selected)
