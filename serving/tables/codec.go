@@ -131,16 +131,17 @@ func readLog(path string, fn func(Row), bad func(payload []byte)) (skipped int64
 		return 0, err
 	}
 	defer f.Close()
-	skipped, err = readRecords(bufio.NewReaderSize(f, 1<<20), fn, bad)
+	skipped, err = readRecords(bufio.NewReaderSize(f, 1<<20), func(r Row) error { fn(r); return nil }, bad)
 	if err != nil {
 		return skipped, fmt.Errorf("read %s: %w", path, err)
 	}
 	return skipped, nil
 }
 
-// readRecords reads records from br as readLog describes. The payload given
-// to bad is reused once bad returns.
-func readRecords(br *bufio.Reader, fn func(Row), bad func(payload []byte)) (skipped int64, err error) {
+// readRecords reads records from br as readLog describes, and stops at fn's
+// first error and returns it. The payload given to bad is reused once bad
+// returns.
+func readRecords(br *bufio.Reader, fn func(Row) error, bad func(payload []byte)) (skipped int64, err error) {
 	var buf []byte
 	for {
 		n, err := readLen(br)
@@ -176,7 +177,9 @@ func readRecords(br *bufio.Reader, fn func(Row), bad func(payload []byte)) (skip
 			skipped++
 			continue
 		}
-		fn(r)
+		if err := fn(r); err != nil {
+			return skipped, err
+		}
 	}
 }
 

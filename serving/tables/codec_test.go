@@ -18,7 +18,7 @@ func TestRecordRoundTrip(t *testing.T) {
 		log, _ = appendRecord(log, nil, &rows[i])
 	}
 	var got []Row
-	skipped, err := readRecords(bufio.NewReader(bytes.NewReader(log)), func(r Row) { got = append(got, r) }, nil)
+	skipped, err := readRecords(bufio.NewReader(bytes.NewReader(log)), func(r Row) error { got = append(got, r); return nil }, nil)
 	if err != nil || skipped != 0 || len(got) != len(rows) {
 		t.Fatalf("read %d rows, skipped %d, err %v; want %d rows", len(got), skipped, err, len(rows))
 	}
@@ -51,7 +51,7 @@ func TestRecordDamage(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			n := 0
-			skipped, err := readRecords(bufio.NewReader(bytes.NewReader(tt.log)), func(Row) { n++ }, nil)
+			skipped, err := readRecords(bufio.NewReader(bytes.NewReader(tt.log)), func(Row) error { n++; return nil }, nil)
 			if err != nil || n != tt.rows || int(skipped) != tt.skipped {
 				t.Errorf("read %d rows, skipped %d, err %v; want %d, %d", n, skipped, err, tt.rows, tt.skipped)
 			}
@@ -68,13 +68,14 @@ func FuzzReadRecords(f *testing.F) {
 	f.Add(one[:len(one)-2])
 	f.Add([]byte{0x03, 'a', 'b', 'c', 0, 0, 0, 0})
 	f.Fuzz(func(t *testing.T, log []byte) {
-		readRecords(bufio.NewReader(bytes.NewReader(log)), func(r Row) {
+		readRecords(bufio.NewReader(bytes.NewReader(log)), func(r Row) error {
 			again, _ := appendRecord(nil, nil, &r)
 			var back []Row
-			readRecords(bufio.NewReader(bytes.NewReader(again)), func(r Row) { back = append(back, r) }, nil)
+			readRecords(bufio.NewReader(bytes.NewReader(again)), func(r Row) error { back = append(back, r); return nil }, nil)
 			if len(back) != 1 || back[0] != r {
 				t.Fatalf("row %+v does not round-trip", r)
 			}
+			return nil
 		}, nil)
 	})
 }

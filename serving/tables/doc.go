@@ -16,9 +16,9 @@
 // bytes is cut and ends in '~' and 16 hex digits of its SHA-256. Dates are
 // the UTC date of the row's timestamp. Files are standard Parquet (snappy-compressed) written
 // under a hidden temporary name (".part-....parquet.tmp") and renamed when
-// complete, so a reader never sees half a file; List and ReadRows ignore
-// temporary files, and readers that skip names starting with '.' or '_' see
-// only complete data.
+// complete, so a reader never sees half a file; List and Dir.ReadRows
+// ignore temporary files, and readers that skip names starting with '.' or
+// '_' see only complete data.
 //
 // # Writing
 //
@@ -29,7 +29,9 @@
 // file of its partition, rolling the file when its estimated size reaches
 // Options.MaxFileBytes or its age Options.MaxFileAge. When the queue is
 // empty, and the log is not failing, it also takes the spill files and
-// writes their rows the same way.
+// writes their rows the same way. Ages, the FlushInterval ticker and the
+// default timestamp of a row go by Options.Clock, which a test replaces by
+// a clock.Fake that it moves by hand.
 //
 // # Durability
 //
@@ -93,10 +95,20 @@
 //
 // # Table operations
 //
-// List describes the complete files, ReadRows streams rows matching a
-// filter, DeleteEntity rewrites the files holding an entity's rows without
-// them, and AppendLabels and ReadLabels keep ground-truth labels joined by
-// request id. The package-level functions act on complete files only; while
-// a Writer owns the directory use Writer.DeleteEntity, which writes every
-// accepted row first and pauses the writer while it rewrites files.
+// List describes the complete files, Dir.ReadRows streams the rows of the
+// complete files matching a filter, DeleteEntity rewrites the files holding
+// an entity's rows without them, and AppendLabels and Dir.ReadLabels keep
+// ground-truth labels joined by request id. The package-level functions and
+// Dir act on complete files only. While a Writer owns the directory:
+//
+//   - Writer.ReadRows also reads the rows the writer holds (queued, spilled,
+//     or in open files), without completing a file. It has the writer
+//     goroutine take the queue, hard-link the log segments holding the open
+//     files' rows (hidden in <dir>/_wal/, removed after the read, and by
+//     Open after a crash) and copy the log's unwritten records; then it
+//     reads the complete files but those that were open, and the rows of
+//     the open files from the linked segments. So a report asked for every
+//     few seconds does not roll the files into many small ones.
+//   - Writer.DeleteEntity writes every accepted row first and pauses the
+//     writer while it rewrites files.
 package tables

@@ -1,6 +1,7 @@
 package tables
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"errors"
@@ -122,44 +123,6 @@ func TestReplayQuarantines(t *testing.T) {
 	}
 }
 
-// ticker counts the writer's ticks (Options.onTick).
-type ticker chan struct{}
-
-func (tk ticker) tick() {
-	select {
-	case tk <- struct{}{}:
-	default:
-	}
-}
-
-// wait waits for n ticks that end after the call.
-func (tk ticker) wait(t *testing.T, n int) {
-	t.Helper()
-	select {
-	case <-tk:
-	default:
-	}
-	for range n {
-		select {
-		case <-tk:
-		case <-time.After(5 * time.Second):
-			t.Fatal("the writer stopped ticking")
-		}
-	}
-}
-
-// until waits, a tick at a time, for cond, at most 500 ticks.
-func (tk ticker) until(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	for range 500 {
-		if cond() {
-			return
-		}
-		tk.wait(t, 1)
-	}
-	t.Fatalf("timed out waiting for %s", what)
-}
-
 // TestLogRecoversFromIOError makes the table's directory immutable under
 // load, as `chattr -R +i` does, then writable again, then crashes the
 // writer (no Close), and counts the rows after a new Open. The rows taken
@@ -169,9 +132,9 @@ func (tk ticker) until(t *testing.T, what string, cond func() bool) {
 func TestLogRecoversFromIOError(t *testing.T) {
 	testservers.RequireImmutable(t)
 	dir := t.TempDir()
-	tk := make(ticker, 1)
 	var logs bytes.Buffer
-	opts := Options{Dir: dir, FlushInterval: 10 * time.Millisecond, MaxFileAge: time.Hour, Log: slog.New(slog.NewTextHandler(&logs, nil)), onTick: tk.tick}
+	opts := Options{Dir: dir, MaxFileAge: time.Hour, Log: slog.New(slog.NewTextHandler(&logs, nil))}
+	tk := fakeClock(&opts)
 	w, err := Open(opts)
 	if err != nil {
 		t.Fatal(err)
@@ -185,7 +148,7 @@ func TestLogRecoversFromIOError(t *testing.T) {
 		eventually(t, "the queue to empty", func() bool { return w.QueueLen() == 0 })
 	}
 	write("before", 1000)
-	tk.wait(t, 2)
+	tk.tick(t, 1)
 
 	testservers.Immutable(t, dir, true)
 	write("during", 1000)
@@ -193,13 +156,13 @@ func TestLogRecoversFromIOError(t *testing.T) {
 	if err := w.Healthy(); !errors.Is(err, syscall.EPERM) {
 		t.Errorf("Healthy() = %v, want EPERM", err)
 	}
-	tk.wait(t, 5) // the fault lasts, the log tries again at each tick
+	tk.tick(t, 5) // the fault lasts, the log tries again at each tick
 	testservers.Immutable(t, dir, false)
 	tk.until(t, "Healthy to clear", func() bool { return w.Healthy() == nil })
 
 	const after = 5000
 	write("after", after)
-	tk.wait(t, 2) // a whole FlushInterval after the last row was taken
+	tk.tick(t, 1) // the log is fsync'd
 	st := w.Stats()
 	w.abandon()
 	if st.Errors < 2 || st.Failed != 0 {
@@ -300,6 +263,62 @@ func TestWALWritesAgain(t *testing.T) {
 	}
 }
 
+// logged returns the request ids of the records a read of the log finds
+// (see Writer.ReadRows): those of the segments from 1 on, as far as
+// wal.from says, then the unwritten ones.
+func logged(t *testing.T, l *wal) string {
+	t.Helper()
+	var ids []string
+	add := func(r Row) error { ids = append(ids, r.RequestID); return nil }
+	for _, s := range l.from(1) {
+		if err := (heldSegment{s, segPath(l.dir, s.seq, walExt)}).read(add); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := readRecords(bufio.NewReader(bytes.NewReader(l.unwritten())), add, nil); err != nil {
+		t.Fatal(err)
+	}
+	return strings.Join(ids, " ")
+}
+
+// TestWALFromAfterError checks what a read of the log finds when a write
+// fails after the log wrote records that no fsync covered: the segment
+// holds them, the log keeps them to write again, and the read finds them
+// once, before and after they are written again.
+func TestWALFromAfterError(t *testing.T) {
+	testservers.RequireImmutable(t)
+	dir := t.TempDir()
+	l := newWAL(dir, 1)
+	var want []string
+	appendRow := func(i int) {
+		r := row(i, "churn", "m", t0)
+		want = append(want, r.RequestID)
+		l.append(&r) // its error is the one l.failed shows
+	}
+	appendRow(0)
+	if err := l.sync(); err != nil {
+		t.Fatal(err)
+	}
+	i := 1
+	for ; l.written == 0; i++ { // until the log writes without an fsync
+		appendRow(i)
+	}
+	testservers.Immutable(t, dir, true)
+	for ; !l.failed; i++ {
+		appendRow(i)
+	}
+	if got := logged(t, l); got != strings.Join(want, " ") {
+		t.Errorf("after a failed write the log reads\n %.200s...,\nwant\n %.200s...", got, strings.Join(want, " "))
+	}
+	testservers.Immutable(t, dir, false)
+	if err := l.sync(); err != nil {
+		t.Fatal(err)
+	}
+	if got := logged(t, l); got != strings.Join(want, " ") {
+		t.Errorf("once written again the log reads\n %.200s...,\nwant\n %.200s...", got, strings.Join(want, " "))
+	}
+}
+
 // TestSpillAfterError checks that a spill segment a write failed on is
 // closed, so that no later record follows a torn one, and is still taken.
 func TestSpillAfterError(t *testing.T) {
@@ -337,17 +356,16 @@ func TestSpillAfterError(t *testing.T) {
 func TestUnloggedRowsKeepDegraded(t *testing.T) {
 	testservers.RequireImmutable(t)
 	dir := t.TempDir()
-	tk := make(ticker, 1)
-	clk := &clock{now: t0}
-	w := open(t, Options{Dir: dir, FlushInterval: 10 * time.Millisecond, MaxFileAge: time.Minute, Now: clk.Now,
-		Log: slog.New(slog.DiscardHandler), onTick: tk.tick})
+	opts := Options{Dir: dir, MaxFileAge: 5 * time.Minute, Log: slog.New(slog.DiscardHandler)}
+	tk := fakeClock(&opts)
+	w := open(t, opts)
 	w.Write(row(0, "churn", "m", t0))
 	settle(t, w)
 	if _, err := w.call(context.Background(), func() (int64, error) { w.wal.limit = 64 << 10; return 0, nil }); err != nil {
 		t.Fatal(err)
 	}
 	testservers.Immutable(t, dir, true)
-	tk.wait(t, 1)
+	tk.tick(t, 1)
 	n := int64(1)
 	for ; w.Stats().Unlogged == 0; n++ {
 		if n > 10000 {
@@ -355,15 +373,16 @@ func TestUnloggedRowsKeepDegraded(t *testing.T) {
 		}
 		w.Write(row(int(n), "churn", "m", t0))
 		if n%100 == 0 {
-			tk.wait(t, 1) // a sync fails: the records stay in memory
+			tk.tick(t, 1) // a sync fails: the records stay in memory
 		}
 	}
 	testservers.Immutable(t, dir, false)
-	tk.wait(t, 3)
+	tk.tick(t, 3)
 	if err := w.Healthy(); err == nil {
 		t.Error("Healthy() = nil while rows the log gave up are only in an open file")
 	}
-	clk.Advance(time.Minute) // the file is old enough: the next tick renames it
+	// At most 104 seconds have passed: the tick once the file is 5 minutes
+	// old renames it.
 	tk.until(t, "Healthy to clear once the file is renamed", func() bool { return w.Healthy() == nil })
 	closeWriter(t, w)
 	if st := w.Stats(); st.Written != n || st.Failed != 0 || countRows(t, dir) != n {

@@ -5,29 +5,67 @@ import (
 	"fmt"
 	"io/fs"
 	"path/filepath"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/mlgate/mlgate/internal/clock"
 )
 
 var t0 = time.Date(2025, 3, 14, 9, 26, 53, 589793000, time.UTC)
 
-// clock is a settable Options.Now.
-type clock struct {
-	mu  sync.Mutex
-	now time.Time
+// ticks drives a Writer's clock by hand: a Fake that reads t0 and moves
+// only when a test moves it.
+type ticks struct {
+	clk   *clock.Fake
+	every time.Duration // the writer's FlushInterval
+	done  chan struct{} // a tick was done (Options.onTick)
 }
 
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
+// fakeClock gives opts a Fake clock, and a FlushInterval of a second if it
+// has none, and returns what drives them.
+func fakeClock(opts *Options) *ticks {
+	if opts.FlushInterval == 0 {
+		opts.FlushInterval = time.Second
+	}
+	tk := &ticks{clk: clock.NewFake(t0), every: opts.FlushInterval, done: make(chan struct{}, 1)}
+	opts.Clock = tk.clk
+	opts.onTick = func() {
+		select {
+		case tk.done <- struct{}{}:
+		default:
+		}
+	}
+	return tk
 }
 
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = c.now.Add(d)
+// tick moves the clock n FlushIntervals on, one at a time, each time
+// waiting until the writer has done the tick it fired.
+func (tk *ticks) tick(t testing.TB, n int) {
+	t.Helper()
+	for range n {
+		select {
+		case <-tk.done: // of a tick nobody waited for
+		default:
+		}
+		tk.clk.Advance(tk.every)
+		select {
+		case <-tk.done:
+		case <-time.After(5 * time.Second):
+			t.Fatal("the writer did not tick")
+		}
+	}
+}
+
+// until ticks until cond holds, at most 500 times.
+func (tk *ticks) until(t testing.TB, what string, cond func() bool) {
+	t.Helper()
+	for range 500 {
+		if cond() {
+			return
+		}
+		tk.tick(t, 1)
+	}
+	t.Fatalf("timed out waiting for %s", what)
 }
 
 // row returns a row with every column set.
@@ -84,7 +122,7 @@ func closeWriter(t testing.TB, w *Writer) {
 func readAll(t testing.TB, dir string, f Filter) []Row {
 	t.Helper()
 	var rows []Row
-	if err := ReadRows(dir, f, func(r Row) error {
+	if err := Dir(dir).ReadRows(t.Context(), f, func(r Row) error {
 		rows = append(rows, r)
 		return nil
 	}); err != nil {

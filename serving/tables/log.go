@@ -62,15 +62,23 @@ const (
 // wal is the write-ahead log. Only the writer goroutine uses it.
 type wal struct {
 	dir     string
-	seq     int64    // the current segment
-	f       *os.File // nil until the current segment's first write, and after an error
-	buf     []byte   // the records no fsync has covered yet
-	rows    int64    // how many
-	written int      // the bytes of buf written to f
-	failed  bool     // an error since the last sync: only sync tries again
-	limit   int      // the most buf keeps while the disk fails: walBufferLimit
-	pay     []byte   // scratch for a payload
-	closed  []int64  // earlier segments still on disk
+	seq     int64     // the current segment
+	f       *os.File  // nil until the current segment's first write, and after an error
+	size    int64     // the bytes written to f
+	buf     []byte    // the records no fsync has covered yet
+	rows    int64     // how many
+	written int       // the bytes of buf written to f
+	failed  bool      // an error since the last sync: only sync tries again
+	limit   int       // the most buf keeps while the disk fails: walBufferLimit
+	pay     []byte    // scratch for a payload
+	closed  []segment // earlier segments still on disk
+}
+
+// segment is an earlier segment still on disk, and the length of the
+// records in it that no later segment holds again: all of it, or, for a
+// segment a write or fsync failed on, what an fsync covered before.
+type segment struct {
+	seq, size int64
 }
 
 func newWAL(dir string, seq int64) *wal {
@@ -112,9 +120,10 @@ func (l *wal) write() error {
 			l.failed = true
 			return fmt.Errorf("write-ahead log: %w", err)
 		}
-		l.f, l.written = f, 0
+		l.f, l.size, l.written = f, 0, 0
 	}
 	n, err := l.f.Write(l.buf[l.written:])
+	l.size += int64(n)
 	l.written += n
 	if err != nil {
 		l.abandonSegment()
@@ -128,7 +137,7 @@ func (l *wal) write() error {
 // in whole. The segment stays on disk (and in closed) with what it holds.
 func (l *wal) abandonSegment() {
 	l.f.Close()
-	l.closed = append(l.closed, l.seq)
+	l.closed = append(l.closed, segment{l.seq, l.size - int64(l.written)})
 	l.f, l.written, l.failed = nil, 0, true
 	l.seq++
 }
@@ -165,7 +174,7 @@ func (l *wal) rotate() error {
 	if cerr := l.f.Close(); err == nil && cerr != nil {
 		err = fmt.Errorf("write-ahead log: %w", cerr)
 	}
-	l.closed = append(l.closed, l.seq)
+	l.closed = append(l.closed, segment{l.seq, l.size})
 	l.f, l.written = nil, 0
 	l.seq++
 	return err
@@ -176,13 +185,13 @@ func (l *wal) rotate() error {
 func (l *wal) trim(keep int64) error {
 	var err error
 	kept := l.closed[:0]
-	for _, seq := range l.closed {
-		if seq >= keep {
-			kept = append(kept, seq)
+	for _, s := range l.closed {
+		if s.seq >= keep {
+			kept = append(kept, s)
 			continue
 		}
-		if rerr := os.Remove(segPath(l.dir, seq, walExt)); rerr != nil && !errors.Is(rerr, fs.ErrNotExist) {
-			kept = append(kept, seq)
+		if rerr := os.Remove(segPath(l.dir, s.seq, walExt)); rerr != nil && !errors.Is(rerr, fs.ErrNotExist) {
+			kept = append(kept, s)
 			if err == nil {
 				err = fmt.Errorf("write-ahead log: %w", rerr)
 			}
@@ -191,6 +200,26 @@ func (l *wal) trim(keep int64) error {
 	l.closed = kept
 	return err
 }
+
+// from returns the segments on disk numbered from seq on, the current one
+// included, each with the length of its records that no later segment
+// holds again. The records of unwritten follow them.
+func (l *wal) from(seq int64) []segment {
+	var out []segment
+	for _, s := range l.closed {
+		if s.seq >= seq {
+			out = append(out, s)
+		}
+	}
+	if l.f != nil {
+		out = append(out, segment{l.seq, l.size})
+	}
+	return out
+}
+
+// unwritten returns the records not yet written to the OS. They stay valid
+// until the next call on l.
+func (l *wal) unwritten() []byte { return l.buf[l.written:] }
 
 // abandon closes the current segment without writing the rest of buf, as a
 // crash would.

@@ -167,39 +167,6 @@ func (f *Filter) keep(r *Row) bool {
 		(f.To.IsZero() || r.Timestamp.Before(f.To))
 }
 
-// readBatch is how many rows the readers decode at a time.
-const readBatch = 256
-
-// ReadRows calls fn with each row of the inference table in dir that f
-// selects, file by file in path order, reading a batch of rows at a time.
-// It stops at fn's first error and returns it unwrapped.
-func ReadRows(dir string, f Filter, fn func(Row) error) error {
-	rels, err := parts(dir, false, f.keepPartition)
-	if err != nil {
-		return fmt.Errorf("read rows: %w", err)
-	}
-	batch := make([]Row, readBatch)
-	for _, rel := range rels {
-		err := readFile(filepath.Join(dir, rel), batch, func(rows []Row) error {
-			for i := range rows {
-				if f.keep(&rows[i]) {
-					if err := fn(rows[i]); err != nil {
-						return err
-					}
-				}
-			}
-			return nil
-		})
-		if errors.Is(err, fs.ErrNotExist) {
-			continue // deleted since it was listed
-		}
-		if err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
 // DeleteEntity rewrites the complete files of the inference table in dir
 // without the rows whose entities JSON object has column == value, and
 // returns how many rows it removed. A string value compares as its text, any
@@ -330,37 +297,4 @@ func AppendLabels(dir string, labels []Label) error {
 		}
 	}
 	return nil
-}
-
-// ReadLabels returns the labels in dir by request id. When a request has
-// several, the one with the latest timestamp wins.
-func ReadLabels(dir string) (map[string]float64, error) {
-	rels, err := parts(dir, true, nil)
-	if err != nil {
-		return nil, fmt.Errorf("read labels: %w", err)
-	}
-	type label struct {
-		v  float64
-		ts time.Time
-	}
-	latest := map[string]label{}
-	batch := make([]Label, readBatch)
-	for _, rel := range rels {
-		err := readFile(filepath.Join(dir, rel), batch, func(ls []Label) error {
-			for _, l := range ls {
-				if old, ok := latest[l.RequestID]; !ok || !l.Timestamp.Before(old.ts) {
-					latest[l.RequestID] = label{l.Label, l.Timestamp}
-				}
-			}
-			return nil
-		})
-		if err != nil && !errors.Is(err, fs.ErrNotExist) {
-			return nil, fmt.Errorf("read labels: %w", err)
-		}
-	}
-	out := make(map[string]float64, len(latest))
-	for id, l := range latest {
-		out[id] = l.v
-	}
-	return out, nil
 }

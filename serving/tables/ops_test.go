@@ -56,9 +56,19 @@ func TestReadRowsFilter(t *testing.T) {
 
 	stop := errors.New("stop")
 	n := 0
-	err := ReadRows(dir, Filter{}, func(Row) error { n++; return stop })
+	err := Dir(dir).ReadRows(t.Context(), Filter{}, func(Row) error { n++; return stop })
 	if err != stop || n != 1 {
 		t.Errorf("ReadRows with fn failing = %v after %d rows, want stop after 1", err, n)
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	cancel()
+	n = 0
+	err = Dir(dir).ReadRows(ctx, Filter{}, func(Row) error { n++; return nil })
+	if !errors.Is(err, context.Canceled) || n != 0 {
+		t.Errorf("ReadRows with its context ended = %v after %d rows, want context.Canceled before any", err, n)
+	}
+	if _, err := Dir(dir).ReadLabels(ctx); !errors.Is(err, context.Canceled) {
+		t.Errorf("ReadLabels with its context ended = %v, want context.Canceled", err)
 	}
 }
 
@@ -180,7 +190,7 @@ func TestLabels(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	got, err := ReadLabels(dir)
+	got, err := Dir(dir).ReadLabels(t.Context())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -205,7 +215,7 @@ func TestLabels(t *testing.T) {
 	if err := AppendLabels(dir, []Label{{Label: 1}}); !errors.Is(err, ErrInvalid) {
 		t.Errorf("AppendLabels without request id = %v, want ErrInvalid", err)
 	}
-	if got, err := ReadLabels(t.TempDir()); err != nil || len(got) != 0 {
+	if got, err := Dir(t.TempDir()).ReadLabels(t.Context()); err != nil || len(got) != 0 {
 		t.Errorf("ReadLabels of an empty table = %v, %v", got, err)
 	}
 }

@@ -13,6 +13,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/mlgate/mlgate/internal/clock"
 	"github.com/mlgate/mlgate/internal/errkind"
 	"github.com/mlgate/mlgate/internal/recovery"
 )
@@ -35,8 +36,8 @@ type Options struct {
 	FlushInterval time.Duration // fsync the write-ahead log this often; default 1s
 	QueueSize     int           // rows waiting for the writer; default 10000
 	Spill         bool          // when the queue is full, spill rows to disk instead of dropping them
-	Now           func() time.Time
-	Log           *slog.Logger // where I/O errors and quarantined rows are reported; default slog.Default()
+	Clock         clock.Clock   // what MaxFileAge, FlushInterval and the rows' default Timestamp go by; default the real one
+	Log           *slog.Logger  // where I/O errors and quarantined rows are reported; default slog.Default()
 
 	onTick func() // called on the writer goroutine after each tick, for tests
 }
@@ -66,9 +67,7 @@ func (o *Options) validate() error {
 	if o.QueueSize == 0 {
 		o.QueueSize = 10000
 	}
-	if o.Now == nil {
-		o.Now = time.Now
-	}
+	o.Clock = clock.Or(o.Clock)
 	if o.Log == nil {
 		o.Log = slog.Default()
 	}
@@ -208,7 +207,7 @@ func Open(opts Options) (*Writer, error) {
 		keepFrom:   math.MaxInt64,
 	}
 	w.recover(oldWAL, oldSpill)
-	go w.run()
+	go w.run(opts.Clock.NewTicker(opts.FlushInterval))
 	return w, nil
 }
 
@@ -264,7 +263,7 @@ func (w *Writer) Write(r Row) {
 		return
 	}
 	if r.Timestamp.IsZero() {
-		r.Timestamp = w.opts.Now()
+		r.Timestamp = w.opts.Clock.Now()
 	}
 	select {
 	case w.q <- r:
@@ -401,12 +400,12 @@ func (w *Writer) drain() {
 	}
 }
 
-// run is the writer goroutine.
-func (w *Writer) run() {
+// run is the writer goroutine. Open makes its ticker, so that a fake clock
+// moved right after Open fires it.
+func (w *Writer) run(tick clock.Ticker) {
 	defer close(w.done)
-	tick := time.NewTicker(w.opts.FlushInterval)
 	defer tick.Stop()
-	for !w.step(tick.C) {
+	for !w.step(tick.C()) {
 	}
 }
 
@@ -482,7 +481,7 @@ func (w *Writer) fileOf(r *Row) (*partFile, error) {
 	if pf := w.files[key]; pf != nil {
 		return pf, nil
 	}
-	now := w.opts.Now()
+	now := w.opts.Clock.Now()
 	t, err := createTmp[Row](filepath.Join(w.opts.Dir, key.dir()), now)
 	if err != nil {
 		return nil, fmt.Errorf("create a file in %s: %w", key.dir(), err)
@@ -500,7 +499,7 @@ func (w *Writer) addTo(pf *partFile, r *Row) {
 		w.fail(fmt.Errorf("write %s: %w", pf.path(), err), pf.rows, pf.firstSeg)
 		return
 	}
-	if pf.size() >= w.opts.MaxFileBytes || w.opts.Now().Sub(pf.opened) >= w.opts.MaxFileAge {
+	if pf.size() >= w.opts.MaxFileBytes || w.opts.Clock.Now().Sub(pf.opened) >= w.opts.MaxFileAge {
 		w.finish(pf)
 		w.trimLog()
 	}
@@ -629,7 +628,7 @@ func (w *Writer) tick() {
 	w.noteErr(w.wal.sync())
 	w.noteErr(w.spill.sync())
 	w.noteErr(w.quarantine.sync())
-	now := w.opts.Now()
+	now := w.opts.Clock.Now()
 	rolled := false
 	for _, pf := range w.files {
 		if now.Sub(pf.opened) >= w.opts.MaxFileAge {

@@ -154,27 +154,39 @@ func TestRollBySize(t *testing.T) {
 
 func TestRollByAge(t *testing.T) {
 	dir := t.TempDir()
-	clk := &clock{now: t0}
-	w := open(t, Options{Dir: dir, MaxFileAge: time.Minute, FlushInterval: 5 * time.Millisecond, Now: clk.Now})
+	opts := Options{Dir: dir, MaxFileAge: time.Minute, FlushInterval: 40 * time.Second}
+	tk := fakeClock(&opts)
+	w := open(t, opts)
 	for i := range 10 {
 		w.Write(row(i, "churn", "churn-xgb", t0))
 	}
 	settle(t, w)
+	tk.tick(t, 1)
 	if n := countRows(t, dir); n != 0 {
 		t.Fatalf("%d rows visible before the file is old enough", n)
 	}
 	// The ticker rolls a file that is old enough.
-	clk.Advance(time.Minute)
-	eventually(t, "the ticker to roll the file", func() bool { return countRows(t, dir) == 10 })
+	tk.tick(t, 1)
+	if n := countRows(t, dir); n != 10 {
+		t.Fatalf("%d rows visible after the tick once the file is old enough, want 10", n)
+	}
 
-	// So does the next row.
+	// So does the next row. The file opens at 80s; the tick at 120s finds
+	// it too young; the row at 150s rolls it, before the tick at 160s.
 	for i := range 5 {
 		w.Write(row(10+i, "churn", "churn-xgb", t0))
 	}
 	settle(t, w)
-	clk.Advance(time.Minute)
+	tk.tick(t, 1)
+	if n := countRows(t, dir); n != 10 {
+		t.Fatalf("%d rows visible before the second file is old enough, want 10", n)
+	}
+	tk.clk.Advance(30 * time.Second)
 	w.Write(row(15, "churn", "churn-xgb", t0))
-	eventually(t, "the next row to roll the file", func() bool { return countRows(t, dir) == 16 })
+	settle(t, w)
+	if n := countRows(t, dir); n != 16 {
+		t.Errorf("%d rows visible after a row came to a file old enough, want 16", n)
+	}
 	files, _ := List(dir)
 	if len(files) != 2 {
 		t.Errorf("%d files, want 2", len(files))
@@ -284,7 +296,8 @@ func TestCrashRecovery(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			dir := t.TempDir()
-			opts := Options{Dir: dir, FlushInterval: 5 * time.Millisecond, QueueSize: 10, Spill: true}
+			opts := Options{Dir: dir, QueueSize: 10, Spill: true}
+			tk := fakeClock(&opts)
 			w, err := Open(opts)
 			if err != nil {
 				t.Fatal(err)
@@ -306,7 +319,7 @@ func TestCrashRecovery(t *testing.T) {
 			}
 			if !tt.spilled {
 				eventually(t, "the queue to empty", func() bool { return len(w.q) == 0 })
-				time.Sleep(30 * time.Millisecond) // several FlushIntervals
+				tk.tick(t, 1) // the log is written and fsync'd
 			}
 			queued := int64(len(w.q)) // lost in the crash
 			w.abandon()
