@@ -153,20 +153,31 @@ func TestWriterReadRows_WhileWriting(t *testing.T) {
 	}
 }
 
+// withOpenFiles opens a writer on a fake clock and writes 10 rows, of two
+// partitions, that stay in its open files, their log segment on disk (a
+// read links it). It returns the writer, its directory and the rows'
+// request ids.
+func withOpenFiles(t *testing.T) (*Writer, string, []string) {
+	t.Helper()
+	opts := Options{Dir: t.TempDir()}
+	tk := fakeClock(&opts)
+	w := open(t, opts)
+	var ids []string
+	for i := range 10 {
+		r := row(i, []string{"a", "b"}[i%2], "m", t0)
+		w.Write(r)
+		ids = append(ids, r.RequestID)
+	}
+	settle(t, w)
+	tk.tick(t, 1)
+	return w, opts.Dir, ids
+}
+
 // TestWriterReadRows_Ends checks that a read stops at fn's error and when
 // its context ends, even while it waits for the writer, and leaves no link
 // behind either way; and that a read after Close is ErrClosed.
 func TestWriterReadRows_Ends(t *testing.T) {
-	dir := t.TempDir()
-	opts := Options{Dir: dir}
-	tk := fakeClock(&opts)
-	w := open(t, opts)
-	for i := range 10 {
-		w.Write(row(i, "churn", "m", t0))
-	}
-	settle(t, w)
-	tk.tick(t, 1) // the log segment is on disk: a read links it
-
+	w, dir, _ := withOpenFiles(t)
 	stop := errors.New("stop")
 	n := 0
 	if err := w.ReadRows(t.Context(), Filter{}, func(Row) error { n++; return stop }); err != stop || n != 1 {
@@ -194,18 +205,7 @@ func TestWriterReadRows_Ends(t *testing.T) {
 // TestOpenRemovesLinks crashes a writer while a read holds links to its
 // log: the next Open deletes the links and replays each row once.
 func TestOpenRemovesLinks(t *testing.T) {
-	dir := t.TempDir()
-	opts := Options{Dir: dir}
-	tk := fakeClock(&opts)
-	w, err := Open(opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for i := range 10 {
-		w.Write(row(i, "churn", "m", t0))
-	}
-	settle(t, w)
-	tk.tick(t, 1)
+	w, dir, _ := withOpenFiles(t)
 	if _, err := w.hold(t.Context()); err != nil {
 		t.Fatal(err)
 	}
@@ -228,18 +228,7 @@ func TestOpenRemovesLinks(t *testing.T) {
 // takes what the writer holds and the moment it lists the complete files:
 // the read still sees each row once, through its links.
 func TestWriterReadRows_FilesCompleteMeanwhile(t *testing.T) {
-	dir := t.TempDir()
-	opts := Options{Dir: dir}
-	tk := fakeClock(&opts)
-	w := open(t, opts)
-	var want []string
-	for i := range 10 {
-		r := row(i, []string{"a", "b"}[i%2], "m", t0)
-		w.Write(r)
-		want = append(want, r.RequestID)
-	}
-	settle(t, w)
-	tk.tick(t, 1) // the log segment is on disk
+	w, dir, want := withOpenFiles(t)
 	h, err := w.hold(t.Context())
 	if err != nil {
 		t.Fatal(err)
