@@ -2,9 +2,6 @@ package serving
 
 import (
 	"context"
-	"encoding/json"
-	"fmt"
-	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -16,6 +13,7 @@ import (
 	"github.com/mlgate/mlgate/registry"
 	"github.com/mlgate/mlgate/serving/onnx"
 	"github.com/mlgate/mlgate/serving/tables"
+	"github.com/mlgate/mlgate/serving/tables/query"
 )
 
 // A prediction reaches drift monitors as one observation per entity row:
@@ -141,126 +139,10 @@ func convert[T any](s []T, f func(T) any) []any {
 	return out
 }
 
-// rowSeries splits a row of the inference table into its entity rows, named
-// as online: features from the recorded feature values, else the request's
-// inputs; predictions from the response's outputs. It reads the bodies of
-// both predict and V2 requests.
-func rowSeries(r tables.Row) []series {
-	var features map[string][]any
-	if r.Features != "" {
-		json.Unmarshal([]byte(r.Features), &features)
-	}
-	inputs := namedTensors(r.Request, "inputs")
-	outputs := namedTensors(r.Response, "outputs")
-	n := 0
-	for _, vs := range features {
-		n = max(n, len(vs))
-	}
-	for _, t := range append(inputs, outputs...) {
-		n = max(n, t.rows)
-	}
-	rows := make([]series, n)
-	for i := range rows {
-		rows[i] = series{features: map[string]any{}, predictions: map[string]any{}}
-		for name, vs := range features {
-			if i < len(vs) {
-				rows[i].features[name] = vs[i]
-			}
-		}
-	}
-	if features == nil {
-		for _, t := range inputs {
-			t.spread(rows, func(r series) map[string]any { return r.features })
-		}
-	}
-	for _, t := range outputs {
-		t.spread(rows, func(r series) map[string]any { return r.predictions })
-	}
-	return rows
-}
-
-// jsonTensor is a tensor read back from a recorded body.
-type jsonTensor struct {
-	name   string
-	rows   int
-	rank1  bool
-	values []any // flat
-}
-
-func (t jsonTensor) spread(rows []series, into func(series) map[string]any) {
-	if t.rows != len(rows) || t.rows == 0 {
-		return
-	}
-	width := len(t.values) / t.rows
-	for i, r := range rows {
-		m := into(r)
-		if t.rank1 {
-			m[t.name] = t.values[i]
-			continue
-		}
-		for j := range width {
-			m[t.name+"["+strconv.Itoa(j)+"]"] = t.values[i*width+j]
-		}
-	}
-}
-
-// namedTensors reads the tensors under key of a recorded body: a predict
-// body's object of nested arrays, or a V2 body's list of {name, shape, data}.
-func namedTensors(body, key string) []jsonTensor {
-	var doc map[string]json.RawMessage
-	if json.Unmarshal([]byte(body), &doc) != nil || doc[key] == nil {
-		return nil
-	}
-	var out []jsonTensor
-	var nested map[string]any
-	if json.Unmarshal(doc[key], &nested) == nil {
-		for name, v := range nested {
-			rows, ok := v.([]any)
-			if !ok {
-				continue
-			}
-			t := jsonTensor{name: name, rows: len(rows), rank1: true}
-			for _, r := range rows {
-				if _, isArray := r.([]any); isArray {
-					t.rank1 = false
-				}
-				t.values = flatten(t.values, r)
-			}
-			out = append(out, t)
-		}
-		sort.Slice(out, func(i, j int) bool { return out[i].name < out[j].name })
-		return out
-	}
-	var list []struct {
-		Name  string  `json:"name"`
-		Shape []int64 `json:"shape"`
-		Data  any     `json:"data"`
-	}
-	if json.Unmarshal(doc[key], &list) != nil {
-		return nil
-	}
-	for _, e := range list {
-		if len(e.Shape) == 0 {
-			continue
-		}
-		out = append(out, jsonTensor{name: e.Name, rows: int(e.Shape[0]), rank1: len(e.Shape) == 1, values: flatten(nil, e.Data)})
-	}
-	return out
-}
-
-func flatten(out []any, v any) []any {
-	if list, ok := v.([]any); ok {
-		for _, e := range list {
-			out = flatten(out, e)
-		}
-		return out
-	}
-	return append(out, v)
-}
-
 // DriftBaselines finds monitors' baselines: the one registered with the
 // model version a monitor watches (an endpoint's heaviest variant), or one
-// built from a time range of the inference table in tablesDir.
+// built from a time range of the complete files of the inference table in
+// tablesDir (see query.Baseline).
 func DriftBaselines(catalog *Catalog, routes func(string) (model, version string, ok bool), tablesDir string) drift.BaselineSource {
 	return func(ctx context.Context, spec drift.MonitorSpec) (*drift.Baseline, drift.ModelInfo, error) {
 		model, version := spec.Model, ""
@@ -280,7 +162,7 @@ func DriftBaselines(catalog *Catalog, routes func(string) (model, version string
 		raw := l.Version.Baseline
 		l.Release()
 		if start, end, ok := spec.BaselineRange(); ok {
-			b, err := tableBaseline(tablesDir, spec, start, end)
+			b, err := query.Baseline(ctx, tables.Dir(tablesDir), spec, start, end)
 			return b, info, err
 		}
 		if len(raw) == 0 {
@@ -289,41 +171,6 @@ func DriftBaselines(catalog *Catalog, routes func(string) (model, version string
 		b, err := drift.DecodeBaseline(raw)
 		return b, info, err
 	}
-}
-
-// baselineBins is how many bins a baseline built from the inference table
-// has per numeric series.
-const baselineBins = 10
-
-func tableBaseline(dir string, spec drift.MonitorSpec, start, end time.Time) (*drift.Baseline, error) {
-	b := drift.NewBaselineBuilder()
-	f := tables.Filter{Endpoint: spec.Endpoint, From: start, To: end}
-	if spec.Model != "" {
-		f.Model = drift.ModelName(spec.Model)
-	}
-	n := 0
-	err := tables.ReadRows(dir, f, func(r tables.Row) error {
-		if r.IsShadow || r.StatusCode != 200 {
-			return nil
-		}
-		for _, row := range rowSeries(r) {
-			n++
-			for k, v := range row.features {
-				b.Add(k, v)
-			}
-			for k, v := range row.predictions {
-				b.AddPrediction(k, v)
-			}
-		}
-		return nil
-	})
-	if err != nil {
-		return nil, fmt.Errorf("read the inference table for the baseline: %w", err)
-	}
-	if n == 0 {
-		return nil, drift.Invalid("baseline: the inference table has no predictions from %s to %s", start.Format(time.RFC3339), end.Format(time.RFC3339))
-	}
-	return b.Build(baselineBins), nil
 }
 
 // BaselineChecker lets the registry judge the baselines of registrations.
@@ -406,6 +253,10 @@ type monitorReport struct {
 	Performance []Performance `json:"performance"`
 }
 
+// Performance is a model's measured quality on labelled predictions, in a
+// monitor's report.
+type Performance = query.Performance
+
 func (s *Server) getMonitorReport(c *fiber.Ctx) error {
 	ds, err := s.monitors()
 	if err != nil {
@@ -415,19 +266,21 @@ func (s *Server) getMonitorReport(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	// The report counts every prediction answered before it was asked for.
-	if err := s.FlushRecords(c.UserContext()); err != nil {
+	// The report counts every prediction answered before it was asked for:
+	// the recorder hands them to the monitors and the table's writer, which
+	// reads them where they are, without completing a file.
+	ctx := c.UserContext()
+	if err := s.recorder.flush(ctx); err != nil {
 		return err
 	}
 	r := monitorReport{MonitorReport: m.Report().Redacted(), Performance: []Performance{}}
 	r.Error = s.hidePaths(r.Error)
 	if s.tables != nil {
-		spec := m.Spec()
-		f := tables.Filter{Endpoint: spec.Endpoint}
-		if spec.Model != "" {
-			f.Model = drift.ModelName(spec.Model)
+		labels, err := tables.Dir(s.tablesDir).ReadLabels(ctx)
+		if err != nil {
+			return err
 		}
-		if r.Performance, err = performance(s.tablesDir, f); err != nil {
+		if r.Performance, err = query.Measure(ctx, s.tables, labels, query.MonitorFilter(m.Spec(), time.Time{}, time.Time{})); err != nil {
 			return err
 		}
 	}
@@ -435,7 +288,8 @@ func (s *Server) getMonitorReport(c *fiber.Ctx) error {
 }
 
 // runMonitor judges a time range of the inference table as one window:
-// {"from": "...", "to": "..."} in RFC 3339.
+// {"from": "...", "to": "..."} in RFC 3339. It sees every prediction
+// answered before it, without completing a file of the table.
 func (s *Server) runMonitor(c *fiber.Ctx) error {
 	ds, err := s.monitors()
 	if err != nil {
@@ -458,24 +312,13 @@ func (s *Server) runMonitor(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	if err := s.FlushRecords(c.UserContext()); err != nil {
+	ctx := c.UserContext()
+	if err := s.recorder.flush(ctx); err != nil {
 		return err
 	}
 	spec := m.Spec()
-	f := tables.Filter{Endpoint: spec.Endpoint, From: body.From, To: body.To}
-	if spec.Model != "" {
-		f.Model = drift.ModelName(spec.Model)
-	}
-	report, err := ds.Batch(c.UserContext(), spec.Name, body.From, body.To, func(observe func(features, predictions map[string]any)) error {
-		return tables.ReadRows(s.tablesDir, f, func(r tables.Row) error {
-			if r.IsShadow || r.StatusCode != 200 {
-				return nil
-			}
-			for _, row := range rowSeries(r) {
-				observe(row.features, row.predictions)
-			}
-			return nil
-		})
+	report, err := ds.Batch(ctx, spec.Name, body.From, body.To, func(observe func(features, predictions map[string]any)) error {
+		return query.Observe(ctx, s.tables, query.MonitorFilter(spec, body.From, body.To), observe)
 	})
 	if err != nil {
 		return err

@@ -146,7 +146,8 @@ func TestDriftRaisesSignedRetriedAlert(t *testing.T) {
 }
 
 // TestLabelsGiveAccuracy labels iris predictions, 7 of 10 rightly, and
-// finds the hand-computed accuracy in the monitor's report.
+// finds the hand-computed accuracy in the monitor's report, which reads the
+// predictions where the table's writer holds them: it completes no file.
 func TestLabelsGiveAccuracy(t *testing.T) {
 	g := startGateway(t)
 	b := drift.NewBaselineBuilder()
@@ -182,7 +183,32 @@ func TestLabelsGiveAccuracy(t *testing.T) {
 	if p.Kind != "classifier" || p.Labelled != 10 || p.Accuracy == nil || *p.Accuracy != 0.7 || p.Model != "iris" {
 		t.Errorf("performance %+v (accuracy %v)", p, p.Accuracy)
 	}
+	if st := g.tables.Stats(); st.Written != 0 {
+		t.Errorf("the report completed files of %d rows, want none", st.Written)
+	}
 	g.must("POST", "/v1/labels", `{"labels": [{"request_id": "x"}]}`, 400)
+}
+
+// TestRunMonitor_SeesOpenFiles runs a monitor over the predictions just
+// answered: the run counts every one, and completes no file of the table.
+func TestRunMonitor_SeesOpenFiles(t *testing.T) {
+	g := startGateway(t)
+	raw, _ := os.ReadFile(modelzoo.Path(modelzoo.Linear))
+	if r := g.upload("linear", raw, `{"baseline": `+linearBaseline(t)+`}`); r.status != 201 {
+		t.Fatalf("register: %d %s", r.status, r.body)
+	}
+	g.must("PUT", "/v1/monitors/inputs", `{"model": "linear", "window": "1h", "thresholds": {"psi": 0.2}}`, 200)
+	g.sendRows(normalRows(rand.New(rand.NewPCG(3, 3)), 120, [4]float64{}))
+	now := time.Now().UTC()
+	body := fmt.Sprintf(`{"from": %q, "to": %q}`, now.Add(-time.Hour).Format(time.RFC3339), now.Add(time.Hour).Format(time.RFC3339))
+	var report drift.WindowReport
+	g.must("POST", "/v1/monitors/inputs/run", body, 200).decode(t, &report)
+	if report.Samples != 120 {
+		t.Errorf("the run counted %d predictions, want 120", report.Samples)
+	}
+	if st := g.tables.Stats(); st.Written != 0 {
+		t.Errorf("the run completed files of %d rows, want none", st.Written)
+	}
 }
 
 // TestMonitorRoutes_HostileBodies sends the monitor routes bodies that are

@@ -1,7 +1,11 @@
-package serving
+package query
 
 import (
+	"cmp"
+	"context"
+	"fmt"
 	"math"
+	"slices"
 	"sort"
 	"strconv"
 
@@ -31,22 +35,24 @@ type scored struct {
 	score             float64 // probability of class 1, or NaN
 }
 
-// performance joins the labels with the predictions of the inference table
-// that f selects, by request id. A request's label is compared with its
-// first entity row's prediction: the first numeric output's first column.
-func performance(dir string, f tables.Filter) ([]Performance, error) {
-	labels, err := tables.ReadLabels(dir)
-	if err != nil || len(labels) == 0 {
-		return []Performance{}, err
+// Measure joins labels, by request id, with the served predictions f
+// selects, and measures each endpoint variant and model version on them,
+// in that order. A request's label is compared with its first entity row's
+// prediction: the first numeric output's first column. It reads no row when
+// there are no labels; it returns ctx's error once ctx ends, and wraps the
+// errors of reading the table.
+func Measure(ctx context.Context, rows Rows, labels map[string]float64, f tables.Filter) ([]Performance, error) {
+	if len(labels) == 0 {
+		return []Performance{}, nil
 	}
 	type key struct {
 		endpoint, variant, model string
 		version                  int64
 	}
 	groups := map[key][]scored{}
-	err = tables.ReadRows(dir, f, func(r tables.Row) error {
+	err := rows.ReadRows(ctx, f, func(r tables.Row) error {
 		label, ok := labels[r.RequestID]
-		if !ok || r.IsShadow || r.StatusCode != 200 {
+		if !ok || !isServed(&r) {
 			return nil
 		}
 		if s, ok := firstPrediction(r.Response); ok {
@@ -57,12 +63,12 @@ func performance(dir string, f tables.Filter) ([]Performance, error) {
 		return nil
 	})
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("read the inference table for the labelled predictions: %w", err)
 	}
 	out := []Performance{}
 	for k, ss := range groups {
 		p := Performance{Endpoint: k.endpoint, Variant: k.variant, Model: k.model, Version: k.version, Labelled: len(ss)}
-		measure(&p, ss)
+		p.measure(ss)
 		out = append(out, p)
 	}
 	sort.Slice(out, func(i, j int) bool {
@@ -98,7 +104,8 @@ func firstPrediction(response string) (scored, bool) {
 	return s, found
 }
 
-func measure(p *Performance, ss []scored) {
+// measure fills p's kind and figures from its labelled predictions.
+func (p *Performance) measure(ss []scored) {
 	classes := true
 	for _, s := range ss {
 		if s.label != math.Trunc(s.label) || s.prediction != math.Trunc(s.prediction) {
@@ -133,32 +140,38 @@ func measure(p *Performance, ss []scored) {
 
 // binaryAUC is the area under the ROC curve of the class-1 probabilities
 // against 0/1 labels: the share of (positive, negative) pairs the scores
-// order rightly, ties counting half.
+// order rightly, ties counting half. It counts them from the ranks of the
+// positives among all scores (the Mann-Whitney U), tied scores sharing
+// their mean rank.
 func binaryAUC(ss []scored) (float64, bool) {
-	var pos, neg []float64
+	var pos, neg float64
 	for _, s := range ss {
 		if math.IsNaN(s.score) || (s.label != 0 && s.label != 1) {
 			return 0, false
 		}
 		if s.label == 1 {
-			pos = append(pos, s.score)
+			pos++
 		} else {
-			neg = append(neg, s.score)
+			neg++
 		}
 	}
-	if len(pos) == 0 || len(neg) == 0 {
+	if pos == 0 || neg == 0 {
 		return 0, false
 	}
-	var wins float64
-	for _, p := range pos {
-		for _, n := range neg {
-			switch {
-			case p > n:
-				wins++
-			case p == n:
-				wins += 0.5
+	byScore := slices.SortedFunc(slices.Values(ss), func(a, b scored) int { return cmp.Compare(a.score, b.score) })
+	var ranks float64 // of the positives, from 1
+	for i := 0; i < len(byScore); {
+		j := i + 1
+		for j < len(byScore) && byScore[j].score == byScore[i].score {
+			j++
+		}
+		mean := float64(i+1+j) / 2
+		for _, s := range byScore[i:j] {
+			if s.label == 1 {
+				ranks += mean
 			}
 		}
+		i = j
 	}
-	return wins / float64(len(pos)*len(neg)), true
+	return (ranks - pos*(pos+1)/2) / (pos * neg), true
 }
