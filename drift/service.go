@@ -5,11 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"reflect"
 	"sort"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/mlgate/mlgate/internal/changes"
 	"github.com/mlgate/mlgate/internal/clock"
 	"github.com/mlgate/mlgate/internal/ticker"
 )
@@ -41,6 +43,7 @@ type Service struct {
 	onAlert   AlertHook
 	log       *slog.Logger
 	clock     clock.Clock
+	changes   Publisher // nil announces nothing
 
 	mu  sync.Mutex // serialises changes
 	set atomic.Pointer[monitorSet]
@@ -63,6 +66,16 @@ type ServiceOption func(*Service)
 // A nil c, or no WithClock, means the real clock.
 func WithClock(c clock.Clock) ServiceOption {
 	return func(s *Service) { s.clock = clock.Or(c) }
+}
+
+// Publisher announces a committed change (a changes.Hub).
+type Publisher interface {
+	Publish(ctx context.Context, kind changes.Kind, name string) error
+}
+
+// WithChanges publishes every committed change of a monitor on p.
+func WithChanges(p Publisher) ServiceOption {
+	return func(s *Service) { s.changes = p }
 }
 
 // NewService loads the monitors' specs. They start (their baselines are
@@ -140,7 +153,7 @@ func (s *Service) start(ctx context.Context, m *Monitor) {
 	}
 	if err != nil {
 		backoff := min(max(2*m.backoff, retryFirst), retryMax)
-		if errors.Is(m.err, errStarting) || m.err.Error() != err.Error() {
+		if m.err == nil || errors.Is(m.err, errStarting) || m.err.Error() != err.Error() {
 			s.log.Error("drift monitor not started; retrying", "monitor", m.spec.Name, "retry_in", backoff, "err", err)
 		}
 		s.swap(m.spec.Name, stopped(m.spec, err, s.clock.Now().Add(backoff), backoff))
@@ -177,26 +190,96 @@ func (s *Service) Put(ctx context.Context, spec MonitorSpec) (*Monitor, error) {
 	if err != nil {
 		return nil, err
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if err := s.store.PutMonitor(ctx, spec); err != nil {
-		return nil, fmt.Errorf("save monitor %s: %w", spec.Name, err)
+	if err := s.commit(ctx, spec.Name, func() error { return s.store.PutMonitor(ctx, spec) }, m); err != nil {
+		return nil, err
 	}
-	s.swap(spec.Name, m)
-	return m, nil
+	return m, s.publish(ctx, spec.Name)
 }
 
 // Delete removes a monitor.
 func (s *Service) Delete(ctx context.Context, name string) error {
+	if err := s.commit(ctx, name, func() error { return s.store.DeleteMonitor(ctx, name) }, nil); err != nil {
+		return err
+	}
+	return s.publish(ctx, name)
+}
+
+// commit saves a change of monitor name in the store, then puts m in its
+// place (removes it when m is nil). Deleting a monitor that does not exist
+// fails.
+func (s *Service) commit(ctx context.Context, name string, save func() error, m *Monitor) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if _, ok := s.set.Load().byName[name]; !ok {
+	if _, ok := s.set.Load().byName[name]; !ok && m == nil {
 		return notFound("monitor %q not found", name)
 	}
-	if err := s.store.DeleteMonitor(ctx, name); err != nil {
-		return fmt.Errorf("delete monitor %s: %w", name, err)
+	if err := save(); err != nil {
+		return fmt.Errorf("save monitor %s: %w", name, err)
 	}
-	s.swap(name, nil)
+	s.swap(name, m)
+	return nil
+}
+
+// publish announces a committed change of monitor name.
+func (s *Service) publish(ctx context.Context, name string) error {
+	if s.changes == nil {
+		return nil
+	}
+	if err := s.changes.Publish(ctx, changes.Monitor, name); err != nil {
+		return fmt.Errorf("monitor %s changed, but not yet served everywhere: %w", name, err)
+	}
+	return nil
+}
+
+// Reload brings monitor name in line with the store, after a change
+// published elsewhere (another replica): a monitor whose spec the store
+// holds keeps running; another is rebuilt from the stored spec, or removed
+// when the spec is gone.
+func (s *Service) Reload(ctx context.Context, name string) error {
+	specs, err := s.store.Monitors(ctx)
+	if err != nil {
+		return fmt.Errorf("reload monitor %s: %w", name, err)
+	}
+	cur, running := s.set.Load().byName[name]
+	for _, spec := range specs {
+		if spec.Name != name {
+			continue
+		}
+		if running && reflect.DeepEqual(cur.spec, spec) {
+			return nil
+		}
+		s.mu.Lock()
+		s.swap(name, stopped(spec, errStarting, time.Time{}, 0))
+		m := s.set.Load().byName[name]
+		s.mu.Unlock()
+		s.start(ctx, m)
+		return nil
+	}
+	if running {
+		s.mu.Lock()
+		s.swap(name, nil)
+		s.mu.Unlock()
+	}
+	return nil
+}
+
+// ModelChanged restarts, after a change of model name (a version
+// registered or deleted, an alias moved), the monitors of the model whose
+// baseline or version it may have changed: those that could not start, and
+// those that now resolve to another version.
+func (s *Service) ModelChanged(ctx context.Context, name string) error {
+	for _, m := range s.List() {
+		if m.spec.Endpoint != "" || ModelName(m.spec.Model) != name {
+			continue
+		}
+		if m.err == nil {
+			_, model, err := s.baselines(ctx, m.spec)
+			if err == nil && model == m.model {
+				continue
+			}
+		}
+		s.start(ctx, m)
+	}
 	return nil
 }
 

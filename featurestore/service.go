@@ -15,6 +15,8 @@ import (
 	"github.com/sony/gobreaker/v2"
 	"go.opentelemetry.io/otel/metric"
 	"go.opentelemetry.io/otel/trace"
+
+	"github.com/mlgate/mlgate/internal/changes"
 )
 
 // SpecUse is a registered model version that reads features through a spec.
@@ -42,9 +44,16 @@ type Service struct {
 	log          *slog.Logger
 	audit        Auditor // nil records nothing
 
-	mu    sync.Mutex // serialises view changes
-	set   atomic.Pointer[map[string]*View]
-	users func(ctx context.Context) ([]SpecUse, error)
+	mu      sync.Mutex // serialises view changes
+	set     atomic.Pointer[map[string]*View]
+	users   func(ctx context.Context) ([]SpecUse, error)
+	changes Publisher
+}
+
+// Publisher announces a committed change (a changes.Hub): what compiles
+// feature plans from the views rebuilds before Publish returns.
+type Publisher interface {
+	Publish(ctx context.Context, kind changes.Kind, name string) error
 }
 
 // Options configure a Service.
@@ -75,6 +84,11 @@ type Options struct {
 	// Tracer starts a span ("feature.lookup") for each read from a store;
 	// nil traces none.
 	Tracer trace.Tracer
+	// Users lists the model versions whose feature specs a view change must
+	// not break; nil checks none.
+	Users func(ctx context.Context) ([]SpecUse, error)
+	// Changes announces every committed view change; nil announces none.
+	Changes Publisher
 }
 
 // The store timeouts an Options that sets none takes: well under a
@@ -118,7 +132,7 @@ func NewService(ctx context.Context, views ViewStore, opts Options) (*Service, e
 	}
 	s := &Service{views: views, stores: opts.Stores, breakers: breakers, defaultStore: opts.DefaultStore,
 		timeout: opts.Timeout, writeTimeout: opts.WriteTimeout, cache: c, metrics: m, now: time.Now,
-		tracer: opts.Tracer, log: opts.Log, audit: opts.Audit}
+		tracer: opts.Tracer, log: opts.Log, audit: opts.Audit, users: opts.Users, changes: opts.Changes}
 	if s.timeout <= 0 {
 		s.timeout = DefaultTimeout
 	}
@@ -142,10 +156,6 @@ func NewService(ctx context.Context, views ViewStore, opts Options) (*Service, e
 	s.set.Store(&set)
 	return s, nil
 }
-
-// SetUsers tells the service how to find the model versions whose feature
-// specs a view change must not break.
-func (s *Service) SetUsers(users func(ctx context.Context) ([]SpecUse, error)) { s.users = users }
 
 // View returns the named view.
 func (s *Service) View(name string) (*View, error) {
@@ -173,6 +183,14 @@ func (s *Service) Views() []*View {
 // audit trail on behalf of actor. It fails with ErrUnavailable when the
 // view's store cannot prepare the view (see WriteRows).
 func (s *Service) PutView(ctx context.Context, actor string, v *View) (*View, bool, error) {
+	v, created, err := s.putView(ctx, actor, v)
+	if v == nil {
+		return nil, false, err
+	}
+	return v, created, errors.Join(err, s.publish(ctx, v.Name))
+}
+
+func (s *Service) putView(ctx context.Context, actor string, v *View) (*View, bool, error) {
 	if v.Store == "" {
 		v.Store = s.defaultStore
 	}
@@ -211,10 +229,7 @@ func (s *Service) PutView(ctx context.Context, actor string, v *View) (*View, bo
 	if exists {
 		action, before = ActionChangeView, old
 	}
-	if err := s.record(ctx, actor, action, v.Name, before, v); err != nil {
-		return nil, false, err
-	}
-	return v, !exists, nil
+	return v, !exists, s.record(ctx, actor, action, v.Name, before, v)
 }
 
 // DeleteView removes a view and its values, and records the change in the
@@ -222,31 +237,51 @@ func (s *Service) PutView(ctx context.Context, actor string, v *View) (*View, bo
 // version reads one of its features. When the view is removed but its store
 // cannot drop its values, it fails with ErrUnavailable.
 func (s *Service) DeleteView(ctx context.Context, actor, name string) error {
+	deleted, err := s.deleteView(ctx, actor, name)
+	if !deleted {
+		return err
+	}
+	return errors.Join(err, s.publish(ctx, name))
+}
+
+// publish announces a committed change of view name, once the change no
+// longer holds the lock: subscribers compile plans against the views.
+func (s *Service) publish(ctx context.Context, name string) error {
+	if s.changes == nil {
+		return nil
+	}
+	if err := s.changes.Publish(ctx, changes.View, name); err != nil {
+		return fmt.Errorf("feature view %s changed, but not yet served: %w", name, err)
+	}
+	return nil
+}
+
+func (s *Service) deleteView(ctx context.Context, actor, name string) (deleted bool, err error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	set := *s.set.Load()
 	v, ok := set[name]
 	if !ok {
-		return notFound("feature view %q not found", name)
+		return false, notFound("feature view %q not found", name)
 	}
 	next := withView(set, name, nil)
 	if err := s.checkUsers(ctx, next, "deleting feature view "+name); err != nil {
-		return err
+		return false, err
 	}
 	if err := s.views.DeleteView(ctx, name); err != nil {
-		return fmt.Errorf("delete view %s: %w", name, err)
+		return false, fmt.Errorf("delete view %s: %w", name, err)
 	}
 	s.set.Store(&next)
 	s.cache.purge()
 	s.metrics.byView.Clear()
 	recorded := s.record(ctx, actor, ActionDeleteView, name, v, nil)
-	err := s.call(ctx, v.Store, "drop view "+name, s.writeTimeout, func(ctx context.Context, st OnlineStore) error {
+	err = s.call(ctx, v.Store, "drop view "+name, s.writeTimeout, func(ctx context.Context, st OnlineStore) error {
 		return st.Drop(ctx, v)
 	})
 	if err != nil {
-		return errors.Join(fmt.Errorf("view %s deleted, but its values are still in the store: %w", name, err), recorded)
+		return true, errors.Join(fmt.Errorf("view %s deleted, but its values are still in the store: %w", name, err), recorded)
 	}
-	return recorded
+	return true, recorded
 }
 
 // record adds a view change to the audit trail.

@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+
+	"github.com/mlgate/mlgate/internal/changes"
 )
 
 // Registry applies the registry's rules over a MetaStore and an ArtifactStore.
@@ -19,28 +21,58 @@ type Registry struct {
 	inspector     Inspector
 	specs         SpecChecker
 	baselines     BaselineChecker
+	changes       Publisher
 	maxModelBytes int64
 	now           func() time.Time
 }
 
+// Publisher announces a committed change (a changes.Hub): what serves the
+// registry's models rebuilds before Publish returns.
+type Publisher interface {
+	Publish(ctx context.Context, kind changes.Kind, name string) error
+}
+
+// Option sets an optional part of a Registry.
+type Option func(*Registry)
+
+// WithSpecChecker makes Register judge feature specs with c. Without it, a
+// registration that carries a feature spec is refused.
+func WithSpecChecker(c SpecChecker) Option { return func(r *Registry) { r.specs = c } }
+
+// WithBaselineChecker makes Register judge drift baselines with c. Without
+// it, a registration that carries a baseline is refused.
+func WithBaselineChecker(c BaselineChecker) Option { return func(r *Registry) { r.baselines = c } }
+
+// WithChanges publishes every change of a model (its versions, aliases and
+// tags) on p, once committed.
+func WithChanges(p Publisher) Option { return func(r *Registry) { r.changes = p } }
+
 // New returns a Registry. maxModelBytes bounds the size of an uploaded model.
-func New(meta MetaStore, artifacts ArtifactStore, inspector Inspector, maxModelBytes int64) *Registry {
-	return &Registry{
+func New(meta MetaStore, artifacts ArtifactStore, inspector Inspector, maxModelBytes int64, opts ...Option) *Registry {
+	r := &Registry{
 		meta:          meta,
 		artifacts:     artifacts,
 		inspector:     inspector,
 		maxModelBytes: maxModelBytes,
 		now:           func() time.Time { return time.Now().UTC() },
 	}
+	for _, o := range opts {
+		o(r)
+	}
+	return r
 }
 
-// CheckSpecsWith makes Register judge feature specs with c. Without it, a
-// registration that carries a feature spec is refused.
-func (r *Registry) CheckSpecsWith(c SpecChecker) { r.specs = c }
-
-// CheckBaselinesWith makes Register judge drift baselines with c. Without it,
-// a registration that carries a baseline is refused.
-func (r *Registry) CheckBaselinesWith(c BaselineChecker) { r.baselines = c }
+// publish announces a committed change of model name. A subscriber's
+// failure says the change is made but not yet served.
+func (r *Registry) publish(ctx context.Context, name, what string) error {
+	if r.changes == nil {
+		return nil
+	}
+	if err := r.changes.Publish(ctx, changes.Model, name); err != nil {
+		return fmt.Errorf("%s, but not yet served: %w", what, err)
+	}
+	return nil
+}
 
 // MaxModelBytes is the largest model file Register accepts.
 func (r *Registry) MaxModelBytes() int64 { return r.maxModelBytes }
@@ -127,7 +159,7 @@ func (r *Registry) Register(ctx context.Context, actor, name string, body io.Rea
 	}
 	stored = true
 	v.Aliases = []string{}
-	return v, nil
+	return v, r.publish(ctx, name, fmt.Sprintf("version %d of %s registered", v.Version, name))
 }
 
 // Model returns the named model.
@@ -189,6 +221,9 @@ func (r *Registry) DeleteVersion(ctx context.Context, actor, name string, n int)
 	if err != nil {
 		return err
 	}
+	if err := r.publish(ctx, name, fmt.Sprintf("version %d of %s deleted", n, name)); err != nil {
+		return err
+	}
 	// The record is gone, so nothing refers to the file any more. Failing to
 	// remove it leaves an orphan file, not a broken registry.
 	if err := r.artifacts.Delete(ctx, deleted.ArtifactKey()); err != nil {
@@ -207,7 +242,7 @@ func (r *Registry) SetAlias(ctx context.Context, actor, name, alias string, n in
 	if err := CheckAlias(alias); err != nil {
 		return err
 	}
-	return r.meta.Update(ctx, name, func(m *Model) ([]AuditEvent, error) {
+	err := r.meta.Update(ctx, name, func(m *Model) ([]AuditEvent, error) {
 		if _, err := findVersion(m, name, n); err != nil {
 			return nil, err
 		}
@@ -222,6 +257,10 @@ func (r *Registry) SetAlias(ctx context.Context, actor, name, alias string, n in
 		m.UpdatedAt = r.now()
 		return []AuditEvent{r.event(actor, ActionSetAlias, name, n, before, aliasState{alias, n})}, nil
 	})
+	if err != nil {
+		return err
+	}
+	return r.publish(ctx, name, fmt.Sprintf("alias %s of %s set to version %d", alias, name, n))
 }
 
 // DeleteAlias removes an alias.
@@ -229,7 +268,7 @@ func (r *Registry) DeleteAlias(ctx context.Context, actor, name, alias string) e
 	if err := CheckAlias(alias); err != nil {
 		return err
 	}
-	return r.meta.Update(ctx, name, func(m *Model) ([]AuditEvent, error) {
+	err := r.meta.Update(ctx, name, func(m *Model) ([]AuditEvent, error) {
 		if m.CreatedAt.IsZero() {
 			return nil, notFound("model %q not found", name)
 		}
@@ -241,6 +280,10 @@ func (r *Registry) DeleteAlias(ctx context.Context, actor, name, alias string) e
 		m.UpdatedAt = r.now()
 		return []AuditEvent{r.event(actor, ActionDeleteAlias, name, old, aliasState{alias, old}, nil)}, nil
 	})
+	if err != nil {
+		return err
+	}
+	return r.publish(ctx, name, fmt.Sprintf("alias %s of %s deleted", alias, name))
 }
 
 type tagState struct {
@@ -282,7 +325,7 @@ func (r *Registry) SetTag(ctx context.Context, actor, name string, n int, key, v
 		return nil, err
 	}
 	out.Aliases = aliases
-	return out, nil
+	return out, r.publish(ctx, name, fmt.Sprintf("tag %s of version %d of %s set", key, n, name))
 }
 
 // RecordAudit appends a change made elsewhere in the gateway (to an

@@ -13,6 +13,7 @@ import (
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/metric"
 
+	"github.com/mlgate/mlgate/internal/changes"
 	"github.com/mlgate/mlgate/internal/clock"
 	"github.com/mlgate/mlgate/internal/ticker"
 )
@@ -82,6 +83,9 @@ type Service struct {
 	audit  Auditor
 	log    *slog.Logger
 	clock  clock.Clock
+	// changes announces every committed change of an endpoint; nil
+	// announces none.
+	changes Publisher
 
 	mu     sync.Mutex // serialises changes
 	routes atomic.Pointer[map[string]*Route]
@@ -98,6 +102,16 @@ type ServiceOption func(*Service)
 // no WithClock, means the real clock.
 func WithClock(c clock.Clock) ServiceOption {
 	return func(s *Service) { s.clock = clock.Or(c) }
+}
+
+// Publisher announces a committed change (a changes.Hub).
+type Publisher interface {
+	Publish(ctx context.Context, kind changes.Kind, name string) error
+}
+
+// WithChanges publishes every committed change of an endpoint on p.
+func WithChanges(p Publisher) ServiceOption {
+	return func(s *Service) { s.changes = p }
 }
 
 // NewService loads the endpoints.
@@ -237,23 +251,83 @@ func (s *Service) CanaryCommand(ctx context.Context, actor, name, command string
 
 // Delete removes the endpoint.
 func (s *Service) Delete(ctx context.Context, actor, name string) error {
+	r, err := s.delete(ctx, name)
+	if err != nil {
+		return err
+	}
+	return errors.Join(s.audit(ctx, actor, ActionDelete, name, r.Spec(), nil), s.publish(ctx, name))
+}
+
+func (s *Service) delete(ctx context.Context, name string) (*Route, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	r, ok := s.Route(name)
 	if !ok {
-		return notFound("endpoint %q not found", name)
+		return nil, notFound("endpoint %q not found", name)
 	}
 	if err := s.store.Delete(ctx, name); err != nil {
-		return fmt.Errorf("delete endpoint %s: %w", name, err)
+		return nil, fmt.Errorf("delete endpoint %s: %w", name, err)
 	}
 	s.swap(name, nil)
-	return s.audit(ctx, actor, ActionDelete, name, r.Spec(), nil)
+	return r, nil
+}
+
+// publish announces a committed change of endpoint name.
+func (s *Service) publish(ctx context.Context, name string) error {
+	if s.changes == nil {
+		return nil
+	}
+	if err := s.changes.Publish(ctx, changes.Endpoint, name); err != nil {
+		return fmt.Errorf("endpoint %s changed, but not yet served everywhere: %w", name, err)
+	}
+	return nil
+}
+
+// Reload brings the route of endpoint name in line with the store, after a
+// change published elsewhere (another replica): a route whose revision the
+// store holds is kept, with its stats; another is rebuilt, or removed when
+// the endpoint is gone. The change this service made itself is already in
+// place.
+func (s *Service) Reload(ctx context.Context, name string) error {
+	eps, err := s.store.Endpoints(ctx)
+	if err != nil {
+		return fmt.Errorf("reload endpoint %s: %w", name, err)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	cur, ok := s.Route(name)
+	for _, e := range eps {
+		if e.Name != name {
+			continue
+		}
+		if ok && cur.Spec().Revision == e.Revision {
+			return nil
+		}
+		r, err := NewRoute(e)
+		if err != nil {
+			return fmt.Errorf("reload endpoint %s: %w", name, err)
+		}
+		s.swap(name, r)
+		return nil
+	}
+	if ok {
+		s.swap(name, nil)
+	}
+	return nil
 }
 
 // change applies fn to the named endpoint (nil when it does not exist yet),
-// saves the result with a history entry, swaps its route in, and audits the
-// change with the endpoint before and after.
+// saves the result with a history entry, swaps its route in, audits the
+// change with the endpoint before and after, and publishes it.
 func (s *Service) change(ctx context.Context, actor, name string, fn func(old *Endpoint) (Endpoint, string, error)) (Endpoint, error) {
+	e, err := s.commit(ctx, actor, name, fn)
+	if err != nil {
+		return e, err
+	}
+	return e, s.publish(ctx, name)
+}
+
+func (s *Service) commit(ctx context.Context, actor, name string, fn func(old *Endpoint) (Endpoint, string, error)) (Endpoint, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	var old *Endpoint

@@ -3,10 +3,12 @@ package router
 import (
 	"context"
 	"log/slog"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/mlgate/mlgate/internal/changes"
 	"github.com/mlgate/mlgate/internal/clock"
 )
 
@@ -115,5 +117,80 @@ func TestService_CanaryControllerOnClock(t *testing.T) {
 	}
 	if got := <-models.promoted; got != "champion -> churn/8" {
 		t.Errorf("moved %s, want champion -> churn/8", got)
+	}
+}
+
+// hubOf records what a service publishes and hands it to a subscriber.
+type hubOf struct {
+	published []string
+	deliver   func(ctx context.Context, name string) error
+}
+
+func (h *hubOf) Publish(ctx context.Context, kind changes.Kind, name string) error {
+	h.published = append(h.published, string(kind)+":"+name)
+	if h.deliver == nil {
+		return nil
+	}
+	return h.deliver(ctx, name)
+}
+
+// TestService_ChangesReachAnotherService: two services over one store, as
+// two replicas are; every change one commits is published, and the other,
+// reloading on it, serves the same route, then none once it is deleted. A
+// reload of the service's own change keeps its route and stats.
+func TestService_ChangesReachAnotherService(t *testing.T) {
+	ctx := t.Context()
+	store := newMemStore()
+	noAudit := func(context.Context, string, string, string, any, any) error { return nil }
+	log := slog.New(slog.DiscardHandler)
+	other, err := NewService(ctx, store, allModels{}, noAudit, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hub := &hubOf{deliver: other.Reload}
+	s, err := NewService(ctx, store, allModels{}, noAudit, log, WithChanges(hub))
+	if err != nil {
+		t.Fatal(err)
+	}
+	steps := []struct {
+		name   string
+		change func() error
+		want   map[string]int // the other service's endpoint → revision; absent means none
+	}{
+		{"create", func() error {
+			_, _, err := s.Put(ctx, "alice", "churn", Policy{Variants: []Variant{{Name: "a", Model: "m/1", Weight: 1}}})
+			return err
+		}, map[string]int{"churn": 1}},
+		{"set weights", func() error {
+			_, err := s.SetWeights(ctx, "alice", "churn", map[string]int{"a": 3})
+			return err
+		}, map[string]int{"churn": 2}},
+		{"delete", func() error { return s.Delete(ctx, "alice", "churn") }, map[string]int{}},
+	}
+	for _, st := range steps {
+		if err := st.change(); err != nil {
+			t.Fatalf("%s: %v", st.name, err)
+		}
+		got := map[string]int{}
+		for _, r := range other.Routes() {
+			got[r.Endpoint()] = r.Spec().Revision
+		}
+		if len(got) != len(st.want) || got["churn"] != st.want["churn"] {
+			t.Errorf("after %s the other service serves %v, want %v", st.name, got, st.want)
+		}
+	}
+	if want := "endpoint:churn,endpoint:churn,endpoint:churn"; strings.Join(hub.published, ",") != want {
+		t.Errorf("published %q, want %q", hub.published, want)
+	}
+
+	if _, _, err := s.Put(ctx, "alice", "fraud", Policy{Variants: []Variant{{Name: "a", Model: "m/1", Weight: 1}}}); err != nil {
+		t.Fatal(err)
+	}
+	before, _ := s.Route("fraud")
+	if err := s.Reload(ctx, "fraud"); err != nil {
+		t.Fatal(err)
+	}
+	if after, _ := s.Route("fraud"); after != before {
+		t.Error("reloading the service's own change replaced its route (and its stats)")
 	}
 }

@@ -13,6 +13,7 @@ import (
 	"sync/atomic"
 
 	"github.com/mlgate/mlgate/featurestore"
+	"github.com/mlgate/mlgate/internal/changes"
 	"github.com/mlgate/mlgate/registry"
 	"github.com/mlgate/mlgate/serving/onnx"
 )
@@ -83,15 +84,19 @@ type session struct {
 	refs       atomic.Int64
 }
 
-// NewCatalog returns an empty catalog; call Sync to fill it.
-func NewCatalog(source ModelSource, load Loader, log *slog.Logger) *Catalog {
-	c := &Catalog{source: source, load: load, log: log}
+// NewCatalog returns an empty catalog; call Sync to fill it. Sync compiles
+// the feature spec of each version with plan; with a nil plan, a version
+// that has one cannot predict ("this gateway has no feature store").
+func NewCatalog(source ModelSource, load Loader, plan Planner, log *slog.Logger) *Catalog {
+	c := &Catalog{source: source, load: load, plan: plan, log: log}
 	c.snap.Store(&snapshot{models: map[string]*servedModel{}})
 	return c
 }
 
-// PlanWith makes Sync compile the feature spec of each version with p.
-func (c *Catalog) PlanWith(p Planner) { c.plan = p }
+// OnChange rebuilds the catalog after a change of a model (its versions,
+// aliases, tags) or of a feature view (the plans compiled from it): it is
+// the catalog's subscription to the change hub.
+func (c *Catalog) OnChange(ctx context.Context, _ changes.Event) error { return c.Sync(ctx) }
 
 // Ready reports whether the catalog has completed its first Sync.
 func (c *Catalog) Ready() bool { return c.synced.Load() }

@@ -126,7 +126,7 @@ func TestLoadErrorHidesPaths(t *testing.T) {
 	g.register("linear", modelzoo.Linear)
 	c := NewCatalog(g.reg, func(path string) (*onnx.Session, error) {
 		return nil, fmt.Errorf("Load model from %s failed: protobuf parsing failed (next to %s)", path, filepath.Join(filepath.Dir(path), "other.onnx"))
-	}, g.log)
+	}, nil, g.log)
 	if err := c.Sync(t.Context()); err != nil {
 		t.Fatal(err)
 	}

@@ -249,9 +249,6 @@ func (s *Server) canaryCommand(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	if err := s.sync(c); err != nil { // a promotion moves an alias
-		return err
-	}
 	return c.JSON(e)
 }
 
@@ -284,8 +281,5 @@ func (m routerModels) Promote(ctx context.Context, actor string, ref router.Mode
 	}
 	n := l.Version.Version
 	l.Release()
-	if err := m.reg.SetAlias(ctx, actor, model, alias, n); err != nil {
-		return err
-	}
-	return m.catalog.Sync(ctx)
+	return m.reg.SetAlias(ctx, actor, model, alias, n)
 }

@@ -62,10 +62,6 @@ func (s *Server) putView(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	// Plans compile against the views: recompile them.
-	if err := s.sync(c); err != nil {
-		return err
-	}
 	status := fiber.StatusOK
 	if created {
 		status = fiber.StatusCreated
@@ -79,9 +75,6 @@ func (s *Server) deleteView(c *fiber.Ctx) error {
 		return err
 	}
 	if err := fs.DeleteView(c.UserContext(), actor(c), param(c, "view")); err != nil {
-		return err
-	}
-	if err := s.sync(c); err != nil {
 		return err
 	}
 	return c.SendStatus(fiber.StatusNoContent)

@@ -21,6 +21,7 @@ import (
 	"github.com/mlgate/mlgate/featurestore/embedded"
 	"github.com/mlgate/mlgate/featurestore/redis"
 	"github.com/mlgate/mlgate/internal/auth"
+	"github.com/mlgate/mlgate/internal/changes"
 	"github.com/mlgate/mlgate/internal/modelzoo"
 	"github.com/mlgate/mlgate/internal/telemetry"
 	"github.com/mlgate/mlgate/internal/testservers"
@@ -131,11 +132,8 @@ func startGateway(t testing.TB, opts ...gatewayOption) *gateway {
 	if cfg.log != nil {
 		log = cfg.log
 	}
-	reg := registry.New(meta, artifacts, onnx.Inspector{Options: sessionOpts}, cfg.maxModelBytes)
-	catalog := NewCatalog(reg, func(path string) (*onnx.Session, error) { return onnx.LoadWarm(path, sessionOpts) }, log)
-	if err := catalog.Sync(t.Context()); err != nil {
-		t.Fatal(err)
-	}
+	hub := changes.New(log)
+	var reg *registry.Registry
 	a, err := auth.New(cfg.keys)
 	if err != nil {
 		t.Fatal(err)
@@ -149,18 +147,24 @@ func startGateway(t testing.TB, opts ...gatewayOption) *gateway {
 		stores[name] = openStore(t, name)
 	}
 	features, err := featurestore.NewService(t.Context(), fstore, featurestore.Options{
-		Stores: stores, DefaultStore: "embedded", CacheEntries: 1000, Tracer: cfg.tracer("featurestore")})
+		Stores: stores, DefaultStore: "embedded", CacheEntries: 1000, Tracer: cfg.tracer("featurestore"),
+		Users:   func(ctx context.Context) ([]featurestore.SpecUse, error) { return SpecUsers(reg)(ctx) },
+		Changes: hub})
 	if err != nil {
 		t.Fatal(err)
 	}
-	reg.CheckSpecsWith(SpecChecker(features))
-	features.SetUsers(SpecUsers(reg))
-	catalog.PlanWith(FeaturePlanner(features))
+	reg = registry.New(meta, artifacts, onnx.Inspector{Options: sessionOpts}, cfg.maxModelBytes,
+		registry.WithSpecChecker(SpecChecker(features)), registry.WithBaselineChecker(BaselineChecker()), registry.WithChanges(hub))
+	catalog := NewCatalog(reg, func(path string) (*onnx.Session, error) { return onnx.LoadWarm(path, sessionOpts) }, FeaturePlanner(features), log)
+	if err := catalog.Sync(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	hub.Subscribe("catalog", catalog.OnChange, changes.Model, changes.View)
 	routes, err := routerbolt.Open(filepath.Join(dir, "endpoints.db"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	rs, err := router.NewService(t.Context(), routes, RouterModels(reg, catalog), reg.RecordAudit, log)
+	rs, err := router.NewService(t.Context(), routes, RouterModels(reg, catalog), reg.RecordAudit, log, router.WithChanges(hub))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -185,11 +189,11 @@ func startGateway(t testing.TB, opts ...gatewayOption) *gateway {
 	ds, err := drift.NewService(t.Context(), monitors, DriftBaselines(catalog, heaviest, tablesDir), notifier,
 		func(ctx context.Context, spec drift.MonitorSpec, a *drift.Alert) {
 			reg.RecordAudit(ctx, "drift-monitor", "drift_detected", spec.Endpoint, nil, a)
-		}, log)
+		}, log, drift.WithChanges(hub))
 	if err != nil {
 		t.Fatal(err)
 	}
-	reg.CheckBaselinesWith(BaselineChecker())
+	hub.Subscribe("monitors", func(ctx context.Context, e changes.Event) error { return ds.ModelChanged(ctx, e.Name) }, changes.Model)
 	srvOpts := Options{MaxBodyBytes: 1 << 20, ReadTimeout: 10 * time.Second, WriteTimeout: 10 * time.Second, IdleTimeout: time.Minute, Version: "test"}
 	if cfg.options != nil {
 		cfg.options(&srvOpts)

@@ -21,12 +21,6 @@ func versionParam(c *fiber.Ctx) (int, error) {
 	return registry.ParseVersion(c.Params("version"))
 }
 
-// sync publishes a registry change to the catalog before the change is
-// acknowledged, so that a client can use what it just registered or moved.
-func (s *Server) sync(c *fiber.Ctx) error {
-	return s.catalog.Sync(c.UserContext())
-}
-
 type modelSummary struct {
 	Name          string         `json:"name"`
 	CreatedAt     time.Time      `json:"created_at"`
@@ -132,9 +126,6 @@ func (s *Server) registerVersion(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	if err := s.sync(c); err != nil {
-		return err
-	}
 	return c.Status(fiber.StatusCreated).JSON(v)
 }
 
@@ -167,9 +158,6 @@ func (s *Server) deleteVersion(c *fiber.Ctx) error {
 	if err := s.reg.DeleteVersion(c.UserContext(), actor(c), param(c, "name"), n); err != nil {
 		return err
 	}
-	if err := s.sync(c); err != nil {
-		return err
-	}
 	return c.SendStatus(fiber.StatusNoContent)
 }
 
@@ -187,17 +175,11 @@ func (s *Server) setAlias(c *fiber.Ctx) error {
 	if err := s.reg.SetAlias(c.UserContext(), actor(c), name, alias, *body.Version); err != nil {
 		return err
 	}
-	if err := s.sync(c); err != nil {
-		return err
-	}
 	return c.JSON(fiber.Map{"name": name, "alias": alias, "version": *body.Version})
 }
 
 func (s *Server) deleteAlias(c *fiber.Ctx) error {
 	if err := s.reg.DeleteAlias(c.UserContext(), actor(c), param(c, "name"), param(c, "alias")); err != nil {
-		return err
-	}
-	if err := s.sync(c); err != nil {
 		return err
 	}
 	return c.SendStatus(fiber.StatusNoContent)
@@ -219,9 +201,6 @@ func (s *Server) setTag(c *fiber.Ctx) error {
 	}
 	v, err := s.reg.SetTag(c.UserContext(), actor(c), param(c, "name"), n, param(c, "key"), *body.Value)
 	if err != nil {
-		return err
-	}
-	if err := s.sync(c); err != nil {
 		return err
 	}
 	return c.JSON(v)

@@ -26,6 +26,8 @@ import (
 	"github.com/mlgate/mlgate/featurestore/embedded"
 	"github.com/mlgate/mlgate/featurestore/redis"
 	"github.com/mlgate/mlgate/internal/auth"
+	"github.com/mlgate/mlgate/internal/changes"
+	"github.com/mlgate/mlgate/internal/clock"
 	"github.com/mlgate/mlgate/internal/config"
 	"github.com/mlgate/mlgate/internal/modelzoo"
 	"github.com/mlgate/mlgate/internal/telemetry"
@@ -56,16 +58,35 @@ type Gateway struct {
 
 	notifier *drift.Notifier
 	tracing  *telemetry.Tracing
+	metrics  *telemetry.Metrics
+	clock    clock.Clock
 	closers  []func() error // the stores, in the order they were opened
 	served   chan error
 	log      *slog.Logger
 }
 
+// Option sets a part of the gateway that configuration does not: what
+// tests and the benchmark harness give it.
+type Option func(*Gateway)
+
+// WithClock runs the gateway's timers on c: drift windows and retries,
+// webhook backoffs, the canary controller and its intervals.
+func WithClock(c clock.Clock) Option { return func(g *Gateway) { g.clock = clock.Or(c) } }
+
+// WithTelemetry records the gateway's metrics in m and its spans with tr,
+// instead of those the configuration makes; either may be nil.
+func WithTelemetry(m *telemetry.Metrics, tr *telemetry.Tracing) Option {
+	return func(g *Gateway) { g.metrics, g.tracing = m, tr }
+}
+
 // Start opens the stores, starts listening (so that liveness answers while
 // models load), then loads every registered version. version is what GET /v2
 // reports.
-func Start(ctx context.Context, cfg config.Config, version string, log *slog.Logger) (_ *Gateway, err error) {
-	g := &Gateway{served: make(chan error, 1), log: log}
+func Start(ctx context.Context, cfg config.Config, version string, log *slog.Logger, options ...Option) (_ *Gateway, err error) {
+	g := &Gateway{served: make(chan error, 1), log: log, clock: clock.Real()}
+	for _, o := range options {
+		o(g)
+	}
 	defer func() {
 		if err != nil {
 			g.closeAll()
@@ -96,38 +117,59 @@ func Start(ctx context.Context, cfg config.Config, version string, log *slog.Log
 	if err != nil {
 		return nil, err
 	}
-	metrics, err := telemetry.New()
-	if err != nil {
-		return nil, err
+	if g.metrics == nil {
+		if g.metrics, err = telemetry.New(); err != nil {
+			return nil, err
+		}
 	}
-	g.tracing, err = telemetry.NewTracing(ctx, telemetry.TraceOptions{
-		ServiceName: cfg.Telemetry.ServiceName, SampleRatio: cfg.Telemetry.SampleRatio, OTLPEndpoint: cfg.Telemetry.OTLPEndpoint,
-	})
-	if err != nil {
-		return nil, err
+	metrics := g.metrics
+	if g.tracing == nil {
+		g.tracing, err = telemetry.NewTracing(ctx, telemetry.TraceOptions{
+			ServiceName: cfg.Telemetry.ServiceName, SampleRatio: cfg.Telemetry.SampleRatio, OTLPEndpoint: cfg.Telemetry.OTLPEndpoint,
+		})
+		if err != nil {
+			return nil, err
+		}
 	}
 	opts := onnx.Options{IntraOpThreads: cfg.ONNX.IntraOpThreads, InterOpThreads: cfg.ONNX.InterOpThreads}
-	reg := registry.New(meta, artifacts, onnx.Inspector{Options: opts}, int64(cfg.Registry.MaxModelBytes))
-	features, err := openFeatures(ctx, cfg, metrics, g.tracing, reg.RecordViewAudit, log)
+	// The change hub: each domain publishes what it commits; the catalog
+	// (with its feature plans), the routes and the monitors subscribe
+	// below, once they exist.
+	hub := changes.New(log)
+	// The registry and the feature store check each other's changes: the
+	// feature store asks which versions read a view through reg, which is
+	// made next.
+	var reg *registry.Registry
+	features, err := openFeatures(ctx, cfg, metrics, g.tracing, featurestore.Options{
+		Users: func(ctx context.Context) ([]featurestore.SpecUse, error) { return serving.SpecUsers(reg)(ctx) },
+		Audit: func(ctx context.Context, actor, action, view string, before, after any) error {
+			return reg.RecordViewAudit(ctx, actor, action, view, before, after)
+		},
+		Changes: hub,
+	}, log)
 	if err != nil {
 		return nil, err
 	}
 	g.Features = features
 	g.closers = append(g.closers, features.Close)
-	catalog := serving.NewCatalog(reg, func(path string) (*onnx.Session, error) { return onnx.LoadWarm(path, opts) }, log)
-	reg.CheckSpecsWith(serving.SpecChecker(features))
-	features.SetUsers(serving.SpecUsers(reg))
-	catalog.PlanWith(serving.FeaturePlanner(features))
+	reg = registry.New(meta, artifacts, onnx.Inspector{Options: opts}, int64(cfg.Registry.MaxModelBytes),
+		registry.WithSpecChecker(serving.SpecChecker(features)), registry.WithBaselineChecker(serving.BaselineChecker()),
+		registry.WithChanges(hub))
+	catalog := serving.NewCatalog(reg, func(path string) (*onnx.Session, error) { return onnx.LoadWarm(path, opts) },
+		serving.FeaturePlanner(features), log)
+	hub.Subscribe("catalog", catalog.OnChange, changes.Model, changes.View)
 	g.Registry, g.Catalog = reg, catalog
 	routes, err := routerbolt.Open(filepath.Join(cfg.DataDir, "endpoints.db"))
 	if err != nil {
 		return nil, err
 	}
 	g.closers = append(g.closers, routes.Close)
-	rs, err := router.NewService(ctx, routes, serving.RouterModels(reg, catalog), reg.RecordAudit, log)
+	rs, err := router.NewService(ctx, routes, serving.RouterModels(reg, catalog), reg.RecordAudit, log,
+		router.WithClock(g.clock), router.WithChanges(hub))
 	if err != nil {
 		return nil, err
 	}
+	hub.Subscribe("routes", func(ctx context.Context, e changes.Event) error { return rs.Reload(ctx, e.Name) }, changes.Endpoint)
 	if err := rs.RegisterMetrics(metrics.Meter("router")); err != nil {
 		return nil, err
 	}
@@ -154,7 +196,7 @@ func Start(ctx context.Context, cfg config.Config, version string, log *slog.Log
 		return nil, err
 	}
 	g.closers = append(g.closers, monitors.Close)
-	g.notifier = drift.NewNotifier(drift.NotifierOptions{Log: log})
+	g.notifier = drift.NewNotifier(drift.NotifierOptions{Log: log, Clock: g.clock})
 	detected, err := metrics.Meter("drift").Int64Counter("mlgate_drift_detected",
 		metric.WithDescription("Drift alerts raised, by monitor."))
 	if err != nil {
@@ -166,13 +208,19 @@ func Start(ctx context.Context, cfg config.Config, version string, log *slog.Log
 			log.Error("record drift alert", "monitor", spec.Name, "err", err)
 		}
 	}
-	ds, err := drift.NewService(ctx, monitors, serving.DriftBaselines(catalog, heaviestVariant(rs), tablesDir), g.notifier, onAlert, log)
+	ds, err := drift.NewService(ctx, monitors, serving.DriftBaselines(catalog, heaviestVariant(rs), tablesDir), g.notifier, onAlert, log,
+		drift.WithClock(g.clock), drift.WithChanges(hub))
 	if err != nil {
 		return nil, err
 	}
+	hub.Subscribe("monitors", func(ctx context.Context, e changes.Event) error {
+		if e.Kind == changes.Model {
+			return ds.ModelChanged(ctx, e.Name)
+		}
+		return ds.Reload(ctx, e.Name)
+	}, changes.Model, changes.Monitor)
 	g.Drift = ds
 	deps.Drift = ds
-	reg.CheckBaselinesWith(serving.BaselineChecker())
 	g.Server = serving.New(serving.Options{
 		MaxBodyBytes:  int64(cfg.Server.MaxBodyBytes),
 		MaxBodyMemory: int64(cfg.Server.MaxBodyMemory),
@@ -312,9 +360,9 @@ const driftTick = time.Second
 const controllerTick = 200 * time.Millisecond
 
 // openFeatures opens the configured online stores and the feature store over
-// them, which records view changes with audit. The embedded store, which
+// them, with the audit, users and changes of wired. The embedded store, which
 // also keeps the view definitions, is always open.
-func openFeatures(ctx context.Context, cfg config.Config, metrics *telemetry.Metrics, tracing *telemetry.Tracing, audit featurestore.Auditor, log *slog.Logger) (*featurestore.Service, error) {
+func openFeatures(ctx context.Context, cfg config.Config, metrics *telemetry.Metrics, tracing *telemetry.Tracing, wired featurestore.Options, log *slog.Logger) (*featurestore.Service, error) {
 	embeddedStore, err := embedded.Open(filepath.Join(cfg.DataDir, "features.db"))
 	if err != nil {
 		return nil, err
@@ -369,7 +417,9 @@ func openFeatures(ctx context.Context, cfg config.Config, metrics *telemetry.Met
 		Breaker:      breakerOptions(cfg),
 		Meter:        metrics.Meter("featurestore"),
 		Tracer:       tracing.Tracer("featurestore"),
-		Audit:        audit,
+		Audit:        wired.Audit,
+		Users:        wired.Users,
+		Changes:      wired.Changes,
 		Log:          log,
 	})
 	if err != nil {
