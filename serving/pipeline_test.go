@@ -84,7 +84,7 @@ func TestEveryEntryPointSameSideEffects(t *testing.T) {
 
 				// The inference-table rows: the caller's, and the shadow's.
 				var rows []tables.Row
-				if err := tables.ReadRows(g.tablesDir(), tables.Filter{}, func(r tables.Row) error {
+				if err := tables.Dir(g.tablesDir()).ReadRows(t.Context(), tables.Filter{}, func(r tables.Row) error {
 					rows = append(rows, r)
 					return nil
 				}); err != nil {

@@ -87,7 +87,7 @@ func TestLongModelNameRestart(t *testing.T) {
 		t.Errorf("partitions %v, want only model=%s", dirs, tables.UnknownModel)
 	}
 	var names []string
-	tables.ReadRows(filepath.Join(dir, "inference"), tables.Filter{}, func(r tables.Row) error {
+	tables.Dir(filepath.Join(dir, "inference")).ReadRows(t.Context(), tables.Filter{}, func(r tables.Row) error {
 		names = append(names, r.ModelName)
 		return nil
 	})

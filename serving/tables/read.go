@@ -33,14 +33,6 @@ func (d Dir) ReadRows(ctx context.Context, f Filter, fn func(Row) error) error {
 	return d.readRows(ctx, f, nil, fn)
 }
 
-// ReadRows is Dir(dir).ReadRows without a context.
-//
-// Deprecated: use Dir(dir).ReadRows. This stays only until the test of
-// internal/gateway that calls it moves.
-func ReadRows(dir string, f Filter, fn func(Row) error) error {
-	return Dir(dir).ReadRows(context.Background(), f, fn)
-}
-
 // readRows is ReadRows, skipping the files at the paths in skip (relative
 // to d, as parts returns them).
 func (d Dir) readRows(ctx context.Context, f Filter, skip map[string]bool, fn func(Row) error) error {

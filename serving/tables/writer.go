@@ -22,7 +22,7 @@ import (
 const ErrInvalid = errkind.Invalid
 
 // ErrClosed is returned by the methods of a closed Writer.
-var ErrClosed = errors.New("tables: writer closed")
+var ErrClosed = errkind.New(errkind.Unavailable, "tables: writer closed")
 
 // rowGroupBytes is the estimated size at which a file's buffered rows are
 // written out as a row group, which bounds the memory of an open file.
