@@ -42,7 +42,22 @@ type wireRequest struct {
 // lim. Every error matches ErrInvalidInput and names the input or field at
 // fault, except a tensor over limits.max_tensor_elements, which matches
 // errTooLarge.
+//
+// A request is read in one pass by scanInferRequest; one that it declines
+// (any request it would refuse, and the few valid ones it does not take
+// as they are) is decoded by decodeWireRequest, whose answer and error
+// messages are the reference: FuzzScanInferRequest checks that the two
+// agree wherever the scan accepts.
 func decodeInferRequest(body []byte, lim limits) (*inferRequest, error) {
+	if req, ok := scanInferRequest(body, lim); ok {
+		return req, nil
+	}
+	return decodeWireRequest(body, lim)
+}
+
+// decodeWireRequest decodes a V2 inference request through encoding/json
+// (wireRequest), then reads each input's data.
+func decodeWireRequest(body []byte, lim limits) (*inferRequest, error) {
 	var w wireRequest
 	if err := jsonerr.Decode(body, &w); err != nil {
 		return nil, invalidInput("request body: %v", err)
@@ -95,43 +110,457 @@ func decodeInferRequest(body []byte, lim limits) (*inferRequest, error) {
 	return req, nil
 }
 
+// scanInferRequest decodes a V2 inference request in one pass over body,
+// reading each input's data straight into its tensor. It declines (ok
+// false) every request that decodeWireRequest would refuse, and also the
+// valid ones it does not take as they are: a key that is escaped, in
+// another case or given twice, a null, an escaped or invalid UTF-8 id,
+// name or datatype, parameters nested deeper than maxSkipDepth. Whatever
+// it accepts, decodeWireRequest decodes to the same request.
+func scanInferRequest(body []byte, lim limits) (req *inferRequest, ok bool) {
+	// A request of one input, the usual, takes one allocation for the
+	// request, its input and a shape of up to 4 dimensions.
+	one := &struct {
+		req    inferRequest
+		inputs [1]onnx.Tensor
+		shape  [4]int64
+	}{}
+	req = &one.req
+	req.Inputs = one.inputs[:0]
+	s := scanner{b: body}
+	var seen uint8
+	ok = s.object(func(key []byte) bool {
+		switch str(key) {
+		case "id":
+			id, ok := s.plain()
+			if !ok || seen&1 != 0 || len(id) > maxRequestIDBytes {
+				return false
+			}
+			seen |= 1
+			req.ID = string(id)
+			return true
+		case "parameters":
+			if seen&2 != 0 {
+				return false
+			}
+			seen |= 2
+			return s.skip(0)
+		case "inputs":
+			if seen&4 != 0 {
+				return false
+			}
+			seen |= 4
+			return s.array(func() bool {
+				var dims []int64
+				if len(req.Inputs) == 0 {
+					dims = one.shape[:0]
+				}
+				t, ok := s.input(dims, req.Inputs, lim)
+				req.Inputs = append(req.Inputs, t)
+				return ok
+			})
+		case "outputs":
+			if seen&8 != 0 {
+				return false
+			}
+			seen |= 8
+			return s.array(func() bool {
+				name, ok := s.output()
+				req.Outputs = append(req.Outputs, name)
+				return ok
+			})
+		}
+		return false
+	})
+	s.ws()
+	if !ok || s.i != len(s.b) || len(req.Inputs) == 0 {
+		return nil, false
+	}
+	return req, true
+}
+
+// input scans one element of a request's inputs: a tensor whose name none
+// of before has. Its shape is appended to dims (nil or empty), which it
+// keeps when they fit.
+func (s *scanner) input(dims []int64, before []onnx.Tensor, lim limits) (onnx.Tensor, bool) {
+	var (
+		t      onnx.Tensor
+		seen   uint8
+		n      int64
+		dataAt = -1 // the data's offset, when it came before the shape or the datatype
+	)
+	const name, shape, datatype, params, data = 1, 2, 4, 8, 16
+	ready := func() bool { // the shape and the datatype are known and fit
+		n = onnx.Elements(t.Shape)
+		return n >= 0 && lim.checkShape(t.Shape, n) == nil
+	}
+	ok := s.object(func(key []byte) bool {
+		var bit uint8
+		switch str(key) {
+		case "name":
+			bit = name
+		case "shape":
+			bit = shape
+		case "datatype":
+			bit = datatype
+		case "parameters":
+			bit = params
+		case "data":
+			bit = data
+		}
+		if bit == 0 || seen&bit != 0 {
+			return false
+		}
+		seen |= bit
+		switch bit {
+		case name:
+			v, ok := s.plain()
+			if !ok || len(v) == 0 {
+				return false
+			}
+			for _, b := range before {
+				if b.Name == str(v) {
+					return false
+				}
+			}
+			t.Name = string(v)
+			return true
+		case shape:
+			var ok bool
+			t.Shape, ok = s.dims(dims)
+			return ok
+		case datatype:
+			v, ok := s.plain()
+			t.Type = onnx.ParseDataType(str(v))
+			return ok && t.Type != onnx.Invalid
+		case params:
+			return s.skip(0)
+		}
+		if seen&(shape|datatype) != shape|datatype {
+			dataAt = s.i
+			return s.skip(0)
+		}
+		if !ready() {
+			return false
+		}
+		p := dataParser{raw: s.b, i: s.i}
+		var err error
+		t.Data, err = parseDataAt(&p, t.Type, n, lim)
+		s.i = p.i
+		return err == nil
+	})
+	if !ok || seen&(name|shape|datatype|data) != name|shape|datatype|data {
+		return t, false
+	}
+	if dataAt >= 0 {
+		if !ready() {
+			return t, false
+		}
+		var err error
+		if t.Data, err = parseDataAt(&dataParser{raw: s.b, i: dataAt}, t.Type, n, lim); err != nil {
+			return t, false
+		}
+	}
+	return t, true
+}
+
+// output scans one element of a request's outputs and returns its name.
+func (s *scanner) output() (string, bool) {
+	var name string
+	var seen uint8
+	ok := s.object(func(key []byte) bool {
+		switch {
+		case str(key) == "name" && seen&1 == 0:
+			seen |= 1
+			v, ok := s.plain()
+			name = string(v)
+			return ok && len(v) > 0
+		case str(key) == "parameters" && seen&2 == 0:
+			seen |= 2
+			return s.skip(0)
+		}
+		return false
+	})
+	return name, ok && seen&1 != 0
+}
+
+// dims scans a shape, appending it to buf (nil or empty): an array of
+// integers in int64's range.
+func (s *scanner) dims(buf []int64) ([]int64, bool) {
+	ok := s.array(func() bool {
+		tok, ok := s.number()
+		if !ok || bytes.ContainsAny(tok, ".eE") {
+			return false
+		}
+		d, err := strconv.ParseInt(str(tok), 10, 64)
+		buf = append(buf, d)
+		return err == nil
+	})
+	if buf == nil {
+		buf = []int64{} // as encoding/json decodes [], not nil
+	}
+	return buf[:len(buf):len(buf)], ok
+}
+
+// maxSkipDepth bounds how deeply the values scanInferRequest skips (its
+// parameters) may nest before it declines them.
+const maxSkipDepth = 64
+
+// scanner reads JSON for scanInferRequest. Each method first skips the
+// spaces before what it reads, and reports whether it found it; on false
+// the scan is abandoned.
+type scanner struct {
+	b []byte
+	i int
+}
+
+func (s *scanner) ws() {
+	for s.i < len(s.b) {
+		switch s.b[s.i] {
+		case ' ', '\t', '\n', '\r':
+			s.i++
+		default:
+			return
+		}
+	}
+}
+
+// eat consumes c if it is the next byte.
+func (s *scanner) eat(c byte) bool {
+	s.ws()
+	if s.i < len(s.b) && s.b[s.i] == c {
+		s.i++
+		return true
+	}
+	return false
+}
+
+// object scans an object, calling member with each key to read its value.
+func (s *scanner) object(member func(key []byte) bool) bool {
+	if !s.eat('{') {
+		return false
+	}
+	if s.eat('}') {
+		return true
+	}
+	for {
+		key, ok := s.plain()
+		if !ok || !s.eat(':') || !member(key) {
+			return false
+		}
+		if !s.eat(',') {
+			return s.eat('}')
+		}
+	}
+}
+
+// array scans an array, calling elem to read each element.
+func (s *scanner) array(elem func() bool) bool {
+	if !s.eat('[') {
+		return false
+	}
+	if s.eat(']') {
+		return true
+	}
+	for {
+		if !elem() {
+			return false
+		}
+		if !s.eat(',') {
+			return s.eat(']')
+		}
+	}
+}
+
+// plain scans a string without escapes, in valid UTF-8, and returns its
+// bytes, without the quotes.
+func (s *scanner) plain() ([]byte, bool) {
+	if !s.eat('"') {
+		return nil, false
+	}
+	start, ascii := s.i, true
+	for ; s.i < len(s.b); s.i++ {
+		switch c := s.b[s.i]; {
+		case c == '"':
+			v := s.b[start:s.i]
+			s.i++
+			return v, ascii || utf8.Valid(v)
+		case c == '\\' || c < 0x20:
+			return nil, false
+		case c >= utf8.RuneSelf:
+			ascii = false
+		}
+	}
+	return nil, false
+}
+
+// skip scans any JSON value, checking its syntax as encoding/json does.
+func (s *scanner) skip(depth int) bool {
+	if depth > maxSkipDepth {
+		return false
+	}
+	s.ws()
+	if s.i >= len(s.b) {
+		return false
+	}
+	switch s.b[s.i] {
+	case '{':
+		return s.object(func([]byte) bool { return s.skip(depth + 1) })
+	case '[':
+		return s.array(func() bool { return s.skip(depth + 1) })
+	case '"':
+		return s.skipString()
+	case 't':
+		return s.literal("true")
+	case 'f':
+		return s.literal("false")
+	case 'n':
+		return s.literal("null")
+	}
+	_, ok := s.number()
+	return ok
+}
+
+func (s *scanner) literal(word string) bool {
+	if !bytes.HasPrefix(s.b[s.i:], []byte(word)) {
+		return false
+	}
+	s.i += len(word)
+	return true
+}
+
+// skipString scans a string at s.i, its escapes included.
+func (s *scanner) skipString() bool {
+	for s.i++; s.i < len(s.b); s.i++ {
+		switch c := s.b[s.i]; {
+		case c == '"':
+			s.i++
+			return true
+		case c < 0x20:
+			return false
+		case c == '\\':
+			s.i++
+			if s.i >= len(s.b) {
+				return false
+			}
+			switch s.b[s.i] {
+			case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
+			case 'u':
+				if s.i+4 >= len(s.b) {
+					return false
+				}
+				for _, h := range s.b[s.i+1 : s.i+5] {
+					if !isHex(h) {
+						return false
+					}
+				}
+				s.i += 4
+			default:
+				return false
+			}
+		}
+	}
+	return false
+}
+
+func isHex(c byte) bool {
+	return ('0' <= c && c <= '9') || ('a' <= c && c <= 'f') || ('A' <= c && c <= 'F')
+}
+
+// number scans a JSON number and returns its text.
+func (s *scanner) number() ([]byte, bool) {
+	s.ws()
+	start := s.i
+	if s.i < len(s.b) && s.b[s.i] == '-' {
+		s.i++
+	}
+	switch {
+	case s.i < len(s.b) && s.b[s.i] == '0':
+		s.i++
+	case !s.digits():
+		return nil, false
+	}
+	if s.i < len(s.b) && s.b[s.i] == '.' {
+		s.i++
+		if !s.digits() {
+			return nil, false
+		}
+	}
+	if s.i < len(s.b) && (s.b[s.i] == 'e' || s.b[s.i] == 'E') {
+		s.i++
+		if s.i < len(s.b) && (s.b[s.i] == '+' || s.b[s.i] == '-') {
+			s.i++
+		}
+		if !s.digits() {
+			return nil, false
+		}
+	}
+	return s.b[start:s.i], true
+}
+
+// digits scans one or more decimal digits.
+func (s *scanner) digits() bool {
+	start := s.i
+	for s.i < len(s.b) && '0' <= s.b[s.i] && s.b[s.i] <= '9' {
+		s.i++
+	}
+	return s.i > start
+}
+
+// hasControl reports whether b holds a control character, which a JSON
+// string may not hold unescaped.
+func hasControl(b []byte) bool {
+	for _, c := range b {
+		if c < 0x20 {
+			return true
+		}
+	}
+	return false
+}
+
 // parseData reads a V2 "data" array (flat or nested to any depth) of n
 // elements of type t; BYTES elements are held to lim. raw is valid JSON:
 // encoding/json checked it.
 func parseData(raw []byte, t onnx.DataType, n int64, lim limits) (any, error) {
-	p := dataParser{raw: raw}
+	return parseDataAt(&dataParser{raw: raw}, t, n, lim)
+}
+
+// parseDataAt reads the data array that starts at p.i (after spaces), and
+// leaves p.i just after it. Its elements are checked to be JSON, so p.raw
+// need not have been validated.
+func parseDataAt(p *dataParser, t onnx.DataType, n int64, lim limits) (any, error) {
 	p.skipSpace()
 	if p.i >= len(p.raw) || p.raw[p.i] != '[' {
 		return nil, errors.New("data: must be an array")
 	}
 	// Each element takes at least two bytes ("0,"), which bounds what a lying
 	// shape can make us allocate.
-	capHint := int(min(n, int64(len(raw)/2+1)))
+	capHint := int(min(n, int64((len(p.raw)-p.i)/2+1)))
 	switch t {
 	case onnx.Bool:
-		return collect(&p, n, capHint, parseBool)
+		return collect(p, n, capHint, parseBool)
 	case onnx.Int8:
-		return collect(&p, n, capHint, intParser[int8](8))
+		return collect(p, n, capHint, intParser[int8](8))
 	case onnx.Int16:
-		return collect(&p, n, capHint, intParser[int16](16))
+		return collect(p, n, capHint, intParser[int16](16))
 	case onnx.Int32:
-		return collect(&p, n, capHint, intParser[int32](32))
+		return collect(p, n, capHint, intParser[int32](32))
 	case onnx.Int64:
-		return collect(&p, n, capHint, intParser[int64](64))
+		return collect(p, n, capHint, intParser[int64](64))
 	case onnx.Uint8:
-		return collect(&p, n, capHint, uintParser[uint8](8))
+		return collect(p, n, capHint, uintParser[uint8](8))
 	case onnx.Uint16:
-		return collect(&p, n, capHint, uintParser[uint16](16))
+		return collect(p, n, capHint, uintParser[uint16](16))
 	case onnx.Uint32:
-		return collect(&p, n, capHint, uintParser[uint32](32))
+		return collect(p, n, capHint, uintParser[uint32](32))
 	case onnx.Uint64:
-		return collect(&p, n, capHint, uintParser[uint64](64))
+		return collect(p, n, capHint, uintParser[uint64](64))
 	case onnx.FP32:
-		return collect(&p, n, capHint, parseFloat32)
+		return collect(p, n, capHint, parseFloat32)
 	case onnx.FP64:
-		return collect(&p, n, capHint, parseFloat64)
+		return collect(p, n, capHint, parseFloat64)
 	case onnx.Bytes:
-		return collect(&p, n, capHint, func(tok []byte) (string, error) {
+		return collect(p, n, capHint, func(tok []byte) (string, error) {
 			s, err := parseString(tok)
 			if err == nil {
 				err = lim.checkString(s)
@@ -305,6 +734,9 @@ func intParser[T signed](bits int) func([]byte) (T, error) {
 		if err != nil {
 			return 0, numberError(tok, "INT"+strconv.Itoa(bits), err)
 		}
+		if !isJSONNumber(tok) { // "+1" or "01": strconv takes them, JSON does not
+			return 0, errors.New(describeToken(tok) + " is not a JSON number")
+		}
 		return T(v), nil
 	}
 }
@@ -314,6 +746,9 @@ func uintParser[T unsigned](bits int) func([]byte) (T, error) {
 		v, err := strconv.ParseUint(str(tok), 10, bits)
 		if err != nil {
 			return 0, numberError(tok, "UINT"+strconv.Itoa(bits), err)
+		}
+		if !isJSONNumber(tok) {
+			return 0, errors.New(describeToken(tok) + " is not a JSON number")
 		}
 		return T(v), nil
 	}
@@ -348,19 +783,23 @@ func parseFloat64(tok []byte) (float64, error) {
 	return v, nil
 }
 
-// isJSONNumber rejects what strconv.ParseFloat takes but JSON does not
-// ("NaN", "Inf", hex, underscores). The token is already valid JSON, so
-// anything starting with a digit or '-' is a number.
+// isJSONNumber reports whether tok is a JSON number, refusing what strconv
+// takes but JSON does not ("NaN", "Inf", hex, underscores, "+1", "01", ".5").
 func isJSONNumber(tok []byte) bool {
-	return len(tok) > 0 && (tok[0] == '-' || (tok[0] >= '0' && tok[0] <= '9'))
+	s := scanner{b: tok}
+	_, ok := s.number()
+	return ok && s.i == len(tok)
 }
 
 func parseString(tok []byte) (string, error) {
-	if len(tok) < 2 || tok[0] != '"' {
+	if len(tok) < 2 || tok[0] != '"' || tok[len(tok)-1] != '"' {
 		return "", errors.New(describeToken(tok) + " is not a string, as BYTES needs")
 	}
 	inner := tok[1 : len(tok)-1]
 	if bytes.IndexByte(inner, '\\') < 0 {
+		if hasControl(inner) {
+			return "", errors.New(describeToken(tok) + " is not a valid JSON string")
+		}
 		return string(inner), nil
 	}
 	var s string

@@ -128,6 +128,81 @@ func FuzzDecodeInferRequest(f *testing.F) {
 	})
 }
 
+// scanCases are V2 request bodies, each one that scanInferRequest takes
+// (scan true) or one it leaves to decodeWireRequest.
+var scanCases = []struct {
+	body string
+	scan bool
+}{
+	{`{"inputs":[{"name":"x","shape":[1,4],"datatype":"FP32","data":[1,2,3,4]}]}`, true},
+	{` { "id" : "r1" , "inputs" : [ { "name" : "x" , "shape" : [ 2 , 2 ] , "datatype" : "INT64" , "data" : [ [ 1 , 2 ] , [ 3 , 4 ] ] } ] , "outputs" : [ { "name" : "y" } ] } ` + "\n", true},
+	{`{"inputs":[{"data":[1.5,-2e3],"datatype":"FP64","shape":[2],"name":"x"}]}`, true},
+	{`{"inputs":[{"name":"s","shape":[2],"datatype":"BYTES","data":["a","\u00e9\"\\"]}],"parameters":{"k":[1,{"n":null}],"t":true,"f":false,"s":"\n\/"}}`, true},
+	{`{"inputs":[{"name":"b","shape":[],"datatype":"BOOL","data":[true],"parameters":{}}],"outputs":[{"name":"y","parameters":{"binary_data":false}}]}`, true},
+	{`{"inputs":[{"name":"a","shape":[1],"datatype":"UINT8","data":[255]},{"name":"b","shape":[1,1,1,1,1],"datatype":"INT8","data":[[[[[-128]]]]]}]}`, true},
+	{`{"inputs":[{"name":"z","shape":[0,3],"datatype":"FP32","data":[]}],"outputs":[]}`, true},
+	{`{"inputs":[{"name":"é","shape":[1],"datatype":"FP32","data":[-0]}],"id":"ünï"}`, true},
+	{`{"ID":"r","inputs":[{"name":"x","shape":[1],"datatype":"FP32","data":[1]}]}`, false},
+	{`{"inputs":[{"Name":"x","shape":[1],"datatype":"FP32","data":[1]}]}`, false},
+	{`{"\u0069nputs":[{"name":"x","shape":[1],"datatype":"FP32","data":[1]}]}`, false},
+	{`{"id":null,"inputs":[{"name":"x","shape":[1],"datatype":"FP32","data":[1]}]}`, false},
+	{`{"id":"a\"b","inputs":[{"name":"x","shape":[1],"datatype":"FP32","data":[1]}]}`, false},
+	{`{"id":"a","id":"b","inputs":[{"name":"x","shape":[1],"datatype":"FP32","data":[1]}]}`, false},
+	{`{"inputs":[{"name":"x` + "\xff" + `","shape":[1],"datatype":"FP32","data":[1]}]}`, false},
+	{`{"inputs":[{"name":"x","shape":[1],"datatype":"FP32","data":[1]}]}x`, false},
+	{`{"inputs":[{"name":"x","shape":[1],"datatype":"FP32","data":[01]}]}`, false},
+	{`{"inputs":[{"name":"x","shape":[1],"datatype":"INT32","data":[+1]}]}`, false},
+	{`{"inputs":[{"name":"x","shape":[1],"datatype":"FP32","data":[.5]}]}`, false},
+	{`{"inputs":[{"name":"x","shape":[1],"datatype":"FP32","data":[1,]}]}`, false},
+	{`{"inputs":[{"name":"x","shape":[1.0],"datatype":"FP32","data":[1]}]}`, false},
+	{`{"inputs":[{"name":"x","shape":[1],"datatype":"BYTES","data":["a` + "\t" + `"]}]}`, false},
+	{`{"inputs":[{"name":"x","shape":[1],"datatype":"FP32","data":[1]}],"parameters":{"k":tru}}`, false},
+	{`{"inputs":[{"name":"x","shape":[1],"datatype":"FP32","data":[1]},{"name":"x","shape":[1],"datatype":"FP32","data":[1]}]}`, false},
+	{`{"inputs":[{"name":"x","shape":[2],"datatype":"FP32","data":[1]}]}`, false},
+	{`{"inputs":[]}`, false},
+	{`{"inputs":[{"name":"x","shape":[1],"datatype":"FP32","data":[1]}],"outputs":[{"name":""}]}`, false},
+}
+
+// TestScanInferRequest checks that the one-pass scan takes the requests it
+// should, and decodes each as decodeWireRequest does.
+func TestScanInferRequest(t *testing.T) {
+	for _, tt := range scanCases {
+		got, ok := scanInferRequest([]byte(tt.body), defaultLimits)
+		if ok != tt.scan {
+			t.Errorf("scanInferRequest(%s): ok = %t, want %t", tt.body, ok, tt.scan)
+			continue
+		}
+		want, err := decodeWireRequest([]byte(tt.body), defaultLimits)
+		if ok && (err != nil || !reflect.DeepEqual(got, want)) {
+			t.Errorf("scanInferRequest(%s) = %+v; decodeWireRequest gives %+v, %v", tt.body, got, want, err)
+		}
+		if tt.scan && err != nil {
+			t.Errorf("decodeWireRequest(%s): %v", tt.body, err)
+		}
+	}
+}
+
+// FuzzScanInferRequest checks that whatever the one-pass scan accepts,
+// decodeWireRequest (the reference) accepts too and decodes the same.
+func FuzzScanInferRequest(f *testing.F) {
+	for _, tt := range scanCases {
+		f.Add([]byte(tt.body))
+	}
+	f.Fuzz(func(t *testing.T, body []byte) {
+		got, ok := scanInferRequest(body, defaultLimits)
+		if !ok {
+			return
+		}
+		want, err := decodeWireRequest(body, defaultLimits)
+		if err != nil {
+			t.Fatalf("scan accepted %q, which decodeWireRequest refuses: %v", body, err)
+		}
+		if !reflect.DeepEqual(got, want) {
+			t.Fatalf("%q: scan gives %+v, decodeWireRequest %+v", body, got, want)
+		}
+	})
+}
+
 func TestInferShape(t *testing.T) {
 	tests := []struct {
 		raw  string
