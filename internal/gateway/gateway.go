@@ -183,7 +183,7 @@ func Start(ctx context.Context, cfg config.Config, version string, log *slog.Log
 		t := cfg.Tables
 		g.Tables, err = tables.Open(tables.Options{
 			Dir: filepath.Join(cfg.DataDir, "inference"), MaxFileBytes: int64(t.MaxFileBytes), MaxFileAge: time.Duration(t.MaxFileAge),
-			FlushInterval: time.Duration(t.FlushInterval), QueueSize: t.QueueSize, Spill: t.Spill, Log: log,
+			FlushInterval: time.Duration(t.FlushInterval), QueueSize: t.QueueSize, Spill: t.Spill, Log: log, Clock: g.clock,
 		})
 		if err != nil {
 			return nil, fmt.Errorf("inference tables: %w", err)
