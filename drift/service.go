@@ -265,11 +265,16 @@ func (s *Service) Reload(ctx context.Context, name string) error {
 
 // ModelChanged restarts, after a change of model name (a version
 // registered or deleted, an alias moved), the monitors of the model whose
-// baseline or version it may have changed: those that could not start, and
-// those that now resolve to another version.
+// baseline it may have changed: those that could not start, and those
+// compared with the registered baseline of a version that the reference no
+// longer resolves to. (A time-range baseline does not change with the
+// model's versions, and reading it again would read the table.)
 func (s *Service) ModelChanged(ctx context.Context, name string) error {
 	for _, m := range s.List() {
 		if m.spec.Endpoint != "" || ModelName(m.spec.Model) != name {
+			continue
+		}
+		if m.err == nil && m.spec.Baseline != BaselineModel {
 			continue
 		}
 		if m.err == nil {

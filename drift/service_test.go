@@ -244,3 +244,64 @@ func TestService_LoopOnClock(t *testing.T) {
 		t.Errorf("alert for the window %v to %v, want the minute from %v", a.Window.Start, a.Window.End, fixedNow)
 	}
 }
+
+// TestService_ChangesFromTheHub: a model change starts at once the
+// monitors of that model that could not start, without waiting for their
+// retry; another replica's change of a monitor (in the store, then
+// announced) is rebuilt, and a reload of an unchanged monitor keeps it.
+func TestService_ChangesFromTheHub(t *testing.T) {
+	store := &memStore{specs: map[string]MonitorSpec{"a": modelSpec("a", "lin")}}
+	src := &models{baseline: testBaseline(t, rand.New(rand.NewPCG(1, 1)), 2000), have: map[string]bool{}, calls: map[string]int{}}
+	s, err := NewService(t.Context(), store, src.source, nil, nil, slog.New(slog.DiscardHandler), WithClock(clock.NewFake(fixedNow)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Start(t.Context(), time.Hour)
+	defer s.Close()
+	if st, _ := statusOf(t, s, "a"); st != StatusError {
+		t.Fatalf("a without its model: %s", st)
+	}
+	src.set("lin", true)
+	if err := s.ModelChanged(t.Context(), "other"); err != nil {
+		t.Fatal(err)
+	}
+	if st, _ := statusOf(t, s, "a"); st != StatusError {
+		t.Errorf("a change of another model started a: %s", st)
+	}
+	if err := s.ModelChanged(t.Context(), "lin"); err != nil {
+		t.Fatal(err)
+	}
+	if st, msg := statusOf(t, s, "a"); st != StatusRunning {
+		t.Errorf("a after its model registered: %s %q", st, msg)
+	}
+
+	running, _ := s.Get("a")
+	if err := s.Reload(t.Context(), "a"); err != nil {
+		t.Fatal(err)
+	}
+	if m, _ := s.Get("a"); m != running {
+		t.Error("reloading an unchanged monitor rebuilt it")
+	}
+	changed := modelSpec("a", "lin")
+	changed.MinSamples = 50
+	store.PutMonitor(t.Context(), changed)
+	store.PutMonitor(t.Context(), modelSpec("b", "lin"))
+	for _, name := range []string{"a", "b"} {
+		if err := s.Reload(t.Context(), name); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if m, _ := s.Get("a"); m.Spec().MinSamples != 50 {
+		t.Errorf("a after another replica changed it: min_samples %d", m.Spec().MinSamples)
+	}
+	if st, _ := statusOf(t, s, "b"); st != StatusRunning {
+		t.Errorf("b, created by another replica: %s", st)
+	}
+	store.DeleteMonitor(t.Context(), "b")
+	if err := s.Reload(t.Context(), "b"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Get("b"); err == nil {
+		t.Error("b, deleted by another replica, is still listed")
+	}
+}
