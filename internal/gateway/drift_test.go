@@ -6,12 +6,16 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/mlgate/mlgate/internal/clock"
 )
 
-// TestDriftAlertMetric closes a drifted window and checks the alert is
-// counted in /metrics per monitor and written to the audit trail.
+// TestDriftAlertMetric closes a drifted window, on the gateway's clock, and
+// checks the alert is counted in /metrics per monitor and written to the
+// audit trail.
 func TestDriftAlertMetric(t *testing.T) {
-	g, err := Start(t.Context(), testConfig(t.TempDir()), "test", quiet())
+	clk := clock.NewFake(time.Now())
+	g, err := Start(t.Context(), testConfig(t.TempDir()), "test", quiet(), WithClock(clk))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -27,7 +31,7 @@ func TestDriftAlertMetric(t *testing.T) {
 	if err := g.Server.FlushRecords(t.Context()); err != nil { // the window the predictions were answered in sees them
 		t.Fatal(err)
 	}
-	time.Sleep(1100 * time.Millisecond)
+	clk.Advance(1100 * time.Millisecond)
 	g.Drift.Tick(t.Context())
 
 	if m := call(t, g, "GET", "/metrics", "", nil); !strings.Contains(m, `mlgate_drift_detected_total{monitor="shift"} 1`) {
