@@ -60,7 +60,8 @@ type observation struct {
 	variant  string // its name; "shadow" for a shadow copy
 	shadow   bool
 	selected []int       // the V2 outputs asked for; nil for all
-	p        *prediction // from resolve on; held until the answer is sent
+	p        *prediction // from resolve on (pointing at pred); held until the answer is sent
+	pred     prediction
 	response []byte
 	err      error
 
@@ -136,7 +137,8 @@ func (s *Server) resolve(o *observation) error {
 	if err != nil {
 		return err
 	}
-	o.p = &prediction{Loaded: l}
+	o.pred = prediction{Loaded: l}
+	o.p = &o.pred
 	return nil
 }
 
@@ -266,7 +268,8 @@ func (s *Server) runShadow(o *observation) error {
 	if err != nil {
 		return err
 	}
-	o.p = &prediction{Loaded: l}
+	o.pred = prediction{Loaded: l}
+	o.p = &o.pred
 	if err = s.inputs(o); err == nil {
 		err = s.run(o)
 	}
@@ -282,7 +285,7 @@ func (s *Server) runShadow(o *observation) error {
 func (s *Server) observe(o *observation) {
 	label(o)
 	_, span := s.startSpan(o.ctx, "table.enqueue")
-	o.handOff()
+	o.handOff(s.tables != nil)
 	s.recorder.offer(o)
 	span.End()
 }

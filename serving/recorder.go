@@ -131,11 +131,24 @@ func (r *recorder) send(ctx context.Context, j recordJob) error {
 }
 
 // handOff readies o to outlive its request: it copies the memory the
-// server reuses, once, into the strings the row keeps, and fixes its
-// latency.
-func (o *observation) handOff() {
+// server reuses, once, into the strings the row keeps (when a row is kept),
+// and fixes its latency. The body and the answer share one allocation.
+// The model name asked for is kept only when no version served o (a served
+// one names its own).
+func (o *observation) handOff(row bool) {
 	o.latency = time.Since(o.start)
-	o.request, o.answer = string(o.body), string(o.response)
+	if row {
+		var b strings.Builder
+		b.Grow(len(o.body) + len(o.response))
+		b.Write(o.body)
+		b.Write(o.response)
+		both := b.String()
+		o.request, o.answer = both[:len(o.body)], both[len(o.body):]
+	}
 	o.body, o.response = nil, nil
-	o.model = strings.Clone(truncate(o.model, maxAskedName))
+	if o.p != nil {
+		o.model = o.p.Version.Name
+	} else {
+		o.model = strings.Clone(truncate(o.model, maxAskedName))
+	}
 }

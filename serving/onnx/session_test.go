@@ -220,3 +220,16 @@ func TestRunErrorReadsTheStatusNotTheNodeName(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkRun_Linear_Rows1 is one run of the linear model on one row: the
+// tensors made for ONNX Runtime and the outputs copied back.
+func BenchmarkRun_Linear_Rows1(b *testing.B) {
+	s := load(b, modelzoo.Linear)
+	in := []Tensor{{Name: "x", Type: FP32, Shape: []int64{1, 4}, Data: []float32{1, 2, 3, 4}}}
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := s.Run(in); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

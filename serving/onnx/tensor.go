@@ -79,7 +79,7 @@ func newValue(t Tensor) (ort.Value, error) {
 
 // fromValue copies an ONNX Runtime output into a Tensor.
 func fromValue(name string, v ort.Value) (Tensor, error) {
-	t := Tensor{Name: name, Shape: []int64(v.GetShape().Clone())}
+	t := Tensor{Name: name, Shape: []int64(v.GetShape())} // GetShape returns a copy
 	switch v := v.(type) {
 	case *ort.Tensor[bool]:
 		t.Type, t.Data = Bool, v.GetData()
