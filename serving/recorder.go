@@ -47,10 +47,16 @@ func newRecorder(record func(*observation), log *slog.Logger) *recorder {
 	return r
 }
 
+// recorderTick is how long a busy recorder lets observations gather before
+// it takes them, so that it wakes once a tick rather than once a request
+// (and hands the table writer rows in bursts, which wakes it as seldom). An
+// idle recorder waits on its queue: the first offer wakes it at once.
+const recorderTick = time.Millisecond
+
 func (r *recorder) run() {
 	defer close(r.stopped)
 	for j := range r.jobs {
-		if !r.take(j) {
+		if !r.take(j) || !r.busy() {
 			break
 		}
 	}
@@ -60,6 +66,23 @@ func (r *recorder) run() {
 			r.take(j)
 		default:
 			return
+		}
+	}
+}
+
+// busy takes what gathers each tick until a tick gathers nothing, and
+// reports whether the recorder goes on.
+func (r *recorder) busy() bool {
+	for {
+		time.Sleep(recorderTick)
+		n := len(r.jobs)
+		if n == 0 {
+			return true
+		}
+		for range n {
+			if !r.take(<-r.jobs) {
+				return false
+			}
 		}
 	}
 }
