@@ -18,9 +18,13 @@ import (
 // errors. Call it before Serve.
 func (s *Server) RegisterMetrics(m metric.Meter) error {
 	rm := &requestMetrics{}
+	rm.sets.Store(&map[requestLabels]*labelSet{})
 	var err error
-	if rm.count, err = m.Int64Counter("mlgate_requests",
+	if rm.count, err = m.Int64ObservableCounter("mlgate_requests",
 		metric.WithDescription("Requests answered, by method, route (its template), endpoint, variant, model, version and status.")); err != nil {
+		return err
+	}
+	if _, err := m.RegisterCallback(rm.observe, rm.count); err != nil {
 		return err
 	}
 	if rm.duration, err = m.Float64Histogram("mlgate_request_duration", metric.WithUnit("s"),
@@ -65,7 +69,6 @@ func (s *Server) RegisterMetrics(m metric.Meter) error {
 	}, tablesQueue, shadowQueue, tablesErrors, recorderQueue, recorderDropped); err != nil {
 		return err
 	}
-	rm.sets.Store(&map[requestLabels]*labelSet{})
 	s.requests = rm
 	return nil
 }
@@ -83,20 +86,25 @@ type requestLabels struct {
 
 // requestMetrics count and time requests. The options of each combination
 // of labels are built once, into a map that is copied on addition, so that
-// recording takes no lock and allocates nothing.
+// recording takes no lock and allocates nothing. Requests are counted by
+// combination in an atomic that the counter reads when it is collected,
+// rather than through the SDK on every request (which resolves the
+// attributes each time).
 type requestMetrics struct {
-	count    metric.Int64Counter
+	count    metric.Int64ObservableCounter
 	duration metric.Float64Histogram
 
 	mu   sync.Mutex // serialises additions to sets
 	sets atomic.Pointer[map[requestLabels]*labelSet]
 }
 
-// labelSet holds the options of one combination of labels, as the slices
-// Add and Record take (passed on as they are, they are not copied).
+// labelSet holds one combination of labels: its request count and its
+// options, as the slices Record and Observe take (passed on as they are,
+// they are not copied).
 type labelSet struct {
-	add    []metric.AddOption
-	record []metric.RecordOption
+	requests atomic.Int64
+	record   []metric.RecordOption
+	observe  []metric.ObserveOption
 }
 
 // record counts one request that took d; a nil m records nothing.
@@ -108,8 +116,16 @@ func (m *requestMetrics) record(ctx context.Context, l *requestLabels, d time.Du
 	if !ok {
 		set = m.add(*l)
 	}
-	m.count.Add(ctx, 1, set.add...)
+	set.requests.Add(1)
 	m.duration.Record(ctx, d.Seconds(), set.record...)
+}
+
+// observe reports the request count of every combination of labels seen.
+func (m *requestMetrics) observe(_ context.Context, o metric.Observer) error {
+	for _, set := range *m.sets.Load() {
+		o.ObserveInt64(m.count, set.requests.Load(), set.observe...)
+	}
+	return nil
 }
 
 func (m *requestMetrics) add(l requestLabels) *labelSet {
@@ -128,7 +144,7 @@ func (m *requestMetrics) add(l requestLabels) *labelSet {
 		attribute.String("endpoint", l.endpoint), attribute.String("variant", l.variant),
 		attribute.String("model", l.model), attribute.String("version", version),
 		attribute.String("status", strconv.Itoa(l.status))))
-	set := &labelSet{add: []metric.AddOption{opt}, record: []metric.RecordOption{opt}}
+	set := &labelSet{record: []metric.RecordOption{opt}, observe: []metric.ObserveOption{opt}}
 	next := maps.Clone(sets)
 	next[l] = set
 	m.sets.Store(&next)
