@@ -1,6 +1,7 @@
 package serving
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -8,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unsafe"
 
 	"github.com/gofiber/fiber/v2"
 
@@ -33,7 +35,19 @@ type predictRequest struct {
 // decodePredictRequest parses a predict request, holding its entity and
 // request columns to lim; raw inputs are checked against lim as they are
 // read (rawInputs).
+//
+// A request is read in one pass by scanPredictRequest; one that it
+// declines is decoded by decodeWirePredict, whose answer and error messages
+// are the reference (FuzzScanPredictRequest checks that the two agree).
 func decodePredictRequest(body []byte, lim limits) (*predictRequest, error) {
+	if req, ok := scanPredictRequest(body, lim); ok {
+		return req, nil
+	}
+	return decodeWirePredict(body, lim)
+}
+
+// decodeWirePredict decodes a predict request through encoding/json.
+func decodeWirePredict(body []byte, lim limits) (*predictRequest, error) {
 	var req predictRequest
 	if err := jsonerr.Decode(body, &req); err != nil {
 		return nil, invalidInput("request body: %v", err)
@@ -51,6 +65,116 @@ func decodePredictRequest(body []byte, lim limits) (*predictRequest, error) {
 		return nil, err
 	}
 	return &req, nil
+}
+
+// scanPredictRequest decodes a predict request in one pass over a copy of
+// body, which its strings and raw values then share (the request outlives
+// body: the recorder and shadow copies read it). It declines (ok false)
+// every request decodeWirePredict would refuse, and the valid ones it does
+// not take as they are (as scanInferRequest does, and a null anywhere);
+// whatever it accepts, decodeWirePredict decodes to the same request.
+func scanPredictRequest(body []byte, lim limits) (*predictRequest, bool) {
+	req := &predictRequest{}
+	own := bytes.Clone(body)
+	s := scanner{b: own}
+	var seen uint8
+	// text views the scanned bytes of own, which nothing writes, as a string.
+	text := func(v []byte) string { return unsafe.String(unsafe.SliceData(v), len(v)) }
+	ok := s.object(func(key []byte) bool {
+		var bit uint8
+		switch str(key) {
+		case "request_id":
+			bit = 1
+		case "unit":
+			bit = 2
+		case "entities":
+			bit = 4
+		case "request":
+			bit = 8
+		case "inputs":
+			bit = 16
+		case "debug":
+			bit = 32
+		}
+		if bit == 0 || seen&bit != 0 {
+			return false
+		}
+		seen |= bit
+		switch bit {
+		case 1, 2:
+			v, ok := s.plain()
+			if bit == 1 {
+				req.RequestID = text(v)
+			} else {
+				req.Unit = text(v)
+			}
+			return ok
+		case 4, 8:
+			cols, ok := s.columns(text)
+			if bit == 4 {
+				req.Entities = cols
+			} else {
+				req.Request = cols
+			}
+			return ok
+		case 16:
+			req.Inputs = map[string]json.RawMessage{}
+			return s.object(func(key []byte) bool {
+				raw, ok := s.value()
+				if _, dup := req.Inputs[text(key)]; dup || !ok {
+					return false
+				}
+				req.Inputs[text(key)] = raw
+				return true
+			})
+		}
+		s.ws()
+		switch {
+		case s.literal("true"):
+			req.Debug = true
+		case !s.literal("false"):
+			return false
+		}
+		return true
+	})
+	s.ws()
+	if !ok || s.i != len(s.b) || len(req.RequestID) > maxRequestIDBytes || len(req.Unit) > maxUnitBytes ||
+		lim.checkColumns("entities", req.Entities) != nil || lim.checkColumns("request", req.Request) != nil {
+		return nil, false
+	}
+	return req, true
+}
+
+// columns scans an object of arrays: entity or request columns.
+func (s *scanner) columns(text func([]byte) string) (map[string][]json.RawMessage, bool) {
+	cols := map[string][]json.RawMessage{}
+	ok := s.object(func(key []byte) bool {
+		if _, dup := cols[text(key)]; dup {
+			return false
+		}
+		var vals []json.RawMessage
+		ok := s.array(func() bool {
+			raw, ok := s.value()
+			vals = append(vals, raw)
+			return ok
+		})
+		if vals == nil {
+			vals = []json.RawMessage{} // as encoding/json decodes [], not nil
+		}
+		cols[text(key)] = vals
+		return ok
+	})
+	return cols, ok
+}
+
+// value scans any JSON value but null and returns its text.
+func (s *scanner) value() (json.RawMessage, bool) {
+	s.ws()
+	start := s.i
+	if s.literal("null") || !s.skip(0) {
+		return nil, false
+	}
+	return s.b[start:s.i:s.i], true
 }
 
 // predictRef reads the model reference of a predict route: "name",

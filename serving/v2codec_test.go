@@ -273,6 +273,75 @@ func FuzzDecodePredictRequest(f *testing.F) {
 	})
 }
 
+// predictScanCases are predict request bodies, each one that
+// scanPredictRequest takes (scan true) or one it leaves to
+// decodeWirePredict.
+var predictScanCases = []struct {
+	body string
+	scan bool
+}{
+	{`{"inputs":{"x":[[1,2,3,4]]}}`, true},
+	{`{"unit":"u1","inputs":{"x":[[1,2,3,4]],"z":[1]}}`, true},
+	{` { "request_id" : "r" , "entities" : { "user_id" : [ "u1" , 2 , {"a":[null]} ] } , "request" : { "hour" : [ 13 , 9 ] } , "debug" : true } `, true},
+	{`{"entities":{"user_id":[]},"request":{},"debug":false}`, true},
+	{`{"entities":{"user_id":["\u00e9"]}}`, true},
+	{`{}`, true},
+	{`{"entities":{"user_id":[null]}}`, false},
+	{`{"entities":{"user_id":null}}`, false},
+	{`{"entities":{"user_id":["a"],"user_id":["b"]}}`, false},
+	{`{"Unit":"u1","inputs":{"x":[1]}}`, false},
+	{`{"inputs":{"x":[1]},"inputs":{"x":[2]}}`, false},
+	{`{"inputs":{"x":[1,]}}`, false},
+	{`{"request_id":5}`, false},
+	{`{"debug":"yes"}`, false},
+	{`{"entities":{"user_id":["u1"]}} x`, false},
+	{`[]`, false},
+}
+
+// TestScanPredictRequest checks that the one-pass scan takes the predict
+// requests it should, and decodes each as decodeWirePredict does.
+func TestScanPredictRequest(t *testing.T) {
+	for _, tt := range predictScanCases {
+		got, ok := scanPredictRequest([]byte(tt.body), defaultLimits)
+		if ok != tt.scan {
+			t.Errorf("scanPredictRequest(%s): ok = %t, want %t", tt.body, ok, tt.scan)
+			continue
+		}
+		want, err := decodeWirePredict([]byte(tt.body), defaultLimits)
+		if ok && (err != nil || !reflect.DeepEqual(got, want)) {
+			t.Errorf("scanPredictRequest(%s) = %+v; decodeWirePredict gives %+v, %v", tt.body, got, want, err)
+		}
+	}
+	// The request keeps nothing of the body, which the server reuses.
+	body := []byte(`{"request_id":"r","entities":{"user_id":["u1"]}}`)
+	req, ok := scanPredictRequest(body, defaultLimits)
+	clear(body)
+	if !ok || req.RequestID != "r" || string(req.Entities["user_id"][0]) != `"u1"` {
+		t.Errorf("scanPredictRequest's request changed with its body: %+v", req)
+	}
+}
+
+// FuzzScanPredictRequest checks that whatever the one-pass scan accepts,
+// decodeWirePredict (the reference) accepts too and decodes the same.
+func FuzzScanPredictRequest(f *testing.F) {
+	for _, tt := range predictScanCases {
+		f.Add([]byte(tt.body))
+	}
+	f.Fuzz(func(t *testing.T, body []byte) {
+		got, ok := scanPredictRequest(body, defaultLimits)
+		if !ok {
+			return
+		}
+		want, err := decodeWirePredict(body, defaultLimits)
+		if err != nil {
+			t.Fatalf("scan accepted %q, which decodeWirePredict refuses: %v", body, err)
+		}
+		if !reflect.DeepEqual(got, want) {
+			t.Fatalf("%q: scan gives %+v, decodeWirePredict %+v", body, got, want)
+		}
+	})
+}
+
 // FuzzDecodeOnlineRequest feeds arbitrary bodies to the online-read decoder.
 func FuzzDecodeOnlineRequest(f *testing.F) {
 	for _, seed := range []string{
