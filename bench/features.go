@@ -39,10 +39,11 @@ var (
 	predict100x50 = predictCase{name: "predict-100x50", view: "f50", features: 50, entities: 100, model: modelzoo.Dense50, latency: true}
 )
 
-// The goals of the predict scenarios.
+// The goals of the predict scenarios (issue 11).
 const (
-	predictRatioGoal = 0.6                   // predict-1x10: mlgate ≥ 0.6 × the floor's throughput
-	predictP99Goal   = 20 * time.Millisecond // predict-100x50: mlgate's p99 at -rate
+	predictRatioGoal = 0.85                  // predict-1x10: mlgate ≥ 0.85 × the floor's throughput
+	predictP99Goal   = 10 * time.Millisecond // predict-100x50: mlgate's p99 at -rate
+	predictCPUGoal   = 1.3                   // predict-100x50: mlgate's CPU/request at -rate ≤ 1.3 × the floor's
 	openMaxConns     = 512                   // connections the open loop may open
 )
 
@@ -158,7 +159,7 @@ func startPredict(cfg options, pc predictCase) (sc *scenario, err error) {
 	}
 	closed := &phase{title: fmt.Sprintf("Closed loop, %d workers", cfg.concurrency), key: "closed", workers: cfg.concurrency}
 	if pc.latency {
-		open := &phase{title: fmt.Sprintf("Open loop at %.0f requests/s", cfg.rate), key: "open", rate: cfg.rate, maxConns: openMaxConns, maxP99: predictP99Goal}
+		open := &phase{title: fmt.Sprintf("Open loop at %.0f requests/s", cfg.rate), key: "open", rate: cfg.rate, maxConns: openMaxConns, maxP99: predictP99Goal, maxCPURatio: predictCPUGoal}
 		closed.title += " (throughput, for information)"
 		sc.phases = []*phase{open, closed}
 	} else {

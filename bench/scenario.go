@@ -68,9 +68,10 @@ type phase struct {
 	rate     float64 // open loop: requests started per second, whatever the answers
 	maxConns int     // open loop: connections at most
 	// Goals, checked on the second target (mlgate); zero for none.
-	minRatio float64       // throughput ≥ minRatio × the floor's
-	maxP99   time.Duration // p99 below maxP99 in every round
-	runs     [][]*result   // [target][round]
+	minRatio    float64       // throughput ≥ minRatio × the floor's
+	maxP99      time.Duration // p99 below maxP99 in every round
+	maxCPURatio float64       // CPU/request ≤ maxCPURatio × the floor's (the means)
+	runs        [][]*result   // [target][round]
 }
 
 func (p *phase) open() bool { return p.rate > 0 }
@@ -298,7 +299,11 @@ func (sc *scenario) phaseMarkdown(b *strings.Builder, cfg options, p *phase, sid
 			p.rate, fmtLatency(worst.percentile(0.99)), fmtLatency(worstFloor.percentile(0.99)), fmtLatency(p.maxP99), p.rate,
 			verdict(worst.percentile(0.99) < p.maxP99 && worst.errors == 0))
 	}
-	if p.minRatio == 0 && p.maxP99 == 0 {
+	if p.maxCPURatio > 0 {
+		cpu := float64(gw.cpu) / float64(floor.cpu)
+		fmt.Fprintf(b, " Goal (%s CPU/request ≤ %g × %s's): **%s** (%.2f×).", gwName, p.maxCPURatio, floorName, verdict(cpu <= p.maxCPURatio), cpu)
+	}
+	if p.minRatio == 0 && p.maxP99 == 0 && p.maxCPURatio == 0 {
 		b.WriteString(" (For information; no goal.)")
 	}
 	b.WriteString("\n")
