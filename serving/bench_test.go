@@ -3,13 +3,8 @@ package serving
 import (
 	"encoding/json"
 	"fmt"
-	"net"
 	"testing"
 
-	"github.com/valyala/fasthttp"
-	"github.com/valyala/fasthttp/fasthttputil"
-
-	"github.com/mlgate/mlgate/internal/modelzoo"
 	"github.com/mlgate/mlgate/serving/onnx"
 )
 
@@ -19,7 +14,7 @@ func linearRequest(b *testing.B, rows int) []byte {
 	for i := range data {
 		data[i] = float32(i) * 0.25
 	}
-	raw, err := json.Marshal(map[string]any{"id": "bench", "inputs": []v2Input{{"x", []int64{int64(rows), 4}, "FP32", data}}})
+	raw, err := json.Marshal(map[string]any{"id": "bench", "inputs": []map[string]any{{"name": "x", "shape": []int64{int64(rows), 4}, "datatype": "FP32", "data": data}}})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -67,38 +62,4 @@ func BenchmarkEncodeInferResponse(b *testing.B) {
 			}
 		})
 	}
-}
-
-// BenchmarkInfer measures a whole V2 inference through the server: HTTP
-// parsing, routing, auth, decoding, the catalog, ONNX Runtime and encoding,
-// over an in-memory connection so that no socket noise is counted.
-func BenchmarkInfer(b *testing.B) {
-	g := startGateway(b)
-	g.register("linear", modelzoo.Linear)
-	srv := g.catalogServer(b)
-	for _, rows := range []int{1, 100} {
-		b.Run(fmt.Sprintf("Linear_Rows%d", rows), func(b *testing.B) {
-			body := linearRequest(b, rows)
-			req, resp := fasthttp.AcquireRequest(), fasthttp.AcquireResponse()
-			req.SetRequestURI("http://mlgate/v2/models/linear/infer")
-			req.Header.SetMethod(fasthttp.MethodPost)
-			req.SetBody(body)
-			b.ReportAllocs()
-			for b.Loop() {
-				if err := srv.Do(req, resp); err != nil || resp.StatusCode() != 200 {
-					b.Fatalf("%v %d %s", err, resp.StatusCode(), resp.Body())
-				}
-			}
-		})
-	}
-}
-
-// catalogServer serves a second Server over g's registry and catalog on an
-// in-memory listener and returns a client for it.
-func (g *gateway) catalogServer(b *testing.B) *fasthttp.HostClient {
-	ln := fasthttputil.NewInmemoryListener()
-	srv := New(Options{MaxBodyBytes: 1 << 20, Version: "bench"}, Deps{Registry: g.reg, Catalog: g.catalog, Features: g.features, Auth: g.authn, Log: g.log})
-	go srv.Serve(ln)
-	b.Cleanup(func() { srv.Shutdown(b.Context()) })
-	return &fasthttp.HostClient{Addr: "mlgate", Dial: func(string) (net.Conn, error) { return ln.Dial() }}
 }

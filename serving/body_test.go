@@ -1,8 +1,7 @@
-package serving
+package serving_test
 
 import (
 	"bytes"
-	"compress/flate"
 	"compress/gzip"
 	"fmt"
 	"io"
@@ -11,14 +10,15 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
-	"testing/iotest"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
 
 	"github.com/mlgate/mlgate/internal/auth"
+	"github.com/mlgate/mlgate/internal/config"
 	"github.com/mlgate/mlgate/internal/modelzoo"
 	"github.com/mlgate/mlgate/internal/recovery"
+	"github.com/mlgate/mlgate/serving"
 )
 
 func gzipped(t *testing.T, b []byte) []byte {
@@ -58,7 +58,7 @@ func (g *gateway) send(method, path string, header map[string]string, body []byt
 // body is read when its length is declared; compressed bodies are decoded
 // within the same limit.
 func TestBodyLimits(t *testing.T) {
-	g := startGateway(t, withMaxModelBytes(1<<20), withOptions(func(o *Options) { o.MaxBodyBytes = 64 << 10 }))
+	g := startGateway(t, withMaxModelBytes(1<<20), withConfig(func(c *config.Config) { c.Server.MaxBodyBytes = 64 << 10 }))
 	g.register("linear", modelzoo.Linear)
 	infer := []byte(`{"inputs":[{"name":"x","shape":[1,4],"datatype":"FP32","data":[1,2,3,4]}]}`)
 	big := append(append([]byte(`{"id":"`), bytes.Repeat([]byte("x"), 100<<10)...), `"}`...)
@@ -125,7 +125,7 @@ func TestAuthBeforeBody(t *testing.T) {
 // TestBodyMemoryBudget: bodies beyond server.max_body_memory at once wait
 // their turn: 503 with Retry-After.
 func TestBodyMemoryBudget(t *testing.T) {
-	g := startGateway(t, withOptions(func(o *Options) { o.MaxBodyMemory = 100 }))
+	g := startGateway(t, withConfig(func(c *config.Config) { c.Server.MaxBodyMemory = 100 }))
 	g.register("linear", modelzoo.Linear)
 	small := []byte(`{"inputs":[{"name":"x","shape":[1,4],"datatype":"FP32","data":[1,2,3,4]}]}`)
 	if r := g.do("POST", "/v2/models/linear/infer", "application/json", small); r.status != 200 {
@@ -147,7 +147,7 @@ func TestBodyMemoryBudget(t *testing.T) {
 // the panic is counted, and the server goes on.
 func TestPanicIsA500(t *testing.T) {
 	g := startGateway(t)
-	srv := New(Options{MaxBodyBytes: 1 << 20}, Deps{Registry: g.reg, Catalog: g.catalog, Auth: g.authn, Log: g.log})
+	srv := serving.New(serving.Options{MaxBodyBytes: 1 << 20}, serving.Deps{Registry: g.reg, Catalog: g.catalog, Auth: g.authn, Log: g.log})
 	srv.App().Get("/test/panic", func(*fiber.Ctx) error {
 		var m map[string]int
 		m["x"] = 1 // the nil-map assignment that once took the process down
@@ -156,7 +156,7 @@ func TestPanicIsA500(t *testing.T) {
 	call := func(path, requestID string) (int, string) {
 		req := httptest.NewRequest("GET", path, nil)
 		if requestID != "" {
-			req.Header.Set(HeaderRequestID, requestID)
+			req.Header.Set(serving.HeaderRequestID, requestID)
 		}
 		resp, err := srv.App().Test(req)
 		if err != nil {
@@ -185,7 +185,7 @@ func TestPanicIsA500(t *testing.T) {
 // data, however a store's error spells it.
 func TestErrorsHideDataDir(t *testing.T) {
 	g := startGateway(t)
-	srv := New(Options{MaxBodyBytes: 1 << 20, DataDir: g.dataDir}, Deps{Registry: g.reg, Catalog: g.catalog, Auth: g.authn, Log: g.log})
+	srv := serving.New(serving.Options{MaxBodyBytes: 1 << 20, DataDir: g.dataDir}, serving.Deps{Registry: g.reg, Catalog: g.catalog, Auth: g.authn, Log: g.log})
 	srv.App().Get("/test/fail", func(*fiber.Ctx) error {
 		return fmt.Errorf("open %s/registry.db: input/output error", g.dataDir)
 	})
@@ -198,54 +198,4 @@ func TestErrorsHideDataDir(t *testing.T) {
 	if resp.StatusCode != 500 || strings.Contains(string(body), g.dataDir) || !strings.Contains(string(body), "open [data_dir]/registry.db") {
 		t.Errorf("answer %d %s: want the data directory written [data_dir]", resp.StatusCode, body)
 	}
-}
-
-// FuzzDecodeBody: a compressed body decodes to at most the limit, or is
-// refused with a client error; nothing panics.
-func FuzzDecodeBody(f *testing.F) {
-	var gz, fl bytes.Buffer
-	zw := gzip.NewWriter(&gz)
-	zw.Write([]byte(`{"inputs": []}`))
-	zw.Close()
-	fw, _ := flate.NewWriter(&fl, flate.BestSpeed)
-	fw.Write(bytes.Repeat([]byte("a"), 5000))
-	fw.Close()
-	f.Add("gzip", gz.Bytes())
-	f.Add("deflate", fl.Bytes())
-	f.Add("gzip", []byte("not gzip"))
-	f.Add("br", []byte("x"))
-	f.Fuzz(func(t *testing.T, enc string, raw []byte) {
-		const limit = 4096
-		out, err := decode(enc, raw, limit)
-		if err != nil {
-			if code := statusOf(err); code < 400 || code >= 500 {
-				t.Fatalf("decode error %v is a %d", err, code)
-			}
-			return
-		}
-		if len(out) > limit {
-			t.Fatalf("decoded %d bytes, over the limit of %d", len(out), limit)
-		}
-	})
-}
-
-// FuzzCopyLimited: a body is read whole when within the limit, and refused
-// with a 413 when over it.
-func FuzzCopyLimited(f *testing.F) {
-	f.Add([]byte("{}"), int64(2))
-	f.Add([]byte("{}"), int64(1))
-	f.Add(bytes.Repeat([]byte("x"), 3000), int64(1000))
-	f.Fuzz(func(t *testing.T, body []byte, limit int64) {
-		if limit < 0 || limit > 1<<20 {
-			return
-		}
-		var buf bytes.Buffer
-		err := copyLimited(&buf, iotest.HalfReader(bytes.NewReader(body)), limit)
-		switch {
-		case int64(len(body)) > limit && statusOf(err) != 413:
-			t.Fatalf("%d bytes over a limit of %d: %v", len(body), limit, err)
-		case int64(len(body)) <= limit && (err != nil || !bytes.Equal(buf.Bytes(), body)):
-			t.Fatalf("%d bytes within a limit of %d: %v, read %d", len(body), limit, err, buf.Len())
-		}
-	})
 }

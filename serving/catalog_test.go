@@ -1,4 +1,4 @@
-package serving
+package serving_test
 
 import (
 	"fmt"
@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/mlgate/mlgate/internal/modelzoo"
+	"github.com/mlgate/mlgate/serving"
 	"github.com/mlgate/mlgate/serving/onnx"
 )
 
@@ -87,7 +88,7 @@ func TestDeletedVersionDrains(t *testing.T) {
 	if _, err := g.catalog.Acquire("linear", "1"); err == nil {
 		t.Fatal("a deleted version must not be served to new requests")
 	}
-	if n := held.refs.Load(); n != 1 {
+	if n := held.Refs(); n != 1 {
 		t.Fatalf("references to the retired session = %d, want 1 (the request's)", n)
 	}
 	out, err := held.Run([]onnx.Tensor{{Name: "x", Type: onnx.FP32, Shape: []int64{1, 4}, Data: []float32{0, 1, 2, 3}}})
@@ -98,7 +99,7 @@ func TestDeletedVersionDrains(t *testing.T) {
 		t.Errorf("retired session answered %s", got)
 	}
 	held.Release()
-	if n := held.refs.Load(); n != 0 {
+	if n := held.Refs(); n != 0 {
 		t.Errorf("references after release = %d, want 0 (closed)", n)
 	}
 }
@@ -111,7 +112,7 @@ func TestSessionsSurviveTagChanges(t *testing.T) {
 	g.json(http.MethodPut, "/v1/models/linear/versions/1/tags/validation_status", map[string]string{"value": "PASSED"})
 	after, _ := g.catalog.Acquire("linear", "1")
 	defer after.Release()
-	if after.session != before.session {
+	if after.Session != before.Session {
 		t.Error("a tag change must not reload the session")
 	}
 	if after.Version.Status != "PASSED" {
@@ -124,7 +125,7 @@ func TestSessionsSurviveTagChanges(t *testing.T) {
 func TestLoadErrorHidesPaths(t *testing.T) {
 	g := startGateway(t)
 	g.register("linear", modelzoo.Linear)
-	c := NewCatalog(g.reg, func(path string) (*onnx.Session, error) {
+	c := serving.NewCatalog(g.reg, func(path string) (*onnx.Session, error) {
 		return nil, fmt.Errorf("Load model from %s failed: protobuf parsing failed (next to %s)", path, filepath.Join(filepath.Dir(path), "other.onnx"))
 	}, nil, g.log)
 	if err := c.Sync(t.Context()); err != nil {

@@ -1,4 +1,4 @@
-package serving
+package serving_test
 
 import (
 	"encoding/json"
@@ -14,8 +14,10 @@ import (
 	"time"
 
 	"github.com/mlgate/mlgate/drift"
+	"github.com/mlgate/mlgate/internal/clock"
 	"github.com/mlgate/mlgate/internal/modelzoo"
 	"github.com/mlgate/mlgate/registry"
+	"github.com/mlgate/mlgate/serving"
 )
 
 // normalRows returns n rows of 4 features drawn from N(mean_j, 1).
@@ -45,6 +47,13 @@ func linearBaseline(t *testing.T) string {
 		t.Fatal(err)
 	}
 	return string(raw)
+}
+
+// monitorReport is a monitor's report as GET /v1/monitors/:monitor/report
+// answers it.
+type monitorReport struct {
+	drift.MonitorReport
+	Performance []serving.Performance `json:"performance"`
 }
 
 // sendRows predicts rows on model linear, 50 a request.
@@ -81,7 +90,8 @@ func TestDriftRaisesSignedRetriedAlert(t *testing.T) {
 	}))
 	defer hook.Close()
 
-	g := startGateway(t)
+	clk := clock.NewFake(time.Now())
+	g := startGateway(t, withClock(clk))
 	raw, _ := os.ReadFile(modelzoo.Path(modelzoo.Linear))
 	if r := g.upload("linear", raw, `{"baseline": `+linearBaseline(t)+`}`); r.status != 201 {
 		t.Fatalf("register: %d %s", r.status, r.body)
@@ -96,8 +106,8 @@ func TestDriftRaisesSignedRetriedAlert(t *testing.T) {
 		if err := g.server.FlushRecords(t.Context()); err != nil { // the window the rows were answered in sees them
 			t.Fatal(err)
 		}
-		time.Sleep(1100 * time.Millisecond)
-		g.drift.Tick(t.Context())
+		clk.Advance(1100 * time.Millisecond) // the window ends: the monitors' loop may close it
+		g.drift.Tick(t.Context())            // or this, before the report is read
 	}
 	for range 3 {
 		window([4]float64{})
@@ -122,7 +132,12 @@ func TestDriftRaisesSignedRetriedAlert(t *testing.T) {
 	if !last.Drifted || !last.Alerted {
 		t.Fatalf("the shifted window: %+v", last)
 	}
-	waitFor(t, func() bool { mu.Lock(); defer mu.Unlock(); return delivered != nil })
+	waitFor(t, func() bool {
+		clk.Advance(time.Second) // the webhook's backoff
+		mu.Lock()
+		defer mu.Unlock()
+		return delivered != nil
+	})
 	var alert drift.Alert
 	json.Unmarshal(delivered, &alert)
 	features := map[string]bool{}

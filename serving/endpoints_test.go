@@ -1,4 +1,4 @@
-package serving
+package serving_test
 
 import (
 	"context"
@@ -15,6 +15,7 @@ import (
 	"github.com/mlgate/mlgate/internal/modelzoo"
 	"github.com/mlgate/mlgate/registry"
 	"github.com/mlgate/mlgate/router"
+	"github.com/mlgate/mlgate/serving"
 )
 
 // splitGateway serves model "linear": version 1 (champion) and version 2
@@ -144,7 +145,7 @@ func TestSplitIsStickyAndStable(t *testing.T) {
 func TestVariantOverrideAndAnswer(t *testing.T) {
 	g := splitGateway(t)
 	req, _ := http.NewRequest("POST", g.url+"/v1/endpoints/churn/predict", strings.NewReader(`{`+linearInputs+`}`))
-	req.Header.Set(HeaderVariant, "treatment")
+	req.Header.Set(serving.HeaderVariant, "treatment")
 	resp, err := g.client.Do(req)
 	if err != nil {
 		t.Fatal(err)
@@ -153,11 +154,11 @@ func TestVariantOverrideAndAnswer(t *testing.T) {
 	json.NewDecoder(resp.Body).Decode(&a)
 	resp.Body.Close()
 	if resp.StatusCode != 200 || a.Variant != "treatment" || a.Model.Version != 2 || string(a.Outputs["y"]) != "[[18.5,21]]" ||
-		resp.Header.Get(HeaderVariant) != "treatment" || resp.Header.Get(HeaderModel) != "linear/2" {
+		resp.Header.Get(serving.HeaderVariant) != "treatment" || resp.Header.Get(serving.HeaderModel) != "linear/2" {
 		t.Errorf("override answer %d %+v, headers %v", resp.StatusCode, a, resp.Header)
 	}
 	req, _ = http.NewRequest("POST", g.url+"/v1/endpoints/churn/predict", strings.NewReader(`{`+linearInputs+`}`))
-	req.Header.Set(HeaderVariant, "nope")
+	req.Header.Set(serving.HeaderVariant, "nope")
 	resp, _ = g.client.Do(req)
 	resp.Body.Close()
 	if resp.StatusCode != 400 {
@@ -166,7 +167,7 @@ func TestVariantOverrideAndAnswer(t *testing.T) {
 
 	// V2 through the endpoint: the same routing, the same headers.
 	req, _ = http.NewRequest("POST", g.url+"/v2/models/churn/infer", strings.NewReader(`{"inputs":[{"name":"x","shape":[1,4],"datatype":"FP32","data":[0,1,2,3]}]}`))
-	req.Header.Set(HeaderVariant, "control")
+	req.Header.Set(serving.HeaderVariant, "control")
 	resp, _ = g.client.Do(req)
 	var v2 struct {
 		ModelName  string            `json:"model_name"`
@@ -282,14 +283,14 @@ func TestShadowNeverTouchesAnswers(t *testing.T) {
 	// while callers are answered as before.
 	release := make(chan struct{})
 	defer close(release)
-	g = startGateway(t, withShadowRunner(func(*observation) error {
+	g = startGateway(t, withShadowRunner(func() error {
 		<-release
 		return context.Canceled
 	}))
 	g.register("linear", modelzoo.Linear)
 	g.must("PUT", "/v1/endpoints/churn", `{"variants": [{"name": "control", "model": "linear", "weight": 1}],
 		"shadow": {"model": "linear", "percent": 100}}`, 201)
-	send(shadowQueue + 100)
+	send(serving.ShadowQueue + 100)
 	if s := shadowStats(); s.Dropped < 90 {
 		t.Errorf("a stuck shadow dropped %d copies, want at least 90", s.Dropped)
 	}
@@ -347,7 +348,6 @@ func TestCanaryPromotes(t *testing.T) {
 	g.register("linear", modelzoo.Linear) // version 2: the same model, a new version
 	g.setAlias("linear", "champion", 1)
 	g.must("PUT", "/v1/endpoints/churn", `{"variants": [{"name": "control", "model": "linear@champion", "weight": 100}]}`, 201)
-	g.router.Start(50 * time.Millisecond)
 
 	stop := make(chan struct{})
 	wait := g.drive(stop)
@@ -388,7 +388,6 @@ func TestCanaryRollsBack(t *testing.T) {
 	g.register("linear", modelzoo.Linear)
 	g.register("fragile", modelzoo.Fragile)
 	g.must("PUT", "/v1/endpoints/churn", `{"variants": [{"name": "control", "model": "linear", "weight": 100}]}`, 201)
-	g.router.Start(50 * time.Millisecond)
 
 	stop := make(chan struct{})
 	wait := g.drive(stop)

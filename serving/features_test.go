@@ -1,4 +1,4 @@
-package serving
+package serving_test
 
 import (
 	"encoding/json"
@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mlgate/mlgate/internal/config"
 	"github.com/mlgate/mlgate/internal/modelzoo"
 	"github.com/mlgate/mlgate/serving/onnx"
 )
@@ -85,7 +86,7 @@ func testPredictWithFeatures(t *testing.T, store string) {
 		onnx.Tensor{Name: "a", Type: onnx.FP32, Shape: []int64{4, 3}, Data: a},
 		onnx.Tensor{Name: "b", Type: onnx.Int64, Shape: []int64{4, 2}, Data: b})
 	for _, w := range want {
-		wantJSON := appendNested(nil, w.Data, w.Shape)
+		wantJSON := nestedJSON(t, w.Data, w.Shape)
 		if !sameJSON(t, got.Outputs[w.Name], wantJSON) {
 			t.Errorf("output %s = %s, want %s", w.Name, got.Outputs[w.Name], wantJSON)
 		}
@@ -316,7 +317,7 @@ type onlineAnswer struct {
 // TestOnlineReadBounds checks that an online read's answer, rows × features
 // values, is held to limits.max_tensor_elements before anything is read.
 func TestOnlineReadBounds(t *testing.T) {
-	g := startGateway(t, withOptions(func(o *Options) { o.MaxTensorElements = 4 }))
+	g := startGateway(t, withConfig(func(c *config.Config) { c.Limits.MaxTensorElements = 4 }))
 	g.must("PUT", "/v1/feature-views/user", userView, 201)
 	tests := []struct {
 		features string

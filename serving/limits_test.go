@@ -1,87 +1,23 @@
-package serving
+package serving_test
 
 import (
 	"io"
 	"net/http"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/mlgate/mlgate/internal/auth"
+	"github.com/mlgate/mlgate/internal/config"
 	"github.com/mlgate/mlgate/internal/modelzoo"
+	"github.com/mlgate/mlgate/serving"
 )
-
-// TestDecodeLimits runs each decoder of outside input over the bounds of
-// small limits: over a bound is a 400 or 413 that names it, at the bound is
-// accepted.
-func TestDecodeLimits(t *testing.T) {
-	lim := limitsOf(Options{MaxRows: 2, MaxTensorElements: 6, MaxStringBytes: 4})
-	v2 := func(shape, datatype, data string) func() error {
-		return func() error {
-			_, err := decodeInferRequest([]byte(`{"inputs":[{"name":"x","shape":`+shape+`,"datatype":"`+datatype+`","data":`+data+`}]}`), lim)
-			return err
-		}
-	}
-	predict := func(body string) func() error {
-		return func() error { _, err := decodePredictRequest([]byte(body), lim); return err }
-	}
-	online := func(body string) func() error {
-		return func() error { _, err := decodeOnlineRequest([]byte(body), lim); return err }
-	}
-	tests := []struct {
-		name   string
-		decode func() error
-		status int
-		want   string
-	}{
-		{"v2 at the bounds", v2(`[2,3]`, "FP32", `[1,2,3,4,5,6]`), 0, ""},
-		{"v2 batch", v2(`[3,1]`, "FP32", `[1,2,3]`), 400, `input "x": a batch of 3 rows (shape[0]) is more than limits.max_rows (2)`},
-		{"v2 elements", v2(`[1,7]`, "FP32", `[1,2,3,4,5,6,7]`), 413, `input "x": shape [1,7] holds 7 elements, more than limits.max_tensor_elements (6)`},
-		{"v2 elements of a lying shape", v2(`[2,1000000000]`, "FP32", `[1]`), 413, "limits.max_tensor_elements"},
-		{"v2 string at the bound", v2(`[1]`, "BYTES", `["\u00e9\u00e9"]`), 0, ""},
-		{"v2 string", v2(`[2]`, "BYTES", `["ok", "abcde"]`), 400, `input "x": data[1] (flattened): a string of 5 bytes is longer than limits.max_string_bytes (4)`},
-		{"predict entities at the bounds", predict(`{"entities": {"id": ["abcd", 1234]}, "request": {"h": [1, 2]}}`), 0, ""},
-		{"predict entity rows", predict(`{"entities": {"id": ["a", "b", "c"]}}`), 400, "entities.id: 3 rows is more than limits.max_rows (2)"},
-		{"predict request rows", predict(`{"request": {"h": [1, 2, 3]}}`), 400, "request.h: 3 rows is more than limits.max_rows (2)"},
-		{"predict entity string", predict(`{"entities": {"id": ["abcde"]}}`), 400, "entities.id[0]: a string of 5 bytes is longer than limits.max_string_bytes (4)"},
-		{"predict escaped string at the bound", predict(`{"entities": {"id": ["\u00e9\u00e9"]}}`), 0, ""},
-		{"predict request string", predict(`{"request": {"s": ["a", "\u00e9\u00e9\u00e9"]}}`), 400, "request.s[1]: a string of 6 bytes"},
-		{"online at the bounds", online(`{"features": ["v:f"], "entities": {"id": ["a", "b"]}}`), 0, ""},
-		{"online rows", online(`{"features": ["v:f"], "entities": {"id": ["a", "b", "c"]}}`), 400, "entities.id: 3 rows is more than limits.max_rows (2)"},
-		{"online string", online(`{"features": ["v:f"], "entities": {"id": ["abcdef"]}}`), 400, "limits.max_string_bytes (4)"},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			err := tt.decode()
-			if tt.status == 0 {
-				if err != nil {
-					t.Fatalf("refused: %v", err)
-				}
-				return
-			}
-			if err == nil {
-				t.Fatal("accepted")
-			}
-			if got := statusOf(err); got != tt.status || !strings.Contains(err.Error(), tt.want) {
-				t.Errorf("%d %q, want %d containing %q", got, err, tt.status, tt.want)
-			}
-		})
-	}
-}
-
-func TestLimitsOf(t *testing.T) {
-	if got := limitsOf(Options{}); got != defaultLimits {
-		t.Errorf("limitsOf(zero) = %+v, want the defaults %+v", got, defaultLimits)
-	}
-	if got := limitsOf(Options{MaxRows: 1, MaxTensorElements: 2, MaxStringBytes: 3}); got != (limits{1, 2, 3}) {
-		t.Errorf("limitsOf = %+v", got)
-	}
-}
 
 // TestLimitsOverHTTP sends requests over each bound to a real server: the
 // answer is a 400 or 413 naming the bound, and nothing is written.
 func TestLimitsOverHTTP(t *testing.T) {
-	g := startGateway(t, withOptions(func(o *Options) { o.MaxRows, o.MaxTensorElements, o.MaxStringBytes = 2, 8, 4 }))
+	g := startGateway(t, withConfig(func(c *config.Config) {
+		c.Limits.MaxRows, c.Limits.MaxTensorElements, c.Limits.MaxStringBytes = 2, 8, 4
+	}))
 	g.register("linear", modelzoo.Linear)
 	if r := g.do("PUT", "/v1/feature-views/v", "application/json",
 		[]byte(`{"entities": ["id"], "features": [{"name": "f", "type": "float"}, {"name": "s", "type": "string"}]}`)); r.status != 201 {
@@ -128,7 +64,7 @@ func TestRateLimit(t *testing.T) {
 		{Name: "app", SHA256: keyFor("k-app"), Roles: []auth.Role{auth.Predict}},
 		{Name: "root", SHA256: keyFor("k-root"), Roles: []auth.Role{auth.Admin}},
 	}
-	g := startGateway(t, withKeys(keys...), withLimiter(auth.NewLimiter(keys, map[auth.Role]auth.Limit{auth.Predict: {Rate: 0.001, Burst: 1}})))
+	g := startGateway(t, withKeys(keys...), withRoleLimit(auth.Predict, 0.001, 1))
 	g.apiKey = "k-app"
 	if r := g.do("GET", "/v1/models", "", nil); r.status != 200 {
 		t.Fatalf("first request: %d %s", r.status, r.body)
@@ -157,17 +93,6 @@ func TestRateLimit(t *testing.T) {
 	}
 }
 
-func TestRetryAfter(t *testing.T) {
-	for _, tt := range []struct {
-		wait time.Duration
-		want int64
-	}{{0, 1}, {time.Nanosecond, 1}, {time.Second, 1}, {time.Second + 1, 2}, {90 * time.Second, 90}} {
-		if got := retryAfter(tt.wait); got != tt.want {
-			t.Errorf("retryAfter(%s) = %d, want %d", tt.wait, got, tt.want)
-		}
-	}
-}
-
 // TestIdentifierBounds: ids and units a caller sends are keys and labels,
 // not documents: over 256 bytes is a 400 that names the field.
 func TestIdentifierBounds(t *testing.T) {
@@ -182,7 +107,7 @@ func TestIdentifierBounds(t *testing.T) {
 		{"v2 id", "/v2/models/linear/infer", `{"id":"` + long + `","inputs":[{"name":"x","shape":[1,4],"datatype":"FP32","data":[1,2,3,4]}]}`, nil, "id: 300 bytes is longer than 256"},
 		{"predict request_id", "/v1/models/linear/predict", `{"request_id":"` + long + `","inputs":{"x":[[1,2,3,4]]}}`, nil, "request_id: 300 bytes is longer than 256"},
 		{"predict unit", "/v1/endpoints/e/predict", `{"unit":"` + long + `","inputs":{"x":[[1,2,3,4]]}}`, nil, "unit: 300 bytes is longer than 256"},
-		{"unit header", "/v1/endpoints/e/predict", `{"inputs":{"x":[[1,2,3,4]]}}`, map[string]string{HeaderUnit: long}, "X-Mlgate-Unit: 300 bytes is longer than 256"},
+		{"unit header", "/v1/endpoints/e/predict", `{"inputs":{"x":[[1,2,3,4]]}}`, map[string]string{serving.HeaderUnit: long}, "X-Mlgate-Unit: 300 bytes is longer than 256"},
 	}
 	if r := g.do("PUT", "/v1/endpoints/e", "application/json", []byte(`{"variants":[{"name":"a","model":"linear/1","weight":100}]}`)); r.status >= 300 {
 		t.Fatalf("put endpoint: %d %s", r.status, r.body)

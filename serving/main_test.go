@@ -1,4 +1,4 @@
-package serving
+package serving_test
 
 import (
 	"bytes"
@@ -7,29 +7,25 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"os"
-	"path/filepath"
 	"testing"
 	"time"
 
+	"github.com/gocql/gocql"
+
 	"github.com/mlgate/mlgate/drift"
-	driftbolt "github.com/mlgate/mlgate/drift/bolt"
 	"github.com/mlgate/mlgate/featurestore"
-	"github.com/mlgate/mlgate/featurestore/cassandra"
-	"github.com/mlgate/mlgate/featurestore/embedded"
-	"github.com/mlgate/mlgate/featurestore/redis"
 	"github.com/mlgate/mlgate/internal/auth"
-	"github.com/mlgate/mlgate/internal/changes"
+	"github.com/mlgate/mlgate/internal/clock"
+	"github.com/mlgate/mlgate/internal/config"
+	root "github.com/mlgate/mlgate/internal/gateway"
 	"github.com/mlgate/mlgate/internal/modelzoo"
 	"github.com/mlgate/mlgate/internal/telemetry"
 	"github.com/mlgate/mlgate/internal/testservers"
 	"github.com/mlgate/mlgate/registry"
-	"github.com/mlgate/mlgate/registry/bolt"
-	"github.com/mlgate/mlgate/registry/localfs"
 	"github.com/mlgate/mlgate/router"
-	routerbolt "github.com/mlgate/mlgate/router/bolt"
+	"github.com/mlgate/mlgate/serving"
 	"github.com/mlgate/mlgate/serving/onnx"
 	"github.com/mlgate/mlgate/serving/tables"
 )
@@ -48,44 +44,44 @@ func TestMain(m *testing.M) {
 	os.Exit(m.Run())
 }
 
-// gateway is a real mlgate stack (bbolt, disk artifacts, ONNX Runtime, fiber)
-// listening on a loopback port, with a client for it.
+// gateway is a real mlgate, assembled by the composition root
+// (internal/gateway) as `mlgate serve` assembles it, listening on a loopback
+// port, with a client for it.
 type gateway struct {
 	t        testing.TB
 	url      string
 	dataDir  string
 	reg      *registry.Registry
-	catalog  *Catalog
+	catalog  *serving.Catalog
 	features *featurestore.Service
 	router   *router.Service
 	drift    *drift.Service
 	tables   *tables.Writer
-	server   *Server
-	authn    *auth.Authenticator
-	log      *slog.Logger
-	client   *http.Client
-	apiKey   string
+	server   *serving.Server
+	// authn holds the gateway's keys, for a second server over its parts.
+	authn  *auth.Authenticator
+	log    *slog.Logger
+	client *http.Client
+	apiKey string
 }
 
 type gatewayOption func(*gatewayConfig)
 
 type gatewayConfig struct {
-	keys          []auth.Key
-	maxModelBytes int64
-	stores        []string // online stores besides the embedded one
-	shadowRun     func(o *observation) error
-	limiter       *auth.Limiter
-	options       func(*Options) // edits the server's options
-	// tracing, metrics and log, when set, trace the requests and feature
-	// reads, record and serve the server's metrics, and log (see
-	// trace_test.go).
+	cfg       config.Config
+	keys      []auth.Key
+	stores    []string // online stores besides the embedded one
+	shadowRun func() error
+	clock     clock.Clock
+	// tracing and metrics, when set, trace the requests and feature reads,
+	// and record the metrics served at /metrics.
 	tracing *telemetry.Tracing
 	metrics *telemetry.Metrics
 	log     *slog.Logger
 }
 
 // withShadowRunner replaces how shadow copies run.
-func withShadowRunner(run func(o *observation) error) gatewayOption {
+func withShadowRunner(run func() error) gatewayOption {
 	return func(c *gatewayConfig) { c.shadowRun = run }
 }
 
@@ -95,142 +91,136 @@ func withStore(name string) gatewayOption {
 	return func(c *gatewayConfig) { c.stores = append(c.stores, name) }
 }
 
-// withLimiter holds callers to the rates of l.
-func withLimiter(l *auth.Limiter) gatewayOption {
-	return func(c *gatewayConfig) { c.limiter = l }
+// withRoleLimit holds the callers of role to rate requests per second,
+// burst at once (auth.role_limits).
+func withRoleLimit(role auth.Role, rate float64, burst int) gatewayOption {
+	return func(c *gatewayConfig) {
+		c.cfg.Auth.RoleLimits = append(c.cfg.Auth.RoleLimits, config.RoleLimit{Role: string(role), Rate: rate, Burst: burst})
+	}
 }
 
-// withOptions edits the server's options.
-func withOptions(edit func(*Options)) gatewayOption {
-	return func(c *gatewayConfig) { c.options = edit }
+// withConfig edits the gateway's configuration: its server, limits and
+// stores.
+func withConfig(edit func(*config.Config)) gatewayOption {
+	return func(c *gatewayConfig) { edit(&c.cfg) }
 }
 
+// withKeys accepts keys (auth.keys) and no caller without one.
 func withKeys(keys ...auth.Key) gatewayOption {
 	return func(c *gatewayConfig) { c.keys = keys }
 }
 
 func withMaxModelBytes(n int64) gatewayOption {
-	return func(c *gatewayConfig) { c.maxModelBytes = n }
+	return func(c *gatewayConfig) { c.cfg.Registry.MaxModelBytes = config.Size(n) }
 }
 
+// withClock runs the gateway's timers on c: drift windows, webhook
+// backoffs and the canary controller.
+func withClock(c clock.Clock) gatewayOption {
+	return func(g *gatewayConfig) { g.clock = c }
+}
+
+// withTracing traces the gateway's requests and feature reads.
+func withTracing(tr *telemetry.Tracing) gatewayOption {
+	return func(c *gatewayConfig) { c.tracing = tr }
+}
+
+// withMetrics records the gateway's metrics in m, served at /metrics.
+func withMetrics(m *telemetry.Metrics) gatewayOption {
+	return func(c *gatewayConfig) { c.metrics = m }
+}
+
+// withLog logs to log instead of nowhere.
+func withLog(log *slog.Logger) gatewayOption {
+	return func(c *gatewayConfig) { c.log = log }
+}
+
+// startGateway starts mlgate through the composition root on a data
+// directory of its own, and shuts it down when the test ends.
 func startGateway(t testing.TB, opts ...gatewayOption) *gateway {
 	t.Helper()
-	cfg := gatewayConfig{maxModelBytes: 64 << 20}
+	c := gatewayConfig{cfg: config.Defaults(), log: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	cfg := &c.cfg
+	cfg.DataDir = t.TempDir()
+	cfg.Listen = "127.0.0.1:0"
+	cfg.Registry.MaxModelBytes = 64 << 20
+	cfg.Server.MaxBodyBytes = 1 << 20
+	cfg.Server.ReadTimeout = config.Duration(10 * time.Second)
+	cfg.Server.WriteTimeout = config.Duration(10 * time.Second)
+	cfg.Server.IdleTimeout = config.Duration(time.Minute)
+	cfg.Tables.PIIKey = "test-key"
 	for _, o := range opts {
-		o(&cfg)
+		o(&c)
 	}
-	dir := t.TempDir()
-	meta, err := bolt.Open(filepath.Join(dir, "registry.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	artifacts, err := localfs.New(filepath.Join(dir, "artifacts"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	if cfg.log != nil {
-		log = cfg.log
-	}
-	hub := changes.New(log)
-	var reg *registry.Registry
-	a, err := auth.New(cfg.keys)
-	if err != nil {
-		t.Fatal(err)
-	}
-	fstore, err := embedded.Open(filepath.Join(dir, "features.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	stores := map[string]featurestore.OnlineStore{"embedded": fstore}
-	for _, name := range cfg.stores {
-		stores[name] = openStore(t, name)
-	}
-	features, err := featurestore.NewService(t.Context(), fstore, featurestore.Options{
-		Stores: stores, DefaultStore: "embedded", CacheEntries: 1000, Tracer: cfg.tracer("featurestore"),
-		Users:   func(ctx context.Context) ([]featurestore.SpecUse, error) { return SpecUsers(reg)(ctx) },
-		Changes: hub})
-	if err != nil {
-		t.Fatal(err)
-	}
-	reg = registry.New(meta, artifacts, onnx.Inspector{Options: sessionOpts}, cfg.maxModelBytes,
-		registry.WithSpecChecker(SpecChecker(features)), registry.WithBaselineChecker(BaselineChecker()), registry.WithChanges(hub))
-	catalog := NewCatalog(reg, func(path string) (*onnx.Session, error) { return onnx.LoadWarm(path, sessionOpts) }, FeaturePlanner(features), log)
-	if err := catalog.Sync(t.Context()); err != nil {
-		t.Fatal(err)
-	}
-	hub.Subscribe("catalog", catalog.OnChange, changes.Model, changes.View)
-	routes, err := routerbolt.Open(filepath.Join(dir, "endpoints.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	rs, err := router.NewService(t.Context(), routes, RouterModels(reg, catalog), reg.RecordAudit, log, router.WithChanges(hub))
-	if err != nil {
-		t.Fatal(err)
-	}
-	tablesDir := filepath.Join(dir, "inference")
-	tw, err := tables.Open(tables.Options{Dir: tablesDir})
-	if err != nil {
-		t.Fatal(err)
-	}
-	monitors, err := driftbolt.Open(filepath.Join(dir, "monitors.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	notifier := drift.NewNotifier(drift.NotifierOptions{BaseDelay: 10 * time.Millisecond, Log: log})
-	heaviest := func(e string) (string, string, bool) {
-		r, ok := rs.Route(e)
-		if !ok {
-			return "", "", false
+	for _, k := range c.keys {
+		key := config.APIKey{Name: k.Name, SHA256: k.SHA256, Rate: k.Limit.Rate, Burst: k.Limit.Burst}
+		for _, r := range k.Roles {
+			key.Roles = append(key.Roles, string(r))
 		}
-		model, version := refArgs(r.Model(0))
-		return model, version, true
+		cfg.Auth.Keys = append(cfg.Auth.Keys, key)
 	}
-	ds, err := drift.NewService(t.Context(), monitors, DriftBaselines(catalog, heaviest, tablesDir), notifier,
-		func(ctx context.Context, spec drift.MonitorSpec, a *drift.Alert) {
-			reg.RecordAudit(ctx, "drift-monitor", "drift_detected", spec.Endpoint, nil, a)
-		}, log, drift.WithChanges(hub))
+	for _, name := range c.stores {
+		useStore(t, cfg, name)
+	}
+	authn, err := auth.New(c.keys)
 	if err != nil {
 		t.Fatal(err)
 	}
-	hub.Subscribe("monitors", func(ctx context.Context, e changes.Event) error { return ds.ModelChanged(ctx, e.Name) }, changes.Model)
-	srvOpts := Options{MaxBodyBytes: 1 << 20, ReadTimeout: 10 * time.Second, WriteTimeout: 10 * time.Second, IdleTimeout: time.Minute, Version: "test"}
-	if cfg.options != nil {
-		cfg.options(&srvOpts)
-	}
-	srv := New(srvOpts,
-		Deps{Registry: reg, Catalog: catalog, Features: features, Auth: a, Log: log, Router: rs,
-			Tables: tw, TablesDir: tablesDir, PIIKey: []byte("test-key"), Drift: ds, Limiter: cfg.limiter,
-			Tracer: cfg.tracer("serving"), Metrics: cfg.metricsHandler()})
-	if cfg.shadowRun != nil {
-		srv.shadows.close(0)
-		srv.shadows = newShadows(cfg.shadowRun, srv.observe, featurestore.Breaker{}, log)
-	}
-	if cfg.metrics != nil {
-		if err := srv.RegisterMetrics(cfg.metrics.Meter("serving")); err != nil {
-			t.Fatal(err)
-		}
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	gw, err := root.Start(t.Context(), *cfg, "test", c.log, root.WithClock(c.clock), root.WithTelemetry(c.metrics, c.tracing))
 	if err != nil {
 		t.Fatal(err)
 	}
-	go srv.Serve(ln)
 	t.Cleanup(func() {
-		rs.Close()
-		ds.Close()
-		srv.Shutdown(context.Background())
-		tw.Close(context.Background())
-		notifier.Close(context.Background())
-		monitors.Close()
-		routes.Close()
-		catalog.Close()
-		meta.Close()
-		features.Close()
+		if err := gw.Shutdown(context.Background()); err != nil {
+			t.Errorf("shut the gateway down: %v", err)
+		}
 	})
+	if c.shadowRun != nil {
+		gw.Server.SetShadowRunnerForTest(c.shadowRun)
+	}
 	return &gateway{
-		t: t, url: "http://" + ln.Addr().String(), dataDir: dir, reg: reg, catalog: catalog, features: features, router: rs, drift: ds, tables: tw, server: srv, authn: a, log: log,
+		t: t, url: "http://" + gw.Addr, dataDir: cfg.DataDir, reg: gw.Registry, catalog: gw.Catalog, features: gw.Features,
+		router: gw.Router, drift: gw.Drift, tables: gw.Tables, server: gw.Server, authn: authn, log: c.log,
 		client: &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}, Timeout: 30 * time.Second},
+	}
+}
+
+// useStore configures a real Redis or Cassandra from the test servers, with
+// keys of its own.
+func useStore(t testing.TB, cfg *config.Config, name string) {
+	t.Helper()
+	unique := fmt.Sprintf("servingtest%d", time.Now().UnixNano())
+	switch name {
+	case "redis":
+		addrs := testservers.Redis(t)
+		if len(addrs) == 1 {
+			cfg.OnlineStore.Redis.Addr = addrs[0]
+		} else {
+			cfg.OnlineStore.Redis.ClusterAddrs = addrs
+		}
+		cfg.OnlineStore.Redis.KeyPrefix = unique
+	case "cassandra":
+		c := &cfg.OnlineStore.Cassandra
+		c.Hosts, c.Keyspace, c.Timeout = testservers.Cassandra(t), unique, config.Duration(30*time.Second)
+		t.Cleanup(func() { dropKeyspace(t, c.Hosts, unique) })
+	default:
+		t.Fatalf("no store %q", name)
+	}
+}
+
+// dropKeyspace drops a test's keyspace from the test Cassandra, through the
+// driver: what the gateway's store made there is no longer the gateway's.
+func dropKeyspace(t testing.TB, hosts []string, keyspace string) {
+	cluster := gocql.NewCluster(hosts...)
+	cluster.Timeout = 30 * time.Second
+	s, err := cluster.CreateSession()
+	if err != nil {
+		t.Errorf("drop the test keyspace %s: %v", keyspace, err)
+		return
+	}
+	defer s.Close()
+	if err := s.Query("DROP KEYSPACE IF EXISTS " + keyspace).Exec(); err != nil {
+		t.Errorf("drop the test keyspace %s: %v", keyspace, err)
 	}
 }
 
@@ -370,31 +360,4 @@ func direct(t testing.TB, file string, inputs ...onnx.Tensor) []onnx.Tensor {
 		t.Fatal(err)
 	}
 	return out
-}
-
-// openStore connects to a real Redis or Cassandra with keys of its own.
-func openStore(t testing.TB, name string) featurestore.OnlineStore {
-	t.Helper()
-	unique := fmt.Sprintf("servingtest%d", time.Now().UnixNano())
-	var (
-		s   featurestore.OnlineStore
-		err error
-	)
-	switch name {
-	case "redis":
-		s, err = redis.New(t.Context(), redis.Options{Addrs: testservers.Redis(t), KeyPrefix: unique})
-	case "cassandra":
-		var cs *cassandra.Store
-		cs, err = cassandra.New(t.Context(), cassandra.Options{Hosts: testservers.Cassandra(t), Keyspace: unique, Timeout: 30 * time.Second})
-		if err == nil {
-			t.Cleanup(func() { cs.DropKeyspace(context.Background()) })
-		}
-		s = cs
-	default:
-		t.Fatalf("no store %q", name)
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	return s
 }

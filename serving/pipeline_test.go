@@ -1,4 +1,4 @@
-package serving
+package serving_test
 
 import (
 	"os"
@@ -10,6 +10,7 @@ import (
 	"github.com/mlgate/mlgate/internal/modelzoo"
 	"github.com/mlgate/mlgate/internal/telemetry"
 	"github.com/mlgate/mlgate/router"
+	"github.com/mlgate/mlgate/serving"
 	"github.com/mlgate/mlgate/serving/tables"
 )
 
@@ -69,7 +70,7 @@ func TestEveryEntryPointSameSideEffects(t *testing.T) {
 				if tc.bad {
 					body = e.bad
 				}
-				r, _ := g.post(e.path, body, map[string]string{"traceparent": callerTraceparent, HeaderRequestID: "req-1"})
+				r, _ := g.post(e.path, body, map[string]string{"traceparent": callerTraceparent, serving.HeaderRequestID: "req-1"})
 				if r.status != tc.status {
 					t.Fatalf("%s: %d %s, want %d", e.path, r.status, r.body, tc.status)
 				}

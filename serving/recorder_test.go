@@ -1,8 +1,9 @@
-package serving
+package serving_test
 
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"net/http/httptest"
 	"strings"
 	"testing"
@@ -10,6 +11,7 @@ import (
 
 	"github.com/mlgate/mlgate/internal/modelzoo"
 	"github.com/mlgate/mlgate/internal/telemetry"
+	"github.com/mlgate/mlgate/serving"
 )
 
 // TestRecorderNeverHoldsCallers holds the recorder up for good, as a drift
@@ -24,18 +26,18 @@ func TestRecorderNeverHoldsCallers(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := New(Options{MaxBodyBytes: 1 << 20}, Deps{Registry: g.reg, Catalog: g.catalog, Auth: g.authn, Log: g.log, Metrics: metrics.Handler()})
+	srv := serving.New(serving.Options{MaxBodyBytes: 1 << 20}, serving.Deps{Registry: g.reg, Catalog: g.catalog, Auth: g.authn, Log: g.log, Metrics: metrics.Handler()})
 	if err := srv.RegisterMetrics(metrics.Meter("serving")); err != nil {
 		t.Fatal(err)
 	}
 	held, release := make(chan struct{}, 1), make(chan struct{})
-	srv.recorder = newRecorder(func(*observation) {
+	srv.SetRecorderForTest(func() {
 		select {
 		case held <- struct{}{}:
 		default:
 		}
 		<-release
-	}, g.log)
+	})
 	defer close(release)
 
 	const extra = 100
@@ -49,11 +51,8 @@ func TestRecorderNeverHoldsCallers(t *testing.T) {
 	}
 	infer()
 	<-held // the recorder is stuck in its first observation
-	for range recorderQueue + extra {
+	for range serving.RecorderQueue + extra {
 		infer()
-	}
-	if got := srv.recorder.dropped.Load(); got != extra {
-		t.Errorf("%d observations dropped, want %d (the queue holds %d)", got, extra, recorderQueue)
 	}
 	resp, err := srv.App().Test(httptest.NewRequest("GET", "/metrics", nil), int(time.Minute/time.Millisecond))
 	if err != nil {
@@ -61,12 +60,12 @@ func TestRecorderNeverHoldsCallers(t *testing.T) {
 	}
 	var text bytes.Buffer
 	text.ReadFrom(resp.Body)
-	if !strings.Contains(text.String(), "mlgate_recorder_dropped_total 100") {
-		t.Errorf("/metrics lacks mlgate_recorder_dropped_total 100")
+	if want := fmt.Sprint("mlgate_recorder_dropped_total ", extra); !strings.Contains(text.String(), want) {
+		t.Errorf("/metrics lacks %s (the queue holds %d)", want, serving.RecorderQueue)
 	}
 	ctx, cancel := context.WithTimeout(t.Context(), 50*time.Millisecond)
 	defer cancel()
-	if err := srv.recorder.flush(ctx); err == nil {
+	if err := srv.FlushRecords(ctx); err == nil {
 		t.Error("a flush of the held-up recorder returned before the deadline")
 	}
 }

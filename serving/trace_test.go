@@ -1,4 +1,4 @@
-package serving
+package serving_test
 
 import (
 	"bufio"
@@ -22,36 +22,8 @@ import (
 
 	"github.com/mlgate/mlgate/internal/modelzoo"
 	"github.com/mlgate/mlgate/internal/telemetry"
+	"github.com/mlgate/mlgate/serving"
 )
-
-// withTracing traces the gateway's requests and feature reads.
-func withTracing(tr *telemetry.Tracing) gatewayOption {
-	return func(c *gatewayConfig) { c.tracing = tr }
-}
-
-// withMetrics records the server's metrics and serves them at /metrics.
-func withMetrics(m *telemetry.Metrics) gatewayOption {
-	return func(c *gatewayConfig) { c.metrics = m }
-}
-
-// withLog logs to log instead of nowhere.
-func withLog(log *slog.Logger) gatewayOption {
-	return func(c *gatewayConfig) { c.log = log }
-}
-
-func (c *gatewayConfig) tracer(name string) trace.Tracer {
-	if c.tracing == nil {
-		return nil
-	}
-	return c.tracing.Tracer(name)
-}
-
-func (c *gatewayConfig) metricsHandler() http.Handler {
-	if c.metrics == nil {
-		return nil
-	}
-	return c.metrics.Handler()
-}
 
 // inMemoryTracing records every span in the returned exporter.
 func inMemoryTracing(t *testing.T) (*telemetry.Tracing, *tracetest.InMemoryExporter) {
@@ -121,7 +93,7 @@ func TestPredictSpans(t *testing.T) {
 	scorerEndpoint(g)
 	exp.Reset()
 
-	r, h := g.post("/v1/endpoints/churn/predict", scorerRequest, map[string]string{"traceparent": callerTraceparent, HeaderRequestID: "req-trace-1"})
+	r, h := g.post("/v1/endpoints/churn/predict", scorerRequest, map[string]string{"traceparent": callerTraceparent, serving.HeaderRequestID: "req-trace-1"})
 	if r.status != 200 {
 		t.Fatalf("predict: %d %s", r.status, r.body)
 	}
@@ -129,8 +101,8 @@ func TestPredictSpans(t *testing.T) {
 		RequestID string `json:"request_id"`
 	}
 	r.decode(t, &answer)
-	if answer.RequestID != "req-trace-1" || h.Get(HeaderRequestID) != "req-trace-1" {
-		t.Errorf("request id: answer %q, header %q; want the caller's X-Request-Id", answer.RequestID, h.Get(HeaderRequestID))
+	if answer.RequestID != "req-trace-1" || h.Get(serving.HeaderRequestID) != "req-trace-1" {
+		t.Errorf("request id: answer %q, header %q; want the caller's X-Request-Id", answer.RequestID, h.Get(serving.HeaderRequestID))
 	}
 
 	spans := map[string]tracetest.SpanStub{}
@@ -360,10 +332,10 @@ func TestRequestLogCarriesTrace(t *testing.T) {
 func BenchmarkInferTelemetry(b *testing.B) {
 	g := startGateway(b)
 	g.register("linear", modelzoo.Linear)
-	body := linearRequest(b, 1)
+	body := serving.LinearRequest(b, 1)
 	for _, traced := range []bool{false, true} {
 		name := "Linear_Rows1_Metrics"
-		d := Deps{Registry: g.reg, Catalog: g.catalog, Features: g.features, Auth: g.authn, Log: g.log}
+		d := serving.Deps{Registry: g.reg, Catalog: g.catalog, Features: g.features, Auth: g.authn, Log: g.log}
 		if traced {
 			name += "_Traced"
 			tr, err := telemetry.NewTracing(b.Context(), telemetry.TraceOptions{SampleRatio: 1,
@@ -379,7 +351,7 @@ func BenchmarkInferTelemetry(b *testing.B) {
 			if err != nil {
 				b.Fatal(err)
 			}
-			srv := New(Options{MaxBodyBytes: 1 << 20, Version: "bench"}, d)
+			srv := serving.New(serving.Options{MaxBodyBytes: 1 << 20, Version: "bench"}, d)
 			if err := srv.RegisterMetrics(m.Meter("serving")); err != nil {
 				b.Fatal(err)
 			}
@@ -400,7 +372,7 @@ func BenchmarkInferTelemetry(b *testing.B) {
 
 // serveInMemory serves srv on an in-memory listener and returns a client
 // for it.
-func serveInMemory(b *testing.B, srv *Server) *fasthttp.HostClient {
+func serveInMemory(b *testing.B, srv *serving.Server) *fasthttp.HostClient {
 	ln := fasthttputil.NewInmemoryListener()
 	go srv.Serve(ln)
 	b.Cleanup(func() { srv.Shutdown(context.Background()) })

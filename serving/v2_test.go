@@ -1,4 +1,4 @@
-package serving
+package serving_test
 
 import (
 	"encoding/json"
@@ -22,6 +22,55 @@ func sameJSON(t testing.TB, a, b []byte) bool {
 		t.Fatalf("decode %s: %v", b, err)
 	}
 	return reflect.DeepEqual(va, vb)
+}
+
+// dataJSON is a tensor's data as V2 JSON answers it, flat, written by
+// encoding/json: a map is an object of its keys.
+func dataJSON(t testing.TB, data any) []byte {
+	t.Helper()
+	if maps, ok := data.([]onnx.Map); ok {
+		objects := make([]map[string]float32, len(maps))
+		for i, m := range maps {
+			objects[i] = make(map[string]float32, len(m.Keys))
+			for j, k := range m.Keys {
+				objects[i][k] = m.Values[j]
+			}
+		}
+		data = objects
+	}
+	raw, err := json.Marshal(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return raw
+}
+
+// nestedJSON is a tensor's data as the predict API answers it: nested by
+// its shape.
+func nestedJSON(t testing.TB, data any, shape []int64) []byte {
+	t.Helper()
+	var flat []any
+	if err := json.Unmarshal(dataJSON(t, data), &flat); err != nil {
+		t.Fatal(err)
+	}
+	var nest func(dims []int64) any
+	nest = func(dims []int64) any {
+		if len(dims) == 0 {
+			v := flat[0]
+			flat = flat[1:]
+			return v
+		}
+		out := make([]any, dims[0])
+		for i := range out {
+			out[i] = nest(dims[1:])
+		}
+		return out
+	}
+	raw, err := json.Marshal(nest(shape))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return raw
 }
 
 func seq[T int64 | float32](n int, scale T) []T {
@@ -84,16 +133,12 @@ func TestInferMatchesDirect(t *testing.T) {
 			}
 			for i, w := range want {
 				o := got.Outputs[i]
-				wantData := encodeInferResponse(nil, &inferResponse{Outputs: []onnx.Tensor{w}})
-				var wantResp v2Response
-				if err := json.Unmarshal(wantData, &wantResp); err != nil {
-					t.Fatal(err)
-				}
+				wantData := dataJSON(t, w.Data)
 				if o.Name != w.Name || o.Datatype != w.Type.String() || !reflect.DeepEqual(o.Shape, w.Shape) {
 					t.Errorf("output %d = %s %s %v, want %s %s %v", i, o.Name, o.Datatype, o.Shape, w.Name, w.Type, w.Shape)
 				}
-				if !sameJSON(t, o.Data, wantResp.Outputs[0].Data) {
-					t.Errorf("output %s = %s, want %s", o.Name, o.Data, wantResp.Outputs[0].Data)
+				if !sameJSON(t, o.Data, wantData) {
+					t.Errorf("output %s = %s, want %s", o.Name, o.Data, wantData)
 				}
 			}
 		})
@@ -232,7 +277,14 @@ func TestVersionResolution(t *testing.T) {
 	check("/v2/models/linear/versions/challenger/infer", "2", v2)
 
 	r := g.do(http.MethodGet, "/v2/models/linear", "", nil)
-	var meta modelMetadata
+	var meta struct {
+		Platform string   `json:"platform"`
+		Versions []string `json:"versions"`
+		Inputs   []struct {
+			Datatype string  `json:"datatype"`
+			Shape    []int64 `json:"shape"`
+		} `json:"inputs"`
+	}
 	r.decode(t, &meta)
 	if meta.Platform != "onnx_onnxv1" || !reflect.DeepEqual(meta.Versions, []string{"1", "2"}) ||
 		len(meta.Inputs) != 1 || meta.Inputs[0].Datatype != "FP32" || !reflect.DeepEqual(meta.Inputs[0].Shape, []int64{-1, 4}) {
