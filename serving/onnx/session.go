@@ -2,6 +2,7 @@ package onnx
 
 import (
 	"fmt"
+	"sync/atomic"
 
 	ort "github.com/yalue/onnxruntime_go"
 
@@ -28,6 +29,12 @@ type Session struct {
 	sess    *ort.DynamicAdvancedSession
 	inputs  []IO
 	outputs []IO
+	// batched says every input and output is a numeric tensor whose first
+	// dimension alone is dynamic: the batch, so a run's outputs can be
+	// allocated before it, in Go, for ONNX Runtime to fill (see Run), until
+	// a run proves the guess wrong (guessWrong).
+	batched    bool
+	guessWrong atomic.Bool
 }
 
 // Load loads the model at path. A file that is not a model, or one whose
@@ -62,6 +69,7 @@ func Load(path string, opts Options) (*Session, error) {
 	if len(s.outputs) == 0 {
 		return nil, registry.Invalid("model has no outputs")
 	}
+	s.batched = batchedOnly(s.inputs) && batchedOnly(s.outputs)
 	s.sess, err = ort.NewDynamicAdvancedSession(path, names(s.inputs), names(s.outputs), so)
 	if err != nil {
 		return nil, registry.Invalid("ONNX Runtime cannot create a session for the model: %v", err)
@@ -87,6 +95,22 @@ func describe(kind string, infos []ort.InputOutputInfo, output bool) ([]IO, erro
 		}
 	}
 	return out, nil
+}
+
+// batchedOnly reports whether every one of ios is a numeric tensor whose
+// first dimension, and no other, is dynamic.
+func batchedOnly(ios []IO) bool {
+	for _, io := range ios {
+		if io.Type == Bytes || io.Type == JSON || len(io.Shape) == 0 || io.Shape[0] >= 0 {
+			return false
+		}
+		for _, d := range io.Shape[1:] {
+			if d < 0 {
+				return false
+			}
+		}
+	}
+	return true
 }
 
 func names(ios []IO) []string {
@@ -137,12 +161,21 @@ func (s *Session) Run(inputs []Tensor) ([]Tensor, error) {
 		}
 		in[i] = v
 	}
+	result, tried := s.runBatched(in, inputs)
+	if result != nil {
+		return result, nil
+	}
 	out := make([]ort.Value, len(s.outputs))
 	defer destroyAll(out)
 	if err := s.sess.Run(in, out); err != nil {
 		return nil, runError(err)
 	}
-	result := make([]Tensor, len(out))
+	if tried {
+		// Only the outputs allocated beforehand failed: the model's outputs
+		// do not follow its input's batch. Stop guessing.
+		s.guessWrong.Store(true)
+	}
+	result = make([]Tensor, len(out))
 	for i, v := range out {
 		t, err := fromValue(s.outputs[i].Name, v)
 		if err != nil {
@@ -151,6 +184,44 @@ func (s *Session) Run(inputs []Tensor) ([]Tensor, error) {
 		result[i] = t
 	}
 	return result, nil
+}
+
+// runBatched runs a batched model with its outputs allocated beforehand,
+// shaped by the batch of inputs, in Go memory that ONNX Runtime fills and
+// the outputs keep: no copy, and none of the calls onnxruntime_go makes to
+// learn the shape of an output ONNX Runtime allocated. It returns nil when
+// the model is not batched or the inputs disagree on the batch (tried
+// false), or when the run failed (tried true): Run then runs again letting
+// ONNX Runtime allocate, so that a model whose outputs do not follow its
+// input's batch is answered, or fails, as it would otherwise.
+func (s *Session) runBatched(in []ort.Value, inputs []Tensor) (result []Tensor, tried bool) {
+	if !s.batched || s.guessWrong.Load() {
+		return nil, false
+	}
+	batch := inputs[0].Shape[0]
+	for _, t := range inputs {
+		if len(t.Shape) == 0 || t.Shape[0] != batch {
+			return nil, false
+		}
+	}
+	result = make([]Tensor, len(s.outputs))
+	out := make([]ort.Value, len(s.outputs))
+	defer destroyAll(out)
+	for i, io := range s.outputs {
+		shape := make([]int64, len(io.Shape))
+		shape[0] = batch
+		copy(shape[1:], io.Shape[1:])
+		result[i] = Tensor{Name: io.Name, Type: io.Type, Shape: shape, Data: Zeros(io.Type, int(Elements(shape)))}
+		v, err := newValue(result[i])
+		if err != nil {
+			return nil, false
+		}
+		out[i] = v
+	}
+	if err := s.sess.Run(in, out); err != nil {
+		return nil, true
+	}
+	return result, true
 }
 
 func destroyAll(vs []ort.Value) {

@@ -233,3 +233,66 @@ func BenchmarkRun_Linear_Rows1(b *testing.B) {
 		}
 	}
 }
+
+// TestRunBatched checks that a batched model, whose outputs Run allocates
+// before the run, answers exactly as when ONNX Runtime allocates them.
+func TestRunBatched(t *testing.T) {
+	for _, c := range []struct {
+		model  string
+		inputs func(batch int64) []Tensor
+	}{
+		{modelzoo.Linear, func(n int64) []Tensor {
+			return []Tensor{{Name: "x", Type: FP32, Shape: []int64{n, 4}, Data: ramp[float32](4 * n)}}
+		}},
+		{modelzoo.MultiInput, func(n int64) []Tensor {
+			return []Tensor{
+				{Name: "a", Type: FP32, Shape: []int64{n, 3}, Data: ramp[float32](3 * n)},
+				{Name: "b", Type: Int64, Shape: []int64{n, 2}, Data: ramp[int64](2 * n)},
+			}
+		}},
+	} {
+		s, plain := load(t, c.model), load(t, c.model)
+		if !s.batched {
+			t.Fatalf("%s: not batched", c.model)
+		}
+		plain.guessWrong.Store(true)
+		for _, n := range []int64{1, 3, 100} {
+			got, err := s.Run(c.inputs(n))
+			want, werr := plain.Run(c.inputs(n))
+			if err != nil || werr != nil || !reflect.DeepEqual(got, want) {
+				t.Errorf("%s, batch %d: %v, %v; ONNX Runtime allocating: %v, %v", c.model, n, got, err, want, werr)
+			}
+		}
+		if s.guessWrong.Load() {
+			t.Errorf("%s: a right guess counted as wrong", c.model)
+		}
+	}
+	for _, m := range []string{modelzoo.IrisFile, modelzoo.Strings} {
+		if load(t, m).batched {
+			t.Errorf("%s: batched, but an output is not a numeric tensor", m)
+		}
+	}
+}
+
+// TestRunBatchedGuessWrong checks that a model whose outputs do not follow
+// its input's batch is answered all the same, and that Run stops guessing.
+func TestRunBatchedGuessWrong(t *testing.T) {
+	s := load(t, modelzoo.Linear)
+	s.outputs = []IO{{Name: "y", Type: FP32, Shape: []int64{-1, 3}}} // y is [batch, 2]
+	in := []Tensor{{Name: "x", Type: FP32, Shape: []int64{1, 4}, Data: []float32{1, 2, 3, 4}}}
+	got, err := s.Run(in)
+	if err != nil || len(got) != 1 || fmt.Sprint(got[0].Shape, got[0].Data) != "[1 2] [4 10]" {
+		t.Fatalf("Run = %v, %v; want y [1 2] [4 10]", got, err)
+	}
+	if !s.guessWrong.Load() {
+		t.Error("Run still guesses the outputs of a model that proved it wrong")
+	}
+}
+
+func ramp[T float32 | int64](n int64) []T {
+	out := make([]T, n)
+	for i := range out {
+		out[i] = T(i%7) - 3
+	}
+	return out
+}
