@@ -321,26 +321,38 @@ func (a *Assembly) fill(in planInput, n int, lookups []Lookup, request map[strin
 		t.Shape = t.Shape[:1]
 	}
 	out := newColumnWriter(in.datatype, n*in.width)
+	// Whether each lookup's row is stale, found once per row rather than
+	// for each of its values (see statusOf).
+	stale := make([]bool, len(lookups))
 	for row := range n {
-		for _, col := range in.cols {
+		for i := range lookups {
+			r := &lookups[i].Rows[row]
+			stale[i] = r.Found && lookups[i].View.Stale(r.EventTS, now)
+		}
+		for c := range in.cols {
+			col := &in.cols[c]
 			if col.lookup < 0 {
 				if err := out.addJSON(request[col.ref[len(requestPrefix):]][row]); err != nil {
 					return t, invalid("request.%s[%d]: %v", col.ref[len(requestPrefix):], row, err)
 				}
 				continue
 			}
-			l := &lookups[col.lookup]
-			r := &l.Rows[row]
-			st := statusOf(l.View, r, col.pos, now)
+			r := &lookups[col.lookup].Rows[row]
+			v, st := &col.def, StatusPresent
+			switch {
+			case !r.Found || !r.Values[col.pos].Present():
+				st = StatusNotFound
+			case stale[col.lookup]:
+				st = StatusStale
+			default:
+				v = &r.Values[col.pos]
+			}
 			a.Statuses[row][col.refIdx] = st
-			v := col.def
-			if st == StatusPresent {
-				v = r.Values[col.pos]
-			} else {
+			if v == &col.def {
 				a.Defaults++
 				a.defaultsByView[col.lookup]++
 			}
-			a.Used[col.refIdx][row] = v
+			a.Used[col.refIdx][row] = *v
 			if col.typ == FloatList {
 				list := v.List
 				if len(list) != in.width {
@@ -363,28 +375,40 @@ func (a *Assembly) fill(in planInput, n int, lookups []Lookup, request map[strin
 
 // columnWriter appends values to a typed slice.
 type columnWriter struct {
-	f32 []float32
-	f64 []float64
-	i32 []int32
-	i64 []int64
-	b   []bool
-	s   []string
-	dt  string
+	f32  []float32
+	f64  []float64
+	i32  []int32
+	i64  []int64
+	b    []bool
+	s    []string
+	kind columnKind
 }
 
+// columnKind is the datatype of a columnWriter, by the slice it fills.
+type columnKind uint8
+
+const (
+	kindBytes columnKind = iota
+	kindFP32
+	kindFP64
+	kindInt32
+	kindInt64
+	kindBool
+)
+
 func newColumnWriter(dt string, n int) *columnWriter {
-	w := &columnWriter{dt: dt}
+	w := &columnWriter{}
 	switch dt {
 	case "FP32":
-		w.f32 = make([]float32, 0, n)
+		w.kind, w.f32 = kindFP32, make([]float32, 0, n)
 	case "FP64":
-		w.f64 = make([]float64, 0, n)
+		w.kind, w.f64 = kindFP64, make([]float64, 0, n)
 	case "INT32":
-		w.i32 = make([]int32, 0, n)
+		w.kind, w.i32 = kindInt32, make([]int32, 0, n)
 	case "INT64":
-		w.i64 = make([]int64, 0, n)
+		w.kind, w.i64 = kindInt64, make([]int64, 0, n)
 	case "BOOL":
-		w.b = make([]bool, 0, n)
+		w.kind, w.b = kindBool, make([]bool, 0, n)
 	case "BYTES":
 		w.s = make([]string, 0, n)
 	}
@@ -392,48 +416,48 @@ func newColumnWriter(dt string, n int) *columnWriter {
 }
 
 func (w *columnWriter) data() any {
-	switch w.dt {
-	case "FP32":
+	switch w.kind {
+	case kindFP32:
 		return w.f32
-	case "FP64":
+	case kindFP64:
 		return w.f64
-	case "INT32":
+	case kindInt32:
 		return w.i32
-	case "INT64":
+	case kindInt64:
 		return w.i64
-	case "BOOL":
+	case kindBool:
 		return w.b
 	}
 	return w.s
 }
 
 func (w *columnWriter) addFloat(f float64) {
-	switch w.dt {
-	case "FP32":
+	switch w.kind {
+	case kindFP32:
 		w.f32 = append(w.f32, float32(f))
-	case "FP64":
+	case kindFP64:
 		w.f64 = append(w.f64, f)
-	case "INT32":
+	case kindInt32:
 		w.i32 = append(w.i32, int32(f))
-	case "INT64":
+	case kindInt64:
 		w.i64 = append(w.i64, int64(f))
-	case "BOOL":
+	case kindBool:
 		w.b = append(w.b, f != 0)
-	case "BYTES":
+	default:
 		w.s = append(w.s, fmt.Sprint(f))
 	}
 }
 
 // add appends a feature value (zero when absent) checked by Compile to fit.
-func (w *columnWriter) add(t Type, v Value) {
+func (w *columnWriter) add(t Type, v *Value) {
 	switch {
-	case w.dt == "BYTES":
+	case w.kind == kindBytes:
 		w.s = append(w.s, v.Str)
 	case t == Float || t == Double:
 		w.addFloat(v.Num)
-	case w.dt == "INT64":
+	case w.kind == kindInt64:
 		w.i64 = append(w.i64, v.Int)
-	case w.dt == "INT32":
+	case w.kind == kindInt32:
 		w.i32 = append(w.i32, int32(v.Int))
 	default:
 		w.addFloat(float64(v.Int))
@@ -442,28 +466,28 @@ func (w *columnWriter) add(t Type, v Value) {
 
 // addJSON appends a request value, which must suit the input's datatype.
 func (w *columnWriter) addJSON(raw json.RawMessage) error {
-	switch w.dt {
-	case "BYTES":
+	switch w.kind {
+	case kindBytes:
 		v, err := ValueFromJSON(String, raw)
 		if err != nil || !v.Present() {
 			return fmt.Errorf("%s is not a string", clip(raw))
 		}
 		w.s = append(w.s, v.Str)
-	case "BOOL":
+	case kindBool:
 		v, err := ValueFromJSON(Bool, raw)
 		if err != nil || !v.Present() {
 			return fmt.Errorf("%s is not true or false", clip(raw))
 		}
 		w.b = append(w.b, v.Int != 0)
-	case "INT32", "INT64":
+	case kindInt32, kindInt64:
 		v, err := ValueFromJSON(Int, raw)
 		if err != nil || !v.Present() {
 			return fmt.Errorf("%s is not a whole number", clip(raw))
 		}
-		if w.dt == "INT32" && (v.Int > math.MaxInt32 || v.Int < math.MinInt32) {
+		if w.kind == kindInt32 && (v.Int > math.MaxInt32 || v.Int < math.MinInt32) {
 			return fmt.Errorf("%d is out of range for INT32", v.Int)
 		}
-		w.add(Int, v)
+		w.add(Int, &v)
 	default:
 		v, err := ValueFromJSON(Double, raw)
 		if err != nil || !v.Present() {
