@@ -85,46 +85,45 @@ func AppendValue(b []byte, v Value) []byte {
 	return b
 }
 
-// DecodeValue decodes what AppendValue wrote for a value of type t.
+// DecodeValue decodes what AppendValue wrote for a value of type t. It runs
+// for every value read, so it tells the types apart once.
 func DecodeValue(t Type, b []byte) (Value, error) {
-	v := Value{Type: t}
-	if want := fixedSize(t); want > 0 && len(b) != want {
-		return Value{}, fmt.Errorf("stored %s value has %d bytes, want %d", t, len(b), want)
-	}
 	switch t {
 	case Float:
-		v.Num = float64(math.Float32frombits(binary.LittleEndian.Uint32(b)))
+		if len(b) != 4 {
+			return Value{}, sizeError(t, b, 4)
+		}
+		return Value{Type: t, Num: float64(math.Float32frombits(binary.LittleEndian.Uint32(b)))}, nil
 	case Double:
-		v.Num = math.Float64frombits(binary.LittleEndian.Uint64(b))
+		if len(b) != 8 {
+			return Value{}, sizeError(t, b, 8)
+		}
+		return Value{Type: t, Num: math.Float64frombits(binary.LittleEndian.Uint64(b))}, nil
 	case Int:
-		v.Int = int64(binary.LittleEndian.Uint64(b))
+		if len(b) != 8 {
+			return Value{}, sizeError(t, b, 8)
+		}
+		return Value{Type: t, Int: int64(binary.LittleEndian.Uint64(b))}, nil
 	case Bool:
-		v.Int = int64(b[0] & 1)
+		if len(b) != 1 {
+			return Value{}, sizeError(t, b, 1)
+		}
+		return Value{Type: t, Int: int64(b[0] & 1)}, nil
 	case String:
-		v.Str = string(b)
+		return Value{Type: t, Str: string(b)}, nil
 	case FloatList:
 		if len(b)%4 != 0 {
 			return Value{}, fmt.Errorf("stored float_list value has %d bytes, not a multiple of 4", len(b))
 		}
-		v.List = make([]float32, len(b)/4)
+		v := Value{Type: t, List: make([]float32, len(b)/4)}
 		for i := range v.List {
 			v.List[i] = math.Float32frombits(binary.LittleEndian.Uint32(b[4*i:]))
 		}
-	default:
-		return Value{}, fmt.Errorf("unknown feature type %q", t)
+		return v, nil
 	}
-	return v, nil
+	return Value{}, fmt.Errorf("unknown feature type %q", t)
 }
 
-// fixedSize is the encoded size of a value of type t, or 0 when it varies.
-func fixedSize(t Type) int {
-	switch t {
-	case Float:
-		return 4
-	case Double, Int:
-		return 8
-	case Bool:
-		return 1
-	}
-	return 0
+func sizeError(t Type, b []byte, want int) error {
+	return fmt.Errorf("stored %s value has %d bytes, want %d", t, len(b), want)
 }
