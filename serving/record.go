@@ -120,8 +120,14 @@ func featuresJSON(a *featurestore.Assembly, pii []string, key []byte) (string, s
 			buf = append(buf, ',')
 		}
 		buf = appendString(buf, ref)
-		buf = append(buf, ':')
-		buf = appendSlice(buf, a.Used[i], appendValue)
+		buf = append(buf, ":["...)
+		for row := range a.Used[i] {
+			if row > 0 {
+				buf = append(buf, ',')
+			}
+			buf = appendValue(buf, &a.Used[i][row])
+		}
+		buf = append(buf, ']')
 	}
 	buf = append(buf, '}')
 	n := len(buf)
@@ -211,7 +217,7 @@ func plainJSON(s string, key bool) bool {
 }
 
 // appendValue writes a feature value as JSON; a missing one is null.
-func appendValue(b []byte, v featurestore.Value) []byte {
+func appendValue(b []byte, v *featurestore.Value) []byte {
 	switch v.Type {
 	case featurestore.Float:
 		return appendFloat32(b, float32(v.Num))
