@@ -4,7 +4,6 @@ import (
 	"context"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/gofiber/fiber/v2"
 
@@ -66,8 +65,9 @@ func (s *Server) endpointPredict(c *fiber.Ctx) error {
 			return err
 		}
 	}
-	return s.serve(c, &observation{ctx: c.UserContext(), start: time.Now(), requestID: req.RequestID, mintID: true,
-		route: r, pin: c.Get(HeaderVariant), unit: unit, req: req, body: c.Body(), encode: encodePredictAnswer})
+	o := observationOf(c)
+	o.requestID, o.mintID, o.route, o.pin, o.unit, o.req, o.body, o.encode = req.RequestID, true, r, c.Get(HeaderVariant), unit, req, c.Body(), encodePredictAnswer
+	return s.serve(c, o)
 }
 
 // unitHeader reads the unit a caller sends in X-Mlgate-Unit.

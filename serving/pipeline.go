@@ -59,8 +59,9 @@ type observation struct {
 	v        int    // the variant chosen, when routed
 	variant  string // its name; "shadow" for a shadow copy
 	shadow   bool
-	selected []int       // the V2 outputs asked for; nil for all
-	p        *prediction // from resolve on (pointing at pred); held until the answer is sent
+	selected []int          // the V2 outputs asked for; nil for all
+	inputBuf [2]onnx.Tensor // room for the bound V2 inputs of most models
+	p        *prediction    // from resolve on (pointing at pred); held until the answer is sent
 	pred     prediction
 	response []byte
 	err      error
@@ -68,6 +69,19 @@ type observation struct {
 	latency time.Duration // from start to the answer, set by handOff
 	request string        // body, as handOff copied it
 	answer  string        // response, as handOff copied it
+}
+
+// observationOf returns a new observation of c's request, started now. It
+// is held in the request's scope, which is allocated anyway, so that a
+// prediction costs one allocation for the two.
+func observationOf(c *fiber.Ctx) *observation {
+	ctx := c.UserContext()
+	if sc := scopeOf(ctx); sc != nil && !sc.observed {
+		sc.observed = true
+		sc.obs = observation{ctx: ctx, start: time.Now()}
+		return &sc.obs
+	}
+	return &observation{ctx: ctx, start: time.Now()}
 }
 
 // encoder appends an entry point's answer to a served observation.
@@ -168,7 +182,7 @@ func (s *Server) inputs(o *observation) error {
 	var err error
 	switch {
 	case o.v2 != nil:
-		if p.inputs, err = bindInputs(o.v2, l); err == nil {
+		if p.inputs, err = bindInputs(o.v2, l, o.inputBuf[:]); err == nil {
 			o.selected, err = selectOutputs(o.v2.Outputs, l.Outputs())
 		}
 	case l.Plan != nil || l.PlanErr != nil:

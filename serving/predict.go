@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
-	"time"
 	"unsafe"
 
 	"github.com/gofiber/fiber/v2"
@@ -204,8 +203,9 @@ func (s *Server) predict(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	return s.serve(c, &observation{ctx: c.UserContext(), start: time.Now(), requestID: req.RequestID, mintID: true,
-		model: model, version: ref, req: req, body: c.Body(), encode: encodePredictAnswer})
+	o := observationOf(c)
+	o.requestID, o.mintID, o.model, o.version, o.req, o.body, o.encode = req.RequestID, true, model, ref, req, c.Body(), encodePredictAnswer
+	return s.serve(c, o)
 }
 
 // featureInputs assembles the inputs of a model with a feature spec.

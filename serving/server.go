@@ -314,8 +314,6 @@ func (s *Server) FlushRecords(ctx context.Context) error {
 	return s.tables.Flush(ctx)
 }
 
-const localIdentity = "identity"
-
 // require returns a middleware that authenticates the caller, holds it to
 // its rate limit and checks that it holds role, then reads the request body
 // (see body); an empty role admits any authenticated caller. Every request
@@ -339,7 +337,9 @@ func (s *Server) admit(role auth.Role, then fiber.Handler) fiber.Handler {
 		if role != "" && !id.Has(role) {
 			return fmt.Errorf("%w: key %q lacks the %s role this route needs", errForbidden, id.Name, role)
 		}
-		c.Locals(localIdentity, id)
+		if sc := scopeOf(c.UserContext()); sc != nil {
+			sc.actor = id.Name
+		}
 		return then(c)
 	}
 }
@@ -354,9 +354,12 @@ func (s *Server) rateLimited(c *fiber.Ctx, name string, wait time.Duration) erro
 		errRateLimited, name, strconv.FormatFloat(lim.Rate, 'f', -1, 64), lim.Burst, secs)
 }
 
+// actor is the name of the key that made c's request, for the audit trail.
 func actor(c *fiber.Ctx) string {
-	id, _ := c.Locals(localIdentity).(auth.Identity)
-	return id.Name
+	if sc := scopeOf(c.UserContext()); sc != nil {
+		return sc.actor
+	}
+	return ""
 }
 
 // handleError writes every error as {"error": "..."} with the status statusOf

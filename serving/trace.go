@@ -44,6 +44,12 @@ type requestScope struct {
 	context.Context
 	requestID string
 	labels    requestLabels
+	// actor is the name of the caller's key, once admitted.
+	actor string
+	// obs is the request's observation, when it predicts: one allocation
+	// for the two (see observationOf).
+	obs      observation
+	observed bool
 }
 
 type scopeKey struct{}

@@ -4,7 +4,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"time"
 
 	"github.com/gofiber/fiber/v2"
 
@@ -114,8 +113,8 @@ func (s *Server) infer(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	o := &observation{ctx: c.UserContext(), start: time.Now(), requestID: req.ID,
-		model: c.Params("model"), version: c.Params("version"), v2: req, body: c.Body(), encode: encodeInferAnswer}
+	o := observationOf(c)
+	o.requestID, o.model, o.version, o.v2, o.body, o.encode = req.ID, c.Params("model"), c.Params("version"), req, c.Body(), encodeInferAnswer
 	if s.router != nil && o.version == "" {
 		if r, ok := s.router.Route(o.model); ok {
 			if o.unit, err = unitHeader(c); err != nil {
@@ -142,11 +141,17 @@ func encodeInferAnswer(b []byte, o *observation) []byte {
 	})
 }
 
-// bindInputs orders the request's inputs as the model takes them and checks
+// bindInputs orders the request's inputs as the model takes them, in buf
+// when it has room, and checks
 // each one's name, datatype and shape against the model's signature.
-func bindInputs(req *inferRequest, l *Loaded) ([]onnx.Tensor, error) {
+func bindInputs(req *inferRequest, l *Loaded, buf []onnx.Tensor) ([]onnx.Tensor, error) {
 	ios := l.Inputs()
-	out := make([]onnx.Tensor, len(ios))
+	out := buf[:0]
+	if cap(buf) < len(ios) {
+		out = make([]onnx.Tensor, 0, len(ios))
+	}
+	out = out[:len(ios)]
+	clear(out)
 	for _, t := range req.Inputs {
 		i, ok := l.inputIndex[t.Name]
 		if !ok {
