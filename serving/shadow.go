@@ -85,16 +85,17 @@ func (sh *shadows) do(j shadowJob) {
 		return
 	}
 	if err != nil {
-		stats.RecordShadowFailed()
 		sh.log.Debug("shadow model failed", "endpoint", o.route.Endpoint(), "model", j.ref.String(), "err", err)
 		o.err = err
 		sh.record(o)
+		stats.RecordShadowFailed()
 		return
 	}
 	defer o.p.Release()
-	compare(stats, j.served, o.p.outputs)
 	o.response = o.encode(nil, o)
 	sh.record(o)
+	// Last, so that a copy the stats count is one the recorder holds.
+	compare(stats, j.served, o.p.outputs)
 }
 
 // breakerOf returns the breaker of a shadow model, made on first use.
