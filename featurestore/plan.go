@@ -248,9 +248,11 @@ type Assembly struct {
 	Inputs   []Assembled
 	Refs     []string
 	Statuses [][]Status // [row][ref]
-	// Used holds the value each feature gave each row, after defaults:
-	// [ref][row].
-	Used     [][]Value
+	// Used points at the value each feature gave each row, after defaults:
+	// [ref][row]. The values are the rows read (or the cache's, or the
+	// plan's defaults), which are never written once read: a request's
+	// 100 × 50 values are not copied.
+	Used     [][]*Value
 	Defaults int // values that took their default
 	// Degraded names the stores that could not answer, sorted; their values
 	// came from the cache, however old, or took their defaults.
@@ -295,8 +297,8 @@ func (s *Service) Assemble(ctx context.Context, p *Plan, entities map[string][]s
 	for row := range n {
 		a.Statuses[row] = statuses[row*len(p.refs) : (row+1)*len(p.refs) : (row+1)*len(p.refs)]
 	}
-	used := make([]Value, n*len(p.refs))
-	a.Used = make([][]Value, len(p.refs))
+	used := make([]*Value, n*len(p.refs))
+	a.Used = make([][]*Value, len(p.refs))
 	for i := range a.Used {
 		a.Used[i] = used[i*n : (i+1)*n : (i+1)*n]
 	}
@@ -352,7 +354,7 @@ func (a *Assembly) fill(in planInput, n int, lookups []Lookup, request map[strin
 				a.Defaults++
 				a.defaultsByView[col.lookup]++
 			}
-			a.Used[col.refIdx][row] = *v
+			a.Used[col.refIdx][row] = v
 			if col.typ == FloatList {
 				list := v.List
 				if len(list) != in.width {

@@ -35,12 +35,12 @@ func BenchmarkFill_Entities100_Features50(b *testing.B) {
 		}
 		lookups[0].Rows[r] = row
 	}
-	a := &Assembly{Refs: p.refs, Statuses: make([][]Status, rows), defaultsByView: make([]int, 1), Used: make([][]Value, width)}
+	a := &Assembly{Refs: p.refs, Statuses: make([][]Status, rows), defaultsByView: make([]int, 1), Used: make([][]*Value, width)}
 	for r := range a.Statuses {
 		a.Statuses[r] = make([]Status, width)
 	}
 	for j := range a.Used {
-		a.Used[j] = make([]Value, rows)
+		a.Used[j] = make([]*Value, rows)
 	}
 	b.ReportAllocs()
 	for b.Loop() {

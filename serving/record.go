@@ -125,7 +125,7 @@ func featuresJSON(a *featurestore.Assembly, pii []string, key []byte) (string, s
 			if row > 0 {
 				buf = append(buf, ',')
 			}
-			buf = appendValue(buf, &a.Used[i][row])
+			buf = appendValue(buf, a.Used[i][row])
 		}
 		buf = append(buf, ']')
 	}

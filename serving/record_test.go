@@ -16,7 +16,7 @@ func sampleAssembly() *fs.Assembly {
 	present, missing := fs.StatusPresent, fs.StatusNotFound
 	return &fs.Assembly{
 		Refs: []string{"user:age", "user:income", "user:visits", "user:vip", "user:city", "user:emb", "user:gone"},
-		Used: [][]fs.Value{
+		Used: [][]*fs.Value{
 			{{Type: fs.Float, Num: 40.5}, {Type: fs.Float, Num: math.NaN()}},
 			{{Type: fs.Double, Num: 0.1}, {Type: fs.Double, Num: 1e21}},
 			{{Type: fs.Int, Int: -3}, {Type: fs.Int, Int: 7}},
@@ -68,12 +68,12 @@ func TestFeaturesJSON(t *testing.T) {
 // 50 features prediction, done for every logged request.
 func BenchmarkFeaturesJSON(b *testing.B) {
 	const rows, features = 100, 50
-	a := &fs.Assembly{Used: make([][]fs.Value, features), Statuses: make([][]fs.Status, rows)}
+	a := &fs.Assembly{Used: make([][]*fs.Value, features), Statuses: make([][]fs.Status, rows)}
 	for f := range features {
 		a.Refs = append(a.Refs, fmt.Sprintf("f50:f%d", f))
-		a.Used[f] = make([]fs.Value, rows)
+		a.Used[f] = make([]*fs.Value, rows)
 		for r := range rows {
-			a.Used[f][r] = fs.Value{Type: fs.Float, Num: float64(float32(r*features+f) / 7)}
+			a.Used[f][r] = &fs.Value{Type: fs.Float, Num: float64(float32(r*features+f) / 7)}
 		}
 	}
 	for r := range rows {
