@@ -72,8 +72,7 @@ func (s *Store) Read(ctx context.Context, lookups []featurestore.Lookup) error {
 			c, a = c+1, a+n
 		}
 	}
-	_ = sc.pipe.BatchProcess(ctx, cmds...)
-	if _, err := sc.pipe.Exec(ctx); err != nil {
+	if err := s.send(ctx, sc.pipe, cmds); err != nil {
 		return fmt.Errorf("redis %s: read: %w", s.addrs, err)
 	}
 
@@ -102,6 +101,18 @@ func (s *Store) Read(ctx context.Context, lookups []featurestore.Lookup) error {
 		return s.reread(ctx, lookups, keys, again)
 	}
 	return nil
+}
+
+// send sends the commands of a read: one alone as it is (a request for one
+// entity of one view, the commonest, then costs no pipeline), more in one
+// pipeline.
+func (s *Store) send(ctx context.Context, pipe goredis.Pipeliner, cmds []goredis.Cmder) error {
+	if len(cmds) == 1 {
+		return s.client.Process(ctx, cmds[0])
+	}
+	_ = pipe.BatchProcess(ctx, cmds...)
+	_, err := pipe.Exec(ctx)
+	return err
 }
 
 func (s *Store) readError(l *featurestore.Lookup, key string, err error) error {
