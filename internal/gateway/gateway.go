@@ -58,11 +58,13 @@ type Gateway struct {
 
 	notifier *drift.Notifier
 	tracing  *telemetry.Tracing
-	metrics  *telemetry.Metrics
-	clock    clock.Clock
-	closers  []func() error // the stores, in the order they were opened
-	served   chan error
-	log      *slog.Logger
+	// ownTracing: the gateway made tracing, and shuts it down.
+	ownTracing bool
+	metrics    *telemetry.Metrics
+	clock      clock.Clock
+	closers    []func() error // the stores, in the order they were opened
+	served     chan error
+	log        *slog.Logger
 }
 
 // Option sets a part of the gateway that configuration does not: what
@@ -74,7 +76,8 @@ type Option func(*Gateway)
 func WithClock(c clock.Clock) Option { return func(g *Gateway) { g.clock = clock.Or(c) } }
 
 // WithTelemetry records the gateway's metrics in m and its spans with tr,
-// instead of those the configuration makes; either may be nil.
+// instead of those the configuration makes; either may be nil. The caller
+// shuts tr down.
 func WithTelemetry(m *telemetry.Metrics, tr *telemetry.Tracing) Option {
 	return func(g *Gateway) { g.metrics, g.tracing = m, tr }
 }
@@ -124,6 +127,7 @@ func Start(ctx context.Context, cfg config.Config, version string, log *slog.Log
 	}
 	metrics := g.metrics
 	if g.tracing == nil {
+		g.ownTracing = true
 		g.tracing, err = telemetry.NewTracing(ctx, telemetry.TraceOptions{
 			ServiceName: cfg.Telemetry.ServiceName, SampleRatio: cfg.Telemetry.SampleRatio, OTLPEndpoint: cfg.Telemetry.OTLPEndpoint,
 		})
@@ -288,7 +292,7 @@ func (g *Gateway) Shutdown(ctx context.Context) error {
 	if g.notifier != nil {
 		errs = append(errs, g.notifier.Close(ctx))
 	}
-	if g.tracing != nil {
+	if g.ownTracing {
 		errs = append(errs, g.tracing.Shutdown(ctx)) // the spans of the last requests
 	}
 	return errors.Join(append(errs, g.closeAll())...)
