@@ -264,14 +264,30 @@ func (s *Service) Reload(ctx context.Context, name string) error {
 }
 
 // ModelChanged restarts, after a change of model name (a version
-// registered or deleted, an alias moved), the monitors of the model whose
-// baseline it may have changed: those that could not start, and those
-// compared with the registered baseline of a version that the reference no
-// longer resolves to. (A time-range baseline does not change with the
-// model's versions, and reading it again would read the table.)
+// registered or deleted, an alias moved), the monitors whose baseline it
+// may have changed: those of the model, and those of any endpoint (whose
+// heaviest variant may name the model) — see restartChanged.
 func (s *Service) ModelChanged(ctx context.Context, name string) error {
+	s.restartChanged(ctx, func(spec MonitorSpec) bool { return spec.Endpoint != "" || ModelName(spec.Model) == name })
+	return nil
+}
+
+// EndpointChanged restarts, after a change of endpoint name's policy, the
+// monitors of that endpoint whose baseline it may have changed (see
+// restartChanged).
+func (s *Service) EndpointChanged(ctx context.Context, name string) error {
+	s.restartChanged(ctx, func(spec MonitorSpec) bool { return spec.Endpoint == name })
+	return nil
+}
+
+// restartChanged restarts the monitors that affected selects and that
+// either could not start, or are compared with a registered baseline of a
+// model version other than the one their reference resolves to now. (A
+// time-range baseline does not change with the model's versions, and
+// reading it again would read the table.)
+func (s *Service) restartChanged(ctx context.Context, affected func(MonitorSpec) bool) {
 	for _, m := range s.List() {
-		if m.spec.Endpoint != "" || ModelName(m.spec.Model) != name {
+		if !affected(m.spec) {
 			continue
 		}
 		if m.err == nil && m.spec.Baseline != BaselineModel {
@@ -285,7 +301,6 @@ func (s *Service) ModelChanged(ctx context.Context, name string) error {
 		}
 		s.start(ctx, m)
 	}
-	return nil
 }
 
 func (s *Service) swap(name string, m *Monitor) {

@@ -305,3 +305,56 @@ func TestService_ChangesFromTheHub(t *testing.T) {
 		t.Error("b, deleted by another replica, is still listed")
 	}
 }
+
+// TestService_EndpointMonitorFollowsItsModel: a monitor of an endpoint is
+// compared with the registered baseline of the endpoint's model version;
+// when a policy change or an alias move points the endpoint at another
+// version, the monitor restarts on that version's baseline, and a change
+// that leaves the version as it was keeps the monitor running as it is.
+func TestService_EndpointMonitorFollowsItsModel(t *testing.T) {
+	b := testBaseline(t, rand.New(rand.NewPCG(1, 1)), 2000)
+	var mu sync.Mutex
+	version := 1
+	source := func(_ context.Context, spec MonitorSpec) (*Baseline, ModelInfo, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		return b, ModelInfo{Name: "churn-model", Version: version}, nil
+	}
+	s, err := NewService(t.Context(), &memStore{specs: map[string]MonitorSpec{}}, source, nil, nil, slog.New(slog.DiscardHandler),
+		WithClock(clock.NewFake(fixedNow)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	spec := modelSpec("e", "")
+	spec.Model, spec.Endpoint = "", "churn"
+	if _, err := s.Put(t.Context(), spec); err != nil {
+		t.Fatal(err)
+	}
+	first, _ := s.Get("e")
+	steps := []struct {
+		name        string
+		version     int
+		change      func() error
+		wantVersion int
+		rebuilt     bool
+	}{
+		{"another endpoint changed", 2, func() error { return s.EndpointChanged(t.Context(), "fraud") }, 1, false},
+		{"its endpoint changed", 2, func() error { return s.EndpointChanged(t.Context(), "churn") }, 2, true},
+		{"a model changed, the version did not", 2, func() error { return s.ModelChanged(t.Context(), "churn-model") }, 2, false},
+		{"an alias moved", 3, func() error { return s.ModelChanged(t.Context(), "churn-model") }, 3, true},
+	}
+	prev := first
+	for _, st := range steps {
+		mu.Lock()
+		version = st.version
+		mu.Unlock()
+		if err := st.change(); err != nil {
+			t.Fatal(err)
+		}
+		m, _ := s.Get("e")
+		if got := m.Report().Model.Version; got != st.wantVersion || (m != prev) != st.rebuilt {
+			t.Errorf("%s: monitor on version %d (rebuilt %v), want %d (rebuilt %v)", st.name, got, m != prev, st.wantVersion, st.rebuilt)
+		}
+		prev = m
+	}
+}

@@ -218,11 +218,14 @@ func Start(ctx context.Context, cfg config.Config, version string, log *slog.Log
 		return nil, err
 	}
 	hub.Subscribe("monitors", func(ctx context.Context, e changes.Event) error {
-		if e.Kind == changes.Model {
+		switch e.Kind {
+		case changes.Model:
 			return ds.ModelChanged(ctx, e.Name)
+		case changes.Endpoint:
+			return ds.EndpointChanged(ctx, e.Name)
 		}
 		return ds.Reload(ctx, e.Name)
-	}, changes.Model, changes.Monitor)
+	}, changes.Model, changes.Endpoint, changes.Monitor)
 	g.Drift = ds
 	deps.Drift = ds
 	g.Server = serving.New(serving.Options{
