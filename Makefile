@@ -44,9 +44,10 @@ build: onnxruntime
 run: build
 	./bin/mlgate serve --demo
 
-# Redis and Cassandra run for the length of the tests (TEST_REDIS_ADDR and
-# TEST_CASSANDRA_HOSTS tell the tests where); with CI=true a server that cannot start
-# fails the run, otherwise the tests that need it skip.
+# Redis, Cassandra, PostgreSQL and a Redis Cluster run for the length of the tests
+# (TEST_REDIS_ADDR, TEST_CASSANDRA_HOSTS, TEST_POSTGRES_DSN and TEST_REDIS_CLUSTER_ADDRS
+# tell the tests where); with CI=true a server that cannot start fails the run,
+# otherwise the tests that need it skip.
 $(PYENV)/.pyarrow-$(PYARROW_VERSION):
 	@echo "installing pyarrow $(PYARROW_VERSION) from PyPI into $(PYENV)"
 	@python3 -m venv $(PYENV) && $(PYENV)/bin/pip install --quiet --disable-pip-version-check pyarrow==$(PYARROW_VERSION)
@@ -60,9 +61,11 @@ test: onnxruntime lint pyarrow
 services-up:
 	bash deploy/redis.sh start
 	bash deploy/cassandra.sh start
+	bash deploy/postgres.sh start
+	bash deploy/redis-cluster.sh start
 
 services-down:
-	@rc=0; bash deploy/redis.sh stop || rc=1; bash deploy/cassandra.sh stop || rc=1; exit $$rc
+	@rc=0; for s in redis cassandra postgres redis-cluster; do bash deploy/$$s.sh stop || rc=1; done; exit $$rc
 
 # Every scenario of bench/ (see bench/RESULTS.md); the predict ones read features from a
 # Redis that bench/with-redis.sh runs for the benchmark alone, on 127.0.0.1:16390

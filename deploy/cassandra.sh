@@ -274,15 +274,7 @@ start() {
 stop() {
 	local pid
 	lock "$base"
-	if ! pid=$(pid_of "$pidfile" CassandraDaemon); then
-		rm -f "$pidfile"
-		if cql_answers; then
-			say "127.0.0.1:$port answers but this checkout did not start it (no pidfile); leaving it"
-		else
-			say "not running"
-		fi
-		return 0
-	fi
+	pid=$(ours "$pidfile" CassandraDaemon cql_answers) || return 0
 	kill -TERM "$pid" 2>/dev/null || true
 	local started=$SECONDS
 	stop_pid "$pid" "$stop_timeout"
@@ -299,12 +291,4 @@ status() {
 	return 1
 }
 
-case "${1:-}" in
-start) start ;;
-stop) stop ;;
-status) status ;;
-*)
-	echo "usage: $0 start|stop|status" >&2
-	exit 2
-	;;
-esac
+dispatch "$@"

@@ -1,5 +1,5 @@
 # shellcheck shell=bash disable=SC2034,SC2154
-# deploy/common.sh: helpers that deploy/redis.sh and deploy/cassandra.sh source.
+# deploy/common.sh: helpers that the service scripts of deploy/ source.
 # The sourcing script sets `name` (for messages) first; `root` is the checkout's top.
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -34,6 +34,22 @@ pid_of() {
 	[ -n "$pid" ] && alive "$pid" || return 1
 	grep -q "$2" "/proc/$pid/cmdline" 2>/dev/null || return 1
 	echo "$pid"
+}
+
+# ours PIDFILE WORD CHECK... prints the pid of the server that this checkout started
+# (see pid_of). When there is none, it removes PIDFILE, says whether another server
+# answers (CHECK succeeds) or none runs, and fails.
+ours() {
+	local pidfile=$1 word=$2
+	shift 2
+	pid_of "$pidfile" "$word" && return 0
+	rm -f "$pidfile"
+	if "$@"; then
+		say "a server answers but this checkout did not start it (no pidfile); leaving it"
+	else
+		say "not running"
+	fi
+	return 1
 }
 
 # stop_pid PID SECONDS waits up to SECONDS for PID to exit, then kills it.
@@ -86,4 +102,49 @@ apt_install() {
 		tail -n 20 "$log" >&2
 		die "could not install $* (log: $log)"
 	fi
+}
+
+# install_service LOG PACKAGE SERVICE installs a Debian package with apt_install and,
+# should its system SERVICE have started anyway, stops it and keeps it off at boot.
+install_service() {
+	apt_install "$1" "$2"
+	if command -v systemctl >/dev/null 2>&1 && [ -d /run/systemd/system ]; then
+		as_root systemctl disable --now "$3" >/dev/null 2>&1 || true
+	else
+		as_root service "$3" stop >/dev/null 2>&1 || true
+		as_root update-rc.d "$3" disable >/dev/null 2>&1 || true
+	fi
+}
+
+# await PID PIDFILE LOG SECONDS CHECK... waits until CHECK succeeds. Should PID exit
+# first, it shows the log's tail, removes PIDFILE and fails the script; after SECONDS,
+# it fails the script, leaving PID running.
+await() {
+	local pid=$1 pidfile=$2 log=$3 limit=$4 started=$SECONDS
+	shift 4
+	until "$@"; do
+		if ! alive "$pid"; then
+			tail -n 10 "$log" >&2 || true
+			rm -f "$pidfile"
+			die "pid $pid exited during start-up (log: $log)"
+		fi
+		if [ $((SECONDS - started)) -ge "$limit" ]; then
+			tail -n 20 "$log" >&2 || true
+			die "not answering after ${limit}s; pid $pid left running (stop it with $0 stop; log: $log)"
+		fi
+		sleep 0.1
+	done
+}
+
+# dispatch COMMAND runs the sourcing script's start, stop or status function.
+dispatch() {
+	case "${1:-}" in
+	start) start ;;
+	stop) stop ;;
+	status) status ;;
+	*)
+		echo "usage: $0 start|stop|status" >&2
+		exit 2
+		;;
+	esac
 }

@@ -27,14 +27,7 @@ answers() {
 
 install_redis() {
 	command -v redis-server >/dev/null 2>&1 && command -v redis-cli >/dev/null 2>&1 && return 0
-	apt_install "$dir/apt.log" redis-server
-	# Should the package's service have started anyway, stop it, and keep it off at boot.
-	if command -v systemctl >/dev/null 2>&1 && [ -d /run/systemd/system ]; then
-		as_root systemctl disable --now redis-server >/dev/null 2>&1 || true
-	else
-		as_root service redis-server stop >/dev/null 2>&1 || true
-		as_root update-rc.d redis-server disable >/dev/null 2>&1 || true
-	fi
+	install_service "$dir/apt.log" redis-server redis-server
 	say "installed $(redis-server --version)"
 }
 
@@ -53,35 +46,16 @@ start() {
 		--daemonize no --pidfile "$pidfile" --logfile "$logfile" \
 		--dir "$dir/data" --save "" --appendonly no \
 		</dev/null >>"$logfile" 2>&1 9>&- &
-	local pid=$! started=$SECONDS
+	local pid=$!
 	echo "$pid" >"$pidfile"
-	until answers; do
-		if ! alive "$pid"; then
-			tail -n 5 "$logfile" >&2 || true
-			rm -f "$pidfile"
-			die "redis-server exited during start-up (log: $logfile)"
-		fi
-		if [ $((SECONDS - started)) -ge "$start_timeout" ]; then
-			tail -n 20 "$logfile" >&2 || true
-			die "no PONG from 127.0.0.1:$port after ${start_timeout}s; pid $pid left running (log: $logfile)"
-		fi
-		sleep 0.1
-	done
+	await "$pid" "$pidfile" "$logfile" "$start_timeout" answers
 	say "running on 127.0.0.1:$port (pid $pid, log $logfile)"
 }
 
 stop() {
 	local pid
 	lock "$dir"
-	if ! pid=$(pid_of "$pidfile" redis-server); then
-		rm -f "$pidfile"
-		if answers; then
-			say "127.0.0.1:$port answers but this checkout did not start it (no pidfile); leaving it"
-		else
-			say "not running"
-		fi
-		return 0
-	fi
+	pid=$(ours "$pidfile" redis-server answers) || return 0
 	redis-cli -h 127.0.0.1 -p "$port" shutdown nosave >/dev/null 2>&1 || kill -TERM "$pid" 2>/dev/null || true
 	stop_pid "$pid" 10
 	rm -f "$pidfile"
@@ -97,12 +71,4 @@ status() {
 	return 1
 }
 
-case "${1:-}" in
-start) start ;;
-stop) stop ;;
-status) status ;;
-*)
-	echo "usage: $0 start|stop|status" >&2
-	exit 2
-	;;
-esac
+dispatch "$@"

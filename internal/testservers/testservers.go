@@ -1,6 +1,7 @@
-// Package testservers tells tests where the real Redis and Cassandra servers
-// started by `make test` (deploy/with-services.sh) listen. Without them a
-// test is skipped, except under CI=true, where a missing server fails it.
+// Package testservers tells tests where the real Redis, Cassandra, PostgreSQL
+// and Redis Cluster servers started by `make test` (deploy/with-services.sh)
+// listen. Without them a test is skipped, except under CI=true, where a
+// missing server fails it.
 package testservers
 
 import (
