@@ -64,13 +64,37 @@ func serve(args []string) error {
 		}
 		fmt.Print(demoMessage(base, demoKey, filepath.Join(cfg.DataDir, gateway.DemoKeyFile)))
 	}
-	select {
-	case <-ctx.Done():
-		log.Info("shutting down")
-		return shutdown()
-	case err := <-g.Done():
-		shutdown()
-		return fmt.Errorf("serve: %w", err)
+	// SIGHUP reloads the API keys (auth.keys, auth.keys_file,
+	// auth.role_limits) from the configuration as it reads now; the rest of
+	// it needs a restart.
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	for {
+		select {
+		case <-ctx.Done():
+			log.Info("shutting down")
+			return shutdown()
+		case err := <-g.Done():
+			shutdown()
+			return fmt.Errorf("serve: %w", err)
+		case <-hup:
+			reloadKeys(g, *configPath, log)
+		}
+	}
+}
+
+// reloadKeys reads the configuration at path (and the MLGATE_ variables)
+// again and gives the gateway its keys; a configuration that does not load
+// keeps the keys as they were, and says why in the log.
+func reloadKeys(g *gateway.Gateway, path string, log *slog.Logger) {
+	cfg := config.Defaults()
+	err := config.Load(path, os.Environ(), &cfg)
+	if err == nil {
+		err = g.ReloadKeys(cfg)
+	}
+	if err != nil {
+		log.Error("SIGHUP: API keys not reloaded; the previous keys stay", "err", err)
 	}
 }
 

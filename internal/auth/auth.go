@@ -13,6 +13,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync/atomic"
 )
 
 // Role is a set of permissions.
@@ -70,9 +71,10 @@ var (
 	ErrBadKey = errors.New("unknown API key")
 )
 
-// Authenticator checks API keys.
+// Authenticator checks API keys. Its keys can be replaced while it serves
+// (Reload): a request sees the old set or the new one, whole.
 type Authenticator struct {
-	keys []key
+	keys atomic.Pointer[[]key]
 }
 
 type key struct {
@@ -84,20 +86,31 @@ type key struct {
 // Anonymous.
 func New(keys []Key) (*Authenticator, error) {
 	a := &Authenticator{}
-	for _, k := range keys {
-		raw, err := hex.DecodeString(k.SHA256)
-		if err != nil || len(raw) != sha256.Size {
-			return nil, fmt.Errorf("key %s: sha256 must be 64 hex characters", k.Name)
-		}
-		var h [sha256.Size]byte
-		copy(h[:], raw)
-		a.keys = append(a.keys, key{hash: h, id: Identity{Name: k.Name, roles: k.Roles}})
+	if err := a.Reload(keys); err != nil {
+		return nil, err
 	}
 	return a, nil
 }
 
+// Reload replaces the keys with keys, all at once: a key no longer listed
+// is refused from now on. On an error nothing changes.
+func (a *Authenticator) Reload(keys []Key) error {
+	next := make([]key, 0, len(keys))
+	for _, k := range keys {
+		raw, err := hex.DecodeString(k.SHA256)
+		if err != nil || len(raw) != sha256.Size {
+			return fmt.Errorf("key %s: sha256 must be 64 hex characters", k.Name)
+		}
+		var h [sha256.Size]byte
+		copy(h[:], raw)
+		next = append(next, key{hash: h, id: Identity{Name: k.Name, roles: k.Roles}})
+	}
+	a.keys.Store(&next)
+	return nil
+}
+
 // Open reports whether no keys are configured.
-func (a *Authenticator) Open() bool { return len(a.keys) == 0 }
+func (a *Authenticator) Open() bool { return len(*a.keys.Load()) == 0 }
 
 // Authenticate identifies the caller from an Authorization header value:
 // the scheme "Bearer" in any case (RFC 9110 makes schemes case-insensitive),
@@ -113,7 +126,7 @@ func (a *Authenticator) Authenticate(header string) (Identity, error) {
 		return Identity{}, ErrNoKey
 	}
 	h := sha256.Sum256([]byte(token))
-	for _, k := range a.keys {
+	for _, k := range *a.keys.Load() {
 		if subtle.ConstantTimeCompare(h[:], k.hash[:]) == 1 {
 			return k.id, nil
 		}

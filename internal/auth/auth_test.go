@@ -68,3 +68,27 @@ func TestBadHash(t *testing.T) {
 		t.Error("want an error for a short hash")
 	}
 }
+
+// TestReload: a reloaded key set replaces the old one whole; a bad one
+// changes nothing.
+func TestReload(t *testing.T) {
+	a, err := New([]Key{{Name: "old", SHA256: hash("old-key"), Roles: []Role{Predict}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Reload([]Key{{Name: "bad", SHA256: "xyz"}}); err == nil {
+		t.Fatal("a key with a bad hash was taken")
+	}
+	if id, err := a.Authenticate("Bearer old-key"); err != nil || id.Name != "old" {
+		t.Fatalf("a failed reload changed the keys: %v %v", id, err)
+	}
+	if err := a.Reload([]Key{{Name: "new", SHA256: hash("new-key"), Roles: []Role{SRE}}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.Authenticate("Bearer old-key"); !errors.Is(err, ErrBadKey) {
+		t.Errorf("a revoked key: %v, want ErrBadKey", err)
+	}
+	if id, err := a.Authenticate("Bearer new-key"); err != nil || !id.Has(SRE) {
+		t.Errorf("the new key: %v %v", id, err)
+	}
+}

@@ -2,6 +2,7 @@ package auth
 
 import (
 	"math"
+	"sync"
 	"sync/atomic"
 	"time"
 )
@@ -25,9 +26,12 @@ type Limit struct {
 // does not list do not count: an admin key is not held to the predict
 // role's limit. With no keys configured, the Anonymous caller has the admin
 // role's limit, if there is one, else none.
+//
+// Reload replaces the limits while the Limiter serves.
 type Limiter struct {
-	buckets map[string]*bucket // by identity name; read-only after NewLimiter
-	epoch   time.Time          // times are kept as nanoseconds since epoch
+	buckets atomic.Pointer[map[string]*bucket] // by identity name; replaced whole by Reload
+	epoch   time.Time                          // times are kept as nanoseconds since epoch
+	mu      sync.Mutex                         // serialises Reloads
 }
 
 // bucket is a token bucket kept as its theoretical arrival time (the
@@ -41,25 +45,43 @@ type bucket struct {
 	tat       atomic.Int64 // nanoseconds since the Limiter's epoch
 }
 
-// NewLimiter returns a Limiter for keys, given the limits of roles. It
-// returns nil when no identity has a limit; a nil Limiter allows every
-// request.
+// NewLimiter returns a Limiter for keys, given the limits of roles. A nil
+// Limiter allows every request.
 func NewLimiter(keys []Key, roles map[Role]Limit) *Limiter {
-	l := &Limiter{buckets: make(map[string]*bucket), epoch: time.Now()}
+	l := &Limiter{epoch: time.Now()}
+	l.Reload(keys, roles)
+	return l
+}
+
+// Reload sets the limits of keys, given the limits of roles, all at once.
+// An identity whose limit is unchanged keeps its bucket, and so the tokens
+// it has left; a key no longer listed loses its bucket.
+func (l *Limiter) Reload(keys []Key, roles map[Role]Limit) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var old map[string]*bucket
+	if p := l.buckets.Load(); p != nil {
+		old = *p
+	}
+	next := make(map[string]*bucket)
+	set := func(name string, lim Limit) {
+		b := newBucket(lim)
+		if kept := old[name]; kept != nil && kept.limit == b.limit {
+			b = kept
+		}
+		next[name] = b
+	}
 	if len(keys) == 0 {
 		if lim, ok := roles[Admin]; ok && lim.Rate > 0 {
-			l.buckets[Anonymous.Name] = newBucket(lim)
+			set(Anonymous.Name, lim)
 		}
 	}
 	for _, k := range keys {
 		if lim, ok := limitOf(k, roles); ok {
-			l.buckets[k.Name] = newBucket(lim)
+			set(k.Name, lim)
 		}
 	}
-	if len(l.buckets) == 0 {
-		return nil
-	}
-	return l
+	l.buckets.Store(&next)
 }
 
 // limitOf resolves the limit of key k, reporting false when it has none.
@@ -109,7 +131,7 @@ func (l *Limiter) AllowAt(name string, now time.Time) (ok bool, retryAfter time.
 	if l == nil {
 		return true, 0
 	}
-	b := l.buckets[name]
+	b := (*l.buckets.Load())[name]
 	if b == nil {
 		return true, 0
 	}
@@ -132,7 +154,7 @@ func (l *Limiter) Limit(name string) (Limit, bool) {
 	if l == nil {
 		return Limit{}, false
 	}
-	b := l.buckets[name]
+	b := (*l.buckets.Load())[name]
 	if b == nil {
 		return Limit{}, false
 	}

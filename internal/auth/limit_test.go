@@ -115,15 +115,15 @@ func TestLimiterIdentities(t *testing.T) {
 		t.Error("root has a limit")
 	}
 
-	if l := NewLimiter(nil, roles); l != nil {
+	if _, ok := NewLimiter(nil, roles).Limit(Anonymous.Name); ok {
 		t.Error("anonymous limited without an admin role limit")
 	}
 	anon := NewLimiter(nil, map[Role]Limit{Admin: {Rate: 1, Burst: 2}})
 	if lim, ok := anon.Limit(Anonymous.Name); !ok || lim.Burst != 2 {
 		t.Errorf("anonymous limit = %+v %v, want the admin role's", lim, ok)
 	}
-	if l := NewLimiter([]Key{{Name: "root", Roles: []Role{Admin}}}, roles); l != nil {
-		t.Error("a Limiter with no limited identity is not nil")
+	if ok, _ := NewLimiter([]Key{{Name: "root", Roles: []Role{Admin}}}, roles).Allow("root"); !ok {
+		t.Error("an identity without a limit was refused")
 	}
 	var none *Limiter
 	if ok, _ := none.Allow("x"); !ok {
@@ -177,5 +177,43 @@ func BenchmarkAllow(b *testing.B) {
 				}
 			})
 		})
+	}
+}
+
+// TestLimiterReload: a key whose limit is unchanged keeps its bucket (the
+// tokens it spent stay spent), a changed limit starts a new bucket, a new
+// key gets its limit and a revoked key loses it.
+func TestLimiterReload(t *testing.T) {
+	now := time.Unix(1000, 0)
+	keys := []Key{{Name: "a", Limit: Limit{Rate: 1, Burst: 1}}, {Name: "b", Limit: Limit{Rate: 1, Burst: 1}}}
+	l := NewLimiter(keys, nil)
+	for _, name := range []string{"a", "b"} {
+		if ok, _ := l.AllowAt(name, now); !ok {
+			t.Fatalf("%s refused its first request", name)
+		}
+	}
+	l.Reload([]Key{
+		{Name: "a", Limit: Limit{Rate: 1, Burst: 1}}, // unchanged
+		{Name: "b", Limit: Limit{Rate: 1, Burst: 5}}, // changed
+		{Name: "c", Limit: Limit{Rate: 1, Burst: 1}}, // new
+	}, nil)
+	tests := []struct {
+		name   string
+		allow  bool
+		limit  bool
+		reason string
+	}{
+		{"a", false, true, "kept its bucket: its token is spent"},
+		{"b", true, true, "a new limit starts a full bucket"},
+		{"c", true, true, "a new key has its limit"},
+	}
+	for _, tt := range tests {
+		if ok, _ := l.AllowAt(tt.name, now); ok != tt.allow {
+			t.Errorf("%s: allowed %v, want %v (%s)", tt.name, ok, tt.allow, tt.reason)
+		}
+	}
+	l.Reload([]Key{{Name: "c", Limit: Limit{Rate: 1, Burst: 1}}}, nil)
+	if _, ok := l.Limit("a"); ok {
+		t.Error("a revoked key keeps its limit")
 	}
 }

@@ -60,6 +60,9 @@ type Gateway struct {
 	tracing  *telemetry.Tracing
 	// ownTracing: the gateway made tracing, and shuts it down.
 	ownTracing bool
+	auth       *auth.Authenticator
+	limiter    *auth.Limiter
+	listen     string // as configured at Start
 	metrics    *telemetry.Metrics
 	clock      clock.Clock
 	closers    []func() error // the stores, in the order they were opened
@@ -95,6 +98,7 @@ func Start(ctx context.Context, cfg config.Config, version string, log *slog.Log
 			g.closeAll()
 		}
 	}()
+	g.listen = cfg.Listen
 	authn, limiter, err := newAuthenticator(cfg, log)
 	if err != nil {
 		return nil, err
@@ -178,6 +182,7 @@ func Start(ctx context.Context, cfg config.Config, version string, log *slog.Log
 		return nil, err
 	}
 	g.Router = rs
+	g.auth, g.limiter = authn, limiter
 	deps := serving.Deps{Registry: reg, Catalog: catalog, Features: features, Auth: authn, Log: log, Metrics: metrics.Handler(), Router: rs, Limiter: limiter}
 	deps.Tracer, deps.Propagator = g.tracing.Tracer("serving"), g.tracing.Propagator()
 	if cfg.Tables.Enabled {
@@ -445,9 +450,26 @@ func breakerOptions(cfg config.Config) featurestore.Breaker {
 }
 
 // newAuthenticator builds the authenticator from auth.keys and
-// auth.keys_file, and the limiter that holds each key to its rate (nil when
-// no key has one).
+// auth.keys_file, and the limiter that holds each key to its rate.
 func newAuthenticator(cfg config.Config, log *slog.Logger) (*auth.Authenticator, *auth.Limiter, error) {
+	keys, roles, err := authKeys(cfg)
+	if err != nil {
+		return nil, nil, err
+	}
+	a, err := auth.New(keys)
+	if err != nil {
+		return nil, nil, fmt.Errorf("config key auth.keys: %w", err)
+	}
+	if a.Open() {
+		log.Warn("no API keys configured (auth.keys): every caller may do everything; allowed only because the listener is on loopback")
+	}
+	return a, auth.NewLimiter(keys, roles), nil
+}
+
+// authKeys reads the keys of auth.keys and auth.keys_file, and the limits
+// of auth.role_limits. No keys at all is refused unless the listener is on
+// loopback.
+func authKeys(cfg config.Config) ([]auth.Key, map[auth.Role]auth.Limit, error) {
 	all, err := cfg.Auth.AllKeys()
 	if err != nil {
 		return nil, nil, err
@@ -463,15 +485,8 @@ func newAuthenticator(cfg config.Config, log *slog.Logger) (*auth.Authenticator,
 			keys[i].Roles = append(keys[i].Roles, role)
 		}
 	}
-	a, err := auth.New(keys)
-	if err != nil {
-		return nil, nil, fmt.Errorf("config key auth.keys: %w", err)
-	}
-	if a.Open() {
-		if !cfg.LoopbackListen() {
-			return nil, nil, fmt.Errorf("config key auth.keys: API keys are required when listen (%s) is not a loopback address", cfg.Listen)
-		}
-		log.Warn("no API keys configured (auth.keys): every caller may do everything; allowed only because the listener is on loopback")
+	if len(keys) == 0 && !cfg.LoopbackListen() {
+		return nil, nil, fmt.Errorf("config key auth.keys: API keys are required when listen (%s) is not a loopback address", cfg.Listen)
 	}
 	roles := make(map[auth.Role]auth.Limit, len(cfg.Auth.RoleLimits))
 	for i, l := range cfg.Auth.RoleLimits {
@@ -481,7 +496,27 @@ func newAuthenticator(cfg config.Config, log *slog.Logger) (*auth.Authenticator,
 		}
 		roles[role] = auth.Limit{Rate: l.Rate, Burst: l.Burst}
 	}
-	return a, auth.NewLimiter(keys, roles), nil
+	return keys, roles, nil
+}
+
+// ReloadKeys replaces the API keys and rate limits with those of cfg
+// (auth.keys, auth.keys_file, auth.role_limits), as `mlgate serve` does on
+// SIGHUP: a revoked key is refused from the next request, a new one
+// admitted, and a key whose limit is unchanged keeps the tokens it has
+// left. The listener cannot change, so cfg.Listen is the one the gateway
+// started with. Bad keys change nothing, and say why.
+func (g *Gateway) ReloadKeys(cfg config.Config) error {
+	cfg.Listen = g.listen
+	keys, roles, err := authKeys(cfg)
+	if err != nil {
+		return err
+	}
+	if err := g.auth.Reload(keys); err != nil {
+		return fmt.Errorf("config key auth.keys: %w", err)
+	}
+	g.limiter.Reload(keys, roles)
+	g.log.Info("API keys reloaded", "keys", len(keys))
+	return nil
 }
 
 // keyOrigin names where the i-th of cfg's keys (auth.keys, then those of
