@@ -17,6 +17,7 @@ var storePackages = []string{
 	"featurestore/redis",
 	"registry/bolt",
 	"registry/localfs",
+	"registry/postgres",
 	"router/bolt",
 }
 
