@@ -19,6 +19,7 @@ var storePackages = []string{
 	"registry/localfs",
 	"registry/postgres",
 	"router/bolt",
+	"router/postgres",
 }
 
 const module = "github.com/mlgate/mlgate/"

@@ -6,9 +6,26 @@ import (
 	"time"
 
 	"github.com/mlgate/mlgate/router"
+	"github.com/mlgate/mlgate/router/routertest"
 )
 
-func TestSaveHistoryDelete(t *testing.T) {
+func TestStore(t *testing.T) {
+	routertest.TestStore(t, func(t *testing.T) router.Store {
+		s, err := Open(filepath.Join(t.TempDir(), "endpoints.db"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() {
+			if err := s.Close(); err != nil {
+				t.Errorf("Close: %v", err)
+			}
+		})
+		return s
+	})
+}
+
+// TestSurvivesRestart reopens the file: endpoints and history are kept.
+func TestSurvivesRestart(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "endpoints.db")
 	s, err := Open(path)
 	if err != nil {
@@ -26,9 +43,11 @@ func TestSaveHistoryDelete(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	s.Close()
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
 
-	s, err = Open(path) // everything survives a restart
+	s, err = Open(path)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -40,17 +59,5 @@ func TestSaveHistoryDelete(t *testing.T) {
 	h, err := s.History(t.Context(), "ep")
 	if err != nil || len(h) != 3 || h[0].Revision != 1 || h[2].Revision != 3 || h[1].Actor != "sam" {
 		t.Fatalf("history = %+v, %v", h, err)
-	}
-	if err := s.Delete(t.Context(), "ep"); err != nil {
-		t.Fatal(err)
-	}
-	if eps, _ := s.Endpoints(t.Context()); len(eps) != 0 {
-		t.Errorf("endpoints after delete: %+v", eps)
-	}
-	if h, _ := s.History(t.Context(), "ep"); len(h) != 0 {
-		t.Errorf("history after delete: %+v", h)
-	}
-	if err := s.Delete(t.Context(), "ep"); err != nil {
-		t.Errorf("deleting a missing endpoint: %v", err)
 	}
 }
