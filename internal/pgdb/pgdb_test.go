@@ -14,20 +14,9 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/mlgate/mlgate/internal/pgdb"
+	"github.com/mlgate/mlgate/internal/pgdb/pgdbtest"
 	"github.com/mlgate/mlgate/internal/testservers"
 )
-
-func open(t *testing.T, dsn string) *pgxpool.Pool {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	pool, err := pgdb.Open(ctx, dsn)
-	if err != nil {
-		t.Fatalf("Open: %v", err)
-	}
-	t.Cleanup(pool.Close)
-	return pool
-}
 
 // counting is a schema whose migrations 2 and 3 each add a row to a table
 // that migration 1 makes, so that the rows count how often they ran.
@@ -57,7 +46,7 @@ const wantRecorded, wantRan = "1:0001_table.sql,2:0002_two.sql,3:0003_three.sql"
 
 func TestMigrateFreshThenNoOp(t *testing.T) {
 	ctx := context.Background()
-	pool := open(t, testservers.Postgres(t))
+	pool := pgdbtest.Open(t, testservers.Postgres(t))
 	for i := range 2 {
 		if err := pgdb.Migrate(ctx, pool, counting); err != nil {
 			t.Fatalf("Migrate #%d: %v", i+1, err)
@@ -70,7 +59,7 @@ func TestMigrateFreshThenNoOp(t *testing.T) {
 
 func TestMigrateAddsNewVersions(t *testing.T) {
 	ctx := context.Background()
-	pool := open(t, testservers.Postgres(t))
+	pool := pgdbtest.Open(t, testservers.Postgres(t))
 	first := pgdb.Schema{Owner: "counting", FS: fstest.MapFS{"0001_table.sql": counting.FS.(fstest.MapFS)["0001_table.sql"]}}
 	if err := pgdb.Migrate(ctx, pool, first); err != nil {
 		t.Fatal(err)
@@ -90,7 +79,7 @@ func TestMigrateConcurrently(t *testing.T) {
 	const replicas = 8
 	pools := make([]*pgxpool.Pool, replicas)
 	for i := range pools {
-		pools[i] = open(t, dsn)
+		pools[i] = pgdbtest.Open(t, dsn)
 	}
 	var wg sync.WaitGroup
 	errs := make([]error, replicas)
@@ -110,7 +99,7 @@ func TestMigrateConcurrently(t *testing.T) {
 
 func TestMigrateRefusesNewerSchema(t *testing.T) {
 	ctx := context.Background()
-	pool := open(t, testservers.Postgres(t))
+	pool := pgdbtest.Open(t, testservers.Postgres(t))
 	if err := pgdb.Migrate(ctx, pool, counting); err != nil {
 		t.Fatal(err)
 	}
@@ -137,7 +126,7 @@ func TestMigrateRefusesNewerSchema(t *testing.T) {
 
 func TestMigrateFailureChangesNothing(t *testing.T) {
 	ctx := context.Background()
-	pool := open(t, testservers.Postgres(t))
+	pool := pgdbtest.Open(t, testservers.Postgres(t))
 	broken := pgdb.Schema{Owner: "broken", FS: fstest.MapFS{
 		"0001_ok.sql":  {Data: []byte("CREATE TABLE broken_t (x int);")},
 		"0002_bad.sql": {Data: []byte("CREATE TABLE broken_t (x int);")},

@@ -16,6 +16,7 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/mlgate/mlgate/internal/pgdb/pgdbtest"
 	"github.com/mlgate/mlgate/internal/testservers"
 	"github.com/mlgate/mlgate/registry"
 	"github.com/mlgate/mlgate/registry/postgres"
@@ -91,7 +92,7 @@ func checkPath(t *testing.T, s *postgres.ArtifactStore, key string, want []byte)
 }
 
 func TestArtifactPutPath(t *testing.T) {
-	pool := open(t, testservers.Postgres(t))
+	pool := pgdbtest.Open(t, testservers.Postgres(t), postgres.Schema)
 	uploader, _ := newArtifacts(t, pool)
 	other, otherCache := newArtifacts(t, pool)
 	big := bytes.Repeat([]byte("0123456789abcde\n"), 5<<16) // 5 MiB: several chunks, the last one full
@@ -125,7 +126,7 @@ func TestArtifactPutPath(t *testing.T) {
 
 func TestArtifactTooLargeStoresNothing(t *testing.T) {
 	ctx := context.Background()
-	pool := open(t, testservers.Postgres(t))
+	pool := pgdbtest.Open(t, testservers.Postgres(t), postgres.Schema)
 	s, cache := newArtifacts(t, pool)
 	_, err := s.Put(ctx, "m/big.onnx", strings.NewReader("123456"), 5)
 	if !errors.Is(err, registry.ErrTooLarge) {
@@ -147,7 +148,7 @@ func TestArtifactTooLargeStoresNothing(t *testing.T) {
 
 func TestArtifactSameBytesStoredOnce(t *testing.T) {
 	ctx := context.Background()
-	pool := open(t, testservers.Postgres(t))
+	pool := pgdbtest.Open(t, testservers.Postgres(t), postgres.Schema)
 	s, cache := newArtifacts(t, pool)
 	data := bytes.Repeat([]byte("weights"), 200_000) // 1.4 MB, two chunks
 	a1 := mustPut(t, s, "m/v1.onnx", data)
@@ -182,7 +183,7 @@ func TestArtifactSameBytesStoredOnce(t *testing.T) {
 }
 
 func TestArtifactSameBytesConcurrently(t *testing.T) {
-	pool := open(t, testservers.Postgres(t))
+	pool := pgdbtest.Open(t, testservers.Postgres(t), postgres.Schema)
 	data := []byte("the same model, uploaded through two gateways at once")
 	var wg sync.WaitGroup
 	errs := make(chan error, 10)
@@ -208,7 +209,7 @@ func TestArtifactSameBytesConcurrently(t *testing.T) {
 }
 
 func TestArtifactPutReplacesKey(t *testing.T) {
-	pool := open(t, testservers.Postgres(t))
+	pool := pgdbtest.Open(t, testservers.Postgres(t), postgres.Schema)
 	s, cache := newArtifacts(t, pool)
 	mustPut(t, s, "m/v1.onnx", []byte("first"))
 	second := mustPut(t, s, "m/v1.onnx", []byte("second"))
@@ -222,7 +223,7 @@ func TestArtifactPutReplacesKey(t *testing.T) {
 }
 
 func TestArtifactCorruptCacheFetchedAgain(t *testing.T) {
-	pool := open(t, testservers.Postgres(t))
+	pool := pgdbtest.Open(t, testservers.Postgres(t), postgres.Schema)
 	s, _ := newArtifacts(t, pool)
 	data := []byte("model bytes that the disk will damage")
 	mustPut(t, s, "m/v1.onnx", data)
@@ -249,7 +250,7 @@ func TestArtifactCorruptCacheFetchedAgain(t *testing.T) {
 
 func TestArtifactDelete(t *testing.T) {
 	ctx := context.Background()
-	pool := open(t, testservers.Postgres(t))
+	pool := pgdbtest.Open(t, testservers.Postgres(t), postgres.Schema)
 	s, _ := newArtifacts(t, pool)
 	if err := s.Delete(ctx, "m/never.onnx"); err != nil {
 		t.Errorf("Delete of a missing key = %v; want nil", err)
@@ -263,7 +264,7 @@ func TestArtifactDelete(t *testing.T) {
 }
 
 func TestNewArtifactStoreRemovesPartFiles(t *testing.T) {
-	pool := open(t, testservers.Postgres(t))
+	pool := pgdbtest.Open(t, testservers.Postgres(t), postgres.Schema)
 	dir := t.TempDir()
 	keep := filepath.Join(dir, sum([]byte("kept")))
 	for _, f := range []string{filepath.Join(dir, ".part-123"), keep} {

@@ -10,9 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5/pgxpool"
-
-	"github.com/mlgate/mlgate/internal/pgdb"
+	"github.com/mlgate/mlgate/internal/pgdb/pgdbtest"
 	"github.com/mlgate/mlgate/internal/testservers"
 	"github.com/mlgate/mlgate/registry"
 	"github.com/mlgate/mlgate/registry/postgres"
@@ -21,24 +19,9 @@ import (
 
 // open returns a pool on the database dsn, migrated to the registry's
 // schema, closed when the test ends: a gateway's start-up.
-func open(t *testing.T, dsn string) *pgxpool.Pool {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	pool, err := pgdb.Open(ctx, dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(pool.Close)
-	if err := pgdb.Migrate(ctx, pool, postgres.Schema); err != nil {
-		t.Fatal(err)
-	}
-	return pool
-}
-
 func TestMetaStore(t *testing.T) {
 	registrytest.TestMetaStore(t, func(t *testing.T) registry.MetaStore {
-		return postgres.NewMetaStore(open(t, testservers.Postgres(t)))
+		return postgres.NewMetaStore(pgdbtest.Open(t, testservers.Postgres(t), postgres.Schema))
 	})
 }
 
@@ -47,7 +30,7 @@ func TestMetaStore(t *testing.T) {
 func TestTwoReplicasUpdateOneModel(t *testing.T) {
 	ctx := context.Background()
 	dsn := testservers.Postgres(t)
-	stores := []*postgres.MetaStore{postgres.NewMetaStore(open(t, dsn)), postgres.NewMetaStore(open(t, dsn))}
+	stores := []*postgres.MetaStore{postgres.NewMetaStore(pgdbtest.Open(t, dsn, postgres.Schema)), postgres.NewMetaStore(pgdbtest.Open(t, dsn, postgres.Schema))}
 	const each = 50
 	var wg sync.WaitGroup
 	errs := make(chan error, len(stores)*each)
@@ -100,7 +83,7 @@ func TestTwoReplicasUpdateOneModel(t *testing.T) {
 // TestAuditTrailInSQL checks the columns an operator queries the trail by.
 func TestAuditTrailInSQL(t *testing.T) {
 	ctx := context.Background()
-	pool := open(t, testservers.Postgres(t))
+	pool := pgdbtest.Open(t, testservers.Postgres(t), postgres.Schema)
 	s := postgres.NewMetaStore(pool)
 	at := time.Date(2024, 5, 17, 9, 30, 15, 123456789, time.UTC)
 	err := s.AppendAudit(ctx, []registry.AuditEvent{{Time: at, Actor: "alice", Action: "set_weights", Endpoint: "e1"}})
@@ -127,7 +110,7 @@ func TestAuditTrailInSQL(t *testing.T) {
 // and number spelling included, as from registry/bolt.
 func TestRawJSONKeptByteForByte(t *testing.T) {
 	ctx := context.Background()
-	s := postgres.NewMetaStore(open(t, testservers.Postgres(t)))
+	s := postgres.NewMetaStore(pgdbtest.Open(t, testservers.Postgres(t), postgres.Schema))
 	spec := json.RawMessage(`{"view": "users",  "features": ["b", "a"], "z": 1.50, "a": null}`)
 	baseline := json.RawMessage(`{"bins":[1e3, 2.0]}`)
 	err := s.Update(ctx, "m", func(m *registry.Model) ([]registry.AuditEvent, error) {

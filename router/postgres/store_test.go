@@ -8,9 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5/pgxpool"
-
-	"github.com/mlgate/mlgate/internal/pgdb"
+	"github.com/mlgate/mlgate/internal/pgdb/pgdbtest"
 	"github.com/mlgate/mlgate/internal/testservers"
 	"github.com/mlgate/mlgate/router"
 	"github.com/mlgate/mlgate/router/postgres"
@@ -19,24 +17,9 @@ import (
 
 // open returns a pool on the database dsn, migrated to the router's schema,
 // closed when the test ends: a gateway's start-up.
-func open(t *testing.T, dsn string) *pgxpool.Pool {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	pool, err := pgdb.Open(ctx, dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(pool.Close)
-	if err := pgdb.Migrate(ctx, pool, postgres.Schema); err != nil {
-		t.Fatal(err)
-	}
-	return pool
-}
-
 func TestStore(t *testing.T) {
 	routertest.TestStore(t, func(t *testing.T) router.Store {
-		return postgres.NewStore(open(t, testservers.Postgres(t)))
+		return postgres.NewStore(pgdbtest.Open(t, testservers.Postgres(t), postgres.Schema))
 	})
 }
 
@@ -45,7 +28,7 @@ func TestStore(t *testing.T) {
 // once: every revision is kept, and the endpoint is the last one committed.
 func TestTwoReplicasSaveOneEndpoint(t *testing.T) {
 	dsn := testservers.Postgres(t)
-	routertest.SaveConcurrently(t, postgres.NewStore(open(t, dsn)), postgres.NewStore(open(t, dsn)))
+	routertest.SaveConcurrently(t, postgres.NewStore(pgdbtest.Open(t, dsn, postgres.Schema)), postgres.NewStore(pgdbtest.Open(t, dsn, postgres.Schema)))
 }
 
 func endpoint(rev int) router.Endpoint {
@@ -67,7 +50,7 @@ func endpoint(rev int) router.Endpoint {
 // wrote, byte for byte (json, not jsonb, which would reorder its keys).
 func TestDocumentsAsWritten(t *testing.T) {
 	ctx := context.Background()
-	pool := open(t, testservers.Postgres(t))
+	pool := pgdbtest.Open(t, testservers.Postgres(t), postgres.Schema)
 	s := postgres.NewStore(pool)
 	e := endpoint(1)
 	r := router.Revision{Revision: 1, Time: e.UpdatedAt, Actor: "alice", Action: router.ActionCreate, Policy: e.Policy}
@@ -100,7 +83,7 @@ func TestDocumentsAsWritten(t *testing.T) {
 // fails and the endpoint stays as it was.
 func TestSaveFailingInTransaction(t *testing.T) {
 	ctx := context.Background()
-	pool := open(t, testservers.Postgres(t))
+	pool := pgdbtest.Open(t, testservers.Postgres(t), postgres.Schema)
 	s := postgres.NewStore(pool)
 	before := endpoint(1)
 	rev := router.Revision{Revision: 1, Actor: "alice", Action: router.ActionCreate, Policy: before.Policy}
