@@ -1,0 +1,80 @@
+// Package postgres keeps the drift monitors' specs in PostgreSQL, the
+// control plane that a fleet of gateways shares. Store needs the table of
+// Schema, which pgdb.Migrate applies at start-up; it does not own the pool
+// it is given.
+package postgres
+
+import (
+	"context"
+	"embed"
+	"encoding/json"
+	"fmt"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/mlgate/mlgate/drift"
+	"github.com/mlgate/mlgate/internal/pgdb"
+)
+
+//go:embed migrations/*.sql
+var migrations embed.FS
+
+// Schema is the history of drift's tables, for pgdb.Migrate.
+var Schema = pgdb.Schema{Owner: "drift", FS: migrations, Dir: "migrations"}
+
+// Store is a drift.Store in PostgreSQL. Gateways sharing the database see
+// one set of monitors.
+type Store struct {
+	pool *pgxpool.Pool
+}
+
+var _ drift.Store = (*Store)(nil)
+
+// NewStore returns a Store in the database of pool, which pgdb.Migrate has
+// brought to Schema.
+func NewStore(pool *pgxpool.Pool) *Store { return &Store{pool: pool} }
+
+// Monitors implements drift.Store, ordered by name.
+func (s *Store) Monitors(ctx context.Context) ([]drift.MonitorSpec, error) {
+	rows, err := s.pool.Query(ctx, `SELECT name, spec FROM drift_monitors ORDER BY name`)
+	if err != nil {
+		return nil, fmt.Errorf("read monitors: %w", err)
+	}
+	out := []drift.MonitorSpec{}
+	var name string
+	var raw []byte
+	_, err = pgx.ForEachRow(rows, []any{&name, &raw}, func() error {
+		var spec drift.MonitorSpec
+		if err := json.Unmarshal(raw, &spec); err != nil {
+			return fmt.Errorf("decode monitor %s: %w", name, err)
+		}
+		out = append(out, spec)
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("read monitors: %w", err)
+	}
+	return out, nil
+}
+
+// PutMonitor implements drift.Store.
+func (s *Store) PutMonitor(ctx context.Context, spec drift.MonitorSpec) error {
+	raw, err := json.Marshal(spec)
+	if err != nil {
+		return fmt.Errorf("encode monitor %s: %w", spec.Name, err)
+	}
+	if _, err := s.pool.Exec(ctx, `INSERT INTO drift_monitors (name, spec) VALUES ($1, $2)
+		ON CONFLICT (name) DO UPDATE SET spec = EXCLUDED.spec`, spec.Name, raw); err != nil {
+		return fmt.Errorf("save monitor %s: %w", spec.Name, err)
+	}
+	return nil
+}
+
+// DeleteMonitor implements drift.Store.
+func (s *Store) DeleteMonitor(ctx context.Context, name string) error {
+	if _, err := s.pool.Exec(ctx, `DELETE FROM drift_monitors WHERE name = $1`, name); err != nil {
+		return fmt.Errorf("delete monitor %s: %w", name, err)
+	}
+	return nil
+}
