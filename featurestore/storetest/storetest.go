@@ -1,6 +1,8 @@
-// Package storetest is the conformance suite every featurestore.OnlineStore
-// passes, run by each backend's tests against a real server (the embedded
-// store against a real file).
+// Package storetest holds the conformance suites of the feature store's
+// backends, run by each backend's tests against a real server (the embedded
+// store against a real file): Run for every featurestore.OnlineStore, and
+// TestViewStore for every featurestore.ViewStore (featurestore/embedded and
+// featurestore/postgres).
 package storetest
 
 import (
