@@ -12,8 +12,10 @@ import (
 // through the interface its domain declares.
 var storePackages = []string{
 	"drift/bolt",
+	"drift/postgres",
 	"featurestore/cassandra",
 	"featurestore/embedded",
+	"featurestore/postgres",
 	"featurestore/redis",
 	"registry/bolt",
 	"registry/localfs",
