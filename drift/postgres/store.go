@@ -10,7 +10,6 @@ import (
 	"encoding/json"
 	"fmt"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/mlgate/mlgate/drift"
@@ -37,21 +36,7 @@ func NewStore(pool *pgxpool.Pool) *Store { return &Store{pool: pool} }
 
 // Monitors implements drift.Store, ordered by name.
 func (s *Store) Monitors(ctx context.Context) ([]drift.MonitorSpec, error) {
-	rows, err := s.pool.Query(ctx, `SELECT name, spec FROM drift_monitors ORDER BY name`)
-	if err != nil {
-		return nil, fmt.Errorf("read monitors: %w", err)
-	}
-	out := []drift.MonitorSpec{}
-	var name string
-	var raw []byte
-	_, err = pgx.ForEachRow(rows, []any{&name, &raw}, func() error {
-		var spec drift.MonitorSpec
-		if err := json.Unmarshal(raw, &spec); err != nil {
-			return fmt.Errorf("decode monitor %s: %w", name, err)
-		}
-		out = append(out, spec)
-		return nil
-	})
+	out, err := pgdb.Documents[drift.MonitorSpec](ctx, s.pool, "monitor", `SELECT name, spec FROM drift_monitors ORDER BY name`)
 	if err != nil {
 		return nil, fmt.Errorf("read monitors: %w", err)
 	}

@@ -10,7 +10,6 @@ import (
 	"encoding/json"
 	"fmt"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/mlgate/mlgate/featurestore"
@@ -37,21 +36,7 @@ func NewViewStore(pool *pgxpool.Pool) *ViewStore { return &ViewStore{pool: pool}
 
 // Views implements featurestore.ViewStore, ordered by name.
 func (s *ViewStore) Views(ctx context.Context) ([]*featurestore.View, error) {
-	rows, err := s.pool.Query(ctx, `SELECT name, view FROM featurestore_views ORDER BY name`)
-	if err != nil {
-		return nil, fmt.Errorf("read views: %w", err)
-	}
-	out := []*featurestore.View{}
-	var name string
-	var raw []byte
-	_, err = pgx.ForEachRow(rows, []any{&name, &raw}, func() error {
-		v := new(featurestore.View)
-		if err := json.Unmarshal(raw, v); err != nil {
-			return fmt.Errorf("decode view %s: %w", name, err)
-		}
-		out = append(out, v)
-		return nil
-	})
+	out, err := pgdb.Documents[*featurestore.View](ctx, s.pool, "view", `SELECT name, view FROM featurestore_views ORDER BY name`)
 	if err != nil {
 		return nil, fmt.Errorf("read views: %w", err)
 	}

@@ -148,21 +148,7 @@ func (s *MetaStore) Model(ctx context.Context, name string) (*registry.Model, er
 
 // Models implements registry.MetaStore.
 func (s *MetaStore) Models(ctx context.Context) ([]*registry.Model, error) {
-	rows, err := s.pool.Query(ctx, `SELECT name, model FROM registry_models ORDER BY name`)
-	if err != nil {
-		return nil, fmt.Errorf("read models: %w", err)
-	}
-	var out []*registry.Model
-	var name string
-	var raw []byte
-	_, err = pgx.ForEachRow(rows, []any{&name, &raw}, func() error {
-		m := new(registry.Model)
-		if err := json.Unmarshal(raw, m); err != nil {
-			return fmt.Errorf("decode model %s: %w", name, err)
-		}
-		out = append(out, m)
-		return nil
-	})
+	out, err := pgdb.Documents[*registry.Model](ctx, s.pool, "model", `SELECT name, model FROM registry_models ORDER BY name`)
 	if err != nil {
 		return nil, fmt.Errorf("read models: %w", err)
 	}

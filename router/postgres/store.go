@@ -38,7 +38,7 @@ func NewStore(pool *pgxpool.Pool) *Store { return &Store{pool: pool} }
 
 // Endpoints implements router.Store, ordered by name.
 func (s *Store) Endpoints(ctx context.Context) ([]router.Endpoint, error) {
-	out, err := documents[router.Endpoint](ctx, s.pool, "endpoint",
+	out, err := pgdb.Documents[router.Endpoint](ctx, s.pool, "endpoint",
 		`SELECT name, endpoint FROM router_endpoints ORDER BY name`)
 	if err != nil {
 		return nil, fmt.Errorf("read endpoints: %w", err)
@@ -82,31 +82,10 @@ func (s *Store) Delete(ctx context.Context, name string) error {
 
 // History implements router.Store.
 func (s *Store) History(ctx context.Context, name string) ([]router.Revision, error) {
-	out, err := documents[router.Revision](ctx, s.pool, "revision at seq",
+	out, err := pgdb.Documents[router.Revision](ctx, s.pool, "revision at seq",
 		`SELECT seq::text AS key, revision FROM router_history WHERE endpoint = $1 ORDER BY seq`, name)
 	if err != nil {
 		return nil, fmt.Errorf("read history of %s: %w", name, err)
 	}
 	return out, nil
-}
-
-// documents runs sql, whose rows are a key (named in errors as what and the
-// key) and a JSON document, and decodes the documents in row order.
-func documents[T any](ctx context.Context, pool *pgxpool.Pool, what, sql string, args ...any) ([]T, error) {
-	rows, err := pool.Query(ctx, sql, args...)
-	if err != nil {
-		return nil, err
-	}
-	out := []T{}
-	var key string
-	var raw []byte
-	_, err = pgx.ForEachRow(rows, []any{&key, &raw}, func() error {
-		var v T
-		if err := json.Unmarshal(raw, &v); err != nil {
-			return fmt.Errorf("decode %s %s: %w", what, key, err)
-		}
-		out = append(out, v)
-		return nil
-	})
-	return out, err
 }
