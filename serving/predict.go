@@ -281,9 +281,9 @@ func rawInputs(l *Loaded, req *predictRequest, lim limits) ([]onnx.Tensor, error
 // rectangular: every array at one depth has the same length, and every value
 // sits at the same depth.
 func inferShape(raw []byte) ([]int64, error) {
-	w := shapeWalker{p: dataParser{raw: raw}, leaf: -1}
-	w.p.skipSpace()
-	if w.p.i >= len(w.p.raw) || w.p.raw[w.p.i] != '[' {
+	w := shapeWalker{p: scanner{b: raw}, leaf: -1}
+	w.p.ws()
+	if w.p.i >= len(w.p.b) || w.p.b[w.p.i] != '[' {
 		return nil, errors.New("must be an array (nested for more dimensions)")
 	}
 	if err := w.walk(0); err != nil {
@@ -296,7 +296,7 @@ func inferShape(raw []byte) ([]int64, error) {
 }
 
 type shapeWalker struct {
-	p     dataParser
+	p     scanner
 	shape []int64 // length of the arrays at each depth; -1 until seen
 	leaf  int     // depth of the values; -1 until seen
 }
@@ -311,16 +311,16 @@ func (w *shapeWalker) walk(depth int) error {
 	p := &w.p
 	p.i++ // '['
 	n := int64(0)
-	p.skipSpace()
-	if p.i < len(p.raw) && p.raw[p.i] == ']' {
+	p.ws()
+	if p.i < len(p.b) && p.b[p.i] == ']' {
 		p.i++
 	} else {
 		for {
-			p.skipSpace()
-			if p.i >= len(p.raw) {
+			p.ws()
+			if p.i >= len(p.b) {
 				return errors.New("unexpected end")
 			}
-			if p.raw[p.i] == '[' {
+			if p.b[p.i] == '[' {
 				if err := w.walk(depth + 1); err != nil {
 					return err
 				}
@@ -332,11 +332,11 @@ func (w *shapeWalker) walk(depth int) error {
 				p.scalar()
 			}
 			n++
-			p.skipSpace()
-			if p.i >= len(p.raw) {
+			p.ws()
+			if p.i >= len(p.b) {
 				return errors.New("unexpected end")
 			}
-			if c := p.raw[p.i]; c == ',' {
+			if c := p.b[p.i]; c == ',' {
 				p.i++
 				continue
 			} else if c != ']' {

@@ -243,10 +243,8 @@ func (s *scanner) input(dims []int64, before []onnx.Tensor, lim limits) (onnx.Te
 		if !ready() {
 			return false
 		}
-		p := dataParser{raw: s.b, i: s.i}
 		var err error
-		t.Data, err = parseDataAt(&p, t.Type, n, lim)
-		s.i = p.i
+		t.Data, err = parseDataAt(s, t.Type, n, lim)
 		return err == nil
 	})
 	if !ok || seen&(name|shape|datatype|data) != name|shape|datatype|data {
@@ -257,7 +255,7 @@ func (s *scanner) input(dims []int64, before []onnx.Tensor, lim limits) (onnx.Te
 			return t, false
 		}
 		var err error
-		if t.Data, err = parseDataAt(&dataParser{raw: s.b, i: dataAt}, t.Type, n, lim); err != nil {
+		if t.Data, err = parseDataAt(&scanner{b: s.b, i: dataAt}, t.Type, n, lim); err != nil {
 			return t, false
 		}
 	}
@@ -306,9 +304,10 @@ func (s *scanner) dims(buf []int64) ([]int64, bool) {
 // parameters) may nest before it declines them.
 const maxSkipDepth = 64
 
-// scanner reads JSON for scanInferRequest. Each method first skips the
-// spaces before what it reads, and reports whether it found it; on false
-// the scan is abandoned.
+// scanner reads JSON: the requests scanInferRequest and scanPredictRequest
+// take, whose methods first skip the spaces before what they read and
+// report whether they found it (on false the scan is abandoned), and the
+// nested arrays of tensor data (walk, scalar), which say what is wrong.
 type scanner struct {
 	b []byte
 	i int
@@ -522,20 +521,20 @@ func hasControl(b []byte) bool {
 // elements of type t; BYTES elements are held to lim. raw is valid JSON:
 // encoding/json checked it.
 func parseData(raw []byte, t onnx.DataType, n int64, lim limits) (any, error) {
-	return parseDataAt(&dataParser{raw: raw}, t, n, lim)
+	return parseDataAt(&scanner{b: raw}, t, n, lim)
 }
 
 // parseDataAt reads the data array that starts at p.i (after spaces), and
-// leaves p.i just after it. Its elements are checked to be JSON, so p.raw
+// leaves p.i just after it. Its elements are checked to be JSON, so p.b
 // need not have been validated.
-func parseDataAt(p *dataParser, t onnx.DataType, n int64, lim limits) (any, error) {
-	p.skipSpace()
-	if p.i >= len(p.raw) || p.raw[p.i] != '[' {
+func parseDataAt(p *scanner, t onnx.DataType, n int64, lim limits) (any, error) {
+	p.ws()
+	if p.i >= len(p.b) || p.b[p.i] != '[' {
 		return nil, errors.New("data: must be an array")
 	}
 	// Each element takes at least two bytes ("0,"), which bounds what a lying
 	// shape can make us allocate.
-	capHint := int(min(n, int64((len(p.raw)-p.i)/2+1)))
+	capHint := int(min(n, int64((len(p.b)-p.i)/2+1)))
 	switch t {
 	case onnx.Bool:
 		return collect(p, n, capHint, parseBool)
@@ -572,7 +571,7 @@ func parseDataAt(p *dataParser, t onnx.DataType, n int64, lim limits) (any, erro
 }
 
 // collect walks the nested arrays and converts each scalar with conv.
-func collect[T any](p *dataParser, n int64, capHint int, conv func([]byte) (T, error)) ([]T, error) {
+func collect[T any](p *scanner, n int64, capHint int, conv func([]byte) (T, error)) ([]T, error) {
 	out := make([]T, 0, capHint)
 	err := p.walk(0, func(tok []byte) error {
 		if int64(len(out)) >= n {
@@ -611,94 +610,77 @@ func (e elementError) Error() string {
 // maxDepth bounds how deeply data arrays may nest.
 const maxDepth = 32
 
-// dataParser tokenises the nested arrays of a data field.
-type dataParser struct {
-	raw []byte
-	i   int
-}
-
-func (p *dataParser) skipSpace() {
-	for p.i < len(p.raw) {
-		switch p.raw[p.i] {
-		case ' ', '\t', '\n', '\r':
-			p.i++
-		default:
-			return
-		}
-	}
-}
-
 // walk reads one array at p.i, calling fn for each scalar inside it, in order.
-func (p *dataParser) walk(depth int, fn func([]byte) error) error {
+func (p *scanner) walk(depth int, fn func([]byte) error) error {
 	if depth > maxDepth {
 		return errors.New("data: arrays nested deeper than " + strconv.Itoa(maxDepth))
 	}
 	p.i++ // '['
-	p.skipSpace()
-	if p.i < len(p.raw) && p.raw[p.i] == ']' {
+	p.ws()
+	if p.i < len(p.b) && p.b[p.i] == ']' {
 		p.i++
 		return nil
 	}
 	for {
-		p.skipSpace()
-		if p.i >= len(p.raw) {
+		p.ws()
+		if p.i >= len(p.b) {
 			return errors.New("data: unexpected end")
 		}
-		if p.raw[p.i] == '[' {
+		if p.b[p.i] == '[' {
 			if err := p.walk(depth+1, fn); err != nil {
 				return err
 			}
 		} else if err := fn(p.scalar()); err != nil {
 			return err
 		}
-		p.skipSpace()
-		if p.i >= len(p.raw) {
+		p.ws()
+		if p.i >= len(p.b) {
 			return errors.New("data: unexpected end")
 		}
-		switch p.raw[p.i] {
+		switch p.b[p.i] {
 		case ',':
 			p.i++
 		case ']':
 			p.i++
 			return nil
 		default:
-			return errors.New("data: unexpected " + strconv.QuoteRune(rune(p.raw[p.i])))
+			return errors.New("data: unexpected " + strconv.QuoteRune(rune(p.b[p.i])))
 		}
 	}
 }
 
 // scalar returns the token at p.i: a string with its quotes, or the bytes up
 // to the next delimiter (a number, true, false, null or an object's start).
-func (p *dataParser) scalar() []byte {
+func (p *scanner) scalar() []byte {
 	start := p.i
-	if p.raw[p.i] == '"' {
+	if p.b[p.i] == '"' {
 		p.i++
-		for p.i < len(p.raw) {
-			switch p.raw[p.i] {
+		for p.i < len(p.b) {
+			switch p.b[p.i] {
 			case '\\':
 				p.i += 2
 				continue
 			case '"':
 				p.i++
-				return p.raw[start:p.i]
+				return p.b[start:p.i]
 			}
 			p.i++
 		}
-		p.i = len(p.raw)
-		return p.raw[start:]
+		p.i = len(p.b)
+		return p.b[start:]
 	}
-	if p.raw[p.i] == '{' {
-		p.i = len(p.raw) // an object is never a valid element; report it as such
-		return p.raw[start : start+1]
+	if p.b[p.i] == '{' {
+		p.i = len(p.b) // an object is never a valid element; report it as such
+		return p.b[start : start+1]
 	}
-	for p.i < len(p.raw) {
-		switch p.raw[p.i] {
+	for p.i < len(p.b) {
+		switch p.b[p.i] {
 		case ',', ']', ' ', '\t', '\n', '\r':
-			return p.raw[start:p.i]
+			return p.b[start:p.i]
 		}
 		p.i++
 	}
-	return p.raw[start:]
+	return p.b[start:]
 }
 
 // str views b as a string without copying; the string must not outlive b.
