@@ -144,10 +144,12 @@ func (s *Server) resolve(o *observation) error {
 		o.v, o.variant = v, r.Name(v)
 		o.model, o.version = refArgs(r.Model(v))
 	}
-	if !s.catalog.Ready() {
-		return notReady("the server is still loading models")
-	}
-	l, err := s.catalog.Acquire(o.model, o.version)
+	return s.take(o)
+}
+
+// take acquires the model version o names, for o to hold until its answer.
+func (s *Server) take(o *observation) error {
+	l, err := s.acquire(o.model, o.version)
 	if err != nil {
 		return err
 	}
@@ -275,20 +277,15 @@ func (o *observation) shadowCopy(ref router.ModelRef) *observation {
 // runShadow runs a shadow copy: its model version, its inputs, the model.
 // Its route only names the endpoint; the variant is the shadow.
 func (s *Server) runShadow(o *observation) error {
-	if !s.catalog.Ready() {
-		return notReady("the server is still loading models")
-	}
-	l, err := s.catalog.Acquire(o.model, o.version)
+	err := s.take(o)
 	if err != nil {
 		return err
 	}
-	o.pred = prediction{Loaded: l}
-	o.p = &o.pred
 	if err = s.inputs(o); err == nil {
 		err = s.run(o)
 	}
 	if err != nil {
-		l.Release()
+		o.p.Release()
 	}
 	return err
 }

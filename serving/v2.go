@@ -39,13 +39,13 @@ func (s *Server) serverMetadata(c *fiber.Ctx) error {
 	return c.JSON(fiber.Map{"name": "mlgate", "version": s.opts.Version, "extensions": []string{}})
 }
 
-// acquire resolves the route's model and optional version (a number or an
-// alias) to a loaded session, or explains why not.
-func (s *Server) acquire(c *fiber.Ctx) (*Loaded, error) {
+// acquire resolves a model and a version reference (a number, an alias, or
+// empty) to a loaded session, or explains why not. The caller releases it.
+func (s *Server) acquire(model, version string) (*Loaded, error) {
 	if !s.catalog.Ready() {
 		return nil, notReady("the server is still loading models")
 	}
-	return s.catalog.Acquire(c.Params("model"), c.Params("version"))
+	return s.catalog.Acquire(model, version)
 }
 
 type tensorMetadata struct {
@@ -63,7 +63,7 @@ type modelMetadata struct {
 }
 
 func (s *Server) modelMetadata(c *fiber.Ctx) error {
-	l, err := s.acquire(c)
+	l, err := s.acquire(c.Params("model"), c.Params("version"))
 	if err != nil {
 		return err
 	}
@@ -94,7 +94,7 @@ func metadataOf(ios []onnx.IO) []tensorMetadata {
 }
 
 func (s *Server) modelReady(c *fiber.Ctx) error {
-	l, err := s.acquire(c)
+	l, err := s.acquire(c.Params("model"), c.Params("version"))
 	if err != nil {
 		return err
 	}
