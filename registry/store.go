@@ -2,7 +2,11 @@ package registry
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
 	"io"
+	"math"
 )
 
 // MetaStore keeps model records and the audit trail. Implementations must be
@@ -69,4 +73,20 @@ type BaselineChecker interface {
 	// CheckBaseline reports whether baseline is usable; its errors name what
 	// is wrong (the caller's mistake).
 	CheckBaseline(ctx context.Context, baseline []byte) error
+}
+
+// CopyArtifact copies what r yields to w, reading at most limit bytes, and
+// describes what it copied; ArtifactStores write uploads through it. When r
+// yields more than limit it fails with an error matching ErrTooLarge, and
+// what w holds must be thrown away.
+func CopyArtifact(w io.Writer, r io.Reader, limit int64) (Artifact, error) {
+	h := sha256.New()
+	n, err := io.Copy(io.MultiWriter(w, h), io.LimitReader(r, min(limit, math.MaxInt64-1)+1))
+	if err != nil {
+		return Artifact{}, fmt.Errorf("write artifact: %w", err)
+	}
+	if n > limit {
+		return Artifact{}, TooLarge("model file is larger than the limit of %d bytes (registry.max_model_bytes)", limit)
+	}
+	return Artifact{SHA256: hex.EncodeToString(h.Sum(nil)), Size: n}, nil
 }

@@ -4,13 +4,10 @@ package localfs
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
 	"io/fs"
-	"math"
 	"os"
 	"path/filepath"
 	"strings"
@@ -59,13 +56,9 @@ func (s *Store) Put(ctx context.Context, key string, r io.Reader, limit int64) (
 			os.Remove(tmp.Name())
 		}
 	}()
-	h := sha256.New()
-	n, err := io.Copy(io.MultiWriter(tmp, h), io.LimitReader(r, min(limit, math.MaxInt64-1)+1))
+	art, err := registry.CopyArtifact(tmp, r, limit)
 	if err != nil {
-		return registry.Artifact{}, fmt.Errorf("write artifact: %w", err)
-	}
-	if n > limit {
-		return registry.Artifact{}, registry.TooLarge("model file is larger than the limit of %d bytes (registry.max_model_bytes)", limit)
+		return registry.Artifact{}, err
 	}
 	if err := ctx.Err(); err != nil {
 		return registry.Artifact{}, err
@@ -80,7 +73,7 @@ func (s *Store) Put(ctx context.Context, key string, r io.Reader, limit int64) (
 		return registry.Artifact{}, fmt.Errorf("write artifact: %w", err)
 	}
 	done = true
-	return registry.Artifact{SHA256: hex.EncodeToString(h.Sum(nil)), Size: n}, nil
+	return art, nil
 }
 
 // createTemp creates an upload's temporary file in dir, making dir first.

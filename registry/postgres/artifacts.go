@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
-	"math"
 	"os"
 	"path/filepath"
 	"strings"
@@ -83,15 +82,10 @@ func (s *ArtifactStore) Put(ctx context.Context, key string, r io.Reader, limit 
 		tmp.Close()
 		os.Remove(tmp.Name()) // fails once renamed into place
 	}()
-	h := sha256.New()
-	n, err := io.Copy(io.MultiWriter(tmp, h), io.LimitReader(r, min(limit, math.MaxInt64-1)+1))
+	art, err := registry.CopyArtifact(tmp, r, limit)
 	if err != nil {
-		return registry.Artifact{}, fmt.Errorf("write artifact: %w", err)
+		return registry.Artifact{}, err
 	}
-	if n > limit {
-		return registry.Artifact{}, registry.TooLarge("model file is larger than the limit of %d bytes (registry.max_model_bytes)", limit)
-	}
-	art := registry.Artifact{SHA256: hex.EncodeToString(h.Sum(nil)), Size: n}
 	if err := tmp.Sync(); err != nil {
 		return registry.Artifact{}, fmt.Errorf("write artifact: %w", err)
 	}
