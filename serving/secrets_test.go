@@ -47,7 +47,7 @@ func TestSecretsStayOut(t *testing.T) {
 	}
 
 	places := map[string]string{
-		"log":      buf.b.String(),
+		"log":      buf.String(),
 		"audit":    string(g.must("GET", "/v1/audit", "", 200).body),
 		"monitors": string(g.must("GET", "/v1/monitors", "", 200).body),
 	}

@@ -11,7 +11,6 @@ import (
 	"net/http"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/valyala/fasthttp"
@@ -22,6 +21,7 @@ import (
 
 	"github.com/mlgate/mlgate/internal/modelzoo"
 	"github.com/mlgate/mlgate/internal/telemetry"
+	"github.com/mlgate/mlgate/internal/testservers"
 	"github.com/mlgate/mlgate/serving"
 )
 
@@ -264,25 +264,15 @@ func parseSeries(t *testing.T, text []byte) map[string]string {
 	return out
 }
 
-// syncBuffer is a buffer the server's goroutines write while a test reads.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
+// syncBuffer is a JSON log the server's goroutines write while a test
+// reads it.
+type syncBuffer struct{ testservers.Log }
 
 func (b *syncBuffer) lines() []map[string]any {
-	b.mu.Lock()
-	defer b.mu.Unlock()
 	var out []map[string]any
-	for _, line := range bytes.Split(b.b.Bytes(), []byte("\n")) {
+	for line := range strings.Lines(b.String()) {
 		var m map[string]any
-		if json.Unmarshal(line, &m) == nil {
+		if json.Unmarshal([]byte(line), &m) == nil {
 			out = append(out, m)
 		}
 	}
@@ -321,7 +311,7 @@ func TestRequestLogCarriesTrace(t *testing.T) {
 		}
 	}
 	if !found {
-		t.Errorf("no request log line in\n%s", buf.b.String())
+		t.Errorf("no request log line in\n%s", buf.String())
 	}
 }
 

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
 	"net/http"
@@ -9,12 +8,12 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/mlgate/mlgate/internal/gateway"
+	"github.com/mlgate/mlgate/internal/testservers"
 )
 
 func TestDemoMessage(t *testing.T) {
@@ -54,7 +53,7 @@ func TestSIGHUPReloadsKeys(t *testing.T) {
 	writeKeys(keyLine("old", "old-key"))
 	cmd := exec.Command(bin, "serve")
 	cmd.Env = append(os.Environ(), "MLGATE_DATA_DIR="+dataDir, "MLGATE_LISTEN="+addr, "MLGATE_LOG_LEVEL=warn", "MLGATE_AUTH_KEYS_FILE="+keysFile)
-	var logs lockedBuffer
+	var logs testservers.Log
 	cmd.Stderr = &logs
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -105,22 +104,4 @@ func TestSIGHUPReloadsKeys(t *testing.T) {
 	if got := status("new-key"); got != 200 {
 		t.Errorf("a keys file that does not load changed the keys: new-key %d", got)
 	}
-}
-
-// lockedBuffer is a log a process writes while the test reads it.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }

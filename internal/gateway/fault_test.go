@@ -109,7 +109,7 @@ func TestRedisHung(t *testing.T) {
 	// out: 1 s rather than the default 5 s keeps the test short.
 	cfg.OnlineStore.WriteTimeout = config.Duration(time.Second)
 	timeout := time.Duration(cfg.OnlineStore.Timeout)
-	var logged lockedBuffer
+	var logged testservers.Log
 	g, err := Start(t.Context(), cfg, "test", slog.New(slog.NewJSONHandler(&logged, nil)))
 	if err != nil {
 		t.Fatal(err)
@@ -273,7 +273,7 @@ type answer struct {
 var driverOf = map[string]string{"redis": "go-redis", "cassandra": "gocql"}
 
 func runFault(t *testing.T, cfg config.Config, store string, stop, restart func()) {
-	var logged lockedBuffer
+	var logged testservers.Log
 	g, err := Start(t.Context(), cfg, "test", slog.New(slog.NewJSONHandler(&logged, nil)))
 	if err != nil {
 		t.Fatal(err)
@@ -666,22 +666,4 @@ func (p *proxy) restore() {
 		p.t.Fatalf("proxy: listen again on %s: %v", p.addr, err)
 	}
 	p.serve(ln)
-}
-
-// lockedBuffer is a bytes.Buffer safe for concurrent writers.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }

@@ -15,6 +15,7 @@ import (
 
 	"github.com/mlgate/mlgate/drift"
 	"github.com/mlgate/mlgate/internal/modelzoo"
+	"github.com/mlgate/mlgate/internal/testservers"
 )
 
 // registerLinear registers linear.onnx as model name, with a baseline of
@@ -118,7 +119,7 @@ func TestStartupMonitorsSurviveRestart(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	var logs lockedBuffer
+	var logs testservers.Log
 	g, err = Start(t.Context(), testConfig(dir), "test", slog.New(slog.NewTextHandler(&logs, nil)))
 	if err != nil {
 		t.Fatal(err)
