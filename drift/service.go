@@ -43,7 +43,7 @@ type Service struct {
 	onAlert   AlertHook
 	log       *slog.Logger
 	clock     clock.Clock
-	changes   Publisher // nil announces nothing
+	changes   changes.Publisher // nil announces nothing
 
 	mu  sync.Mutex // serialises changes
 	set atomic.Pointer[monitorSet]
@@ -68,13 +68,8 @@ func WithClock(c clock.Clock) ServiceOption {
 	return func(s *Service) { s.clock = clock.Or(c) }
 }
 
-// Publisher announces a committed change (a changes.Hub).
-type Publisher interface {
-	Publish(ctx context.Context, kind changes.Kind, name string) error
-}
-
 // WithChanges publishes every committed change of a monitor on p.
-func WithChanges(p Publisher) ServiceOption {
+func WithChanges(p changes.Publisher) ServiceOption {
 	return func(s *Service) { s.changes = p }
 }
 

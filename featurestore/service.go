@@ -47,13 +47,7 @@ type Service struct {
 	mu      sync.Mutex // serialises view changes
 	set     atomic.Pointer[map[string]*View]
 	users   func(ctx context.Context) ([]SpecUse, error)
-	changes Publisher
-}
-
-// Publisher announces a committed change (a changes.Hub): what compiles
-// feature plans from the views rebuilds before Publish returns.
-type Publisher interface {
-	Publish(ctx context.Context, kind changes.Kind, name string) error
+	changes changes.Publisher
 }
 
 // Options configure a Service.
@@ -88,7 +82,7 @@ type Options struct {
 	// not break; nil checks none.
 	Users func(ctx context.Context) ([]SpecUse, error)
 	// Changes announces every committed view change; nil announces none.
-	Changes Publisher
+	Changes changes.Publisher
 }
 
 // The store timeouts an Options that sets none takes: well under a

@@ -21,15 +21,9 @@ type Registry struct {
 	inspector     Inspector
 	specs         SpecChecker
 	baselines     BaselineChecker
-	changes       Publisher
+	changes       changes.Publisher
 	maxModelBytes int64
 	now           func() time.Time
-}
-
-// Publisher announces a committed change (a changes.Hub): what serves the
-// registry's models rebuilds before Publish returns.
-type Publisher interface {
-	Publish(ctx context.Context, kind changes.Kind, name string) error
 }
 
 // Option sets an optional part of a Registry.
@@ -45,7 +39,7 @@ func WithBaselineChecker(c BaselineChecker) Option { return func(r *Registry) { 
 
 // WithChanges publishes every change of a model (its versions, aliases and
 // tags) on p, once committed.
-func WithChanges(p Publisher) Option { return func(r *Registry) { r.changes = p } }
+func WithChanges(p changes.Publisher) Option { return func(r *Registry) { r.changes = p } }
 
 // New returns a Registry. maxModelBytes bounds the size of an uploaded model.
 func New(meta MetaStore, artifacts ArtifactStore, inspector Inspector, maxModelBytes int64, opts ...Option) *Registry {

@@ -85,7 +85,7 @@ type Service struct {
 	clock  clock.Clock
 	// changes announces every committed change of an endpoint; nil
 	// announces none.
-	changes Publisher
+	changes changes.Publisher
 
 	mu     sync.Mutex // serialises changes
 	routes atomic.Pointer[map[string]*Route]
@@ -104,13 +104,8 @@ func WithClock(c clock.Clock) ServiceOption {
 	return func(s *Service) { s.clock = clock.Or(c) }
 }
 
-// Publisher announces a committed change (a changes.Hub).
-type Publisher interface {
-	Publish(ctx context.Context, kind changes.Kind, name string) error
-}
-
 // WithChanges publishes every committed change of an endpoint on p.
-func WithChanges(p Publisher) ServiceOption {
+func WithChanges(p changes.Publisher) ServiceOption {
 	return func(s *Service) { s.changes = p }
 }
 

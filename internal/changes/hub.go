@@ -41,6 +41,12 @@ type Event struct {
 
 func (e Event) String() string { return fmt.Sprintf("%s %q (revision %d)", e.Kind, e.Name, e.Revision) }
 
+// Publisher announces a committed change; a Hub is one. The domains that
+// commit changes (registry, feature store, router, drift) take one.
+type Publisher interface {
+	Publish(ctx context.Context, kind Kind, name string) error
+}
+
 // Handler rebuilds what a subscriber serves after e. An error is returned
 // to the publisher, who reports it: the change is committed, but not yet
 // served.
