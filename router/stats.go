@@ -1,6 +1,8 @@
 package router
 
 import (
+	"encoding/json"
+	"fmt"
 	"math"
 	"math/bits"
 	"sync/atomic"
@@ -144,7 +146,53 @@ type VariantStats struct {
 	Predictions    int64   `json:"predictions"`
 	PredictionSum  float64 `json:"prediction_sum"`
 	PredictionMean float64 `json:"prediction_mean"`
-	latency        []int64
+	// latency counts requests per histogram bucket; its sum is Requests. In
+	// JSON it is "latency_buckets", a map of the buckets that counted any
+	// (bucket number → count), so that a snapshot published by one replica
+	// and read by another gives the same figures and quantiles.
+	latency []int64
+}
+
+// variantFields are VariantStats' fields, without its JSON methods.
+type variantFields VariantStats
+
+type variantJSON struct {
+	variantFields
+	LatencyBuckets map[int]int64 `json:"latency_buckets,omitempty"`
+}
+
+// MarshalJSON writes the figures with the latency histogram as
+// "latency_buckets".
+func (v VariantStats) MarshalJSON() ([]byte, error) {
+	out := variantJSON{variantFields: variantFields(v)}
+	for b, n := range v.latency {
+		if n == 0 {
+			continue
+		}
+		if out.LatencyBuckets == nil {
+			out.LatencyBuckets = map[int]int64{}
+		}
+		out.LatencyBuckets[b] = n
+	}
+	return json.Marshal(out)
+}
+
+// UnmarshalJSON reads what MarshalJSON wrote. A bucket number outside the
+// histogram is an error.
+func (v *VariantStats) UnmarshalJSON(b []byte) error {
+	var in variantJSON
+	if err := json.Unmarshal(b, &in); err != nil {
+		return err
+	}
+	*v = VariantStats(in.variantFields)
+	v.latency = make([]int64, numBuckets)
+	for b, n := range in.LatencyBuckets {
+		if b < 0 || b >= numBuckets {
+			return fmt.Errorf("variant %s: latency bucket %d out of range 0..%d", v.Name, b, numBuckets-1)
+		}
+		v.latency[b] = n
+	}
+	return nil
 }
 
 // ShadowStats compare shadow answers with the served ones.
@@ -222,6 +270,41 @@ func (s StatsSnapshot) Sub(prev StatsSnapshot) StatsSnapshot {
 		DiffSum:  sh.DiffSum - p.DiffSum,
 		Dropped:  sh.Dropped - p.Dropped,
 		Failed:   sh.Failed - p.Failed,
+	}
+	out.finish()
+	return out
+}
+
+// MergeSnapshots adds up snapshots of Stats of the same route (such as every
+// replica's of one revision): variants are matched by name, in the order
+// they first appear, and their counts and latency histograms are summed
+// before the rates, shares, means, quantiles and SRM are derived again.
+func MergeSnapshots(snaps ...StatsSnapshot) StatsSnapshot {
+	out := StatsSnapshot{Variants: []VariantStats{}}
+	index := map[string]int{}
+	for _, s := range snaps {
+		for _, v := range s.Variants {
+			i, ok := index[v.Name]
+			if !ok {
+				i = len(out.Variants)
+				index[v.Name] = i
+				out.Variants = append(out.Variants, VariantStats{Name: v.Name, Weight: v.Weight, latency: make([]int64, numBuckets)})
+			}
+			m := &out.Variants[i]
+			m.Errors += v.Errors
+			m.Predictions += v.Predictions
+			m.PredictionSum += v.PredictionSum
+			for b := range m.latency {
+				m.latency[b] += at(v.latency, b)
+			}
+		}
+		sh, m := s.Shadow, &out.Shadow
+		m.Agree += sh.Agree
+		m.Disagree += sh.Disagree
+		m.Diffs += sh.Diffs
+		m.DiffSum += sh.DiffSum
+		m.Dropped += sh.Dropped
+		m.Failed += sh.Failed
 	}
 	out.finish()
 	return out

@@ -1,8 +1,10 @@
 package router
 
 import (
+	"encoding/json"
 	"math"
 	"math/rand/v2"
+	"reflect"
 	"slices"
 	"sync"
 	"testing"
@@ -270,5 +272,164 @@ func BenchmarkStatsSnapshot_Variants2(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		st.Snapshot()
+	}
+}
+
+// replay records requests on one of several Stats by the request's replica.
+type replayed struct {
+	replica int
+	variant int
+	latency time.Duration
+	err     bool
+	// prediction is recorded when not 0.
+	prediction float64
+	shadow     string // "agree", "disagree", "diff", "dropped" or "failed"
+}
+
+func replay(stats []*Stats, reqs []replayed) {
+	for _, q := range reqs {
+		st := stats[q.replica]
+		st.Record(q.variant, q.latency, q.err)
+		if q.prediction != 0 {
+			st.RecordPrediction(q.variant, q.prediction)
+		}
+		switch q.shadow {
+		case "agree", "disagree":
+			st.RecordShadow(q.shadow == "agree")
+		case "diff":
+			st.RecordShadowDiff(0.25)
+		case "dropped":
+			st.RecordShadowDropped()
+		case "failed":
+			st.RecordShadowFailed()
+		}
+	}
+}
+
+// TestMergeSnapshots: the merge of the snapshots of three Stats of one route
+// equals the snapshot of one Stats that recorded all their requests, whether
+// the snapshots are merged as taken or after a JSON round trip (as replicas
+// read one another's).
+func TestMergeSnapshots(t *testing.T) {
+	variants := []Variant{{"control", "m", 90}, {"treatment", "m", 10}, {"off", "m", 0}}
+	skewed := func() []replayed {
+		var out []replayed
+		for i := range 600 {
+			v := 0
+			if i%3 == 0 {
+				v = 1 // a third to the 10% variant: SRM
+			}
+			out = append(out, replayed{replica: i % 3, variant: v, latency: time.Duration(1+i%50) * time.Millisecond, err: i%17 == 0, prediction: float64(i%4) / 2})
+		}
+		return out
+	}
+	tests := []struct {
+		name string
+		reqs []replayed
+	}{
+		{"nothing recorded", nil},
+		{"one replica only", []replayed{
+			{replica: 1, variant: 0, latency: 3 * time.Millisecond},
+			{replica: 1, variant: 1, latency: time.Second, err: true, prediction: 1.5},
+		}},
+		{"every replica, shadows and a pinned variant", []replayed{
+			{replica: 0, variant: 0, latency: time.Millisecond, shadow: "agree"},
+			{replica: 1, variant: 0, latency: 2 * time.Millisecond, shadow: "disagree", prediction: 2},
+			{replica: 2, variant: 1, latency: 40 * time.Millisecond, shadow: "diff", prediction: 0.5},
+			{replica: 2, variant: 2, latency: 10 * time.Second, err: true, shadow: "dropped"},
+			{replica: 0, variant: 1, latency: 500 * time.Microsecond, shadow: "failed"},
+			{replica: 1, variant: 0, latency: time.Hour, err: true, shadow: "diff"},
+		}},
+		{"skewed split over the fleet", skewed()},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			one := route(t, "s", variants...).Stats()
+			replay([]*Stats{one, one, one}, tt.reqs)
+			want := one.Snapshot()
+
+			three := []*Stats{route(t, "s", variants...).Stats(), route(t, "s", variants...).Stats(), route(t, "s", variants...).Stats()}
+			replay(three, tt.reqs)
+			snaps := make([]StatsSnapshot, len(three))
+			decoded := make([]StatsSnapshot, len(three))
+			for i, st := range three {
+				snaps[i] = st.Snapshot()
+				b, err := json.Marshal(snaps[i])
+				if err != nil {
+					t.Fatal(err)
+				}
+				if err := json.Unmarshal(b, &decoded[i]); err != nil {
+					t.Fatalf("decode %s: %v", b, err)
+				}
+			}
+			if got := MergeSnapshots(snaps...); !reflect.DeepEqual(got, want) {
+				t.Errorf("merged:\n got %+v\nwant %+v", got, want)
+			}
+			if got := MergeSnapshots(decoded...); !reflect.DeepEqual(got, want) {
+				t.Errorf("merged after JSON:\n got %+v\nwant %+v", got, want)
+			}
+		})
+	}
+	if got := MergeSnapshots(); len(got.Variants) != 0 || got.Requests != 0 || got.SRM {
+		t.Errorf("MergeSnapshots() = %+v, want nothing counted", got)
+	}
+}
+
+// TestStatsSnapshot_JSON: a snapshot decoded from its JSON is the snapshot,
+// latency histogram included, so its figures and quantiles are the same;
+// the histogram is written sparsely.
+func TestStatsSnapshot_JSON(t *testing.T) {
+	e, _ := NewEndpoint("churn", abPolicy(90, 10), t0)
+	e, _ = StartCanary(e, testSpec(), t0)
+	r, err := NewRoute(e)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := r.Stats()
+	for i := range 300 {
+		st.Record(i%3, time.Duration(i+1)*100*time.Microsecond, i%29 == 0)
+		st.RecordPrediction(i%3, float64(i%5))
+	}
+	st.RecordShadow(false)
+	want := st.Snapshot()
+	b, err := json.Marshal(want)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got StatsSnapshot
+	if err := json.Unmarshal(b, &got); err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("round trip:\n got %+v\nwant %+v", got, want)
+	}
+	wc, wb, _ := want.CanaryFigures()
+	gc, gb, ok := got.CanaryFigures()
+	if !ok || gc != wc || gb != wb {
+		t.Errorf("canary figures after JSON: %+v %+v, want %+v %+v", gc, gb, wc, wb)
+	}
+	var raw struct {
+		Variants []struct {
+			LatencyBuckets map[string]int64 `json:"latency_buckets"`
+		} `json:"variants"`
+	}
+	if err := json.Unmarshal(b, &raw); err != nil {
+		t.Fatal(err)
+	}
+	for i, v := range raw.Variants {
+		if len(v.LatencyBuckets) == 0 || len(v.LatencyBuckets) >= numBuckets/2 {
+			t.Errorf("variant %d: %d latency buckets written; want only those that counted", i, len(v.LatencyBuckets))
+		}
+	}
+
+	for _, bad := range []string{
+		`{"variants": [{"name": "a", "latency_buckets": {"200": 1}}]}`,
+		`{"variants": [{"name": "a", "latency_buckets": {"-1": 1}}]}`,
+		`{"variants": [{"name": "a", "latency_buckets": {"x": 1}}]}`,
+	} {
+		var s StatsSnapshot
+		if err := json.Unmarshal([]byte(bad), &s); err == nil {
+			t.Errorf("decoded %s without an error", bad)
+		}
 	}
 }
