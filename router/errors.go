@@ -10,7 +10,9 @@ const (
 	// model reference or canary spec). The message names the field.
 	ErrInvalid = errkind.Invalid
 	// ErrConflict: the change clashes with the endpoint's state (changing
-	// weights while a canary runs, starting a second canary).
+	// weights while a canary runs, starting a second canary), or the
+	// endpoint changed meanwhile (a Store refused to save a revision that
+	// does not follow the stored one).
 	ErrConflict = errkind.Conflict
 	// ErrNotFound: the endpoint does not exist.
 	ErrNotFound = errkind.NotFound
@@ -20,6 +22,20 @@ func notFound(format string, args ...any) error { return errkind.New(ErrNotFound
 
 // NotFound returns an error matching ErrNotFound with the given message.
 func NotFound(format string, args ...any) error { return notFound(format, args...) }
+
+// RevisionConflict returns the error, matching ErrConflict, of a Store that
+// refuses to save revision of endpoint name because it holds revision stored
+// (0 when it holds none), not revision-1.
+func RevisionConflict(name string, revision, stored int) error {
+	switch {
+	case stored == 0:
+		return conflict("endpoint %s: cannot save revision %d, none is stored (deleted meanwhile?)", name, revision)
+	case revision == 1:
+		return conflict("endpoint %s exists already, at revision %d", name, stored)
+	}
+	return conflict("endpoint %s changed meanwhile: cannot save revision %d over stored revision %d", name, revision, stored)
+}
+
 func invalid(format string, args ...any) error  { return errkind.New(ErrInvalid, format, args...) }
 func conflict(format string, args ...any) error { return errkind.New(ErrConflict, format, args...) }
 

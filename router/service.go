@@ -35,7 +35,12 @@ type Store interface {
 	// Endpoints returns every endpoint.
 	Endpoints(ctx context.Context) ([]Endpoint, error)
 	// Save stores e, replacing the endpoint of that name, and appends r to its
-	// history, atomically.
+	// history, atomically, provided e follows the stored endpoint: the store
+	// holds that endpoint at revision e.Revision-1, or holds none and
+	// e.Revision is 1. Otherwise it stores nothing and returns an error
+	// matching ErrConflict (see RevisionConflict), so that of two changes
+	// made from the same revision, on any replicas, one is saved and the
+	// other refused.
 	Save(ctx context.Context, e Endpoint, r Revision) error
 	// Delete removes the endpoint and its history; a missing one is not an
 	// error.

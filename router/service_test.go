@@ -36,6 +36,9 @@ func (s *memStore) Endpoints(context.Context) ([]Endpoint, error) {
 func (s *memStore) Save(_ context.Context, e Endpoint, r Revision) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if stored := s.endpoints[e.Name].Revision; stored != e.Revision-1 {
+		return RevisionConflict(e.Name, e.Revision, stored)
+	}
 	s.endpoints[e.Name] = e
 	s.history[e.Name] = append(s.history[e.Name], r)
 	return nil

@@ -7,6 +7,7 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"errors"
+	"fmt"
 
 	bbolt "go.etcd.io/bbolt"
 
@@ -47,7 +48,8 @@ func (s *Store) Endpoints(ctx context.Context) ([]router.Endpoint, error) {
 	return out, err
 }
 
-// Save implements router.Store.
+// Save implements router.Store: the stored revision is checked and the
+// endpoint replaced in one write transaction, which bbolt runs one at a time.
 func (s *Store) Save(ctx context.Context, e router.Endpoint, r router.Revision) error {
 	endpoint, err := json.Marshal(e)
 	if err != nil {
@@ -58,7 +60,15 @@ func (s *Store) Save(ctx context.Context, e router.Endpoint, r router.Revision) 
 		return err
 	}
 	return s.db.Update(func(tx *bbolt.Tx) error {
-		if err := tx.Bucket(bucketEndpoints).Put([]byte(e.Name), endpoint); err != nil {
+		b := tx.Bucket(bucketEndpoints)
+		stored, err := storedRevision(b, e.Name)
+		if err != nil {
+			return err
+		}
+		if stored != e.Revision-1 {
+			return router.RevisionConflict(e.Name, e.Revision, stored)
+		}
+		if err := b.Put([]byte(e.Name), endpoint); err != nil {
 			return err
 		}
 		h, err := tx.CreateBucketIfNotExists(historyBucket(e.Name))
@@ -71,6 +81,22 @@ func (s *Store) Save(ctx context.Context, e router.Endpoint, r router.Revision) 
 		}
 		return h.Put(binary.BigEndian.AppendUint64(nil, seq), revision)
 	})
+}
+
+// storedRevision returns the revision of the endpoint stored under name, 0
+// when there is none.
+func storedRevision(b *bbolt.Bucket, name string) (int, error) {
+	v := b.Get([]byte(name))
+	if v == nil {
+		return 0, nil
+	}
+	var e struct {
+		Revision int `json:"revision"`
+	}
+	if err := json.Unmarshal(v, &e); err != nil {
+		return 0, fmt.Errorf("decode endpoint %s: %w", name, err)
+	}
+	return e.Revision, nil
 }
 
 // Delete implements router.Store.

@@ -8,9 +8,11 @@ import (
 	"context"
 	"embed"
 	"encoding/json"
+	"errors"
 	"fmt"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/mlgate/mlgate/internal/pgdb"
@@ -25,7 +27,8 @@ var Schema = pgdb.Schema{Owner: "router", FS: migrations, Dir: "migrations"}
 
 // Store is a router.Store in PostgreSQL. Gateways sharing the database see
 // one set of endpoints: Saves of one endpoint, from any of them, take turns,
-// and its history keeps them in the order they committed.
+// a Save of a revision another one saved first is refused, and the history
+// keeps them in the order they committed.
 type Store struct {
 	pool *pgxpool.Pool
 }
@@ -46,9 +49,13 @@ func (s *Store) Endpoints(ctx context.Context) ([]router.Endpoint, error) {
 	return out, nil
 }
 
-// Save implements router.Store, in one transaction. Writing the endpoint's
-// row locks it until commit, so the revision's seq, taken after, follows
-// the order in which Saves of the endpoint commit.
+// Save implements router.Store, in one transaction. The endpoint's row is
+// written only if it holds the revision e follows (an UPDATE conditional on
+// it, or an INSERT of revision 1 that does nothing if the row exists); a
+// concurrent Save of the same row waits for this one to commit and then
+// finds the revision changed. Writing the row locks it until commit, so the
+// revision's seq, taken after, follows the order in which Saves of the
+// endpoint commit.
 func (s *Store) Save(ctx context.Context, e router.Endpoint, r router.Revision) error {
 	endpoint, err := json.Marshal(e)
 	if err != nil {
@@ -59,13 +66,32 @@ func (s *Store) Save(ctx context.Context, e router.Endpoint, r router.Revision) 
 		return fmt.Errorf("encode revision %d of %s: %w", r.Revision, e.Name, err)
 	}
 	err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		if _, err := tx.Exec(ctx, `INSERT INTO router_endpoints (name, endpoint) VALUES ($1, $2)
-			ON CONFLICT (name) DO UPDATE SET endpoint = EXCLUDED.endpoint`, e.Name, endpoint); err != nil {
+		var tag pgconn.CommandTag
+		var err error
+		if e.Revision == 1 {
+			tag, err = tx.Exec(ctx, `INSERT INTO router_endpoints (name, endpoint) VALUES ($1, $2)
+				ON CONFLICT (name) DO NOTHING`, e.Name, endpoint)
+		} else {
+			tag, err = tx.Exec(ctx, `UPDATE router_endpoints SET endpoint = $2
+				WHERE name = $1 AND (endpoint->>'revision')::int = $3`, e.Name, endpoint, e.Revision-1)
+		}
+		if err != nil {
 			return err
 		}
-		_, err := tx.Exec(ctx, `INSERT INTO router_history (endpoint, revision) VALUES ($1, $2)`, e.Name, revision)
+		if tag.RowsAffected() == 0 {
+			var stored int
+			err := tx.QueryRow(ctx, `SELECT (endpoint->>'revision')::int FROM router_endpoints WHERE name = $1`, e.Name).Scan(&stored)
+			if err != nil && !errors.Is(err, pgx.ErrNoRows) {
+				return err
+			}
+			return router.RevisionConflict(e.Name, e.Revision, stored)
+		}
+		_, err = tx.Exec(ctx, `INSERT INTO router_history (endpoint, revision) VALUES ($1, $2)`, e.Name, revision)
 		return err
 	})
+	if errors.Is(err, router.ErrConflict) {
+		return err
+	}
 	if err != nil {
 		return fmt.Errorf("save endpoint %s revision %d: %w", e.Name, r.Revision, err)
 	}

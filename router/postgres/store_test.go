@@ -25,10 +25,19 @@ func TestStore(t *testing.T) {
 
 // TestTwoReplicasSaveOneEndpoint has two stores on one database, each with
 // its own pool as two gateways would, save revisions of one endpoint at
-// once: every revision is kept, and the endpoint is the last one committed.
+// once: every revision is kept once, in order, and the endpoint is the last
+// one committed.
 func TestTwoReplicasSaveOneEndpoint(t *testing.T) {
 	dsn := testservers.Postgres(t)
 	routertest.SaveConcurrently(t, postgres.NewStore(pgdbtest.Open(t, dsn, postgres.Schema)), postgres.NewStore(pgdbtest.Open(t, dsn, postgres.Schema)))
+}
+
+// TestTwoReplicasSaveOneRevision has two stores on one database save the
+// same revision of one endpoint at once: one Save wins, the others are
+// refused with router.ErrConflict.
+func TestTwoReplicasSaveOneRevision(t *testing.T) {
+	dsn := testservers.Postgres(t)
+	routertest.SaveOneRevisionConcurrently(t, postgres.NewStore(pgdbtest.Open(t, dsn, postgres.Schema)), postgres.NewStore(pgdbtest.Open(t, dsn, postgres.Schema)))
 }
 
 func endpoint(rev int) router.Endpoint {

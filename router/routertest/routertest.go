@@ -22,7 +22,9 @@ import (
 	"cmp"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"maps"
 	"math"
 	"reflect"
 	"slices"
@@ -48,7 +50,9 @@ func TestStore(t *testing.T, open func(t *testing.T) router.Store) {
 		{"Delete", testDelete},
 		{"CanaryRoundTrips", testCanaryRoundTrips},
 		{"FailedSaveKeepsPreviousState", testFailedSaveKeepsPreviousState},
+		{"SaveFollowsStoredRevision", testSaveFollowsStoredRevision},
 		{"ConcurrentSaves", func(t *testing.T, s router.Store) { SaveConcurrently(t, s, s) }},
+		{"ConcurrentSavesOfOneRevision", func(t *testing.T, s router.Store) { SaveOneRevisionConcurrently(t, s, s) }},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) { tt.run(t, open(t)) })
@@ -285,12 +289,76 @@ func testFailedSaveKeepsPreviousState(t *testing.T, s router.Store) {
 	}
 }
 
-// SaveConcurrently saves 25 revisions of one endpoint through each store at
-// once, and checks that every revision is in the history, each once, and
-// that the endpoint is the one the last revision in the history describes:
-// Saves take turns, whichever store they come through. Pass one store more
-// than once to race its own Saves; pass stores on one database to race
-// replicas.
+// testSaveFollowsStoredRevision saves revisions that follow the stored one
+// and revisions that do not, step by step: each of the latter is refused
+// with ErrConflict and changes nothing.
+func testSaveFollowsStoredRevision(t *testing.T, s router.Store) {
+	ctx := context.Background()
+	steps := []struct {
+		name   string
+		delete string // deleted before the Save
+		e      router.Endpoint
+		ok     bool
+	}{
+		{name: "first revision of a new endpoint", e: sample("fraud", 1), ok: true},
+		{name: "first revision of an existing endpoint", e: sample("fraud", 1)},
+		{name: "next revision", e: sample("fraud", 2), ok: true},
+		{name: "the revision stored already", e: sample("fraud", 2)},
+		{name: "an older revision", e: sample("fraud", 1)},
+		{name: "a revision skipping one", e: sample("fraud", 4)},
+		{name: "a later revision of a missing endpoint", e: sample("churn", 2)},
+		{name: "revision 0", e: sample("churn", 0)},
+		{name: "next revision after refusals", e: sample("fraud", 3), ok: true},
+		{name: "a revision of an endpoint deleted meanwhile", delete: "fraud", e: sample("fraud", 4)},
+		{name: "first revision of a re-created endpoint", e: sample("fraud", 1), ok: true},
+	}
+	stored := map[string]router.Endpoint{}
+	histories := map[string][]router.Revision{}
+	for _, st := range steps {
+		if st.delete != "" {
+			if err := s.Delete(ctx, st.delete); err != nil {
+				t.Fatalf("%s: Delete(%s): %v", st.name, st.delete, err)
+			}
+			delete(stored, st.delete)
+			delete(histories, st.delete)
+		}
+		r := revisionOf(st.e, "alice")
+		err := s.Save(ctx, st.e, r)
+		switch {
+		case st.ok && err != nil:
+			t.Fatalf("%s: Save(%s, revision %d): %v", st.name, st.e.Name, st.e.Revision, err)
+		case !st.ok && !errors.Is(err, router.ErrConflict):
+			t.Fatalf("%s: Save(%s, revision %d) = %v; want an error matching router.ErrConflict", st.name, st.e.Name, st.e.Revision, err)
+		case st.ok:
+			stored[st.e.Name] = st.e
+			histories[st.e.Name] = append(histories[st.e.Name], r)
+		}
+		want := slices.SortedFunc(maps.Values(stored), func(a, b router.Endpoint) int { return cmp.Compare(a.Name, b.Name) })
+		if want == nil {
+			want = []router.Endpoint{}
+		}
+		got := endpoints(t, s)
+		if got == nil {
+			got = []router.Endpoint{}
+		}
+		checkEqual(t, st.name+": Endpoints", got, want)
+		for _, name := range []string{"fraud", "churn"} {
+			h := history(t, s, name)
+			if len(h) == 0 && len(histories[name]) == 0 {
+				continue
+			}
+			checkEqual(t, st.name+": History("+name+")", h, histories[name])
+		}
+	}
+}
+
+// SaveConcurrently races Saves of one endpoint through each store, 25
+// writers per store, each saving the revision that follows the one it reads
+// and trying again when refused, until each has saved one. It checks that
+// the history holds every revision once, in order, and that the endpoint is
+// the last one: Saves take turns and none is lost or overwritten, whichever
+// store they come through. Pass one store more than once to race its own
+// Saves; pass stores on one database to race replicas.
 func SaveConcurrently(t *testing.T, stores ...router.Store) {
 	t.Helper()
 	ctx := context.Background()
@@ -298,10 +366,27 @@ func SaveConcurrently(t *testing.T, stores ...router.Store) {
 	var wg sync.WaitGroup
 	errs := make(chan error, len(stores)*each)
 	for i, s := range stores {
-		for j := range each {
+		for range each {
 			wg.Go(func() {
-				e := sample("shared", 1+i*each+j)
-				errs <- s.Save(ctx, e, revisionOf(e, fmt.Sprintf("replica-%d", i)))
+				for {
+					eps, err := s.Endpoints(ctx)
+					if err != nil {
+						errs <- err
+						return
+					}
+					rev := 1
+					for _, e := range eps {
+						if e.Name == "shared" {
+							rev = e.Revision + 1
+						}
+					}
+					e := sample("shared", rev)
+					err = s.Save(ctx, e, revisionOf(e, fmt.Sprintf("replica-%d", i)))
+					if !errors.Is(err, router.ErrConflict) {
+						errs <- err
+						return
+					}
+				}
 			})
 		}
 	}
@@ -313,23 +398,66 @@ func SaveConcurrently(t *testing.T, stores ...router.Store) {
 		}
 	}
 	total := len(stores) * each
+	want := make([]int, total)
+	for k := range want {
+		want[k] = k + 1
+	}
 	for i, s := range stores {
 		h := history(t, s, "shared")
 		revs := make([]int, len(h))
 		for k, r := range h {
 			revs[k] = r.Revision
 		}
-		slices.Sort(revs)
-		want := make([]int, total)
-		for k := range want {
-			want[k] = k + 1
-		}
 		if !slices.Equal(revs, want) {
-			t.Errorf("store %d: History holds revisions %v; want each of 1..%d once", i, revs, total)
-			continue
+			t.Errorf("store %d: History holds revisions %v; want 1..%d in order", i, revs, total)
 		}
-		last := h[len(h)-1].Revision
-		checkEqual(t, fmt.Sprintf("store %d: Endpoints (the last revision in History is %d)", i, last),
-			endpoints(t, s), []router.Endpoint{sample("shared", last)})
+		checkEqual(t, fmt.Sprintf("store %d: Endpoints", i), endpoints(t, s), []router.Endpoint{sample("shared", total)})
+	}
+}
+
+// SaveOneRevisionConcurrently races Saves of the same revision of one
+// endpoint, 10 per store, as replicas that changed the same state at once:
+// exactly one is saved, the others are refused with ErrConflict, and the
+// endpoint and history are the one that was saved.
+func SaveOneRevisionConcurrently(t *testing.T, stores ...router.Store) {
+	t.Helper()
+	ctx := context.Background()
+	first := sample("shared", 1)
+	save(t, stores[0], first, revisionOf(first, "alice"))
+	const each = 10
+	type result struct {
+		actor string
+		err   error
+	}
+	results := make(chan result, len(stores)*each)
+	var wg sync.WaitGroup
+	for i, s := range stores {
+		for j := range each {
+			wg.Go(func() {
+				actor := fmt.Sprintf("replica-%d-%d", i, j)
+				e := sample("shared", 2)
+				results <- result{actor, s.Save(ctx, e, revisionOf(e, actor))}
+			})
+		}
+	}
+	wg.Wait()
+	close(results)
+	var saved []string
+	for r := range results {
+		switch {
+		case r.err == nil:
+			saved = append(saved, r.actor)
+		case !errors.Is(r.err, router.ErrConflict):
+			t.Errorf("Save by %s = %v; want nil or an error matching router.ErrConflict", r.actor, r.err)
+		}
+	}
+	if len(saved) != 1 {
+		t.Fatalf("%d Saves of revision 2 succeeded (%v); want exactly one", len(saved), saved)
+	}
+	second := sample("shared", 2)
+	for i, s := range stores {
+		checkEqual(t, fmt.Sprintf("store %d: Endpoints", i), endpoints(t, s), []router.Endpoint{second})
+		checkEqual(t, fmt.Sprintf("store %d: History", i), history(t, s, "shared"),
+			[]router.Revision{revisionOf(first, "alice"), revisionOf(second, saved[0])})
 	}
 }
