@@ -26,6 +26,10 @@ type Config struct {
 	Tables      Tables      `yaml:"inference_tables"`
 	Limits      Limits      `yaml:"limits"`
 	Telemetry   Telemetry   `yaml:"telemetry"`
+	// ControlPlane is where the registry, the feature views, the endpoints
+	// and the drift monitors are kept: one process's files, or a database
+	// that a fleet of replicas shares.
+	ControlPlane ControlPlane `yaml:"control_plane"`
 }
 
 // Tables configures the inference tables: every prediction as a row in
@@ -241,12 +245,37 @@ var (
 	validFormats = []string{"text", "json"}
 	validRoles   = []string{"predict", "data-scientist", "sre", "admin"}
 	validStores  = []string{"embedded", "redis", "cassandra"}
+	validPlanes  = []string{"embedded", "postgres"}
 )
 
 // RedisEnabled reports whether a Redis online store is configured.
 func (o *OnlineStore) RedisEnabled() bool {
 	return o.Redis.Addr != "" || len(o.Redis.ClusterAddrs) > 0
 }
+
+// ControlPlane chooses the control plane's store.
+type ControlPlane struct {
+	// Store is embedded (bbolt files in data_dir, for one process) or
+	// postgres (one PostgreSQL database, shared by every replica).
+	Store    string   `yaml:"store"`
+	Postgres Postgres `yaml:"postgres"`
+	// ReplicaID names this replica in the fleet: in the inference tables'
+	// file names, the fleet's figures and the leader election. Default: the
+	// host name (a Kubernetes pod's name). Letters, digits, '.', '-' and
+	// '_', at most 63 characters.
+	ReplicaID string `yaml:"replica_id"`
+}
+
+// Postgres is the control plane's database.
+type Postgres struct {
+	// DSN is a postgres:// URL or key=value connection string; it may hold
+	// a password, so keep it in the environment
+	// (MLGATE_CONTROL_PLANE_POSTGRES_DSN) or a Secret.
+	DSN string `yaml:"dsn"`
+}
+
+// Fleet reports whether the control plane is shared by a fleet.
+func (c ControlPlane) Fleet() bool { return c.Store == "postgres" }
 
 // Defaults returns the built-in configuration.
 func Defaults() Config {
@@ -266,9 +295,10 @@ func Defaults() Config {
 			RequestTimeout:    Duration(10 * time.Second),
 			MaxRequestTimeout: Duration(60 * time.Second),
 		},
-		Auth:      Auth{RoleLimits: []RoleLimit{}},
-		Limits:    Limits{MaxRows: 10000, MaxTensorElements: 10_000_000, MaxStringBytes: 64 << 10},
-		Telemetry: Telemetry{SampleRatio: 1, ServiceName: "mlgate"},
+		Auth:         Auth{RoleLimits: []RoleLimit{}},
+		ControlPlane: ControlPlane{Store: "embedded"},
+		Limits:       Limits{MaxRows: 10000, MaxTensorElements: 10_000_000, MaxStringBytes: 64 << 10},
+		Telemetry:    Telemetry{SampleRatio: 1, ServiceName: "mlgate"},
 		Tables: Tables{
 			Enabled: true, MaxFileBytes: 64 * MiB, MaxFileAge: Duration(time.Minute),
 			FlushInterval: Duration(time.Second), QueueSize: 10000, Spill: true,
@@ -324,6 +354,12 @@ func (c *Config) Validate() error {
 	check("server.max_body_bytes", c.Server.MaxBodyBytes > 0, "must be greater than 0")
 	check("server.max_body_memory", c.Server.MaxBodyMemory >= c.Server.MaxBodyBytes, "must be at least server.max_body_bytes")
 
+	oneOf("control_plane.store", c.ControlPlane.Store, validPlanes)
+	check("control_plane.postgres.dsn", !c.ControlPlane.Fleet() || strings.TrimSpace(c.ControlPlane.Postgres.DSN) != "", "is required when control_plane.store is postgres")
+	check("control_plane.replica_id", c.ControlPlane.ReplicaID == "" || validReplicaID(c.ControlPlane.ReplicaID),
+		"want letters, digits, '.', '-' and '_', at most 63 characters, got %q", c.ControlPlane.ReplicaID)
+	check("online_store.default", !c.ControlPlane.Fleet() || c.OnlineStore.Default != "embedded",
+		"is embedded, which one replica alone can read; with control_plane.store postgres, set it to redis or cassandra so that every replica serves the same features")
 	oneOf("online_store.default", c.OnlineStore.Default, validStores)
 	check("online_store.cache_entries", c.OnlineStore.CacheEntries >= 0, "must not be negative, got %d", c.OnlineStore.CacheEntries)
 	check("online_store.redis", c.OnlineStore.Redis.Addr == "" || len(c.OnlineStore.Redis.ClusterAddrs) == 0, "set addr (a standalone server) or cluster_addrs (a cluster), not both")
@@ -401,6 +437,20 @@ func checkKey(key string, k APIKey, names map[string]string, fail func(key, form
 	if k.Burst < 0 {
 		fail(key+".burst", "must not be negative")
 	}
+}
+
+// validReplicaID reports whether id can name a replica in file names and
+// the fleet's tables.
+func validReplicaID(id string) bool {
+	if len(id) > 63 {
+		return false
+	}
+	for _, r := range id {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '.' || r == '-' || r == '_') {
+			return false
+		}
+	}
+	return true
 }
 
 // checkListen checks that addr is host:port with a numeric port.

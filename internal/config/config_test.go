@@ -120,9 +120,10 @@ online_store:
 			Cassandra: Cassandra{Hosts: []string{"10.0.0.1:9042", "10.0.0.2:9042"}, Keyspace: "features", ReplicationFactor: 1,
 				Consistency: "LOCAL_QUORUM", Timeout: Duration(2 * time.Second)},
 		},
-		Tables:    Defaults().Tables,
-		Limits:    Defaults().Limits,
-		Telemetry: Defaults().Telemetry,
+		Tables:       Defaults().Tables,
+		Limits:       Defaults().Limits,
+		Telemetry:    Defaults().Telemetry,
+		ControlPlane: Defaults().ControlPlane,
 	}
 	d := Defaults()
 	want.Server.RequestTimeout, want.Server.MaxRequestTimeout = d.Server.RequestTimeout, d.Server.MaxRequestTimeout
@@ -480,6 +481,24 @@ func TestValidate(t *testing.T) {
 		{"listen named port", func(c *Config) { c.Listen = "localhost:http" }, []string{`config key listen: port "http" must be a number`}},
 		{"listen port too big", func(c *Config) { c.Listen = "localhost:70000" }, []string{"config key listen: "}},
 		{"empty data dir", func(c *Config) { c.DataDir = "" }, []string{"config key data_dir: must not be empty"}},
+		{"postgres control plane", func(c *Config) {
+			c.ControlPlane = ControlPlane{Store: "postgres", Postgres: Postgres{DSN: "postgres://db/mlgate"}, ReplicaID: "mlgate-7d9f-x2"}
+			c.OnlineStore.Default, c.OnlineStore.Redis.Addr = "redis", "127.0.0.1:6379"
+		}, nil},
+		{"unknown control plane", func(c *Config) { c.ControlPlane.Store = "etcd" }, []string{
+			`config key control_plane.store: must be one of embedded, postgres, got "etcd"`,
+		}},
+		{"postgres without a DSN", func(c *Config) {
+			c.ControlPlane.Store = "postgres"
+			c.OnlineStore.Default, c.OnlineStore.Redis.Addr = "redis", "127.0.0.1:6379"
+		}, []string{"config key control_plane.postgres.dsn: is required when control_plane.store is postgres"}},
+		{"fleet with embedded features", func(c *Config) {
+			c.ControlPlane = ControlPlane{Store: "postgres", Postgres: Postgres{DSN: "host=db"}}
+		}, []string{"config key online_store.default: is embedded, which one replica alone can read"}},
+		{"bad replica id", func(c *Config) { c.ControlPlane.ReplicaID = "../r1" }, []string{
+			`config key control_plane.replica_id: want letters, digits, '.', '-' and '_', at most 63 characters, got "../r1"`,
+		}},
+		{"long replica id", func(c *Config) { c.ControlPlane.ReplicaID = strings.Repeat("r", 64) }, []string{"config key control_plane.replica_id: "}},
 		{"log level", func(c *Config) { c.Log.Level = "loud" }, []string{`config key log.level: must be one of debug, info, warn, error, got "loud"`}},
 		{"log format", func(c *Config) { c.Log.Format = "xml" }, []string{`config key log.format: must be one of text, json, got "xml"`}},
 		{"max model bytes", func(c *Config) { c.Registry.MaxModelBytes = 0 }, []string{"config key registry.max_model_bytes: must be greater than 0"}},
