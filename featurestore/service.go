@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"reflect"
 	"log/slog"
 	"slices"
 	"sort"
@@ -48,6 +49,8 @@ type Service struct {
 	set     atomic.Pointer[map[string]*View]
 	users   func(ctx context.Context) ([]SpecUse, error)
 	changes changes.Publisher
+	// unavailable: stores views may not name, and why
+	unavailable map[string]string
 }
 
 // Options configure a Service.
@@ -56,6 +59,9 @@ type Options struct {
 	Stores map[string]OnlineStore
 	// DefaultStore holds views that name no store.
 	DefaultStore string
+	// Unavailable maps the names of stores this gateway may not use to why
+	// not, which a view naming one is refused with.
+	Unavailable map[string]string
 	// CacheEntries bounds the cache; 0 disables it.
 	CacheEntries int
 	// Timeout bounds each read from a store; 0 means DefaultTimeout. A read
@@ -109,6 +115,9 @@ const (
 
 // NewService loads the views and returns the service.
 func NewService(ctx context.Context, views ViewStore, opts Options) (*Service, error) {
+	if why, ok := opts.Unavailable[opts.DefaultStore]; ok {
+		return nil, fmt.Errorf("online_store.default: store %q cannot be used: %s", opts.DefaultStore, why)
+	}
 	if _, ok := opts.Stores[opts.DefaultStore]; !ok {
 		return nil, fmt.Errorf("online_store.default: store %q is not configured", opts.DefaultStore)
 	}
@@ -126,7 +135,7 @@ func NewService(ctx context.Context, views ViewStore, opts Options) (*Service, e
 	}
 	s := &Service{views: views, stores: opts.Stores, breakers: breakers, defaultStore: opts.DefaultStore,
 		timeout: opts.Timeout, writeTimeout: opts.WriteTimeout, cache: c, metrics: m, now: time.Now,
-		tracer: opts.Tracer, log: opts.Log, audit: opts.Audit, users: opts.Users, changes: opts.Changes}
+		tracer: opts.Tracer, log: opts.Log, audit: opts.Audit, users: opts.Users, changes: opts.Changes, unavailable: opts.Unavailable}
 	if s.timeout <= 0 {
 		s.timeout = DefaultTimeout
 	}
@@ -142,6 +151,9 @@ func NewService(ctx context.Context, views ViewStore, opts Options) (*Service, e
 	}
 	set := make(map[string]*View, len(all))
 	for _, v := range all {
+		if why, ok := opts.Unavailable[v.Store]; ok {
+			return nil, fmt.Errorf("feature view %s is held in store %q, which cannot be used: %s", v.Name, v.Store, why)
+		}
 		if _, ok := s.stores[v.Store]; !ok {
 			return nil, fmt.Errorf("feature view %s is held in store %q, which is not configured (online_store.%s)", v.Name, v.Store, v.Store)
 		}
@@ -191,6 +203,9 @@ func (s *Service) putView(ctx context.Context, actor string, v *View) (*View, bo
 	if err := v.Check(); err != nil {
 		return nil, false, err
 	}
+	if why, ok := s.unavailable[v.Store]; ok {
+		return nil, false, invalid("view %s: store %q cannot be used: %s", v.Name, v.Store, why)
+	}
 	if _, ok := s.stores[v.Store]; !ok {
 		return nil, false, invalid("view %s: store %q is not configured (configured: %s)", v.Name, v.Store, strings.Join(s.storeNames(), ", "))
 	}
@@ -224,6 +239,43 @@ func (s *Service) putView(ctx context.Context, actor string, v *View) (*View, bo
 		action, before = ActionChangeView, old
 	}
 	return v, !exists, s.record(ctx, actor, action, v.Name, before, v)
+}
+
+// Reload brings view name in line with the view store after a change
+// committed elsewhere (another replica of a fleet): the view is replaced, or
+// removed when the store no longer holds it, and the cached rows are let go.
+// A view whose definition is unchanged is left as it is, cache and all, so a
+// change this service made itself costs one read.
+func (s *Service) Reload(ctx context.Context, name string) error {
+	all, err := s.views.Views(ctx)
+	if err != nil {
+		return fmt.Errorf("reload feature view %s: %w", name, err)
+	}
+	var stored *View
+	for _, v := range all {
+		if v.Name == name {
+			stored = v
+		}
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	set := *s.set.Load()
+	cur, ok := set[name]
+	switch {
+	case stored == nil && !ok:
+		return nil
+	case stored != nil && ok && reflect.DeepEqual(cur, stored):
+		return nil
+	case stored != nil:
+		if _, configured := s.stores[stored.Store]; !configured {
+			return fmt.Errorf("reload feature view %s: it is held in store %q, which is not configured here", name, stored.Store)
+		}
+	}
+	next := withView(set, name, stored)
+	s.set.Store(&next)
+	s.cache.purge()
+	s.metrics.byView.Clear()
+	return nil
 }
 
 // DeleteView removes a view and its values, and records the change in the

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -105,7 +106,10 @@ func (c *Catalog) Ready() bool { return c.synced.Load() }
 // sessions of new versions, then swaps in a snapshot with the current versions
 // and aliases, then lets go of the sessions of versions that are gone. A
 // version that fails to load is logged and answered with 503 until a later
-// Sync loads it.
+// Sync loads it, and an alias moved to it stays where it was meanwhile; Sync
+// then returns an error matching ErrNotAllLoaded, so that the change hub's
+// publisher, or a fleet's change feed, learns that the change is not served
+// yet and tries again.
 func (c *Catalog) Sync(ctx context.Context) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -115,6 +119,7 @@ func (c *Catalog) Sync(ctx context.Context) error {
 	}
 	old := c.snap.Load()
 	next := &snapshot{models: make(map[string]*servedModel, len(models))}
+	var failed []error
 	kept := map[*session]bool{}
 	for _, m := range models {
 		sm := &servedModel{
@@ -138,12 +143,43 @@ func (c *Catalog) Sync(ctx context.Context) error {
 			}
 			sm.add(c.withPlan(l))
 		}
+		sm.holdAliases(old.models[m.Name])
 		next.models[m.Name] = sm
+		for n, err := range sm.failed {
+			failed = append(failed, fmt.Errorf("%s version %d: %w", m.Name, n, err))
+		}
 	}
 	c.snap.Store(next)
 	c.synced.Store(true)
 	old.releaseExcept(kept)
+	if len(failed) > 0 {
+		return fmt.Errorf("%w: %w", ErrNotAllLoaded, errors.Join(failed...))
+	}
 	return nil
+}
+
+// ErrNotAllLoaded is matched by Sync's error when some versions would not load: the
+// catalog serves the others, and a later Sync tries those again.
+var ErrNotAllLoaded = errors.New("some model versions did not load")
+
+// holdAliases keeps each alias whose new version failed to load on the
+// version it pointed at in prev, while that one is still loaded here: a
+// replica moves an alias only to a version it can serve, and moves it once
+// a later Sync loads it.
+func (sm *servedModel) holdAliases(prev *servedModel) {
+	if prev == nil || len(sm.failed) == 0 {
+		return
+	}
+	held := maps.Clone(sm.aliases)
+	for alias, n := range sm.aliases {
+		if _, failed := sm.failed[n]; !failed {
+			continue
+		}
+		if was, ok := prev.aliases[alias]; ok && sm.versions[was] != nil {
+			held[alias] = was
+		}
+	}
+	sm.aliases = held
 }
 
 func (c *Catalog) withPlan(l *Loaded) *Loaded {

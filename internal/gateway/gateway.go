@@ -20,10 +20,8 @@ import (
 	"time"
 
 	"github.com/mlgate/mlgate/drift"
-	driftbolt "github.com/mlgate/mlgate/drift/bolt"
 	"github.com/mlgate/mlgate/featurestore"
 	"github.com/mlgate/mlgate/featurestore/cassandra"
-	"github.com/mlgate/mlgate/featurestore/embedded"
 	"github.com/mlgate/mlgate/featurestore/redis"
 	"github.com/mlgate/mlgate/internal/auth"
 	"github.com/mlgate/mlgate/internal/changes"
@@ -32,10 +30,7 @@ import (
 	"github.com/mlgate/mlgate/internal/modelzoo"
 	"github.com/mlgate/mlgate/internal/telemetry"
 	"github.com/mlgate/mlgate/registry"
-	"github.com/mlgate/mlgate/registry/bolt"
-	"github.com/mlgate/mlgate/registry/localfs"
 	"github.com/mlgate/mlgate/router"
-	routerbolt "github.com/mlgate/mlgate/router/bolt"
 	"github.com/mlgate/mlgate/serving"
 	"github.com/mlgate/mlgate/serving/onnx"
 	"github.com/mlgate/mlgate/serving/tables"
@@ -115,12 +110,7 @@ func Start(ctx context.Context, cfg config.Config, version string, log *slog.Log
 	if err := os.MkdirAll(cfg.DataDir, 0o750); err != nil {
 		return nil, fmt.Errorf("data directory (data_dir): %w", err)
 	}
-	meta, err := bolt.Open(filepath.Join(cfg.DataDir, "registry.db"))
-	if err != nil {
-		return nil, err
-	}
-	g.closers = append(g.closers, meta.Close)
-	artifacts, err := localfs.New(filepath.Join(cfg.DataDir, "artifacts"))
+	cp, err := g.openControlPlane(ctx, cfg)
 	if err != nil {
 		return nil, err
 	}
@@ -148,7 +138,7 @@ func Start(ctx context.Context, cfg config.Config, version string, log *slog.Log
 	// feature store asks which versions read a view through reg, which is
 	// made next.
 	var reg *registry.Registry
-	features, err := openFeatures(ctx, cfg, metrics, g.tracing, featurestore.Options{
+	features, err := openFeatures(ctx, cfg, cp, metrics, g.tracing, featurestore.Options{
 		Users: func(ctx context.Context) ([]featurestore.SpecUse, error) { return serving.SpecUsers(reg)(ctx) },
 		Audit: func(ctx context.Context, actor, action, view string, before, after any) error {
 			return reg.RecordViewAudit(ctx, actor, action, view, before, after)
@@ -160,19 +150,17 @@ func Start(ctx context.Context, cfg config.Config, version string, log *slog.Log
 	}
 	g.Features = features
 	g.closers = append(g.closers, features.Close)
-	reg = registry.New(meta, artifacts, onnx.Inspector{Options: opts}, int64(cfg.Registry.MaxModelBytes),
+	// A view changed by another replica: the feature store reloads it first,
+	// then the catalog compiles its plans against it.
+	hub.Subscribe("features", func(ctx context.Context, e changes.Event) error { return features.Reload(ctx, e.Name) }, changes.View)
+	reg = registry.New(cp.meta, cp.artifacts, onnx.Inspector{Options: opts}, int64(cfg.Registry.MaxModelBytes),
 		registry.WithSpecChecker(serving.SpecChecker(features)), registry.WithBaselineChecker(serving.BaselineChecker()),
 		registry.WithChanges(hub))
 	catalog := serving.NewCatalog(reg, func(path string) (*onnx.Session, error) { return onnx.LoadWarm(path, opts) },
 		serving.FeaturePlanner(features), log)
 	hub.Subscribe("catalog", catalog.OnChange, changes.Model, changes.View)
 	g.Registry, g.Catalog = reg, catalog
-	routes, err := routerbolt.Open(filepath.Join(cfg.DataDir, "endpoints.db"))
-	if err != nil {
-		return nil, err
-	}
-	g.closers = append(g.closers, routes.Close)
-	rs, err := router.NewService(ctx, routes, serving.RouterModels(reg, catalog), reg.RecordAudit, log,
+	rs, err := router.NewService(ctx, cp.routes, serving.RouterModels(reg, catalog), reg.RecordAudit, log,
 		router.WithClock(g.clock), router.WithChanges(hub))
 	if err != nil {
 		return nil, err
@@ -200,11 +188,6 @@ func Start(ctx context.Context, cfg config.Config, version string, log *slog.Log
 		deps.Tables, deps.TablesDir = g.Tables, filepath.Join(cfg.DataDir, "inference")
 	}
 	tablesDir := filepath.Join(cfg.DataDir, "inference")
-	monitors, err := driftbolt.Open(filepath.Join(cfg.DataDir, "monitors.db"))
-	if err != nil {
-		return nil, err
-	}
-	g.closers = append(g.closers, monitors.Close)
 	g.notifier = drift.NewNotifier(drift.NotifierOptions{Log: log, Clock: g.clock})
 	detected, err := metrics.Meter("drift").Int64Counter("mlgate_drift_detected",
 		metric.WithDescription("Drift alerts raised, by monitor."))
@@ -217,7 +200,7 @@ func Start(ctx context.Context, cfg config.Config, version string, log *slog.Log
 			log.Error("record drift alert", "monitor", spec.Name, "err", err)
 		}
 	}
-	ds, err := drift.NewService(ctx, monitors, serving.DriftBaselines(catalog, heaviestVariant(rs), tablesDir), g.notifier, onAlert, log,
+	ds, err := drift.NewService(ctx, cp.monitors, serving.DriftBaselines(catalog, heaviestVariant(rs), tablesDir), g.notifier, onAlert, log,
 		drift.WithClock(g.clock), drift.WithChanges(hub))
 	if err != nil {
 		return nil, err
@@ -262,7 +245,9 @@ func Start(ctx context.Context, cfg config.Config, version string, log *slog.Log
 	g.Addr = ln.Addr().String()
 	go func() { g.served <- g.Server.Serve(ln) }()
 	log.Info("mlgate listening", "addr", g.Addr, "data_dir", cfg.DataDir)
-	if err := catalog.Sync(ctx); err != nil {
+	// A version that does not load is logged and answered with 503; the
+	// others serve.
+	if err := catalog.Sync(ctx); err != nil && !errors.Is(err, serving.ErrNotAllLoaded) {
 		return nil, fmt.Errorf("load registered models: %w", err)
 	}
 	// What needs the models starts once they have loaded: the canary
@@ -270,6 +255,9 @@ func Start(ctx context.Context, cfg config.Config, version string, log *slog.Log
 	// (until now they were listed as starting).
 	rs.Start(controllerTick)
 	ds.Start(ctx, driftTick)
+	// In a fleet, the changes other replicas commit apply here from now on
+	// (and those committed since the stores loaded).
+	cp.start(hub.Publish, log)
 	log.Info("ready")
 	return g, nil
 }
@@ -367,19 +355,25 @@ func heaviestVariant(rs *router.Service) func(string) (model, version string, ok
 // driftTick is how often drift windows are checked for their end.
 const driftTick = time.Second
 
+// leaderCloseTimeout bounds how long a leader leaving the election waits for
+// its jobs before it frees the lock anyway.
+const leaderCloseTimeout = 2 * time.Second
+
 // controllerTick is how often the router judges canaries and checks for
 // sample ratio mismatches.
 const controllerTick = 200 * time.Millisecond
 
 // openFeatures opens the configured online stores and the feature store over
-// them, with the audit, users and changes of wired. The embedded store, which
-// also keeps the view definitions, is always open.
-func openFeatures(ctx context.Context, cfg config.Config, metrics *telemetry.Metrics, tracing *telemetry.Tracing, wired featurestore.Options, log *slog.Logger) (*featurestore.Service, error) {
-	embeddedStore, err := embedded.Open(filepath.Join(cfg.DataDir, "features.db"))
-	if err != nil {
-		return nil, err
+// them and the control plane's views, with the audit, users and changes of
+// wired. The embedded store is open unless the gateway is in a fleet.
+func openFeatures(ctx context.Context, cfg config.Config, cp *controlPlane, metrics *telemetry.Metrics, tracing *telemetry.Tracing, wired featurestore.Options, log *slog.Logger) (*featurestore.Service, error) {
+	stores := map[string]featurestore.OnlineStore{}
+	unavailable := map[string]string{}
+	if cp.embedded != nil {
+		stores["embedded"] = cp.embedded
+	} else {
+		unavailable["embedded"] = "with control_plane.store postgres, every replica must serve the same features, and the embedded store is one replica's own file; use redis or cassandra"
 	}
-	stores := map[string]featurestore.OnlineStore{"embedded": embeddedStore}
 	closeAll := func() {
 		for _, s := range stores {
 			s.Close()
@@ -420,8 +414,9 @@ func openFeatures(ctx context.Context, cfg config.Config, metrics *telemetry.Met
 		}
 		stores["cassandra"] = cs
 	}
-	fs, err := featurestore.NewService(ctx, embeddedStore, featurestore.Options{
+	fs, err := featurestore.NewService(ctx, cp.views, featurestore.Options{
 		Stores:       stores,
+		Unavailable:  unavailable,
 		DefaultStore: cfg.OnlineStore.Default,
 		CacheEntries: cfg.OnlineStore.CacheEntries,
 		Timeout:      time.Duration(cfg.OnlineStore.Timeout),
