@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -33,9 +34,14 @@ type Config struct {
 }
 
 // Tables configures the inference tables: every prediction as a row in
-// Parquet files under <data_dir>/inference.
+// Parquet files under Dir.
 type Tables struct {
 	Enabled bool `yaml:"enabled"`
+	// Dir holds the tables; empty: <data_dir>/inference. The replicas of a
+	// fleet may share one directory (a shared volume): each writes files of
+	// its own, named with its control_plane.replica_id, and readers see one
+	// table.
+	Dir string `yaml:"dir"`
 	// MaxFileBytes and MaxFileAge roll a file.
 	MaxFileBytes Size     `yaml:"max_file_bytes"`
 	MaxFileAge   Duration `yaml:"max_file_age"`
@@ -272,6 +278,15 @@ type Postgres struct {
 	// a password, so keep it in the environment
 	// (MLGATE_CONTROL_PLANE_POSTGRES_DSN) or a Secret.
 	DSN string `yaml:"dsn"`
+}
+
+// TablesDir is the inference tables' directory: inference_tables.dir, or
+// <data_dir>/inference.
+func (c *Config) TablesDir() string {
+	if c.Tables.Dir != "" {
+		return c.Tables.Dir
+	}
+	return filepath.Join(c.DataDir, "inference")
 }
 
 // Fleet reports whether the control plane is shared by a fleet.

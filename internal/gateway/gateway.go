@@ -179,15 +179,15 @@ func Start(ctx context.Context, cfg config.Config, version string, log *slog.Log
 		}
 		t := cfg.Tables
 		g.Tables, err = tables.Open(tables.Options{
-			Dir: filepath.Join(cfg.DataDir, "inference"), MaxFileBytes: int64(t.MaxFileBytes), MaxFileAge: time.Duration(t.MaxFileAge),
+			Dir: cfg.TablesDir(), MaxFileBytes: int64(t.MaxFileBytes), MaxFileAge: time.Duration(t.MaxFileAge),
 			FlushInterval: time.Duration(t.FlushInterval), QueueSize: t.QueueSize, Spill: t.Spill, Log: log, Clock: g.clock,
 		})
 		if err != nil {
 			return nil, fmt.Errorf("inference tables: %w", err)
 		}
-		deps.Tables, deps.TablesDir = g.Tables, filepath.Join(cfg.DataDir, "inference")
+		deps.Tables, deps.TablesDir = g.Tables, cfg.TablesDir()
 	}
-	tablesDir := filepath.Join(cfg.DataDir, "inference")
+	tablesDir := cfg.TablesDir()
 	g.notifier = drift.NewNotifier(drift.NotifierOptions{Log: log, Clock: g.clock})
 	detected, err := metrics.Meter("drift").Int64Counter("mlgate_drift_detected",
 		metric.WithDescription("Drift alerts raised, by monitor."))

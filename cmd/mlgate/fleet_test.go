@@ -1,0 +1,329 @@
+package main
+
+import (
+	"bytes"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"mime/multipart"
+	"net/http"
+	"os"
+	"os/exec"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/mlgate/mlgate/internal/gateway"
+	"github.com/mlgate/mlgate/internal/modelzoo"
+	"github.com/mlgate/mlgate/internal/testservers"
+)
+
+// fleet runs replicas of `mlgate serve` as processes on loopback, sharing
+// one PostgreSQL database (the control plane), the test Redis Cluster (the
+// online store) and one inference table directory.
+type fleet struct {
+	t        *testing.T
+	bin      string
+	env      []string // what every replica is started with
+	tables   string
+	replicas []*replica
+}
+
+type replica struct {
+	id, addr, dataDir string
+	cmd               *exec.Cmd
+	logs              *testservers.Log
+	exited            chan struct{}
+}
+
+// newFleet starts n replicas, r1 to rn, and waits until each is ready.
+func newFleet(t *testing.T, n int) *fleet {
+	t.Helper()
+	var prefix [4]byte
+	rand.Read(prefix[:])
+	f := &fleet{t: t, bin: buildBinary(t), tables: t.TempDir()}
+	f.env = append(os.Environ(),
+		"MLGATE_LOG_LEVEL=info",
+		"MLGATE_CONTROL_PLANE_STORE=postgres",
+		"MLGATE_CONTROL_PLANE_POSTGRES_DSN="+testservers.Postgres(t),
+		"MLGATE_ONLINE_STORE_DEFAULT=redis",
+		"MLGATE_ONLINE_STORE_REDIS_CLUSTER_ADDRS="+strings.Join(testservers.RedisCluster(t), ","),
+		"MLGATE_ONLINE_STORE_REDIS_KEY_PREFIX=fleet-"+hex.EncodeToString(prefix[:]),
+		"MLGATE_INFERENCE_TABLES_DIR="+f.tables,
+		"MLGATE_INFERENCE_TABLES_FLUSH_INTERVAL=100ms",
+		"MLGATE_SERVER_DRAIN_DELAY=200ms",
+	)
+	for i := range n {
+		f.replicas = append(f.replicas, &replica{id: fmt.Sprintf("r%d", i+1), addr: freeAddr(t), dataDir: t.TempDir()})
+	}
+	for i := range f.replicas {
+		f.start(i)
+	}
+	for i := range f.replicas {
+		f.waitReady(i)
+	}
+	return f
+}
+
+// start starts replica i (again, after a stop, on the same address and
+// data directory).
+func (f *fleet) start(i int) {
+	f.t.Helper()
+	r := f.replicas[i]
+	r.cmd = exec.Command(f.bin, "serve")
+	r.cmd.Env = append(slices.Clone(f.env), "MLGATE_DATA_DIR="+r.dataDir, "MLGATE_LISTEN="+r.addr, "MLGATE_CONTROL_PLANE_REPLICA_ID="+r.id)
+	r.logs = &testservers.Log{}
+	r.cmd.Stdout, r.cmd.Stderr = r.logs, r.logs
+	if err := r.cmd.Start(); err != nil {
+		f.t.Fatal(err)
+	}
+	r.exited = make(chan struct{})
+	cmd, exited := r.cmd, r.exited
+	go func() { cmd.Wait(); close(exited) }()
+	f.t.Cleanup(func() {
+		cmd.Process.Kill()
+		<-exited
+		if f.t.Failed() {
+			f.t.Logf("replica %s log:\n%s", r.id, r.logs.String())
+		}
+	})
+}
+
+// signal sends sig to replica i and waits for it to exit.
+func (f *fleet) signal(i int, sig syscall.Signal) {
+	f.t.Helper()
+	r := f.replicas[i]
+	if err := r.cmd.Process.Signal(sig); err != nil {
+		f.t.Fatal(err)
+	}
+	select {
+	case <-r.exited:
+	case <-time.After(30 * time.Second):
+		f.t.Fatalf("replica %s did not exit within 30s of %v", r.id, sig)
+	}
+}
+
+func (f *fleet) waitReady(i int) {
+	f.t.Helper()
+	r := f.replicas[i]
+	for deadline := time.Now().Add(60 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		if status, _, err := f.call(i, http.MethodGet, "/v2/health/ready", "", nil); err == nil && status == 200 {
+			return
+		}
+		select {
+		case <-r.exited:
+			f.t.Fatalf("replica %s exited while starting:\n%s", r.id, r.logs.String())
+		default:
+		}
+		if time.Now().After(deadline) {
+			f.t.Fatalf("replica %s not ready within 60s:\n%s", r.id, r.logs.String())
+		}
+	}
+}
+
+var fleetClient = &http.Client{Timeout: 30 * time.Second}
+
+// call sends a request to replica i.
+func (f *fleet) call(i int, method, path, contentType string, body []byte) (int, []byte, error) {
+	req, err := http.NewRequest(method, "http://"+f.replicas[i].addr+path, bytes.NewReader(body))
+	if err != nil {
+		return 0, nil, err
+	}
+	if contentType != "" {
+		req.Header.Set("Content-Type", contentType)
+	}
+	resp, err := fleetClient.Do(req)
+	if err != nil {
+		return 0, nil, err
+	}
+	defer resp.Body.Close()
+	raw, err := io.ReadAll(resp.Body)
+	return resp.StatusCode, raw, err
+}
+
+// must sends a JSON request to replica i and fails the test unless it is
+// answered with a 2xx; it returns the body.
+func (f *fleet) must(i int, method, path, body string) []byte {
+	f.t.Helper()
+	ct := ""
+	if body != "" {
+		ct = "application/json"
+	}
+	status, raw, err := f.call(i, method, path, ct, []byte(body))
+	if err != nil || status/100 != 2 {
+		f.t.Fatalf("%s %s on %s: %d %s %v", method, path, f.replicas[i].id, status, raw, err)
+	}
+	return raw
+}
+
+// register uploads the iris classifier as a new version of model through
+// replica i and returns its number.
+func (f *fleet) register(i int, model string) int {
+	f.t.Helper()
+	var body bytes.Buffer
+	w := multipart.NewWriter(&body)
+	part, _ := w.CreateFormFile("model", "iris.onnx")
+	part.Write(modelzoo.Iris)
+	w.WriteField("metadata", `{"tags": {"validation_status": "PASSED"}}`)
+	w.Close()
+	status, raw, err := f.call(i, http.MethodPost, "/v1/models/"+model+"/versions", w.FormDataContentType(), body.Bytes())
+	if err != nil || status != 201 {
+		f.t.Fatalf("register %s on %s: %d %s %v", model, f.replicas[i].id, status, raw, err)
+	}
+	var v struct {
+		Version int `json:"version"`
+	}
+	if err := json.Unmarshal(raw, &v); err != nil {
+		f.t.Fatal(err)
+	}
+	return v.Version
+}
+
+// until polls cond until it holds, for at most d; it returns how long that
+// took.
+func (f *fleet) until(what string, d time.Duration, cond func() bool) time.Duration {
+	f.t.Helper()
+	start := time.Now()
+	for !cond() {
+		if time.Since(start) > d {
+			f.t.Fatalf("%s: not within %v", what, d)
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+	return time.Since(start)
+}
+
+// load sends requests round robin over the replicas until stopped. A
+// refused connection (a replica stopped) is retried on the next replica,
+// as a load balancer's client would; any other failure counts.
+type load struct {
+	answered, failed atomic.Int64
+	mu               sync.Mutex
+	failures         []string
+	stop             chan struct{}
+	wg               sync.WaitGroup
+}
+
+func (f *fleet) load(workers int, path, body string) *load {
+	l := &load{stop: make(chan struct{})}
+	var next atomic.Int64
+	for range workers {
+		l.wg.Go(func() {
+			for {
+				select {
+				case <-l.stop:
+					return
+				default:
+				}
+				for try := 0; ; try++ {
+					i := int(next.Add(1)) % len(f.replicas)
+					status, raw, err := f.call(i, http.MethodPost, path, "application/json", []byte(body))
+					if err != nil && errors.Is(err, syscall.ECONNREFUSED) && try < 10 {
+						continue
+					}
+					if err == nil && status == 200 {
+						l.answered.Add(1)
+						break
+					}
+					l.failed.Add(1)
+					l.mu.Lock()
+					l.failures = append(l.failures, fmt.Sprintf("%s: %d %s %v", f.replicas[i].id, status, raw, err))
+					l.mu.Unlock()
+					break
+				}
+			}
+		})
+	}
+	return l
+}
+
+// end stops the load and fails the test if a request failed.
+func (l *load) end(t *testing.T) {
+	t.Helper()
+	close(l.stop)
+	l.wg.Wait()
+	if n := l.failed.Load(); n > 0 {
+		t.Errorf("%d of %d requests failed; first: %s", n, n+l.answered.Load(), l.failures[0])
+	}
+}
+
+// servedVersion asks replica i which version of model serves a request.
+func (f *fleet) servedVersion(i int, model string) string {
+	status, raw, err := f.call(i, http.MethodPost, "/v2/models/"+model+"/infer", "application/json", []byte(gateway.DemoRequest))
+	if err != nil || status != 200 {
+		return ""
+	}
+	var out struct {
+		ModelVersion string `json:"model_version"`
+	}
+	json.Unmarshal(raw, &out)
+	return out.ModelVersion
+}
+
+// TestFleetChangesReachEveryReplica: three replicas under round-robin load.
+// A version registered through r1 and the alias moved to it through r2 are
+// served by every replica, and no request fails; then 50 traffic changes
+// made through r3 each reach every replica, and the delays are reported.
+func TestFleetChangesReachEveryReplica(t *testing.T) {
+	f := newFleet(t, 3)
+	v1 := f.register(0, "iris")
+	f.must(1, http.MethodPut, "/v1/models/iris/aliases/champion", fmt.Sprintf(`{"version": %d}`, v1))
+	for i := range f.replicas {
+		f.until("v1 served by "+f.replicas[i].id, 5*time.Second, func() bool { return f.servedVersion(i, "iris") == "1" })
+	}
+	l := f.load(4, "/v2/models/iris/infer", gateway.DemoRequest)
+
+	v2 := f.register(0, "iris")
+	moved := time.Now()
+	f.must(1, http.MethodPut, "/v1/models/iris/aliases/champion", fmt.Sprintf(`{"version": %d}`, v2))
+	for i := range f.replicas {
+		f.until("v2 served by "+f.replicas[i].id, 5*time.Second, func() bool { return f.servedVersion(i, "iris") == "2" })
+	}
+	t.Logf("alias moved through r2: every replica serves version 2 after %v", time.Since(moved).Round(time.Millisecond))
+
+	f.must(2, http.MethodPut, "/v1/endpoints/split", `{"variants": [{"name": "a", "model": "iris/1", "weight": 50}, {"name": "b", "model": "iris/2", "weight": 50}]}`)
+	var delays []time.Duration
+	for n := range 50 {
+		a := n%99 + 1
+		f.must(2, http.MethodPatch, "/v1/endpoints/split/traffic", fmt.Sprintf(`{"weights": {"a": %d, "b": %d}}`, a, 100-a))
+		changed := time.Now()
+		for i := range f.replicas {
+			f.until(fmt.Sprintf("change %d on %s", n, f.replicas[i].id), 10*time.Second, func() bool { return f.weightOf(i, "split", "a") == a })
+		}
+		delays = append(delays, time.Since(changed))
+	}
+	l.end(t)
+	slices.Sort(delays)
+	t.Logf("50 traffic changes through r3, delay until every replica routes by them: p50 %v, max %v; %d requests answered meanwhile",
+		delays[len(delays)/2].Round(time.Millisecond), delays[len(delays)-1].Round(time.Millisecond), l.answered.Load())
+}
+
+// weightOf returns the weight replica i routes variant of endpoint by, or -1.
+func (f *fleet) weightOf(i int, endpoint, variant string) int {
+	status, raw, err := f.call(i, http.MethodGet, "/v1/endpoints/"+endpoint, "", nil)
+	if err != nil || status != 200 {
+		return -1
+	}
+	var e struct {
+		Policy struct {
+			Variants []struct {
+				Name   string `json:"name"`
+				Weight int    `json:"weight"`
+			} `json:"variants"`
+		} `json:"policy"`
+	}
+	json.Unmarshal(raw, &e)
+	for _, v := range e.Policy.Variants {
+		if v.Name == variant {
+			return v.Weight
+		}
+	}
+	return -1
+}
