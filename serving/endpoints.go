@@ -2,6 +2,7 @@ package serving
 
 import (
 	"context"
+	"errors"
 	"strconv"
 	"strings"
 
@@ -263,9 +264,25 @@ type routerModels struct {
 	catalog *Catalog
 }
 
-func (m routerModels) Check(ctx context.Context, ref router.ModelRef) error {
+// acquire acquires the version ref names. When this replica does not serve
+// it, the catalog catches up with the registry once and asks again: in a
+// fleet, a version registered or an alias moved through another replica a
+// moment ago may not have reached this one yet, and a change that names it
+// must not fail for that.
+func (m routerModels) acquire(ctx context.Context, ref router.ModelRef) (*Loaded, error) {
 	model, version := refArgs(ref)
 	l, err := m.catalog.Acquire(model, version)
+	if err == nil {
+		return l, nil
+	}
+	if serr := m.catalog.Sync(ctx); serr != nil && !errors.Is(serr, ErrNotAllLoaded) {
+		return nil, err
+	}
+	return m.catalog.Acquire(model, version)
+}
+
+func (m routerModels) Check(ctx context.Context, ref router.ModelRef) error {
+	l, err := m.acquire(ctx, ref)
 	if err != nil {
 		return err
 	}
@@ -274,8 +291,8 @@ func (m routerModels) Check(ctx context.Context, ref router.ModelRef) error {
 }
 
 func (m routerModels) Promote(ctx context.Context, actor string, ref router.ModelRef, alias string) error {
-	model, version := refArgs(ref)
-	l, err := m.catalog.Acquire(model, version)
+	model, _ := refArgs(ref)
+	l, err := m.acquire(ctx, ref)
 	if err != nil {
 		return err
 	}

@@ -5,6 +5,9 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -18,6 +21,13 @@ import (
 func Postgres(tb testing.TB) string {
 	tb.Helper()
 	admin := lookup(tb, "TEST_POSTGRES_DSN", "a real PostgreSQL (deploy/postgres.sh start, then TEST_POSTGRES_DSN=postgres://mlgate@127.0.0.1:15432/postgres?sslmode=disable)")[0]
+	return database(tb, admin)
+}
+
+// database makes a database of the test's own on the server admin connects
+// to, dropped when the test ends.
+func database(tb testing.TB, admin string) string {
+	tb.Helper()
 	u, err := url.Parse(admin)
 	if err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") {
 		tb.Fatalf("TEST_POSTGRES_DSN=%q: want a postgres:// URL", admin)
@@ -48,6 +58,53 @@ func Postgres(tb testing.TB) string {
 	})
 	u.Path = "/" + db
 	return u.String()
+}
+
+// PrivatePostgres is a PostgreSQL server of one test's own, which the test
+// may stop and start: the shared one serves every package's tests at once.
+type PrivatePostgres struct {
+	// DSN is a database of the test's own on the server.
+	DSN    string
+	tb     testing.TB
+	script string
+	env    []string
+}
+
+// privatePostgresPort is the private server's port; tests that use one do
+// not run in parallel.
+const privatePostgresPort = "15433"
+
+// NewPrivatePostgres starts a PostgreSQL server on 127.0.0.1:15433 with the
+// script that starts the shared one (deploy/postgres.sh), stopped when the
+// test ends. It needs what Postgres needs.
+func NewPrivatePostgres(tb testing.TB) *PrivatePostgres {
+	tb.Helper()
+	lookup(tb, "TEST_POSTGRES_DSN", "a real PostgreSQL (deploy/postgres.sh start, then TEST_POSTGRES_DSN=postgres://mlgate@127.0.0.1:15432/postgres?sslmode=disable)")
+	out, err := exec.Command("go", "env", "GOMOD").Output()
+	if err != nil {
+		tb.Fatalf("find the module root: %v", err)
+	}
+	p := &PrivatePostgres{tb: tb, script: filepath.Join(filepath.Dir(strings.TrimSpace(string(out))), "deploy", "postgres.sh"),
+		env: append(os.Environ(), "POSTGRES_PORT="+privatePostgresPort)}
+	p.Start()
+	tb.Cleanup(p.Stop)
+	p.DSN = database(tb, "postgres://mlgate@127.0.0.1:"+privatePostgresPort+"/postgres?sslmode=disable")
+	return p
+}
+
+// Start starts the server, and waits until it accepts connections.
+func (p *PrivatePostgres) Start() { p.run("start") }
+
+// Stop shuts the server down (fast: open transactions roll back).
+func (p *PrivatePostgres) Stop() { p.run("stop") }
+
+func (p *PrivatePostgres) run(command string) {
+	p.tb.Helper()
+	cmd := exec.Command("bash", p.script, command)
+	cmd.Env = p.env
+	if out, err := cmd.CombinedOutput(); err != nil {
+		p.tb.Fatalf("deploy/postgres.sh %s on port %s: %v\n%s", command, privatePostgresPort, err, out)
+	}
 }
 
 // dbName makes a test's name into the start of a database name: lowercase
