@@ -151,6 +151,10 @@ func testUnjudged(t *testing.T, f drift.Fleet) {
 	if got := unjudged(t, f, t2); !reflect.DeepEqual(got, want[1:]) {
 		t.Errorf("Unjudged after a report = %v, want %v", got, want[1:])
 	}
+	publish(t, f, Snapshot("r3", "m", fleetT0, "u3", 5), Snapshot("r1", "m", fleetT0, "u3", 8))
+	if got := unjudged(t, f, t2); !reflect.DeepEqual(got, want[1:]) {
+		t.Errorf("Unjudged after late snapshots of a judged window = %v, want %v", got, want[1:])
+	}
 }
 
 func testClaimOnce(t *testing.T, f drift.Fleet) {

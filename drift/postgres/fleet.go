@@ -66,7 +66,8 @@ func (f *Fleet) Windows(ctx context.Context, monitor string, start time.Time) ([
 func (f *Fleet) Unjudged(ctx context.Context, endedBy time.Time) ([]drift.WindowKey, error) {
 	rows, err := f.pool.Query(ctx, `SELECT w.monitor, w.window_start, max(w.window_end)
 		FROM drift_windows w
-		WHERE NOT EXISTS (SELECT 1 FROM drift_reports r WHERE r.monitor = w.monitor AND r.window_start = w.window_start)
+		WHERE NOT w.judged
+		AND NOT EXISTS (SELECT 1 FROM drift_reports r WHERE r.monitor = w.monitor AND r.window_start = w.window_start)
 		GROUP BY w.monitor, w.window_start
 		HAVING max(w.window_end) <= $1
 		ORDER BY w.window_start, w.monitor`, endedBy)
@@ -85,7 +86,8 @@ func (f *Fleet) Unjudged(ctx context.Context, endedBy time.Time) ([]drift.Window
 }
 
 // ClaimReport implements drift.Fleet: an INSERT that does nothing on a
-// conflict over the window.
+// conflict over the window, and that marks the window's snapshots judged
+// when it claims.
 func (f *Fleet) ClaimReport(ctx context.Context, monitor string, report drift.WindowReport, alert *drift.PendingAlert) (bool, error) {
 	raw, err := json.Marshal(report)
 	if err != nil {
@@ -99,13 +101,21 @@ func (f *Fleet) ClaimReport(ctx context.Context, monitor string, report drift.Wi
 			return false, fmt.Errorf("encode alert of monitor %s: %w", monitor, err)
 		}
 	}
-	tag, err := f.pool.Exec(ctx, `INSERT INTO drift_reports (monitor, window_start, window_end, report, alert_id, alert)
-		VALUES ($1, $2, $3, $4, $5, $6)
-		ON CONFLICT (monitor, window_start) DO NOTHING`, monitor, report.Start, report.End, raw, alertID, alertRaw)
+	var claimed int
+	err = f.pool.QueryRow(ctx, `WITH claimed AS (
+			INSERT INTO drift_reports (monitor, window_start, window_end, report, alert_id, alert)
+			VALUES ($1, $2, $3, $4, $5, $6)
+			ON CONFLICT (monitor, window_start) DO NOTHING
+			RETURNING 1
+		), marked AS (
+			UPDATE drift_windows SET judged = true
+			WHERE monitor = $1 AND window_start = $2 AND EXISTS (SELECT 1 FROM claimed)
+		)
+		SELECT count(*) FROM claimed`, monitor, report.Start, report.End, raw, alertID, alertRaw).Scan(&claimed)
 	if err != nil {
 		return false, fmt.Errorf("record report of monitor %s at %v: %w", monitor, report.Start, err)
 	}
-	return tag.RowsAffected() == 1, nil
+	return claimed == 1, nil
 }
 
 // Reports implements drift.Fleet.

@@ -2,7 +2,9 @@
 
 -- One row per replica, monitor, window and model version compared with: the
 -- replica's latest drift.WindowSnapshot of the window, replaced as it
--- publishes. Rows of windows that ended a day ago are pruned.
+-- publishes. judged is set when the window's report is claimed, so that the
+-- leader's search for windows to judge reads only the others. Rows of
+-- windows that ended a day ago are pruned.
 CREATE TABLE drift_windows (
     monitor text COLLATE "C" NOT NULL,
     window_start timestamptz NOT NULL,
@@ -11,9 +13,11 @@ CREATE TABLE drift_windows (
     window_end timestamptz NOT NULL,
     snapshot jsonb NOT NULL,
     updated_at timestamptz NOT NULL,
+    judged boolean NOT NULL DEFAULT false,
     PRIMARY KEY (monitor, window_start, replica, model_uuid)
 );
 CREATE INDEX drift_windows_end ON drift_windows (window_end);
+CREATE INDEX drift_windows_unjudged ON drift_windows (window_end) WHERE NOT judged;
 
 -- One row per judged window: the drift.WindowReport, and the alert it raised
 -- (null when none) with its delivery id, pending until delivered_at is set.
