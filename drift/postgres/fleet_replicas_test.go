@@ -112,7 +112,9 @@ func TestFleet_ThreeReplicasOneAlert(t *testing.T) {
 	counts := []int64{0, 100, 100, 100, 100, 100, 100, 100, 100, 100, 100, 0}
 	baseline := &drift.Baseline{Features: map[string]drift.FeatureBaseline{"x": {Edges: edges, Counts: counts}}}
 	model := drift.ModelInfo{Name: "churn", Version: 1, UUID: "0b5e-v1"}
-	source := func(context.Context, drift.MonitorSpec) (*drift.Baseline, drift.ModelInfo, error) { return baseline, model, nil }
+	source := func(context.Context, drift.MonitorSpec) (*drift.Baseline, drift.ModelInfo, error) {
+		return baseline, model, nil
+	}
 
 	clk := clock.NewFake(time.Date(2026, 11, 9, 12, 0, 10, 0, time.UTC))
 	var leader atomic.Value
