@@ -549,8 +549,9 @@ type CurrentWindow struct {
 }
 
 // Report returns the monitor's state. In fleet mode (see WithFleet) the
-// history and last alert are the fleet's, as the leader judged its windows,
-// and the current window counts the whole fleet's observations.
+// history and last alert are the fleet's, as the leader judged its windows
+// (the last alert is the end of the last window that alerted), and the
+// current window counts the whole fleet's observations.
 func (m *Monitor) Report() MonitorReport {
 	m.mu.Lock()
 	r := MonitorReport{Spec: m.spec.Redacted(), Status: m.Status(), Model: m.model, History: slices.Clone(m.history), LastAlert: m.lastAlert}
