@@ -3,8 +3,9 @@
 // mergeable streaming histograms, the PSI, Kolmogorov–Smirnov,
 // Jensen–Shannon and chi-square statistics, monitors that judge windows of
 // traffic against a baseline, and the webhook alerts they raise. It is a
-// library: it does no I/O but the webhook posts, and serving composes it
-// with the registry, the inference table and a clock.
+// library: it does no I/O but the webhook posts and the calls of the Store
+// and Fleet it is given, and serving composes it with the registry, the
+// inference table and a clock.
 //
 // # Baselines
 //
