@@ -3,6 +3,7 @@ package drift
 import (
 	"context"
 	"crypto/rand"
+	"slices"
 	"sync"
 	"time"
 )
@@ -69,13 +70,16 @@ type PendingAlert struct {
 // The leader judges a window FleetGrace after it ended, so that every
 // replica's final snapshot is in. Snapshots are kept FleetWindowRetention
 // after their window ended, reports FleetReportRetention; the leader prunes
-// older ones every fleetPruneEvery.
+// older ones every fleetPruneEvery. A tick's calls of the fleet together
+// take at most fleetTickTimeout, so that a database that hangs holds back
+// the tick, not the loop.
 const (
 	FleetPublishInterval = time.Second
 	FleetGrace           = 2 * FleetPublishInterval
 	FleetWindowRetention = 24 * time.Hour
 	FleetReportRetention = 30 * 24 * time.Hour
 	fleetPruneEvery      = time.Hour
+	fleetTickTimeout     = 10 * time.Second
 )
 
 // WithFleet makes the service replica replica of a fleet that shares its
@@ -117,11 +121,16 @@ type fleetState struct {
 
 // fleetTick is Tick in fleet mode.
 func (s *Service) fleetTick(ctx context.Context) {
+	ctx, cancel := context.WithTimeout(ctx, fleetTickTimeout)
+	defer cancel()
 	f := &s.fs
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	now := s.clock.Now()
 	monitors := s.List()
+	// Final counts that could not be published for longer than the fleet
+	// keeps windows would be pruned at once: they go.
+	f.finals = slices.DeleteFunc(f.finals, func(w WindowSnapshot) bool { return w.End.Before(now.Add(-FleetWindowRetention)) })
 	for _, m := range monitors {
 		if snap, ok := m.roll(now); ok {
 			snap.Replica, snap.Taken = s.replica, now
