@@ -230,3 +230,46 @@ func TestService_FleetPendingAlertOfAGoneMonitor(t *testing.T) {
 		t.Errorf("%d webhook calls for a monitor that is gone", n)
 	}
 }
+
+// A leader that loses and regains the lead while its alert's delivery is
+// in flight does not send the alert a second time.
+func TestService_FleetLeaderFlapDoesNotResendInFlight(t *testing.T) {
+	r := newFleetRig(t)
+	release := make(chan struct{})
+	var posts atomic.Int32
+	blocking := httptest.NewServer(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {
+		posts.Add(1)
+		<-release
+	}))
+	t.Cleanup(blocking.Close)
+	spec := r.store.m["m"]
+	spec.Webhook.URL = blocking.URL
+	r.store.m["m"] = spec
+	f := drifttest.NewMemFleet()
+	var leading atomic.Bool
+	leading.Store(true)
+	s, closeN := r.service(f, "r1", drift.WithLeader(leading.Load))
+	ctx := context.Background()
+	s.Tick(ctx)
+	r.observe(s, 150)
+	r.clk.Advance(51 * time.Second)
+	s.Tick(ctx)
+	r.clk.Advance(2 * time.Second)
+	s.Tick(ctx) // judged; the delivery is queued, then blocks in the receiver
+	for _, lead := range []bool{false, true} {
+		leading.Store(lead)
+		r.clk.Advance(time.Second)
+		s.Tick(ctx)
+	}
+	if p, _ := f.PendingAlerts(ctx); len(p) != 1 {
+		t.Fatalf("pending alerts while the delivery is in flight = %+v, want 1", p)
+	}
+	close(release)
+	closeN()
+	if n := posts.Load(); n != 1 {
+		t.Errorf("%d webhook calls, want 1", n)
+	}
+	if p, _ := f.PendingAlerts(ctx); len(p) != 0 {
+		t.Errorf("pending alerts after the delivery = %+v, want none", p)
+	}
+}

@@ -6,6 +6,8 @@ import (
 	"math/rand/v2"
 	"reflect"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -206,5 +208,56 @@ func TestNotifier_NotifyDelivery(t *testing.T) {
 	}
 	if err := n.NotifyDelivery(hook, testAlert(), "D2", func(error) { t.Error("done called for an alert the notifier refused") }); !errors.Is(err, ErrClosed) {
 		t.Errorf("NotifyDelivery after Close = %v", err)
+	}
+}
+
+// Windows rolled and snapshotted while requests are observed lose no
+// observation, and each final snapshot is whole: every series counts each
+// of its samples, as a value or as missing.
+func TestMonitor_ConcurrentObserveRoll(t *testing.T) {
+	spec := testSpec()
+	spec.Window = Duration(time.Second)
+	m, err := newAlignedMonitor(spec, testBaseline(t, rand.New(rand.NewPCG(1, 1)), 2000), testModel, fixedNow)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const goroutines, each = 4, 3000
+	var (
+		wg      sync.WaitGroup
+		stop    atomic.Bool
+		counted int64
+	)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for i := 1; !stop.Load(); i++ {
+			m.Snapshot()
+			final, ok := m.roll(fixedNow.Add(time.Duration(i) * time.Second))
+			if !ok {
+				t.Errorf("window %d did not roll", i)
+				return
+			}
+			counted += final.Samples
+			for _, ss := range final.Series {
+				if n := ss.count() + ss.Missing; n != final.Samples {
+					t.Errorf("window %d: series %s counts %d of %d samples", i, ss.Name, n, final.Samples)
+				}
+			}
+		}
+	}()
+	for g := range goroutines {
+		wg.Go(func() {
+			rng := rand.New(rand.NewPCG(uint64(g), 9))
+			for range each {
+				m.Observe(population(rng, false))
+			}
+		})
+	}
+	wg.Wait()
+	stop.Store(true)
+	<-done
+	last, _ := m.Snapshot()
+	if counted+last.Samples != goroutines*each {
+		t.Errorf("counted %d observations, want %d", counted+last.Samples, goroutines*each)
 	}
 }
