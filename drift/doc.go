@@ -3,8 +3,9 @@
 // mergeable streaming histograms, the PSI, Kolmogorov–Smirnov,
 // Jensen–Shannon and chi-square statistics, monitors that judge windows of
 // traffic against a baseline, and the webhook alerts they raise. It is a
-// library: it does no I/O but the webhook posts, and serving composes it
-// with the registry, the inference table and a clock.
+// library: it does no I/O but the webhook posts and the calls of the Store
+// and Fleet it is given, and serving composes it with the registry, the
+// inference table and a clock.
 //
 // # Baselines
 //
@@ -115,4 +116,26 @@
 // unspecified or multicast address (CheckWebhookAddr): a URL with such an
 // address is refused in the spec, and the default client refuses to
 // connect to one that a host name resolves to.
+//
+// # A fleet
+//
+// Replicas of a gateway share their monitors through a Fleet (WithFleet;
+// drift/postgres keeps one in PostgreSQL). Each replica counts what it
+// serves in its own windows, which open on the clock's multiples of the
+// window's length (AlignWindow), so that every replica's window i covers
+// the same [i·Window, (i+1)·Window). Every second (FleetPublishInterval) a
+// replica publishes a WindowSnapshot of each monitor's current window,
+// keyed by replica, monitor, window start and the model version compared
+// with, and the final one when the window ends; it judges none. The leader
+// (WithLeader) judges each window FleetGrace after its end on the merge of
+// every replica's snapshots of it (Monitor.JudgeWindow, the statistics of
+// Evaluate), and claims the report in the fleet, once per window: only the
+// claim's winner calls the AlertHook and the webhook. The cooldown runs
+// from the end of the last window that alerted, as the fleet records it,
+// so a new leader keeps it. An alert waits in the fleet's outbox until its
+// webhook answered 2xx (Notifier.NotifyDelivery); a replica that becomes
+// the leader sends the waiting ones again, with the same X-Mlgate-Delivery.
+// A monitor's report on any replica shows the fleet's history and the
+// fleet's counts of the current window, the other replicas' as they last
+// published them.
 package drift

@@ -77,6 +77,13 @@ type Monitor struct {
 
 	cur    atomic.Pointer[window]
 	shards int
+	// aligned opens windows on the clock's multiples of Window (fleet
+	// mode), so that every replica's windows start at the same times.
+	aligned bool
+	// fleet is what the fleet knows of the monitor (fleet mode only, nil
+	// until the service first reads it): its reports and the other
+	// replicas' counts of the current window.
+	fleet atomic.Pointer[fleetView]
 
 	mu        sync.Mutex // serializes Evaluate; guards history and lastAlert
 	history   []WindowReport
@@ -175,8 +182,34 @@ func NewMonitor(spec MonitorSpec, b *Baseline, model ModelInfo, now time.Time) (
 		return nil, invalid("features: the baseline has no features; watch its predictions")
 	}
 	m.shards = min(runtime.GOMAXPROCS(0), maxShards)
-	m.cur.Store(m.newWindow(now))
+	m.cur.Store(m.newWindow(now, m.shards))
 	return m, nil
+}
+
+// newAlignedMonitor is NewMonitor in fleet mode: its windows open on the
+// multiples of Window (see AlignWindow), the first at now's.
+func newAlignedMonitor(spec MonitorSpec, b *Baseline, model ModelInfo, now time.Time) (*Monitor, error) {
+	m, err := NewMonitor(spec, b, model, AlignWindow(now, time.Duration(spec.Window)))
+	if err != nil {
+		return nil, err
+	}
+	m.aligned = true
+	return m, nil
+}
+
+// AlignWindow returns the start of the window of length d that holds t,
+// in UTC: windows cover [epoch + i·d, epoch + (i+1)·d), counted from the
+// zero time, so that replicas whose clocks agree agree on every window.
+func AlignWindow(t time.Time, d time.Duration) time.Time {
+	return t.UTC().Truncate(d)
+}
+
+// windowStart is the start of the window that opens at now.
+func (m *Monitor) windowStart(now time.Time) time.Time {
+	if m.aligned {
+		return AlignWindow(now, time.Duration(m.spec.Window))
+	}
+	return now
 }
 
 // errStarting is why a monitor loaded from the store is not running before
@@ -220,8 +253,8 @@ func compile(name string, prediction bool, f FeatureBaseline) series {
 	return s
 }
 
-func (m *Monitor) newWindow(start time.Time) *window {
-	w := &window{start: start, shards: make([]shard, m.shards)}
+func (m *Monitor) newWindow(start time.Time, shards int) *window {
+	w := &window{start: start, shards: make([]shard, shards)}
 	for k := range w.shards {
 		sh := &w.shards[k]
 		sh.numeric = make([]*Numeric, len(m.series))
@@ -380,28 +413,8 @@ func (m *Monitor) Evaluate(now time.Time, force bool) (*WindowReport, bool) {
 	if !force && now.Before(w.start.Add(time.Duration(m.spec.Window))) {
 		return nil, false
 	}
-	m.cur.Store(m.newWindow(now))
-	for k := range w.shards {
-		sh := &w.shards[k]
-		sh.mu.Lock()
-		sh.closed = true
-		sh.mu.Unlock()
-	}
-
-	// No Observe holds w any more: its counts are final.
-	rep := &WindowReport{Start: w.start, End: now, Samples: w.samples()}
-	if rep.End.Before(rep.Start) {
-		rep.End = rep.Start
-	}
-	for i := range m.series {
-		sr := m.judge(w, i)
-		rep.Drifted = rep.Drifted || sr.Drifted
-		if m.series[i].prediction {
-			rep.Predictions = append(rep.Predictions, sr)
-		} else {
-			rep.Features = append(rep.Features, sr)
-		}
-	}
+	m.closeWindow(w, now)
+	rep := m.report(w, now)
 	if rep.Drifted && (m.lastAlert.IsZero() || !now.Before(m.lastAlert.Add(time.Duration(m.spec.Cooldown)))) {
 		rep.Alerted = true
 		rep.Alert = m.alert(rep)
@@ -414,6 +427,37 @@ func (m *Monitor) Evaluate(now time.Time, force bool) (*WindowReport, bool) {
 		m.history = slices.Delete(m.history, 0, len(m.history)-HistoryLen)
 	}
 	return rep, true
+}
+
+// closeWindow opens the next window at now and closes w, the current one:
+// once it returns, no Observe holds w, and its counts are final. The caller
+// holds m.mu.
+func (m *Monitor) closeWindow(w *window, now time.Time) {
+	m.cur.Store(m.newWindow(m.windowStart(now), m.shards))
+	for k := range w.shards {
+		sh := &w.shards[k]
+		sh.mu.Lock()
+		sh.closed = true
+		sh.mu.Unlock()
+	}
+}
+
+// report judges window w, which ended at end, without alerting.
+func (m *Monitor) report(w *window, end time.Time) *WindowReport {
+	rep := &WindowReport{Start: w.start, End: end, Samples: w.samples()}
+	if rep.End.Before(rep.Start) {
+		rep.End = rep.Start
+	}
+	for i := range m.series {
+		sr := m.judge(w, i)
+		rep.Drifted = rep.Drifted || sr.Drifted
+		if m.series[i].prediction {
+			rep.Predictions = append(rep.Predictions, sr)
+		} else {
+			rep.Features = append(rep.Features, sr)
+		}
+	}
+	return rep
 }
 
 // judge compares series i's window histogram with its baseline.
@@ -493,18 +537,29 @@ func (r MonitorReport) Redacted() MonitorReport {
 
 // CurrentWindow is the window in progress: when it opened, how many
 // observations it has, and how many values each feature and prediction has.
+// In fleet mode the counts are the fleet's (this replica's live ones and the
+// others' as last published, at most a second or two old), and Replicas
+// has each replica's observations.
 type CurrentWindow struct {
 	Start       time.Time        `json:"start"`
 	Samples     int64            `json:"samples"`
 	Features    map[string]int64 `json:"features"`
 	Predictions map[string]int64 `json:"predictions,omitempty"`
+	Replicas    map[string]int64 `json:"replicas,omitempty"`
 }
 
-// Report returns the monitor's state.
+// Report returns the monitor's state. In fleet mode (see WithFleet) the
+// history and last alert are the fleet's, as the leader judged its windows
+// (the last alert is the end of the last window that alerted), and the
+// current window counts the whole fleet's observations.
 func (m *Monitor) Report() MonitorReport {
 	m.mu.Lock()
 	r := MonitorReport{Spec: m.spec.Redacted(), Status: m.Status(), Model: m.model, History: slices.Clone(m.history), LastAlert: m.lastAlert}
 	m.mu.Unlock()
+	view := m.fleet.Load()
+	if view != nil {
+		r.History, r.LastAlert = slices.Clone(view.history), view.lastAlert
+	}
 	if r.History == nil {
 		r.History = []WindowReport{}
 	}
@@ -535,6 +590,9 @@ func (m *Monitor) Report() MonitorReport {
 			r.Current.Predictions = make(map[string]int64, len(m.series)-m.nFeat)
 		}
 		r.Current.Predictions[s.name] = n
+	}
+	if view != nil {
+		view.addOthers(&r.Current, m.model)
 	}
 	return r
 }

@@ -138,6 +138,7 @@ type delivery struct {
 	hook Webhook
 	body []byte
 	id   string
+	done func(error) // nil, or told how the delivery ended
 }
 
 // NotifierStats counts alerts: delivered (a 2xx answer), failed (given up
@@ -193,6 +194,9 @@ func (n *Notifier) run() {
 		if p := recovery.Do(n.opts.Log, "drift alert delivery", func() { err = n.send(n.ctx, d) }); p != nil {
 			err = p
 		}
+		if d.done != nil {
+			_ = recovery.Do(n.opts.Log, "drift alert delivered hook", func() { d.done(err) })
+		}
 		if err != nil {
 			n.failed.Add(1)
 			n.opts.Log.Warn("drift alert not delivered", "url", redactURL(d.hook.URL), "delivery", d.id, "err", err)
@@ -211,6 +215,29 @@ func (n *Notifier) Notify(hook Webhook, a *Alert) error {
 	if err != nil {
 		return err
 	}
+	return n.enqueue(d)
+}
+
+// NotifyDelivery is Notify for an alert whose delivery id is already
+// chosen (an alert kept in an outbox, sent again after a restart with the
+// same X-Mlgate-Delivery so that its receiver can drop the repeat): done,
+// if not nil, is called from the notifier's goroutine when the delivery
+// ends, with nil once the receiver answered 2xx, or with the error given
+// up on (Close's cancellation included). It is not called when
+// NotifyDelivery returns an error.
+func (n *Notifier) NotifyDelivery(hook Webhook, a *Alert, id string, done func(error)) error {
+	if id == "" {
+		return invalid("delivery id: required")
+	}
+	d, err := newDelivery(hook, a)
+	if err != nil {
+		return err
+	}
+	d.id, d.done = id, done
+	return n.enqueue(d)
+}
+
+func (n *Notifier) enqueue(d delivery) error {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	if n.closed {

@@ -45,6 +45,11 @@ type Service struct {
 	clock     clock.Clock
 	changes   changes.Publisher // nil announces nothing
 
+	fleet    Fleet // nil: a single gateway
+	replica  string
+	isLeader func() bool // nil: this replica leads
+	fs       fleetState
+
 	mu  sync.Mutex // serialises changes
 	set atomic.Pointer[monitorSet]
 
@@ -125,6 +130,9 @@ func (s *Service) build(ctx context.Context, spec MonitorSpec) (*Monitor, error)
 	b, model, err := s.baselines(ctx, spec)
 	if err != nil {
 		return nil, err
+	}
+	if s.fleet != nil {
+		return newAlignedMonitor(spec, b, model, s.clock.Now())
 	}
 	return NewMonitor(spec, b, model, s.clock.Now())
 }
@@ -374,9 +382,16 @@ func (s *Service) Close() {
 // Tick tries again to start the monitors that could not start and whose
 // wait is over (a second after the first failure, doubling up to a minute),
 // closes every window whose time is up, and sends the alerts they raise.
-// The loop calls it; tests may too.
+// With a fleet (see WithFleet), it closes the windows whose time is up and
+// publishes the windows' snapshots instead; on the leader, it also judges
+// the fleet's windows that are due and sends their alerts. The loop calls
+// it; tests may too.
 func (s *Service) Tick(ctx context.Context) {
 	s.startDue(ctx)
+	if s.fleet != nil {
+		s.fleetTick(ctx)
+		return
+	}
 	for _, m := range s.List() {
 		r, ok := m.Evaluate(s.clock.Now(), false)
 		if !ok || !r.Alerted || r.Alert == nil {

@@ -68,4 +68,20 @@
 // canary variant at weight 0; aborting removes it. SetWeights is refused
 // with ErrConflict while a canary runs (pause or abort it first), SetPolicy
 // while one is running or paused.
+//
+// # A fleet
+//
+// A Service keeps its endpoints in a Store, which several replicas may
+// share. Store.Save saves only the revision that follows the stored one, so
+// a change made from a state another replica has changed meanwhile is
+// refused; the Service then reloads the endpoint and makes the change once
+// more on it, and a second refusal is returned as ErrConflict. A canary
+// decision taken on a changed endpoint is dropped and judged again, so a
+// promotion or rollback is committed, and audited, once.
+//
+// With WithFleet each replica publishes its figures of every endpoint's
+// current revision on a Fleet every FleetPublishInterval; Service.Figures
+// and the controller merge them (MergeSnapshots) with the replica's live
+// figures, and with WithLeader only the leader judges canaries and sample
+// ratio mismatch, on those merged figures.
 package router

@@ -16,6 +16,9 @@ const (
 	ErrConflict = errkind.Conflict
 	// ErrNotFound: the endpoint does not exist.
 	ErrNotFound = errkind.NotFound
+	// ErrUnavailable: what the call needs (the fleet's figures) cannot be
+	// read for now; the same call may succeed shortly.
+	ErrUnavailable = errkind.Unavailable
 )
 
 func notFound(format string, args ...any) error { return errkind.New(ErrNotFound, format, args...) }
@@ -36,7 +39,10 @@ func RevisionConflict(name string, revision, stored int) error {
 	return conflict("endpoint %s changed meanwhile: cannot save revision %d over stored revision %d", name, revision, stored)
 }
 
-func invalid(format string, args ...any) error  { return errkind.New(ErrInvalid, format, args...) }
+func invalid(format string, args ...any) error { return errkind.New(ErrInvalid, format, args...) }
+func unavailable(format string, args ...any) error {
+	return errkind.New(ErrUnavailable, format, args...)
+}
 func conflict(format string, args ...any) error { return errkind.New(ErrConflict, format, args...) }
 
 // causeError is an ErrInvalid whose message ends with another error's, which

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
+	"slices"
 	"sort"
 	"sync"
 	"sync/atomic"
@@ -92,11 +94,23 @@ type Service struct {
 	// announces none.
 	changes changes.Publisher
 
+	// fleet, when not nil, holds the figures every replica publishes;
+	// replica is this one's id in it.
+	fleet   Fleet
+	replica string
+	// isLeader reports whether this replica runs the canary controller's
+	// judgements; nil means always.
+	isLeader func() bool
+
 	mu     sync.Mutex // serialises changes
 	routes atomic.Pointer[map[string]*Route]
 
-	loop *ticker.Loop    // nil until Start
-	srm  map[string]bool // endpoints flagged, owned by the controller
+	loop      *ticker.Loop    // nil until Start
+	publisher *ticker.Loop    // nil until Start, and without a fleet
+	srm       map[string]bool // endpoints flagged, owned by the controller
+	// publishFailing is set while publications fail, owned by the
+	// publisher, so that an outage is logged once.
+	publishFailing bool
 }
 
 // ServiceOption sets an optional part of a Service.
@@ -114,11 +128,69 @@ func WithChanges(p changes.Publisher) ServiceOption {
 	return func(s *Service) { s.changes = p }
 }
 
+// Fleet holds the figures that the replicas of a fleet publish, so that
+// each can read the others'. Implementations must be safe for concurrent use.
+type Fleet interface {
+	// Publish stores this replica's latest figures of the endpoints'
+	// current revisions, replacing what it published before of those
+	// revisions. It returns an error if the figures could not be stored.
+	Publish(ctx context.Context, replica string, figures []EndpointFigures) error
+	// Figures returns every replica's latest figures of one revision of an
+	// endpoint, by replica; none (and no error) when no replica published
+	// that revision. It returns an error if the figures could not be read.
+	Figures(ctx context.Context, endpoint string, revision int) (map[string]StatsSnapshot, error)
+}
+
+// EndpointFigures are one replica's figures of one revision of an endpoint.
+type EndpointFigures struct {
+	Endpoint string
+	Revision int
+	Stats    StatsSnapshot
+}
+
+// FleetFigures are the figures of an endpoint's revision over the fleet.
+type FleetFigures struct {
+	// Endpoint is the endpoint, at the revision counted.
+	Endpoint Endpoint
+	// Stats are every replica's figures merged: this replica's live ones
+	// and the others' as they last published them.
+	Stats StatsSnapshot
+	// Replicas holds each replica's figures, by replica id; nil without a
+	// fleet.
+	Replicas map[string]StatsSnapshot
+}
+
+// FleetPublishInterval is how often a service with a fleet publishes its
+// figures; FleetCloseTimeout bounds the last publication, on Close.
+const (
+	FleetPublishInterval = time.Second
+	FleetCloseTimeout    = 2 * time.Second
+)
+
+// WithFleet makes the service replica replica of a fleet: Start also
+// publishes its figures on f every FleetPublishInterval (and once more on
+// Close), and canaries, sample ratio mismatch and Figures count the whole
+// fleet's requests, each replica's figures of the endpoint's current
+// revision merged.
+func WithFleet(f Fleet, replica string) ServiceOption {
+	return func(s *Service) { s.fleet, s.replica = f, replica }
+}
+
+// WithLeader makes the controller judge canaries and sample ratio mismatch
+// only while isLeader reports true, so that one replica of a fleet decides.
+// Without WithLeader the service always judges.
+func WithLeader(isLeader func() bool) ServiceOption {
+	return func(s *Service) { s.isLeader = isLeader }
+}
+
 // NewService loads the endpoints.
 func NewService(ctx context.Context, store Store, models Models, audit Auditor, log *slog.Logger, opts ...ServiceOption) (*Service, error) {
 	s := &Service{store: store, models: models, audit: audit, log: log, clock: clock.Real(), srm: map[string]bool{}}
 	for _, o := range opts {
 		o(s)
+	}
+	if s.fleet != nil && s.replica == "" {
+		return nil, invalid("fleet: a replica id is required")
 	}
 	eps, err := store.Endpoints(ctx)
 	if err != nil {
@@ -183,8 +255,8 @@ func (s *Service) Put(ctx context.Context, actor, name string, p Policy) (Endpoi
 	}
 	var created bool
 	e, err := s.change(ctx, actor, name, func(old *Endpoint) (Endpoint, string, error) {
-		if old == nil {
-			created = true
+		created = old == nil
+		if created {
 			e, err := NewEndpoint(name, p, s.clock.Now())
 			return e, ActionCreate, err
 		}
@@ -289,31 +361,37 @@ func (s *Service) publish(ctx context.Context, name string) error {
 // the endpoint is gone. The change this service made itself is already in
 // place.
 func (s *Service) Reload(ctx context.Context, name string) error {
-	eps, err := s.store.Endpoints(ctx)
-	if err != nil {
-		return fmt.Errorf("reload endpoint %s: %w", name, err)
-	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	_, err := s.reload(ctx, name)
+	return err
+}
+
+// reload does Reload's work, s.mu held, and returns the endpoint as stored,
+// nil when there is none.
+func (s *Service) reload(ctx context.Context, name string) (*Endpoint, error) {
+	eps, err := s.store.Endpoints(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("reload endpoint %s: %w", name, err)
+	}
 	cur, ok := s.Route(name)
 	for _, e := range eps {
 		if e.Name != name {
 			continue
 		}
-		if ok && cur.Spec().Revision == e.Revision {
-			return nil
+		if !ok || cur.Spec().Revision != e.Revision {
+			r, err := NewRoute(e)
+			if err != nil {
+				return nil, fmt.Errorf("reload endpoint %s: %w", name, err)
+			}
+			s.swap(name, r)
 		}
-		r, err := NewRoute(e)
-		if err != nil {
-			return fmt.Errorf("reload endpoint %s: %w", name, err)
-		}
-		s.swap(name, r)
-		return nil
+		return &e, nil
 	}
 	if ok {
 		s.swap(name, nil)
 	}
-	return nil
+	return nil, nil
 }
 
 // change applies fn to the named endpoint (nil when it does not exist yet),
@@ -327,6 +405,11 @@ func (s *Service) change(ctx context.Context, actor, name string, fn func(old *E
 	return e, s.publish(ctx, name)
 }
 
+// commit applies fn to the endpoint as this service last saw it and saves
+// the result. The store refuses it if the endpoint changed meanwhile (on
+// another replica, or one whose change this replica has not reloaded yet):
+// then commit reloads the endpoint and applies fn once more to it, and a
+// second refusal is returned, matching ErrConflict.
 func (s *Service) commit(ctx context.Context, actor, name string, fn func(old *Endpoint) (Endpoint, string, error)) (Endpoint, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -335,27 +418,38 @@ func (s *Service) commit(ctx context.Context, actor, name string, fn func(old *E
 		e := r.Spec()
 		old = &e
 	}
-	e, action, err := fn(old)
-	if err != nil {
-		return Endpoint{}, err
+	for attempt := 1; ; attempt++ {
+		e, action, err := fn(old)
+		if err != nil {
+			return Endpoint{}, err
+		}
+		r, err := NewRoute(e)
+		if err != nil {
+			return Endpoint{}, err
+		}
+		rev := Revision{Revision: e.Revision, Time: e.UpdatedAt, Actor: actor, Action: action, Policy: e.Policy, Canary: e.Canary}
+		err = s.store.Save(ctx, e, rev)
+		switch {
+		case errors.Is(err, ErrConflict) && attempt == 1:
+			if old, err = s.reload(ctx, name); err != nil {
+				return Endpoint{}, err
+			}
+			continue
+		case errors.Is(err, ErrConflict):
+			return Endpoint{}, conflict("endpoint %s changed meanwhile, on another replica; retry the change (%v)", name, err)
+		case err != nil:
+			return Endpoint{}, fmt.Errorf("save endpoint %s: %w", name, err)
+		}
+		s.swap(name, r)
+		var before any
+		if old != nil {
+			before = old
+		}
+		if err := s.audit(ctx, actor, action, name, before, e); err != nil {
+			return Endpoint{}, fmt.Errorf("endpoint %s changed, but recording it in the audit trail failed: %w", name, err)
+		}
+		return e, nil
 	}
-	r, err := NewRoute(e)
-	if err != nil {
-		return Endpoint{}, err
-	}
-	rev := Revision{Revision: e.Revision, Time: e.UpdatedAt, Actor: actor, Action: action, Policy: e.Policy, Canary: e.Canary}
-	if err := s.store.Save(ctx, e, rev); err != nil {
-		return Endpoint{}, fmt.Errorf("save endpoint %s: %w", name, err)
-	}
-	s.swap(name, r)
-	var before any
-	if old != nil {
-		before = old
-	}
-	if err := s.audit(ctx, actor, action, name, before, e); err != nil {
-		return Endpoint{}, fmt.Errorf("endpoint %s changed, but recording it in the audit trail failed: %w", name, err)
-	}
-	return e, nil
 }
 
 // swap replaces the route of name (removes it when r is nil) in a new
@@ -390,23 +484,128 @@ func (s *Service) promoteAlias(ctx context.Context, actor string, e Endpoint) er
 }
 
 // Start runs the controller: every tick it judges the running canaries and
-// checks every endpoint for a sample ratio mismatch. Close stops it.
+// checks every endpoint for a sample ratio mismatch. With a fleet it also
+// publishes this replica's figures every FleetPublishInterval. Both run on
+// the service's clock. Close stops them.
 func (s *Service) Start(tick time.Duration) {
 	s.loop = ticker.EveryOn(s.clock, tick, "canary controller", s.log, s.Tick)
+	if s.fleet != nil {
+		s.publisher = ticker.EveryOn(s.clock, FleetPublishInterval, "fleet figures", s.log, s.publishLoop)
+	}
 }
 
-// Close stops the controller and waits for it.
+// Close stops the controller and the publisher and waits for them; with a
+// fleet it then publishes the figures once more, within FleetCloseTimeout,
+// so that the requests this replica answered last still count.
 func (s *Service) Close() {
 	s.loop.Stop()
 	s.loop = nil
+	if s.publisher == nil {
+		return
+	}
+	s.publisher.Stop()
+	s.publisher = nil
+	ctx, cancel := context.WithTimeout(context.Background(), FleetCloseTimeout)
+	defer cancel()
+	if err := s.PublishFigures(ctx); err != nil {
+		s.log.Warn("the last figures of this replica were not published", "err", err)
+	}
+}
+
+// publishLoop publishes the figures once, logging when publication starts
+// failing and when it recovers.
+func (s *Service) publishLoop(ctx context.Context) {
+	ctx, cancel := context.WithTimeout(ctx, FleetPublishInterval)
+	defer cancel()
+	err := s.PublishFigures(ctx)
+	switch {
+	case err != nil && !s.publishFailing:
+		s.log.Warn("publishing this replica's figures to the fleet failed; retrying every second", "err", err)
+	case err == nil && s.publishFailing:
+		s.log.Info("publishing this replica's figures to the fleet works again")
+	}
+	s.publishFailing = err != nil
+}
+
+// PublishFigures publishes every route's figures on the fleet, as replica
+// WithFleet named; it does nothing without a fleet. The publisher Start runs
+// calls it; tests may too.
+func (s *Service) PublishFigures(ctx context.Context) error {
+	if s.fleet == nil {
+		return nil
+	}
+	routes := s.Routes()
+	figures := make([]EndpointFigures, len(routes))
+	for i, r := range routes {
+		figures[i] = EndpointFigures{Endpoint: r.Endpoint(), Revision: r.Revision(), Stats: r.Stats().Snapshot()}
+	}
+	if err := s.fleet.Publish(ctx, s.replica, figures); err != nil {
+		return fmt.Errorf("publish the figures of replica %s: %w", s.replica, err)
+	}
+	return nil
+}
+
+// Figures returns the named endpoint's figures over the fleet: this
+// replica's live figures of its current revision merged with every other
+// replica's last published ones of that revision. Without a fleet they are
+// this replica's. It returns an error matching ErrNotFound for an unknown
+// endpoint, and one matching ErrUnavailable when the fleet cannot be read.
+func (s *Service) Figures(ctx context.Context, name string) (FleetFigures, error) {
+	r, ok := s.Route(name)
+	if !ok {
+		return FleetFigures{}, notFound("endpoint %q not found", name)
+	}
+	f, err := s.figures(ctx, r)
+	if err != nil {
+		return FleetFigures{}, unavailable("%v; retry shortly", err)
+	}
+	return f, nil
+}
+
+// figures merges the route's live figures with the other replicas'.
+func (s *Service) figures(ctx context.Context, r *Route) (FleetFigures, error) {
+	local := r.Stats().Snapshot()
+	f := FleetFigures{Endpoint: r.Spec(), Stats: local}
+	if s.fleet == nil {
+		return f, nil
+	}
+	others, err := s.fleet.Figures(ctx, r.Endpoint(), r.Revision())
+	if err != nil {
+		return FleetFigures{}, fmt.Errorf("read the fleet's figures of endpoint %s revision %d: %w", r.Endpoint(), r.Revision(), err)
+	}
+	// This replica's own published copy lags its live figures: left out.
+	f.Replicas = map[string]StatsSnapshot{s.replica: local}
+	snaps := []StatsSnapshot{local}
+	for _, id := range slices.Sorted(maps.Keys(others)) {
+		if id == s.replica {
+			continue
+		}
+		f.Replicas[id] = others[id]
+		snaps = append(snaps, others[id])
+	}
+	f.Stats = MergeSnapshots(snaps...)
+	return f, nil
 }
 
 // Tick judges every running canary once and checks for sample ratio
-// mismatches. The controller calls it; tests may too.
+// mismatches, on the fleet's figures, if this replica is the leader. When
+// the fleet's figures of an endpoint cannot be read it logs that and holds
+// the endpoint's canary until a later tick. The controller calls Tick;
+// tests may too.
 func (s *Service) Tick(ctx context.Context) {
+	if s.isLeader != nil && !s.isLeader() {
+		// A leader to be starts over: it logs the flags it finds.
+		clear(s.srm)
+		return
+	}
 	for _, r := range s.Routes() {
 		e := r.Spec()
-		snap := r.Stats().Snapshot()
+		f, err := s.figures(ctx, r)
+		if err != nil {
+			s.log.Warn("canary and sample ratio checks hold: no fleet figures", "endpoint", e.Name, "err", err)
+			continue
+		}
+		snap := f.Stats
 		s.checkSRM(e.Name, snap)
 		if e.Canary == nil || e.Canary.State != CanaryRunning {
 			continue
@@ -434,8 +633,12 @@ func (s *Service) decide(ctx context.Context, e Endpoint, d Decision) error {
 		n, err := ApplyCanary(*old, d, s.clock.Now())
 		return n, action, err
 	})
-	if errors.Is(err, errStale) {
-		return nil // changed meanwhile; judged again at the next tick
+	if errors.Is(err, errStale) || errors.Is(err, ErrConflict) {
+		// Changed meanwhile, here or by another replica (a second leader,
+		// for a moment): the decision is dropped, and the endpoint as it
+		// now is judged again at the next tick.
+		s.log.Info("canary decision dropped: the endpoint changed since it was judged", "endpoint", e.Name, "action", d.Action.String())
+		return nil
 	}
 	if err != nil {
 		return err

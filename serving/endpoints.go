@@ -123,14 +123,37 @@ func sumOf[T float32 | float64 | int32 | int64](s []T) float64 {
 }
 
 // endpointView is an endpoint as the API shows it: its policy, revision,
-// canary and live stats.
+// canary, and the stats of its revision over the fleet (every replica's
+// figures merged, or this gateway's alone), with each replica's counts.
 type endpointView struct {
 	router.Endpoint
-	Stats router.StatsSnapshot `json:"stats"`
+	Stats    router.StatsSnapshot     `json:"stats"`
+	Replicas map[string]replicaCounts `json:"replicas,omitempty"`
 }
 
-func view(r *router.Route) endpointView {
-	return endpointView{Endpoint: r.Spec(), Stats: r.Stats().Snapshot()}
+// replicaCounts are one replica's counts of an endpoint's revision.
+type replicaCounts struct {
+	Requests int64 `json:"requests"`
+	Errors   int64 `json:"errors"`
+}
+
+func view(ctx context.Context, rs *router.Service, name string) (endpointView, error) {
+	f, err := rs.Figures(ctx, name)
+	if err != nil {
+		return endpointView{}, err
+	}
+	v := endpointView{Endpoint: f.Endpoint, Stats: f.Stats}
+	if len(f.Replicas) > 0 {
+		v.Replicas = make(map[string]replicaCounts, len(f.Replicas))
+	}
+	for id, st := range f.Replicas {
+		c := replicaCounts{Requests: st.Requests}
+		for _, vs := range st.Variants {
+			c.Errors += vs.Errors
+		}
+		v.Replicas[id] = c
+	}
+	return v, nil
 }
 
 func (s *Server) listEndpoints(c *fiber.Ctx) error {
@@ -140,7 +163,14 @@ func (s *Server) listEndpoints(c *fiber.Ctx) error {
 	}
 	out := []endpointView{}
 	for _, r := range rs.Routes() {
-		out = append(out, view(r))
+		v, err := view(c.UserContext(), rs, r.Endpoint())
+		if errors.Is(err, router.ErrNotFound) {
+			continue // deleted meanwhile
+		}
+		if err != nil {
+			return err
+		}
+		out = append(out, v)
 	}
 	return c.JSON(fiber.Map{"endpoints": out})
 }
@@ -150,11 +180,11 @@ func (s *Server) getEndpoint(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	_, r, err := rs.Get(c.Params("endpoint"))
+	v, err := view(c.UserContext(), rs, c.Params("endpoint"))
 	if err != nil {
 		return err
 	}
-	return c.JSON(view(r))
+	return c.JSON(v)
 }
 
 func (s *Server) putEndpoint(c *fiber.Ctx) error {

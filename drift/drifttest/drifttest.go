@@ -15,7 +15,9 @@
 //	}
 //
 // The suite checks the contract documented on drift.Store and nothing more,
-// so that it holds for any backend.
+// so that it holds for any backend. TestFleet is the same for drift.Fleet,
+// run by drift/postgres and by MemFleet, the Fleet in memory that tests of
+// several services in one process share.
 package drifttest
 
 import (

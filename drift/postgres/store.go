@@ -1,7 +1,9 @@
 // Package postgres keeps the drift monitors' specs in PostgreSQL, the
-// control plane that a fleet of gateways shares. Store needs the table of
-// Schema, which pgdb.Migrate applies at start-up; it does not own the pool
-// it is given.
+// control plane that a fleet of gateways shares (Store), and the state the
+// fleet's drift monitors share (Fleet): each replica's window snapshots,
+// the leader's reports and the outbox of alerts. Both need the tables of
+// Schema, which pgdb.Migrate applies at start-up; neither owns the pool it
+// is given.
 package postgres
 
 import (

@@ -1,7 +1,8 @@
 // Package postgres keeps the router's endpoints and their histories in
-// PostgreSQL, the control plane that a fleet of gateways shares. Store needs
-// the tables of Schema, which pgdb.Migrate applies at start-up; it does not
-// own the pool it is given.
+// PostgreSQL, the control plane that a fleet of gateways shares (Store), and
+// the figures each gateway of the fleet publishes for the others (Fleet).
+// Both need the tables of Schema, which pgdb.Migrate applies at start-up;
+// neither owns the pool it is given.
 package postgres
 
 import (

@@ -65,6 +65,70 @@ func isTemp(name string) bool {
 	return strings.HasPrefix(name, ".") && strings.HasSuffix(name, ".tmp")
 }
 
+// partName returns the name of a data file: part-<replica>-<unixnano>-<seq>.parquet,
+// or part-<unixnano>-<seq>.parquet without a replica id.
+func partName(replica string, now time.Time, seq int64) string {
+	if replica == "" {
+		return fmt.Sprintf("part-%d-%d.parquet", now.UnixNano(), seq)
+	}
+	return fmt.Sprintf("part-%s-%d-%d.parquet", replica, now.UnixNano(), seq)
+}
+
+// partReplica returns the replica id in the name of a data file that
+// partName made ("" for none), and whether name is one.
+func partReplica(name string) (string, bool) {
+	rest, ok := strings.CutPrefix(name, "part-")
+	if !ok {
+		return "", false
+	}
+	if rest, ok = strings.CutSuffix(rest, ".parquet"); !ok {
+		return "", false
+	}
+	i := strings.LastIndexByte(rest, '-') // before <seq>
+	if i < 0 || !allDigits(rest[i+1:]) {
+		return "", false
+	}
+	rest = rest[:i]
+	i = strings.LastIndexByte(rest, '-') // before <unixnano>, if there is a replica id
+	if !allDigits(rest[i+1:]) {
+		return "", false
+	}
+	if i < 0 {
+		return "", true
+	}
+	return rest[:i], rest[:i] != ""
+}
+
+func allDigits(s string) bool {
+	for _, c := range []byte(s) {
+		if c < '0' || c > '9' {
+			return false
+		}
+	}
+	return s != ""
+}
+
+// tempOf returns the name of the temporary file of the final name.
+func tempOf(name string) string { return "." + name + ".tmp" }
+
+// tempReplica returns the replica id of a temporary file a Writer (or
+// AppendLabels) made, and whether name is one: .<name>.tmp (see tempOf) or
+// .<name>.filter.tmp, where <name> is a name partName makes. DeleteEntity's
+// (.del-<name>.tmp) are none.
+func tempReplica(name string) (string, bool) {
+	inner, ok := strings.CutPrefix(name, ".")
+	if !ok {
+		return "", false
+	}
+	if inner, ok = strings.CutSuffix(inner, ".tmp"); !ok {
+		return "", false
+	}
+	if i := strings.Index(inner, ".parquet"); i >= 0 {
+		inner = inner[:i+len(".parquet")] // .<name>.filter.tmp too (see Writer.finish)
+	}
+	return partReplica(inner)
+}
+
 // nameSeq makes the names of the files this process writes unique.
 var nameSeq atomic.Int64
 
@@ -76,26 +140,28 @@ func writerOptions() []parquet.WriterOption {
 // tmpFile is a Parquet file being written under a hidden temporary name.
 type tmpFile[T any] struct {
 	dir, name string // the final name, in dir
+	tmp       string // the temporary name, in dir
 	f         *os.File
 	buf       *bufio.Writer
 	pw        *parquet.GenericWriter[T]
 }
 
-// createTmp creates dir and a temporary file in it for part-<unixnano>-<seq>.parquet,
-// choosing seq so that neither name exists yet.
-func createTmp[T any](dir string, now time.Time) (*tmpFile[T], error) {
+// createTmp creates dir and a temporary file in it for a new data file of
+// the replica (see partName), choosing the name so that neither it nor its
+// temporary name exists yet.
+func createTmp[T any](dir, replica string, now time.Time) (*tmpFile[T], error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, err
 	}
 	for {
-		name := fmt.Sprintf("part-%d-%d.parquet", now.UnixNano(), nameSeq.Add(1))
+		name := partName(replica, now, nameSeq.Add(1))
 		if _, err := os.Lstat(filepath.Join(dir, name)); !errors.Is(err, fs.ErrNotExist) {
 			if err != nil {
 				return nil, err
 			}
 			continue
 		}
-		t, err := createTmpFor[T](dir, name)
+		t, err := createTmpFor[T](dir, name, tempOf(name))
 		if errors.Is(err, fs.ErrExist) {
 			continue
 		}
@@ -103,25 +169,23 @@ func createTmp[T any](dir string, now time.Time) (*tmpFile[T], error) {
 	}
 }
 
-// createTmpFor creates a temporary file in dir for the final name.
-func createTmpFor[T any](dir, name string) (*tmpFile[T], error) {
-	f, err := os.OpenFile(filepath.Join(dir, "."+name+".tmp"), os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o644)
+// createTmpFor creates the temporary file tmp in dir for the final name.
+func createTmpFor[T any](dir, name, tmp string) (*tmpFile[T], error) {
+	f, err := os.OpenFile(filepath.Join(dir, tmp), os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o644)
 	if err != nil {
 		return nil, err
 	}
 	buf := bufio.NewWriterSize(f, 256<<10)
-	return &tmpFile[T]{dir: dir, name: name, f: f, buf: buf, pw: parquet.NewGenericWriter[T](buf, writerOptions()...)}, nil
+	return &tmpFile[T]{dir: dir, name: name, tmp: tmp, f: f, buf: buf, pw: parquet.NewGenericWriter[T](buf, writerOptions()...)}, nil
 }
 
-func (t *tmpFile[T]) tmpPath() string { return filepath.Join(t.dir, "."+t.name+".tmp") }
+func (t *tmpFile[T]) tmpPath() string { return filepath.Join(t.dir, t.tmp) }
 
 // path returns the file's final path.
 func (t *tmpFile[T]) path() string { return filepath.Join(t.dir, t.name) }
 
-// commit completes the file, makes it durable and renames it to its final
-// name, replacing any file of that name. On error the temporary file is
-// removed.
-func (t *tmpFile[T]) commit() error {
+// close completes the file and makes it durable, under its temporary name.
+func (t *tmpFile[T]) close() error {
 	err := t.pw.Close()
 	if err == nil {
 		err = t.buf.Flush()
@@ -132,10 +196,24 @@ func (t *tmpFile[T]) commit() error {
 	if cerr := t.f.Close(); err == nil {
 		err = cerr
 	}
-	if err == nil {
-		err = os.Rename(t.tmpPath(), t.path())
+	return err
+}
+
+// commit completes the file, makes it durable and renames it to its final
+// name, replacing any file of that name. On error the temporary file is
+// removed.
+func (t *tmpFile[T]) commit() error {
+	if err := t.close(); err != nil {
+		os.Remove(t.tmpPath())
+		return fmt.Errorf("write %s: %w", t.path(), err)
 	}
-	if err != nil {
+	return t.rename()
+}
+
+// rename gives the closed file its final name, and makes the name durable.
+// On error the temporary file is removed.
+func (t *tmpFile[T]) rename() error {
+	if err := os.Rename(t.tmpPath(), t.path()); err != nil {
 		os.Remove(t.tmpPath())
 		return fmt.Errorf("write %s: %w", t.path(), err)
 	}

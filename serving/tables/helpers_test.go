@@ -198,3 +198,7 @@ func countRows(t testing.TB, dir string) int64 {
 	}
 	return n
 }
+
+// bookkeeping reports whether name is one of the files a table keeps
+// besides its data: the deletions file and lock, a writer's owner lock.
+func bookkeeping(name string) bool { return name == deletesFile || name == ownerFile }

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"maps"
 	"net/url"
@@ -11,6 +12,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/mlgate/mlgate/internal/errkind"
@@ -167,69 +169,143 @@ func (f *Filter) keep(r *Row) bool {
 		(f.To.IsZero() || r.Timestamp.Before(f.To))
 }
 
-// DeleteEntity rewrites the complete files of the inference table in dir
-// without the rows whose entities JSON object has column == value, and
-// returns how many rows it removed. A string value compares as its text, any
-// other JSON value (a number, say) as its JSON text. Each file is replaced
-// by a rename, so readers see it whole, before or after; a file left without
-// rows is removed. Files still being written are not touched: while a Writer
-// owns dir, use Writer.DeleteEntity.
+// DeleteEntity deletes the rows whose entities JSON object has column ==
+// value from the inference table in dir, and returns how many rows it
+// removed from complete files. A string value compares as its text, any
+// other JSON value (a number, say) as its JSON text.
+//
+// It holds the table's lock (<dir>/_deletes, see "Fleets" in the package
+// documentation) exclusively, so that two deletes, from any processes, run
+// one after the other; appends a tombstone, so that the entity's rows with
+// an earlier timestamp that any Writer still holds (queued, spilled, in an
+// open file or in its write-ahead log, or left by a crash) never reach a
+// file; and rewrites every complete file, whichever replica wrote it,
+// without the entity's rows. Each file is replaced by a rename, so readers
+// see it whole, before or after; a file left without rows is removed.
+// Writers go on meanwhile; only their renames wait for the lock.
 func DeleteEntity(dir, column, value string) (int64, error) {
+	return deleteEntity(dir, column, value, time.Now())
+}
+
+// deleteEntity is DeleteEntity, with the rows before now deleted from the
+// files not yet complete.
+func deleteEntity(dir, column, value string, now time.Time) (_ int64, err error) {
 	if column == "" {
 		return 0, errkind.New(ErrInvalid, "delete entity: column is empty")
 	}
+	defer func() {
+		if err != nil {
+			err = fmt.Errorf("delete entity: %w", err)
+		}
+	}()
+	f, err := openDeletes(dir)
+	if err != nil {
+		return 0, err
+	}
+	defer f.Close()
+	if err := flock(f, syscall.LOCK_EX); err != nil {
+		return 0, fmt.Errorf("lock %s: %w", f.Name(), err)
+	}
+	defer flock(f, syscall.LOCK_UN)
+	if err := addTombstone(f, tombstone{column: column, value: value, before: now}); err != nil {
+		return 0, err
+	}
 	rels, err := parts(dir, false, nil)
 	if err != nil {
-		return 0, fmt.Errorf("delete entity: %w", err)
+		return 0, err
 	}
 	var removed int64
+	drop := func(r *Row) bool { return entityIs(r.Entities, column, value) }
 	for _, rel := range rels {
-		n, err := deleteFrom(filepath.Join(dir, rel), column, value)
+		n, err := deleteFrom(filepath.Join(dir, rel), drop)
 		removed += n
 		if err != nil {
-			return removed, fmt.Errorf("delete entity: %w", err)
+			return removed, err
 		}
 	}
 	return removed, nil
 }
 
-// deleteFrom removes the matching rows from the file at path.
-func deleteFrom(path, column, value string) (int64, error) {
-	var match, total int64
+// addTombstone appends t to the deletions file f, whose lock the caller
+// holds exclusively, and makes it durable. A record a crashed delete left
+// cut short at the end is cut off first, so that the new one is read.
+func addTombstone(f *os.File, t tombstone) error {
+	b, err := io.ReadAll(f)
+	if err != nil {
+		return fmt.Errorf("read %s: %w", f.Name(), err)
+	}
+	_, n, _ := parseTombstones(b)
+	if n < len(b) {
+		if err := f.Truncate(int64(n)); err != nil {
+			return fmt.Errorf("truncate %s: %w", f.Name(), err)
+		}
+	}
+	if _, err := f.WriteAt(appendTombstone(nil, t), int64(n)); err != nil {
+		return fmt.Errorf("write %s: %w", f.Name(), err)
+	}
+	if err := f.Sync(); err != nil {
+		return fmt.Errorf("sync %s: %w", f.Name(), err)
+	}
+	if len(b) == 0 {
+		return syncDir(filepath.Dir(f.Name()))
+	}
+	return nil
+}
+
+// deleteFrom removes the rows drop matches from the complete file at path,
+// through a temporary file (.del-<name>.tmp) renamed over it, and returns
+// how many it removed. The caller holds the table's lock exclusively.
+func deleteFrom(path string, drop func(*Row) bool) (int64, error) {
+	dir, name := filepath.Split(path)
+	tmp := ".del-" + name + ".tmp"
+	os.Remove(filepath.Join(dir, tmp)) // left by a crash
+	t, n, total, err := filterFile(path, dir, name, tmp, drop)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return 0, nil // removed since it was listed
+	case err != nil:
+		return 0, err
+	case n == 0:
+		return 0, nil
+	case n == total:
+		if err := os.Remove(path); err != nil {
+			return 0, err
+		}
+		return n, syncDir(dir)
+	}
+	if err := t.commit(); err != nil {
+		return 0, err
+	}
+	return n, nil
+}
+
+// filterFile reads the Parquet file at src and returns how many of its rows
+// drop matches, and how many it has. If drop matches some but not all, it
+// writes the others to the temporary file tmp in dir, for the final name,
+// and returns it, complete but not renamed.
+func filterFile(src, dir, name, tmp string, drop func(*Row) bool) (_ *tmpFile[Row], match, total int64, err error) {
 	batch := make([]Row, readBatch)
-	err := readFile(path, batch, func(rows []Row) error {
+	err = readFile(src, batch, func(rows []Row) error {
 		for i := range rows {
 			total++
-			if entityIs(rows[i].Entities, column, value) {
+			if drop(&rows[i]) {
 				match++
 			}
 		}
 		return nil
 	})
-	if err != nil || match == 0 {
-		if errors.Is(err, fs.ErrNotExist) {
-			err = nil
-		}
-		return 0, err
+	if err != nil || match == 0 || match == total {
+		return nil, match, total, err
 	}
-	if match == total {
-		if err := os.Remove(path); err != nil {
-			return 0, err
-		}
-		return match, syncDir(filepath.Dir(path))
-	}
-	dir, name := filepath.Split(path)
-	t := &tmpFile[Row]{dir: dir, name: name}
-	os.Remove(t.tmpPath()) // left by a crash
-	t, err = createTmpFor[Row](dir, name)
+	t, err := createTmpFor[Row](dir, name, tmp)
 	if err != nil {
-		return 0, err
+		return nil, 0, 0, err
 	}
-	err = readFile(path, batch, func(rows []Row) error {
+	err = readFile(src, batch, func(rows []Row) error {
 		kept := rows[:0]
-		for _, r := range rows {
-			if !entityIs(r.Entities, column, value) {
-				kept = append(kept, r)
+		for i := range rows {
+			if !drop(&rows[i]) {
+				kept = append(kept, rows[i])
 			}
 		}
 		_, err := t.pw.Write(kept)
@@ -237,12 +313,9 @@ func deleteFrom(path, column, value string) (int64, error) {
 	})
 	if err != nil {
 		t.discard()
-		return 0, err
+		return nil, 0, 0, err
 	}
-	if err := t.commit(); err != nil {
-		return 0, err
-	}
-	return match, nil
+	return t, match, total, nil
 }
 
 // entityIs reports whether the JSON object entities has column == value.
@@ -256,22 +329,21 @@ func entityIs(entities, column, value string) bool {
 		return false
 	}
 	raw, ok := m[column]
-	if !ok {
-		return false
-	}
-	if len(raw) > 0 && raw[0] == '"' {
-		var s string
-		return json.Unmarshal(raw, &s) == nil && s == value
-	}
-	return string(raw) == value
+	return ok && entityText(raw) == value
 }
 
 // AppendLabels writes labels to the label table in dir: one new file per
 // date (UTC) of their timestamps, <dir>/_labels/date=<d>/, each written
 // under a temporary name and renamed. A zero Timestamp is set to the current
-// time. It returns an ErrInvalid error if a label has no request id.
+// time. It returns an ErrInvalid error if a label has no request id. In a
+// fleet, use Writer.AppendLabels, whose files carry the replica id.
 func AppendLabels(dir string, labels []Label) error {
-	now := time.Now()
+	return appendLabels(dir, "", time.Now(), labels)
+}
+
+// appendLabels is AppendLabels, naming the files for the replica, with now
+// the current time.
+func appendLabels(dir, replica string, now time.Time, labels []Label) error {
 	byDate := map[string][]Label{}
 	for i, l := range labels {
 		if l.RequestID == "" {
@@ -284,7 +356,7 @@ func AppendLabels(dir string, labels []Label) error {
 		byDate[d] = append(byDate[d], l)
 	}
 	for _, d := range slices.Sorted(maps.Keys(byDate)) {
-		t, err := createTmp[Label](filepath.Join(dir, labelsDir, dateKey+d), now)
+		t, err := createTmp[Label](filepath.Join(dir, labelsDir, dateKey+d), replica, now)
 		if err != nil {
 			return fmt.Errorf("append labels: %w", err)
 		}

@@ -126,7 +126,8 @@ func (d Dir) ReadLabels(ctx context.Context) (map[string]float64, error) {
 // hard links (hidden, in <dir>/_wal/) that keep its segments while the
 // writer goes on and deletes them; the log's records not yet written to
 // the OS are copied. The read sees every row accepted before it, each once,
-// and may see rows accepted since. While the disk fails it may miss rows:
+// and may see rows accepted since; not those of entities deleted (see
+// DeleteEntity). While the disk fails it may miss rows:
 // spilled ones, those the writer failed to write (Stats.Failed), those
 // whose records the log gave up (Stats.Unlogged); and it may see some that
 // failed, which reach the table only at the next Open. It stops at fn's
@@ -155,6 +156,7 @@ type held struct {
 	segs  []heldSegment
 	tail  []byte // the records after the segments', in segment last
 	last  int64
+	drop  tombSet // the tombstones: the rows of deleted entities are not read
 }
 
 // heldSegment is a log segment's records, read through a link.
@@ -206,7 +208,8 @@ func (w *Writer) takeHeld() (*held, error) {
 	if w.spill.pending.Load() && !w.wal.failed {
 		w.takeSpill()
 	}
-	h := &held{open: make(map[partition]int64, len(w.files)), paths: make(map[string]bool, len(w.files)), last: w.wal.seq}
+	w.noteErr(w.refreshDeletes())
+	h := &held{open: make(map[partition]int64, len(w.files)), paths: make(map[string]bool, len(w.files)), last: w.wal.seq, drop: w.dels.since(0)}
 	if len(w.files) == 0 {
 		return h, nil
 	}
@@ -236,7 +239,7 @@ func (h *held) readRows(ctx context.Context, f Filter, fn func(Row) error) error
 			if stop = ctx.Err(); stop != nil {
 				return stop
 			}
-			if first, ok := h.open[partitionOf(&r)]; !ok || seq < first || !f.keep(&r) {
+			if first, ok := h.open[partitionOf(&r)]; !ok || seq < first || !f.keep(&r) || h.drop.drops(&r) {
 				return nil
 			}
 			stop = fn(r)

@@ -9,8 +9,10 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/mlgate/mlgate/internal/clock"
@@ -31,6 +33,7 @@ const rowGroupBytes = 16 << 20
 // Options configure a Writer. Zero values take the defaults.
 type Options struct {
 	Dir           string        // the table's directory (required)
+	Replica       string        // the writer's replica id, in the names of all its files (see Fleets in the package documentation); "" for a table one process writes
 	MaxFileBytes  int64         // roll a file at this estimated size; default 64 MiB
 	MaxFileAge    time.Duration // roll a file this long after its first row; default 1m
 	FlushInterval time.Duration // fsync the write-ahead log this often; default 1s
@@ -46,6 +49,8 @@ func (o *Options) validate() error {
 	switch {
 	case o.Dir == "":
 		return errkind.New(ErrInvalid, "tables: Dir is required")
+	case o.Replica != "" && !validReplica(o.Replica):
+		return errkind.New(ErrInvalid, "tables: replica id %q (inference_tables): want 1 to %d letters, digits, '-', '_' or '.', starting with a letter or digit", o.Replica, maxReplica)
 	case o.MaxFileBytes < 0:
 		return errkind.New(ErrInvalid, "tables: MaxFileBytes is negative (%d)", o.MaxFileBytes)
 	case o.MaxFileAge < 0:
@@ -74,6 +79,27 @@ func (o *Options) validate() error {
 	return nil
 }
 
+// maxReplica bounds the length of a replica id.
+const maxReplica = 64
+
+// validReplica reports whether id is a replica id: 1 to maxReplica ASCII
+// letters, digits, '-', '_' or '.', starting with a letter or digit, so
+// that it makes one safe, visible file name and parts of names stay apart.
+func validReplica(id string) bool {
+	if id == "" || len(id) > maxReplica {
+		return false
+	}
+	for i, c := range []byte(id) {
+		switch {
+		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9':
+		case (c == '-' || c == '_' || c == '.') && i > 0:
+		default:
+			return false
+		}
+	}
+	return true
+}
+
 // Stats counts rows, and errors, since Open.
 type Stats struct {
 	Written     int64 // in renamed Parquet files (recovered rows included)
@@ -81,7 +107,8 @@ type Stats struct {
 	Dropped     int64 // refused by Write: the queue was full and spilling off or failing, or the Writer closed
 	Recovered   int64 // replayed by Open from the write-ahead log and spill files of a previous run (quarantined ones not counted)
 	Failed      int64 // not written because of an I/O error; those in the write-ahead log are kept there for the next Open
-	Skipped     int64 // damaged records of the write-ahead log or spill files (one torn by a crash, say), at Open or when taking a spill file
+	Skipped     int64 // damaged records of the write-ahead log, spill files (one torn by a crash, say) or <dir>/_deletes, at Open or when taking a spill file
+	Deleted     int64 // rows of an entity deleted (see DeleteEntity) that the writer held and dropped before they reached a file
 	Quarantined int64 // records moved to <dir>/_quarantine/ because no disk could take them (see the package documentation)
 	Unlogged    int64 // rows the write-ahead log gave up while the disk failed: a crash before their files are renamed loses them
 	Errors      int64 // I/O errors met, each failed operation once
@@ -104,14 +131,17 @@ type Writer struct {
 	closeErr  error // set by the goroutine before done is closed
 
 	quarantine recordFile
+	owner      *os.File // <dir>/_wal[/<replica>]/owner.lock, locked while the Writer is open
 
 	written, spilled, dropped, recovered, failed, skipped atomic.Int64
-	quarantined, unlogged, errs                           atomic.Int64
+	quarantined, unlogged, errs, deleted                  atomic.Int64
 	degraded                                              atomic.Pointer[error] // the last I/O error, until the writer is durable again
 
 	// Owned by the writer goroutine (or by Open before it starts).
 	files      map[partition]*partFile
 	wal        *wal
+	dels       deletes   // the tombstones, and the table's lock
+	lockBusy   bool      // a delete held the lock when a file was to be renamed: wait for the next tick
 	keepFrom   int64     // keep log segments from this one on: they hold rows that failed; MaxInt64 if none
 	err        error     // the first error that cost rows their file since the last Flush
 	errsAtTick int64     // errs at the end of the last tick
@@ -125,7 +155,9 @@ type partFile struct {
 	*tmpFile[Row]
 	key      partition
 	opened   time.Time
-	firstSeg int64 // the log segment of its first row
+	firstSeg int64     // the log segment of its first row
+	tombs    int       // the tombstones known when it was opened: its rows were filtered by those
+	oldest   time.Time // the earliest Timestamp of its rows
 	rows     int64
 	flushed  int64 // estimated size after the last row group
 	pending  []Row // rows not yet given to the Parquet writer
@@ -139,6 +171,9 @@ const writeBatch = 128
 // add appends r to the file.
 func (pf *partFile) add(r *Row) error {
 	pf.pending = append(pf.pending, *r)
+	if pf.rows == 0 || r.Timestamp.Before(pf.oldest) {
+		pf.oldest = r.Timestamp
+	}
 	pf.pendSize += int64(48 + len(r.RequestID) + len(r.Endpoint) + len(r.Variant) + len(r.ModelName) + len(r.ModelUUID) +
 		len(r.Entities) + len(r.Features) + len(r.FeatureStatus) + len(r.Request) + len(r.Response) + len(r.Error))
 	pf.rows++
@@ -165,21 +200,41 @@ func (pf *partFile) writePending() error {
 func (pf *partFile) size() int64 { return pf.pw.Size() + pf.pendSize }
 
 // Open starts a Writer on opts.Dir, first writing into Parquet the rows a
-// previous run left in its write-ahead log and spill files (see Durability
-// and I/O errors in the package documentation). It returns an ErrInvalid error for invalid
-// options, and an error if it cannot create or list its directories. Rows
-// it cannot recover for an I/O error do not stop it: it logs the error and
-// leaves them where they are, for the next Open, and Healthy reports it.
-func Open(opts Options) (*Writer, error) {
+// previous run of the same replica left in its write-ahead log and spill
+// files (see Durability and I/O errors in the package documentation). It
+// returns an ErrInvalid error for invalid options, an errkind.Conflict
+// error if a Writer of the same replica id has the directory open (in any
+// process), and an error if it cannot create or list its directories or
+// lock files. Rows it cannot recover for an I/O error do not stop it: it
+// logs the error and leaves them where they are, for the next Open, and
+// Healthy reports it.
+func Open(opts Options) (_ *Writer, err error) {
 	if err := opts.validate(); err != nil {
 		return nil, err
 	}
-	walPath, spillPath := filepath.Join(opts.Dir, walDir), filepath.Join(opts.Dir, spillDir)
+	walPath := filepath.Join(opts.Dir, walDir, opts.Replica)
+	spillPath := filepath.Join(opts.Dir, spillDir, opts.Replica)
+	quarantinePath := filepath.Join(opts.Dir, quarantineDir, opts.Replica)
 	for _, d := range []string{walPath, spillPath} {
 		if err := os.MkdirAll(d, 0o755); err != nil {
 			return nil, fmt.Errorf("open inference table: %w", err)
 		}
 	}
+	owner, err := lockOwner(walPath, opts.Replica)
+	if err != nil {
+		return nil, err
+	}
+	dels, err := openDeletes(opts.Dir)
+	if err != nil {
+		owner.Close()
+		return nil, fmt.Errorf("open inference table: %w", err)
+	}
+	defer func() {
+		if err != nil {
+			dels.Close()
+			owner.Close()
+		}
+	}()
 	oldWAL, err := segments(walPath, walExt)
 	if err != nil {
 		return nil, fmt.Errorf("open inference table: %w", err)
@@ -188,7 +243,6 @@ func Open(opts Options) (*Writer, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open inference table: %w", err)
 	}
-	quarantinePath := filepath.Join(opts.Dir, quarantineDir)
 	oldQuarantine, err := segments(quarantinePath, quarantineExt)
 	if err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return nil, fmt.Errorf("open inference table: %w", err)
@@ -198,12 +252,14 @@ func Open(opts Options) (*Writer, error) {
 		q:          make(chan Row, opts.QueueSize),
 		spill:      recordFile{dir: spillPath, ext: spillExt, seq: next(oldSpill)},
 		quarantine: recordFile{dir: quarantinePath, ext: quarantineExt, seq: next(oldQuarantine)},
+		owner:      owner,
 		ctl:        make(chan func()),
 		stop:       make(chan struct{}),
 		kill:       make(chan struct{}),
 		done:       make(chan struct{}),
 		files:      map[partition]*partFile{},
 		wal:        newWAL(walPath, next(oldWAL)),
+		dels:       deletes{f: dels},
 		keepFrom:   math.MaxInt64,
 	}
 	w.recover(oldWAL, oldSpill)
@@ -211,15 +267,39 @@ func Open(opts Options) (*Writer, error) {
 	return w, nil
 }
 
-// recover deletes the temporary files left by a crash and writes the rows
-// of the given segments of the log and spill files into Parquet files. An
-// I/O error is counted and logged (see noteErr); a segment whose rows are
-// not all durable elsewhere is left for the next Open.
+// ownerFile, in a writer's log directory, is locked while the Writer is
+// open, so that two writers never share a replica id in one table.
+const ownerFile = "owner.lock"
+
+// lockOwner locks the owner file in the log directory wal of the replica.
+func lockOwner(wal, replica string) (*os.File, error) {
+	f, err := os.OpenFile(filepath.Join(wal, ownerFile), os.O_RDWR|os.O_CREATE, 0o644)
+	if err != nil {
+		return nil, fmt.Errorf("open inference table: %w", err)
+	}
+	err = flock(f, syscall.LOCK_EX|syscall.LOCK_NB)
+	switch {
+	case errors.Is(err, errLocked):
+		f.Close()
+		return nil, errkind.New(errkind.Conflict, "open inference table: a writer of replica id %q already has %s open: give each replica its own id", replica, filepath.Dir(filepath.Dir(wal)))
+	case err != nil:
+		f.Close()
+		return nil, fmt.Errorf("open inference table: lock %s (the file system must support flock): %w", f.Name(), err)
+	}
+	return f, nil
+}
+
+// recover deletes the temporary files a crash of this replica left and
+// writes the rows of the given segments of the log and spill files into
+// Parquet files. An I/O error is counted and logged (see noteErr); a
+// segment whose rows are not all durable elsewhere is left for the next
+// Open.
 func (w *Writer) recover(oldWAL, oldSpill []int64) {
-	w.noteErr(removeTemps(w.opts.Dir))
+	w.noteErr(w.refreshDeletes())
+	w.noteErr(removeTemps(w.opts.Dir, w.opts.Replica, w.wal.dir))
 	var old []string
 	for _, seq := range oldWAL {
-		old = append(old, segPath(filepath.Join(w.opts.Dir, walDir), seq, walExt))
+		old = append(old, segPath(w.wal.dir, seq, walExt))
 	}
 	for _, seq := range oldSpill {
 		old = append(old, segPath(w.spill.dir, seq, spillExt))
@@ -231,6 +311,14 @@ func (w *Writer) recover(oldWAL, oldSpill []int64) {
 	w.errsAtTick = w.errs.Load()
 }
 
+// refreshDeletes takes the tombstones appended since the last look.
+func (w *Writer) refreshDeletes() error {
+	before := w.dels.skipped
+	err := w.dels.refresh()
+	w.skipped.Add(w.dels.skipped - before)
+	return err
+}
+
 // next returns the number after the last of seqs.
 func next(seqs []int64) int64 {
 	if len(seqs) == 0 {
@@ -239,17 +327,40 @@ func next(seqs []int64) int64 {
 	return seqs[len(seqs)-1] + 1
 }
 
-// removeTemps deletes the temporary files under dir, left by a crash.
-func removeTemps(dir string) error {
-	return filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
-		if err != nil {
+// removeTemps deletes the temporary files of the replica under dir, left
+// by a crash: those of its data files (see tempReplica), and the links of
+// reads in its log directory wal (see takeHeld). Other writers' files, and
+// DeleteEntity's, are left alone.
+func removeTemps(dir, replica, wal string) error {
+	err := filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
+		switch {
+		case err != nil:
 			return err
+		case d.IsDir() && path != dir && strings.HasPrefix(d.Name(), "_") && d.Name() != labelsDir:
+			return fs.SkipDir // each writer's log, spill and quarantine
+		case !d.Type().IsRegular():
+			return nil
 		}
-		if d.Type().IsRegular() && isTemp(d.Name()) {
+		if r, ok := tempReplica(d.Name()); ok && r == replica {
 			return os.Remove(path)
 		}
 		return nil
 	})
+	if err != nil {
+		return err
+	}
+	ents, err := os.ReadDir(wal)
+	if err != nil {
+		return err
+	}
+	for _, e := range ents {
+		if e.Type().IsRegular() && isTemp(e.Name()) {
+			if err := os.Remove(filepath.Join(wal, e.Name())); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }
 
 // Write adds r to the table. It never blocks: when the queue is full the row
@@ -289,6 +400,7 @@ func (w *Writer) Stats() Stats {
 		Recovered:   w.recovered.Load(),
 		Failed:      w.failed.Load(),
 		Skipped:     w.skipped.Load(),
+		Deleted:     w.deleted.Load(),
 		Quarantined: w.quarantined.Load(),
 		Unlogged:    w.unlogged.Load(),
 		Errors:      w.errs.Load(),
@@ -324,9 +436,13 @@ func (w *Writer) Flush(ctx context.Context) error {
 
 // DeleteEntity flushes (see Flush), then, with the writer paused, deletes
 // the rows whose entities have column == value, as the package-level
-// DeleteEntity does, and returns how many it deleted. Rows written after
-// the call starts are kept. Rows the writer failed to write (Stats.Failed)
-// wait in the write-ahead log for the next Open and are not deleted.
+// DeleteEntity does, and returns how many it deleted from complete files,
+// every replica's. The tombstone it leaves deletes the entity's rows with
+// a Timestamp before the call (by Options.Clock) that any writer of the
+// table still holds, or replays later, this one's included: rows the
+// writer failed to write (Stats.Failed), and those other writers hold, are
+// deleted when they reach a file, and counted in Stats.Deleted of their
+// writer. Rows with a later Timestamp are kept.
 func (w *Writer) DeleteEntity(ctx context.Context, column, value string) (int64, error) {
 	if column == "" {
 		return 0, errkind.New(ErrInvalid, "delete entity: column is empty")
@@ -335,8 +451,18 @@ func (w *Writer) DeleteEntity(ctx context.Context, column, value string) (int64,
 		if err := w.flushAll(); err != nil {
 			return 0, fmt.Errorf("delete entity: %w", err)
 		}
-		return DeleteEntity(w.opts.Dir, column, value)
+		n, err := deleteEntity(w.opts.Dir, column, value, w.opts.Clock.Now())
+		w.noteErr(w.refreshDeletes())
+		return n, err
 	})
+}
+
+// AppendLabels writes labels to the label table, as the package-level
+// AppendLabels does, in files named with the writer's replica id. A zero
+// Timestamp is set to the current time (by Options.Clock). It returns an
+// ErrInvalid error if a label has no request id.
+func (w *Writer) AppendLabels(labels []Label) error {
+	return appendLabels(w.opts.Dir, w.opts.Replica, w.opts.Clock.Now(), labels)
 }
 
 // Close stops accepting rows (later Write calls count as dropped), writes
@@ -449,11 +575,16 @@ func (w *Writer) step(tick <-chan time.Time) (done bool) {
 }
 
 // add appends r to the log and to its partition's file, or quarantines it
-// if it can never be written. It reports whether it quarantined r.
-func (w *Writer) add(r Row) (quarantined bool) {
+// if it can never be written, or drops it if its entity was deleted (see
+// DeleteEntity). It reports whether it kept r: not quarantined nor dropped.
+func (w *Writer) add(r Row) (kept bool) {
+	if w.dels.all.drops(&r) {
+		w.deleted.Add(1)
+		return false
+	}
 	pf, err := w.fileOf(&r)
 	if err != nil && poisoned(err) && w.quarantineRow(&r, err) {
-		return true
+		return false
 	}
 	dropped, lerr := w.wal.append(&r)
 	w.noteErr(lerr)
@@ -465,10 +596,10 @@ func (w *Writer) add(r Row) (quarantined bool) {
 	}
 	if err != nil {
 		w.fail(err, 1, w.wal.seq)
-		return false
+		return true
 	}
 	w.addTo(pf, &r)
-	return false
+	return true
 }
 
 // fileOf returns the open file of r's partition, creating it if need be. It
@@ -482,11 +613,11 @@ func (w *Writer) fileOf(r *Row) (*partFile, error) {
 		return pf, nil
 	}
 	now := w.opts.Clock.Now()
-	t, err := createTmp[Row](filepath.Join(w.opts.Dir, key.dir()), now)
+	t, err := createTmp[Row](filepath.Join(w.opts.Dir, key.dir()), w.opts.Replica, now)
 	if err != nil {
 		return nil, fmt.Errorf("create a file in %s: %w", key.dir(), err)
 	}
-	pf := &partFile{tmpFile: t, key: key, opened: now, firstSeg: w.wal.seq, pending: make([]Row, 0, writeBatch)}
+	pf := &partFile{tmpFile: t, key: key, opened: now, firstSeg: w.wal.seq, tombs: len(w.dels.list), pending: make([]Row, 0, writeBatch)}
 	w.files[key] = pf
 	return pf, nil
 }
@@ -499,10 +630,48 @@ func (w *Writer) addTo(pf *partFile, r *Row) {
 		w.fail(fmt.Errorf("write %s: %w", pf.path(), err), pf.rows, pf.firstSeg)
 		return
 	}
-	if pf.size() >= w.opts.MaxFileBytes || w.opts.Clock.Now().Sub(pf.opened) >= w.opts.MaxFileAge {
-		w.finish(pf)
+	if w.due(pf, w.opts.Clock.Now()) && w.complete(false, pf) {
 		w.trimLog()
 	}
+}
+
+// due reports whether pf is big or old enough to complete.
+func (w *Writer) due(pf *partFile, now time.Time) bool {
+	return pf.size() >= w.opts.MaxFileBytes || now.Sub(pf.opened) >= w.opts.MaxFileAge
+}
+
+// complete completes the files pfs and renames them, holding the table's
+// lock shared (see deletes.go) while it reads the tombstones and renames
+// them, so that a file holds no row a delete took out of the table. If a
+// delete holds the lock and wait is false, it leaves the files open and
+// reports false; it tries no more until the next tick. A lock that fails
+// otherwise is taken as an I/O error, and the files are renamed anyway.
+func (w *Writer) complete(wait bool, pfs ...*partFile) bool {
+	if len(pfs) == 0 {
+		return true
+	}
+	how := syscall.LOCK_SH
+	if !wait {
+		if w.lockBusy {
+			return false
+		}
+		how |= syscall.LOCK_NB
+	}
+	err := flock(w.dels.f, how)
+	if errors.Is(err, errLocked) {
+		w.lockBusy = true
+		return false
+	}
+	if err == nil {
+		defer func() { w.noteErr(flock(w.dels.f, syscall.LOCK_UN)) }()
+	} else {
+		w.noteErr(fmt.Errorf("lock %s: %w", w.dels.f.Name(), err))
+	}
+	w.noteErr(w.refreshDeletes())
+	for _, pf := range pfs {
+		w.finish(pf)
+	}
+	return true
 }
 
 // quarantineRow appends r to the quarantine, durably, and reports whether it
@@ -595,21 +764,51 @@ func (w *Writer) fail(err error, rows, seg int64) {
 	}
 }
 
-// finish completes pf and renames it.
+// finish completes pf and renames it, without the rows of the tombstones
+// that came after it was opened (see complete).
 func (w *Writer) finish(pf *partFile) {
 	delete(w.files, pf.key)
 	err := pf.writePending()
-	if err != nil {
+	var dropped int64
+	switch {
+	case err != nil:
 		pf.discard()
 		err = fmt.Errorf("write %s: %w", pf.path(), err)
-	} else {
+	case len(w.dels.list) > pf.tombs:
+		dropped, err = w.commitFiltered(pf, w.dels.since(pf.tombs))
+	default:
 		err = pf.commit()
 	}
 	if err != nil {
 		w.fail(err, pf.rows, pf.firstSeg)
 		return
 	}
-	w.written.Add(pf.rows)
+	w.deleted.Add(dropped)
+	w.written.Add(pf.rows - dropped)
+}
+
+// commitFiltered completes pf and renames it, through a temporary file
+// (.<name>.filter.tmp) without the rows drop matches if it has any, and
+// returns how many it dropped. A file left without rows is not renamed.
+func (w *Writer) commitFiltered(pf *partFile, drop tombSet) (int64, error) {
+	if !pf.oldest.Before(drop.latest) {
+		return 0, pf.commit() // every row is newer than the tombstones
+	}
+	if err := pf.close(); err != nil {
+		os.Remove(pf.tmpPath())
+		return 0, fmt.Errorf("write %s: %w", pf.path(), err)
+	}
+	ft, n, total, err := filterFile(pf.tmpPath(), pf.dir, pf.name, "."+pf.name+".filter.tmp", drop.drops)
+	switch {
+	case err != nil:
+		err = fmt.Errorf("write %s: %w", pf.path(), err)
+	case n == 0:
+		return 0, pf.rename()
+	case n < total:
+		err = ft.commit()
+	}
+	os.Remove(pf.tmpPath())
+	return n, err
 }
 
 // trimLog starts a new log segment and deletes the segments whose rows are
@@ -628,15 +827,16 @@ func (w *Writer) tick() {
 	w.noteErr(w.wal.sync())
 	w.noteErr(w.spill.sync())
 	w.noteErr(w.quarantine.sync())
+	w.noteErr(w.refreshDeletes())
 	now := w.opts.Clock.Now()
-	rolled := false
+	var due []*partFile
 	for _, pf := range w.files {
-		if now.Sub(pf.opened) >= w.opts.MaxFileAge {
-			w.finish(pf)
-			rolled = true
+		if w.due(pf, now) {
+			due = append(due, pf)
 		}
 	}
-	if rolled {
+	w.lockBusy = false
+	if len(due) > 0 && w.complete(false, due...) {
 		w.trimLog()
 	}
 	w.checkHealth(now)
@@ -662,7 +862,7 @@ func (w *Writer) takeSpill() {
 func (w *Writer) replay(path string, n *atomic.Int64) error {
 	var qerr error
 	skipped, err := readLog(path, func(r Row) {
-		if !w.add(r) && n != nil {
+		if w.add(r) && n != nil {
 			n.Add(1)
 		}
 	}, func(payload []byte) {
@@ -701,11 +901,14 @@ func (w *Writer) flushAll() error {
 	return err
 }
 
-// finishAll completes every open file and trims the log.
+// finishAll completes every open file, waiting for the lock if a delete
+// holds it, and trims the log.
 func (w *Writer) finishAll() {
+	pfs := make([]*partFile, 0, len(w.files))
 	for _, pf := range w.files {
-		w.finish(pf)
+		pfs = append(pfs, pf)
 	}
+	w.complete(true, pfs...)
 	w.trimLog()
 }
 
@@ -727,6 +930,8 @@ func (w *Writer) shutdown() {
 	w.takeSpill()
 	w.finishAll()
 	w.closeErr = w.err
+	w.dels.f.Close()
+	w.owner.Close()
 }
 
 // abandonFiles stops as a crash would: the open files stay temporary and the
@@ -739,6 +944,8 @@ func (w *Writer) abandonFiles() {
 	w.wal.abandon()
 	w.spill.abandon()
 	w.quarantine.abandon()
+	w.dels.f.Close()
+	w.owner.Close()
 }
 
 // abandon stops the writer as a crash would, for tests.

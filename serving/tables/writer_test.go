@@ -269,7 +269,7 @@ func TestCloseWritesEverything(t *testing.T) {
 	if got := len(readAll(t, dir, Filter{})); got != n {
 		t.Errorf("%d rows, want %d", got, n)
 	}
-	left := filesNamed(t, dir, func(name string) bool { return !isPart(name) })
+	left := filesNamed(t, dir, func(name string) bool { return !isPart(name) && !bookkeeping(name) })
 	if len(left) != 0 {
 		t.Errorf("left behind: %v", left)
 	}
@@ -358,7 +358,7 @@ func TestCrashRecovery(t *testing.T) {
 			if int64(len(rows)) != n-queued || int64(len(ids)) != n-queued {
 				t.Errorf("%d rows, %d distinct after recovery; want %d", len(rows), len(ids), n-queued)
 			}
-			if left := filesNamed(t, dir, func(name string) bool { return !isPart(name) }); len(left) != 0 {
+			if left := filesNamed(t, dir, func(name string) bool { return !isPart(name) && !bookkeeping(name) }); len(left) != 0 {
 				t.Errorf("left behind after recovery: %v", left)
 			}
 		})
