@@ -79,21 +79,27 @@ type change struct {
 	name string
 }
 
-// Start reads the log's last revision (what the stores hold now is what
-// this replica loads, so the feed applies only what comes after), then
-// listens on a connection of its own, made from pool's configuration, until
-// Close.
-func Start(ctx context.Context, pool *pgxpool.Pool, apply Apply, log *slog.Logger) (*Feed, error) {
-	f := &Feed{connect: *pool.Config().ConnConfig.Copy(), apply: apply, log: log, done: make(chan struct{}),
-		failed: map[change]int64{}}
+// New reads the log's last revision, from which the feed applies changes
+// once started. Call it before loading the stores, so that a change committed
+// while they load is applied after.
+func New(ctx context.Context, pool *pgxpool.Pool, log *slog.Logger) (*Feed, error) {
+	f := &Feed{connect: *pool.Config().ConnConfig.Copy(), log: log, done: make(chan struct{}), failed: map[change]int64{}}
 	f.connect.RuntimeParams["application_name"] = ApplicationName
 	if err := pool.QueryRow(ctx, `SELECT coalesce(max(revision), 0) FROM control_changes`).Scan(&f.applied); err != nil {
 		return nil, fmt.Errorf("read the control plane's change log: %w", err)
 	}
-	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	f.cancel = cancel
-	go f.run(runCtx)
+	f.cancel = func() {}
+	close(f.done)
 	return f, nil
+}
+
+// Start applies, with apply, every change after the feed's revision, on a
+// connection of its own made from the pool's configuration, until Close.
+// Call it once.
+func (f *Feed) Start(apply Apply) {
+	ctx, cancel := context.WithCancel(context.Background())
+	f.apply, f.cancel, f.done = apply, cancel, make(chan struct{})
+	go f.run(ctx)
 }
 
 // Revision returns the last revision of the log this replica has read and

@@ -81,10 +81,11 @@ func open(t *testing.T, dsn string) *pgxpool.Pool {
 func start(t *testing.T, pool *pgxpool.Pool) *replica {
 	t.Helper()
 	r := &replica{fail: map[string]bool{}}
-	f, err := changespg.Start(context.Background(), pool, r.apply, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	f, err := changespg.New(context.Background(), pool, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {
 		t.Fatal(err)
 	}
+	f.Start(r.apply)
 	t.Cleanup(f.Close)
 	return r
 }
