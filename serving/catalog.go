@@ -232,6 +232,23 @@ func withoutPath(err error, path string) error {
 	return errors.New(msg)
 }
 
+// AcquireLatest is Acquire for a change that names a version: when this
+// catalog does not serve it, it catches up with the registry once and asks
+// again. In a fleet, a version registered or an alias moved through another
+// replica a moment ago may not have reached this one yet, and a change made
+// here that names it must not fail for that. Requests use Acquire, which
+// never waits on the registry.
+func (c *Catalog) AcquireLatest(ctx context.Context, model, version string) (*Loaded, error) {
+	l, err := c.Acquire(model, version)
+	if err == nil {
+		return l, nil
+	}
+	if serr := c.Sync(ctx); serr != nil && !errors.Is(serr, ErrNotAllLoaded) {
+		return nil, err
+	}
+	return c.Acquire(model, version)
+}
+
 // Close empties the catalog; each session closes once its requests finish.
 func (c *Catalog) Close() {
 	c.mu.Lock()

@@ -154,7 +154,7 @@ func DriftBaselines(catalog *Catalog, routes func(string) (model, version string
 		} else if i := strings.IndexAny(spec.Model, "@/"); i >= 0 {
 			model, version = spec.Model[:i], spec.Model[i+1:]
 		}
-		l, err := catalog.Acquire(model, version)
+		l, err := catalog.AcquireLatest(ctx, model, version)
 		if err != nil {
 			return nil, drift.ModelInfo{}, err
 		}

@@ -294,21 +294,9 @@ type routerModels struct {
 	catalog *Catalog
 }
 
-// acquire acquires the version ref names. When this replica does not serve
-// it, the catalog catches up with the registry once and asks again: in a
-// fleet, a version registered or an alias moved through another replica a
-// moment ago may not have reached this one yet, and a change that names it
-// must not fail for that.
 func (m routerModels) acquire(ctx context.Context, ref router.ModelRef) (*Loaded, error) {
 	model, version := refArgs(ref)
-	l, err := m.catalog.Acquire(model, version)
-	if err == nil {
-		return l, nil
-	}
-	if serr := m.catalog.Sync(ctx); serr != nil && !errors.Is(serr, ErrNotAllLoaded) {
-		return nil, err
-	}
-	return m.catalog.Acquire(model, version)
+	return m.catalog.AcquireLatest(ctx, model, version)
 }
 
 func (m routerModels) Check(ctx context.Context, ref router.ModelRef) error {

@@ -2,12 +2,14 @@ package main
 
 import (
 	"bytes"
-	"crypto/rand"
+	crand "crypto/rand"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"math/rand/v2"
+	"net/http/httptest"
 	"mime/multipart"
 	"net/http"
 	"os"
@@ -20,6 +22,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mlgate/mlgate/drift"
 	"github.com/mlgate/mlgate/internal/gateway"
 	"github.com/mlgate/mlgate/internal/modelzoo"
 	"github.com/mlgate/mlgate/internal/testservers"
@@ -52,7 +55,7 @@ func newFleet(t *testing.T, n int, dsn string) *fleet {
 		dsn = testservers.Postgres(t)
 	}
 	var prefix [4]byte
-	rand.Read(prefix[:])
+	crand.Read(prefix[:])
 	f := &fleet{t: t, bin: buildBinary(t), tables: t.TempDir()}
 	f.env = append(os.Environ(),
 		"MLGATE_LOG_LEVEL=info",
@@ -400,4 +403,112 @@ func TestFleetSurvivesPostgresRestart(t *testing.T) {
 		t.Errorf("history %q, want %q", actions, want)
 	}
 	t.Logf("%d requests answered, none failed, across the restart", l.answered.Load())
+}
+
+// registerLinear uploads the linear model (inputs x[0] to x[3]) with a
+// baseline of N(0, 1) inputs through replica i.
+func (f *fleet) registerLinear(i int, model string) {
+	f.t.Helper()
+	rng := rand.New(rand.NewPCG(5, 6))
+	b := drift.NewBaselineBuilder()
+	for range 5000 {
+		for j := range 4 {
+			b.Add(fmt.Sprintf("x[%d]", j), rng.NormFloat64())
+		}
+	}
+	baseline, err := json.Marshal(b.Build(10))
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	raw, err := os.ReadFile(modelzoo.Path(modelzoo.Linear))
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	var body bytes.Buffer
+	w := multipart.NewWriter(&body)
+	w.WriteField("metadata", `{"baseline": `+string(baseline)+`}`)
+	part, _ := w.CreateFormFile("model", "linear.onnx")
+	part.Write(raw)
+	w.Close()
+	if status, raw, err := f.call(i, http.MethodPost, "/v1/models/"+model+"/versions", w.FormDataContentType(), body.Bytes()); err != nil || status != 201 {
+		f.t.Fatalf("register %s: %d %s %v", model, status, raw, err)
+	}
+}
+
+// TestFleetDriftAlertsOnce: inputs shifted away from the baseline, spread
+// over three replicas so that no replica alone has min_samples of them,
+// raise exactly one signed webhook call, judged by the leader on the
+// fleet's merged window, and one drift_detected in the audit trail.
+func TestFleetDriftAlertsOnce(t *testing.T) {
+	const secret = "fleet-secret"
+	var (
+		mu    sync.Mutex
+		calls []string
+	)
+	hook := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		mu.Lock()
+		defer mu.Unlock()
+		if !drift.Verify(secret, body, r.Header.Get(drift.HeaderSignature)) {
+			calls = append(calls, "bad signature")
+			return
+		}
+		calls = append(calls, string(body))
+	}))
+	defer hook.Close()
+	f := newFleet(t, 3, "")
+	f.registerLinear(0, "linear")
+	const window = 4 * time.Second
+	f.must(1, http.MethodPut, "/v1/monitors/shift", fmt.Sprintf(
+		`{"model": "linear", "window": "%v", "min_samples": 300, "cooldown": "1h", "thresholds": {"psi": 0.2}, "webhook": {"url": %q, "secret": %q}}`,
+		window, hook.URL, secret))
+	for i := range f.replicas {
+		f.until("the monitor running on "+f.replicas[i].id, 10*time.Second, func() bool {
+			_, raw, err := f.call(i, http.MethodGet, "/v1/monitors", "", nil)
+			return err == nil && strings.Contains(string(raw), `"running"`)
+		})
+	}
+	// All of it in one window: start just after a boundary.
+	time.Sleep(time.Until(time.Now().Truncate(window).Add(window + 100*time.Millisecond)))
+	sent := time.Now()
+	rng := rand.New(rand.NewPCG(1, 2))
+	for i := range f.replicas {
+		for range 3 {
+			rows := make([][4]float64, 50)
+			for r := range rows {
+				for j := range 4 {
+					rows[r][j] = 3 + rng.NormFloat64()
+				}
+			}
+			in, _ := json.Marshal(map[string]any{"inputs": map[string]any{"x": rows}})
+			f.must(i, http.MethodPost, "/v1/models/linear/predict", string(in))
+		}
+	}
+	if time.Since(sent) > window/2 {
+		t.Skipf("sending took %v, too long to stay within one %v window on this machine", time.Since(sent), window)
+	}
+	f.until("the webhook call", 3*window, func() bool { mu.Lock(); defer mu.Unlock(); return len(calls) > 0 })
+	time.Sleep(window) // room for a second call, were there one
+	mu.Lock()
+	if len(calls) != 1 || !strings.Contains(calls[0], `"drift.detected"`) {
+		t.Errorf("webhook calls: %q; want one drift.detected", calls)
+	}
+	mu.Unlock()
+	var audit struct {
+		Events []struct {
+			Action string `json:"action"`
+		} `json:"events"`
+	}
+	if err := json.Unmarshal(f.must(2, http.MethodGet, "/v1/audit", ""), &audit); err != nil {
+		t.Fatal(err)
+	}
+	alerts := 0
+	for _, e := range audit.Events {
+		if e.Action == "drift_detected" {
+			alerts++
+		}
+	}
+	if alerts != 1 {
+		t.Errorf("%d drift_detected events in the audit trail; want 1", alerts)
+	}
 }

@@ -268,7 +268,7 @@ type ControlPlane struct {
 	// ReplicaID names this replica in the fleet: in the inference tables'
 	// file names, the fleet's figures and the leader election. Default: the
 	// host name (a Kubernetes pod's name). Letters, digits, '.', '-' and
-	// '_', at most 63 characters.
+	// '_', starting with a letter or digit, at most 63 characters.
 	ReplicaID string `yaml:"replica_id"`
 }
 
@@ -372,7 +372,7 @@ func (c *Config) Validate() error {
 	oneOf("control_plane.store", c.ControlPlane.Store, validPlanes)
 	check("control_plane.postgres.dsn", !c.ControlPlane.Fleet() || strings.TrimSpace(c.ControlPlane.Postgres.DSN) != "", "is required when control_plane.store is postgres")
 	check("control_plane.replica_id", c.ControlPlane.ReplicaID == "" || validReplicaID(c.ControlPlane.ReplicaID),
-		"want letters, digits, '.', '-' and '_', at most 63 characters, got %q", c.ControlPlane.ReplicaID)
+		"want letters, digits, '.', '-' and '_', starting with a letter or digit, at most 63 characters, got %q", c.ControlPlane.ReplicaID)
 	check("online_store.default", !c.ControlPlane.Fleet() || c.OnlineStore.Default != "embedded",
 		"is embedded, which one replica alone can read; with control_plane.store postgres, set it to redis or cassandra so that every replica serves the same features")
 	oneOf("online_store.default", c.OnlineStore.Default, validStores)
@@ -460,8 +460,9 @@ func validReplicaID(id string) bool {
 	if len(id) > 63 {
 		return false
 	}
-	for _, r := range id {
-		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '.' || r == '-' || r == '_') {
+	for i, r := range id {
+		alnum := r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9'
+		if !alnum && (i == 0 || r != '.' && r != '-' && r != '_') {
 			return false
 		}
 	}

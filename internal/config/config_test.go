@@ -496,7 +496,7 @@ func TestValidate(t *testing.T) {
 			c.ControlPlane = ControlPlane{Store: "postgres", Postgres: Postgres{DSN: "host=db"}}
 		}, []string{"config key online_store.default: is embedded, which one replica alone can read"}},
 		{"bad replica id", func(c *Config) { c.ControlPlane.ReplicaID = "../r1" }, []string{
-			`config key control_plane.replica_id: want letters, digits, '.', '-' and '_', at most 63 characters, got "../r1"`,
+			`config key control_plane.replica_id: want letters, digits, '.', '-' and '_', starting with a letter or digit, at most 63 characters, got "../r1"`,
 		}},
 		{"long replica id", func(c *Config) { c.ControlPlane.ReplicaID = strings.Repeat("r", 64) }, []string{"config key control_plane.replica_id: "}},
 		{"log level", func(c *Config) { c.Log.Level = "loud" }, []string{`config key log.level: must be one of debug, info, warn, error, got "loud"`}},

@@ -141,6 +141,25 @@ func (g *Gateway) openPostgres(ctx context.Context, cfg config.Config, cp *contr
 // always when it is alone.
 func (cp *controlPlane) isLeader() bool { return cp.elector == nil || cp.elector.IsLeader() }
 
+// tablesReplica names the files this replica writes in the inference
+// tables: its id in a fleet, whose replicas may share the directory; none
+// for one process, whose files keep their names.
+func (cp *controlPlane) tablesReplica() string {
+	if cp.pool == nil {
+		return ""
+	}
+	return cp.replica
+}
+
+// driftOptions make the drift monitors of a fleet's replicas count into
+// shared windows, judged by the leader alone.
+func (cp *controlPlane) driftOptions() []drift.ServiceOption {
+	if cp.pool == nil {
+		return nil
+	}
+	return []drift.ServiceOption{drift.WithFleet(driftpg.NewFleet(cp.pool), cp.replica), drift.WithLeader(cp.isLeader)}
+}
+
 // start begins applying the fleet's changes through apply and joins the
 // election, once everything that serves has loaded and subscribed.
 func (cp *controlPlane) start(apply changespg.Apply, log *slog.Logger) {

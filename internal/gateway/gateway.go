@@ -179,7 +179,7 @@ func Start(ctx context.Context, cfg config.Config, version string, log *slog.Log
 		}
 		t := cfg.Tables
 		g.Tables, err = tables.Open(tables.Options{
-			Dir: cfg.TablesDir(), MaxFileBytes: int64(t.MaxFileBytes), MaxFileAge: time.Duration(t.MaxFileAge),
+			Dir: cfg.TablesDir(), Replica: cp.tablesReplica(), MaxFileBytes: int64(t.MaxFileBytes), MaxFileAge: time.Duration(t.MaxFileAge),
 			FlushInterval: time.Duration(t.FlushInterval), QueueSize: t.QueueSize, Spill: t.Spill, Log: log, Clock: g.clock,
 		})
 		if err != nil {
@@ -201,7 +201,7 @@ func Start(ctx context.Context, cfg config.Config, version string, log *slog.Log
 		}
 	}
 	ds, err := drift.NewService(ctx, cp.monitors, serving.DriftBaselines(catalog, heaviestVariant(rs), tablesDir), g.notifier, onAlert, log,
-		drift.WithClock(g.clock), drift.WithChanges(hub))
+		append(cp.driftOptions(), drift.WithClock(g.clock), drift.WithChanges(hub))...)
 	if err != nil {
 		return nil, err
 	}
