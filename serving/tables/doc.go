@@ -137,7 +137,11 @@
 // delete did not find in a complete file (in a writer's queue, spill
 // file, open file or write-ahead log, or left by a crash for the next
 // Open) never reaches the table; rows of the entity made after the delete
-// (by Timestamp) are kept. Replicas' clocks should agree (NTP): a row made
+// (by Timestamp) are kept. A delete on NFS may list a directory as its
+// client cached it, up to a minute old, without the files renamed there
+// meanwhile; so a Writer also takes the rows of the tombstones it reads out
+// of the files it renamed in the last 5 minutes, as a delete would.
+// Replicas' clocks should agree (NTP): a row made
 // within the clocks' difference of the delete may go either way. A writer
 // reads the new tombstones every FlushInterval and whenever it renames
 // files, by what was appended to _deletes since it last looked; the
