@@ -310,9 +310,9 @@ func TestService_PublisherOnClock(t *testing.T) {
 }
 
 // TestService_CommitAfterConflict: a change made from a stale endpoint (one
-// another replica changed, unknown here) is refused by the store, and made
-// again on the endpoint as stored; a second refusal is a conflict that says
-// to retry.
+// another replica changed, deleted or created, unknown here) is refused by
+// the store, or finds no endpoint, and is made again on the endpoint as
+// stored; a second refusal is a conflict that says to retry.
 func TestService_CommitAfterConflict(t *testing.T) {
 	ctx := t.Context()
 	f := newReplicas()
@@ -368,6 +368,20 @@ func TestService_CommitAfterConflict(t *testing.T) {
 	}
 	if _, ok := b.Route("churn"); ok {
 		t.Error("b still routes an endpoint deleted on another replica, after finding it gone")
+	}
+	for _, name := range []string{"fraud", "ads"} {
+		if _, _, err := a.Put(ctx, "alice", name, one); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if e, err := b.SetWeights(ctx, "bob", "fraud", map[string]int{"y": 2}); err != nil || e.Revision != 2 {
+		t.Errorf("weights of an endpoint created on another replica: revision %d, %v; want revision 2", e.Revision, err)
+	}
+	if err := b.Delete(ctx, "bob", "ads"); err != nil {
+		t.Errorf("delete of an endpoint created on another replica: %v", err)
+	}
+	if err := b.Delete(ctx, "bob", "never"); !errors.Is(err, ErrNotFound) {
+		t.Errorf("delete of an endpoint never created: %v, want ErrNotFound", err)
 	}
 
 	busy, err := NewService(ctx, conflictingStore{f.store}, allModels{}, f.audit.record, slog.New(slog.DiscardHandler))

@@ -335,7 +335,13 @@ func (s *Service) delete(ctx context.Context, name string) (*Route, error) {
 	defer s.mu.Unlock()
 	r, ok := s.Route(name)
 	if !ok {
-		return nil, notFound("endpoint %q not found", name)
+		// Perhaps created on another replica a moment ago.
+		if _, err := s.reload(ctx, name); err != nil {
+			return nil, err
+		}
+		if r, ok = s.Route(name); !ok {
+			return nil, notFound("endpoint %q not found", name)
+		}
 	}
 	if err := s.store.Delete(ctx, name); err != nil {
 		return nil, fmt.Errorf("delete endpoint %s: %w", name, err)
@@ -405,11 +411,12 @@ func (s *Service) change(ctx context.Context, actor, name string, fn func(old *E
 	return e, s.publish(ctx, name)
 }
 
-// commit applies fn to the endpoint as this service last saw it and saves
-// the result. The store refuses it if the endpoint changed meanwhile (on
-// another replica, or one whose change this replica has not reloaded yet):
-// then commit reloads the endpoint and applies fn once more to it, and a
-// second refusal is returned, matching ErrConflict.
+// commit applies fn to the endpoint as this service last saw it, saves the
+// result and audits it. The store refuses the save if the endpoint changed
+// meanwhile (on another replica, or one whose change this replica has not
+// reloaded yet), and fn may find no endpoint that another replica created a
+// moment ago: then commit reloads the endpoint and applies fn once more to
+// it as stored. A second refusal is returned, matching ErrConflict.
 func (s *Service) commit(ctx context.Context, actor, name string, fn func(old *Endpoint) (Endpoint, string, error)) (Endpoint, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -418,38 +425,57 @@ func (s *Service) commit(ctx context.Context, actor, name string, fn func(old *E
 		e := r.Spec()
 		old = &e
 	}
-	for attempt := 1; ; attempt++ {
-		e, action, err := fn(old)
-		if err != nil {
+	e, action, err := s.save(ctx, actor, old, fn)
+	var ref refused
+	if errors.As(err, &ref) || (old == nil && errors.Is(err, ErrNotFound)) {
+		if old, err = s.reload(ctx, name); err != nil {
 			return Endpoint{}, err
 		}
-		r, err := NewRoute(e)
-		if err != nil {
-			return Endpoint{}, err
+		e, action, err = s.save(ctx, actor, old, fn)
+		if errors.As(err, &ref) {
+			return Endpoint{}, conflict("endpoint %s changed meanwhile, on another replica; retry the change (%v)", name, ref.err)
 		}
-		rev := Revision{Revision: e.Revision, Time: e.UpdatedAt, Actor: actor, Action: action, Policy: e.Policy, Canary: e.Canary}
-		err = s.store.Save(ctx, e, rev)
-		switch {
-		case errors.Is(err, ErrConflict) && attempt == 1:
-			if old, err = s.reload(ctx, name); err != nil {
-				return Endpoint{}, err
-			}
-			continue
-		case errors.Is(err, ErrConflict):
-			return Endpoint{}, conflict("endpoint %s changed meanwhile, on another replica; retry the change (%v)", name, err)
-		case err != nil:
-			return Endpoint{}, fmt.Errorf("save endpoint %s: %w", name, err)
-		}
-		s.swap(name, r)
-		var before any
-		if old != nil {
-			before = old
-		}
-		if err := s.audit(ctx, actor, action, name, before, e); err != nil {
-			return Endpoint{}, fmt.Errorf("endpoint %s changed, but recording it in the audit trail failed: %w", name, err)
-		}
-		return e, nil
 	}
+	if err != nil {
+		return Endpoint{}, err
+	}
+	var before any
+	if old != nil {
+		before = old
+	}
+	if err := s.audit(ctx, actor, action, name, before, e); err != nil {
+		return Endpoint{}, fmt.Errorf("endpoint %s changed, but recording it in the audit trail failed: %w", name, err)
+	}
+	return e, nil
+}
+
+// refused is the store's refusal to save a revision that does not follow
+// the stored one.
+type refused struct{ err error }
+
+func (r refused) Error() string { return r.err.Error() }
+
+// save applies fn to old, saves the result with a history entry, and swaps
+// its route in. A refusal of the store is a refused error.
+func (s *Service) save(ctx context.Context, actor string, old *Endpoint, fn func(old *Endpoint) (Endpoint, string, error)) (Endpoint, string, error) {
+	e, action, err := fn(old)
+	if err != nil {
+		return Endpoint{}, "", err
+	}
+	r, err := NewRoute(e)
+	if err != nil {
+		return Endpoint{}, "", err
+	}
+	rev := Revision{Revision: e.Revision, Time: e.UpdatedAt, Actor: actor, Action: action, Policy: e.Policy, Canary: e.Canary}
+	err = s.store.Save(ctx, e, rev)
+	switch {
+	case errors.Is(err, ErrConflict):
+		return Endpoint{}, "", refused{err}
+	case err != nil:
+		return Endpoint{}, "", fmt.Errorf("save endpoint %s: %w", e.Name, err)
+	}
+	s.swap(e.Name, r)
+	return e, action, nil
 }
 
 // swap replaces the route of name (removes it when r is nil) in a new

@@ -1,13 +1,24 @@
 // Package tables writes and maintains the inference table: one Parquet row
 // per prediction (and per shadow prediction), partitioned as
 //
-//	<dir>/endpoint=<endpoint>/date=<YYYY-MM-DD>/part-<unixnano>-<seq>.parquet
-//	<dir>/model=<model>/date=<YYYY-MM-DD>/part-<unixnano>-<seq>.parquet   (rows without an endpoint)
-//	<dir>/model=_unknown/date=<YYYY-MM-DD>/part-<unixnano>-<seq>.parquet  (rows no model version served)
-//	<dir>/_labels/date=<YYYY-MM-DD>/part-<unixnano>-<seq>.parquet         (ground-truth labels)
+//	<dir>/endpoint=<endpoint>/date=<YYYY-MM-DD>/part-<replica>-<unixnano>-<seq>.parquet
+//	<dir>/model=<model>/date=<YYYY-MM-DD>/part-<replica>-<unixnano>-<seq>.parquet   (rows without an endpoint)
+//	<dir>/model=_unknown/date=<YYYY-MM-DD>/part-<replica>-<unixnano>-<seq>.parquet  (rows no model version served)
+//	<dir>/_labels/date=<YYYY-MM-DD>/part-<replica>-<unixnano>-<seq>.parquet         (ground-truth labels)
 //
 // so that DuckDB, Spark, pyarrow or pandas read it as a hive-partitioned
-// dataset. Partitions are made only from names that exist: a row with
+// dataset; <replica> is the writer's replica id (Options.Replica), or, without
+// one, part-<unixnano>-<seq>.parquet; beside them, each writer keeps
+//
+//	<dir>/_wal/<replica>/<seq>.wal          its write-ahead log (and owner.lock, see Fleets)
+//	<dir>/_spill/<replica>/<seq>.spill      rows Write spilled
+//	<dir>/_quarantine/<replica>/<seq>.rec   records no disk could ever write
+//
+// (directly in _wal, _spill and _quarantine without a replica id), and the
+// table has one file <dir>/_deletes, the tombstones of DeleteEntity and the
+// lock of the table's files (see Fleets).
+//
+// Partitions are made only from names that exist: a row with
 // neither an endpoint nor a model version (a call to a model that does not
 // exist, say) goes to the one partition model=_unknown (UnknownModel), and
 // keeps the name asked for in its model_name column. Partition values are
@@ -15,7 +26,8 @@
 // one safe directory name; a value whose escaped form is longer than 200
 // bytes is cut and ends in '~' and 16 hex digits of its SHA-256. Dates are
 // the UTC date of the row's timestamp. Files are standard Parquet (snappy-compressed) written
-// under a hidden temporary name (".part-....parquet.tmp") and renamed when
+// under a hidden temporary name (".part-....parquet.tmp", and while
+// DeleteEntity rewrites one ".del-part-....parquet.tmp") and renamed when
 // complete, so a reader never sees half a file; List and Dir.ReadRows
 // ignore temporary files, and readers that skip names starting with '.' or
 // '_' see only complete data.
@@ -24,7 +36,7 @@
 //
 // A Writer takes rows through Write, which never blocks and never fails: it
 // puts the row on a bounded queue, or, when the queue is full, appends it to
-// a spill file under <dir>/_spill/ (Options.Spill) or drops it. One
+// a spill file under <dir>/_spill/<replica>/ (Options.Spill) or drops it. One
 // goroutine takes rows off the queue and appends each to the open Parquet
 // file of its partition, rolling the file when its estimated size reaches
 // Options.MaxFileBytes or its age Options.MaxFileAge. When the queue is
@@ -37,7 +49,7 @@
 //
 // Before a row goes into a Parquet file's buffers, the goroutine appends it,
 // as one length-prefixed, checksummed binary record, to a write-ahead log
-// segment under <dir>/_wal/. The log is written to the OS every 256 KiB and
+// segment under <dir>/_wal/<replica>/. The log is written to the OS every 256 KiB and
 // fsync'd every Options.FlushInterval (and every 8 MiB). Each open Parquet file remembers the first log
 // segment holding one of its rows; after files are renamed the goroutine
 // starts a new segment and deletes the segments older than every open
@@ -48,8 +60,8 @@
 // moves a spill file's rows into the log, fsyncs it, and only then deletes
 // the spill file.
 //
-// Open first recovers what a previous run left: it deletes temporary Parquet
-// files, then writes the rows of every leftover log segment and spill file
+// Open first recovers what a previous run of its replica left: it deletes
+// the replica's temporary Parquet files, then writes the rows of every leftover log segment and spill file
 // into Parquet files the same way (through a new log), deleting each old
 // segment once the new log holding its rows is fsync'd, and completes the
 // files. A record torn by a crash, or damaged, fails its checksum and is
@@ -62,7 +74,7 @@
 // partition the file system refuses to name (ENAMETOOLONG), or a record
 // whose checksum holds but which does not decode as a row (written by
 // another version, say). The writer appends it, in the log's record format,
-// to <dir>/_quarantine/<seq>.rec, fsyncs it, logs it, and counts it in
+// to <dir>/_quarantine/<replica>/<seq>.rec, fsyncs it, logs it, and counts it in
 // Stats.Quarantined; the other records of its segment are written as
 // usual. Nothing reads the quarantine again: it is there for an operator.
 //
@@ -81,7 +93,7 @@
 // lasting one every 10 s; Healthy returns the last error from the first
 // one until a FlushInterval passes without error with every row taken
 // since in an fsync'd segment or a renamed file. Open itself fails only if it cannot create
-// or list its directories: a segment it cannot replay for an I/O error is
+// or list its directories or lock its files (see Fleets): a segment it cannot replay for an I/O error is
 // left for the next Open.
 //
 // So a crash (kill -9) loses at most the rows the goroutine took in the last
@@ -91,24 +103,74 @@
 // queue spills to disk, so in practice that is the last FlushInterval. A
 // crash after a file was renamed but before its log segments were deleted
 // writes those rows again at the next Open (at least once, never silently
-// lost). One Writer owns a directory at a time.
+// lost).
+//
+// # Fleets
+//
+// Several gateways (replicas) may write one table, in a directory they
+// share (a volume mounted by each, possibly over NFS): each opens its
+// Writer with its own Options.Replica, and readers see one table. A
+// replica id is 1 to 64 letters, digits, '-', '_' or '.', starting with a
+// letter or digit; it should stay the same across restarts of a replica
+// (a StatefulSet's pod name, say), since a Writer recovers only the log
+// and spill files of its own id. Every file a Writer creates carries its
+// id, in its name or its directory, so writers never touch each other's
+// files: Open removes only its own temporary files and replays only its
+// own log. Open locks <dir>/_wal/<replica>/owner.lock (flock) until Close,
+// and fails with an errkind.Conflict error if a Writer of the same id, in
+// any process, has it: two writers of one id would replay and delete each
+// other's log. Files are named by the writer's clock and a counter of the
+// process, so names of one replica never repeat.
+//
+// DeleteEntity works while the writers go on, from any replica, and two at
+// once from two replicas lose nothing: <dir>/_deletes is the table's lock.
+// A delete holds it exclusively (flock) while it appends a tombstone
+// (column, value, and the time of the delete) and rewrites every complete
+// file, whichever replica wrote it, each through a temporary file renamed
+// over it. A Writer holds the lock shared while it reads the tombstones
+// and renames its files; while a delete holds it, the writer keeps its due
+// files open and goes on taking rows, and tries again at the next tick
+// (Flush, Close and Open wait for it). A Writer drops a row whose entity a
+// tombstone names, if the row's Timestamp is before the delete's time,
+// when it takes the row (Stats.Deleted), and filters the file it renames
+// by the tombstones it had not read when it opened the file. So a row the
+// delete did not find in a complete file (in a writer's queue, spill
+// file, open file or write-ahead log, or left by a crash for the next
+// Open) never reaches the table; rows of the entity made after the delete
+// (by Timestamp) are kept. A delete on NFS may list a directory as its
+// client cached it, up to a minute old, without the files renamed there
+// meanwhile; so a Writer also takes the rows of the tombstones it reads out
+// of the files it renamed in the last 5 minutes, as a delete would.
+// Replicas' clocks should agree (NTP): a row made
+// within the clocks' difference of the delete may go either way. A writer
+// reads the new tombstones every FlushInterval and whenever it renames
+// files, by what was appended to _deletes since it last looked; the
+// tombstones are kept (a few dozen bytes each), since a replica's log may
+// be replayed long after a delete.
+//
+// On NFS the lock needs NFS v4, or v3 with the lock manager, and not the
+// local_lock mount option: Linux takes flock locks on the server there.
+// Without locks Open fails.
 //
 // # Table operations
 //
 // List describes the complete files, Dir.ReadRows streams the rows of the
 // complete files matching a filter, DeleteEntity rewrites the files holding
-// an entity's rows without them, and AppendLabels and Dir.ReadLabels keep
-// ground-truth labels joined by request id. The package-level functions and
-// Dir act on complete files only. While a Writer owns the directory:
+// an entity's rows without them (see Fleets), and AppendLabels and
+// Dir.ReadLabels keep ground-truth labels joined by request id. The
+// package-level functions and Dir act on complete files only, every
+// replica's. Through a Writer:
 //
 //   - Writer.ReadRows also reads the rows the writer holds (queued, spilled,
 //     or in open files), without completing a file. It has the writer
 //     goroutine take the queue, hard-link the log segments holding the open
-//     files' rows (hidden in <dir>/_wal/, removed after the read, and by
-//     Open after a crash) and copy the log's unwritten records; then it
+//     files' rows (hidden in <dir>/_wal/<replica>/, removed after the read,
+//     and by Open after a crash) and copy the log's unwritten records; then it
 //     reads the complete files but those that were open, and the rows of
 //     the open files from the linked segments. So a report asked for every
 //     few seconds does not roll the files into many small ones.
+//     Rows of deleted entities are not read.
 //   - Writer.DeleteEntity writes every accepted row first and pauses the
 //     writer while it rewrites files.
+//   - Writer.AppendLabels names its label files with the replica id.
 package tables

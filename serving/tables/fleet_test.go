@@ -514,3 +514,48 @@ func TestWriterDeleteEntityOthers(t *testing.T) {
 		t.Errorf("%d rows, want 18", n)
 	}
 }
+
+// TestRecheckRecentFiles adds a tombstone without rewriting the files, as
+// a delete on NFS does that lists a directory as its client cached it: the
+// writer takes the rows out of the files it renamed lately, not older ones.
+func TestRecheckRecentFiles(t *testing.T) {
+	tests := []struct {
+		name string
+		age  time.Duration // of the file when the tombstone comes
+		want int64
+	}{
+		{"recent", time.Minute, 18},
+		{"old", recentFor + 2*time.Minute, 20},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := t.TempDir()
+			opts := Options{Dir: dir, Replica: "r1", FlushInterval: time.Minute, MaxFileAge: time.Hour}
+			tk := fakeClock(&opts)
+			w := open(t, opts)
+			for i := range 20 {
+				w.Write(row(i, "churn", "m", t0)) // u0 ... u9
+			}
+			flush(t, w)
+			tk.tick(t, int(tt.age/time.Minute))
+			f, err := openDeletes(dir)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer f.Close()
+			if err := addTombstone(f, tombstone{column: "user_id", value: "u3", before: t0.Add(time.Second)}); err != nil {
+				t.Fatal(err)
+			}
+			tk.tick(t, 2)
+			if n := countRows(t, dir); n != tt.want {
+				t.Errorf("%d rows, want %d", n, tt.want)
+			}
+			if st := w.Stats(); st.Deleted != 20-tt.want {
+				t.Errorf("stats %+v, want %d deleted", st, 20-tt.want)
+			}
+			if tmp := filesNamed(t, dir, isTemp); len(tmp) != 0 {
+				t.Errorf("temporary files left: %v", tmp)
+			}
+		})
+	}
+}

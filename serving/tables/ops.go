@@ -217,7 +217,8 @@ func deleteEntity(dir, column, value string, now time.Time) (_ int64, err error)
 	var removed int64
 	drop := func(r *Row) bool { return entityIs(r.Entities, column, value) }
 	for _, rel := range rels {
-		n, err := deleteFrom(filepath.Join(dir, rel), drop)
+		name := filepath.Base(rel)
+		n, err := deleteFrom(filepath.Join(dir, rel), ".del-"+name+".tmp", drop)
 		removed += n
 		if err != nil {
 			return removed, err
@@ -253,11 +254,11 @@ func addTombstone(f *os.File, t tombstone) error {
 }
 
 // deleteFrom removes the rows drop matches from the complete file at path,
-// through a temporary file (.del-<name>.tmp) renamed over it, and returns
-// how many it removed. The caller holds the table's lock exclusively.
-func deleteFrom(path string, drop func(*Row) bool) (int64, error) {
+// through the temporary file tmp, in its directory, renamed over it, and
+// returns how many it removed. The caller holds the table's lock so that
+// no one else rewrites the file meanwhile.
+func deleteFrom(path, tmp string, drop func(*Row) bool) (int64, error) {
 	dir, name := filepath.Split(path)
-	tmp := ".del-" + name + ".tmp"
 	os.Remove(filepath.Join(dir, tmp)) // left by a crash
 	t, n, total, err := filterFile(path, dir, name, tmp, drop)
 	switch {

@@ -9,6 +9,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -108,7 +109,7 @@ type Stats struct {
 	Recovered   int64 // replayed by Open from the write-ahead log and spill files of a previous run (quarantined ones not counted)
 	Failed      int64 // not written because of an I/O error; those in the write-ahead log are kept there for the next Open
 	Skipped     int64 // damaged records of the write-ahead log, spill files (one torn by a crash, say) or <dir>/_deletes, at Open or when taking a spill file
-	Deleted     int64 // rows of an entity deleted (see DeleteEntity) that the writer held and dropped before they reached a file
+	Deleted     int64 // rows of an entity deleted (see DeleteEntity) that the writer dropped before they reached a file, or took out of a file it had just renamed
 	Quarantined int64 // records moved to <dir>/_quarantine/ because no disk could take them (see the package documentation)
 	Unlogged    int64 // rows the write-ahead log gave up while the disk failed: a crash before their files are renamed loses them
 	Errors      int64 // I/O errors met, each failed operation once
@@ -142,6 +143,7 @@ type Writer struct {
 	wal        *wal
 	dels       deletes   // the tombstones, and the table's lock
 	lockBusy   bool      // a delete held the lock when a file was to be renamed: wait for the next tick
+	recent     []renamed // the files renamed in the last recentFor
 	keepFrom   int64     // keep log segments from this one on: they hold rows that failed; MaxInt64 if none
 	err        error     // the first error that cost rows their file since the last Flush
 	errsAtTick int64     // errs at the end of the last tick
@@ -442,7 +444,8 @@ func (w *Writer) Flush(ctx context.Context) error {
 // table still holds, or replays later, this one's included: rows the
 // writer failed to write (Stats.Failed), and those other writers hold, are
 // deleted when they reach a file, and counted in Stats.Deleted of their
-// writer. Rows with a later Timestamp are kept.
+// writer. Rows with a later Timestamp that reach a file after the call
+// are kept.
 func (w *Writer) DeleteEntity(ctx context.Context, column, value string) (int64, error) {
 	if column == "" {
 		return 0, errkind.New(ErrInvalid, "delete entity: column is empty")
@@ -640,14 +643,28 @@ func (w *Writer) due(pf *partFile, now time.Time) bool {
 	return pf.size() >= w.opts.MaxFileBytes || now.Sub(pf.opened) >= w.opts.MaxFileAge
 }
 
+// renamed is a file the writer renamed lately.
+type renamed struct {
+	path   string
+	at     time.Time // when
+	oldest time.Time // the earliest Timestamp of its rows
+	tombs  int       // the tombstones its rows were filtered by
+}
+
+// recentFor is how long the writer checks the files it renamed against new
+// tombstones (see recheck): longer than NFS clients cache a directory's
+// listing (acdirmax, 60 s by default).
+const recentFor = 5 * time.Minute
+
 // complete completes the files pfs and renames them, holding the table's
 // lock shared (see deletes.go) while it reads the tombstones and renames
-// them, so that a file holds no row a delete took out of the table. If a
-// delete holds the lock and wait is false, it leaves the files open and
-// reports false; it tries no more until the next tick. A lock that fails
-// otherwise is taken as an I/O error, and the files are renamed anyway.
+// them, so that a file holds no row a delete took out of the table; then
+// it rechecks the files it renamed lately. If a delete holds the lock and
+// wait is false, it leaves the files open and reports false; it tries no
+// more until the next tick. A lock that fails otherwise is taken as an I/O
+// error, and the files are renamed anyway.
 func (w *Writer) complete(wait bool, pfs ...*partFile) bool {
-	if len(pfs) == 0 {
+	if len(pfs) == 0 && !w.recheckDue() {
 		return true
 	}
 	how := syscall.LOCK_SH
@@ -671,7 +688,51 @@ func (w *Writer) complete(wait bool, pfs ...*partFile) bool {
 	for _, pf := range pfs {
 		w.finish(pf)
 	}
+	w.recheck()
 	return true
+}
+
+// recheckDue reports whether a file renamed lately was filtered by fewer
+// tombstones than the writer knows.
+func (w *Writer) recheckDue() bool {
+	for _, p := range w.recent {
+		if p.tombs < len(w.dels.list) {
+			return true
+		}
+	}
+	return false
+}
+
+// recheck takes the rows of the tombstones that came after the writer
+// renamed a file out of the files it renamed lately. A delete on a local
+// disk finds them, but one on NFS may list a directory as its client
+// cached it, without a file renamed there a moment before. Only this
+// writer changes its files but for deletes, and the caller holds the lock
+// shared, so no delete runs meanwhile. A file it cannot rewrite for an I/O
+// error is tried again at the next complete.
+func (w *Writer) recheck() {
+	for i := range w.recent {
+		p := &w.recent[i]
+		if p.tombs == len(w.dels.list) {
+			continue
+		}
+		drop := w.dels.since(p.tombs)
+		if p.oldest.Before(drop.latest) {
+			n, err := deleteFrom(p.path, "."+filepath.Base(p.path)+".filter.tmp", drop.drops)
+			if err != nil {
+				w.noteErr(fmt.Errorf("delete from %s: %w", p.path, err))
+				continue
+			}
+			w.deleted.Add(n)
+		}
+		p.tombs = len(w.dels.list)
+	}
+}
+
+// forget drops the files renamed more than recentFor before now from the
+// ones recheck checks.
+func (w *Writer) forget(now time.Time) {
+	w.recent = slices.DeleteFunc(w.recent, func(p renamed) bool { return now.Sub(p.at) > recentFor })
 }
 
 // quarantineRow appends r to the quarantine, durably, and reports whether it
@@ -785,6 +846,9 @@ func (w *Writer) finish(pf *partFile) {
 	}
 	w.deleted.Add(dropped)
 	w.written.Add(pf.rows - dropped)
+	if dropped < pf.rows {
+		w.recent = append(w.recent, renamed{path: pf.path(), at: w.opts.Clock.Now(), oldest: pf.oldest, tombs: len(w.dels.list)})
+	}
 }
 
 // commitFiltered completes pf and renames it, through a temporary file
@@ -836,7 +900,8 @@ func (w *Writer) tick() {
 		}
 	}
 	w.lockBusy = false
-	if len(due) > 0 && w.complete(false, due...) {
+	w.forget(now)
+	if w.complete(false, due...) && len(due) > 0 {
 		w.trimLog()
 	}
 	w.checkHealth(now)

@@ -17,19 +17,26 @@ import (
 
 var t0 = time.Date(2025, 3, 14, 9, 0, 0, 0, time.UTC)
 
-// table writes rows to a new table and returns it, read from its files.
+// table writes rows to a new table, through three replicas in turn as a
+// fleet does, and returns it, read from their files as one table.
 func table(t *testing.T, rows ...tables.Row) tables.Dir {
 	t.Helper()
 	dir := t.TempDir()
-	w, err := tables.Open(tables.Options{Dir: dir})
-	if err != nil {
-		t.Fatal(err)
+	var ws []*tables.Writer
+	for _, id := range []string{"r1", "r2", "r3"} {
+		w, err := tables.Open(tables.Options{Dir: dir, Replica: id})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ws = append(ws, w)
 	}
-	for _, r := range rows {
-		w.Write(r)
+	for i, r := range rows {
+		ws[i%len(ws)].Write(r)
 	}
-	if err := w.Close(t.Context()); err != nil {
-		t.Fatal(err)
+	for _, w := range ws {
+		if err := w.Close(t.Context()); err != nil {
+			t.Fatal(err)
+		}
 	}
 	return tables.Dir(dir)
 }
