@@ -212,11 +212,20 @@ func (f *fleet) until(what string, d time.Duration, cond func() bool) time.Durat
 // refused connection (a replica stopped) is retried on the next replica,
 // as a load balancer's client would; any other failure counts.
 type load struct {
-	answered, failed atomic.Int64
-	mu               sync.Mutex
-	failures         []string
-	stop             chan struct{}
-	wg               sync.WaitGroup
+	answered atomic.Int64
+	mu       sync.Mutex
+	failures []failure
+	stop     chan struct{}
+	wg       sync.WaitGroup
+}
+
+// failure is a request that failed on a replica: an answer other than 200,
+// or a transport error.
+type failure struct {
+	replica int
+	status  int
+	body    string
+	err     error
 }
 
 func (f *fleet) load(workers int, path, body string) *load {
@@ -240,9 +249,8 @@ func (f *fleet) load(workers int, path, body string) *load {
 						l.answered.Add(1)
 						break
 					}
-					l.failed.Add(1)
 					l.mu.Lock()
-					l.failures = append(l.failures, fmt.Sprintf("%s: %d %s %v", f.replicas[i].id, status, raw, err))
+					l.failures = append(l.failures, failure{replica: i, status: status, body: string(raw), err: err})
 					l.mu.Unlock()
 					break
 				}
@@ -252,13 +260,21 @@ func (f *fleet) load(workers int, path, body string) *load {
 	return l
 }
 
-// end stops the load and fails the test if a request failed.
-func (l *load) end(t *testing.T) {
+// end stops the load and fails the test if a request failed, but for the
+// transport errors of the replicas killed (requests in flight on a process
+// killed with SIGKILL die with it; a client retries them).
+func (l *load) end(t *testing.T, killed ...int) {
 	t.Helper()
 	close(l.stop)
 	l.wg.Wait()
-	if n := l.failed.Load(); n > 0 {
-		t.Errorf("%d of %d requests failed; first: %s", n, n+l.answered.Load(), l.failures[0])
+	var failed []failure
+	for _, fl := range l.failures {
+		if fl.err == nil || !slices.Contains(killed, fl.replica) {
+			failed = append(failed, fl)
+		}
+	}
+	if len(failed) > 0 {
+		t.Errorf("%d of %d requests failed; first, on replica %d: %d %s %v", len(failed), len(l.failures)+int(l.answered.Load()), failed[0].replica+1, failed[0].status, failed[0].body, failed[0].err)
 	}
 }
 
@@ -510,5 +526,117 @@ func TestFleetDriftAlertsOnce(t *testing.T) {
 	}
 	if alerts != 1 {
 		t.Errorf("%d drift_detected events in the audit trail; want 1", alerts)
+	}
+}
+
+// leader returns the replica whose log last says it leads, among those
+// still running, or -1.
+func (f *fleet) leader() int {
+	for i, r := range f.replicas {
+		select {
+		case <-r.exited:
+			continue
+		default:
+		}
+		if strings.Contains(r.logs.String(), "msg=leading") {
+			return i
+		}
+	}
+	return -1
+}
+
+// canary returns the state and step of endpoint's canary on replica i.
+func (f *fleet) canary(i int, endpoint string) (state string, step int) {
+	status, raw, err := f.call(i, http.MethodGet, "/v1/endpoints/"+endpoint, "", nil)
+	if err != nil || status != 200 {
+		return "", -1
+	}
+	var e struct {
+		Canary *struct {
+			State string `json:"state"`
+			Step  int    `json:"step"`
+		} `json:"canary"`
+	}
+	json.Unmarshal(raw, &e)
+	if e.Canary == nil {
+		return "", -1
+	}
+	return e.Canary.State, e.Canary.Step
+}
+
+// auditActions counts the audit trail's events of endpoint by action.
+func (f *fleet) auditActions(i int, endpoint string) map[string]int {
+	f.t.Helper()
+	var audit struct {
+		Events []struct {
+			Action string `json:"action"`
+		} `json:"events"`
+	}
+	if err := json.Unmarshal(f.must(i, http.MethodGet, "/v1/audit?endpoint="+endpoint, ""), &audit); err != nil {
+		f.t.Fatal(err)
+	}
+	out := map[string]int{}
+	for _, e := range audit.Events {
+		out[e.Action]++
+	}
+	return out
+}
+
+// TestFleetCanary runs canaries across three replicas under round-robin
+// load. One is judged on the fleet's merged figures (min_requests more than
+// a replica alone serves in a step) and promoted, although its leader is
+// killed with SIGKILL halfway: another replica takes over and the audit
+// trail shows exactly one promotion. Another, whose latency rule no model
+// can meet, is rolled back.
+func TestFleetCanary(t *testing.T) {
+	f := newFleet(t, 3, "")
+	v1, v2 := f.register(0, "iris"), f.register(0, "iris")
+	f.must(0, http.MethodPut, "/v1/models/iris/aliases/champion", fmt.Sprintf(`{"version": %d}`, v1))
+	for _, ep := range []string{"good", "slow"} {
+		f.must(1, http.MethodPut, "/v1/endpoints/"+ep, fmt.Sprintf(`{"variants": [{"name": "main", "model": "iris/%d", "weight": 100}]}`, v1))
+		for i := range f.replicas {
+			f.until(ep+" on "+f.replicas[i].id, 5*time.Second, func() bool { return f.weightOf(i, ep, "main") == 100 })
+		}
+	}
+	body := `{"inputs": {"float_input": [[5.1, 3.5, 1.4, 0.2]]}}`
+	good, slow := f.load(2, "/v1/endpoints/good/predict", body), f.load(2, "/v1/endpoints/slow/predict", body)
+
+	f.must(2, http.MethodPost, "/v1/endpoints/good/canary", fmt.Sprintf(
+		`{"model": "iris/%d", "steps": [20, 50, 100], "interval": "1500ms", "analysis": {"min_requests": 60, "max_error_rate": 0.05}, "promote_alias": "champion"}`, v2))
+	f.must(2, http.MethodPost, "/v1/endpoints/slow/canary", fmt.Sprintf(
+		`{"model": "iris/%d", "steps": [50, 100], "interval": "1s", "analysis": {"min_requests": 20, "max_p99_latency_ms": 0.0001}}`, v2))
+
+	f.until("the slow canary rolled back", 30*time.Second, func() bool { s, _ := f.canary(0, "slow"); return s == "rolled_back" })
+	f.until("the good canary at its second step", 30*time.Second, func() bool { _, step := f.canary(1, "good"); return step >= 1 })
+	old := f.leader()
+	if old < 0 {
+		t.Fatal("no replica says it leads")
+	}
+	f.signal(old, syscall.SIGKILL)
+	killed := time.Now()
+	next := f.until("another leader", 10*time.Second, func() bool { return f.leader() >= 0 })
+	t.Logf("leader %s killed; %s leads after %v", f.replicas[old].id, f.replicas[f.leader()].id, next.Round(time.Millisecond))
+	if next > 5*time.Second {
+		t.Errorf("a new leader after %v; want within 5s", next)
+	}
+	alive := (old + 1) % len(f.replicas)
+	f.until("the good canary promoted", 30*time.Second, func() bool { s, _ := f.canary(alive, "good"); return s == "promoted" })
+	t.Logf("promoted %v after the kill", time.Since(killed).Round(time.Millisecond))
+	good.end(t, old)
+	slow.end(t, old)
+
+	// The audit row follows the change it records by a moment.
+	f.until("the promotion audited", 5*time.Second, func() bool { return f.auditActions(alive, "good")["canary_promote"] > 0 })
+	if got := f.auditActions(alive, "good"); got["canary_promote"] != 1 {
+		t.Errorf("audit trail of good: %v; want exactly one canary_promote; history: %s", got, f.must(alive, http.MethodGet, "/v1/endpoints/good/history", ""))
+	}
+	f.until("the rollback audited", 5*time.Second, func() bool { return f.auditActions(alive, "slow")["canary_rollback"] > 0 })
+	if got := f.auditActions(alive, "slow"); got["canary_rollback"] != 1 || got["canary_promote"] != 0 {
+		t.Errorf("audit trail of slow: %v; want one canary_rollback and no promotion", got)
+	}
+	for i := range f.replicas {
+		if i != old {
+			f.until("champion moved to the canary's version on "+f.replicas[i].id, 5*time.Second, func() bool { return f.servedVersion(i, "iris") == fmt.Sprint(v2) })
+		}
 	}
 }

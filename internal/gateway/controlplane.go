@@ -151,6 +151,16 @@ func (cp *controlPlane) tablesReplica() string {
 	return cp.replica
 }
 
+// routerOptions make the replicas of a fleet publish their traffic figures
+// each second, and the leader alone judge canaries and sample ratios on the
+// fleet's merged figures.
+func (cp *controlPlane) routerOptions() []router.ServiceOption {
+	if cp.pool == nil {
+		return nil
+	}
+	return []router.ServiceOption{router.WithFleet(routerpg.NewFleet(cp.pool), cp.replica), router.WithLeader(cp.isLeader)}
+}
+
 // driftOptions make the drift monitors of a fleet's replicas count into
 // shared windows, judged by the leader alone.
 func (cp *controlPlane) driftOptions() []drift.ServiceOption {

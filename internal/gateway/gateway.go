@@ -161,7 +161,7 @@ func Start(ctx context.Context, cfg config.Config, version string, log *slog.Log
 	hub.Subscribe("catalog", catalog.OnChange, changes.Model, changes.View)
 	g.Registry, g.Catalog = reg, catalog
 	rs, err := router.NewService(ctx, cp.routes, serving.RouterModels(reg, catalog), reg.RecordAudit, log,
-		router.WithClock(g.clock), router.WithChanges(hub))
+		append(cp.routerOptions(), router.WithClock(g.clock), router.WithChanges(hub))...)
 	if err != nil {
 		return nil, err
 	}
