@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"context"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptrace"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -75,5 +77,31 @@ func TestShutdownClosesKeepAliveCleanly(t *testing.T) {
 	t.Logf("%d answered, %d failed on new connections after the shutdown", answered.Load(), refused.Load())
 	if len(failed) > 0 {
 		t.Errorf("%d requests on keep-alive connections failed, first: %v", len(failed), failed[0])
+	}
+}
+
+// TestShutdownWithASpareConnection stops a server that a client has
+// connected to without sending a request, as a load balancer's pool or an
+// HTTP client's spare dial does: Shutdown closes that connection and
+// returns, rather than wait for read_timeout (fasthttp counts a connection
+// waiting for its first request as busy), which would hold the inference
+// tables' last rows until the shutdown deadline had passed.
+func TestShutdownWithASpareConnection(t *testing.T) {
+	g := startGateway(t)
+	conn, err := net.Dial("tcp", strings.TrimPrefix(g.url, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	// read_timeout is 30s by default: a Shutdown that waits for the spare
+	// connection runs out of this context.
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := g.server.Shutdown(ctx); err != nil {
+		t.Fatalf("Shutdown with a spare connection open: %v", err)
+	}
+	conn.SetReadDeadline(time.Now().Add(time.Second))
+	if _, err := io.ReadAll(conn); err != nil {
+		t.Errorf("the spare connection is not closed after Shutdown: %v", err)
 	}
 }

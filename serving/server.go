@@ -10,11 +10,13 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
 	"github.com/gofiber/fiber/v2/middleware/adaptor"
+	"github.com/valyala/fasthttp"
 	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
 
@@ -129,6 +131,34 @@ type Server struct {
 	// lastRequest is when a request last came while draining, in Unix
 	// nanoseconds.
 	lastRequest atomic.Int64
+	// conns are the open connections, which Shutdown wakes once its grace
+	// is over (see trackConn).
+	conns sync.Map // net.Conn → struct{}
+}
+
+// trackConn keeps the set of open connections. fasthttp counts a
+// connection waiting for its first request as active, and its Shutdown
+// waits for it until read_timeout: a client that connects ahead of need (a
+// load balancer's pool, an HTTP client's spare dial) would hold a stopping
+// replica, and the inference-table rows it has yet to write, that long.
+func (s *Server) trackConn(c net.Conn, state fasthttp.ConnState) {
+	switch state {
+	case fasthttp.StateNew:
+		s.conns.Store(c, struct{}{})
+	case fasthttp.StateClosed, fasthttp.StateHijacked:
+		s.conns.Delete(c)
+	}
+}
+
+// wakeConns ends the reads connections are blocked in: a connection waiting
+// for a request closes, one whose handler runs still answers (its read is
+// over), and then closes.
+func (s *Server) wakeConns() {
+	now := time.Now()
+	s.conns.Range(func(c, _ any) bool {
+		c.(net.Conn).SetReadDeadline(now)
+		return true
+	})
 }
 
 // uploadOverhead is room for the multipart framing and metadata part of an
@@ -175,6 +205,7 @@ func New(opts Options, d Deps) *Server {
 	// Answers given while shutting down say Connection: close, so a client
 	// never sends its next request on a connection about to close.
 	s.app.Server().CloseOnShutdown = true
+	s.app.Server().ConnState = s.trackConn
 	s.app.Use(s.instrument) // first: it sees every other middleware's errors
 	s.app.Use(s.guard)
 	s.routes()
@@ -292,7 +323,18 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	// connections close after their next answer; then the listener closes,
 	// and the connections idle since are closed unasked.
 	s.awaitConnections(ctx, closeGrace, closeQuiet)
-	err := s.app.ShutdownWithContext(ctx)
+	closed := make(chan error, 1)
+	go func() { closed <- s.app.ShutdownWithContext(ctx) }()
+	var err error
+	select {
+	case err = <-closed:
+	case <-time.After(closeQuiet):
+		// A connection is still open, though none has had a request for
+		// closeQuiet or the grace is over: one that never sent a request, or
+		// one in the middle of one. Wake them (see trackConn).
+		s.wakeConns()
+		err = <-closed
+	}
 	wait := time.Second
 	if d, ok := ctx.Deadline(); ok {
 		wait = max(time.Until(d), 0)

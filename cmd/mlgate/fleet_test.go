@@ -26,6 +26,7 @@ import (
 	"github.com/mlgate/mlgate/internal/gateway"
 	"github.com/mlgate/mlgate/internal/modelzoo"
 	"github.com/mlgate/mlgate/internal/testservers"
+	"github.com/mlgate/mlgate/serving/tables"
 )
 
 // fleet runs replicas of `mlgate serve` as processes on loopback, sharing
@@ -66,7 +67,7 @@ func newFleet(t *testing.T, n int, dsn string) *fleet {
 		"MLGATE_ONLINE_STORE_REDIS_KEY_PREFIX=fleet-"+hex.EncodeToString(prefix[:]),
 		"MLGATE_INFERENCE_TABLES_DIR="+f.tables,
 		"MLGATE_INFERENCE_TABLES_FLUSH_INTERVAL=100ms",
-		"MLGATE_SERVER_DRAIN_DELAY=200ms",
+		"MLGATE_SERVER_DRAIN_DELAY=300ms",
 	)
 	for i := range n {
 		f.replicas = append(f.replicas, &replica{id: fmt.Sprintf("r%d", i+1), addr: freeAddr(t), dataDir: t.TempDir()})
@@ -113,8 +114,12 @@ func (f *fleet) signal(i int, sig syscall.Signal) {
 	}
 	select {
 	case <-r.exited:
-	case <-time.After(30 * time.Second):
-		f.t.Fatalf("replica %s did not exit within 30s of %v", r.id, sig)
+	case <-time.After(10 * time.Second):
+		// A replica that does not stop says why: the Go runtime prints every
+		// goroutine's stack on SIGQUIT.
+		r.cmd.Process.Signal(syscall.SIGQUIT)
+		<-r.exited
+		f.t.Fatalf("replica %s did not exit within 10s of %v:\n%s", r.id, sig, r.logs.String())
 	}
 }
 
@@ -208,12 +213,15 @@ func (f *fleet) until(what string, d time.Duration, cond func() bool) time.Durat
 	return time.Since(start)
 }
 
-// load sends requests round robin over the replicas until stopped. A
-// refused connection (a replica stopped) is retried on the next replica,
-// as a load balancer's client would; any other failure counts.
+// load sends requests round robin over the replicas until stopped, as a
+// load balancer would: it leaves out a replica whose readiness probe
+// (/v2/health/ready, asked every 20 ms) fails, as a draining replica's does
+// for server.drain_delay before it closes its listener, and retries a
+// refused connection on the next replica. Any other failure counts.
 type load struct {
 	answered atomic.Int64
 	mu       sync.Mutex
+	ids      map[string]bool // the request ids answered, when the body is a /v1 predict request
 	failures []failure
 	stop     chan struct{}
 	wg       sync.WaitGroup
@@ -229,8 +237,22 @@ type failure struct {
 }
 
 func (f *fleet) load(workers int, path, body string) *load {
-	l := &load{stop: make(chan struct{})}
-	var next atomic.Int64
+	l := &load{stop: make(chan struct{}), ids: map[string]bool{}}
+	var next, seq atomic.Int64
+	out := make([]atomic.Bool, len(f.replicas)) // failed its readiness probe
+	l.wg.Go(func() {
+		for {
+			for i := range f.replicas {
+				status, _, err := f.call(i, http.MethodGet, "/v2/health/ready", "", nil)
+				out[i].Store(err != nil || status != 200)
+			}
+			select {
+			case <-l.stop:
+				return
+			case <-time.After(20 * time.Millisecond):
+			}
+		}
+	})
 	for range workers {
 		l.wg.Go(func() {
 			for {
@@ -239,14 +261,25 @@ func (f *fleet) load(workers int, path, body string) *load {
 					return
 				default:
 				}
+				id, req := "", body
+				if strings.HasPrefix(path, "/v1/") {
+					id = fmt.Sprintf("load-%d", seq.Add(1))
+					req = `{"request_id": "` + id + `", ` + strings.TrimPrefix(body, "{")
+				}
 				for try := 0; ; try++ {
 					i := int(next.Add(1)) % len(f.replicas)
-					status, raw, err := f.call(i, http.MethodPost, path, "application/json", []byte(body))
+					if out[i].Load() && try < 10 {
+						continue
+					}
+					status, raw, err := f.call(i, http.MethodPost, path, "application/json", []byte(req))
 					if err != nil && errors.Is(err, syscall.ECONNREFUSED) && try < 10 {
 						continue
 					}
 					if err == nil && status == 200 {
 						l.answered.Add(1)
+						l.mu.Lock()
+						l.ids[id] = true
+						l.mu.Unlock()
 						break
 					}
 					l.mu.Lock()
@@ -639,4 +672,52 @@ func TestFleetCanary(t *testing.T) {
 			f.until("champion moved to the canary's version on "+f.replicas[i].id, 5*time.Second, func() bool { return f.servedVersion(i, "iris") == fmt.Sprint(v2) })
 		}
 	}
+}
+
+// TestFleetSIGTERMLosesNoRow stops one replica with SIGTERM under
+// round-robin load: the others keep answering (a refused connection is
+// retried on the next replica), and once the fleet has stopped, the shared
+// table directory holds one row per request answered, over the fleet.
+func TestFleetSIGTERMLosesNoRow(t *testing.T) {
+	f := newFleet(t, 3, "")
+	v1 := f.register(0, "iris")
+	f.must(0, http.MethodPut, "/v1/models/iris/aliases/champion", fmt.Sprintf(`{"version": %d}`, v1))
+	for i := range f.replicas {
+		f.until("v1 served by "+f.replicas[i].id, 5*time.Second, func() bool { return f.servedVersion(i, "iris") == "1" })
+	}
+	l := f.load(4, "/v1/models/iris/predict", `{"inputs": {"float_input": [[5.1, 3.5, 1.4, 0.2]]}}`)
+	time.Sleep(time.Second)
+	f.signal(1, syscall.SIGTERM)
+	stopped := l.answered.Load()
+	time.Sleep(time.Second)
+	if l.answered.Load() == stopped {
+		t.Fatal("no request answered after r2 stopped")
+	}
+	l.end(t)
+	f.signal(0, syscall.SIGTERM)
+	f.signal(2, syscall.SIGTERM)
+	rows := map[string]int{}
+	if err := tables.Dir(f.tables).ReadRows(t.Context(), tables.Filter{}, func(r tables.Row) error {
+		if strings.HasPrefix(r.RequestID, "load-") {
+			rows[r.RequestID]++
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	for id := range l.ids {
+		if rows[id] != 1 {
+			t.Errorf("request %s answered, and in the tables %d times", id, rows[id])
+		}
+	}
+	for id, n := range rows {
+		if !l.ids[id] {
+			t.Errorf("request %s not answered, and in the tables %d times", id, n)
+		}
+	}
+	if t.Failed() {
+		out, _ := exec.Command("find", f.tables, "-ls").CombinedOutput()
+		t.Logf("table directory:\n%s", out)
+	}
+	t.Logf("%d requests answered by the fleet, r2 stopped halfway; %d rows", len(l.ids), len(rows))
 }
