@@ -111,15 +111,23 @@
 // share (a volume mounted by each, possibly over NFS): each opens its
 // Writer with its own Options.Replica, and readers see one table. A
 // replica id is 1 to 64 letters, digits, '-', '_' or '.', starting with a
-// letter or digit; it should stay the same across restarts of a replica
-// (a StatefulSet's pod name, say), since a Writer recovers only the log
-// and spill files of its own id. Every file a Writer creates carries its
-// id, in its name or its directory, so writers never touch each other's
-// files: Open removes only its own temporary files and replays only its
-// own log. Open locks <dir>/_wal/<replica>/owner.lock (flock) until Close,
-// and fails with an errkind.Conflict error if a Writer of the same id, in
-// any process, has it: two writers of one id would replay and delete each
-// other's log. Files are named by the writer's clock and a counter of the
+// letter or digit. Every file a Writer creates carries its id, in its name
+// or its directory, so writers never touch each other's files: Open
+// removes only its own temporary files and replays only its own log. Open
+// locks <dir>/_wal/<replica>/owner.lock (flock) until Close, and fails
+// with an errkind.Conflict error if a Writer of the same id, in any
+// process, has it: two writers of one id would replay and delete each
+// other's log.
+//
+// A replica that crashed may come back under another id (a Deployment's
+// new pod) or not at all. So a Writer adopts the logs of the others: at
+// Open, and every minute, it tries the owner lock of each other replica
+// with a log directory (and of the writer without id, if _wal holds
+// segments); when it gets one, that replica is not running, and it writes
+// the rows of its log and spill files as Open writes its own (counted in
+// Stats.Recovered), removes its temporary files, and removes its
+// directories but its quarantine. A replica that opens while its log is
+// being adopted fails with a Conflict error, and may try again at once. Files are named by the writer's clock and a counter of the
 // process, so names of one replica never repeat.
 //
 // DeleteEntity works while the writers go on, from any replica, and two at

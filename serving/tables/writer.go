@@ -106,7 +106,7 @@ type Stats struct {
 	Written     int64 // in renamed Parquet files (recovered rows included)
 	Spilled     int64 // put in the spill file by Write because the queue was full
 	Dropped     int64 // refused by Write: the queue was full and spilling off or failing, or the Writer closed
-	Recovered   int64 // replayed by Open from the write-ahead log and spill files of a previous run (quarantined ones not counted)
+	Recovered   int64 // replayed from the write-ahead log and spill files of a previous run, by Open, or of another replica not running (see Fleets in the package documentation); quarantined ones not counted
 	Failed      int64 // not written because of an I/O error; those in the write-ahead log are kept there for the next Open
 	Skipped     int64 // damaged records of the write-ahead log, spill files (one torn by a crash, say) or <dir>/_deletes, at Open or when taking a spill file
 	Deleted     int64 // rows of an entity deleted (see DeleteEntity) that the writer dropped before they reached a file, or took out of a file it had just renamed
@@ -150,6 +150,7 @@ type Writer struct {
 	spell      bool      // degraded at the last tick
 	warnedAt   time.Time // when the spell was last logged
 	errsAtWarn int64     // errs then
+	adoptedAt  time.Time // when adopt last looked
 }
 
 // partFile is the open file of a partition.
@@ -203,7 +204,8 @@ func (pf *partFile) size() int64 { return pf.pw.Size() + pf.pendSize }
 
 // Open starts a Writer on opts.Dir, first writing into Parquet the rows a
 // previous run of the same replica left in its write-ahead log and spill
-// files (see Durability and I/O errors in the package documentation). It
+// files (see Durability and I/O errors in the package documentation), and
+// those of the replicas that are not running (see Fleets). It
 // returns an ErrInvalid error for invalid options, an errkind.Conflict
 // error if a Writer of the same replica id has the directory open (in any
 // process), and an error if it cannot create or list its directories or
@@ -242,7 +244,7 @@ func Open(opts Options) (_ *Writer, err error) {
 		return nil, fmt.Errorf("open inference table: %w", err)
 	}
 	oldSpill, err := segments(spillPath, spillExt)
-	if err != nil {
+	if err != nil && !errors.Is(err, fs.ErrNotExist) { // removed by a writer adopting the replica's log a moment ago
 		return nil, fmt.Errorf("open inference table: %w", err)
 	}
 	oldQuarantine, err := segments(quarantinePath, quarantineExt)
@@ -273,9 +275,16 @@ func Open(opts Options) (_ *Writer, err error) {
 // open, so that two writers never share a replica id in one table.
 const ownerFile = "owner.lock"
 
-// lockOwner locks the owner file in the log directory wal of the replica.
+// lockOwner locks the owner file in the log directory wal of the replica,
+// making the directory again if a writer adopting the replica's log (see
+// adopt) removed it a moment ago.
 func lockOwner(wal, replica string) (*os.File, error) {
 	f, err := os.OpenFile(filepath.Join(wal, ownerFile), os.O_RDWR|os.O_CREATE, 0o644)
+	if errors.Is(err, fs.ErrNotExist) {
+		if err = os.MkdirAll(wal, 0o755); err == nil {
+			f, err = os.OpenFile(filepath.Join(wal, ownerFile), os.O_RDWR|os.O_CREATE, 0o644)
+		}
+	}
 	if err != nil {
 		return nil, fmt.Errorf("open inference table: %w", err)
 	}
@@ -309,8 +318,114 @@ func (w *Writer) recover(oldWAL, oldSpill []int64) {
 	for _, path := range old {
 		w.noteErr(w.replay(path, &w.recovered))
 	}
+	w.adopt(w.opts.Clock.Now())
 	w.flushAll() // its errors are counted by fail
 	w.errsAtTick = w.errs.Load()
+}
+
+// adoptEvery is how often a Writer looks for the logs of replicas that are
+// not running (see adopt).
+const adoptEvery = time.Minute
+
+// adopt writes the rows left in the log and spill files of every other
+// replica of the table whose writer is not open anywhere (its owner lock
+// is free: one that crashed, and came back under another id or not at
+// all), as Open writes its own, and removes its directories. A replica
+// opening while its log is adopted fails with a Conflict error: it is
+// taken care of. An I/O error leaves the rest of that log for later.
+func (w *Writer) adopt(now time.Time) {
+	w.adoptedAt = now
+	ids, err := w.others()
+	w.noteErr(err)
+	for _, id := range ids {
+		w.noteErr(w.adoptReplica(id))
+	}
+}
+
+// others returns the ids of the other replicas with a log directory in the
+// table: "" for the log of a writer without id (directly in _wal), if it
+// holds segments.
+func (w *Writer) others() ([]string, error) {
+	top := filepath.Join(w.opts.Dir, walDir)
+	ents, err := os.ReadDir(top)
+	if err != nil {
+		return nil, fmt.Errorf("adopt: %w", err)
+	}
+	var ids []string
+	if w.opts.Replica != "" {
+		segs, _ := segments(top, walExt)
+		spilled, _ := segments(filepath.Join(w.opts.Dir, spillDir), spillExt)
+		if len(segs)+len(spilled) > 0 {
+			ids = append(ids, "")
+		}
+	}
+	for _, e := range ents {
+		if e.IsDir() && e.Name() != w.opts.Replica && validReplica(e.Name()) {
+			ids = append(ids, e.Name())
+		}
+	}
+	return ids, nil
+}
+
+// adoptReplica adopts the log of replica id unless its writer is open (see
+// adopt).
+func (w *Writer) adoptReplica(id string) error {
+	walPath := filepath.Join(w.opts.Dir, walDir, id)
+	spillPath := filepath.Join(w.opts.Dir, spillDir, id)
+	owner, err := os.OpenFile(filepath.Join(walPath, ownerFile), os.O_RDWR|os.O_CREATE, 0o644)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil // adopted by another writer meanwhile
+	}
+	if err != nil {
+		return fmt.Errorf("adopt replica %q: %w", id, err)
+	}
+	defer owner.Close()
+	err = flock(owner, syscall.LOCK_EX|syscall.LOCK_NB)
+	if errors.Is(err, errLocked) {
+		return nil // running
+	}
+	if err != nil {
+		return fmt.Errorf("adopt replica %q: lock: %w", id, err)
+	}
+	var old []string
+	segs, err := segments(walPath, walExt)
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("adopt replica %q: %w", id, err)
+	}
+	for _, seq := range segs {
+		old = append(old, segPath(walPath, seq, walExt))
+	}
+	spilled, err := segments(spillPath, spillExt)
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("adopt replica %q: %w", id, err)
+	}
+	for _, seq := range spilled {
+		old = append(old, segPath(spillPath, seq, spillExt))
+	}
+	if id != "" { // temporary files without id may be AppendLabels' at work
+		if err := removeTemps(w.opts.Dir, id, walPath); err != nil {
+			return fmt.Errorf("adopt replica %q: %w", id, err)
+		}
+	}
+	before := w.recovered.Load()
+	for _, path := range old {
+		if err := w.replay(path, &w.recovered); err != nil {
+			return fmt.Errorf("adopt replica %q: %w", id, err)
+		}
+	}
+	// Unlinked while locked: a writer of id opening now makes a new one
+	// (see lockOwner), and then its directory is not empty.
+	if id != "" {
+		os.Remove(spillPath)
+	}
+	os.Remove(owner.Name())
+	if id != "" {
+		os.Remove(walPath)
+	}
+	if len(old) > 0 {
+		w.opts.Log.Info("inference table: adopted the log of a replica that is not running", "dir", w.opts.Dir, "replica", id, "rows", w.recovered.Load()-before)
+	}
+	return nil
 }
 
 // refreshDeletes takes the tombstones appended since the last look.
@@ -901,6 +1016,9 @@ func (w *Writer) tick() {
 	}
 	w.lockBusy = false
 	w.forget(now)
+	if now.Sub(w.adoptedAt) >= adoptEvery {
+		w.adopt(now)
+	}
 	if w.complete(false, due...) && len(due) > 0 {
 		w.trimLog()
 	}
