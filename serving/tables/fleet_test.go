@@ -646,3 +646,16 @@ func TestAdopt(t *testing.T) {
 		})
 	}
 }
+
+func TestOpenTwice(t *testing.T) {
+	for _, id := range []string{"", "r1"} {
+		dir := t.TempDir()
+		w := open(t, Options{Dir: dir, Replica: id})
+		_, err := Open(Options{Dir: dir, Replica: id})
+		if !errors.Is(err, errkind.Conflict) || !strings.Contains(err.Error(), dir+" open") {
+			t.Errorf("Open of replica %q twice = %v, want a Conflict error naming %s", id, err, dir)
+		}
+		closeWriter(t, w)
+		closeWriter(t, open(t, Options{Dir: dir, Replica: id}))
+	}
+}

@@ -224,7 +224,7 @@ func Open(opts Options) (_ *Writer, err error) {
 			return nil, fmt.Errorf("open inference table: %w", err)
 		}
 	}
-	owner, err := lockOwner(walPath, opts.Replica)
+	owner, err := lockOwner(opts.Dir, walPath, opts.Replica)
 	if err != nil {
 		return nil, err
 	}
@@ -275,10 +275,10 @@ func Open(opts Options) (_ *Writer, err error) {
 // open, so that two writers never share a replica id in one table.
 const ownerFile = "owner.lock"
 
-// lockOwner locks the owner file in the log directory wal of the replica,
-// making the directory again if a writer adopting the replica's log (see
-// adopt) removed it a moment ago.
-func lockOwner(wal, replica string) (*os.File, error) {
+// lockOwner locks the owner file in the log directory wal of the replica
+// in the table dir, making the directory again if a writer adopting the
+// replica's log (see adopt) removed it a moment ago.
+func lockOwner(dir, wal, replica string) (*os.File, error) {
 	f, err := os.OpenFile(filepath.Join(wal, ownerFile), os.O_RDWR|os.O_CREATE, 0o644)
 	if errors.Is(err, fs.ErrNotExist) {
 		if err = os.MkdirAll(wal, 0o755); err == nil {
@@ -292,7 +292,7 @@ func lockOwner(wal, replica string) (*os.File, error) {
 	switch {
 	case errors.Is(err, errLocked):
 		f.Close()
-		return nil, errkind.New(errkind.Conflict, "open inference table: a writer of replica id %q already has %s open: give each replica its own id", replica, filepath.Dir(filepath.Dir(wal)))
+		return nil, errkind.New(errkind.Conflict, "open inference table: a writer of replica id %q has %s open (another process, or a replica adopting its log for a moment): give each replica its own id", replica, dir)
 	case err != nil:
 		f.Close()
 		return nil, fmt.Errorf("open inference table: lock %s (the file system must support flock): %w", f.Name(), err)
