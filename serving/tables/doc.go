@@ -10,13 +10,15 @@
 // dataset; <replica> is the writer's replica id (Options.Replica), or, without
 // one, part-<unixnano>-<seq>.parquet; beside them, each writer keeps
 //
-//	<dir>/_wal/<replica>/<seq>.wal          its write-ahead log (and owner.lock, see Fleets)
+//	<dir>/_wal/<replica>/<seq>.wal          its write-ahead log
 //	<dir>/_spill/<replica>/<seq>.spill      rows Write spilled
 //	<dir>/_quarantine/<replica>/<seq>.rec   records no disk could ever write
+//	<dir>/_owners/<replica>.lock            locked while it is open (see Fleets)
 //
-// (directly in _wal, _spill and _quarantine without a replica id), and the
-// table has one file <dir>/_deletes, the tombstones of DeleteEntity and the
-// lock of the table's files (see Fleets).
+// (directly in _wal, _spill and _quarantine without a replica id, whose
+// owner lock is _owners/_.lock), and the table has one file <dir>/_deletes,
+// the tombstones of DeleteEntity and the lock of the table's files (see
+// Fleets).
 //
 // Partitions are made only from names that exist: a row with
 // neither an endpoint nor a model version (a call to a model that does not
@@ -113,22 +115,23 @@
 // replica id is 1 to 64 letters, digits, '-', '_' or '.', starting with a
 // letter or digit. Every file a Writer creates carries its id, in its name
 // or its directory, so writers never touch each other's files: Open
-// removes only its own temporary files and replays only its own log. Open
-// locks <dir>/_wal/<replica>/owner.lock (flock) until Close, and fails
-// with an errkind.Conflict error if a Writer of the same id, in any
-// process, has it: two writers of one id would replay and delete each
-// other's log.
+// removes only its own temporary files and replays only its own log. Files
+// are named by the writer's clock and a counter of the process, so names
+// of one replica never repeat. Open locks <dir>/_owners/<replica>.lock
+// (flock) until Close, and fails with an errkind.Conflict error if a
+// Writer of the same id, in any process, holds it: two writers of one id
+// would replay and delete each other's log.
 //
 // A replica that crashed may come back under another id (a Deployment's
 // new pod) or not at all. So a Writer adopts the logs of the others: at
 // Open, and every minute, it tries the owner lock of each other replica
-// with a log directory (and of the writer without id, if _wal holds
-// segments); when it gets one, that replica is not running, and it writes
-// the rows of its log and spill files as Open writes its own (counted in
-// Stats.Recovered), removes its temporary files, and removes its
-// directories but its quarantine. A replica that opens while its log is
-// being adopted fails with a Conflict error, and may try again at once. Files are named by the writer's clock and a counter of the
-// process, so names of one replica never repeat.
+// with a log or spill directory or an owner lock (and of the writer
+// without id, if _wal or _spill holds its segments). When it gets one,
+// that replica is not running: it writes the rows of the replica's log and
+// spill files as Open writes its own (counted in Stats.Recovered), and
+// removes the replica's temporary files, its directories but its
+// quarantine, and its owner lock. A replica that opens while its log is
+// being adopted fails with a Conflict error, and may try again at once.
 //
 // DeleteEntity works while the writers go on, from any replica, and two at
 // once from two replicas lose nothing: <dir>/_deletes is the table's lock.

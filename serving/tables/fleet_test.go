@@ -659,3 +659,36 @@ func TestOpenTwice(t *testing.T) {
 		closeWriter(t, open(t, Options{Dir: dir, Replica: id}))
 	}
 }
+
+// TestLockFileUnlinked takes the lock of a file that its holder unlinks
+// before it lets go, as adoptReplica does: the lock got is on the file now
+// at the path, not on the unlinked one.
+func TestLockFileUnlinked(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "x.lock")
+	a, err := lockFile(path, syscall.LOCK_EX)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := make(chan *os.File)
+	go func() {
+		b, err := lockFile(path, syscall.LOCK_EX)
+		if err != nil {
+			t.Error(err)
+		}
+		got <- b
+	}()
+	if err := os.Remove(path); err != nil {
+		t.Fatal(err)
+	}
+	a.Close()
+	b := <-got
+	defer b.Close()
+	held, err := b.Stat()
+	if err != nil {
+		t.Fatal(err)
+	}
+	now, err := os.Stat(path)
+	if err != nil || !os.SameFile(held, now) {
+		t.Errorf("the lock is on a file no longer at %s (%v)", path, err)
+	}
+}

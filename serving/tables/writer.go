@@ -132,7 +132,7 @@ type Writer struct {
 	closeErr  error // set by the goroutine before done is closed
 
 	quarantine recordFile
-	owner      *os.File // <dir>/_wal[/<replica>]/owner.lock, locked while the Writer is open
+	owner      *os.File // <dir>/_owners/<replica>.lock, locked while the Writer is open (see lockOwner)
 
 	written, spilled, dropped, recovered, failed, skipped atomic.Int64
 	quarantined, unlogged, errs, deleted                  atomic.Int64
@@ -219,24 +219,29 @@ func Open(opts Options) (_ *Writer, err error) {
 	walPath := filepath.Join(opts.Dir, walDir, opts.Replica)
 	spillPath := filepath.Join(opts.Dir, spillDir, opts.Replica)
 	quarantinePath := filepath.Join(opts.Dir, quarantineDir, opts.Replica)
+	// The directories after the lock: a writer adopting the replica's log
+	// removes them while it holds the lock (see adoptReplica).
+	owner, err := lockOwner(opts.Dir, opts.Replica)
+	if err != nil {
+		return nil, err
+	}
+	defer func() {
+		if err != nil {
+			owner.Close()
+		}
+	}()
 	for _, d := range []string{walPath, spillPath} {
 		if err := os.MkdirAll(d, 0o755); err != nil {
 			return nil, fmt.Errorf("open inference table: %w", err)
 		}
 	}
-	owner, err := lockOwner(opts.Dir, walPath, opts.Replica)
-	if err != nil {
-		return nil, err
-	}
 	dels, err := openDeletes(opts.Dir)
 	if err != nil {
-		owner.Close()
 		return nil, fmt.Errorf("open inference table: %w", err)
 	}
 	defer func() {
 		if err != nil {
 			dels.Close()
-			owner.Close()
 		}
 	}()
 	oldWAL, err := segments(walPath, walExt)
@@ -244,7 +249,7 @@ func Open(opts Options) (_ *Writer, err error) {
 		return nil, fmt.Errorf("open inference table: %w", err)
 	}
 	oldSpill, err := segments(spillPath, spillExt)
-	if err != nil && !errors.Is(err, fs.ErrNotExist) { // removed by a writer adopting the replica's log a moment ago
+	if err != nil {
 		return nil, fmt.Errorf("open inference table: %w", err)
 	}
 	oldQuarantine, err := segments(quarantinePath, quarantineExt)
@@ -271,35 +276,6 @@ func Open(opts Options) (_ *Writer, err error) {
 	return w, nil
 }
 
-// ownerFile, in a writer's log directory, is locked while the Writer is
-// open, so that two writers never share a replica id in one table.
-const ownerFile = "owner.lock"
-
-// lockOwner locks the owner file in the log directory wal of the replica
-// in the table dir, making the directory again if a writer adopting the
-// replica's log (see adopt) removed it a moment ago.
-func lockOwner(dir, wal, replica string) (*os.File, error) {
-	f, err := os.OpenFile(filepath.Join(wal, ownerFile), os.O_RDWR|os.O_CREATE, 0o644)
-	if errors.Is(err, fs.ErrNotExist) {
-		if err = os.MkdirAll(wal, 0o755); err == nil {
-			f, err = os.OpenFile(filepath.Join(wal, ownerFile), os.O_RDWR|os.O_CREATE, 0o644)
-		}
-	}
-	if err != nil {
-		return nil, fmt.Errorf("open inference table: %w", err)
-	}
-	err = flock(f, syscall.LOCK_EX|syscall.LOCK_NB)
-	switch {
-	case errors.Is(err, errLocked):
-		f.Close()
-		return nil, errkind.New(errkind.Conflict, "open inference table: a writer of replica id %q has %s open (another process, or a replica adopting its log for a moment): give each replica its own id", replica, dir)
-	case err != nil:
-		f.Close()
-		return nil, fmt.Errorf("open inference table: lock %s (the file system must support flock): %w", f.Name(), err)
-	}
-	return f, nil
-}
-
 // recover deletes the temporary files a crash of this replica left and
 // writes the rows of the given segments of the log and spill files into
 // Parquet files. An I/O error is counted and logged (see noteErr); a
@@ -321,111 +297,6 @@ func (w *Writer) recover(oldWAL, oldSpill []int64) {
 	w.adopt(w.opts.Clock.Now())
 	w.flushAll() // its errors are counted by fail
 	w.errsAtTick = w.errs.Load()
-}
-
-// adoptEvery is how often a Writer looks for the logs of replicas that are
-// not running (see adopt).
-const adoptEvery = time.Minute
-
-// adopt writes the rows left in the log and spill files of every other
-// replica of the table whose writer is not open anywhere (its owner lock
-// is free: one that crashed, and came back under another id or not at
-// all), as Open writes its own, and removes its directories. A replica
-// opening while its log is adopted fails with a Conflict error: it is
-// taken care of. An I/O error leaves the rest of that log for later.
-func (w *Writer) adopt(now time.Time) {
-	w.adoptedAt = now
-	ids, err := w.others()
-	w.noteErr(err)
-	for _, id := range ids {
-		w.noteErr(w.adoptReplica(id))
-	}
-}
-
-// others returns the ids of the other replicas with a log directory in the
-// table: "" for the log of a writer without id (directly in _wal), if it
-// holds segments.
-func (w *Writer) others() ([]string, error) {
-	top := filepath.Join(w.opts.Dir, walDir)
-	ents, err := os.ReadDir(top)
-	if err != nil {
-		return nil, fmt.Errorf("adopt: %w", err)
-	}
-	var ids []string
-	if w.opts.Replica != "" {
-		segs, _ := segments(top, walExt)
-		spilled, _ := segments(filepath.Join(w.opts.Dir, spillDir), spillExt)
-		if len(segs)+len(spilled) > 0 {
-			ids = append(ids, "")
-		}
-	}
-	for _, e := range ents {
-		if e.IsDir() && e.Name() != w.opts.Replica && validReplica(e.Name()) {
-			ids = append(ids, e.Name())
-		}
-	}
-	return ids, nil
-}
-
-// adoptReplica adopts the log of replica id unless its writer is open (see
-// adopt).
-func (w *Writer) adoptReplica(id string) error {
-	walPath := filepath.Join(w.opts.Dir, walDir, id)
-	spillPath := filepath.Join(w.opts.Dir, spillDir, id)
-	owner, err := os.OpenFile(filepath.Join(walPath, ownerFile), os.O_RDWR|os.O_CREATE, 0o644)
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil // adopted by another writer meanwhile
-	}
-	if err != nil {
-		return fmt.Errorf("adopt replica %q: %w", id, err)
-	}
-	defer owner.Close()
-	err = flock(owner, syscall.LOCK_EX|syscall.LOCK_NB)
-	if errors.Is(err, errLocked) {
-		return nil // running
-	}
-	if err != nil {
-		return fmt.Errorf("adopt replica %q: lock: %w", id, err)
-	}
-	var old []string
-	segs, err := segments(walPath, walExt)
-	if err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return fmt.Errorf("adopt replica %q: %w", id, err)
-	}
-	for _, seq := range segs {
-		old = append(old, segPath(walPath, seq, walExt))
-	}
-	spilled, err := segments(spillPath, spillExt)
-	if err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return fmt.Errorf("adopt replica %q: %w", id, err)
-	}
-	for _, seq := range spilled {
-		old = append(old, segPath(spillPath, seq, spillExt))
-	}
-	if id != "" { // temporary files without id may be AppendLabels' at work
-		if err := removeTemps(w.opts.Dir, id, walPath); err != nil {
-			return fmt.Errorf("adopt replica %q: %w", id, err)
-		}
-	}
-	before := w.recovered.Load()
-	for _, path := range old {
-		if err := w.replay(path, &w.recovered); err != nil {
-			return fmt.Errorf("adopt replica %q: %w", id, err)
-		}
-	}
-	// Unlinked while locked: a writer of id opening now makes a new one
-	// (see lockOwner), and then its directory is not empty.
-	if id != "" {
-		os.Remove(spillPath)
-	}
-	os.Remove(owner.Name())
-	if id != "" {
-		os.Remove(walPath)
-	}
-	if len(old) > 0 {
-		w.opts.Log.Info("inference table: adopted the log of a replica that is not running", "dir", w.opts.Dir, "replica", id, "rows", w.recovered.Load()-before)
-	}
-	return nil
 }
 
 // refreshDeletes takes the tombstones appended since the last look.
@@ -467,7 +338,7 @@ func removeTemps(dir, replica, wal string) error {
 		return err
 	}
 	ents, err := os.ReadDir(wal)
-	if err != nil {
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return err
 	}
 	for _, e := range ents {
