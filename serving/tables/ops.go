@@ -207,7 +207,13 @@ func deleteEntity(dir, column, value string, now time.Time) (_ int64, err error)
 		return 0, fmt.Errorf("lock %s: %w", f.Name(), err)
 	}
 	defer flock(f, syscall.LOCK_UN)
-	if err := addTombstone(f, tombstone{column: column, value: value, before: now}); err != nil {
+	// The tombstone keeps microseconds: round up, so that every row made
+	// before now is deleted.
+	before := now.Truncate(time.Microsecond)
+	if before.Before(now) {
+		before = before.Add(time.Microsecond)
+	}
+	if err := addTombstone(f, tombstone{column: column, value: value, before: before}); err != nil {
 		return 0, err
 	}
 	rels, err := parts(dir, false, nil)
