@@ -66,6 +66,9 @@ func TestFleetWrite(t *testing.T) {
 		}
 	}
 	wg.Wait()
+	if err := ws[1].AppendLabels([]Label{{RequestID: "r2-000001", Label: 1}}); err != nil {
+		t.Fatal(err)
+	}
 	for _, w := range ws {
 		closeWriter(t, w)
 		if st := w.Stats(); st.Written != each || st.Dropped != 0 || st.Errors != 0 {
@@ -87,11 +90,16 @@ func TestFleetWrite(t *testing.T) {
 	}
 	byReplica := map[string]int{}
 	for _, f := range files {
-		id, ok := partReplica(filepath.Base(f.Path))
-		if !ok || !slices.Contains(replicas, id) {
+		if !slices.Contains(replicas, f.Replica) {
 			t.Errorf("file %s carries no replica id", f.Path)
 		}
-		byReplica[id] += int(f.Rows)
+		if f.Table == TableLabels {
+			if f.Replica != "r2" || f.Rows != 1 {
+				t.Errorf("label file %+v, want r2's with its one label", f)
+			}
+			continue
+		}
+		byReplica[f.Replica] += int(f.Rows)
 	}
 	for _, id := range replicas {
 		if byReplica[id] != each {

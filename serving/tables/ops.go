@@ -29,8 +29,9 @@ type File struct {
 	Path     string `json:"path"`  // relative to the table's directory, with '/'
 	Table    string `json:"table"` // TableInference or TableLabels
 	Endpoint string `json:"endpoint,omitempty"`
-	Model    string `json:"model,omitempty"` // for rows without an endpoint
-	Date     string `json:"date"`            // YYYY-MM-DD, UTC
+	Model    string `json:"model,omitempty"`   // for rows without an endpoint
+	Date     string `json:"date"`              // YYYY-MM-DD, UTC
+	Replica  string `json:"replica,omitempty"` // the replica id of the writer, if it had one
 	Rows     int64  `json:"rows"`
 	Bytes    int64  `json:"bytes"`
 }
@@ -70,6 +71,7 @@ func describeFile(dir, rel string, labels bool) (File, error) {
 		return File{}, err
 	}
 	out := File{Path: filepath.ToSlash(rel), Table: TableInference, Rows: pf.NumRows(), Bytes: st.Size()}
+	out.Replica, _ = partReplica(filepath.Base(rel))
 	if labels {
 		out.Table = TableLabels
 	}
