@@ -181,7 +181,7 @@
 //     the open files from the linked segments. So a report asked for every
 //     few seconds does not roll the files into many small ones.
 //     Rows of deleted entities are not read.
-//   - Writer.DeleteEntity writes every accepted row first and pauses the
-//     writer while it rewrites files.
+//   - Writer.DeleteEntity writes every accepted row first; the writer
+//     goes on while the files are rewritten.
 //   - Writer.AppendLabels names its label files with the replica id.
 package tables

@@ -422,28 +422,25 @@ func (w *Writer) Flush(ctx context.Context) error {
 	return err
 }
 
-// DeleteEntity flushes (see Flush), then, with the writer paused, deletes
-// the rows whose entities have column == value, as the package-level
-// DeleteEntity does, and returns how many it deleted from complete files,
-// every replica's. The tombstone it leaves deletes the entity's rows with
-// a Timestamp before the call (by Options.Clock) that any writer of the
-// table still holds, or replays later, this one's included: rows the
-// writer failed to write (Stats.Failed), and those other writers hold, are
-// deleted when they reach a file, and counted in Stats.Deleted of their
-// writer. Rows with a later Timestamp that reach a file after the call
-// are kept.
+// DeleteEntity flushes (see Flush), then deletes the rows whose entities
+// have column == value, as the package-level DeleteEntity does, and
+// returns how many it deleted from complete files, every replica's. The
+// writer goes on taking rows meanwhile, as other replicas' writers do.
+// The tombstone it leaves deletes the entity's rows with a Timestamp
+// before the delete (by Options.Clock) that any writer of the table still
+// holds, or replays later, this one's included: rows taken during the
+// delete, rows the writer failed to write (Stats.Failed), and those other
+// writers hold, are deleted when they reach a file, and counted in
+// Stats.Deleted of their writer. Rows with a later Timestamp that reach a
+// file after the delete are kept.
 func (w *Writer) DeleteEntity(ctx context.Context, column, value string) (int64, error) {
 	if column == "" {
 		return 0, errkind.New(ErrInvalid, "delete entity: column is empty")
 	}
-	return w.call(ctx, func() (int64, error) {
-		if err := w.flushAll(); err != nil {
-			return 0, fmt.Errorf("delete entity: %w", err)
-		}
-		n, err := deleteEntity(w.opts.Dir, column, value, w.opts.Clock.Now())
-		w.noteErr(w.refreshDeletes())
-		return n, err
-	})
+	if err := w.Flush(ctx); err != nil {
+		return 0, fmt.Errorf("delete entity: %w", err)
+	}
+	return deleteEntity(w.opts.Dir, column, value, w.opts.Clock.Now())
 }
 
 // AppendLabels writes labels to the label table, as the package-level
