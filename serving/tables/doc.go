@@ -141,23 +141,24 @@
 // over it. A Writer holds the lock shared while it reads the tombstones
 // and renames its files; while a delete holds it, the writer keeps its due
 // files open and goes on taking rows, and tries again at the next tick
-// (Flush, Close and Open wait for it). A Writer drops a row whose entity a
-// tombstone names, if the row's Timestamp is before the delete's time,
-// when it takes the row (Stats.Deleted), and filters the file it renames
-// by the tombstones it had not read when it opened the file. So a row the
-// delete did not find in a complete file (in a writer's queue, spill
-// file, open file or write-ahead log, or left by a crash for the next
-// Open) never reaches the table; rows of the entity made after the delete
-// (by Timestamp) are kept. A delete on NFS may list a directory as its
-// client cached it, up to a minute old, without the files renamed there
-// meanwhile; so a Writer also takes the rows of the tombstones it reads out
-// of the files it renamed in the last 5 minutes, as a delete would.
-// Replicas' clocks should agree (NTP): a row made
-// within the clocks' difference of the delete may go either way. A writer
-// reads the new tombstones every FlushInterval and whenever it renames
-// files, by what was appended to _deletes since it last looked; the
-// tombstones are kept (a few dozen bytes each), since a replica's log may
-// be replayed long after a delete.
+// (Flush, Close and Open wait for it).
+//
+// A Writer drops a row whose entity a tombstone names, if the row's
+// Timestamp is before the delete's time, when it takes the row
+// (Stats.Deleted), and filters the file it renames by the tombstones it
+// had not read when it opened the file. So a row the delete did not find
+// in a complete file (in a writer's queue, spill file, open file or
+// write-ahead log, or left by a crash for the next Open) never reaches the
+// table; rows of the entity made after the delete (by Timestamp) are kept.
+// Replicas' clocks should agree (NTP): a row made within the clocks'
+// difference of the delete may go either way. A writer reads the new
+// tombstones every FlushInterval and whenever it renames files, by what
+// was appended to _deletes since it last looked; the tombstones are kept
+// (a few dozen bytes each), since a replica's log may be replayed long
+// after a delete. A delete on NFS may list a directory as its client
+// cached it, up to a minute old, without the files renamed there
+// meanwhile; so a Writer also takes the rows of the tombstones it reads
+// out of the files it renamed in the last 5 minutes, as a delete would.
 //
 // On NFS the lock needs NFS v4, or v3 with the lock manager, and not the
 // local_lock mount option: Linux takes flock locks on the server there.
