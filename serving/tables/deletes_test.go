@@ -1,6 +1,7 @@
 package tables
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
@@ -135,4 +136,28 @@ func FuzzParseTombstones(f *testing.F) {
 			t.Errorf("round trip of %v gives %v", got, again)
 		}
 	})
+}
+
+// BenchmarkTombSetDrops_Tombstones1000 matches a row against a thousand
+// tombstones: one made after them all (as nearly every row is), and one
+// made before, whose entities are decoded.
+func BenchmarkTombSetDrops_Tombstones1000(b *testing.B) {
+	var s tombSet
+	for i := range 1000 {
+		s.add(tombstone{column: "user_id", value: fmt.Sprintf("u%d", 1000+i), before: t0})
+	}
+	for _, bb := range []struct {
+		name string
+		ts   time.Time
+	}{{"After", t0.Add(time.Second)}, {"Before", t0.Add(-time.Second)}} {
+		b.Run(bb.name, func(b *testing.B) {
+			r := row(1, "churn", "m", bb.ts)
+			b.ReportAllocs()
+			for b.Loop() {
+				if s.drops(&r) {
+					b.Fatal("dropped")
+				}
+			}
+		})
+	}
 }

@@ -10,13 +10,15 @@
 // dataset; <replica> is the writer's replica id (Options.Replica), or, without
 // one, part-<unixnano>-<seq>.parquet; beside them, each writer keeps
 //
-//	<dir>/_wal/<replica>/<seq>.wal          its write-ahead log (and owner.lock, see Fleets)
+//	<dir>/_wal/<replica>/<seq>.wal          its write-ahead log
 //	<dir>/_spill/<replica>/<seq>.spill      rows Write spilled
 //	<dir>/_quarantine/<replica>/<seq>.rec   records no disk could ever write
+//	<dir>/_owners/<replica>.lock            locked while it is open (see Fleets)
 //
-// (directly in _wal, _spill and _quarantine without a replica id), and the
-// table has one file <dir>/_deletes, the tombstones of DeleteEntity and the
-// lock of the table's files (see Fleets).
+// (directly in _wal, _spill and _quarantine without a replica id, whose
+// owner lock is _owners/_.lock), and the table has one file <dir>/_deletes,
+// the tombstones of DeleteEntity and the lock of the table's files (see
+// Fleets).
 //
 // Partitions are made only from names that exist: a row with
 // neither an endpoint nor a model version (a call to a model that does not
@@ -111,16 +113,25 @@
 // share (a volume mounted by each, possibly over NFS): each opens its
 // Writer with its own Options.Replica, and readers see one table. A
 // replica id is 1 to 64 letters, digits, '-', '_' or '.', starting with a
-// letter or digit; it should stay the same across restarts of a replica
-// (a StatefulSet's pod name, say), since a Writer recovers only the log
-// and spill files of its own id. Every file a Writer creates carries its
-// id, in its name or its directory, so writers never touch each other's
-// files: Open removes only its own temporary files and replays only its
-// own log. Open locks <dir>/_wal/<replica>/owner.lock (flock) until Close,
-// and fails with an errkind.Conflict error if a Writer of the same id, in
-// any process, has it: two writers of one id would replay and delete each
-// other's log. Files are named by the writer's clock and a counter of the
-// process, so names of one replica never repeat.
+// letter or digit. Every file a Writer creates carries its id, in its name
+// or its directory, so writers never touch each other's files: Open
+// removes only its own temporary files and replays only its own log. Files
+// are named by the writer's clock and a counter of the process, so names
+// of one replica never repeat. Open locks <dir>/_owners/<replica>.lock
+// (flock) until Close, and fails with an errkind.Conflict error if a
+// Writer of the same id, in any process, holds it: two writers of one id
+// would replay and delete each other's log.
+//
+// A replica that crashed may come back under another id (a Deployment's
+// new pod) or not at all. So a Writer adopts the logs of the others: at
+// Open, and every minute, it tries the owner lock of each other replica
+// with a log or spill directory or an owner lock (and of the writer
+// without id, if _wal or _spill holds its segments). When it gets one,
+// that replica is not running: it writes the rows of the replica's log and
+// spill files as Open writes its own (counted in Stats.Recovered), and
+// removes the replica's temporary files, its directories but its
+// quarantine, and its owner lock. A replica that opens while its log is
+// being adopted fails with a Conflict error, and may try again at once.
 //
 // DeleteEntity works while the writers go on, from any replica, and two at
 // once from two replicas lose nothing: <dir>/_deletes is the table's lock.
@@ -130,23 +141,24 @@
 // over it. A Writer holds the lock shared while it reads the tombstones
 // and renames its files; while a delete holds it, the writer keeps its due
 // files open and goes on taking rows, and tries again at the next tick
-// (Flush, Close and Open wait for it). A Writer drops a row whose entity a
-// tombstone names, if the row's Timestamp is before the delete's time,
-// when it takes the row (Stats.Deleted), and filters the file it renames
-// by the tombstones it had not read when it opened the file. So a row the
-// delete did not find in a complete file (in a writer's queue, spill
-// file, open file or write-ahead log, or left by a crash for the next
-// Open) never reaches the table; rows of the entity made after the delete
-// (by Timestamp) are kept. A delete on NFS may list a directory as its
-// client cached it, up to a minute old, without the files renamed there
-// meanwhile; so a Writer also takes the rows of the tombstones it reads out
-// of the files it renamed in the last 5 minutes, as a delete would.
-// Replicas' clocks should agree (NTP): a row made
-// within the clocks' difference of the delete may go either way. A writer
-// reads the new tombstones every FlushInterval and whenever it renames
-// files, by what was appended to _deletes since it last looked; the
-// tombstones are kept (a few dozen bytes each), since a replica's log may
-// be replayed long after a delete.
+// (Flush, Close and Open wait for it).
+//
+// A Writer drops a row whose entity a tombstone names, if the row's
+// Timestamp is before the delete's time, when it takes the row
+// (Stats.Deleted), and filters the file it renames by the tombstones it
+// had not read when it opened the file. So a row the delete did not find
+// in a complete file (in a writer's queue, spill file, open file or
+// write-ahead log, or left by a crash for the next Open) never reaches the
+// table; rows of the entity made after the delete (by Timestamp) are kept.
+// Replicas' clocks should agree (NTP): a row made within the clocks'
+// difference of the delete may go either way. A writer reads the new
+// tombstones every FlushInterval and whenever it renames files, by what
+// was appended to _deletes since it last looked; the tombstones are kept
+// (a few dozen bytes each), since a replica's log may be replayed long
+// after a delete. A delete on NFS may list a directory as its client
+// cached it, up to a minute old, without the files renamed there
+// meanwhile; so a Writer also takes the rows of the tombstones it reads
+// out of the files it renamed in the last 5 minutes, as a delete would.
 //
 // On NFS the lock needs NFS v4, or v3 with the lock manager, and not the
 // local_lock mount option: Linux takes flock locks on the server there.
@@ -170,7 +182,7 @@
 //     the open files from the linked segments. So a report asked for every
 //     few seconds does not roll the files into many small ones.
 //     Rows of deleted entities are not read.
-//   - Writer.DeleteEntity writes every accepted row first and pauses the
-//     writer while it rewrites files.
+//   - Writer.DeleteEntity writes every accepted row first; the writer
+//     goes on while the files are rewritten.
 //   - Writer.AppendLabels names its label files with the replica id.
 package tables

@@ -124,7 +124,7 @@ func tempReplica(name string) (string, bool) {
 		return "", false
 	}
 	if i := strings.Index(inner, ".parquet"); i >= 0 {
-		inner = inner[:i+len(".parquet")] // .<name>.filter.tmp too (see Writer.finish)
+		inner = inner[:i+len(".parquet")] // .<name>.filter.tmp (see Writer.commitFiltered and recheck)
 	}
 	return partReplica(inner)
 }

@@ -66,6 +66,9 @@ func TestFleetWrite(t *testing.T) {
 		}
 	}
 	wg.Wait()
+	if err := ws[1].AppendLabels([]Label{{RequestID: "r2-000001", Label: 1}}); err != nil {
+		t.Fatal(err)
+	}
 	for _, w := range ws {
 		closeWriter(t, w)
 		if st := w.Stats(); st.Written != each || st.Dropped != 0 || st.Errors != 0 {
@@ -87,11 +90,16 @@ func TestFleetWrite(t *testing.T) {
 	}
 	byReplica := map[string]int{}
 	for _, f := range files {
-		id, ok := partReplica(filepath.Base(f.Path))
-		if !ok || !slices.Contains(replicas, id) {
+		if !slices.Contains(replicas, f.Replica) {
 			t.Errorf("file %s carries no replica id", f.Path)
 		}
-		byReplica[id] += int(f.Rows)
+		if f.Table == TableLabels {
+			if f.Replica != "r2" || f.Rows != 1 {
+				t.Errorf("label file %+v, want r2's with its one label", f)
+			}
+			continue
+		}
+		byReplica[f.Replica] += int(f.Rows)
 	}
 	for _, id := range replicas {
 		if byReplica[id] != each {
@@ -557,5 +565,138 @@ func TestRecheckRecentFiles(t *testing.T) {
 				t.Errorf("temporary files left: %v", tmp)
 			}
 		})
+	}
+}
+
+// TestAdopt has a replica crash with rows in its log and spill files, and
+// never come back under its id: another replica writes them, at its Open
+// or within a minute, unless the first one is running.
+func TestAdopt(t *testing.T) {
+	tests := []struct {
+		name    string
+		other   string // the replica that crashes
+		running bool   // it does not crash after all
+		atOpen  bool   // the adopter opens after the crash
+	}{
+		{name: "crashed, at a tick", other: "r1"},
+		{name: "crashed, at Open", other: "r1", atOpen: true},
+		{name: "running", other: "r1", running: true},
+		{name: "a writer without id", other: "", atOpen: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := t.TempDir()
+			oopts := Options{Dir: dir, Replica: tt.other, QueueSize: 10, Spill: true, MaxFileAge: time.Hour}
+			otk := fakeClock(&oopts)
+			o := open(t, oopts)
+			for i := range 100 {
+				o.Write(fleetRow("o", i, t0))
+				if i == 49 {
+					flush(t, o) // 50 rows in files
+				}
+			}
+			settle(t, o)
+			otk.tick(t, 1) // 50 rows in the fsync'd log
+			resume := pause(t, o)
+			for i := 100; i < 130; i++ {
+				o.Write(fleetRow("o", i, t0)) // 10 queued, 20 spilled
+			}
+
+			aopts := Options{Dir: dir, Replica: "r9", FlushInterval: 10 * time.Second, MaxFileAge: time.Hour}
+			atk := fakeClock(&aopts)
+			var a *Writer
+			if !tt.atOpen {
+				a = open(t, aopts)
+			}
+			if !tt.running {
+				o.abandon()
+			}
+			if tt.atOpen {
+				a = open(t, aopts)
+			}
+			atk.tick(t, int(adoptEvery/aopts.FlushInterval))
+			flush(t, a)
+			want := int64(70) // but the 10 queued, lost in the crash
+			if tt.running {
+				want = 0
+			}
+			if st := a.Stats(); st.Recovered != want {
+				t.Errorf("the adopter's stats %+v, want %d recovered", st, want)
+			}
+			if n := countRows(t, dir); n != 50+want {
+				t.Errorf("%d rows, want %d", n, 50+want)
+			}
+			if tt.running {
+				resume()
+				closeWriter(t, o)
+				if n := countRows(t, dir); n != 130 {
+					t.Errorf("%d rows once the running replica closed, want 130", n)
+				}
+				return
+			}
+			if tt.other != "" {
+				if _, err := os.Stat(filepath.Join(dir, walDir, tt.other)); !errors.Is(err, os.ErrNotExist) {
+					t.Errorf("the adopted log's directory is left: %v", err)
+				}
+			}
+			again := open(t, Options{Dir: dir, Replica: tt.other})
+			closeWriter(t, again)
+			if st := again.Stats(); st.Recovered != 0 {
+				t.Errorf("the crashed replica, opened again, recovered %d rows, want none", st.Recovered)
+			}
+			closeWriter(t, a)
+			ids := idCounts(t, dir)
+			for id, k := range ids {
+				if k != 1 {
+					t.Errorf("row %s read %d times", id, k)
+				}
+			}
+		})
+	}
+}
+
+func TestOpenTwice(t *testing.T) {
+	for _, id := range []string{"", "r1"} {
+		dir := t.TempDir()
+		w := open(t, Options{Dir: dir, Replica: id})
+		_, err := Open(Options{Dir: dir, Replica: id})
+		if !errors.Is(err, errkind.Conflict) || !strings.Contains(err.Error(), dir+" open") {
+			t.Errorf("Open of replica %q twice = %v, want a Conflict error naming %s", id, err, dir)
+		}
+		closeWriter(t, w)
+		closeWriter(t, open(t, Options{Dir: dir, Replica: id}))
+	}
+}
+
+// TestLockFileUnlinked takes the lock of a file that its holder unlinks
+// before it lets go, as adoptReplica does: the lock got is on the file now
+// at the path, not on the unlinked one.
+func TestLockFileUnlinked(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "x.lock")
+	a, err := lockFile(path, syscall.LOCK_EX)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := make(chan *os.File)
+	go func() {
+		b, err := lockFile(path, syscall.LOCK_EX)
+		if err != nil {
+			t.Error(err)
+		}
+		got <- b
+	}()
+	if err := os.Remove(path); err != nil {
+		t.Fatal(err)
+	}
+	a.Close()
+	b := <-got
+	defer b.Close()
+	held, err := b.Stat()
+	if err != nil {
+		t.Fatal(err)
+	}
+	now, err := os.Stat(path)
+	if err != nil || !os.SameFile(held, now) {
+		t.Errorf("the lock is on a file no longer at %s (%v)", path, err)
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io/fs"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -201,4 +202,4 @@ func countRows(t testing.TB, dir string) int64 {
 
 // bookkeeping reports whether name is one of the files a table keeps
 // besides its data: the deletions file and lock, a writer's owner lock.
-func bookkeeping(name string) bool { return name == deletesFile || name == ownerFile }
+func bookkeeping(name string) bool { return name == deletesFile || strings.HasSuffix(name, ".lock") }

@@ -29,8 +29,9 @@ type File struct {
 	Path     string `json:"path"`  // relative to the table's directory, with '/'
 	Table    string `json:"table"` // TableInference or TableLabels
 	Endpoint string `json:"endpoint,omitempty"`
-	Model    string `json:"model,omitempty"` // for rows without an endpoint
-	Date     string `json:"date"`            // YYYY-MM-DD, UTC
+	Model    string `json:"model,omitempty"`   // for rows without an endpoint
+	Date     string `json:"date"`              // YYYY-MM-DD, UTC
+	Replica  string `json:"replica,omitempty"` // the replica id of the writer, if it had one
 	Rows     int64  `json:"rows"`
 	Bytes    int64  `json:"bytes"`
 }
@@ -70,6 +71,7 @@ func describeFile(dir, rel string, labels bool) (File, error) {
 		return File{}, err
 	}
 	out := File{Path: filepath.ToSlash(rel), Table: TableInference, Rows: pf.NumRows(), Bytes: st.Size()}
+	out.Replica, _ = partReplica(filepath.Base(rel))
 	if labels {
 		out.Table = TableLabels
 	}
@@ -207,7 +209,13 @@ func deleteEntity(dir, column, value string, now time.Time) (_ int64, err error)
 		return 0, fmt.Errorf("lock %s: %w", f.Name(), err)
 	}
 	defer flock(f, syscall.LOCK_UN)
-	if err := addTombstone(f, tombstone{column: column, value: value, before: now}); err != nil {
+	// The tombstone keeps microseconds: round up, so that every row made
+	// before now is deleted.
+	before := now.Truncate(time.Microsecond)
+	if before.Before(now) {
+		before = before.Add(time.Microsecond)
+	}
+	if err := addTombstone(f, tombstone{column: column, value: value, before: before}); err != nil {
 		return 0, err
 	}
 	rels, err := parts(dir, false, nil)

@@ -123,7 +123,7 @@ func (d Dir) ReadLabels(ctx context.Context) (map[string]float64, error) {
 // by MaxFileBytes and MaxFileAge alone, however often the table is read.
 //
 // The rows of the open files are read from the write-ahead log, through
-// hard links (hidden, in <dir>/_wal/) that keep its segments while the
+// hard links (hidden, in <dir>/_wal/<replica>/) that keep its segments while the
 // writer goes on and deletes them; the log's records not yet written to
 // the OS are copied. The read sees every row accepted before it, each once,
 // and may see rows accepted since; not those of entities deleted (see

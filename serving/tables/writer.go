@@ -106,7 +106,7 @@ type Stats struct {
 	Written     int64 // in renamed Parquet files (recovered rows included)
 	Spilled     int64 // put in the spill file by Write because the queue was full
 	Dropped     int64 // refused by Write: the queue was full and spilling off or failing, or the Writer closed
-	Recovered   int64 // replayed by Open from the write-ahead log and spill files of a previous run (quarantined ones not counted)
+	Recovered   int64 // replayed from the write-ahead log and spill files of a previous run, by Open, or of another replica not running (see Fleets in the package documentation); quarantined ones not counted
 	Failed      int64 // not written because of an I/O error; those in the write-ahead log are kept there for the next Open
 	Skipped     int64 // damaged records of the write-ahead log, spill files (one torn by a crash, say) or <dir>/_deletes, at Open or when taking a spill file
 	Deleted     int64 // rows of an entity deleted (see DeleteEntity) that the writer dropped before they reached a file, or took out of a file it had just renamed
@@ -132,7 +132,7 @@ type Writer struct {
 	closeErr  error // set by the goroutine before done is closed
 
 	quarantine recordFile
-	owner      *os.File // <dir>/_wal[/<replica>]/owner.lock, locked while the Writer is open
+	owner      *os.File // <dir>/_owners/<replica>.lock, locked while the Writer is open (see lockOwner)
 
 	written, spilled, dropped, recovered, failed, skipped atomic.Int64
 	quarantined, unlogged, errs, deleted                  atomic.Int64
@@ -150,6 +150,7 @@ type Writer struct {
 	spell      bool      // degraded at the last tick
 	warnedAt   time.Time // when the spell was last logged
 	errsAtWarn int64     // errs then
+	adoptedAt  time.Time // when adopt last looked
 }
 
 // partFile is the open file of a partition.
@@ -203,7 +204,8 @@ func (pf *partFile) size() int64 { return pf.pw.Size() + pf.pendSize }
 
 // Open starts a Writer on opts.Dir, first writing into Parquet the rows a
 // previous run of the same replica left in its write-ahead log and spill
-// files (see Durability and I/O errors in the package documentation). It
+// files (see Durability and I/O errors in the package documentation), and
+// those of the replicas that are not running (see Fleets). It
 // returns an ErrInvalid error for invalid options, an errkind.Conflict
 // error if a Writer of the same replica id has the directory open (in any
 // process), and an error if it cannot create or list its directories or
@@ -217,24 +219,29 @@ func Open(opts Options) (_ *Writer, err error) {
 	walPath := filepath.Join(opts.Dir, walDir, opts.Replica)
 	spillPath := filepath.Join(opts.Dir, spillDir, opts.Replica)
 	quarantinePath := filepath.Join(opts.Dir, quarantineDir, opts.Replica)
+	// The directories after the lock: a writer adopting the replica's log
+	// removes them while it holds the lock (see adoptReplica).
+	owner, err := lockOwner(opts.Dir, opts.Replica)
+	if err != nil {
+		return nil, err
+	}
+	defer func() {
+		if err != nil {
+			owner.Close()
+		}
+	}()
 	for _, d := range []string{walPath, spillPath} {
 		if err := os.MkdirAll(d, 0o755); err != nil {
 			return nil, fmt.Errorf("open inference table: %w", err)
 		}
 	}
-	owner, err := lockOwner(walPath, opts.Replica)
-	if err != nil {
-		return nil, err
-	}
 	dels, err := openDeletes(opts.Dir)
 	if err != nil {
-		owner.Close()
 		return nil, fmt.Errorf("open inference table: %w", err)
 	}
 	defer func() {
 		if err != nil {
 			dels.Close()
-			owner.Close()
 		}
 	}()
 	oldWAL, err := segments(walPath, walExt)
@@ -269,28 +276,6 @@ func Open(opts Options) (_ *Writer, err error) {
 	return w, nil
 }
 
-// ownerFile, in a writer's log directory, is locked while the Writer is
-// open, so that two writers never share a replica id in one table.
-const ownerFile = "owner.lock"
-
-// lockOwner locks the owner file in the log directory wal of the replica.
-func lockOwner(wal, replica string) (*os.File, error) {
-	f, err := os.OpenFile(filepath.Join(wal, ownerFile), os.O_RDWR|os.O_CREATE, 0o644)
-	if err != nil {
-		return nil, fmt.Errorf("open inference table: %w", err)
-	}
-	err = flock(f, syscall.LOCK_EX|syscall.LOCK_NB)
-	switch {
-	case errors.Is(err, errLocked):
-		f.Close()
-		return nil, errkind.New(errkind.Conflict, "open inference table: a writer of replica id %q already has %s open: give each replica its own id", replica, filepath.Dir(filepath.Dir(wal)))
-	case err != nil:
-		f.Close()
-		return nil, fmt.Errorf("open inference table: lock %s (the file system must support flock): %w", f.Name(), err)
-	}
-	return f, nil
-}
-
 // recover deletes the temporary files a crash of this replica left and
 // writes the rows of the given segments of the log and spill files into
 // Parquet files. An I/O error is counted and logged (see noteErr); a
@@ -309,6 +294,7 @@ func (w *Writer) recover(oldWAL, oldSpill []int64) {
 	for _, path := range old {
 		w.noteErr(w.replay(path, &w.recovered))
 	}
+	w.adopt(w.opts.Clock.Now())
 	w.flushAll() // its errors are counted by fail
 	w.errsAtTick = w.errs.Load()
 }
@@ -352,7 +338,7 @@ func removeTemps(dir, replica, wal string) error {
 		return err
 	}
 	ents, err := os.ReadDir(wal)
-	if err != nil {
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return err
 	}
 	for _, e := range ents {
@@ -436,28 +422,25 @@ func (w *Writer) Flush(ctx context.Context) error {
 	return err
 }
 
-// DeleteEntity flushes (see Flush), then, with the writer paused, deletes
-// the rows whose entities have column == value, as the package-level
-// DeleteEntity does, and returns how many it deleted from complete files,
-// every replica's. The tombstone it leaves deletes the entity's rows with
-// a Timestamp before the call (by Options.Clock) that any writer of the
-// table still holds, or replays later, this one's included: rows the
-// writer failed to write (Stats.Failed), and those other writers hold, are
-// deleted when they reach a file, and counted in Stats.Deleted of their
-// writer. Rows with a later Timestamp that reach a file after the call
-// are kept.
+// DeleteEntity flushes (see Flush), then deletes the rows whose entities
+// have column == value, as the package-level DeleteEntity does, and
+// returns how many it deleted from complete files, every replica's. The
+// writer goes on taking rows meanwhile, as other replicas' writers do.
+// The tombstone it leaves deletes the entity's rows with a Timestamp
+// before the delete (by Options.Clock) that any writer of the table still
+// holds, or replays later, this one's included: rows taken during the
+// delete, rows the writer failed to write (Stats.Failed), and those other
+// writers hold, are deleted when they reach a file, and counted in
+// Stats.Deleted of their writer. Rows with a later Timestamp that reach a
+// file after the delete are kept.
 func (w *Writer) DeleteEntity(ctx context.Context, column, value string) (int64, error) {
 	if column == "" {
 		return 0, errkind.New(ErrInvalid, "delete entity: column is empty")
 	}
-	return w.call(ctx, func() (int64, error) {
-		if err := w.flushAll(); err != nil {
-			return 0, fmt.Errorf("delete entity: %w", err)
-		}
-		n, err := deleteEntity(w.opts.Dir, column, value, w.opts.Clock.Now())
-		w.noteErr(w.refreshDeletes())
-		return n, err
-	})
+	if err := w.Flush(ctx); err != nil {
+		return 0, fmt.Errorf("delete entity: %w", err)
+	}
+	return deleteEntity(w.opts.Dir, column, value, w.opts.Clock.Now())
 }
 
 // AppendLabels writes labels to the label table, as the package-level
@@ -901,6 +884,9 @@ func (w *Writer) tick() {
 	}
 	w.lockBusy = false
 	w.forget(now)
+	if now.Sub(w.adoptedAt) >= adoptEvery {
+		w.adopt(now)
+	}
 	if w.complete(false, due...) && len(due) > 0 {
 		w.trimLog()
 	}
