@@ -402,8 +402,16 @@ func TestFleetManifestsFitTogether(t *testing.T) {
 		}
 	}
 
-	// The inference tables on a shared volume, in a directory per pod.
-	tables := path.Join(cfg.DataDir, "inference")
+	// One fleet: the control plane in PostgreSQL, each replica named by its
+	// pod, and the inference tables in one directory on a shared volume,
+	// where each replica's files carry its name.
+	if !cfg.ControlPlane.Fleet() {
+		t.Errorf("control_plane.store is %q: want postgres, so that every replica serves the same models, endpoints and monitors", cfg.ControlPlane.Store)
+	}
+	if env["MLGATE_CONTROL_PLANE_REPLICA_ID"] != "metadata.name" {
+		t.Errorf("env MLGATE_CONTROL_PLANE_REPLICA_ID: want the pod's name (fieldRef metadata.name), so that replicas sharing the tables write files of their own")
+	}
+	tables := cfg.TablesDir()
 	if m := mountAt(c, tables); m == nil {
 		t.Errorf("container %s: nothing is mounted at the inference tables' directory %s", c.Name, tables)
 	} else {
@@ -413,8 +421,8 @@ func TestFleetManifestsFitTogether(t *testing.T) {
 		} else if pvc := f.claims[v.PersistentVolumeClaim.ClaimName]; pvc != nil && !slices.Contains(pvc.Spec.AccessModes, corev1.ReadWriteMany) {
 			t.Errorf("PersistentVolumeClaim %s: every replica mounts it, want ReadWriteMany, got %v", pvc.Name, pvc.Spec.AccessModes)
 		}
-		if !strings.Contains(m.SubPathExpr, "$(POD_NAME)") || env["POD_NAME"] != "metadata.name" {
-			t.Errorf("mount %s: want subPathExpr $(POD_NAME) with POD_NAME from metadata.name, so that each replica owns its table directory", m.Name)
+		if m.SubPath != "" || m.SubPathExpr != "" {
+			t.Errorf("mount %s: a sub-path (%q%q) gives each replica a table of its own; the fleet shares one directory", m.Name, m.SubPath, m.SubPathExpr)
 		}
 	}
 

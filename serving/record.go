@@ -27,6 +27,9 @@ type Tables interface {
 	QueueLen() int
 	Flush(ctx context.Context) error
 	DeleteEntity(ctx context.Context, column, value string) (int64, error)
+	// AppendLabels writes ground-truth labels in a file of this replica's
+	// own.
+	AppendLabels(labels []tables.Label) error
 	ReadRows(ctx context.Context, f tables.Filter, fn func(tables.Row) error) error // every accepted row, completing no file (see tables.Writer.ReadRows)
 	// Healthy returns nil while rows are durable as promised, and
 	// otherwise the I/O error that keeps them from being so.

@@ -70,14 +70,15 @@ const maxLabels = 100000
 // postLabels appends ground-truth labels, joined to predictions by request
 // id: {"labels": [{"request_id": "...", "label": 1}]}.
 func (s *Server) postLabels(c *fiber.Ctx) error {
-	if _, err := s.inferenceTables(); err != nil {
+	t, err := s.inferenceTables()
+	if err != nil {
 		return err
 	}
 	labels, err := decodeLabels(c.Body(), time.Now())
 	if err != nil {
 		return err
 	}
-	if err := tables.AppendLabels(s.tablesDir, labels); err != nil {
+	if err := t.AppendLabels(labels); err != nil {
 		return err
 	}
 	return c.JSON(fiber.Map{"written": len(labels)})
