@@ -26,6 +26,9 @@ var sessionOptions = onnx.Options{IntraOpThreads: 1, InterOpThreads: 1}
 // server is a running target and how to stop it.
 type server struct {
 	addr string
+	// replicas, when not empty, are the addresses of a fleet's replicas,
+	// which the load is spread over; addr is then the first.
+	replicas []string
 	// handler answers a request without the network, for handler_test.go.
 	handler fasthttp.RequestHandler
 	close   func()
@@ -36,6 +39,14 @@ type server struct {
 	shutdown func() error
 }
 
+// addrs returns where to send the load: the replicas, or addr.
+func (s *server) addrs() []string {
+	if len(s.replicas) > 0 {
+		return s.replicas
+	}
+	return []string{s.addr}
+}
+
 // startGateway starts mlgate in-process exactly as `mlgate serve` does, on its
 // default configuration changed by configure (when not nil), with its state in
 // a temporary directory.
@@ -44,6 +55,22 @@ func startGateway(configure func(*config.Config)) (*server, error) {
 	if err != nil {
 		return nil, err
 	}
+	s, err := startGatewayIn(dir, configure)
+	if err != nil {
+		os.RemoveAll(dir)
+		return nil, err
+	}
+	stop := s.close
+	s.close = func() {
+		stop()
+		os.RemoveAll(dir)
+	}
+	return s, nil
+}
+
+// startGatewayIn is startGateway with its state in dir, which close leaves
+// in place (a replica restarted on it finds its files again).
+func startGatewayIn(dir string, configure func(*config.Config)) (*server, error) {
 	cfg := config.Defaults()
 	cfg.DataDir, cfg.Listen = dir, "127.0.0.1:0"
 	cfg.ONNX.IntraOpThreads, cfg.ONNX.InterOpThreads = sessionOptions.IntraOpThreads, sessionOptions.InterOpThreads
@@ -55,14 +82,10 @@ func startGateway(configure func(*config.Config)) (*server, error) {
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	g, err := gateway.Start(context.Background(), cfg, "bench", log)
 	if err != nil {
-		os.RemoveAll(dir)
 		return nil, err
 	}
 	shutdown := sync.OnceValue(func() error { return g.Shutdown(context.Background()) })
-	return &server{addr: g.Addr, handler: g.Server.App().Handler(), gateway: g, dataDir: dir, shutdown: shutdown, close: func() {
-		shutdown()
-		os.RemoveAll(dir)
-	}}, nil
+	return &server{addr: g.Addr, handler: g.Server.App().Handler(), gateway: g, dataDir: dir, shutdown: shutdown, close: func() { shutdown() }}, nil
 }
 
 // register uploads modelPath as the first version of model name, with

@@ -99,12 +99,14 @@ func (t *tally) ok(err error, resp *fasthttp.Response) bool {
 	return false
 }
 
-// closedLoop runs `workers` clients against addr, each sending its next
+// closedLoop runs `workers` clients against addrs, each sending its next
 // request as soon as its previous answer arrived. Only requests sent after
-// the warm-up count towards throughput and latency.
-func closedLoop(addr string, l load, workers int) *result {
-	client := newClient(addr, workers)
-	defer client.CloseIdleConnections()
+// the warm-up count towards throughput and latency. With several addresses
+// (the replicas of a fleet) each worker sends its requests to them in turn,
+// as a round-robin load balancer would, keeping a connection to each.
+func closedLoop(addrs []string, l load, workers int) *result {
+	clients := newClients(addrs, workers)
+	defer closeClients(clients)
 
 	start := time.Now()
 	measureFrom, stopAt := start.Add(l.warmup), start.Add(l.warmup+l.measure)
@@ -119,17 +121,27 @@ func closedLoop(addr string, l load, workers int) *result {
 		wg.Go(func() {
 			t := &tallies[w]
 			t.latency = make([]time.Duration, 0, perWorker)
-			req, resp := newPost(addr, l.path, nil), fasthttp.AcquireResponse()
-			defer fasthttp.ReleaseRequest(req)
+			reqs := make([]*fasthttp.Request, len(addrs))
+			for i, addr := range addrs {
+				reqs[i] = newPost(addr, l.path, nil)
+				defer fasthttp.ReleaseRequest(reqs[i])
+			}
+			resp := fasthttp.AcquireResponse()
 			defer fasthttp.ReleaseResponse(resp)
-			// Worker w sends bodies w, w+workers, w+2·workers...
+			// Worker w sends bodies w, w+workers, w+2·workers..., to
+			// addresses w, w+1, w+2...
+			to := w % len(addrs)
 			for b := w % len(l.bodies); ; b = (b + workers) % len(l.bodies) {
 				sent := time.Now()
 				if !sent.Before(stopAt) {
 					return
 				}
+				req := reqs[to]
 				req.SetBodyRaw(l.bodies[b])
-				err := client.Do(req, resp)
+				err := clients[to].Do(req, resp)
+				if to++; to == len(addrs) {
+					to = 0
+				}
 				took := time.Since(sent)
 				if t.ok(err, resp) && !sent.Before(measureFrom) {
 					t.latency = append(t.latency, took)
@@ -150,17 +162,20 @@ func closedLoop(addr string, l load, workers int) *result {
 	return r
 }
 
-// openLoop starts a request to addr every 1/rate seconds, on a fixed
-// schedule that does not wait for answers, each on a connection of its own
-// when the previous ones are busy (up to maxConns, then waiting for one).
+// openLoop starts a request every 1/rate seconds, on a fixed schedule that
+// does not wait for answers, to addrs in turn (round robin, as a load
+// balancer would), each on a connection of its own when the previous ones to
+// that address are busy (up to maxConns per address, then waiting for one).
 // Latency runs from the request's scheduled start, not from when it was
 // sent, so that a target that stalls is charged for the requests queued
 // behind the stall (no coordinated omission). Requests scheduled in the
 // measured period count; the generator waits for all to end.
-func openLoop(addr string, l load, rate float64, maxConns int) *result {
-	client := newClient(addr, maxConns)
-	client.MaxConnWaitTimeout = 10 * time.Second
-	defer client.CloseIdleConnections()
+func openLoop(addrs []string, l load, rate float64, maxConns int) *result {
+	clients := newClients(addrs, maxConns)
+	for _, c := range clients {
+		c.MaxConnWaitTimeout = 10 * time.Second
+	}
+	defer closeClients(clients)
 
 	interval := time.Duration(float64(time.Second) / rate)
 	warm, total := int(l.warmup/interval), int((l.warmup+l.measure)/interval)
@@ -182,11 +197,12 @@ func openLoop(addr string, l load, rate float64, maxConns int) *result {
 		}
 		time.Sleep(time.Until(at))
 		wg.Go(func() {
-			req, resp := newPost(addr, l.path, l.bodies[i%len(l.bodies)]), fasthttp.AcquireResponse()
+			to := i % len(addrs)
+			req, resp := newPost(addrs[to], l.path, l.bodies[i%len(l.bodies)]), fasthttp.AcquireResponse()
 			defer fasthttp.ReleaseRequest(req)
 			defer fasthttp.ReleaseResponse(resp)
 			lag := time.Since(at)
-			err := client.Do(req, resp)
+			err := clients[to].Do(req, resp)
 			outcomes[i] = outcome{latency: time.Since(at), lag: lag, ok: tallies[i].ok(err, resp)}
 		})
 	}
@@ -285,6 +301,22 @@ func processCPU() time.Duration {
 		return 0
 	}
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// newClients returns a client of each address, each with up to maxConns
+// connections.
+func newClients(addrs []string, maxConns int) []*fasthttp.HostClient {
+	clients := make([]*fasthttp.HostClient, len(addrs))
+	for i, addr := range addrs {
+		clients[i] = newClient(addr, maxConns)
+	}
+	return clients
+}
+
+func closeClients(clients []*fasthttp.HostClient) {
+	for _, c := range clients {
+		c.CloseIdleConnections()
+	}
 }
 
 func newClient(addr string, maxConns int) *fasthttp.HostClient {

@@ -31,7 +31,7 @@ func TestOpenLoopCountsFromTheSchedule(t *testing.T) {
 	defer srv.Shutdown()
 
 	l := load{path: "/", bodies: [][]byte{[]byte("{}")}, measure: 300 * time.Millisecond}
-	r := openLoop(ln.Addr().String(), l, 1000, 512)
+	r := openLoop([]string{ln.Addr().String()}, l, 1000, 512)
 	if r.errors != 0 || r.requests != 300 {
 		t.Fatalf("%d answered, %d errors (first: %s), want 300 and 0", r.requests, r.errors, r.firstErr)
 	}

@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"fmt"
+	"math"
 	"os"
 	"runtime"
 	"slices"
@@ -27,9 +28,9 @@ type scenario struct {
 	load    load
 	phases  []*phase
 	close   func()
-	// afterRound, when not nil, runs after each round of each target,
-	// outside the measured period.
-	afterRound func(t *target) error
+	// beforeRound and afterRound, when not nil, run before and after each
+	// round of each target, outside the measured period.
+	beforeRound, afterRound func(t *target) error
 	// after, when not nil, runs once every phase is measured, before close.
 	// It may add notes; its error (a check that failed) fails the run but
 	// does not stop the report.
@@ -37,6 +38,17 @@ type scenario struct {
 	afterErr error
 	// notes follow the phases in the report.
 	notes []string
+	// sideName names the server whose CPU load.sideCPU reads, in the
+	// report's column (empty: Redis); sideNote, when not empty, says where
+	// that figure comes from.
+	sideName, sideNote string
+}
+
+func (sc *scenario) side() string {
+	if sc.sideName == "" {
+		return "Redis"
+	}
+	return sc.sideName
 }
 
 // target is a running server under test.
@@ -88,6 +100,11 @@ func (sc *scenario) measure(cfg options) error {
 					how = fmt.Sprintf("open loop at %.0f/s", p.rate)
 				}
 				fmt.Fprintf(os.Stderr, "%s round %d/%d: %s, %s, %s warm-up + %s ...", sc.name, round, cfg.rounds, t.name, how, cfg.warmup, cfg.duration)
+				if sc.beforeRound != nil {
+					if err := sc.beforeRound(t); err != nil {
+						return err
+					}
+				}
 				var profiling chan error
 				if cfg.cpuprofile != "" && round == 1 {
 					name := cfg.cpuprofile + "-" + sc.name
@@ -98,9 +115,9 @@ func (sc *scenario) measure(cfg options) error {
 				}
 				var r *result
 				if p.open() {
-					r = openLoop(t.srv.addr, sc.loadOf(t), p.rate, p.maxConns)
+					r = openLoop(t.srv.addrs(), sc.loadOf(t), p.rate, p.maxConns)
 				} else {
-					r = closedLoop(t.srv.addr, sc.loadOf(t), p.workers)
+					r = closedLoop(t.srv.addrs(), sc.loadOf(t), p.workers)
 				}
 				if profiling != nil {
 					if err := <-profiling; err != nil {
@@ -116,7 +133,7 @@ func (sc *scenario) measure(cfg options) error {
 				fmt.Fprintf(os.Stderr, " %.0f req/s, p50 %s, p99 %s, max %s, CPU %s/req", r.throughput(),
 					fmtLatency(r.percentile(0.5)), fmtLatency(r.percentile(0.99)), fmtLatency(r.percentile(1)), fmtLatency(r.cpuPerRequest()))
 				if r.sideCPU >= 0 {
-					fmt.Fprintf(os.Stderr, ", Redis CPU %s/req", fmtLatency(r.perRequest(r.sideCPU)))
+					fmt.Fprintf(os.Stderr, ", %s CPU %s/req", sc.side(), fmtLatency(r.perRequest(r.sideCPU)))
 				}
 				if p.open() {
 					fmt.Fprintf(os.Stderr, ", send lag p99 %s", fmtLatency(quantile(r.lag, 0.99)))
@@ -190,9 +207,12 @@ func (sc *scenario) markdown(cfg options) string {
 	for _, s := range sc.bullets {
 		fmt.Fprintf(&b, "- %s\n", s)
 	}
-	if side {
+	switch {
+	case side && sc.sideNote != "":
+		fmt.Fprintf(&b, "- Note: the load generator, the servers under test and %s share this machine's %d CPUs, so absolute figures understate dedicated servers; compare the ratio. %s\n", sc.side(), cpus, sc.sideNote)
+	case side:
 		fmt.Fprintf(&b, "- Note: the load generator, the server under test and Redis share this machine's %d CPUs, so absolute figures understate dedicated servers; compare the ratio. Redis's CPU (from its INFO) is its own column, not other load.\n", cpus)
-	} else {
+	default:
 		fmt.Fprintf(&b, "- Note: the load generator and the server under test share this machine's %d CPUs, so absolute figures understate a dedicated server; compare the ratio.\n", cpus)
 	}
 	if cfg.cpuprofile != "" {
@@ -230,7 +250,7 @@ func (sc *scenario) phaseMarkdown(b *strings.Builder, cfg options, p *phase, sid
 	}
 	cols = append(cols, "CPU/request")
 	if side {
-		cols = append(cols, "Redis CPU/request")
+		cols = append(cols, sc.side()+" CPU/request")
 	}
 	cols = append(cols, "other load", "errors")
 	b.WriteString("\n| " + strings.Join(cols, " | ") + " |\n|---|---|" + strings.Repeat("---:|", len(cols)-2) + "\n")
@@ -286,7 +306,7 @@ func (sc *scenario) phaseMarkdown(b *strings.Builder, cfg options, p *phase, sid
 		gwName, floorName, ratio, float64(gw.p50)/float64(floor.p50), float64(gw.p99)/float64(floor.p99),
 		float64(gw.cpu)/float64(floor.cpu), float64(gw.cpu-floor.cpu)/float64(time.Microsecond))
 	if side {
-		fmt.Fprintf(b, ", Redis CPU/request %.2f×", float64(gw.sideCPU)/float64(floor.sideCPU))
+		fmt.Fprintf(b, ", %s CPU/request %.2f×", sc.side(), float64(gw.sideCPU)/float64(floor.sideCPU))
 	}
 	b.WriteString(".")
 	if p.minRatio > 0 {
@@ -301,12 +321,24 @@ func (sc *scenario) phaseMarkdown(b *strings.Builder, cfg options, p *phase, sid
 	}
 	if p.maxCPURatio > 0 {
 		cpu := float64(gw.cpu) / float64(floor.cpu)
-		fmt.Fprintf(b, " Goal (%s CPU/request ≤ %g × %s's): **%s** (%.2f×).", gwName, p.maxCPURatio, floorName, verdict(cpu <= p.maxCPURatio), cpu)
+		lo, hi := roundRatios(p.runs[0], p.runs[1])
+		fmt.Fprintf(b, " Goal (%s CPU/request ≤ %g × %s's): **%s** (%.2f×; round by round %.2f–%.2f×).", gwName, p.maxCPURatio, floorName, verdict(cpu <= p.maxCPURatio), cpu, lo, hi)
 	}
 	if p.minRatio == 0 && p.maxP99 == 0 && p.maxCPURatio == 0 {
 		b.WriteString(" (For information; no goal.)")
 	}
 	b.WriteString("\n")
+}
+
+// roundRatios returns the smallest and the largest ratio of CPU/request of
+// target's round i to reference's round i (the rounds run next to each other).
+func roundRatios(reference, target []*result) (lo, hi float64) {
+	lo, hi = math.Inf(1), math.Inf(-1)
+	for i := range min(len(reference), len(target)) {
+		r := float64(target[i].cpuPerRequest()) / float64(reference[i].cpuPerRequest())
+		lo, hi = min(lo, r), max(hi, r)
+	}
+	return lo, hi
 }
 
 func verdict(met bool) string {
