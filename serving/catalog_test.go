@@ -1,6 +1,7 @@
 package serving_test
 
 import (
+	"errors"
 	"fmt"
 	"net/http"
 	"path/filepath"
@@ -128,8 +129,8 @@ func TestLoadErrorHidesPaths(t *testing.T) {
 	c := serving.NewCatalog(g.reg, func(path string) (*onnx.Session, error) {
 		return nil, fmt.Errorf("Load model from %s failed: protobuf parsing failed (next to %s)", path, filepath.Join(filepath.Dir(path), "other.onnx"))
 	}, nil, g.log)
-	if err := c.Sync(t.Context()); err != nil {
-		t.Fatal(err)
+	if err := c.Sync(t.Context()); !errors.Is(err, serving.ErrNotAllLoaded) {
+		t.Fatalf("Sync with a version that does not load: %v, want ErrNotAllLoaded", err)
 	}
 	defer c.Close()
 	_, err := c.Acquire("linear", "1")
@@ -138,5 +139,51 @@ func TestLoadErrorHidesPaths(t *testing.T) {
 	}
 	if !strings.Contains(err.Error(), "Load model from the model file failed") || !strings.Contains(err.Error(), "the data directory/other.onnx") {
 		t.Errorf("load error %q: want the paths named as the model file and the data directory", err)
+	}
+}
+
+// TestAliasWaitsForItsVersionToLoad: an alias moved to a version that does
+// not load here (its file not fetched yet, say) stays on the version it
+// named, which still serves; Sync says not all loaded, and once a later
+// Sync loads the version the alias moves.
+func TestAliasWaitsForItsVersionToLoad(t *testing.T) {
+	g := startGateway(t)
+	g.register("linear", modelzoo.Linear)
+	g.json(http.MethodPut, "/v1/models/linear/aliases/champion", map[string]int{"version": 1})
+	var failing atomic.Bool
+	c := serving.NewCatalog(g.reg, func(path string) (*onnx.Session, error) {
+		if failing.Load() {
+			return nil, errors.New("model file not fetched yet")
+		}
+		return onnx.LoadWarm(path, onnx.Options{})
+	}, nil, g.log)
+	defer c.Close()
+	if err := c.Sync(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	g.register("linear", modelzoo.Linear)
+	g.json(http.MethodPut, "/v1/models/linear/aliases/champion", map[string]int{"version": 2})
+	champion := func() int {
+		t.Helper()
+		l, err := c.Acquire("linear", "champion")
+		if err != nil {
+			t.Fatalf("champion: %v", err)
+		}
+		defer l.Release()
+		return l.Version.Version
+	}
+	failing.Store(true)
+	if err := c.Sync(t.Context()); !errors.Is(err, serving.ErrNotAllLoaded) {
+		t.Fatalf("Sync: %v, want ErrNotAllLoaded", err)
+	}
+	if v := champion(); v != 1 {
+		t.Errorf("champion serves version %d while version 2 does not load; want 1", v)
+	}
+	failing.Store(false)
+	if err := c.Sync(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if v := champion(); v != 2 {
+		t.Errorf("champion serves version %d once version 2 loaded; want 2", v)
 	}
 }
