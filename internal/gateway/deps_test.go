@@ -17,6 +17,7 @@ var storePackages = []string{
 	"featurestore/embedded",
 	"featurestore/postgres",
 	"featurestore/redis",
+	"internal/changes/postgres",
 	"registry/bolt",
 	"registry/localfs",
 	"registry/postgres",
