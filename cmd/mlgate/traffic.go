@@ -7,6 +7,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"net/url"
 	"slices"
@@ -24,6 +25,14 @@ import (
 type endpointView struct {
 	router.Endpoint
 	Stats router.StatsSnapshot `json:"stats"`
+	// Replicas are each replica's counts, in a fleet.
+	Replicas map[string]replicaCounts `json:"replicas"`
+}
+
+// replicaCounts are one replica's requests and errors of the revision.
+type replicaCounts struct {
+	Requests int64 `json:"requests"`
+	Errors   int64 `json:"errors"`
 }
 
 func traffic(args []string) error {
@@ -174,6 +183,14 @@ func writeEndpoint(out io.Writer, e endpointView) error {
 		line("srm", "p-value %.3g over %d requests: too few to judge (needs %d)", s.SRMPValue, s.Requests, router.SRMMinRequests)
 	default:
 		line("srm", "p-value %.3g over %d requests: ok", s.SRMPValue, s.Requests)
+	}
+	if len(e.Replicas) > 0 {
+		ids := slices.Sorted(maps.Keys(e.Replicas))
+		parts := make([]string, len(ids))
+		for i, id := range ids {
+			parts[i] = fmt.Sprintf("%s %d (%d errors)", id, e.Replicas[id].Requests, e.Replicas[id].Errors)
+		}
+		line("replicas", "%s", strings.Join(parts, ", "))
 	}
 	writeCanary(out, e.Canary, line)
 	return nil
