@@ -1,7 +1,6 @@
 package drift_test
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"log/slog"
@@ -16,6 +15,7 @@ import (
 	"github.com/mlgate/mlgate/drift"
 	"github.com/mlgate/mlgate/drift/drifttest"
 	"github.com/mlgate/mlgate/internal/clock"
+	"github.com/mlgate/mlgate/internal/testservers"
 )
 
 // specs is a drift.Store in memory.
@@ -69,20 +69,7 @@ type fleetRig struct {
 	store *specs
 	posts atomic.Int32
 	hook  *httptest.Server
-	logs  bytes.Buffer
-	logMu sync.Mutex
-}
-
-func (r *fleetRig) Write(p []byte) (int, error) {
-	r.logMu.Lock()
-	defer r.logMu.Unlock()
-	return r.logs.Write(p)
-}
-
-func (r *fleetRig) log() string {
-	r.logMu.Lock()
-	defer r.logMu.Unlock()
-	return r.logs.String()
+	logs  testservers.Log
 }
 
 func newFleetRig(t *testing.T) *fleetRig {
@@ -108,7 +95,7 @@ func (r *fleetRig) service(f drift.Fleet, name string, opts ...drift.ServiceOpti
 	var once sync.Once
 	closeN := func() { once.Do(func() { _ = n.Close(context.Background()) }) }
 	r.t.Cleanup(closeN)
-	log := slog.New(slog.NewTextHandler(r, nil))
+	log := slog.New(slog.NewTextHandler(&r.logs, nil))
 	s, err := drift.NewService(context.Background(), r.store, source, n, nil, log,
 		append([]drift.ServiceOption{drift.WithClock(r.clk), drift.WithFleet(f, name)}, opts...)...)
 	if err != nil {
@@ -146,8 +133,8 @@ func TestService_FleetLeaderWaitsForItsOwnCounts(t *testing.T) {
 	if got, _ := f.Reports(ctx, "m", 10); len(got) != 0 {
 		t.Fatalf("the leader judged a window without its own counts: %+v", got)
 	}
-	if n := strings.Count(r.log(), "publish windows failed"); n != 1 {
-		t.Errorf("the publishing failure logged %d times, want once:\n%s", n, r.log())
+	if n := strings.Count(r.logs.String(), "publish windows failed"); n != 1 {
+		t.Errorf("the publishing failure logged %d times, want once:\n%s", n, r.logs.String())
 	}
 	f.down.Store(false)
 	r.clk.Advance(time.Second)
@@ -160,8 +147,8 @@ func TestService_FleetLeaderWaitsForItsOwnCounts(t *testing.T) {
 	if n := r.posts.Load(); n != 1 {
 		t.Errorf("%d webhook calls, want 1", n)
 	}
-	if !strings.Contains(r.log(), "publish windows works again") {
-		t.Errorf("the end of the failure is not logged:\n%s", r.log())
+	if !strings.Contains(r.logs.String(), "publish windows works again") {
+		t.Errorf("the end of the failure is not logged:\n%s", r.logs.String())
 	}
 }
 

@@ -1,7 +1,6 @@
 package router
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -14,6 +13,7 @@ import (
 	"time"
 
 	"github.com/mlgate/mlgate/internal/clock"
+	"github.com/mlgate/mlgate/internal/testservers"
 )
 
 // memFleet is a Fleet in memory. While err is set, it fails every call.
@@ -96,25 +96,7 @@ type replicas struct {
 	clock    *clock.Fake
 	audit    *audited
 	promoted chan string
-	logs     syncBuffer
-}
-
-// syncBuffer is a log the services write while a test reads it.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
+	logs     testservers.Log
 }
 
 func newReplicas() *replicas {
