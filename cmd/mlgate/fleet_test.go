@@ -26,6 +26,7 @@ import (
 	"github.com/mlgate/mlgate/internal/gateway"
 	"github.com/mlgate/mlgate/internal/modelzoo"
 	"github.com/mlgate/mlgate/internal/testservers"
+	"github.com/mlgate/mlgate/router"
 	"github.com/mlgate/mlgate/serving/tables"
 )
 
@@ -368,14 +369,7 @@ func (f *fleet) weightOf(i int, endpoint, variant string) int {
 	if err != nil || status != 200 {
 		return -1
 	}
-	var e struct {
-		Policy struct {
-			Variants []struct {
-				Name   string `json:"name"`
-				Weight int    `json:"weight"`
-			} `json:"variants"`
-		} `json:"policy"`
-	}
+	var e router.Endpoint
 	json.Unmarshal(raw, &e)
 	for _, v := range e.Policy.Variants {
 		if v.Name == variant {
@@ -584,12 +578,7 @@ func (f *fleet) canary(i int, endpoint string) (state string, step int) {
 	if err != nil || status != 200 {
 		return "", -1
 	}
-	var e struct {
-		Canary *struct {
-			State string `json:"state"`
-			Step  int    `json:"step"`
-		} `json:"canary"`
-	}
+	var e router.Endpoint
 	json.Unmarshal(raw, &e)
 	if e.Canary == nil {
 		return "", -1
