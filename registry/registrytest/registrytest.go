@@ -1,7 +1,10 @@
-// Package registrytest holds the conformance suite that every
-// registry.MetaStore backend runs: today registry/bolt, and later a store
-// shared by several gateways. A backend's test calls TestMetaStore with a
-// function that opens a new, empty store:
+// Package registrytest holds the conformance suites of the registry's
+// backends, each run against a real server (the embedded and local ones
+// against real files): TestMetaStore for every registry.MetaStore
+// (registry/bolt and registry/postgres), and TestArtifactStore for every
+// registry.ArtifactStore (registry/localfs and registry/postgres). A
+// backend's test calls a suite with a function that opens a new, empty
+// store:
 //
 //	func TestStore(t *testing.T) {
 //		registrytest.TestMetaStore(t, func(t *testing.T) registry.MetaStore {
@@ -13,8 +16,8 @@
 //		})
 //	}
 //
-// The suite checks the contract documented on registry.MetaStore and nothing
-// more, so that it holds for any backend.
+// A suite checks the contract documented on its interface and nothing more,
+// so that it holds for any backend.
 package registrytest
 
 import (
