@@ -17,8 +17,8 @@ import (
 	"github.com/mlgate/mlgate/registry/registrytest"
 )
 
-// open returns a pool on the database dsn, migrated to the registry's
-// schema, closed when the test ends: a gateway's start-up.
+// TestMetaStore runs the MetaStore suite, each subtest on a database of its
+// own migrated to the registry's schema, as a gateway's start-up leaves it.
 func TestMetaStore(t *testing.T) {
 	registrytest.TestMetaStore(t, func(t *testing.T) registry.MetaStore {
 		return postgres.NewMetaStore(pgdbtest.Open(t, testservers.Postgres(t), postgres.Schema))
