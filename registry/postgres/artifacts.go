@@ -184,28 +184,55 @@ func dropUnreferenced(ctx context.Context, tx pgx.Tx, sum string) (bool, error) 
 
 // Path implements registry.ArtifactStore. A cached file is checked against
 // its sha256 each time (about a second per gigabyte), and fetched again
-// when it does not match.
+// when it does not match. The key is looked up again and its file read in
+// one snapshot, so that a replace or delete of the key meanwhile gives the
+// file as it was or not found, never a file cut short.
 func (s *ArtifactStore) Path(ctx context.Context, key string) (string, error) {
-	var art registry.Artifact
-	err := s.pool.QueryRow(ctx, `SELECT b.sha256, b.size FROM registry_artifacts a
-		JOIN registry_blobs b USING (sha256) WHERE a.key = $1`, key).Scan(&art.SHA256, &art.Size)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return "", registry.NotFound("artifact %s not found", key)
-	}
+	art, err := lookUp(ctx, s.pool, key)
 	if err != nil {
-		return "", fmt.Errorf("look up artifact %s: %w", key, err)
+		return "", err
 	}
 	path := s.cachePath(art.SHA256)
 	ok, err := holds(path, art)
 	if err != nil {
 		return "", fmt.Errorf("check cached artifact %s: %w", key, err)
 	}
-	if !ok {
-		if err := s.fetch(ctx, art, path); err != nil {
-			return "", fmt.Errorf("fetch artifact %s: %w", key, err)
+	if ok {
+		return path, nil
+	}
+	err = pgx.BeginTxFunc(ctx, s.pool, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly}, func(tx pgx.Tx) error {
+		if art, err = lookUp(ctx, tx, key); err != nil {
+			return err
 		}
+		path = s.cachePath(art.SHA256)
+		if err := s.fetch(ctx, tx, art, path); err != nil {
+			return fmt.Errorf("fetch artifact %s: %w", key, err)
+		}
+		return nil
+	})
+	if err != nil {
+		return "", err
 	}
 	return path, nil
+}
+
+// rowQuerier is a pool or a transaction.
+type rowQuerier interface {
+	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
+}
+
+// lookUp finds the file key points at.
+func lookUp(ctx context.Context, q rowQuerier, key string) (registry.Artifact, error) {
+	var art registry.Artifact
+	err := q.QueryRow(ctx, `SELECT b.sha256, b.size FROM registry_artifacts a
+		JOIN registry_blobs b USING (sha256) WHERE a.key = $1`, key).Scan(&art.SHA256, &art.Size)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return art, registry.NotFound("artifact %s not found", key)
+	}
+	if err != nil {
+		return art, fmt.Errorf("look up artifact %s: %w", key, err)
+	}
+	return art, nil
 }
 
 // holds reports whether the file at path is art; a missing file is not.
@@ -230,7 +257,7 @@ func holds(path string, art registry.Artifact) (bool, error) {
 
 // fetch writes the stored file art to path, through a temporary file renamed
 // into place once its sha256 matches.
-func (s *ArtifactStore) fetch(ctx context.Context, art registry.Artifact, path string) error {
+func (s *ArtifactStore) fetch(ctx context.Context, tx pgx.Tx, art registry.Artifact, path string) error {
 	tmp, err := os.CreateTemp(s.cache, tempPrefix+"*")
 	if err != nil {
 		return err
@@ -239,7 +266,7 @@ func (s *ArtifactStore) fetch(ctx context.Context, art registry.Artifact, path s
 		tmp.Close()
 		os.Remove(tmp.Name()) // fails once renamed into place
 	}()
-	rows, err := s.pool.Query(ctx, `SELECT data FROM registry_blob_chunks WHERE sha256 = $1 ORDER BY n`, art.SHA256)
+	rows, err := tx.Query(ctx, `SELECT data FROM registry_blob_chunks WHERE sha256 = $1 ORDER BY n`, art.SHA256)
 	if err != nil {
 		return err
 	}
