@@ -2,6 +2,8 @@ package gateway
 
 import (
 	"context"
+	"embed"
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -54,9 +56,16 @@ type controlPlane struct {
 // with: the one that runs the canary controller and judges drift.
 const leaderLock int64 = 0x6d6c67617465 // "mlgate"
 
+//go:embed migrations/*.sql
+var migrations embed.FS
+
+// settingsSchema holds what the replicas share that no store owns (the PII
+// key).
+var settingsSchema = pgdb.Schema{Owner: "gateway", FS: migrations, Dir: "migrations"}
+
 // fleetSchemas are the control plane's schemas, in the order they migrate:
 // the change log's triggers name the other tables.
-var fleetSchemas = []pgdb.Schema{registrypg.Schema, featurespg.Schema, routerpg.Schema, driftpg.Schema, changespg.Schema}
+var fleetSchemas = []pgdb.Schema{registrypg.Schema, featurespg.Schema, routerpg.Schema, driftpg.Schema, changespg.Schema, settingsSchema}
 
 // openControlPlane opens the configured control plane's stores; g closes
 // them.
@@ -135,6 +144,34 @@ func (g *Gateway) openPostgres(ctx context.Context, cfg config.Config, cp *contr
 	})
 	g.log.Info("control plane in PostgreSQL", "replica", cp.replica, "revision", cp.feed.Revision())
 	return nil
+}
+
+// sharedPIIKey returns the fleet's PII key, made by the first replica that
+// asks; ok is false outside a fleet.
+func (cp *controlPlane) sharedPIIKey(ctx context.Context) (key []byte, ok bool, err error) {
+	if cp.pool == nil {
+		return nil, false, nil
+	}
+	fresh, err := newPIIKey()
+	if err != nil {
+		return nil, true, err
+	}
+	// Two replicas starting at once: the one whose insert waited on the
+	// other's does not see that row in its own statement's snapshot, so it
+	// asks again.
+	for range 2 {
+		var value string
+		err = cp.pool.QueryRow(ctx, `WITH made AS (
+				INSERT INTO fleet_settings (name, value) VALUES ('pii_key', $1) ON CONFLICT (name) DO NOTHING RETURNING value)
+			SELECT value FROM made UNION ALL SELECT value FROM fleet_settings WHERE name = 'pii_key' LIMIT 1`, string(fresh)).Scan(&value)
+		if err == nil {
+			return []byte(value), true, nil
+		}
+		if !errors.Is(err, pgx.ErrNoRows) {
+			break
+		}
+	}
+	return nil, true, fmt.Errorf("the fleet's PII key: %w", err)
 }
 
 // isLeader reports whether this replica runs the fleet's periodic jobs:

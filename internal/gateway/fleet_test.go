@@ -3,11 +3,14 @@ package gateway
 import (
 	"context"
 	"crypto/rand"
+	"fmt"
 	"io"
 	"net/http"
 	"strings"
+	"sync"
 	"testing"
 
+	"github.com/mlgate/mlgate/internal/config"
 	"github.com/mlgate/mlgate/internal/testservers"
 )
 
@@ -58,5 +61,37 @@ func TestFleetRefusesEmbeddedViews(t *testing.T) {
 	defer g2.Shutdown(context.Background())
 	if v, err := g2.Features.View("shared"); err != nil || v.Store != "redis" {
 		t.Errorf("the second replica's view shared: %v, %v; want it on redis", v, err)
+	}
+}
+
+// TestFleetSharesThePIIKey: replicas without inference_tables.pii_key,
+// starting at once, hash PII with one key, made by the first and kept in the
+// control plane, so that one person's rows join across replicas.
+func TestFleetSharesThePIIKey(t *testing.T) {
+	dsn := testservers.Postgres(t)
+	keys := make([][]byte, 3)
+	errs := make([]error, 3)
+	var wg sync.WaitGroup
+	for i := range keys {
+		wg.Go(func() {
+			cfg := testConfig(t.TempDir())
+			cfg.ControlPlane = config.ControlPlane{Store: "postgres", Postgres: config.Postgres{DSN: dsn}, ReplicaID: fmt.Sprintf("r%d", i)}
+			cp := &controlPlane{}
+			g := &Gateway{log: quiet()}
+			defer g.closeAll()
+			if errs[i] = g.openPostgres(t.Context(), cfg, cp); errs[i] != nil {
+				return
+			}
+			keys[i], errs[i] = piiKey(t.Context(), cfg, cp)
+		})
+	}
+	wg.Wait()
+	for i := range keys {
+		if errs[i] != nil {
+			t.Fatalf("replica %d: %v", i, errs[i])
+		}
+		if len(keys[i]) != 64 || string(keys[i]) != string(keys[0]) {
+			t.Errorf("replica %d's PII key %q; want the 64 hex characters replica 0 has, %q", i, keys[i], keys[0])
+		}
 	}
 }

@@ -174,7 +174,7 @@ func Start(ctx context.Context, cfg config.Config, version string, log *slog.Log
 	deps := serving.Deps{Registry: reg, Catalog: catalog, Features: features, Auth: authn, Log: log, Metrics: metrics.Handler(), Router: rs, Limiter: limiter}
 	deps.Tracer, deps.Propagator = g.tracing.Tracer("serving"), g.tracing.Propagator()
 	if cfg.Tables.Enabled {
-		if deps.PIIKey, err = piiKey(cfg); err != nil {
+		if deps.PIIKey, err = piiKey(ctx, cfg, cp); err != nil {
 			return nil, err
 		}
 		t := cfg.Tables
@@ -304,11 +304,15 @@ func (g *Gateway) closeAll() error {
 	return errors.Join(errs...)
 }
 
-// piiKey is the configured key for hashing PII fields, or one generated once
-// and kept in the data directory.
-func piiKey(cfg config.Config) ([]byte, error) {
+// piiKey is the configured key for hashing PII fields, or else the fleet's
+// (kept in the control plane), or else one generated once and kept in the
+// data directory.
+func piiKey(ctx context.Context, cfg config.Config, cp *controlPlane) ([]byte, error) {
 	if cfg.Tables.PIIKey != "" {
 		return []byte(cfg.Tables.PIIKey), nil
+	}
+	if key, ok, err := cp.sharedPIIKey(ctx); ok {
+		return key, err
 	}
 	path := filepath.Join(cfg.DataDir, "pii.key")
 	if key, err := os.ReadFile(path); err == nil {
@@ -316,15 +320,23 @@ func piiKey(cfg config.Config) ([]byte, error) {
 	} else if !errors.Is(err, fs.ErrNotExist) {
 		return nil, fmt.Errorf("read the PII key: %w", err)
 	}
-	key := make([]byte, 32)
-	if _, err := rand.Read(key); err != nil {
+	key, err := newPIIKey()
+	if err != nil {
 		return nil, err
 	}
-	key = []byte(hex.EncodeToString(key))
 	if err := os.WriteFile(path, key, 0o600); err != nil {
 		return nil, fmt.Errorf("write the PII key: %w", err)
 	}
 	return key, nil
+}
+
+// newPIIKey makes a random key for hashing PII fields.
+func newPIIKey() ([]byte, error) {
+	key := make([]byte, 32)
+	if _, err := rand.Read(key); err != nil {
+		return nil, err
+	}
+	return []byte(hex.EncodeToString(key)), nil
 }
 
 // heaviestVariant names the model version an endpoint's drift monitors
