@@ -19,6 +19,12 @@ package main
 // replicas (outside the measured period) and shuts them down after it, so
 // that an idle fleet's periodic work is never charged to the other. After
 // the load, every request a fleet answered must be a row of its table.
+//
+// With -fleet-store embedded it is a control instead: the same two targets
+// with the embedded control plane, so that the three are independent
+// gateways in one process, each set up alike and with a table of its own.
+// What three-replicas costs more then is having three servers in one
+// process, not the fleet's coordination.
 
 import (
 	"context"
@@ -55,6 +61,7 @@ const (
 // table directory, started for each round and stopped after it.
 type fleet struct {
 	name    string
+	store   string // control_plane.store: postgres, or embedded for the control
 	dsn     string
 	redis   string // the online store's address (a fleet needs a shared one; the load reads no feature)
 	prefix  string // its key prefix
@@ -70,20 +77,36 @@ type fleet struct {
 	dropped, failed int64
 }
 
-func (f *fleet) tables() string { return filepath.Join(f.dir, "tables") }
+func (f *fleet) postgres() bool { return f.store == "postgres" }
+
+// tables returns the inference tables' directories: the fleet's shared
+// one, or (embedded) each replica's own.
+func (f *fleet) tables() []string {
+	if f.postgres() {
+		return []string{filepath.Join(f.dir, "tables")}
+	}
+	dirs := make([]string, len(f.ids))
+	for i, id := range f.ids {
+		dirs[i] = filepath.Join(f.dir, id, "inference")
+	}
+	return dirs
+}
 
 // start starts the replicas and returns a server whose addresses are
 // theirs, for the load generator.
 func (f *fleet) start() (*server, error) {
 	for _, id := range f.ids {
 		s, err := startGatewayIn(filepath.Join(f.dir, id), func(c *config.Config) {
+			c.Tables.Enabled = true
+			if !f.postgres() {
+				return
+			}
 			c.ControlPlane.Store = "postgres"
 			c.ControlPlane.Postgres.DSN = f.dsn
 			c.ControlPlane.ReplicaID = id
 			c.OnlineStore.Default = "redis"
 			c.OnlineStore.Redis.Addr, c.OnlineStore.Redis.KeyPrefix = f.redis, f.prefix
-			c.Tables.Enabled = true
-			c.Tables.Dir = f.tables()
+			c.Tables.Dir = f.tables()[0]
 		})
 		if err != nil {
 			return nil, errors.Join(fmt.Errorf("%s: start replica %s: %w", f.name, id, err), f.stop())
@@ -134,20 +157,26 @@ func (f *fleet) check(path string, body []byte) error {
 }
 
 // setUp registers the model, creates the endpoint and the monitor through
-// the first replica, waits until every replica serves the endpoint and runs
-// the monitor, and sends every endpoint body once, round robin. It returns
-// the endpoint's bodies and how the units split between the variants.
+// the first replica (embedded: through each), waits until every replica
+// serves the endpoint and runs the monitor, and sends every endpoint body
+// once, round robin. It returns the endpoint's bodies and how the units
+// split between the variants.
 func (f *fleet) setUp(metadata string) ([][]byte, string, error) {
-	first := "http://" + f.running[0].addr
-	err := register(f.running[0].addr, modelName, modelzoo.Path(modelzoo.Linear), metadata)
-	if err == nil {
-		err = call(http.MethodPut, first+"/v1/endpoints/"+endpointName, "application/json", strings.NewReader(endpointPolicy))
+	through := f.running[:1]
+	if !f.postgres() {
+		through = f.running
 	}
-	if err == nil {
-		err = call(http.MethodPut, first+"/v1/monitors/"+fleetMonitor, "application/json", strings.NewReader(fleetMonitorSpec))
-	}
-	if err != nil {
-		return nil, "", fmt.Errorf("%s: set up through the API: %w", f.name, err)
+	for _, s := range through {
+		err := register(s.addr, modelName, modelzoo.Path(modelzoo.Linear), metadata)
+		if err == nil {
+			err = call(http.MethodPut, "http://"+s.addr+"/v1/endpoints/"+endpointName, "application/json", strings.NewReader(endpointPolicy))
+		}
+		if err == nil {
+			err = call(http.MethodPut, "http://"+s.addr+"/v1/monitors/"+fleetMonitor, "application/json", strings.NewReader(fleetMonitorSpec))
+		}
+		if err != nil {
+			return nil, "", fmt.Errorf("%s: set up through the API: %w", f.name, err)
+		}
 	}
 	bodies := make([][]byte, endpointUnits)
 	for i := range bodies {
@@ -230,16 +259,19 @@ func baselineMetadata() (string, error) {
 
 func startFleet(cfg options) (*scenario, error) {
 	ctx := context.Background()
-	admin, err := postgresAdmin(ctx)
-	if err != nil {
-		return nil, err
-	}
-	redis, err := redisAddr()
-	if err != nil {
-		if !inCI() {
-			err = fmt.Errorf("%w: %w", errSkip, err)
+	fleetMode := cfg.fleetStore == "postgres"
+	var admin, redis string
+	var err error
+	if fleetMode {
+		if admin, err = postgresAdmin(ctx); err != nil {
+			return nil, err
 		}
-		return nil, err
+		if redis, err = redisAddr(); err != nil {
+			if !inCI() {
+				err = fmt.Errorf("%w: %w", errSkip, err)
+			}
+			return nil, err
+		}
 	}
 	prefix := "mlgate-bench-fleet-" + strconv.FormatInt(time.Now().UnixNano(), 36)
 	metadata, err := baselineMetadata()
@@ -250,8 +282,8 @@ func startFleet(cfg options) (*scenario, error) {
 	if err != nil {
 		return nil, err
 	}
-	one := &fleet{name: "one-replica", dir: filepath.Join(dir, "one"), ids: []string{"one-r1"}, redis: redis, prefix: prefix + "-one"}
-	three := &fleet{name: "three-replicas", dir: filepath.Join(dir, "three"), ids: []string{"three-r1", "three-r2", "three-r3"}, redis: redis, prefix: prefix + "-three"}
+	one := &fleet{name: "one-replica", store: cfg.fleetStore, dir: filepath.Join(dir, "one"), ids: []string{"one-r1"}, redis: redis, prefix: prefix + "-one"}
+	three := &fleet{name: "three-replicas", store: cfg.fleetStore, dir: filepath.Join(dir, "three"), ids: []string{"three-r1", "three-r2", "three-r3"}, redis: redis, prefix: prefix + "-three"}
 	fleets := []*fleet{one, three}
 	closeAll := func() {
 		for _, f := range fleets {
@@ -269,9 +301,11 @@ func startFleet(cfg options) (*scenario, error) {
 	var bodies [][]byte
 	var splits []string
 	for _, f := range fleets {
-		if f.dsn, f.drop, err = createDatabase(ctx, admin, "bench_fleet"); err != nil {
-			closeAll()
-			return nil, err
+		if fleetMode {
+			if f.dsn, f.drop, err = createDatabase(ctx, admin, "bench_fleet"); err != nil {
+				closeAll()
+				return nil, err
+			}
 		}
 		if _, err = f.start(); err != nil {
 			closeAll()
@@ -288,20 +322,31 @@ func startFleet(cfg options) (*scenario, error) {
 		}
 		splits = append(splits, f.name+": "+split)
 	}
-	pgCPU, err := postgresCPU(ctx, admin)
-	if err != nil {
-		closeAll()
-		return nil, fmt.Errorf("find the PostgreSQL server's processes: %w", err)
+	var pgCPU func() time.Duration
+	if fleetMode {
+		if pgCPU, err = postgresCPU(ctx, admin); err != nil {
+			closeAll()
+			return nil, fmt.Errorf("find the PostgreSQL server's processes: %w", err)
+		}
 	}
 	d := config.Defaults().Tables
+	tablesOn := fmt.Sprintf("the tables on with the default settings (flush_interval %s, queue_size %d, spill %t)", time.Duration(d.FlushInterval), d.QueueSize, d.Spill)
+	heading := fmt.Sprintf("fleet: three replicas against one, %d workers and %.0f requests/s", cfg.concurrency, cfg.fleetRate)
+	targets := "Targets: two fleets of mlgate replicas in this process (`gateway.Start` each, as `mlgate serve` wires it), each replica with `control_plane.store: postgres`, its own `control_plane.replica_id`, data directory and listen address; **one-replica** has one replica, **three-replicas** three. " +
+		"Each fleet has a database of the run's own (`CREATE DATABASE bench_fleet_<random>` on TEST_POSTGRES_DSN's server " + redactDSN(admin) + ", dropped at the end) and one `inference_tables.dir` that its replicas share, and `online_store.default: redis` (TEST_REDIS_ADDR " + redis + ", a key prefix of each fleet's own: a fleet needs a shared online store; these requests read no feature); " + tablesOn
+	through := "each fleet's first replica"
+	if !fleetMode {
+		heading = fmt.Sprintf("fleet control (-fleet-store embedded): three independent gateways against one, %d workers and %.0f requests/s", cfg.concurrency, cfg.fleetRate)
+		targets = "Targets (a control, not a fleet): the same two targets with the embedded control plane (`control_plane.store: embedded`, the default): **one-replica** is one gateway, **three-replicas** three independent gateways in this process, each with its own data directory, listen address and inference table; " + tablesOn +
+			". What three-replicas costs more here is three servers in one process, not the fleet's coordination"
+		through = "each gateway"
+	}
 	sc := &scenario{
 		name:    "fleet",
-		heading: fmt.Sprintf("fleet: three replicas against one, %d workers and %.0f requests/s", cfg.concurrency, cfg.fleetRate),
+		heading: heading,
 		bullets: []string{
-			"Targets: two fleets of mlgate replicas in this process (`gateway.Start` each, as `mlgate serve` wires it), each replica with `control_plane.store: postgres`, its own `control_plane.replica_id`, data directory and listen address; **one-replica** has one replica, **three-replicas** three. " +
-				"Each fleet has a database of the run's own (`CREATE DATABASE bench_fleet_<random>` on TEST_POSTGRES_DSN's server " + redactDSN(admin) + ", dropped at the end) and one `inference_tables.dir` that its replicas share, and `online_store.default: redis` (TEST_REDIS_ADDR " + redis + ", a key prefix of each fleet's own: a fleet needs a shared online store; these requests read no feature); the tables on with the default settings " +
-				fmt.Sprintf("(flush_interval %s, queue_size %d, spill %t)", time.Duration(d.FlushInterval), d.QueueSize, d.Spill),
-			"Set up alike through the API of each fleet's first replica: `linear.onnx` registered as model `linear` with a drift baseline of its 4 inputs (standard normal), endpoint `PUT /v1/endpoints/" + endpointName + "` `" + endpointPolicy + "`, drift monitor `PUT /v1/monitors/" + fleetMonitor + "` `" + fleetMonitorSpec + "` (the requests' inputs drift from the baseline: the leader judges each window, one alert, then the 1h cooldown)",
+			targets,
+			"Set up alike through the API of " + through + ": `linear.onnx` registered as model `linear` with a drift baseline of its 4 inputs (standard normal), endpoint `PUT /v1/endpoints/" + endpointName + "` `" + endpointPolicy + "`, drift monitor `PUT /v1/monitors/" + fleetMonitor + "` `" + fleetMonitorSpec + "` (the requests' inputs drift from the baseline: the monitor judges each window, one alert, then the 1h cooldown; in a fleet, the leader judges the replicas' merged windows)",
 			"Requests: `POST " + endpointPath + "` with `{\"unit\": \"u<i>\", " + rawInputs + "}`, the units u0…u9999 in turn; three-replicas gets them round robin over its replicas (each closed-loop worker, and the open loop, send to the replicas in turn, keeping connections to each), so both fleets serve the same total load",
 			"Checked before the load: every replica answered `{\"y\": [[4, 10]]}` from linear version 1 and listed the monitor running; every unit answered once (round robin), " + strings.Join(splits, "; "),
 			"Each round starts its fleet's replicas before the warm-up and shuts them down after the measured period (both outside it), so only the round's fleet runs while it is measured; the other's periodic work (figures, windows, change feed, election) is not charged to it",
@@ -356,19 +401,22 @@ func startFleet(cfg options) (*scenario, error) {
 // unless every answered request is one row and no writer dropped or failed
 // a row.
 func checkFleetRows(sc *scenario, f *fleet, answered int) error {
-	files, err := tables.List(f.tables())
-	if err != nil {
-		return fmt.Errorf("fleet: list %s's inference table: %w", f.name, err)
-	}
 	var rows int64
 	replicas := map[string]bool{}
-	for _, file := range files {
-		if file.Table == tables.TableInference {
-			rows += file.Rows
-			replicas[file.Replica] = true
+	for _, dir := range f.tables() {
+		files, err := tables.List(dir)
+		if err != nil {
+			return fmt.Errorf("fleet: list %s's inference table: %w", f.name, err)
+		}
+		for _, file := range files {
+			if file.Table == tables.TableInference {
+				rows += file.Rows
+				// Embedded, each gateway's files are in a directory of its own.
+				replicas[dir+"/"+file.Replica] = true
+			}
 		}
 	}
-	sc.notes = append(sc.notes, fmt.Sprintf("%s: `tables.List` counts **%d rows** in the shared table directory, in files of %d replica(s); requests answered %d (every 200, checks and warm-ups included): **%d / %d = %.4f**; the writers dropped %d and failed %d.",
+	sc.notes = append(sc.notes, fmt.Sprintf("%s: `tables.List` counts **%d rows** in its table directories, in files of %d replica(s); requests answered %d (every 200, checks and warm-ups included): **%d / %d = %.4f**; the writers dropped %d and failed %d.",
 		f.name, rows, len(replicas), answered, rows, answered, float64(rows)/float64(answered), f.dropped, f.failed))
 	var errs []error
 	if rows != int64(answered) {

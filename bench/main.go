@@ -27,6 +27,8 @@
 //     (the reference), in a closed loop and in an open loop at a fixed rate
 //     (-fleet-rate); goal: three replicas' CPU/request ≤ 1.05 × one's.
 //     Without a PostgreSQL it is skipped, unless CI is set (then it fails).
+//     -fleet-store embedded makes it a control: the same targets as
+//     independent gateways with the embedded control plane.
 //
 // For each but endpoint-predict (one mlgate, two routes) and logging (two
 // mlgates) it starts two servers on loopback in this process:
@@ -86,6 +88,7 @@ type options struct {
 	rows             int
 	rate             float64
 	fleetRate        float64
+	fleetStore       string
 	users            int
 	rounds           int
 	out              string
@@ -122,6 +125,7 @@ func main() {
 	flag.IntVar(&cfg.rows, "rows", 1, "v2: `rows` of 4 features per request")
 	flag.Float64Var(&cfg.rate, "rate", 300, "predict-100x50: open-loop `rate` in requests/s")
 	flag.Float64Var(&cfg.fleetRate, "fleet-rate", 2000, "fleet: open-loop `rate` in requests/s, in all (spread over the replicas)")
+	flag.StringVar(&cfg.fleetStore, "fleet-store", "postgres", "fleet: the replicas' control_plane.`store`: postgres (a fleet), or embedded (a control: independent gateways)")
 	flag.IntVar(&cfg.users, "users", 10000, "predict scenarios: `entities` written to each feature view, and requested in turn")
 	flag.IntVar(&cfg.rounds, "rounds", 2, "`rounds` per target, interleaved floor, mlgate, floor, mlgate...")
 	flag.StringVar(&cfg.out, "out", "", "also append the markdown report to `file` (e.g. bench/RESULTS.md)")
@@ -140,6 +144,10 @@ func main() {
 	}
 	if cfg.duration <= 0 || cfg.warmup < 0 || cfg.concurrency < 1 || cfg.rows < 1 || cfg.rounds < 1 || cfg.rate <= 0 || cfg.fleetRate <= 0 || cfg.users < 100 {
 		fmt.Fprintln(os.Stderr, "bench: -duration, -concurrency, -rows, -rate, -fleet-rate and -rounds must be positive, -warmup not negative, -users at least 100")
+		os.Exit(2)
+	}
+	if cfg.fleetStore != "postgres" && cfg.fleetStore != "embedded" {
+		fmt.Fprintln(os.Stderr, "bench: -fleet-store: want postgres or embedded")
 		os.Exit(2)
 	}
 	if err := run(cfg); err != nil {
