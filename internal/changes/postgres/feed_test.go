@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -80,8 +81,13 @@ func open(t *testing.T, dsn string) *pgxpool.Pool {
 
 func start(t *testing.T, pool *pgxpool.Pool) *replica {
 	t.Helper()
+	return startLogging(t, pool, io.Discard)
+}
+
+func startLogging(t *testing.T, pool *pgxpool.Pool, log io.Writer) *replica {
+	t.Helper()
 	r := &replica{fail: map[string]bool{}}
-	f, err := changespg.New(context.Background(), pool, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	f, err := changespg.New(context.Background(), pool, slog.New(slog.NewTextHandler(log, nil)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -220,5 +226,20 @@ func TestStartsAtTheLogsEnd(t *testing.T) {
 	waitFor(t, "endpoint new", r)
 	if n := r.count("endpoint old"); n != 0 {
 		t.Errorf("a change from before the start applied %d times", n)
+	}
+}
+
+// TestIdleFeedKeepsItsConnection: a feed that waits through several polls
+// without a change keeps its connection (a poll's timeout is not a lost
+// connection) and applies the next change.
+func TestIdleFeedKeepsItsConnection(t *testing.T) {
+	pool := open(t, testservers.Postgres(t))
+	var log testservers.Log
+	r := startLogging(t, pool, &log)
+	time.Sleep(3*changespg.PollInterval + 100*time.Millisecond)
+	exec(t, pool, `INSERT INTO drift_monitors (name, spec) VALUES ('late', '{}')`)
+	waitFor(t, "monitor late", r)
+	if strings.Contains(log.String(), "disconnected") {
+		t.Errorf("an idle feed reconnected:\n%s", log.String())
 	}
 }
