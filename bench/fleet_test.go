@@ -1,6 +1,7 @@
 package main
 
 import (
+	"math"
 	"net"
 	"os"
 	"path/filepath"
@@ -110,11 +111,28 @@ func TestProcessTreeCPU(t *testing.T) {
 }
 
 func TestRoundRatios(t *testing.T) {
-	run := func(cpu time.Duration) *result { return &result{requests: 1000, cpu: 1000 * cpu} }
-	reference := []*result{run(40 * time.Microsecond), run(50 * time.Microsecond), run(40 * time.Microsecond)}
-	target := []*result{run(42 * time.Microsecond), run(45 * time.Microsecond), run(44 * time.Microsecond)}
-	lo, hi := roundRatios(reference, target)
-	if lo != 0.9 || hi != 1.1 {
-		t.Errorf("roundRatios = %v, %v; want 0.9, 1.1", lo, hi)
+	runs := func(cpus ...time.Duration) []*result {
+		var rs []*result
+		for _, cpu := range cpus {
+			rs = append(rs, &result{requests: 1000, cpu: 1000 * cpu * time.Microsecond})
+		}
+		return rs
+	}
+	tests := []struct {
+		name              string
+		reference, target []*result
+		lo, median, hi    float64
+	}{
+		{"odd", runs(40, 50, 40), runs(42, 45, 44), 0.9, 1.05, 1.1},
+		{"even", runs(40, 50, 40, 10), runs(42, 45, 44, 20), 0.9, 1.075, 2},
+		{"one", runs(40), runs(42), 1.05, 1.05, 1.05},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			lo, median, hi := roundRatios(tt.reference, tt.target)
+			if math.Abs(lo-tt.lo) > 1e-9 || math.Abs(median-tt.median) > 1e-9 || math.Abs(hi-tt.hi) > 1e-9 {
+				t.Errorf("roundRatios = %v, %v, %v; want %v, %v, %v", lo, median, hi, tt.lo, tt.median, tt.hi)
+			}
+		})
 	}
 }

@@ -321,8 +321,8 @@ func (sc *scenario) phaseMarkdown(b *strings.Builder, cfg options, p *phase, sid
 	}
 	if p.maxCPURatio > 0 {
 		cpu := float64(gw.cpu) / float64(floor.cpu)
-		lo, hi := roundRatios(p.runs[0], p.runs[1])
-		fmt.Fprintf(b, " Goal (%s CPU/request ≤ %g × %s's): **%s** (%.2f×; round by round %.2f–%.2f×).", gwName, p.maxCPURatio, floorName, verdict(cpu <= p.maxCPURatio), cpu, lo, hi)
+		lo, median, hi := roundRatios(p.runs[0], p.runs[1])
+		fmt.Fprintf(b, " Goal (%s CPU/request ≤ %g × %s's): **%s** (%.2f×; round by round %.2f–%.2f×, median %.2f×).", gwName, p.maxCPURatio, floorName, verdict(cpu <= p.maxCPURatio), cpu, lo, hi, median)
 	}
 	if p.minRatio == 0 && p.maxP99 == 0 && p.maxCPURatio == 0 {
 		b.WriteString(" (For information; no goal.)")
@@ -330,15 +330,24 @@ func (sc *scenario) phaseMarkdown(b *strings.Builder, cfg options, p *phase, sid
 	b.WriteString("\n")
 }
 
-// roundRatios returns the smallest and the largest ratio of CPU/request of
-// target's round i to reference's round i (the rounds run next to each other).
-func roundRatios(reference, target []*result) (lo, hi float64) {
-	lo, hi = math.Inf(1), math.Inf(-1)
+// roundRatios returns the smallest, the median and the largest ratio of
+// CPU/request of target's round i to reference's round i (the rounds run
+// next to each other).
+func roundRatios(reference, target []*result) (lo, median, hi float64) {
+	var ratios []float64
 	for i := range min(len(reference), len(target)) {
-		r := float64(target[i].cpuPerRequest()) / float64(reference[i].cpuPerRequest())
-		lo, hi = min(lo, r), max(hi, r)
+		ratios = append(ratios, float64(target[i].cpuPerRequest())/float64(reference[i].cpuPerRequest()))
 	}
-	return lo, hi
+	if len(ratios) == 0 {
+		return math.NaN(), math.NaN(), math.NaN()
+	}
+	slices.Sort(ratios)
+	n := len(ratios)
+	median = ratios[n/2]
+	if n%2 == 0 {
+		median = (ratios[n/2-1] + ratios[n/2]) / 2
+	}
+	return ratios[0], median, ratios[n-1]
 }
 
 func verdict(met bool) string {
