@@ -5,6 +5,7 @@ import (
 	"errors"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/gofiber/fiber/v2"
 
@@ -129,6 +130,9 @@ type endpointView struct {
 	router.Endpoint
 	Stats    router.StatsSnapshot     `json:"stats"`
 	Replicas map[string]replicaCounts `json:"replicas,omitempty"`
+	// Partial says why Stats are this replica's alone, when the fleet's
+	// cannot be read.
+	Partial string `json:"partial,omitempty"`
 }
 
 // replicaCounts are one replica's counts of an endpoint's revision.
@@ -137,8 +141,23 @@ type replicaCounts struct {
 	Errors   int64 `json:"errors"`
 }
 
+// fleetFiguresTimeout bounds the read of the other replicas' figures for a
+// view; past it, the view shows this replica's.
+const fleetFiguresTimeout = time.Second
+
 func view(ctx context.Context, rs *router.Service, name string) (endpointView, error) {
-	f, err := rs.Figures(ctx, name)
+	fctx, cancel := context.WithTimeout(ctx, fleetFiguresTimeout)
+	defer cancel()
+	f, err := rs.Figures(fctx, name)
+	if errors.Is(err, router.ErrUnavailable) {
+		// The control plane is away: what this replica counted still helps
+		// whoever is looking into it, said to be partial.
+		e, r, gerr := rs.Get(name)
+		if gerr != nil {
+			return endpointView{}, gerr
+		}
+		return endpointView{Endpoint: e, Stats: r.Stats().Snapshot(), Partial: "this replica's figures only: " + err.Error()}, nil
+	}
 	if err != nil {
 		return endpointView{}, err
 	}

@@ -404,6 +404,10 @@ func TestFleetSurvivesPostgresRestart(t *testing.T) {
 	if status/100 != 5 {
 		t.Errorf("a change while PostgreSQL is down: %d %s; want a 5xx", status, raw)
 	}
+	// The endpoint's figures: this replica's, said to be partial.
+	if status, raw, _ := f.call(0, http.MethodGet, "/v1/endpoints/split", "", nil); status != 200 || !strings.Contains(string(raw), `"partial":"this replica's figures only`) {
+		t.Errorf("the endpoint while PostgreSQL is down: %d %.300s; want 200 with this replica's figures, marked partial", status, raw)
+	}
 	pg.Start()
 
 	for n, i := range []int{0, 1, 2, 0, 1} {
