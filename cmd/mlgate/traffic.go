@@ -27,6 +27,9 @@ type endpointView struct {
 	Stats router.StatsSnapshot `json:"stats"`
 	// Replicas are each replica's counts, in a fleet.
 	Replicas map[string]replicaCounts `json:"replicas"`
+	// Partial says why the stats are one replica's, when the fleet's could
+	// not be read.
+	Partial string `json:"partial"`
 }
 
 // replicaCounts are one replica's requests and errors of the revision.
@@ -183,6 +186,9 @@ func writeEndpoint(out io.Writer, e endpointView) error {
 		line("srm", "p-value %.3g over %d requests: too few to judge (needs %d)", s.SRMPValue, s.Requests, router.SRMMinRequests)
 	default:
 		line("srm", "p-value %.3g over %d requests: ok", s.SRMPValue, s.Requests)
+	}
+	if e.Partial != "" {
+		line("partial", "%s", e.Partial)
 	}
 	if len(e.Replicas) > 0 {
 		ids := slices.Sorted(maps.Keys(e.Replicas))

@@ -328,6 +328,7 @@ func TestTrafficShowFormat(t *testing.T) {
 			Requests: 1500, SRMPValue: 1,
 		},
 		Replicas: map[string]replicaCounts{"r2": {Requests: 500, Errors: 1}, "r1": {Requests: 1000, Errors: 2}},
+		Partial:  "this replica's figures only: control plane away",
 	}
 	var buf bytes.Buffer
 	if err := writeEndpoint(&buf, e); err != nil {
@@ -342,6 +343,7 @@ func TestTrafficShowFormat(t *testing.T) {
 		"shadow    churn/9 at 10% of requests; agreement 98.0% (98 of 100), mean abs diff 0.0125 (100 compared), dropped 1, failed 0",
 		"srm       p-value 1 over 1500 requests: ok",
 		"replicas  r1 1000 (2 errors), r2 500 (1 errors)",
+		"partial   this replica's figures only: control plane away",
 		"canary    churn/8 rolled back, step 2 of 3 at 25%, interval 30s, step started 2026-05-01T10:00:00Z",
 		"reason error rate 0.05 > max_error_rate 0.01",
 		"figures canary_error_rate=0.05 canary_requests=200",
