@@ -30,8 +30,9 @@
 //     -fleet-store embedded makes it a control: the same targets as
 //     independent gateways with the embedded control plane.
 //
-// For each but endpoint-predict (one mlgate, two routes) and logging (two
-// mlgates) it starts two servers on loopback in this process:
+// For each but endpoint-predict (one mlgate, two routes), logging (two
+// mlgates) and fleet (two fleets) it starts two servers on loopback in this
+// process:
 //
 //   - mlgate, wired as `mlgate serve` wires it (bbolt registry, local artifact
 //     store, catalog of warmed sessions, open authentication; for the predict
