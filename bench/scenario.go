@@ -306,7 +306,11 @@ func (sc *scenario) phaseMarkdown(b *strings.Builder, cfg options, p *phase, sid
 		gwName, floorName, ratio, float64(gw.p50)/float64(floor.p50), float64(gw.p99)/float64(floor.p99),
 		float64(gw.cpu)/float64(floor.cpu), float64(gw.cpu-floor.cpu)/float64(time.Microsecond))
 	if side {
-		fmt.Fprintf(b, ", %s CPU/request %.2f×", sc.side(), float64(gw.sideCPU)/float64(floor.sideCPU))
+		if floor.sideCPU > 0 {
+			fmt.Fprintf(b, ", %s CPU/request %.2f×", sc.side(), float64(gw.sideCPU)/float64(floor.sideCPU))
+		} else {
+			fmt.Fprintf(b, ", %s CPU/request n/a (none counted for %s)", sc.side(), floorName)
+		}
 	}
 	b.WriteString(".")
 	if p.minRatio > 0 {
