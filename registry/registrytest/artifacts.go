@@ -193,27 +193,36 @@ func testTooLargeStoresNothing(t *testing.T, s registry.ArtifactStore) {
 		{"zero limit", []byte("x"), 0},
 	}
 	for i, tt := range tests {
-		for _, existing := range []bool{false, true} {
-			name := tt.name + ", new key"
-			if existing {
-				name = tt.name + ", key in use"
+		refusedPut(t, s, tt.name, fmt.Sprintf("m/large-%d", i), func(t *testing.T, key string) {
+			art, err := s.Put(context.Background(), key, bytes.NewReader(tt.data), tt.limit)
+			if !errors.Is(err, registry.ErrTooLarge) {
+				t.Errorf("Put of %d bytes with a limit of %d = %+v, %v; want an error matching ErrTooLarge", len(tt.data), tt.limit, art, err)
 			}
-			t.Run(name, func(t *testing.T) {
-				key := fmt.Sprintf("m/large-%d-%t.onnx", i, existing)
-				if existing {
-					mustPut(t, s, key, previous)
-				}
-				art, err := s.Put(context.Background(), key, bytes.NewReader(tt.data), tt.limit)
-				if !errors.Is(err, registry.ErrTooLarge) {
-					t.Errorf("Put of %d bytes with a limit of %d = %+v, %v; want an error matching ErrTooLarge", len(tt.data), tt.limit, art, err)
-				}
-				if existing {
-					checkHolds(t, s, key, previous)
-				} else {
-					checkAbsent(t, s, key)
-				}
-			})
+		})
+	}
+}
+
+// refusedPut runs put, a Put that must be refused, as two subtests: on a new
+// key, which must stay absent, and on a key holding previous, which must
+// keep it.
+func refusedPut(t *testing.T, s registry.ArtifactStore, name, keyPrefix string, put func(t *testing.T, key string)) {
+	for _, existing := range []bool{false, true} {
+		sub := name + ", new key"
+		if existing {
+			sub = name + ", key in use"
 		}
+		t.Run(sub, func(t *testing.T) {
+			key := fmt.Sprintf("%s-%t.onnx", keyPrefix, existing)
+			if existing {
+				mustPut(t, s, key, previous)
+			}
+			put(t, key)
+			if existing {
+				checkHolds(t, s, key, previous)
+			} else {
+				checkAbsent(t, s, key)
+			}
+		})
 	}
 }
 
@@ -239,27 +248,12 @@ func testFailedPutStoresNothing(t *testing.T, s registry.ArtifactStore) {
 		{"cancelled context", cancelled, func() io.Reader { return strings.NewReader("fine") }, context.Canceled},
 	}
 	for i, tt := range tests {
-		for _, existing := range []bool{false, true} {
-			name := tt.name + ", new key"
-			if existing {
-				name = tt.name + ", key in use"
+		refusedPut(t, s, tt.name, fmt.Sprintf("m/failed-%d", i), func(t *testing.T, key string) {
+			art, err := s.Put(tt.ctx, key, tt.r(), 8<<20)
+			if !errors.Is(err, tt.want) {
+				t.Errorf("Put = %+v, %v; want an error matching %v", art, err, tt.want)
 			}
-			t.Run(name, func(t *testing.T) {
-				key := fmt.Sprintf("m/failed-%d-%t.onnx", i, existing)
-				if existing {
-					mustPut(t, s, key, previous)
-				}
-				art, err := s.Put(tt.ctx, key, tt.r(), 8<<20)
-				if !errors.Is(err, tt.want) {
-					t.Errorf("Put = %+v, %v; want an error matching %v", art, err, tt.want)
-				}
-				if existing {
-					checkHolds(t, s, key, previous)
-				} else {
-					checkAbsent(t, s, key)
-				}
-			})
-		}
+		})
 	}
 }
 
