@@ -83,6 +83,7 @@ type session struct {
 	// inputIndex maps an input name to its position in Session.Inputs().
 	inputIndex map[string]int
 	refs       atomic.Int64
+	stats      versionStats
 }
 
 // NewCatalog returns an empty catalog; call Sync to fill it. Sync compiles
@@ -281,6 +282,38 @@ func (c *Catalog) Versions(model string) ([]int, error) {
 		return nil, registry.NotFound("model %q not found", model)
 	}
 	return sm.numbers, nil
+}
+
+// CatalogEntry is a version as the catalog holds it: loaded, or failed to
+// load and why.
+type CatalogEntry struct {
+	Model   string
+	Version int
+	Loaded  *Loaded // nil when it failed; not acquired, so only its stats and description may be read
+	Err     error
+}
+
+// Entries returns every version of model (every model when empty), loaded
+// or not, by model name and version number.
+func (c *Catalog) Entries(model string) ([]CatalogEntry, error) {
+	snap := c.snap.Load()
+	names := slices.Sorted(maps.Keys(snap.models))
+	if model != "" {
+		if _, ok := snap.models[model]; !ok {
+			return nil, registry.NotFound("model %q not found", model)
+		}
+		names = []string{model}
+	}
+	var out []CatalogEntry
+	for _, name := range names {
+		sm := snap.models[name]
+		numbers := slices.Concat(sm.numbers, slices.Collect(maps.Keys(sm.failed)))
+		slices.Sort(numbers)
+		for _, n := range numbers {
+			out = append(out, CatalogEntry{Model: name, Version: n, Loaded: sm.versions[n], Err: sm.failed[n]})
+		}
+	}
+	return out, nil
 }
 
 func (s *session) acquire() bool {

@@ -103,10 +103,20 @@ type prediction struct {
 func (s *Server) process(o *observation) error {
 	err := s.resolve(o)
 	if err == nil {
+		t := time.Now()
 		err = s.inputs(o)
+		o.p.stats.computeInput.add(time.Since(t))
 	}
 	if err == nil {
+		t := time.Now()
 		err = s.run(o)
+		if err == nil {
+			o.p.stats.computeInfer.add(time.Since(t))
+			o.p.stats.executions.Add(1)
+		}
+	}
+	if err != nil && o.p != nil {
+		o.p.stats.fail.add(time.Since(o.start))
 	}
 	if r := o.route; r != nil && o.variant != "" {
 		r.Stats().Record(o.v, time.Since(o.start), err != nil)
@@ -246,13 +256,24 @@ func (s *Server) serve(c *fiber.Ctx, o *observation) error {
 		c.Set(HeaderModel, o.p.Ref)
 	}
 	bp := responseBuffers.Get().(*[]byte)
+	t := time.Now()
 	*bp = o.encode((*bp)[:0], o)
+	o.p.served(t, o.start)
 	c.Set(fiber.HeaderContentType, fiber.MIMEApplicationJSON)
 	_, err := c.Write(*bp)
 	o.response = *bp
 	s.settle(o)
 	responseBuffers.Put(bp)
 	return err
+}
+
+// served counts a request answered by p's version: its answer encoded from
+// encoded on, the request from start on.
+func (p *prediction) served(encoded, start time.Time) {
+	now := time.Now()
+	p.stats.computeOutput.add(now.Sub(encoded))
+	p.stats.success.add(now.Sub(start))
+	p.stats.lastInference.Store(now.UnixMilli())
 }
 
 // settle ends the pipeline of an answered observation: its shadow copy is

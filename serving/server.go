@@ -225,7 +225,13 @@ func (s *Server) routes() {
 
 	predict := s.require(auth.Predict)
 	app.Get("/v2", predict, s.serverMetadata)
+	app.Get("/v2/models/stats", predict, s.modelStatistics) // before :model, which "stats" would match
+	app.Post("/v2/repository/index", predict, s.repositoryIndex)
 	app.Get("/v2/models/:model", predict, s.modelMetadata)
+	app.Get("/v2/models/:model/config", predict, s.modelConfigOf)
+	app.Get("/v2/models/:model/stats", predict, s.modelStatistics)
+	app.Get("/v2/models/:model/versions/:version/config", predict, s.modelConfigOf)
+	app.Get("/v2/models/:model/versions/:version/stats", predict, s.modelStatistics)
 	app.Get("/v2/models/:model/ready", predict, s.modelReady)
 	app.Post("/v2/models/:model/infer", predict, s.infer)
 	app.Get("/v2/models/:model/versions/:version", predict, s.modelMetadata)

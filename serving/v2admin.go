@@ -1,0 +1,143 @@
+package serving
+
+import (
+	"strconv"
+
+	"github.com/gofiber/fiber/v2"
+
+	"github.com/mlgate/mlgate/internal/jsonerr"
+	"github.com/mlgate/mlgate/serving/onnx"
+)
+
+// What the stock Triton and KServe clients ask of a server beyond
+// inference: a model's configuration (tritonclient's get_model_config), its
+// statistics (the statistics extension) and the repository's index (the
+// model repository extension), each in the shape those clients read.
+
+// modelConfig is a version's configuration as Triton's model configuration
+// JSON has it. Versions run one request per ONNX Runtime call, so
+// max_batch_size is 0 and the dimensions include the batch dimension (-1
+// where it is dynamic), as Triton writes a model that does not batch.
+type modelConfig struct {
+	Name         string         `json:"name"`
+	Platform     string         `json:"platform"`
+	Backend      string         `json:"backend"`
+	MaxBatchSize int            `json:"max_batch_size"`
+	Input        []configTensor `json:"input"`
+	Output       []configTensor `json:"output"`
+}
+
+type configTensor struct {
+	Name     string  `json:"name"`
+	DataType string  `json:"data_type"`
+	Dims     []int64 `json:"dims"`
+}
+
+// configDataType is the model configuration's name of a V2 datatype:
+// TYPE_ and the datatype, but TYPE_STRING for BYTES.
+func configDataType(v2 string) string {
+	if v2 == "BYTES" {
+		return "TYPE_STRING"
+	}
+	return "TYPE_" + v2
+}
+
+func configTensors(ios []onnx.IO) []configTensor {
+	out := make([]configTensor, len(ios))
+	for i, io := range ios {
+		out[i] = configTensor{Name: io.Name, DataType: configDataType(io.Type.String()), Dims: io.Shape}
+	}
+	return out
+}
+
+// modelConfigOf answers GET /v2/models/{m}[/versions/{v}]/config.
+func (s *Server) modelConfigOf(c *fiber.Ctx) error {
+	l, err := s.acquire(c.Params("model"), c.Params("version"))
+	if err != nil {
+		return err
+	}
+	defer l.Release()
+	return c.JSON(modelConfig{
+		Name: l.Version.Name, Platform: platform, Backend: "onnxruntime",
+		Input: configTensors(l.Inputs()), Output: configTensors(l.Outputs()),
+	})
+}
+
+// modelStatistics answers GET /v2/models/stats, /v2/models/{m}/stats and
+// /v2/models/{m}/versions/{v}/stats: each loaded version's counts since it
+// loaded.
+func (s *Server) modelStatistics(c *fiber.Ctx) error {
+	if !s.catalog.Ready() {
+		return notReady("the server is still loading models")
+	}
+	model, version := c.Params("model"), c.Params("version")
+	if version != "" {
+		l, err := s.catalog.Acquire(model, version)
+		if err != nil {
+			return err
+		}
+		defer l.Release()
+		return c.JSON(fiber.Map{"model_stats": []modelStats{statsOf(l)}})
+	}
+	entries, err := s.catalog.Entries(model)
+	if err != nil {
+		return err
+	}
+	out := []modelStats{}
+	for _, e := range entries {
+		if e.Loaded != nil {
+			out = append(out, statsOf(e.Loaded))
+		}
+	}
+	return c.JSON(fiber.Map{"model_stats": out})
+}
+
+func statsOf(l *Loaded) modelStats {
+	st, inferences, executions, last := l.stats.read()
+	return modelStats{
+		Name: l.Version.Name, Version: strconv.Itoa(l.Version.Version), LastInference: last,
+		InferenceCount: inferences, ExecutionCount: executions, InferenceStats: st, BatchStats: []struct{}{},
+	}
+}
+
+// repositoryModel is one version in the repository index.
+type repositoryModel struct {
+	Name    string `json:"name"`
+	Version string `json:"version"`
+	State   string `json:"state"`
+	Reason  string `json:"reason,omitempty"`
+}
+
+// repositoryIndex answers POST /v2/repository/index: every registered
+// version, READY when loaded here, UNAVAILABLE with the reason when not;
+// with {"ready": true}, the ready ones only.
+func (s *Server) repositoryIndex(c *fiber.Ctx) error {
+	var req struct {
+		RepositoryName string `json:"repository_name"`
+		Ready          bool   `json:"ready"`
+	}
+	if body := c.Body(); len(body) > 0 {
+		if err := jsonerr.Decode(body, &req); err != nil {
+			return invalidInput("request body: %v", err)
+		}
+	}
+	if !s.catalog.Ready() {
+		return notReady("the server is still loading models")
+	}
+	entries, err := s.catalog.Entries("")
+	if err != nil {
+		return err
+	}
+	out := []repositoryModel{}
+	for _, e := range entries {
+		m := repositoryModel{Name: e.Model, Version: strconv.Itoa(e.Version), State: "READY"}
+		if e.Loaded == nil {
+			if req.Ready {
+				continue
+			}
+			m.State, m.Reason = "UNAVAILABLE", e.Err.Error()
+		}
+		out = append(out, m)
+	}
+	return c.JSON(out)
+}
