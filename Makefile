@@ -24,7 +24,7 @@ export TEST_PYTHON := $(PYENV)/bin/python
 GO ?= go
 TEST_TIMEOUT ?= 20m
 
-.PHONY: all build run test bench lint fuzz clean services-up services-down onnxruntime pyarrow
+.PHONY: all build run test bench lint fuzz clean services-up services-down onnxruntime pyarrow pyclients
 
 all: build
 
@@ -55,7 +55,19 @@ $(PYENV)/.pyarrow-$(PYARROW_VERSION):
 
 pyarrow: $(PYENV)/.pyarrow-$(PYARROW_VERSION)
 
-test: onnxruntime lint pyarrow
+# The stock clients users call mlgate with, unmodified, from PyPI, into the same
+# environment: tritonclient (HTTP and gRPC) and KServe's. Both define the protobuf
+# messages of package inference, so a test runs each in a process of its own.
+TRITONCLIENT_VERSION := 2.73.0
+KSERVE_VERSION       := 0.21.0
+$(PYENV)/.clients-$(TRITONCLIENT_VERSION)-$(KSERVE_VERSION): $(PYENV)/.pyarrow-$(PYARROW_VERSION)
+	@echo "installing tritonclient $(TRITONCLIENT_VERSION) and kserve $(KSERVE_VERSION) from PyPI into $(PYENV)"
+	@$(PYENV)/bin/pip install --quiet --disable-pip-version-check "tritonclient[http,grpc]==$(TRITONCLIENT_VERSION)" "kserve==$(KSERVE_VERSION)"
+	@touch $@
+
+pyclients: $(PYENV)/.clients-$(TRITONCLIENT_VERSION)-$(KSERVE_VERSION)
+
+test: onnxruntime lint pyarrow pyclients
 	bash deploy/with-services.sh $(GO) test -race -timeout $(TEST_TIMEOUT) ./...
 
 services-up:

@@ -58,10 +58,11 @@ func InCI() bool {
 	return true
 }
 
-// Python returns a Python interpreter with pyarrow (TEST_PYTHON, which
-// `make test` sets up), for reading Parquet files with a reader that is not
-// mlgate's.
+// Python returns a Python interpreter with pyarrow, tritonclient and kserve
+// (TEST_PYTHON, which `make test` sets up), for reading Parquet files with a
+// reader that is not mlgate's and calling mlgate with the clients users
+// call it with.
 func Python(tb testing.TB) string {
 	tb.Helper()
-	return lookup(tb, "TEST_PYTHON", "Python with pyarrow (make pyarrow, then TEST_PYTHON=.cache/pyenv/bin/python)")[0]
+	return lookup(tb, "TEST_PYTHON", "Python with pyarrow, tritonclient and kserve (make pyclients, then TEST_PYTHON=.cache/pyenv/bin/python)")[0]
 }
