@@ -24,7 +24,7 @@ export TEST_PYTHON := $(PYENV)/bin/python
 GO ?= go
 TEST_TIMEOUT ?= 20m
 
-.PHONY: all build run test bench lint fuzz clean services-up services-down onnxruntime pyarrow pyclients
+.PHONY: all build run test bench lint fuzz clean services-up services-down onnxruntime pyarrow pyclients proto
 
 all: build
 
@@ -96,6 +96,31 @@ fuzz: onnxruntime
 			$(GO) test -run='^$$' -fuzz="^$$f\$$" -fuzztime=$(FUZZTIME) $$pkg; \
 		done; \
 	done
+
+# The Go code of the V2 gRPC service (proto/inference/*.proto), committed so that
+# building and testing need no protoc. `make proto` regenerates it: protoc comes from
+# Debian's protobuf-compiler (installed with apt-get when missing), the two Go plugins
+# at pinned versions into .cache/protoc-gen. The .sha256 beside the code records the
+# .proto it came from; a test fails when the two disagree.
+PROTOC_GEN_GO_VERSION      := v1.36.12
+PROTOC_GEN_GO_GRPC_VERSION := v1.6.2
+PROTO_BIN   := $(CURDIR)/.cache/protoc-gen/go-$(PROTOC_GEN_GO_VERSION)-grpc-$(PROTOC_GEN_GO_GRPC_VERSION)
+PROTO_FILES := proto/inference/grpc_service.proto
+PROTO_OUT   := serving/grpcv2/inferencepb
+
+$(PROTO_BIN)/protoc-gen-go:
+	GOBIN=$(PROTO_BIN) $(GO) install google.golang.org/protobuf/cmd/protoc-gen-go@$(PROTOC_GEN_GO_VERSION)
+
+$(PROTO_BIN)/protoc-gen-go-grpc:
+	GOBIN=$(PROTO_BIN) $(GO) install google.golang.org/grpc/cmd/protoc-gen-go-grpc@$(PROTOC_GEN_GO_GRPC_VERSION)
+
+proto: $(PROTO_BIN)/protoc-gen-go $(PROTO_BIN)/protoc-gen-go-grpc
+	@command -v protoc >/dev/null || { apt-get update -qq && apt-get install -y -qq protobuf-compiler; }
+	PATH="$(PROTO_BIN):$$PATH" protoc -I proto \
+		--go_out=. --go_opt=module=github.com/mlgate/mlgate \
+		--go-grpc_out=. --go-grpc_opt=module=github.com/mlgate/mlgate \
+		$(PROTO_FILES)
+	sha256sum $(PROTO_FILES) > $(PROTO_OUT)/proto.sha256
 
 lint:
 	@unformatted=$$(gofmt -l $$(git ls-files '*.go') $$(git ls-files --others --exclude-standard '*.go')); \

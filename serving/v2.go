@@ -36,7 +36,7 @@ func (s *Server) ready(c *fiber.Ctx) error {
 }
 
 func (s *Server) serverMetadata(c *fiber.Ctx) error {
-	return c.JSON(fiber.Map{"name": "mlgate", "version": s.opts.Version, "extensions": []string{}})
+	return c.JSON(fiber.Map{"name": "mlgate", "version": s.opts.Version, "extensions": []string{"binary_tensor_data"}})
 }
 
 // acquire resolves a model and a version reference (a number, an alias, or
@@ -107,14 +107,24 @@ var responseBuffers = sync.Pool{New: func() any { b := make([]byte, 0, 4096); re
 
 // infer serves V2 inference on a model, or on the endpoint of that name
 // when there is one and no version is asked for: the variant comes from
-// X-Mlgate-Variant, else X-Mlgate-Unit, else a draw by weight.
+// X-Mlgate-Variant, else X-Mlgate-Unit, else a draw by weight. A request
+// may carry its tensors in binary after its JSON, and ask for its outputs
+// so (see v2binary.go); such an answer is application/octet-stream, with
+// the length of its JSON in Inference-Header-Content-Length.
 func (s *Server) infer(c *fiber.Ctx) error {
-	req, err := decodeInferRequest(c.Body(), s.limits)
+	header, err := inferHeaderLength(c.Get(HeaderInferenceHeaderLength), len(c.Body()))
+	if err != nil {
+		return err
+	}
+	req, err := decodeInferBody(c.Body(), header, s.limits)
 	if err != nil {
 		return err
 	}
 	o := observationOf(c)
 	o.requestID, o.model, o.version, o.v2, o.body, o.encode = req.ID, c.Params("model"), c.Params("version"), req, c.Body(), encodeInferAnswer
+	if err := sameModel(req, o.model, o.version); err != nil {
+		return err
+	}
 	if s.router != nil && o.version == "" {
 		if r, ok := s.router.Route(o.model); ok {
 			if o.unit, err = unitHeader(c); err != nil {
@@ -123,7 +133,30 @@ func (s *Server) infer(c *fiber.Ctx) error {
 			o.route, o.pin = r, c.Get(HeaderVariant)
 		}
 	}
-	return s.serve(c, o)
+	if err := s.serve(c, o); err != nil || !req.wantsBinary() {
+		return err
+	}
+	answer := c.Response().Body()
+	if n := jsonLength(answer); n < len(answer) {
+		c.Set(fiber.HeaderContentType, fiber.MIMEOctetStream)
+		c.Set(HeaderInferenceHeaderLength, strconv.Itoa(n))
+	}
+	return nil
+}
+
+// sameModel checks that the model_name and model_version a request's body
+// gives, when it gives them, are those of its URL.
+func sameModel(req *inferRequest, model, version string) error {
+	if req.ModelName != "" && req.ModelName != model {
+		return invalidInput("model_name: the body names model %q, the URL %q", truncate(req.ModelName, maxAskedName), model)
+	}
+	switch {
+	case req.ModelVersion == "" || req.ModelVersion == version:
+		return nil
+	case version == "":
+		return invalidInput("model_version: the body names version %q, but the URL names none; post to /v2/models/%s/versions/%s/infer", truncate(req.ModelVersion, maxAskedName), model, truncate(req.ModelVersion, maxAskedName))
+	}
+	return invalidInput("model_version: the body names version %q, the URL %q", truncate(req.ModelVersion, maxAskedName), version)
 }
 
 // encodeInferAnswer appends the V2 answer of a served observation.
@@ -132,12 +165,17 @@ func encodeInferAnswer(b []byte, o *observation) []byte {
 	if o.route != nil {
 		via = &routed{endpoint: o.route.Endpoint(), variant: o.variant}
 	}
+	var binary *inferRequest
+	if o.v2.wantsBinary() {
+		binary = o.v2
+	}
 	return encodeInferResponse(b, &inferResponse{
 		Model:   o.p.Version.Name,
 		Version: o.p.Version.Version,
 		ID:      o.v2.ID,
 		Outputs: o.p.outputs,
 		Routed:  via,
+		Binary:  binary,
 	})
 }
 

@@ -19,13 +19,83 @@ type inferRequest struct {
 	ID      string
 	Inputs  []onnx.Tensor
 	Outputs []string // requested outputs; empty means all
+	// ModelName and ModelVersion are the model the body names, when it
+	// names one (KServe's client does): the URL's must agree.
+	ModelName, ModelVersion string
+	// binarySize holds, by input, the parameters.binary_data_size of an
+	// input whose data follows the JSON (the binary tensor data extension),
+	// or -1; it is nil when no input's does. Such an input's Data is nil
+	// until readBinary fills it.
+	binarySize []int64
+	// binaryOut holds, by requested output, its parameters.binary_data; nil
+	// when no output gave one. binaryAll is the request's
+	// parameters.binary_data_output, which an output's own overrides.
+	binaryOut []choice
+	binaryAll bool
+}
+
+// choice is a boolean parameter that may be left out.
+type choice uint8
+
+const (
+	unset choice = iota
+	no
+	yes
+)
+
+// noteSize records the binary_data_size of input i (-1: none), the inputs
+// before it recorded.
+func (r *inferRequest) noteSize(i int, size int64) {
+	if size < 0 && r.binarySize == nil {
+		return
+	}
+	for len(r.binarySize) < i {
+		r.binarySize = append(r.binarySize, -1)
+	}
+	r.binarySize = append(r.binarySize, size)
+}
+
+// noteOutput records the binary_data of requested output i, the outputs
+// before it recorded.
+func (r *inferRequest) noteOutput(i int, c choice) {
+	if c == unset && r.binaryOut == nil {
+		return
+	}
+	for len(r.binaryOut) < i {
+		r.binaryOut = append(r.binaryOut, unset)
+	}
+	r.binaryOut = append(r.binaryOut, c)
+}
+
+// binaryOutput reports whether the answer's output i (of the requested
+// ones, or of all the model's when none was requested) goes in binary.
+func (r *inferRequest) binaryOutput(i int) bool {
+	if i < len(r.binaryOut) && r.binaryOut[i] != unset {
+		return r.binaryOut[i] == yes
+	}
+	return r.binaryAll
+}
+
+// wantsBinary reports whether any output of the answer may go in binary.
+func (r *inferRequest) wantsBinary() bool {
+	if r.binaryAll {
+		return true
+	}
+	for _, c := range r.binaryOut {
+		if c == yes {
+			return true
+		}
+	}
+	return false
 }
 
 // wireRequest is the JSON form of a V2 inference request.
 type wireRequest struct {
-	ID         string          `json:"id"`
-	Parameters json.RawMessage `json:"parameters"`
-	Inputs     []struct {
+	ID           string          `json:"id"`
+	ModelName    string          `json:"model_name"`
+	ModelVersion string          `json:"model_version"`
+	Parameters   json.RawMessage `json:"parameters"`
+	Inputs       []struct {
 		Name       string          `json:"name"`
 		Shape      []int64         `json:"shape"`
 		Datatype   string          `json:"datatype"`
@@ -38,25 +108,45 @@ type wireRequest struct {
 	} `json:"outputs"`
 }
 
-// decodeInferRequest parses a V2 inference request, holding each input to
-// lim. Every error matches ErrInvalidInput and names the input or field at
-// fault, except a tensor over limits.max_tensor_elements, which matches
-// errTooLarge.
-//
-// A request is read in one pass by scanInferRequest; one that it declines
-// (any request it would refuse, and the few valid ones it does not take
-// as they are) is decoded by decodeWireRequest, whose answer and error
-// messages are the reference: FuzzScanInferRequest checks that the two
-// agree wherever the scan accepts.
+// decodeInferRequest parses a V2 inference request in JSON, holding each
+// input to lim. Every error matches ErrInvalidInput and names the input or
+// field at fault, except a tensor over limits.max_tensor_elements, which
+// matches errTooLarge.
 func decodeInferRequest(body []byte, lim limits) (*inferRequest, error) {
-	if req, ok := scanInferRequest(body, lim); ok {
-		return req, nil
-	}
-	return decodeWireRequest(body, lim)
+	return decodeInferBody(body, -1, lim)
 }
 
-// decodeWireRequest decodes a V2 inference request through encoding/json
-// (wireRequest), then reads each input's data.
+// decodeInferBody parses a V2 inference request whose JSON is the first
+// header bytes of body, followed by the binary data of the inputs that
+// give a parameters.binary_data_size (the binary tensor data extension),
+// or, when header is negative, all of body. Its errors are
+// decodeInferRequest's.
+//
+// The JSON is read in one pass by scanInferRequest; JSON that it declines
+// (any it would refuse, and the few valid ones it does not take as they
+// are) is decoded by decodeWireRequest, whose answer and error messages
+// are the reference: FuzzScanInferRequest checks that the two agree
+// wherever the scan accepts.
+func decodeInferBody(body []byte, header int, lim limits) (*inferRequest, error) {
+	js, bin := body, []byte(nil)
+	if header >= 0 {
+		js, bin = body[:header], body[header:]
+	}
+	req, ok := scanInferRequest(js, lim)
+	if !ok {
+		var err error
+		if req, err = decodeWireRequest(js, lim); err != nil {
+			return nil, err
+		}
+	}
+	if err := req.readBinary(bin, header >= 0, lim); err != nil {
+		return nil, err
+	}
+	return req, nil
+}
+
+// decodeWireRequest decodes the JSON of a V2 inference request through
+// encoding/json (wireRequest), then reads each input's data given in JSON.
 func decodeWireRequest(body []byte, lim limits) (*inferRequest, error) {
 	var w wireRequest
 	if err := jsonerr.Decode(body, &w); err != nil {
@@ -65,10 +155,18 @@ func decodeWireRequest(body []byte, lim limits) (*inferRequest, error) {
 	if len(w.ID) > maxRequestIDBytes {
 		return nil, invalidInput("id: %d bytes is longer than %d", len(w.ID), maxRequestIDBytes)
 	}
+	params, err := wireParams("parameters", w.Parameters)
+	if err != nil {
+		return nil, err
+	}
+	all, err := boolParam("parameters.binary_data_output", params["binary_data_output"])
+	if err != nil {
+		return nil, err
+	}
 	if len(w.Inputs) == 0 {
 		return nil, invalidInput("inputs: at least one input is required")
 	}
-	req := &inferRequest{ID: w.ID, Inputs: make([]onnx.Tensor, len(w.Inputs))}
+	req := &inferRequest{ID: w.ID, ModelName: w.ModelName, ModelVersion: w.ModelVersion, Inputs: make([]onnx.Tensor, len(w.Inputs)), binaryAll: all == yes}
 	seen := make(map[string]bool, len(w.Inputs))
 	for i, in := range w.Inputs {
 		if in.Name == "" {
@@ -80,7 +178,7 @@ func decodeWireRequest(body []byte, lim limits) (*inferRequest, error) {
 		seen[in.Name] = true
 		t := onnx.ParseDataType(in.Datatype)
 		if t == onnx.Invalid {
-			return nil, invalidInput("input %q: unknown datatype %q (want one of BOOL, INT8, INT16, INT32, INT64, UINT8, UINT16, UINT32, UINT64, FP32, FP64, BYTES)", in.Name, in.Datatype)
+			return nil, invalidInput("input %q: %s", in.Name, unknownDatatype(in.Datatype))
 		}
 		if in.Shape == nil {
 			return nil, invalidInput("input %q: shape is required", in.Name)
@@ -92,31 +190,103 @@ func decodeWireRequest(body []byte, lim limits) (*inferRequest, error) {
 		if err := lim.checkShape(in.Shape, n); err != nil {
 			return nil, fmt.Errorf("input %q: %w", in.Name, err)
 		}
-		if len(in.Data) == 0 {
+		params, err := wireParams("input "+strconv.Quote(in.Name)+": parameters", in.Parameters)
+		if err != nil {
+			return nil, err
+		}
+		size := int64(-1)
+		if raw, ok := params["binary_data_size"]; ok {
+			if size, ok = byteCount(raw); !ok {
+				return nil, invalidInput("input %q: parameters.binary_data_size: %s is not a byte count (a whole number, at least 0)", in.Name, describeToken(raw))
+			}
+		}
+		req.Inputs[i] = onnx.Tensor{Name: in.Name, Type: t, Shape: in.Shape}
+		req.noteSize(i, size)
+		switch {
+		case size >= 0 && len(in.Data) != 0:
+			return nil, invalidInput("input %q: gives both data and parameters.binary_data_size; send its data in one of them", in.Name)
+		case size >= 0:
+			continue
+		case len(in.Data) == 0:
 			return nil, invalidInput("input %q: data is required", in.Name)
 		}
-		data, err := parseData(in.Data, t, n, lim)
-		if err != nil {
+		if req.Inputs[i].Data, err = parseData(in.Data, t, n, lim); err != nil {
 			return nil, invalidInput("input %q: %v", in.Name, err)
 		}
-		req.Inputs[i] = onnx.Tensor{Name: in.Name, Type: t, Shape: in.Shape, Data: data}
 	}
 	for i, out := range w.Outputs {
 		if out.Name == "" {
 			return nil, invalidInput("outputs[%d]: name is required", i)
 		}
+		params, err := wireParams("output "+strconv.Quote(out.Name)+": parameters", out.Parameters)
+		if err != nil {
+			return nil, err
+		}
+		c, err := boolParam("output "+strconv.Quote(out.Name)+": parameters.binary_data", params["binary_data"])
+		if err != nil {
+			return nil, err
+		}
 		req.Outputs = append(req.Outputs, out.Name)
+		req.noteOutput(i, c)
 	}
 	return req, nil
 }
 
-// scanInferRequest decodes a V2 inference request in one pass over body,
-// reading each input's data straight into its tensor. It declines (ok
-// false) every request that decodeWireRequest would refuse, and also the
-// valid ones it does not take as they are: a key that is escaped, in
-// another case or given twice, a null, an escaped or invalid UTF-8 id,
-// name or datatype, parameters nested deeper than maxSkipDepth. Whatever
-// it accepts, decodeWireRequest decodes to the same request.
+// wireParams reads a parameters object, which the protocol allows on the
+// request, each input and each output; field names it in errors. Absent or
+// null, it is empty. Its members are not checked: a parameter mlgate does
+// not know is ignored, as the protocol says.
+func wireParams(field string, raw json.RawMessage) (map[string]json.RawMessage, error) {
+	if len(raw) == 0 || string(raw) == "null" {
+		return nil, nil
+	}
+	var m map[string]json.RawMessage
+	if raw[0] != '{' || json.Unmarshal(raw, &m) != nil {
+		return nil, invalidInput("%s: must be an object, not %s", field, describeToken(raw))
+	}
+	return m, nil
+}
+
+// boolParam reads a boolean parameter (absent: unset); field names it in
+// errors.
+func boolParam(field string, raw json.RawMessage) (choice, error) {
+	switch string(raw) {
+	case "":
+		return unset, nil
+	case "true":
+		return yes, nil
+	case "false":
+		return no, nil
+	}
+	return unset, invalidInput("%s: must be true or false, not %s", field, describeToken(raw))
+}
+
+// byteCount reads a binary_data_size: a JSON integer, at least 0.
+func byteCount(tok []byte) (int64, bool) {
+	if !isJSONNumber(tok) || bytes.ContainsAny(tok, ".eE-") {
+		return 0, false
+	}
+	n, err := strconv.ParseInt(str(tok), 10, 64)
+	return n, err == nil
+}
+
+// unknownDatatype explains a datatype name that is not one mlgate serves.
+func unknownDatatype(name string) string {
+	const served = "BOOL, INT8, INT16, INT32, INT64, UINT8, UINT16, UINT32, UINT64, FP32, FP64, BYTES"
+	if name == "FP16" || name == "BF16" {
+		return "datatype " + name + " is not supported (mlgate serves " + served + ")"
+	}
+	return "unknown datatype " + strconv.Quote(name) + " (want one of " + served + ")"
+}
+
+// scanInferRequest decodes the JSON of a V2 inference request in one pass
+// over body, reading each input's data straight into its tensor. It
+// declines (ok false) every request that decodeWireRequest would refuse,
+// and also the valid ones it does not take as they are: a key that is
+// escaped, in another case or given twice, a null, an escaped or invalid
+// UTF-8 id, model name, input name or datatype, parameters nested deeper
+// than maxSkipDepth. Whatever it accepts, decodeWireRequest decodes to the
+// same request.
 func scanInferRequest(body []byte, lim limits) (req *inferRequest, ok bool) {
 	// A request of one input, the usual, takes one allocation for the
 	// request, its input and a shape of up to 4 dimensions.
@@ -129,48 +299,64 @@ func scanInferRequest(body []byte, lim limits) (req *inferRequest, ok bool) {
 	req.Inputs = one.inputs[:0]
 	s := scanner{b: body}
 	var seen uint8
+	const id, params, inputs, outputs, model, version = 1, 2, 4, 8, 16, 32
 	ok = s.object(func(key []byte) bool {
+		var bit uint8
 		switch str(key) {
 		case "id":
-			id, ok := s.plain()
-			if !ok || seen&1 != 0 || len(id) > maxRequestIDBytes {
-				return false
-			}
-			seen |= 1
-			req.ID = string(id)
-			return true
+			bit = id
 		case "parameters":
-			if seen&2 != 0 {
-				return false
-			}
-			seen |= 2
-			return s.skip(0)
+			bit = params
 		case "inputs":
-			if seen&4 != 0 {
+			bit = inputs
+		case "outputs":
+			bit = outputs
+		case "model_name":
+			bit = model
+		case "model_version":
+			bit = version
+		}
+		if bit == 0 || seen&bit != 0 {
+			return false
+		}
+		seen |= bit
+		switch bit {
+		case id, model, version:
+			v, ok := s.plain()
+			if !ok || (bit == id && len(v) > maxRequestIDBytes) {
 				return false
 			}
-			seen |= 4
+			switch bit {
+			case id:
+				req.ID = string(v)
+			case model:
+				req.ModelName = string(v)
+			default:
+				req.ModelVersion = string(v)
+			}
+			return true
+		case params:
+			all, ok := s.boolParam("binary_data_output")
+			req.binaryAll = all == yes
+			return ok
+		case inputs:
 			return s.array(func() bool {
 				var dims []int64
 				if len(req.Inputs) == 0 {
 					dims = one.shape[:0]
 				}
-				t, ok := s.input(dims, req.Inputs, lim)
+				t, size, ok := s.input(dims, req.Inputs, lim)
 				req.Inputs = append(req.Inputs, t)
-				return ok
-			})
-		case "outputs":
-			if seen&8 != 0 {
-				return false
-			}
-			seen |= 8
-			return s.array(func() bool {
-				name, ok := s.output()
-				req.Outputs = append(req.Outputs, name)
+				req.noteSize(len(req.Inputs)-1, size)
 				return ok
 			})
 		}
-		return false
+		return s.array(func() bool {
+			name, c, ok := s.output()
+			req.Outputs = append(req.Outputs, name)
+			req.noteOutput(len(req.Outputs)-1, c)
+			return ok
+		})
 	})
 	s.ws()
 	if !ok || s.i != len(s.b) || len(req.Inputs) == 0 {
@@ -179,15 +365,41 @@ func scanInferRequest(body []byte, lim limits) (req *inferRequest, ok bool) {
 	return req, true
 }
 
+// boolParam scans a parameters object, skipping its members but name,
+// which must be true or false, and returns name's value.
+func (s *scanner) boolParam(name string) (choice, bool) {
+	c := unset
+	ok := s.object(func(key []byte) bool {
+		if str(key) != name {
+			return s.skip(1)
+		}
+		if c != unset {
+			return false
+		}
+		s.ws()
+		switch {
+		case s.literal("true"):
+			c = yes
+		case s.literal("false"):
+			c = no
+		default:
+			return false
+		}
+		return true
+	})
+	return c, ok
+}
+
 // input scans one element of a request's inputs: a tensor whose name none
-// of before has. Its shape is appended to dims (nil or empty), which it
-// keeps when they fit.
-func (s *scanner) input(dims []int64, before []onnx.Tensor, lim limits) (onnx.Tensor, bool) {
+// of before has, and its parameters.binary_data_size, or -1. Its shape is
+// appended to dims (nil or empty), which it keeps when they fit.
+func (s *scanner) input(dims []int64, before []onnx.Tensor, lim limits) (onnx.Tensor, int64, bool) {
 	var (
 		t      onnx.Tensor
 		seen   uint8
 		n      int64
-		dataAt = -1 // the data's offset, when it came before the shape or the datatype
+		size   int64 = -1
+		dataAt       = -1 // the data's offset, when it came before the shape or the datatype
 	)
 	const name, shape, datatype, params, data = 1, 2, 4, 8, 16
 	ready := func() bool { // the shape and the datatype are known and fit
@@ -234,7 +446,17 @@ func (s *scanner) input(dims []int64, before []onnx.Tensor, lim limits) (onnx.Te
 			t.Type = onnx.ParseDataType(str(v))
 			return ok && t.Type != onnx.Invalid
 		case params:
-			return s.skip(0)
+			return s.object(func(key []byte) bool {
+				if str(key) != "binary_data_size" {
+					return s.skip(1)
+				}
+				tok, ok := s.number()
+				if !ok || size >= 0 {
+					return false
+				}
+				size, ok = byteCount(tok)
+				return ok
+			})
 		}
 		if seen&(shape|datatype) != shape|datatype {
 			dataAt = s.i
@@ -247,25 +469,33 @@ func (s *scanner) input(dims []int64, before []onnx.Tensor, lim limits) (onnx.Te
 		t.Data, err = parseDataAt(s, t.Type, n, lim)
 		return err == nil
 	})
-	if !ok || seen&(name|shape|datatype|data) != name|shape|datatype|data {
-		return t, false
+	if !ok || seen&(name|shape|datatype) != name|shape|datatype {
+		return t, size, false
+	}
+	if size >= 0 {
+		return t, size, seen&data == 0 && ready()
+	}
+	if seen&data == 0 {
+		return t, size, false
 	}
 	if dataAt >= 0 {
 		if !ready() {
-			return t, false
+			return t, size, false
 		}
 		var err error
 		if t.Data, err = parseDataAt(&scanner{b: s.b, i: dataAt}, t.Type, n, lim); err != nil {
-			return t, false
+			return t, size, false
 		}
 	}
-	return t, true
+	return t, size, true
 }
 
-// output scans one element of a request's outputs and returns its name.
-func (s *scanner) output() (string, bool) {
+// output scans one element of a request's outputs and returns its name
+// and parameters.binary_data.
+func (s *scanner) output() (string, choice, bool) {
 	var name string
 	var seen uint8
+	c := unset
 	ok := s.object(func(key []byte) bool {
 		switch {
 		case str(key) == "name" && seen&1 == 0:
@@ -275,11 +505,13 @@ func (s *scanner) output() (string, bool) {
 			return ok && len(v) > 0
 		case str(key) == "parameters" && seen&2 == 0:
 			seen |= 2
-			return s.skip(0)
+			var ok bool
+			c, ok = s.boolParam("binary_data")
+			return ok
 		}
 		return false
 	})
-	return name, ok && seen&1 != 0
+	return name, c, ok && seen&1 != 0
 }
 
 // dims scans a shape, appending it to buf (nil or empty): an array of
@@ -800,13 +1032,18 @@ type inferResponse struct {
 	// Routed names the endpoint and variant that chose the model, if any;
 	// they are written as the response's parameters.
 	Routed *routed
+	// Binary, when set, is the request, which says the outputs to answer
+	// in binary after the JSON (binaryOutput); an output that has no
+	// binary form (a map) stays in the JSON.
+	Binary *inferRequest
 }
 
 type routed struct {
 	endpoint, variant string
 }
 
-// encodeInferResponse appends the V2 JSON of r to b.
+// encodeInferResponse appends the V2 JSON of r to b, then the outputs
+// that r.Binary asks for in binary.
 func encodeInferResponse(b []byte, r *inferResponse) []byte {
 	b = append(b, `{"model_name":`...)
 	b = appendString(b, r.Model)
@@ -840,11 +1077,33 @@ func encodeInferResponse(b []byte, r *inferResponse) []byte {
 			}
 			b = strconv.AppendInt(b, d, 10)
 		}
-		b = append(b, `],"data":`...)
+		b = append(b, ']')
+		if n, ok := r.binaryLen(i); ok {
+			b = append(b, `,"parameters":{"binary_data_size":`...)
+			b = strconv.AppendInt(b, int64(n), 10)
+			b = append(b, "}}"...)
+			continue
+		}
+		b = append(b, `,"data":`...)
 		b = appendData(b, t.Data)
 		b = append(b, '}')
 	}
-	return append(b, "]}"...)
+	b = append(b, "]}"...)
+	for i, t := range r.Outputs {
+		if _, ok := r.binaryLen(i); ok {
+			b = appendBinary(b, t.Data)
+		}
+	}
+	return b
+}
+
+// binaryLen returns the size in binary of output i, and whether it is
+// answered in binary.
+func (r *inferResponse) binaryLen(i int) (int, bool) {
+	if r.Binary == nil || !r.Binary.binaryOutput(i) {
+		return 0, false
+	}
+	return binaryLen(r.Outputs[i].Data)
 }
 
 func appendData(b []byte, data any) []byte {
