@@ -42,7 +42,7 @@ func TestStockClients(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	for _, script := range []string{"triton_http.py"} {
+	for _, script := range []string{"triton_http.py", "kserve_rest.py"} {
 		t.Run(script, func(t *testing.T) {
 			out, err := exec.Command(python, filepath.Join("testdata", "stockclients", script), g.Addr, key).CombinedOutput()
 			if err != nil {
