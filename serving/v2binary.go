@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"strconv"
+	"unsafe"
 
 	"github.com/mlgate/mlgate/serving/onnx"
 )
@@ -140,13 +141,27 @@ func binaryData(b []byte, t onnx.DataType, shape []int64, lim limits) (any, erro
 	}
 }
 
-// fixed reads the elements of w bytes each that b holds.
-func fixed[T any](b []byte, w int, get func([]byte) T) []T {
+// littleEndian reports whether this machine stores numbers as the
+// binary tensor data extension sends them.
+var littleEndian = binary.NativeEndian.Uint16([]byte{1, 0}) == 1
+
+// fixed reads the numbers of w bytes each that b holds: on a
+// little-endian machine, a copy of their bytes.
+func fixed[T number](b []byte, w int, get func([]byte) T) []T {
 	out := make([]T, len(b)/w)
+	if littleEndian && len(out) > 0 {
+		copy(unsafe.Slice((*byte)(unsafe.Pointer(&out[0])), len(b)), b)
+		return out
+	}
 	for i := range out {
 		out[i] = get(b[i*w : i*w+w])
 	}
 	return out
+}
+
+// number is a type whose binary form is its little-endian bytes.
+type number interface {
+	signed | unsigned | ~float32 | ~float64
 }
 
 // binaryStrings reads n BYTES elements from b, each a 4-byte
