@@ -120,11 +120,11 @@ func (s *Server) infer(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	o := observationOf(c)
-	o.requestID, o.model, o.version, o.v2, o.body, o.encode = req.ID, c.Params("model"), c.Params("version"), req, c.Body(), encodeInferAnswer
-	if err := sameModel(req, o.model, o.version); err != nil {
+	if err := sameModel(req, c.Params("model"), c.Params("version")); err != nil {
 		return err
 	}
+	o := observationOf(c)
+	o.requestID, o.model, o.version, o.v2, o.body, o.encode = req.ID, c.Params("model"), c.Params("version"), req, c.Body(), encodeInferAnswer
 	if s.router != nil && o.version == "" {
 		if r, ok := s.router.Route(o.model); ok {
 			if o.unit, err = unitHeader(c); err != nil {
