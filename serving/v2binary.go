@@ -147,7 +147,7 @@ var littleEndian = binary.NativeEndian.Uint16([]byte{1, 0}) == 1
 
 // fixed reads the numbers of w bytes each that b holds: on a
 // little-endian machine, a copy of their bytes.
-func fixed[T number](b []byte, w int, get func([]byte) T) []T {
+func fixed[T fixedNumber](b []byte, w int, get func([]byte) T) []T {
 	out := make([]T, len(b)/w)
 	if littleEndian && len(out) > 0 {
 		copy(unsafe.Slice((*byte)(unsafe.Pointer(&out[0])), len(b)), b)
@@ -159,8 +159,8 @@ func fixed[T number](b []byte, w int, get func([]byte) T) []T {
 	return out
 }
 
-// number is a type whose binary form is its little-endian bytes.
-type number interface {
+// fixedNumber is a type whose binary form is its little-endian bytes.
+type fixedNumber interface {
 	signed | unsigned | ~float32 | ~float64
 }
 

@@ -345,3 +345,35 @@ func BenchmarkDecodeInfer_FP32_100x4_Binary(b *testing.B) {
 		}
 	}
 }
+
+// benchResponse is the answer of 100x4 FP32 outputs, in JSON or in binary.
+func benchResponse(binary bool) *inferResponse {
+	values := make([]float32, 400)
+	for i := range values {
+		values[i] = float32(i) * 0.37
+	}
+	r := &inferResponse{Model: "m", Version: 1, Outputs: []onnx.Tensor{{Name: "y", Type: onnx.FP32, Shape: []int64{100, 4}, Data: values}}}
+	if binary {
+		r.Binary = &inferRequest{binaryAll: true}
+	}
+	return r
+}
+
+func BenchmarkEncodeInfer_FP32_100x4_JSON(b *testing.B) {
+	r, buf := benchResponse(false), make([]byte, 0, 8192)
+	b.ReportAllocs()
+	for b.Loop() {
+		buf = encodeInferResponse(buf[:0], r)
+	}
+}
+
+func BenchmarkEncodeInfer_FP32_100x4_Binary(b *testing.B) {
+	r, buf := benchResponse(true), make([]byte, 0, 8192)
+	b.ReportAllocs()
+	for b.Loop() {
+		buf = encodeInferResponse(buf[:0], r)
+		if jsonLength(buf) >= len(buf) {
+			b.Fatal("no binary data")
+		}
+	}
+}
