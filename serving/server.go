@@ -134,6 +134,8 @@ type Server struct {
 	// conns are the open connections, which Shutdown wakes once its grace
 	// is over (see trackConn).
 	conns sync.Map // net.Conn → struct{}
+	// closing is set once Shutdown closes the listener.
+	closing atomic.Bool
 }
 
 // trackConn keeps the set of open connections. fasthttp counts a
@@ -145,6 +147,9 @@ func (s *Server) trackConn(c net.Conn, state fasthttp.ConnState) {
 	switch state {
 	case fasthttp.StateNew:
 		s.conns.Store(c, struct{}{})
+		if s.closing.Load() {
+			c.Close()
+		}
 	case fasthttp.StateClosed, fasthttp.StateHijacked:
 		s.conns.Delete(c)
 	}
@@ -329,6 +334,10 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	// connections close after their next answer; then the listener closes,
 	// and the connections idle since are closed unasked.
 	s.awaitConnections(ctx, closeGrace, closeQuiet)
+	// From here on a connection that starts is one the listener accepted
+	// as it closed: trackConn closes it, as the kernel resets those it had
+	// not handed over yet.
+	s.closing.Store(true)
 	closed := make(chan error, 1)
 	go func() { closed <- s.app.ShutdownWithContext(ctx) }()
 	var err error
@@ -341,6 +350,9 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		s.wakeConns()
 		err = <-closed
 	}
+	// fasthttp stops counting a connection it accepted as its listener
+	// closed before the connection starts: wake any such one too.
+	s.wakeConns()
 	wait := time.Second
 	if d, ok := ctx.Deadline(); ok {
 		wait = max(time.Until(d), 0)
