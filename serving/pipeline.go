@@ -53,8 +53,11 @@ type observation struct {
 	// entity keys), or V2 tensors.
 	req    *predictRequest
 	v2     *inferRequest
-	body   []byte // the request as sent
+	body   []byte // the request as sent, or as the inference table keeps it
 	encode encoder
+	// record, when set, encodes the answer as the inference table keeps it,
+	// where it differs from the answer sent (tensors answered in binary).
+	record encoder
 
 	v        int    // the variant chosen, when routed
 	variant  string // its name; "shadow" for a shadow copy
@@ -262,6 +265,9 @@ func (s *Server) serve(c *fiber.Ctx, o *observation) error {
 	c.Set(fiber.HeaderContentType, fiber.MIMEApplicationJSON)
 	_, err := c.Write(*bp)
 	o.response = *bp
+	if o.record != nil {
+		o.response = o.record(nil, o)
+	}
 	s.settle(o)
 	responseBuffers.Put(bp)
 	return err
@@ -292,7 +298,7 @@ func (s *Server) settle(o *observation) {
 func (o *observation) shadowCopy(ref router.ModelRef) *observation {
 	model, version := refArgs(ref)
 	return &observation{requestID: o.requestID, route: o.route, model: model, version: version, req: o.req, v2: o.v2,
-		body: bytes.Clone(o.body), encode: o.encode, variant: "shadow", shadow: true}
+		body: bytes.Clone(o.body), encode: o.encode, record: o.record, variant: "shadow", shadow: true}
 }
 
 // runShadow runs a shadow copy: its model version, its inputs, the model.

@@ -92,7 +92,11 @@ func (sh *shadows) do(j shadowJob) {
 		return
 	}
 	defer o.p.Release()
-	o.response = o.encode(nil, o)
+	if o.record != nil {
+		o.response = o.record(nil, o)
+	} else {
+		o.response = o.encode(nil, o)
+	}
 	sh.record(o)
 	// Last, so that a copy the stats count is one the recorder holds.
 	compare(stats, j.served, o.p.outputs)

@@ -125,6 +125,17 @@ func (s *Server) infer(c *fiber.Ctx) error {
 	}
 	o := observationOf(c)
 	o.requestID, o.model, o.version, o.v2, o.body, o.encode = req.ID, c.Params("model"), c.Params("version"), req, c.Body(), encodeInferAnswer
+	if s.tables != nil {
+		// The inference table keeps requests and answers as JSON, which
+		// every reader can read: tensors sent or answered in binary are
+		// written there as JSON data.
+		if header >= 0 && header < len(c.Body()) {
+			o.body = encodeInferRecord(req)
+		}
+		if req.wantsBinary() {
+			o.record = encodeInferAnswerJSON
+		}
+	}
 	if s.router != nil && o.version == "" {
 		if r, ok := s.router.Route(o.model); ok {
 			if o.unit, err = unitHeader(c); err != nil {
@@ -142,6 +153,30 @@ func (s *Server) infer(c *fiber.Ctx) error {
 		c.Set(HeaderInferenceHeaderLength, strconv.Itoa(n))
 	}
 	return nil
+}
+
+// encodeInferRecord is a request as the inference table keeps it: its id
+// and its inputs, their data in JSON.
+func encodeInferRecord(req *inferRequest) []byte {
+	b := append([]byte(nil), '{')
+	if req.ID != "" {
+		b = append(b, `"id":`...)
+		b = appendString(b, req.ID)
+		b = append(b, ',')
+	}
+	b = append(b, `"inputs":`...)
+	b = appendTensors(b, req.Inputs)
+	return append(b, '}')
+}
+
+// encodeInferAnswerJSON is encodeInferAnswer with every output in JSON, as
+// the inference table keeps it.
+func encodeInferAnswerJSON(b []byte, o *observation) []byte {
+	var via *routed
+	if o.route != nil {
+		via = &routed{endpoint: o.route.Endpoint(), variant: o.variant}
+	}
+	return encodeInferResponse(b, &inferResponse{Model: o.p.Version.Name, Version: o.p.Version.Version, ID: o.v2.ID, Outputs: o.p.outputs, Routed: via})
 }
 
 // sameModel checks that the model_name and model_version a request's body

@@ -13,6 +13,7 @@ import (
 
 	"github.com/mlgate/mlgate/internal/modelzoo"
 	"github.com/mlgate/mlgate/serving/onnx"
+	"github.com/mlgate/mlgate/serving/tables"
 )
 
 // binaryTensor is the binary form of a tensor's data, as the binary tensor
@@ -403,5 +404,49 @@ func TestInferBinaryEndpoint(t *testing.T) {
 		if len(a.outputs) != 1 || !reflect.DeepEqual(a.outputs[0].binary, want[0].Data) {
 			t.Errorf("%s: outputs %+v, want %v", variant, a.outputs, want[0].Data)
 		}
+	}
+}
+
+// TestInferBinaryRecordedAsJSON: a request whose tensors came, and whose
+// answer went, in binary is kept in the inference table as JSON, data and
+// all, which any reader can decode; the raw bytes would not be valid text.
+func TestInferBinaryRecordedAsJSON(t *testing.T) {
+	g := startGateway(t)
+	g.register("linear", modelzoo.Linear)
+	in := onnx.Tensor{Name: "x", Type: onnx.FP32, Shape: []int64{2, 4}, Data: []float32{1, 2, 3, 4, 5, 6, 7, 8}}
+	js, bin := binaryRequest(t, []binaryIn{{Tensor: in, binary: true}}, `"id": "bin-1", "parameters": {"binary_data_output": true},`)
+	if a := g.postBinary("/v2/models/linear/infer", js, bin, strconv.Itoa(len(js))); a.status != 200 || a.header == "" {
+		t.Fatalf("binary infer: %d %q %s", a.status, a.header, a.json)
+	}
+	if err := g.server.FlushRecords(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	var rows []tables.Row
+	if err := tables.Dir(g.tablesDir()).ReadRows(t.Context(), tables.Filter{}, func(r tables.Row) error {
+		rows = append(rows, r)
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if len(rows) != 1 {
+		t.Fatalf("%d rows, want 1", len(rows))
+	}
+	var req struct {
+		ID     string `json:"id"`
+		Inputs []struct {
+			Name string    `json:"name"`
+			Data []float32 `json:"data"`
+		} `json:"inputs"`
+	}
+	if err := json.Unmarshal([]byte(rows[0].Request), &req); err != nil || req.ID != "bin-1" || len(req.Inputs) != 1 || len(req.Inputs[0].Data) != 8 || req.Inputs[0].Data[7] != 8 {
+		t.Errorf("recorded request %q (%v): want the JSON of the request, its data included", rows[0].Request, err)
+	}
+	var answer struct {
+		Outputs []struct {
+			Data []float32 `json:"data"`
+		} `json:"outputs"`
+	}
+	if err := json.Unmarshal([]byte(rows[0].Response), &answer); err != nil || len(answer.Outputs) == 0 || len(answer.Outputs[0].Data) == 0 {
+		t.Errorf("recorded answer %q (%v): want the JSON of the answer, its data included", rows[0].Response, err)
 	}
 }

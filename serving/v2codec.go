@@ -1061,8 +1061,28 @@ func encodeInferResponse(b []byte, r *inferResponse) []byte {
 		b = appendString(b, r.Routed.variant)
 		b = append(b, '}')
 	}
-	b = append(b, `,"outputs":[`...)
+	b = append(b, `,"outputs":`...)
+	b = appendTensorsAs(b, r.Outputs, r.binaryLen)
+	b = append(b, '}')
 	for i, t := range r.Outputs {
+		if _, ok := r.binaryLen(i); ok {
+			b = appendBinary(b, t.Data)
+		}
+	}
+	return b
+}
+
+// appendTensors appends ts as a JSON array of V2 tensors, data and all.
+func appendTensors(b []byte, ts []onnx.Tensor) []byte {
+	return appendTensorsAs(b, ts, func(int) (int, bool) { return 0, false })
+}
+
+// appendTensorsAs appends ts as a JSON array of V2 tensors; a tensor i for
+// which binary reports a size gives it as parameters.binary_data_size in
+// place of its data.
+func appendTensorsAs(b []byte, ts []onnx.Tensor, binary func(i int) (int, bool)) []byte {
+	b = append(b, '[')
+	for i, t := range ts {
 		if i > 0 {
 			b = append(b, ',')
 		}
@@ -1078,7 +1098,7 @@ func encodeInferResponse(b []byte, r *inferResponse) []byte {
 			b = strconv.AppendInt(b, d, 10)
 		}
 		b = append(b, ']')
-		if n, ok := r.binaryLen(i); ok {
+		if n, ok := binary(i); ok {
 			b = append(b, `,"parameters":{"binary_data_size":`...)
 			b = strconv.AppendInt(b, int64(n), 10)
 			b = append(b, "}}"...)
@@ -1088,13 +1108,7 @@ func encodeInferResponse(b []byte, r *inferResponse) []byte {
 		b = appendData(b, t.Data)
 		b = append(b, '}')
 	}
-	b = append(b, "]}"...)
-	for i, t := range r.Outputs {
-		if _, ok := r.binaryLen(i); ok {
-			b = appendBinary(b, t.Data)
-		}
-	}
-	return b
+	return append(b, ']')
 }
 
 // binaryLen returns the size in binary of output i, and whether it is
