@@ -515,24 +515,33 @@ func TestFleetDriftAlertsOnce(t *testing.T) {
 			return err == nil && strings.Contains(string(raw), `"running"`)
 		})
 	}
-	// All of it in one window: start just after a boundary.
-	time.Sleep(time.Until(time.Now().Truncate(window).Add(window + 100*time.Millisecond)))
-	sent := time.Now()
+	// All of it in one window: start just after a boundary. A machine too
+	// slow to send it in half a window tries again in the next one; a
+	// window that drifted meanwhile alerts, and the hour's cooldown keeps
+	// any later one from alerting again, so one call is still the answer.
 	rng := rand.New(rand.NewPCG(1, 2))
-	for i := range f.replicas {
-		for range 3 {
-			rows := make([][4]float64, 50)
-			for r := range rows {
-				for j := range 4 {
-					rows[r][j] = 3 + rng.NormFloat64()
+	for try := 1; ; try++ {
+		time.Sleep(time.Until(time.Now().Truncate(window).Add(window + 100*time.Millisecond)))
+		sent := time.Now()
+		for i := range f.replicas {
+			for range 3 {
+				rows := make([][4]float64, 50)
+				for r := range rows {
+					for j := range 4 {
+						rows[r][j] = 3 + rng.NormFloat64()
+					}
 				}
+				in, _ := json.Marshal(map[string]any{"inputs": map[string]any{"x": rows}})
+				f.must(i, http.MethodPost, "/v1/models/linear/predict", string(in))
 			}
-			in, _ := json.Marshal(map[string]any{"inputs": map[string]any{"x": rows}})
-			f.must(i, http.MethodPost, "/v1/models/linear/predict", string(in))
 		}
-	}
-	if time.Since(sent) > window/2 {
-		t.Skipf("sending took %v, too long to stay within one %v window on this machine", time.Since(sent), window)
+		took := time.Since(sent)
+		if took <= window/2 {
+			break
+		}
+		if try == 3 {
+			t.Fatalf("sending 450 rows took %v in each of 3 tries, too long to fit one %v window", took, window)
+		}
 	}
 	f.until("the webhook call", 3*window, func() bool { mu.Lock(); defer mu.Unlock(); return len(calls) > 0 })
 	time.Sleep(window) // room for a second call, were there one
