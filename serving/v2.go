@@ -169,16 +169,6 @@ func encodeInferRecord(req *inferRequest) []byte {
 	return append(b, '}')
 }
 
-// encodeInferAnswerJSON is encodeInferAnswer with every output in JSON, as
-// the inference table keeps it.
-func encodeInferAnswerJSON(b []byte, o *observation) []byte {
-	var via *routed
-	if o.route != nil {
-		via = &routed{endpoint: o.route.Endpoint(), variant: o.variant}
-	}
-	return encodeInferResponse(b, &inferResponse{Model: o.p.Version.Name, Version: o.p.Version.Version, ID: o.v2.ID, Outputs: o.p.outputs, Routed: via})
-}
-
 // sameModel checks that the model_name and model_version a request's body
 // gives, when it gives them, are those of its URL.
 func sameModel(req *inferRequest, model, version string) error {
@@ -194,15 +184,26 @@ func sameModel(req *inferRequest, model, version string) error {
 	return invalidInput("model_version: the body names version %q, the URL %q", truncate(req.ModelVersion, maxAskedName), version)
 }
 
-// encodeInferAnswer appends the V2 answer of a served observation.
+// encodeInferAnswer appends the V2 answer of a served observation, its
+// outputs in binary where the request asks for them so.
 func encodeInferAnswer(b []byte, o *observation) []byte {
-	var via *routed
-	if o.route != nil {
-		via = &routed{endpoint: o.route.Endpoint(), variant: o.variant}
-	}
 	var binary *inferRequest
 	if o.v2.wantsBinary() {
 		binary = o.v2
+	}
+	return appendInferAnswer(b, o, binary)
+}
+
+// encodeInferAnswerJSON is encodeInferAnswer with every output in JSON, as
+// the inference table keeps it.
+func encodeInferAnswerJSON(b []byte, o *observation) []byte { return appendInferAnswer(b, o, nil) }
+
+// appendInferAnswer appends the V2 answer of o, the outputs binary asks
+// for (none when nil) in binary.
+func appendInferAnswer(b []byte, o *observation, binary *inferRequest) []byte {
+	var via *routed
+	if o.route != nil {
+		via = &routed{endpoint: o.route.Endpoint(), variant: o.variant}
 	}
 	return encodeInferResponse(b, &inferResponse{
 		Model:   o.p.Version.Name,
