@@ -52,36 +52,55 @@ func configTensors(ios []onnx.IO) []configTensor {
 
 // modelConfigOf answers GET /v2/models/{m}[/versions/{v}]/config.
 func (s *Server) modelConfigOf(c *fiber.Ctx) error {
-	l, err := s.acquire(c.Params("model"), c.Params("version"))
+	cfg, err := s.configOf(c.Params("model"), c.Params("version"))
 	if err != nil {
 		return err
 	}
+	return c.JSON(cfg)
+}
+
+// configOf is the configuration of model at version (a number, an alias
+// or "").
+func (s *Server) configOf(model, version string) (modelConfig, error) {
+	l, err := s.acquire(model, version)
+	if err != nil {
+		return modelConfig{}, err
+	}
 	defer l.Release()
-	return c.JSON(modelConfig{
+	return modelConfig{
 		Name: l.Version.Name, Platform: platform, Backend: "onnxruntime",
 		Input: configTensors(l.Inputs()), Output: configTensors(l.Outputs()),
-	})
+	}, nil
 }
 
 // modelStatistics answers GET /v2/models/stats, /v2/models/{m}/stats and
 // /v2/models/{m}/versions/{v}/stats: each loaded version's counts since it
 // loaded.
 func (s *Server) modelStatistics(c *fiber.Ctx) error {
-	if !s.catalog.Ready() {
-		return notReady("the server is still loading models")
+	st, err := s.statistics(c.Params("model"), c.Params("version"))
+	if err != nil {
+		return err
 	}
-	model, version := c.Params("model"), c.Params("version")
+	return c.JSON(fiber.Map{"model_stats": st})
+}
+
+// statistics are the counts of model at version, or of each loaded
+// version of model when version is "" (of every model when model is "").
+func (s *Server) statistics(model, version string) ([]modelStats, error) {
+	if !s.catalog.Ready() {
+		return nil, notReady("the server is still loading models")
+	}
 	if version != "" {
 		l, err := s.catalog.Acquire(model, version)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		defer l.Release()
-		return c.JSON(fiber.Map{"model_stats": []modelStats{statsOf(l)}})
+		return []modelStats{statsOf(l)}, nil
 	}
 	entries, err := s.catalog.Entries(model)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	out := []modelStats{}
 	for _, e := range entries {
@@ -89,7 +108,7 @@ func (s *Server) modelStatistics(c *fiber.Ctx) error {
 			out = append(out, statsOf(e.Loaded))
 		}
 	}
-	return c.JSON(fiber.Map{"model_stats": out})
+	return out, nil
 }
 
 func statsOf(l *Loaded) modelStats {
@@ -121,23 +140,33 @@ func (s *Server) repositoryIndex(c *fiber.Ctx) error {
 			return invalidInput("request body: %v", err)
 		}
 	}
+	out, err := s.index(req.Ready)
+	if err != nil {
+		return err
+	}
+	return c.JSON(out)
+}
+
+// index lists every registered version, READY when loaded here and
+// UNAVAILABLE with the reason when not, or only the ready ones.
+func (s *Server) index(readyOnly bool) ([]repositoryModel, error) {
 	if !s.catalog.Ready() {
-		return notReady("the server is still loading models")
+		return nil, notReady("the server is still loading models")
 	}
 	entries, err := s.catalog.Entries("")
 	if err != nil {
-		return err
+		return nil, err
 	}
 	out := []repositoryModel{}
 	for _, e := range entries {
 		m := repositoryModel{Name: e.Model, Version: strconv.Itoa(e.Version), State: "READY"}
 		if e.Loaded == nil {
-			if req.Ready {
+			if readyOnly {
 				continue
 			}
 			m.State, m.Reason = "UNAVAILABLE", e.Err.Error()
 		}
 		out = append(out, m)
 	}
-	return c.JSON(out)
+	return out, nil
 }
