@@ -352,6 +352,72 @@ def faulty():
 
 
 # ---------------------------------------------------------------------------
+# mlp_heavy.onnx: x FP32 [batch, 256] -> y FP32 [batch, 8] through three
+# 1024-wide dense layers with Relu, about 2.4 million multiply-adds a row: a
+# model whose run time dominates a request's, for the dynamic-batching
+# benchmarks. Its 2.4 million weights would make a 9 MB file, so the graph
+# computes them from their index instead (a sine hash, the same on every
+# run): the file stays a few KiB, and ONNX Runtime folds the computation into
+# constants when it loads the session, so a run multiplies as if they were
+# stored.
+
+MLP_HEAVY_WIDTHS = [256, 1024, 1024, 1024, 8]
+
+
+def mlp_heavy():
+    nodes, inits = [], []
+
+    def const(name, value, dtype=np.float32):
+        inits.append(numpy_helper.from_array(np.array(value, dtype=dtype), name))
+        return name
+
+    def weights(k, rows, cols):
+        # w[i,j] = (frac(sin(n*12.9898 + k) * 43758.5453) - 0.5) * sqrt(6/rows)
+        # with n = i*cols + j: a deterministic pseudo-random uniform matrix
+        # scaled as He initialisation would, so activations keep their size.
+        p = f"w{k}_"
+        nodes.extend([
+            helper.make_node("Range", [const(p + "start", 0.0), const(p + "limit", float(rows * cols)),
+                                       const(p + "delta", 1.0)], [p + "n"], name=p + "range"),
+            helper.make_node("Reshape", [p + "n", const(p + "shape", [rows, cols], np.int64)], [p + "grid"],
+                             name=p + "reshape"),
+            helper.make_node("Mul", [p + "grid", const(p + "freq", 12.9898)], [p + "arg0"], name=p + "freq"),
+            helper.make_node("Add", [p + "arg0", const(p + "phase", float(k))], [p + "arg"], name=p + "phase"),
+            helper.make_node("Sin", [p + "arg"], [p + "sin"], name=p + "sin"),
+            helper.make_node("Mul", [p + "sin", const(p + "amp", 43758.5453)], [p + "h"], name=p + "amp"),
+            helper.make_node("Floor", [p + "h"], [p + "hfloor"], name=p + "floor"),
+            helper.make_node("Sub", [p + "h", p + "hfloor"], [p + "frac"], name=p + "frac"),
+            helper.make_node("Sub", [p + "frac", const(p + "half", 0.5)], [p + "centred"], name=p + "centre"),
+            helper.make_node("Mul", [p + "centred", const(p + "scale", float(np.sqrt(6.0 / rows)))], [p + "W"],
+                             name=p + "scale"),
+        ])
+        return p + "W"
+
+    h = "x"
+    layers = len(MLP_HEAVY_WIDTHS) - 1
+    for k in range(layers):
+        rows, cols = MLP_HEAVY_WIDTHS[k], MLP_HEAVY_WIDTHS[k + 1]
+        w = weights(k, rows, cols)
+        b = const(f"b{k}", (np.arange(cols, dtype=np.float32) % 5 - 2) / 100)
+        out = "y" if k == layers - 1 else f"h{k}"
+        nodes.append(helper.make_node("MatMul", [h, w], [f"mm{k}"], name=f"matmul{k}"))
+        if k == layers - 1:
+            nodes.append(helper.make_node("Add", [f"mm{k}", b], [out], name=f"bias{k}"))
+        else:
+            nodes.append(helper.make_node("Add", [f"mm{k}", b], [f"pre{k}"], name=f"bias{k}"))
+            nodes.append(helper.make_node("Relu", [f"pre{k}"], [out], name=f"relu{k}"))
+        h = out
+    graph = helper.make_graph(
+        nodes,
+        "mlp_heavy",
+        [vi("x", TensorProto.FLOAT, ["batch", MLP_HEAVY_WIDTHS[0]])],
+        [vi("y", TensorProto.FLOAT, ["batch", MLP_HEAVY_WIDTHS[-1]])],
+        initializer=inits,
+    )
+    return save(make_model(graph), "mlp_heavy.onnx")
+
+
+# ---------------------------------------------------------------------------
 # Smoke test with onnxruntime.
 
 def smoke_inputs(name):
@@ -384,6 +450,8 @@ def smoke_inputs(name):
         return {"x": np.arange(6, dtype=np.float32).reshape(2, 3)}
     if name in ("fragile.onnx", "faulty.onnx"):
         return {"x": np.array([[0, 1, 2, 1], [0, 0, 0, 0], [2, 2, 0, 1]], dtype=np.float32)}
+    if name == "mlp_heavy.onnx":
+        return {"x": (np.arange(n * 256, dtype=np.float32).reshape(n, 256) % 11 - 5) / 5}
     if name in ("dense10.onnx", "dense50.onnx"):
         k = 10 if name == "dense10.onnx" else 50
         return {"x": np.ones((n, k), dtype=np.float32)}
@@ -439,12 +507,14 @@ def main():
     dense(50)
     fragile()
     faulty()
+    mlp_heavy()
     garbage()
     truncated(lin)
     check([
         "linear.onnx", "linear_v2.onnx", "multi_input.onnx", "iris.onnx",
         "strings.onnx", "all_types.onnx", "fixed_shape.onnx",
         "dense10.onnx", "dense50.onnx", "fragile.onnx", "faulty.onnx",
+        "mlp_heavy.onnx",
     ])
 
 

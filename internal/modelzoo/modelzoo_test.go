@@ -9,7 +9,7 @@ import (
 
 var allFiles = []string{
 	Linear, LinearV2, MultiInput, IrisFile, Strings, AllTypes, FixedShape, Dense10, Dense50, Fragile, Faulty,
-	Garbage, Truncated,
+	MLPHeavy, Garbage, Truncated,
 }
 
 func TestFilesExist(t *testing.T) {
