@@ -2,7 +2,8 @@
 
 Usage: triton_http.py HOST:PORT API_KEY
 Each check raises on a wrong answer; the script prints "ok <check>" for each
-one that passes, and exits non-zero on the first that does not.
+one that passes, and exits non-zero on the first that does not. The models
+and the endpoint it calls are described in expect.py.
 """
 import sys
 
@@ -10,69 +11,147 @@ import numpy as np
 import tritonclient.http as httpclient
 from tritonclient.utils import InferenceServerException
 
+import expect
+
 url, key = sys.argv[1], sys.argv[2]
 client = httpclient.InferenceServerClient(url=url)
 
 
 class Headers(dict):
-    """The key, as a fresh dict each time it is passed: tritonclient adds
-    Inference-Header-Content-Length to the headers it is given, which would
-    otherwise go along with the next request."""
+    """The key, and any other headers, as a fresh dict each time they are
+    passed: tritonclient adds Inference-Header-Content-Length to the headers
+    it is given, which would otherwise go along with the next request."""
 
-    def __init__(self):
-        super().__init__({"Authorization": "Bearer " + key})
-
+    def __init__(self, **more):
+        super().__init__({"Authorization": "Bearer " + key}, **more)
 
 
 def ok(name):
     print("ok", name, flush=True)
 
 
+def tensor(name, value, datatype, binary):
+    t = httpclient.InferInput(name, list(value.shape), datatype)
+    t.set_data_from_numpy(value, binary_data=binary)
+    return t
+
+
+def wanted(names, binary):
+    return [httpclient.InferRequestedOutput(n, binary_data=binary) for n in names]
+
+
+def is_binary(result, name):
+    """Whether the answer carried name's data in binary."""
+    return "binary_data_size" in (result.get_output(name).get("parameters") or {})
+
+
 assert client.is_server_live(headers=Headers())
 assert client.is_server_ready(headers=Headers())
-assert client.is_model_ready("linear", headers=Headers())
+for m in expect.MODELS:
+    assert client.is_model_ready(m, headers=Headers()), m
+assert client.is_model_ready("linear", "1", headers=Headers())
 ok("live and ready")
 
 meta = client.get_server_metadata(headers=Headers())
-assert meta["name"] == "mlgate", meta
+assert meta["name"] == "mlgate" and "binary_tensor_data" in meta["extensions"], meta
 ok("server metadata")
 
 meta = client.get_model_metadata("linear", headers=Headers())
-assert meta["name"] == "linear" and meta["inputs"][0]["name"] == "x", meta
+assert meta["name"] == "linear" and meta["versions"] == ["1", "2"], meta
+assert meta["inputs"] == [{"name": "x", "datatype": "FP32", "shape": [-1, 4]}], meta
+assert meta["outputs"] == [{"name": "y", "datatype": "FP32", "shape": [-1, 2]}], meta
+meta = client.get_model_metadata("multi_input", headers=Headers())
+assert [(t["name"], t["datatype"]) for t in meta["inputs"]] == [("a", "FP32"), ("b", "INT64")], meta
+meta = client.get_model_metadata("strings", headers=Headers())
+assert meta["inputs"][0]["datatype"] == "BYTES" and meta["outputs"][1] == {"name": "echo", "datatype": "BYTES", "shape": [-1, 1]}, meta
+meta = client.get_model_metadata("iris", headers=Headers())
+assert {t["name"]: t["datatype"] for t in meta["outputs"]} == {"output_label": "INT64", "output_probability": "JSON"}, meta
 ok("model metadata")
 
 config = client.get_model_config("linear", headers=Headers())
-assert config["input"][0]["data_type"] == "TYPE_FP32", config
+assert config["name"] == "linear" and config["input"][0] == {"name": "x", "data_type": "TYPE_FP32", "dims": [-1, 4]}, config
+config = client.get_model_config("strings", headers=Headers())
+assert config["input"][0]["data_type"] == "TYPE_STRING", config
+config = client.get_model_config("multi_input", headers=Headers())
+assert [t["data_type"] for t in config["output"]] == ["TYPE_FP32", "TYPE_INT64"], config
 ok("model config")
 
-x = np.array([[1, 2, 3, 4], [5, 6, 7, 8]], dtype=np.float32)
-inp = httpclient.InferInput("x", list(x.shape), "FP32")
-inp.set_data_from_numpy(x, binary_data=False)
-result = client.infer("linear", [inp], headers=Headers())
-y = result.as_numpy(meta["outputs"][0]["name"])
-assert y is not None and y.shape[0] == 2, y
-ok("infer FP32 as JSON")
+for binary in (False, True):
+    how = "binary" if binary else "JSON"
+    r = client.infer("linear", [tensor("x", expect.X, "FP32", binary)], outputs=wanted(["y"], binary),
+                     request_id="fp32-%s" % how, headers=Headers())
+    expect.check_linear(r.as_numpy("y"))
+    assert is_binary(r, "y") == binary and r.get_response()["model_version"] == "2", r.get_response()
+    assert r.get_response()["id"] == "fp32-%s" % how, r.get_response()
+    ok("infer FP32 in %s, inputs and outputs" % how)
 
-inp = httpclient.InferInput("x", list(x.shape), "FP32")
-inp.set_data_from_numpy(x, binary_data=True)
-out = httpclient.InferRequestedOutput(meta["outputs"][0]["name"], binary_data=True)
-binary = client.infer("linear", [inp], outputs=[out], headers=Headers()).as_numpy(meta["outputs"][0]["name"])
-assert np.array_equal(binary, y), (binary, y)
-ok("infer FP32 with binary inputs and outputs")
+    r = client.infer("linear", [tensor("x", expect.X, "FP32", binary)], model_version="1",
+                     outputs=wanted(["y"], binary), headers=Headers())
+    expect.check_linear(r.as_numpy("y"), version="1")
+    ok("infer FP32 in %s, version 1 named" % how)
 
-bad = httpclient.InferInput("x", [1, 3], "FP32")
-bad.set_data_from_numpy(np.zeros((1, 3), dtype=np.float32), binary_data=False)
-try:
-    client.infer("linear", [bad], headers=Headers())
-    raise AssertionError("a wrong input was answered")
-except InferenceServerException as e:
-    assert "x" in e.message(), e.message()
-ok("wrong input reported with the gateway's message")
+    r = client.infer("multi_input", [tensor("a", expect.A, "FP32", binary), tensor("b", expect.B, "INT64", binary)],
+                     outputs=wanted(["sum", "b_doubled"], binary), headers=Headers())
+    expect.check_multi_input(r.as_numpy("sum"), r.as_numpy("b_doubled"))
+    assert is_binary(r, "b_doubled") == binary, r.get_response()
+    ok("infer FP32 and INT64 in %s" % how)
+
+    r = client.infer("strings", [tensor("text", expect.TEXT, "BYTES", binary)],
+                     outputs=wanted(["code", "echo"], binary), headers=Headers())
+    expect.check_strings(r.as_numpy("code"), r.as_numpy("echo"))
+    assert is_binary(r, "echo") == binary, r.get_response()
+    ok("infer BYTES in %s" % how)
+
+    # A ZipMap has no binary form: asked for in binary, it still comes as
+    # JSON objects beside the label, which does come in binary.
+    r = client.infer("iris", [tensor("float_input", expect.FLOWERS, "FP32", binary)],
+                     outputs=wanted(["output_label", "output_probability"], binary), headers=Headers())
+    expect.check_labels(r.as_numpy("output_label"))
+    assert is_binary(r, "output_label") == binary and not is_binary(r, "output_probability"), r.get_response()
+    probs = r.get_output("output_probability")
+    assert probs["datatype"] == "JSON" and probs["shape"] == [3], probs
+    expect.check_zipmap(probs["data"])
+    expect.check_zipmap(r.as_numpy("output_probability"))
+    ok("infer the ZipMap model in %s" % how)
+
+    # No outputs named: tritonclient asks for every output in binary
+    # (binary_data_output).
+    r = client.infer("strings", [tensor("text", expect.TEXT, "BYTES", binary)], headers=Headers())
+    expect.check_strings(r.as_numpy("code"), r.as_numpy("echo"))
+    assert is_binary(r, "code") and is_binary(r, "echo"), r.get_response()
+    ok("infer BYTES with %s inputs, every output in binary" % how)
+
+    for variant, version in expect.VARIANTS.items():
+        r = client.infer(expect.ENDPOINT, [tensor("x", expect.X, "FP32", binary)], outputs=wanted(["y"], binary),
+                         headers=Headers(**{expect.VARIANT_HEADER: variant}))
+        expect.check_linear(r.as_numpy("y"), version=version)
+        answer = r.get_response()
+        assert answer["parameters"] == {"endpoint": expect.ENDPOINT, "variant": variant}, answer
+        assert answer["model_version"] == version, answer
+    ok("infer the endpoint in %s, each variant pinned" % how)
+
+    bad = tensor("x", np.zeros((1, 3), dtype=np.float32), "FP32", binary)
+    try:
+        client.infer("linear", [bad], headers=Headers())
+        raise AssertionError("a wrong input was answered")
+    except InferenceServerException as e:
+        assert e.status() == "400", e.status()
+        expect.check_wrong_input(e.message())
+    ok("wrong input in %s reported with the gateway's message" % how)
 
 stats = client.get_inference_statistics("linear", headers=Headers())
-assert stats["model_stats"][0]["inference_stats"]["success"]["count"] >= 1, stats
+by_version = {s["version"]: s for s in stats["model_stats"]}
+assert sorted(by_version) == ["1", "2"], stats
+assert all(s["name"] == "linear" for s in stats["model_stats"]), stats
+# Version 1: named twice and pinned by v1 twice; version 2: four more.
+assert by_version["1"]["inference_stats"]["success"]["count"] >= 4, stats
+assert by_version["2"]["inference_stats"]["success"]["count"] >= 4, stats
+assert by_version["2"]["inference_stats"]["fail"]["count"] >= 2, stats
+stats = client.get_inference_statistics(headers=Headers())
+assert {s["name"] for s in stats["model_stats"]} >= set(expect.MODELS), stats
 ok("statistics")
 
 index = client.get_model_repository_index(headers=Headers())
-assert any(m["name"] == "linear" and m["state"] == "READY" for m in index), index
+ready = {(m["name"], m["version"]) for m in index if m["state"] == "READY"}
+assert ready >= {("linear", "1"), ("linear", "2"), ("multi_input", "1"), ("strings", "1"), ("iris", "1")}, index
 ok("repository index")
