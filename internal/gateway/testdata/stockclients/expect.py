@@ -83,3 +83,12 @@ def check_wrong_input(message):
     the input, the shape sent and the model's."""
     for part in ('input "x"', "shape [1,3]", "[-1,4]"):
         assert part in message, "%r lacks %r" % (message, part)
+
+
+
+def maps(elements):
+    """The maps of a ZipMap output answered over gRPC, where each is the
+    JSON text of an element of a BYTES tensor."""
+    import json
+
+    return [json.loads(e) for e in np.asarray(elements).reshape(-1)]
