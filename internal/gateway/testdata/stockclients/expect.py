@@ -78,13 +78,30 @@ def check_zipmap(maps):
         assert max(m, key=m.get) == str(label), (m, label)
 
 
-def check_wrong_input(message):
-    """The gateway's message for x of shape [1,3] sent to linear: it names
-    the input, the shape sent and the model's."""
-    for part in ('input "x"', "shape [1,3]", "[-1,4]"):
+def check_message(message, *parts):
+    for part in parts:
         assert part in message, "%r lacks %r" % (message, part)
 
 
+def check_wrong_input(message):
+    """The gateway's message for x of shape [1,3] sent to linear: it names
+    the input, the shape sent and the model's."""
+    check_message(message, 'input "x"', "shape [1,3]", "[-1,4]")
+
+
+def check_wrong_datatype(message):
+    """The gateway's message for x sent to linear as INT64."""
+    check_message(message, 'input "x"', "datatype INT64", "FP32")
+
+
+def check_unknown_variant(message):
+    """The gateway's message for the variant v3 of scorer, which has none:
+    it names the variant and those there are."""
+    check_message(message, 'no variant "v3"', "v1, v2")
+
+
+def check_no_key(message):
+    check_message(message, "missing API key")
 
 def maps(elements):
     """The maps of a ZipMap output answered over gRPC, where each is the

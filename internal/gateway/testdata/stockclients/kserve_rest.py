@@ -132,6 +132,20 @@ async def main():
                 # The client puts the gateway's "error" in its message.
                 expect.check_wrong_input(str(e))
             ok("wrong input in %s reported with the gateway's message" % how)
+
+        x = tensor("x", expect.X, "FP32", False)
+        for req, model, more, status, check in [
+            (InferRequest(model_name="linear", infer_inputs=[tensor("x", expect.X.astype(np.int64), "INT64", False)]), "linear", headers(), 400, expect.check_wrong_datatype),
+            (InferRequest(model_name=expect.ENDPOINT, infer_inputs=[x]), expect.ENDPOINT, headers(**{expect.VARIANT_HEADER: "v3"}), 400, expect.check_unknown_variant),
+            (InferRequest(model_name="linear", infer_inputs=[x]), "linear", None, 401, expect.check_no_key),
+        ]:
+            try:
+                await client.infer(url, req, model_name=model, headers=more)
+                raise AssertionError("a wrong request was answered")
+            except httpx.HTTPStatusError as e:
+                assert e.response.status_code == status, e
+                check(str(e))
+        ok("wrong datatype, unknown variant and missing key reported with the gateway's messages")
     finally:
         await client.close()
 

@@ -139,6 +139,20 @@ for binary in (False, True):
         expect.check_wrong_input(e.message())
     ok("wrong input in %s reported with the gateway's message" % how)
 
+x = tensor("x", expect.X, "FP32", False)
+for call, status, check in [
+    (lambda: client.infer("linear", [tensor("x", expect.X.astype(np.int64), "INT64", False)], headers=Headers()), "400", expect.check_wrong_datatype),
+    (lambda: client.infer(expect.ENDPOINT, [x], headers=Headers(**{expect.VARIANT_HEADER: "v3"})), "400", expect.check_unknown_variant),
+    (lambda: client.infer("linear", [x]), "401", expect.check_no_key),
+]:
+    try:
+        call()
+        raise AssertionError("a wrong request was answered")
+    except InferenceServerException as e:
+        assert e.status() == status, (e.status(), e.message())
+        check(e.message())
+ok("wrong datatype, unknown variant and missing key reported with the gateway's messages")
+
 stats = client.get_inference_statistics("linear", headers=Headers())
 by_version = {s["version"]: s for s in stats["model_stats"]}
 assert sorted(by_version) == ["1", "2"], stats
