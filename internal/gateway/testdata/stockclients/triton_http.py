@@ -139,6 +139,10 @@ for binary in (False, True):
         expect.check_wrong_input(e.message())
     ok("wrong input in %s reported with the gateway's message" % how)
 
+r = client.async_infer("linear", [tensor("x", expect.X, "FP32", True)], outputs=wanted(["y"], True), headers=Headers()).get_result()
+expect.check_linear(r.as_numpy("y"))
+ok("async infer")
+
 # Content-Encoding: deflate is left out: the gateway inflates it as raw
 # DEFLATE, but tritonclient (rightly, RFC 9110) sends the zlib format.
 r = client.infer("linear", [tensor("x", expect.X, "FP32", True)], outputs=wanted(["y"], True), headers=Headers(),
