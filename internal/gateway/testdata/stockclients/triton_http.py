@@ -5,6 +5,7 @@ Each check raises on a wrong answer; the script prints "ok <check>" for each
 one that passes, and exits non-zero on the first that does not. The models
 and the endpoint it calls are described in expect.py.
 """
+import asyncio
 import sys
 
 import numpy as np
@@ -180,3 +181,27 @@ index = client.get_model_repository_index(headers=Headers())
 ready = {(m["name"], m["version"]) for m in index if m["state"] == "READY"}
 assert ready >= {("linear", "1"), ("linear", "2"), ("multi_input", "1"), ("strings", "1"), ("iris", "1")}, index
 ok("repository index")
+
+
+async def with_aio():
+    """tritonclient.http.aio, the asyncio client: metadata and an infer in
+    binary to the endpoint, variant v1 pinned."""
+    import tritonclient.http.aio as aioclient
+
+    aio = aioclient.InferenceServerClient(url=url)
+    try:
+        assert await aio.is_model_ready("linear", headers=Headers())
+        meta = await aio.get_model_metadata("strings", headers=Headers())
+        assert meta["name"] == "strings", meta
+        x = aioclient.InferInput("x", list(expect.X.shape), "FP32")
+        x.set_data_from_numpy(expect.X, binary_data=True)
+        r = await aio.infer(expect.ENDPOINT, [x], outputs=[aioclient.InferRequestedOutput("y", binary_data=True)],
+                            headers=Headers(**{expect.VARIANT_HEADER: "v1"}))
+        expect.check_linear(r.as_numpy("y"), version="1")
+        assert r.get_response()["parameters"] == {"endpoint": expect.ENDPOINT, "variant": "v1"}, r.get_response()
+    finally:
+        await aio.close()
+
+
+asyncio.run(with_aio())
+ok("the asyncio client: readiness, metadata, infer")
