@@ -50,6 +50,7 @@ func TestMain(m *testing.M) {
 type gateway struct {
 	t        testing.TB
 	url      string
+	grpcAddr string
 	dataDir  string
 	reg      *registry.Registry
 	catalog  *serving.Catalog
@@ -143,6 +144,7 @@ func startGateway(t testing.TB, opts ...gatewayOption) *gateway {
 	cfg := &c.cfg
 	cfg.DataDir = t.TempDir()
 	cfg.Listen = "127.0.0.1:0"
+	cfg.GRPC.Listen = "127.0.0.1:0"
 	cfg.Registry.MaxModelBytes = 64 << 20
 	cfg.Server.MaxBodyBytes = 1 << 20
 	cfg.Server.ReadTimeout = config.Duration(10 * time.Second)
@@ -179,7 +181,7 @@ func startGateway(t testing.TB, opts ...gatewayOption) *gateway {
 		gw.Server.SetShadowRunnerForTest(c.shadowRun)
 	}
 	return &gateway{
-		t: t, url: "http://" + gw.Addr, dataDir: cfg.DataDir, reg: gw.Registry, catalog: gw.Catalog, features: gw.Features,
+		t: t, url: "http://" + gw.Addr, grpcAddr: gw.GRPCAddr, dataDir: cfg.DataDir, reg: gw.Registry, catalog: gw.Catalog, features: gw.Features,
 		router: gw.Router, drift: gw.Drift, tables: gw.Tables, server: gw.Server, authn: authn, log: c.log,
 		client: &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}, Timeout: 30 * time.Second},
 	}

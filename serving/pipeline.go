@@ -77,8 +77,11 @@ type observation struct {
 // observationOf returns a new observation of c's request, started now. It
 // is held in the request's scope, which is allocated anyway, so that a
 // prediction costs one allocation for the two.
-func observationOf(c *fiber.Ctx) *observation {
-	ctx := c.UserContext()
+func observationOf(c *fiber.Ctx) *observation { return observationIn(c.UserContext()) }
+
+// observationIn returns a new observation of the request ctx belongs to,
+// started now; see observationOf.
+func observationIn(ctx context.Context) *observation {
 	if sc := scopeOf(ctx); sc != nil && !sc.observed {
 		sc.observed = true
 		sc.obs = observation{ctx: ctx, start: time.Now()}

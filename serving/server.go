@@ -136,7 +136,17 @@ type Server struct {
 	conns sync.Map // net.Conn → struct{}
 	// closing is set once Shutdown closes the listener.
 	closing atomic.Bool
+	// others stop the entry points of other protocols (gRPC); see
+	// AddEntryPoint.
+	others []func(context.Context)
 }
+
+// AddEntryPoint has Shutdown stop another protocol's server that serves
+// from this one (see Admit): stop must stop taking calls and return once
+// those in flight are answered, or once ctx ends. Shutdown calls it when
+// the drain delay is over, as it closes its own listener, and before it
+// waits for the recorder. Call it before Serve.
+func (s *Server) AddEntryPoint(stop func(ctx context.Context)) { s.others = append(s.others, stop) }
 
 // trackConn keeps the set of open connections. fasthttp counts a
 // connection waiting for its first request as active, and its Shutdown
@@ -338,6 +348,10 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	// as it closed: trackConn closes it, as the kernel resets those it had
 	// not handed over yet.
 	s.closing.Store(true)
+	var others sync.WaitGroup
+	for _, stop := range s.others {
+		others.Go(func() { stop(ctx) })
+	}
 	closed := make(chan error, 1)
 	go func() { closed <- s.app.ShutdownWithContext(ctx) }()
 	var err error
@@ -353,6 +367,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	// fasthttp stops counting a connection it accepted as its listener
 	// closed before the connection starts: wake any such one too.
 	s.wakeConns()
+	others.Wait()
 	wait := time.Second
 	if d, ok := ctx.Deadline(); ok {
 		wait = max(time.Until(d), 0)
@@ -407,11 +422,16 @@ func (s *Server) admit(role auth.Role, then fiber.Handler) fiber.Handler {
 // rateLimited refuses a request of the caller named name, which may try
 // again after wait: 429, with Retry-After in whole seconds.
 func (s *Server) rateLimited(c *fiber.Ctx, name string, wait time.Duration) error {
-	secs := retryAfter(wait)
-	c.Set(fiber.HeaderRetryAfter, strconv.FormatInt(secs, 10))
+	c.Set(fiber.HeaderRetryAfter, strconv.FormatInt(retryAfter(wait), 10))
+	return s.overLimit(name, wait)
+}
+
+// overLimit is the error of a call refused because the caller named name
+// is over its rate limit; it may try again after wait.
+func (s *Server) overLimit(name string, wait time.Duration) error {
 	lim, _ := s.limiter.Limit(name)
 	return fmt.Errorf("%w: key %q is over its limit of %s requests per second (burst %d); retry in %d s",
-		errRateLimited, name, strconv.FormatFloat(lim.Rate, 'f', -1, 64), lim.Burst, secs)
+		errRateLimited, name, strconv.FormatFloat(lim.Rate, 'f', -1, 64), lim.Burst, retryAfter(wait))
 }
 
 // actor is the name of the key that made c's request, for the audit trail.

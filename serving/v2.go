@@ -7,6 +7,7 @@ import (
 
 	"github.com/gofiber/fiber/v2"
 
+	"github.com/mlgate/mlgate/serving/grpcv2"
 	"github.com/mlgate/mlgate/serving/onnx"
 )
 
@@ -36,7 +37,7 @@ func (s *Server) ready(c *fiber.Ctx) error {
 }
 
 func (s *Server) serverMetadata(c *fiber.Ctx) error {
-	return c.JSON(fiber.Map{"name": "mlgate", "version": s.opts.Version, "extensions": []string{"binary_tensor_data"}})
+	return c.JSON(fiber.Map{"name": grpcv2.ServerName, "version": s.opts.Version, "extensions": grpcv2.Extensions})
 }
 
 // acquire resolves a model and a version reference (a number, an alias, or
@@ -63,26 +64,36 @@ type modelMetadata struct {
 }
 
 func (s *Server) modelMetadata(c *fiber.Ctx) error {
-	l, err := s.acquire(c.Params("model"), c.Params("version"))
+	md, err := s.metadataOfModel(c.Params("model"), c.Params("version"))
 	if err != nil {
 		return err
+	}
+	return c.JSON(md)
+}
+
+// metadataOfModel is the V2 metadata of model at version (a number, an
+// alias or "").
+func (s *Server) metadataOfModel(model, version string) (modelMetadata, error) {
+	l, err := s.acquire(model, version)
+	if err != nil {
+		return modelMetadata{}, err
 	}
 	defer l.Release()
 	numbers, err := s.catalog.Versions(l.Version.Name)
 	if err != nil {
-		return err
+		return modelMetadata{}, err
 	}
 	versions := make([]string, len(numbers))
 	for i, n := range numbers {
 		versions[i] = strconv.Itoa(n)
 	}
-	return c.JSON(modelMetadata{
+	return modelMetadata{
 		Name:     l.Version.Name,
 		Versions: versions,
 		Platform: platform,
 		Inputs:   metadataOf(l.Inputs()),
 		Outputs:  metadataOf(l.Outputs()),
-	})
+	}, nil
 }
 
 func metadataOf(ios []onnx.IO) []tensorMetadata {

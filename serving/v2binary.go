@@ -65,7 +65,7 @@ func (r *inferRequest) readBinary(bin []byte, hasBin bool, lim limits) error {
 		if left := len(bin) - off; size > int64(left) {
 			return invalidInput("input %q: parameters.binary_data_size is %d bytes, but only %d bytes of binary data are left for it", t.Name, size, left)
 		}
-		data, err := binaryData(bin[off:off+int(size)], t.Type, t.Shape, lim)
+		data, err := binaryData(bin[off:off+int(size)], t.Type, t.Shape, lim, "parameters.binary_data_size")
 		if err != nil {
 			return invalidInput("input %q: %v", t.Name, err)
 		}
@@ -95,18 +95,19 @@ func width(t onnx.DataType) int {
 }
 
 // binaryData reads the elements of a tensor of type t and the given shape
-// (already held to lim's elements) from b, its binary_data_size bytes.
-func binaryData(b []byte, t onnx.DataType, shape []int64, lim limits) (any, error) {
+// (already held to lim's elements) from b, the bytes field (as errors
+// name it: parameters.binary_data_size, raw_input_contents[i]) gives it.
+func binaryData(b []byte, t onnx.DataType, shape []int64, lim limits, field string) (any, error) {
 	n := onnx.Elements(shape)
 	if t == onnx.Bytes {
-		return binaryStrings(b, n, lim)
+		return binaryStrings(b, n, lim, field)
 	}
 	w := int64(width(t))
 	if w == 0 {
 		return nil, fmt.Errorf("datatype %s has no binary form", t)
 	}
 	if int64(len(b)) != n*w {
-		return nil, fmt.Errorf("parameters.binary_data_size is %d bytes, but shape %s of %s takes %d (%d elements of %d bytes)", len(b), shapeString(shape), t, n*w, n, w)
+		return nil, fmt.Errorf("%s is %d bytes, but shape %s of %s takes %d (%d elements of %d bytes)", field, len(b), shapeString(shape), t, n*w, n, w)
 	}
 	switch t {
 	case onnx.Bool:
@@ -166,20 +167,20 @@ type fixedNumber interface {
 
 // binaryStrings reads n BYTES elements from b, each a 4-byte
 // little-endian length and that many bytes.
-func binaryStrings(b []byte, n int64, lim limits) ([]string, error) {
+func binaryStrings(b []byte, n int64, lim limits, field string) ([]string, error) {
 	if int64(len(b)) < 4*n {
-		return nil, fmt.Errorf("parameters.binary_data_size is %d bytes, too few for %d BYTES elements of a 4-byte length each", len(b), n)
+		return nil, fmt.Errorf("%s is %d bytes, too few for %d BYTES elements of a 4-byte length each", field, len(b), n)
 	}
 	out := make([]string, n)
 	off := 0
 	for i := range out {
 		if len(b)-off < 4 {
-			return nil, fmt.Errorf("element %d (flattened): its 4-byte length lies beyond the %d bytes of parameters.binary_data_size", i, len(b))
+			return nil, fmt.Errorf("element %d (flattened): its 4-byte length lies beyond the %d bytes of %s", i, len(b), field)
 		}
 		l := binary.LittleEndian.Uint32(b[off:])
 		off += 4
 		if left := len(b) - off; uint64(l) > uint64(left) {
-			return nil, fmt.Errorf("element %d (flattened): its length %d is beyond the %d bytes left of parameters.binary_data_size", i, l, left)
+			return nil, fmt.Errorf("element %d (flattened): its length %d is beyond the %d bytes left of %s", i, l, left, field)
 		}
 		if int64(l) > int64(lim.maxString) {
 			return nil, fmt.Errorf("element %d (flattened): a string of %d bytes is longer than limits.max_string_bytes (%d)", i, l, lim.maxString)
@@ -188,7 +189,7 @@ func binaryStrings(b []byte, n int64, lim limits) ([]string, error) {
 		off += int(l)
 	}
 	if off != len(b) {
-		return nil, fmt.Errorf("parameters.binary_data_size is %d bytes, but its %d BYTES elements take %d", len(b), n, off)
+		return nil, fmt.Errorf("%s is %d bytes, but its %d BYTES elements take %d", field, len(b), n, off)
 	}
 	return out, nil
 }

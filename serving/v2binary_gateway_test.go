@@ -12,6 +12,7 @@ import (
 	"testing"
 
 	"github.com/mlgate/mlgate/internal/modelzoo"
+	"github.com/mlgate/mlgate/serving/grpcv2"
 	"github.com/mlgate/mlgate/serving/onnx"
 	"github.com/mlgate/mlgate/serving/tables"
 )
@@ -372,8 +373,8 @@ func TestInferClientFields(t *testing.T) {
 		Extensions []string `json:"extensions"`
 	}
 	g.do(http.MethodGet, "/v2", "", nil).decode(t, &meta)
-	if !reflect.DeepEqual(meta.Extensions, []string{"binary_tensor_data"}) {
-		t.Errorf("extensions = %v, want [binary_tensor_data]", meta.Extensions)
+	if !reflect.DeepEqual(meta.Extensions, grpcv2.Extensions) {
+		t.Errorf("extensions = %v, want %v", meta.Extensions, grpcv2.Extensions)
 	}
 }
 

@@ -16,6 +16,8 @@ import (
 type Config struct {
 	// Listen is the host:port the gateway serves on.
 	Listen string `yaml:"listen"`
+	// GRPC serves the V2 inference protocol over gRPC too.
+	GRPC GRPC `yaml:"grpc"`
 	// DataDir holds the gateway's persistent state.
 	DataDir     string      `yaml:"data_dir"`
 	Log         Log         `yaml:"log"`
@@ -31,6 +33,14 @@ type Config struct {
 	// and the drift monitors are kept: one process's files, or a database
 	// that a fleet of replicas shares.
 	ControlPlane ControlPlane `yaml:"control_plane"`
+}
+
+// GRPC configures the gRPC server of the V2 inference protocol
+// (inference.GRPCInferenceService, with grpc.health.v1 and reflection). It
+// shares the HTTP server's keys, limits, deadlines and TLS (server.tls).
+type GRPC struct {
+	// Listen is the host:port it serves on; empty: no gRPC server.
+	Listen string `yaml:"listen"`
 }
 
 // Tables configures the inference tables: every prediction as a row in
@@ -349,6 +359,11 @@ func (c *Config) Validate() error {
 	if err := checkListen(c.Listen); err != nil {
 		fail("listen", "%v", err)
 	}
+	if c.GRPC.Listen != "" {
+		if err := checkListen(c.GRPC.Listen); err != nil {
+			fail("grpc.listen", "%v", err)
+		}
+	}
 	check("data_dir", c.DataDir != "", "must not be empty")
 	oneOf("log.level", c.Log.Level, validLevels)
 	oneOf("log.format", c.Log.Format, validFormats)
@@ -488,11 +503,22 @@ func isLowerHex(s string, n int) bool {
 	}) < 0
 }
 
-// LoopbackListen reports whether Listen's host is a loopback address
-// (127.0.0.0/8, ::1) or "localhost". An empty host (all interfaces) or an
+// PublicListen returns the first of listen and grpc.listen (its key and
+// address) whose host is not a loopback address (127.0.0.0/8, ::1) or
+// "localhost", if one is not. An empty host (all interfaces) or an
 // unparsable address is not loopback.
-func (c *Config) LoopbackListen() bool {
-	host, _, err := net.SplitHostPort(c.Listen)
+func (c *Config) PublicListen() (key, addr string, public bool) {
+	if !loopback(c.Listen) {
+		return "listen", c.Listen, true
+	}
+	if c.GRPC.Listen != "" && !loopback(c.GRPC.Listen) {
+		return "grpc.listen", c.GRPC.Listen, true
+	}
+	return "", "", false
+}
+
+func loopback(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
 	if err != nil {
 		return false
 	}

@@ -480,6 +480,9 @@ func TestValidate(t *testing.T) {
 		{"listen without port", func(c *Config) { c.Listen = "localhost" }, []string{"config key listen: "}},
 		{"listen named port", func(c *Config) { c.Listen = "localhost:http" }, []string{`config key listen: port "http" must be a number`}},
 		{"listen port too big", func(c *Config) { c.Listen = "localhost:70000" }, []string{"config key listen: "}},
+		{"grpc listen", func(c *Config) { c.GRPC.Listen = "127.0.0.1:9000" }, nil},
+		{"grpc listen without port", func(c *Config) { c.GRPC.Listen = "localhost" }, []string{"config key grpc.listen: "}},
+		{"grpc listen named port", func(c *Config) { c.GRPC.Listen = "localhost:grpc" }, []string{`config key grpc.listen: port "grpc" must be a number`}},
 		{"empty data dir", func(c *Config) { c.DataDir = "" }, []string{"config key data_dir: must not be empty"}},
 		{"postgres control plane", func(c *Config) {
 			c.ControlPlane = ControlPlane{Store: "postgres", Postgres: Postgres{DSN: "postgres://db/mlgate"}, ReplicaID: "mlgate-7d9f-x2"}
@@ -567,7 +570,7 @@ func TestLoadRunsValidate(t *testing.T) {
 	}
 }
 
-func TestLoopbackListen(t *testing.T) {
+func TestPublicListen(t *testing.T) {
 	for listen, want := range map[string]bool{
 		"127.0.0.1:8080":        true,
 		"127.8.9.10:1":          true,
@@ -583,8 +586,13 @@ func TestLoopbackListen(t *testing.T) {
 		"127.0.0.1":             false,
 	} {
 		c := Config{Listen: listen}
-		if got := c.LoopbackListen(); got != want {
-			t.Errorf("LoopbackListen(%q) = %v, want %v", listen, got, want)
+		if key, addr, public := c.PublicListen(); public == want || public && (key != "listen" || addr != listen) {
+			t.Errorf("PublicListen with listen %q = %s %s %v, want public %v", listen, key, addr, public, !want)
+		}
+		// grpc.listen counts as much as listen.
+		c = Config{Listen: "127.0.0.1:8080", GRPC: GRPC{Listen: listen}}
+		if key, addr, public := c.PublicListen(); public == want || public && (key != "grpc.listen" || addr != listen) {
+			t.Errorf("PublicListen with grpc.listen %q = %s %s %v, want public %v", listen, key, addr, public, !want)
 		}
 	}
 }

@@ -32,16 +32,22 @@ import (
 	"github.com/mlgate/mlgate/registry"
 	"github.com/mlgate/mlgate/router"
 	"github.com/mlgate/mlgate/serving"
+	"github.com/mlgate/mlgate/serving/grpcv2"
 	"github.com/mlgate/mlgate/serving/onnx"
 	"github.com/mlgate/mlgate/serving/tables"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/metric"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/keepalive"
 )
 
 // Gateway is a running mlgate.
 type Gateway struct {
 	// Addr is the address the server listens on.
-	Addr     string
+	Addr string
+	// GRPCAddr is the address the gRPC server listens on; "" when it is
+	// off (grpc.listen).
+	GRPCAddr string
 	Registry *registry.Registry
 	Catalog  *serving.Catalog
 	Features *featurestore.Service
@@ -243,8 +249,14 @@ func Start(ctx context.Context, cfg config.Config, version string, log *slog.Log
 		return nil, err
 	}
 	g.Addr = ln.Addr().String()
+	if cfg.GRPC.Listen != "" {
+		if err := g.serveGRPC(cfg, version, log); err != nil {
+			ln.Close()
+			return nil, err
+		}
+	}
 	go func() { g.served <- g.Server.Serve(ln) }()
-	log.Info("mlgate listening", "addr", g.Addr, "data_dir", cfg.DataDir)
+	log.Info("mlgate listening", "addr", g.Addr, "grpc_addr", g.GRPCAddr, "data_dir", cfg.DataDir)
 	// A version that does not load is logged and answered with 503; the
 	// others serve.
 	if err := catalog.Sync(ctx); err != nil && !errors.Is(err, serving.ErrNotAllLoaded) {
@@ -292,6 +304,43 @@ func (g *Gateway) Shutdown(ctx context.Context) error {
 		errs = append(errs, g.tracing.Shutdown(ctx)) // the spans of the last requests
 	}
 	return errors.Join(append(errs, g.closeAll())...)
+}
+
+// serveGRPC serves the V2 protocol over gRPC on grpc.listen, from the HTTP
+// server's pipeline and gate; the HTTP server's Shutdown stops it.
+func (g *Gateway) serveGRPC(cfg config.Config, version string, log *slog.Logger) error {
+	ln, err := listenGRPC(cfg)
+	if err != nil {
+		return err
+	}
+	// A message is bounded as an HTTP body is; an idle connection closes
+	// as an idle HTTP connection does.
+	opts := []grpc.ServerOption{
+		grpc.MaxRecvMsgSize(int(cfg.Server.MaxBodyBytes)),
+		grpc.KeepaliveParams(keepalive.ServerParameters{MaxConnectionIdle: time.Duration(cfg.Server.IdleTimeout)}),
+	}
+	if d := time.Duration(cfg.Server.ReadTimeout); d > 0 {
+		opts = append(opts, grpc.ConnectionTimeout(d))
+	}
+	s := grpcv2.NewServer(g.Server, g.Server, version, log, opts...)
+	g.GRPCAddr = ln.Addr().String()
+	g.closers = append(g.closers, func() error { s.Stop(); return nil }) // a start that fails later
+	g.Server.AddEntryPoint(func(ctx context.Context) {
+		stopped := make(chan struct{})
+		go func() { s.GracefulStop(); close(stopped) }()
+		select {
+		case <-stopped:
+		case <-ctx.Done():
+			s.Stop()
+			<-stopped
+		}
+	})
+	go func() {
+		if err := s.Serve(ln); err != nil {
+			log.Error("gRPC server stopped", "err", err)
+		}
+	}()
+	return nil
 }
 
 // closeAll closes the stores opened so far, the last first.
@@ -492,8 +541,8 @@ func authKeys(cfg config.Config) ([]auth.Key, map[auth.Role]auth.Limit, error) {
 			keys[i].Roles = append(keys[i].Roles, role)
 		}
 	}
-	if len(keys) == 0 && !cfg.LoopbackListen() {
-		return nil, nil, fmt.Errorf("config key auth.keys: API keys are required when listen (%s) is not a loopback address", cfg.Listen)
+	if key, addr, public := cfg.PublicListen(); len(keys) == 0 && public {
+		return nil, nil, fmt.Errorf("config key auth.keys: API keys are required when %s (%s) is not a loopback address", key, addr)
 	}
 	roles := make(map[auth.Role]auth.Limit, len(cfg.Auth.RoleLimits))
 	for i, l := range cfg.Auth.RoleLimits {

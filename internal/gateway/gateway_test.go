@@ -99,6 +99,8 @@ func TestStartRefuses(t *testing.T) {
 		want string
 	}{
 		{"open auth on a public address", func(c *config.Config) { c.Listen = "0.0.0.0:0" }, "API keys are required when listen (0.0.0.0:0) is not a loopback address"},
+		{"open auth on a public gRPC address", func(c *config.Config) { c.GRPC.Listen = ":0" }, "API keys are required when grpc.listen (:0) is not a loopback address"},
+		{"gRPC address taken", func(c *config.Config) { c.GRPC.Listen = taken.Addr().String() }, "listen (grpc.listen: "},
 		{"unknown role", func(c *config.Config) {
 			c.Auth.Keys = []config.APIKey{{Name: "k", SHA256: strings.Repeat("a", 64), Roles: []string{"root"}}}
 		}, `auth.keys[0].roles: unknown role "root"`},

@@ -10,14 +10,25 @@ import (
 	"github.com/mlgate/mlgate/internal/config"
 )
 
-// listen opens the listener, serving TLS when the config names a
+// listen opens the HTTP listener, serving TLS when the config names a
 // certificate and key.
 func listen(cfg config.Config) (net.Listener, error) {
-	ln, err := net.Listen("tcp", cfg.Listen)
+	return listenOn("listen", cfg.Listen, cfg.Server.TLS)
+}
+
+// listenGRPC opens the gRPC listener (grpc.listen), with TLS as listen has
+// it; gRPC clients ask for HTTP/2 by ALPN.
+func listenGRPC(cfg config.Config) (net.Listener, error) {
+	return listenOn("grpc.listen", cfg.GRPC.Listen, cfg.Server.TLS, "h2")
+}
+
+// listenOn listens on addr (the config key key), with TLS when t names a
+// certificate and key, offering protos by ALPN.
+func listenOn(key, addr string, t config.TLSFiles, protos ...string) (net.Listener, error) {
+	ln, err := net.Listen("tcp", addr)
 	if err != nil {
-		return nil, fmt.Errorf("listen (listen: %s): %w", cfg.Listen, err)
+		return nil, fmt.Errorf("listen (%s: %s): %w", key, addr, err)
 	}
-	t := cfg.Server.TLS
 	if t.CertFile == "" {
 		return ln, nil
 	}
@@ -26,7 +37,7 @@ func listen(cfg config.Config) (net.Listener, error) {
 		ln.Close()
 		return nil, fmt.Errorf("config key server.tls: %w", err)
 	}
-	return tls.NewListener(ln, &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}), nil
+	return tls.NewListener(ln, &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12, NextProtos: protos}), nil
 }
 
 // clientTLS builds the TLS config of a connection to a store, or nil when

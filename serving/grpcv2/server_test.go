@@ -3,9 +3,11 @@ package grpcv2_test
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"net"
 	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 
@@ -13,11 +15,13 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/metadata"
 	rpb "google.golang.org/grpc/reflection/grpc_reflection_v1"
 	"google.golang.org/grpc/status"
 	"google.golang.org/grpc/test/bufconn"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/mlgate/mlgate/internal/auth"
 	"github.com/mlgate/mlgate/internal/errkind"
 	"github.com/mlgate/mlgate/serving/grpcv2"
 	pb "github.com/mlgate/mlgate/serving/grpcv2/inferencepb"
@@ -26,9 +30,34 @@ import (
 // catalog is a Models of fixed models; a model in failed is known but
 // cannot serve.
 type catalog struct {
-	ready  atomic.Bool
-	models map[string]grpcv2.ModelMetadata
-	failed map[string]bool
+	grpcv2.Backend // the calls these tests do not make: nil, they panic
+	gate           *gate
+	ready          atomic.Bool
+	models         map[string]grpcv2.ModelMetadata
+	failed         map[string]bool
+}
+
+// gate records the calls it sees, and refuses them when told to.
+type gate struct {
+	refuse atomic.Bool
+	mu     sync.Mutex
+	calls  []grpcv2.Call
+}
+
+func (g *gate) Admit(ctx context.Context, call grpcv2.Call) (context.Context, func(error), error) {
+	g.mu.Lock()
+	g.calls = append(g.calls, call)
+	g.mu.Unlock()
+	if g.refuse.Load() {
+		return nil, func(error) {}, errkind.New(errkind.Forbidden, "refused by the test gate")
+	}
+	return ctx, func(error) {}, nil
+}
+
+func (g *gate) last() grpcv2.Call {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.calls[len(g.calls)-1]
 }
 
 func (c *catalog) Ready() bool { return c.ready.Load() }
@@ -62,11 +91,10 @@ var iris = grpcv2.ModelMetadata{
 // connection to it and the catalog behind it, ready.
 func serve(t *testing.T) (*grpc.ClientConn, *catalog) {
 	t.Helper()
-	c := &catalog{models: map[string]grpcv2.ModelMetadata{"iris": iris}, failed: map[string]bool{"broken": true}}
+	c := &catalog{gate: &gate{}, models: map[string]grpcv2.ModelMetadata{"iris": iris}, failed: map[string]bool{"broken": true}}
 	c.ready.Store(true)
 	lis := bufconn.Listen(1 << 20)
-	s := grpc.NewServer()
-	grpcv2.Register(s, grpcv2.New(c, "1.2.3"))
+	s := grpcv2.NewServer(c, c.gate, "1.2.3", slog.New(slog.DiscardHandler))
 	done := make(chan error, 1)
 	go func() { done <- s.Serve(lis) }()
 	conn, err := grpc.NewClient("passthrough:///bufconn",
@@ -185,7 +213,7 @@ func TestServerLiveReadyMetadata(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := &pb.ServerMetadataResponse{Name: "mlgate", Version: "1.2.3"}
+	want := &pb.ServerMetadataResponse{Name: "mlgate", Version: "1.2.3", Extensions: grpcv2.Extensions}
 	if !proto.Equal(md, want) {
 		t.Errorf("ServerMetadata = %v, want %v", md, want)
 	}
@@ -260,34 +288,68 @@ func TestModelReady(t *testing.T) {
 	}
 }
 
-// TestNotYetImplemented: the calls a later step serves answer UNIMPLEMENTED,
-// which the stock clients report as such.
-func TestNotYetImplemented(t *testing.T) {
+// TestPanicIsInternal: a call whose backend panics answers INTERNAL, and
+// the server goes on serving.
+func TestPanicIsInternal(t *testing.T) {
 	conn, _ := serve(t)
 	client := pb.NewGRPCInferenceServiceClient(conn)
-	ctx := t.Context()
-	calls := map[string]func() error{
-		"ModelInfer": func() error {
-			_, err := client.ModelInfer(ctx, &pb.ModelInferRequest{ModelName: "iris"})
-			return err
-		},
-		"ModelConfig": func() error {
-			_, err := client.ModelConfig(ctx, &pb.ModelConfigRequest{Name: "iris"})
-			return err
-		},
-		"ModelStatistics": func() error {
-			_, err := client.ModelStatistics(ctx, &pb.ModelStatisticsRequest{})
-			return err
-		},
-		"RepositoryIndex": func() error {
-			_, err := client.RepositoryIndex(ctx, &pb.RepositoryIndexRequest{})
-			return err
-		},
+	_, err := client.ModelConfig(t.Context(), &pb.ModelConfigRequest{Name: "iris"}) // the fake has no ModelConfig: it panics
+	checkStatus(t, err, codes.Internal, "ModelConfig failed")
+	if _, err := client.ServerLive(t.Context(), &pb.ServerLiveRequest{}); err != nil {
+		t.Fatalf("after a panic: %v", err)
 	}
-	for name, call := range calls {
-		if got := status.Code(call()); got != codes.Unimplemented {
-			t.Errorf("%s: %v, want Unimplemented", name, got)
-		}
+}
+
+// TestGate: every call passes the gate with the role its method needs, and
+// a call the gate refuses answers with the gate's error.
+func TestGate(t *testing.T) {
+	conn, c := serve(t)
+	ctx := metadata.AppendToOutgoingContext(t.Context(), "authorization", "Bearer k")
+	tests := []struct {
+		name   string
+		call   func() error
+		method string
+		public bool
+		role   auth.Role
+	}{
+		{"ModelInfer", func() error {
+			_, err := pb.NewGRPCInferenceServiceClient(conn).ModelInfer(ctx, &pb.ModelInferRequest{})
+			return err
+		}, "/inference.GRPCInferenceService/ModelInfer", false, auth.Predict},
+		{"ServerLive", func() error {
+			_, err := pb.NewGRPCInferenceServiceClient(conn).ServerLive(ctx, &pb.ServerLiveRequest{})
+			return err
+		}, "/inference.GRPCInferenceService/ServerLive", false, auth.Predict},
+		{"health", func() error {
+			_, err := grpc_health_v1.NewHealthClient(conn).Check(ctx, &grpc_health_v1.HealthCheckRequest{})
+			return err
+		}, "/grpc.health.v1.Health/Check", true, ""},
+		{"reflection", func() error {
+			stream, err := rpb.NewServerReflectionClient(conn).ServerReflectionInfo(ctx)
+			if err != nil {
+				return err
+			}
+			if err := stream.Send(&rpb.ServerReflectionRequest{MessageRequest: &rpb.ServerReflectionRequest_ListServices{}}); err != nil {
+				return err
+			}
+			_, err = stream.Recv()
+			return err
+		}, "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo", false, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c.gate.refuse.Store(true)
+			defer c.gate.refuse.Store(false)
+			err := tt.call()
+			checkStatus(t, err, codes.PermissionDenied, "refused by the test gate")
+			got := c.gate.last()
+			if got.Method != tt.method || got.Public != tt.public || got.Role != tt.role {
+				t.Errorf("gate saw %s public=%v role=%q, want %s public=%v role=%q", got.Method, got.Public, got.Role, tt.method, tt.public, tt.role)
+			}
+			if v := got.Metadata.Get("authorization"); len(v) != 1 || v[0] != "Bearer k" {
+				t.Errorf("gate saw authorization %q", v)
+			}
+		})
 	}
 }
 
