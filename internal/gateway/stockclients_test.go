@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/mlgate/mlgate/internal/config"
 	"github.com/mlgate/mlgate/internal/modelzoo"
@@ -21,8 +22,8 @@ import (
 
 // TestStockClients runs the clients users call mlgate with, unmodified from
 // PyPI, against a real gateway: each script in testdata/stockclients takes
-// the gateway's HTTP address and a key, and fails on the first answer it
-// does not expect. The gateway serves
+// the gateway's HTTP or gRPC address and a key, and fails on the first
+// answer it does not expect. The gateway serves
 //
 //   - linear (FP32 x [batch,4] → FP32 y [batch,2]), versions 1 (linear.onnx)
 //     and 2 (linear_v2.onnx);
@@ -38,11 +39,15 @@ func TestStockClients(t *testing.T) {
 	sum := sha256.Sum256([]byte(key))
 	cfg := testConfig(t.TempDir())
 	cfg.Auth.Keys = []config.APIKey{{Name: "client", SHA256: hex.EncodeToString(sum[:]), Roles: []string{"admin"}}}
+	cfg.GRPC.Listen = "127.0.0.1:0"
 	g, err := Start(t.Context(), cfg, "test", quiet())
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer g.Shutdown(context.Background())
+	if g.GRPCAddr == "" {
+		t.Fatal("the gateway serves no gRPC, though grpc.listen is set")
+	}
 	for _, m := range []struct{ name, file string }{
 		{"linear", modelzoo.Linear},
 		{"linear", modelzoo.LinearV2},
@@ -65,11 +70,19 @@ func TestStockClients(t *testing.T) {
 		{"name": "v1", "model": "linear/1", "weight": 50},
 		{"name": "v2", "model": "linear/2", "weight": 50}]}`)
 
-	for _, script := range []string{"triton_http.py", "kserve_rest.py"} {
-		t.Run(script, func(t *testing.T) {
-			out, err := exec.Command(python, filepath.Join("testdata", "stockclients", script), g.Addr, key).CombinedOutput()
+	for _, c := range []struct{ script, addr string }{
+		{"triton_http.py", g.Addr},
+		{"kserve_rest.py", g.Addr},
+		{"triton_grpc.py", g.GRPCAddr},
+		{"kserve_grpc.py", g.GRPCAddr},
+	} {
+		t.Run(c.script, func(t *testing.T) {
+			// A client that hangs fails the test with what it printed.
+			ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
+			defer cancel()
+			out, err := exec.CommandContext(ctx, python, filepath.Join("testdata", "stockclients", c.script), c.addr, key).CombinedOutput()
 			if err != nil {
-				t.Fatalf("%s: %v\n%s", script, err, out)
+				t.Fatalf("%s: %v\n%s", c.script, err, out)
 			}
 			t.Logf("%s", out)
 		})
