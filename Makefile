@@ -41,8 +41,10 @@ onnxruntime: $(ORT_LIB)
 build: onnxruntime
 	$(GO) build -o bin/mlgate ./cmd/mlgate
 
+# The demo serves the V2 protocol over gRPC too, on 127.0.0.1:8081 unless
+# MLGATE_GRPC_LISTEN says otherwise.
 run: build
-	./bin/mlgate serve --demo
+	MLGATE_GRPC_LISTEN=$${MLGATE_GRPC_LISTEN-127.0.0.1:8081} ./bin/mlgate serve --demo
 
 # Redis, Cassandra, PostgreSQL and a Redis Cluster run for the length of the tests
 # (TEST_REDIS_ADDR, TEST_CASSANDRA_HOSTS, TEST_POSTGRES_DSN and TEST_REDIS_CLUSTER_ADDRS

@@ -30,7 +30,7 @@ import (
 
 // errBusy: the server holds as much request body memory as it may
 // (server.max_body_memory); the caller may retry shortly.
-var errBusy = errors.New("busy")
+var errBusy = errkind.New(errkind.Unavailable, "busy")
 
 // errUnsupportedEncoding: a Content-Encoding mlgate does not decode.
 var errUnsupportedEncoding = errors.New("unsupported content encoding")

@@ -54,8 +54,6 @@ func statusOf(err error) int {
 	switch {
 	case errors.Is(err, auth.ErrNoKey), errors.Is(err, auth.ErrBadKey):
 		return fiber.StatusUnauthorized
-	case errors.Is(err, errBusy):
-		return fiber.StatusServiceUnavailable
 	case errors.Is(err, errUnsupportedEncoding):
 		return fiber.StatusUnsupportedMediaType
 	case errors.As(err, &fe):

@@ -12,6 +12,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/grpc/metadata"
 
+	"github.com/mlgate/mlgate/internal/errkind"
 	"github.com/mlgate/mlgate/serving/grpcv2"
 	pb "github.com/mlgate/mlgate/serving/grpcv2/inferencepb"
 )
@@ -45,7 +46,8 @@ func (s *Server) Ready() bool { return s.catalog.Ready() && !s.draining.Load() }
 // span, takes its request id, sets its deadline (the caller's, held to
 // server.max_request_timeout, else server.request_timeout), and, unless the
 // call is public, authenticates the caller from the authorization metadata
-// and holds it to its rate limit and to the call's role. done ends the span
+// and holds it to its rate limit, to the call's role and to
+// server.max_body_memory. done ends the span
 // and counts the call in mlgate_requests_total, with the HTTP status its
 // error has over HTTP.
 func (s *Server) Admit(ctx context.Context, call grpcv2.Call) (context.Context, func(error), error) {
@@ -57,7 +59,7 @@ func (s *Server) Admit(ctx context.Context, call grpcv2.Call) (context.Context, 
 	if id := first(call.Metadata, mdRequestID); id != "" && len(id) <= maxRequestIDBytes {
 		sc.requestID = id
 	}
-	ctx = s.propagator.Extract(ctx, propagation.HeaderCarrier(call.Metadata))
+	ctx = s.propagator.Extract(ctx, metadataCarrier(call.Metadata))
 	span := noSpan
 	if s.tracer != nil {
 		ctx, span = s.tracer.Start(ctx, call.Method, trace.WithSpanKind(trace.SpanKindServer))
@@ -93,8 +95,16 @@ func (s *Server) Admit(ctx context.Context, call grpcv2.Call) (context.Context, 
 	if call.Role != "" && !id.Has(call.Role) {
 		return nil, done, fmt.Errorf("%w: key %q lacks the %s role %s needs", errForbidden, id.Name, call.Role, call.Method)
 	}
+	// The request message counts against server.max_body_memory while the
+	// call holds it, as an HTTP body does.
+	if !s.bodies.take(call.Size) {
+		return nil, done, errkind.New(errBusy, "the server holds as many requests as server.max_body_memory (%d bytes) allows; retry shortly", s.bodies.max)
+	}
 	sc.actor = id.Name
-	return ctx, done, nil
+	return ctx, func(err error) {
+		s.bodies.give(call.Size)
+		done(err)
+	}, nil
 }
 
 // callDeadline is the deadline of a gRPC call: the caller's (its
@@ -109,6 +119,26 @@ func (s *Server) callDeadline(ctx context.Context) (context.Context, context.Can
 		return ctx, func() {}
 	}
 	return context.WithTimeout(ctx, d)
+}
+
+// metadataCarrier lets a propagator read a call's metadata, whose keys are
+// lower case.
+type metadataCarrier metadata.MD
+
+var _ propagation.TextMapCarrier = metadataCarrier(nil)
+
+func (m metadataCarrier) Get(key string) string { return first(metadata.MD(m), key) }
+
+// Set completes the carrier: mlgate reads trace context from calls and
+// does not call it.
+func (m metadataCarrier) Set(key, value string) { metadata.MD(m).Set(key, value) }
+
+func (m metadataCarrier) Keys() []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	return keys
 }
 
 // first is the first value of key in md, or "".

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
@@ -380,5 +381,63 @@ func TestGRPCRolesCoverEveryMethod(t *testing.T) {
 		if !rows["/"+sd.ServiceName+"/"+m] {
 			t.Errorf("method %s has no row in grpcRoleCases: add one with the code each role gets", m)
 		}
+	}
+}
+
+// TestGRPCLimits: a call's message counts against server.max_body_memory
+// while it is served, and metadata beyond its bound is refused; the server
+// goes on serving.
+func TestGRPCLimits(t *testing.T) {
+	g := startGateway(t, withConfig(func(c *config.Config) { c.Server.MaxBodyMemory = 64 }))
+	g.register("linear", modelzoo.Linear)
+	client, _ := g.grpcClient()
+	x := linearInput(false)
+	x.Shape = []int64{16, 4}
+	req := &pb.ModelInferRequest{ModelName: "linear", Inputs: []*pb.ModelInferRequest_InferInputTensor{x}, RawInputContents: [][]byte{make([]byte, 16*4*4)}}
+	_, err := client.ModelInfer(t.Context(), req)
+	if st := status.Convert(err); st.Code() != codes.Unavailable || !strings.Contains(st.Message(), "server.max_body_memory (64 bytes)") {
+		t.Errorf("a message over the body memory: %v, want Unavailable naming server.max_body_memory", err)
+	}
+	_, err = client.ServerLive(withKey(t.Context(), "", "x-padding", strings.Repeat("p", 100<<10)), &pb.ServerLiveRequest{})
+	if err == nil {
+		t.Error("100 KiB of metadata was taken")
+	}
+	if _, err := client.ServerLive(t.Context(), &pb.ServerLiveRequest{}); err != nil {
+		t.Errorf("after the refusals: %v", err)
+	}
+}
+
+// TestGRPCTrace: a gRPC call continues the caller's trace (traceparent in
+// its metadata) in a server span named by its method, with the pipeline's
+// spans under it, and is counted in mlgate_requests_total.
+func TestGRPCTrace(t *testing.T) {
+	tr, exp := inMemoryTracing(t)
+	g := startGateway(t, withTracing(tr))
+	g.register("linear", modelzoo.Linear)
+	client, _ := g.grpcClient()
+	exp.Reset()
+	ctx := withKey(t.Context(), "", "traceparent", callerTraceparent, "x-request-id", "req-grpc-1")
+	if _, err := client.ModelInfer(ctx, &pb.ModelInferRequest{ModelName: "linear", Inputs: []*pb.ModelInferRequest_InferInputTensor{linearInput(true)}}); err != nil {
+		t.Fatal(err)
+	}
+	spans := map[string]tracetest.SpanStub{}
+	for _, s := range exp.GetSpans() {
+		spans[s.Name] = s
+	}
+	server, ok := spans["/inference.GRPCInferenceService/ModelInfer"]
+	if !ok {
+		t.Fatalf("no server span; spans: %v", names(exp.GetSpans()))
+	}
+	if got := server.SpanContext.TraceID().String(); got != callerTrace || server.Parent.SpanID().String() != callerSpan {
+		t.Errorf("server span trace %s parent %s, want the caller's %s %s", got, server.Parent.SpanID(), callerTrace, callerSpan)
+	}
+	wantAttrs(t, server, map[string]string{"rpc.system": "grpc", "mlgate.request_id": "req-grpc-1"})
+	inference, ok := spans["inference"]
+	if !ok || inference.Parent.SpanID() != server.SpanContext.SpanID() {
+		t.Errorf("inference span %v, want it under the server span", inference)
+	}
+	metrics := string(g.do("GET", "/metrics", "", nil).body)
+	if !strings.Contains(metrics, `method="GRPC"`) || !strings.Contains(metrics, `route="/inference.GRPCInferenceService/ModelInfer"`) {
+		t.Errorf("/metrics lacks the gRPC call:\n%.2000s", metrics)
 	}
 }

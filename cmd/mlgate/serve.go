@@ -62,7 +62,7 @@ func serve(args []string) error {
 		if cfg.Server.TLS.CertFile != "" {
 			base = "https://" + g.Addr
 		}
-		fmt.Print(demoMessage(base, demoKey, filepath.Join(cfg.DataDir, gateway.DemoKeyFile)))
+		fmt.Print(demoMessage(base, g.GRPCAddr, demoKey, filepath.Join(cfg.DataDir, gateway.DemoKeyFile)))
 	}
 	// SIGHUP reloads the API keys (auth.keys, auth.keys_file,
 	// auth.role_limits) from the configuration as it reads now; the rest of
@@ -98,10 +98,11 @@ func reloadKeys(g *gateway.Gateway, path string, log *slog.Logger) {
 	}
 }
 
-// demoMessage tells how to call the demo model at base (scheme://host:port):
-// with key, the admin key the demo made and keeps at keyPath, or when key is
-// "" (keys are configured), with a key of the caller's own.
-func demoMessage(base, key, keyPath string) string {
+// demoMessage tells how to call the demo model at base (scheme://host:port),
+// and over gRPC at grpcAddr when it is not "": with key, the admin key the
+// demo made and keeps at keyPath, or when key is "" (keys are configured),
+// with a key of the caller's own.
+func demoMessage(base, grpcAddr, key, keyPath string) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "\nmlgate is serving the demo model %q on %s.\n", gateway.DemoModel, base)
 	header := "Authorization: Bearer $MLGATE_API_KEY"
@@ -113,6 +114,10 @@ func demoMessage(base, key, keyPath string) string {
 	}
 	fmt.Fprintf(&b, "Ask it for a prediction:\n\n  curl -s %s/v2/models/%s/infer -H \"%s\" -H 'Content-Type: application/json' \\\n    -d '%s'\n\n",
 		base, gateway.DemoModel, header, gateway.DemoRequest)
+	if grpcAddr != "" {
+		fmt.Fprintf(&b, "The V2 protocol is served over gRPC too, on %s (inference.GRPCInferenceService, with reflection),\n"+
+			"for tritonclient.grpc or KServe's InferenceGRPCClient; send the key as the metadata \"authorization: Bearer ...\".\n\n", grpcAddr)
+	}
 	return b.String()
 }
 

@@ -18,17 +18,18 @@ import (
 
 func TestDemoMessage(t *testing.T) {
 	key := strings.Repeat("ab", 32)
-	got := demoMessage("http://127.0.0.1:8080", key, "mlgate-data/demo.key")
+	got := demoMessage("http://127.0.0.1:8080", "127.0.0.1:8081", key, "mlgate-data/demo.key")
 	for _, want := range []string{
 		"made an admin key (kept in mlgate-data/demo.key):\n\n  " + key + "\n",
 		`curl -s http://127.0.0.1:8080/v2/models/iris/infer -H "Authorization: Bearer ` + key + `" -H 'Content-Type: application/json' \` + "\n    -d '" + gateway.DemoRequest + "'",
+		"served over gRPC too, on 127.0.0.1:8081",
 	} {
 		if !strings.Contains(got, want) {
 			t.Errorf("demo message lacks %q:\n%s", want, got)
 		}
 	}
-	got = demoMessage("https://gw:8443", "", "")
-	if !strings.Contains(got, `curl -s https://gw:8443/v2/models/iris/infer -H "Authorization: Bearer $MLGATE_API_KEY"`) || strings.Contains(got, "made an admin key") {
+	got = demoMessage("https://gw:8443", "", "", "")
+	if !strings.Contains(got, `curl -s https://gw:8443/v2/models/iris/infer -H "Authorization: Bearer $MLGATE_API_KEY"`) || strings.Contains(got, "made an admin key") || strings.Contains(got, "gRPC") {
 		t.Errorf("demo message with keys configured:\n%s", got)
 	}
 }

@@ -306,6 +306,9 @@ func (g *Gateway) Shutdown(ctx context.Context) error {
 	return errors.Join(append(errs, g.closeAll())...)
 }
 
+// grpcMaxMetadata bounds the metadata of a gRPC call, in bytes.
+const grpcMaxMetadata = 64 << 10
+
 // serveGRPC serves the V2 protocol over gRPC on grpc.listen, from the HTTP
 // server's pipeline and gate; the HTTP server's Shutdown stops it.
 func (g *Gateway) serveGRPC(cfg config.Config, version string, log *slog.Logger) error {
@@ -313,10 +316,12 @@ func (g *Gateway) serveGRPC(cfg config.Config, version string, log *slog.Logger)
 	if err != nil {
 		return err
 	}
-	// A message is bounded as an HTTP body is; an idle connection closes
-	// as an idle HTTP connection does.
+	// A message is bounded as an HTTP body is, metadata as HTTP headers
+	// are (more loosely: gRPC clients send a few of their own); an idle
+	// connection closes as an idle HTTP connection does.
 	opts := []grpc.ServerOption{
 		grpc.MaxRecvMsgSize(int(cfg.Server.MaxBodyBytes)),
+		grpc.MaxHeaderListSize(grpcMaxMetadata),
 		grpc.KeepaliveParams(keepalive.ServerParameters{MaxConnectionIdle: time.Duration(cfg.Server.IdleTimeout)}),
 	}
 	if d := time.Duration(cfg.Server.ReadTimeout); d > 0 {

@@ -14,6 +14,7 @@ import (
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/reflection"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/mlgate/mlgate/internal/auth"
 	"github.com/mlgate/mlgate/internal/errkind"
@@ -88,6 +89,9 @@ type Call struct {
 	// Metadata is what the caller sent: authorization, trace context,
 	// x-request-id, the endpoint's x-mlgate-variant and x-mlgate-unit.
 	Metadata metadata.MD
+	// Size is the size in bytes of the call's request message, which the
+	// call holds until it is answered; 0 for a stream.
+	Size int64
 }
 
 // Gate admits each call and accounts for it, as the HTTP server's
@@ -150,7 +154,11 @@ type interceptor struct {
 }
 
 func (i *interceptor) unary(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (resp any, err error) {
-	ctx, done, err := i.gate.Admit(ctx, callOf(ctx, info.FullMethod))
+	call := callOf(ctx, info.FullMethod)
+	if m, ok := req.(proto.Message); ok {
+		call.Size = int64(proto.Size(m))
+	}
+	ctx, done, err := i.gate.Admit(ctx, call)
 	defer func() {
 		if v := recover(); v != nil {
 			resp, err = nil, i.panicked(info.FullMethod, v)
@@ -299,7 +307,9 @@ func (s *Server) ModelStreamInfer(stream pb.GRPCInferenceService_ModelStreamInfe
 var streamMethod = "/" + pb.GRPCInferenceService_ServiceDesc.ServiceName + "/ModelStreamInfer"
 
 func (s *Server) streamInfer(ctx context.Context, req *pb.ModelInferRequest) (_ *pb.ModelInferResponse, err error) {
-	ctx, done, err := s.gate.Admit(ctx, callOf(ctx, streamMethod))
+	call := callOf(ctx, streamMethod)
+	call.Size = int64(proto.Size(req))
+	ctx, done, err := s.gate.Admit(ctx, call)
 	defer func() { done(err) }()
 	if err != nil {
 		return nil, err
