@@ -7,6 +7,8 @@ import (
 	"math"
 	"slices"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -439,5 +441,73 @@ func TestGRPCTrace(t *testing.T) {
 	metrics := string(g.do("GET", "/metrics", "", nil).body)
 	if !strings.Contains(metrics, `method="GRPC"`) || !strings.Contains(metrics, `route="/inference.GRPCInferenceService/ModelInfer"`) {
 		t.Errorf("/metrics lacks the gRPC call:\n%.2000s", metrics)
+	}
+}
+
+// TestGRPCShutdown stops a server under gRPC load: readiness and the
+// health check go false during the drain delay while calls are still
+// answered; then every call in flight is answered, and a call made after
+// the server stopped taking them is UNAVAILABLE (which clients retry),
+// never failed half-way.
+func TestGRPCShutdown(t *testing.T) {
+	g := startGateway(t, withConfig(func(c *config.Config) { c.Server.DrainDelay = config.Duration(300 * time.Millisecond) }))
+	g.register("linear", modelzoo.Linear)
+	client, conn := g.grpcClient()
+	req := &pb.ModelInferRequest{ModelName: "linear", Inputs: []*pb.ModelInferRequest_InferInputTensor{linearInput(true)}}
+	var answered, refused atomic.Int64
+	var mu sync.Mutex
+	var failed []error
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for range 8 {
+		wg.Go(func() {
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				_, err := client.ModelInfer(context.Background(), req)
+				switch status.Code(err) {
+				case codes.OK:
+					answered.Add(1)
+				case codes.Unavailable:
+					refused.Add(1)
+				default:
+					mu.Lock()
+					failed = append(failed, err)
+					mu.Unlock()
+				}
+			}
+		})
+	}
+	for answered.Load() < 200 {
+		time.Sleep(time.Millisecond)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	shut := make(chan error, 1)
+	go func() { shut <- g.server.Shutdown(ctx) }()
+	time.Sleep(100 * time.Millisecond) // within the drain delay
+	health, err := grpc_health_v1.NewHealthClient(conn).Check(t.Context(), &grpc_health_v1.HealthCheckRequest{})
+	if err != nil || health.GetStatus() != grpc_health_v1.HealthCheckResponse_NOT_SERVING {
+		t.Errorf("health during the drain delay: %v %v, want NOT_SERVING", health, err)
+	}
+	before := answered.Load()
+	time.Sleep(50 * time.Millisecond)
+	if answered.Load() == before {
+		t.Error("no call answered during the drain delay")
+	}
+	if err := <-shut; err != nil {
+		t.Errorf("shutdown: %v", err)
+	}
+	for refused.Load() < 8 {
+		time.Sleep(time.Millisecond)
+	}
+	close(stop)
+	wg.Wait()
+	t.Logf("%d answered, %d refused after the shutdown", answered.Load(), refused.Load())
+	if len(failed) > 0 {
+		t.Errorf("%d calls failed otherwise, first: %v", len(failed), failed[0])
 	}
 }
