@@ -26,6 +26,9 @@ var sessionOptions = onnx.Options{IntraOpThreads: 1, InterOpThreads: 1}
 // server is a running target and how to stop it.
 type server struct {
 	addr string
+	// grpcAddr is where the target serves the V2 protocol over gRPC; ""
+	// when it does not.
+	grpcAddr string
 	// replicas, when not empty, are the addresses of a fleet's replicas,
 	// which the load is spread over; addr is then the first.
 	replicas []string
@@ -85,7 +88,7 @@ func startGatewayIn(dir string, configure func(*config.Config)) (*server, error)
 		return nil, err
 	}
 	shutdown := sync.OnceValue(func() error { return g.Shutdown(context.Background()) })
-	return &server{addr: g.Addr, handler: g.Server.App().Handler(), gateway: g, dataDir: dir, shutdown: shutdown, close: func() { shutdown() }}, nil
+	return &server{addr: g.Addr, grpcAddr: g.GRPCAddr, handler: g.Server.App().Handler(), gateway: g, dataDir: dir, shutdown: shutdown, close: func() { shutdown() }}, nil
 }
 
 // register uploads modelPath as the first version of model name, with

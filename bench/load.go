@@ -16,8 +16,16 @@ import (
 // load is what the generators send to a target: JSON POSTs to path, with
 // the bodies in turn, for warmup and then the measured period.
 type load struct {
-	path            string
-	bodies          [][]byte
+	path   string
+	bodies [][]byte
+	// contentType is the requests' Content-Type ("": application/json);
+	// header, when not empty, is an extra header of every request, as
+	// name, value.
+	contentType string
+	header      [2]string
+	// grpc, when not nil, makes this a gRPC load: ModelInfer calls to the
+	// target's gRPC address instead of HTTP POSTs (path and bodies unused).
+	grpc            *grpcLoad
 	warmup, measure time.Duration
 	// sideCPU, when not nil, returns the CPU time a server process that the
 	// targets call (Redis) has used so far. Its share is then reported apart
@@ -123,7 +131,7 @@ func closedLoop(addrs []string, l load, workers int) *result {
 			t.latency = make([]time.Duration, 0, perWorker)
 			reqs := make([]*fasthttp.Request, len(addrs))
 			for i, addr := range addrs {
-				reqs[i] = newPost(addr, l.path, nil)
+				reqs[i] = l.newPost(addr, nil)
 				defer fasthttp.ReleaseRequest(reqs[i])
 			}
 			resp := fasthttp.AcquireResponse()
@@ -198,7 +206,7 @@ func openLoop(addrs []string, l load, rate float64, maxConns int) *result {
 		time.Sleep(time.Until(at))
 		wg.Go(func() {
 			to := i % len(addrs)
-			req, resp := newPost(addrs[to], l.path, l.bodies[i%len(l.bodies)]), fasthttp.AcquireResponse()
+			req, resp := l.newPost(addrs[to], l.bodies[i%len(l.bodies)]), fasthttp.AcquireResponse()
 			defer fasthttp.ReleaseRequest(req)
 			defer fasthttp.ReleaseResponse(resp)
 			lag := time.Since(at)
@@ -337,6 +345,19 @@ func newPost(addr, path string, body []byte) *fasthttp.Request {
 	req.Header.SetMethod(fasthttp.MethodPost)
 	req.Header.SetContentType("application/json")
 	req.SetBodyRaw(body)
+	return req
+}
+
+// newPost returns a pooled POST of body to l's path on addr, with l's
+// content type and header.
+func (l load) newPost(addr string, body []byte) *fasthttp.Request {
+	req := newPost(addr, l.path, body)
+	if l.contentType != "" {
+		req.Header.SetContentType(l.contentType)
+	}
+	if l.header[0] != "" {
+		req.Header.Set(l.header[0], l.header[1])
+	}
 	return req
 }
 

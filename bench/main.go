@@ -94,10 +94,11 @@ type options struct {
 	rounds           int
 	out              string
 	cpuprofile       string
+	grpcConns        int
 }
 
 // scenarios are the scenario names, in the order -scenario all runs them.
-var scenarios = []string{"v2", "endpoint-predict", "logging", "predict-1x10", "predict-100x50", "fleet"}
+var scenarios = []string{"v2", "endpoint-predict", "logging", "predict-1x10", "predict-100x50", "fleet", "grpc", "batch100", "batching"}
 
 func startScenario(name string, cfg options) (*scenario, error) {
 	switch name {
@@ -113,6 +114,12 @@ func startScenario(name string, cfg options) (*scenario, error) {
 		return startPredict(cfg, predict100x50)
 	case "fleet":
 		return startFleet(cfg)
+	case "grpc":
+		return startGRPC(cfg)
+	case "batch100":
+		return startBatch100(cfg)
+	case "batching":
+		return startBatching(cfg)
 	}
 	return nil, fmt.Errorf("no scenario %q", name)
 }
@@ -123,7 +130,8 @@ func main() {
 	flag.DurationVar(&cfg.duration, "duration", 10*time.Second, "measured `period` of each round")
 	flag.DurationVar(&cfg.warmup, "warmup", 2*time.Second, "warm-up `period` before each round's measurement")
 	flag.IntVar(&cfg.concurrency, "concurrency", 16, "closed-loop `workers` (connections) sending requests")
-	flag.IntVar(&cfg.rows, "rows", 1, "v2: `rows` of 4 features per request")
+	flag.IntVar(&cfg.rows, "rows", 1, "v2 and grpc: `rows` of 4 features per request")
+	flag.IntVar(&cfg.grpcConns, "grpc-conns", 0, "gRPC scenarios: `connections` the workers share in turn, 0 for one per worker")
 	flag.Float64Var(&cfg.rate, "rate", 300, "predict-100x50: open-loop `rate` in requests/s")
 	flag.Float64Var(&cfg.fleetRate, "fleet-rate", 2000, "fleet: open-loop `rate` in requests/s, in all (spread over the replicas)")
 	flag.StringVar(&cfg.fleetStore, "fleet-store", "postgres", "fleet: the replicas' control_plane.`store`: postgres (a fleet), or embedded (a control: independent gateways)")
@@ -143,8 +151,8 @@ func main() {
 			os.Exit(2)
 		}
 	}
-	if cfg.duration <= 0 || cfg.warmup < 0 || cfg.concurrency < 1 || cfg.rows < 1 || cfg.rounds < 1 || cfg.rate <= 0 || cfg.fleetRate <= 0 || cfg.users < 100 {
-		fmt.Fprintln(os.Stderr, "bench: -duration, -concurrency, -rows, -rate, -fleet-rate and -rounds must be positive, -warmup not negative, -users at least 100")
+	if cfg.duration <= 0 || cfg.warmup < 0 || cfg.concurrency < 1 || cfg.rows < 1 || cfg.rounds < 1 || cfg.rate <= 0 || cfg.fleetRate <= 0 || cfg.users < 100 || cfg.grpcConns < 0 {
+		fmt.Fprintln(os.Stderr, "bench: -duration, -concurrency, -rows, -rate, -fleet-rate and -rounds must be positive, -warmup and -grpc-conns not negative, -users at least 100")
 		os.Exit(2)
 	}
 	if cfg.fleetStore != "postgres" && cfg.fleetStore != "embedded" {

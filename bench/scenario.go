@@ -38,6 +38,9 @@ type scenario struct {
 	afterErr error
 	// notes follow the phases in the report.
 	notes []string
+	// rows, when more than 1, is the rows in each request: the report then
+	// gives rows/s beside requests/s.
+	rows int
 	// sideName names the server whose CPU load.sideCPU reads, in the
 	// report's column (empty: Redis); sideNote, when not empty, says where
 	// that figure comes from.
@@ -114,7 +117,12 @@ func (sc *scenario) measure(cfg options) error {
 					profiling = profile(name+"-"+t.name+".pprof", cfg.warmup, cfg.duration)
 				}
 				var r *result
-				if p.open() {
+				if l := sc.loadOf(t); l.grpc != nil {
+					if p.open() || t.srv.grpcAddr == "" {
+						return fmt.Errorf("%s: a gRPC load needs a closed loop and a target serving gRPC", t.name)
+					}
+					r = grpcClosedLoop(t.srv.grpcAddr, l, p.workers)
+				} else if p.open() {
 					r = openLoop(t.srv.addrs(), sc.loadOf(t), p.rate, p.maxConns)
 				} else {
 					r = closedLoop(t.srv.addrs(), sc.loadOf(t), p.workers)
@@ -246,7 +254,11 @@ func (sc *scenario) phaseMarkdown(b *strings.Builder, cfg options, p *phase, sid
 	if p.open() {
 		cols = append(cols, "offered/s", "answered/s", "p50", "p99", "max", "send lag p99")
 	} else {
-		cols = append(cols, "requests/s", "p50", "p99")
+		cols = append(cols, "requests/s")
+		if sc.rows > 1 {
+			cols = append(cols, "rows/s")
+		}
+		cols = append(cols, "p50", "p99")
 	}
 	cols = append(cols, "CPU/request")
 	if side {
@@ -266,7 +278,11 @@ func (sc *scenario) phaseMarkdown(b *strings.Builder, cfg options, p *phase, sid
 		if p.open() {
 			cells = append(cells, fmt.Sprintf("%.0f", offered), em(fmt.Sprintf("%.0f", throughput)), em(fmtLatency(p50)), em(fmtLatency(p99)), fmtLatency(mx), fmtLatency(lag))
 		} else {
-			cells = append(cells, em(fmt.Sprintf("%.0f", throughput)), em(fmtLatency(p50)), em(fmtLatency(p99)))
+			cells = append(cells, em(fmt.Sprintf("%.0f", throughput)))
+			if sc.rows > 1 {
+				cells = append(cells, em(fmt.Sprintf("%.0f", throughput*float64(sc.rows))))
+			}
+			cells = append(cells, em(fmtLatency(p50)), em(fmtLatency(p99)))
 		}
 		cells = append(cells, em(fmtLatency(cpu)))
 		if side {
@@ -332,6 +348,13 @@ func (sc *scenario) phaseMarkdown(b *strings.Builder, cfg options, p *phase, sid
 		b.WriteString(" (For information; no goal.)")
 	}
 	b.WriteString("\n")
+	// Further targets (no goal) against the first.
+	for t := 2; t < len(sums); t++ {
+		s := sums[t]
+		fmt.Fprintf(b, "\n%s / %s: throughput **%.2f×**, p50 %.2f×, p99 %.2f×, CPU/request %.2f× (%+.1f µs). (For information; no goal.)\n",
+			sc.targets[t].name, floorName, s.throughput/floor.throughput, float64(s.p50)/float64(floor.p50), float64(s.p99)/float64(floor.p99),
+			float64(s.cpu)/float64(floor.cpu), float64(s.cpu-floor.cpu)/float64(time.Microsecond))
+	}
 }
 
 // roundRatios returns the smallest, the median and the largest ratio of
@@ -367,12 +390,20 @@ func (sc *scenario) bodySizes() string {
 	for _, t := range sc.targets {
 		if t.load != nil {
 			for _, t := range sc.targets {
-				each = append(each, t.name+": "+sizes(sc.loadOf(t).bodies))
+				each = append(each, t.name+": "+sc.loadOf(t).sizes())
 			}
 			return strings.Join(each, "; ")
 		}
 	}
-	return sizes(sc.load.bodies)
+	return sc.load.sizes()
+}
+
+// sizes describes l's requests.
+func (l load) sizes() string {
+	if l.grpc != nil {
+		return l.grpc.sizes()
+	}
+	return sizes(l.bodies)
 }
 
 func sizes(bodies [][]byte) string {
