@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"compress/flate"
 	"compress/gzip"
+	"compress/zlib"
 	"errors"
 	"fmt"
 	"io"
@@ -160,7 +161,14 @@ func decode(enc string, raw []byte, limit int64) ([]byte, error) {
 		}
 		r = zr
 	case "deflate":
-		r = flate.NewReader(bytes.NewReader(raw))
+		// HTTP's deflate is the zlib format (RFC 9110 8.4.1.2), as
+		// tritonclient sends it; some clients send raw DEFLATE, which has
+		// no zlib header.
+		zr, err := zlib.NewReader(bytes.NewReader(raw))
+		if err != nil {
+			zr = flate.NewReader(bytes.NewReader(raw))
+		}
+		r = zr
 	default:
 		return nil, errkind.New(errUnsupportedEncoding, "Content-Encoding %q: not supported; send the body as it is, or gzip or deflate", enc)
 	}

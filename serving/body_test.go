@@ -2,7 +2,9 @@ package serving_test
 
 import (
 	"bytes"
+	"compress/flate"
 	"compress/gzip"
+	"compress/zlib"
 	"fmt"
 	"io"
 	"net"
@@ -27,6 +29,20 @@ func gzipped(t *testing.T, b []byte) []byte {
 	zw := gzip.NewWriter(&buf)
 	zw.Write(b)
 	zw.Close()
+	return buf.Bytes()
+}
+
+// deflated is b compressed as HTTP's deflate is meant (zlib), or as some
+// clients send it (raw DEFLATE).
+func deflated(t *testing.T, b []byte, zlibFormat bool) []byte {
+	t.Helper()
+	var buf bytes.Buffer
+	var w io.WriteCloser = zlib.NewWriter(&buf)
+	if !zlibFormat {
+		w, _ = flate.NewWriter(&buf, flate.DefaultCompression)
+	}
+	w.Write(b)
+	w.Close()
 	return buf.Bytes()
 }
 
@@ -82,6 +98,8 @@ func TestBodyLimits(t *testing.T) {
 		{"plain", "/v2/models/linear/infer", jsonCT, infer, false, 200, `"outputs"`},
 		{"chunked", "/v2/models/linear/infer", jsonCT, infer, true, 200, `"outputs"`},
 		{"gzip", "/v2/models/linear/infer", withEnc("gzip"), gzipped(t, infer), false, 200, `"outputs"`},
+		{"deflate (zlib)", "/v2/models/linear/infer", withEnc("deflate"), deflated(t, infer, true), false, 200, `"outputs"`},
+		{"deflate (raw)", "/v2/models/linear/infer", withEnc("deflate"), deflated(t, infer, false), false, 200, `"outputs"`},
 		{"over the limit", "/v2/models/linear/infer", jsonCT, big, false, 413, "larger than the limit of 65536 bytes (server.max_body_bytes)"},
 		{"chunked over the limit", "/v2/models/linear/infer", jsonCT, big, true, 413, "server.max_body_bytes"},
 		{"gzip bomb", "/v2/models/linear/infer", withEnc("gzip"), bomb, false, 413, "decodes (Content-Encoding gzip) to more than the limit"},

@@ -15,6 +15,7 @@ import (
 	"github.com/mlgate/mlgate/internal/errkind"
 	"github.com/mlgate/mlgate/serving/grpcv2"
 	pb "github.com/mlgate/mlgate/serving/grpcv2/inferencepb"
+	"github.com/mlgate/mlgate/serving/onnx"
 )
 
 // The V2 protocol over gRPC (see package grpcv2) is served from the same
@@ -159,10 +160,15 @@ func (s *Server) ModelMetadata(_ context.Context, name, version string) (grpcv2.
 		Inputs: grpcTensors(md.Inputs), Outputs: grpcTensors(md.Outputs)}, nil
 }
 
+// grpcTensors is the metadata of tensors over gRPC, where an output of
+// datatype JSON (a ZipMap's maps) is answered as BYTES (see grpcAnswer).
 func grpcTensors(ts []tensorMetadata) []grpcv2.TensorMetadata {
 	out := make([]grpcv2.TensorMetadata, len(ts))
 	for i, t := range ts {
 		out[i] = grpcv2.TensorMetadata{Name: t.Name, Datatype: t.Datatype, Shape: t.Shape}
+		if t.Datatype == onnx.JSON.String() {
+			out[i].Datatype = onnx.Bytes.String()
+		}
 	}
 	return out
 }

@@ -227,7 +227,7 @@ func TestGRPCEndpoint(t *testing.T) {
 	}
 	_, err := client.ModelInfer(withKey(t.Context(), "", "x-mlgate-variant", "c"),
 		&pb.ModelInferRequest{ModelName: "scorer", Inputs: []*pb.ModelInferRequest_InferInputTensor{linearInput(true)}})
-	if st := status.Convert(err); st.Code() != codes.InvalidArgument || !strings.Contains(st.Message(), `no variant "c"`) {
+	if st := status.Convert(err); st.Code() != codes.InvalidArgument || !strings.Contains(st.Message(), `variant "c" (pinned by X-Mlgate-Variant): endpoint scorer has no such variant`) {
 		t.Errorf("unknown variant: %v", err)
 	}
 	var ep struct {
@@ -326,7 +326,7 @@ func grpcRoleCases() []grpcRoleCase {
 			if err != nil {
 				return err
 			}
-			if err := stream.Send(&rpb.ServerReflectionRequest{MessageRequest: &rpb.ServerReflectionRequest_ListServices{}}); err != nil {
+			if err := stream.Send(&rpb.ServerReflectionRequest{MessageRequest: &rpb.ServerReflectionRequest_ListServices{}}); err != nil && err != io.EOF {
 				return err
 			}
 			resp, err := stream.Recv()

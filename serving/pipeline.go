@@ -181,7 +181,7 @@ func choose(r *router.Route, pin, unit string, req *predictRequest) (int, error)
 	if pin != "" {
 		v, ok := r.Variant(pin)
 		if !ok {
-			return 0, invalidInput("%s: endpoint %s has no variant %q (it has %s)", HeaderVariant, r.Endpoint(), pin, variantNames(r))
+			return 0, invalidInput("variant %q (pinned by %s): endpoint %s has no such variant (it has %s)", pin, HeaderVariant, r.Endpoint(), variantNames(r))
 		}
 		return v, nil
 	}

@@ -34,9 +34,11 @@ type configTensor struct {
 }
 
 // configDataType is the model configuration's name of a V2 datatype:
-// TYPE_ and the datatype, but TYPE_STRING for BYTES.
+// TYPE_ and the datatype, but TYPE_STRING for BYTES, and for JSON (a
+// ZipMap's maps), which Triton's configuration has no type for and which
+// gRPC answers as BYTES.
 func configDataType(v2 string) string {
-	if v2 == "BYTES" {
+	if v2 == "BYTES" || v2 == "JSON" {
 		return "TYPE_STRING"
 	}
 	return "TYPE_" + v2
@@ -164,7 +166,7 @@ func (s *Server) index(readyOnly bool) ([]repositoryModel, error) {
 			if readyOnly {
 				continue
 			}
-			m.State, m.Reason = "UNAVAILABLE", e.Err.Error()
+			m.State, m.Reason = "UNAVAILABLE", s.hidePaths(e.Err.Error())
 		}
 		out = append(out, m)
 	}

@@ -97,7 +97,7 @@ def check_wrong_datatype(message):
 def check_unknown_variant(message):
     """The gateway's message for the variant v3 of scorer, which has none:
     it names the variant and those there are."""
-    check_message(message, 'no variant "v3"', "v1, v2")
+    check_message(message, 'variant "v3"', 'no such variant', "v1, v2")
 
 
 def check_no_key(message):

@@ -75,6 +75,9 @@ config = client.get_model_config("strings", headers=Headers())
 assert config["input"][0]["data_type"] == "TYPE_STRING", config
 config = client.get_model_config("multi_input", headers=Headers())
 assert [t["data_type"] for t in config["output"]] == ["TYPE_FP32", "TYPE_INT64"], config
+# A ZipMap's maps have no type of their own in Triton's configuration: strings.
+config = client.get_model_config("iris", headers=Headers())
+assert {t["name"]: t["data_type"] for t in config["output"]} == {"output_label": "TYPE_INT64", "output_probability": "TYPE_STRING"}, config
 ok("model config")
 
 for binary in (False, True):
