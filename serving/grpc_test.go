@@ -3,6 +3,7 @@ package serving_test
 import (
 	"context"
 	"encoding/binary"
+	"encoding/json"
 	"io"
 	"math"
 	"slices"
@@ -25,6 +26,7 @@ import (
 	"github.com/mlgate/mlgate/internal/modelzoo"
 	pb "github.com/mlgate/mlgate/serving/grpcv2/inferencepb"
 	"github.com/mlgate/mlgate/serving/onnx"
+	"github.com/mlgate/mlgate/serving/tables"
 )
 
 // grpcClient connects to the gateway's gRPC server.
@@ -509,5 +511,52 @@ func TestGRPCShutdown(t *testing.T) {
 	t.Logf("%d answered, %d refused after the shutdown", answered.Load(), refused.Load())
 	if len(failed) > 0 {
 		t.Errorf("%d calls failed otherwise, first: %v", len(failed), failed[0])
+	}
+}
+
+// TestGRPCRecorded: a gRPC call is a row of the inference table, its
+// request and answer in JSON as an HTTP one's, raw contents included, under
+// the caller's request id.
+func TestGRPCRecorded(t *testing.T) {
+	g := startGateway(t)
+	g.register("linear", modelzoo.Linear)
+	client, _ := g.grpcClient()
+	_, err := client.ModelInfer(withKey(t.Context(), "", "x-request-id", "grpc-row-1"), &pb.ModelInferRequest{ModelName: "linear", Id: "g-1",
+		Inputs: []*pb.ModelInferRequest_InferInputTensor{linearInput(false)}, RawInputContents: [][]byte{fp32Raw(1, 2, 3, 4, 5, 6, 7, 8)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := g.server.FlushRecords(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	var rows []tables.Row
+	if err := tables.Dir(g.tablesDir()).ReadRows(t.Context(), tables.Filter{}, func(r tables.Row) error {
+		rows = append(rows, r)
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if len(rows) != 1 {
+		t.Fatalf("%d rows, want 1", len(rows))
+	}
+	r := rows[0]
+	if r.RequestID != "g-1" || r.ModelName != "linear" || r.ModelVersion != 1 || r.StatusCode != 200 {
+		t.Errorf("row %+v", r)
+	}
+	var req struct {
+		Inputs []struct {
+			Data []float32 `json:"data"`
+		} `json:"inputs"`
+	}
+	if err := json.Unmarshal([]byte(r.Request), &req); err != nil || len(req.Inputs) != 1 || len(req.Inputs[0].Data) != 8 || req.Inputs[0].Data[7] != 8 {
+		t.Errorf("recorded request %q (%v)", r.Request, err)
+	}
+	var answer struct {
+		Outputs []struct {
+			Data []float32 `json:"data"`
+		} `json:"outputs"`
+	}
+	if err := json.Unmarshal([]byte(r.Response), &answer); err != nil || len(answer.Outputs) != 1 || len(answer.Outputs[0].Data) != 4 {
+		t.Errorf("recorded answer %q (%v)", r.Response, err)
 	}
 }
