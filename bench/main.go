@@ -28,17 +28,33 @@
 //     (-fleet-rate); goal: three replicas' CPU/request ≤ 1.05 × one's.
 //     Without a PostgreSQL it is skipped, unless CI is set (then it fails).
 //     -fleet-store embedded makes it a control: the same targets as
-//     independent gateways with the embedded control plane.
+//     independent gateways with the embedded control plane;
+//   - grpc: the V2 protocol over gRPC, mlgate's ModelInfer (grpc.listen)
+//     for the linear model with its input in raw_input_contents, against a
+//     floor that is a bare grpc-go server implementing only ModelInfer over
+//     the same pre-loaded ONNX Runtime session; goal (issue 13): mlgate ≥
+//     0.90 × the floor's throughput. The load comes from a gRPC closed loop
+//     (grpcload.go) whose workers share one connection (-grpc-conns);
+//   - batch100: a 100-row FP32 batch to one mlgate's linear model in three
+//     encodings, its three targets: V2 JSON over HTTP (the first, the
+//     reference of the ratios), the binary tensor extension over HTTP, and
+//     gRPC with raw contents; requests/s and rows/s of each, no goal;
+//   - batching: the modelzoo's heaviest model (mlp_heavy) registered twice
+//     in one mlgate, version 1 without dynamic batching (the reference) and
+//     version 2 with it (metadata "batching"), each driven by 32 gRPC
+//     callers of one row; goal (issue 13): batched ≥ 2 × unbatched's
+//     throughput.
 //
 // For each but endpoint-predict (one mlgate, two routes), logging (two
-// mlgates) and fleet (two fleets) it starts two servers on loopback in this
+// mlgates), fleet (two fleets), batch100 (one mlgate, three encodings) and
+// batching (one mlgate, two versions) it starts two servers on loopback in this
 // process:
 //
 //   - mlgate, wired as `mlgate serve` wires it (bbolt registry, local artifact
 //     store, catalog of warmed sessions, open authentication; for the predict
 //     scenarios online_store.redis pointing at TEST_REDIS_ADDR with a key
 //     prefix of its own), set up through its HTTP API;
-//   - the floor: a bare fiber app with one route that decodes the request with
+//   - the floor (grpc: see above): a bare fiber app with one route that decodes the request with
 //     encoding/json, (predict scenarios) reads the features with go-redis from
 //     the same hashes, one HMGET per entity in one pipeline, runs a pre-loaded
 //     ONNX Runtime session of the same model file with the same session
