@@ -26,7 +26,6 @@ import (
 	"github.com/mlgate/mlgate/internal/modelzoo"
 	pb "github.com/mlgate/mlgate/serving/grpcv2/inferencepb"
 	"github.com/mlgate/mlgate/serving/onnx"
-	"github.com/mlgate/mlgate/serving/tables"
 )
 
 // grpcClient connects to the gateway's gRPC server.
@@ -526,16 +525,7 @@ func TestGRPCRecorded(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := g.server.FlushRecords(t.Context()); err != nil {
-		t.Fatal(err)
-	}
-	var rows []tables.Row
-	if err := tables.Dir(g.tablesDir()).ReadRows(t.Context(), tables.Filter{}, func(r tables.Row) error {
-		rows = append(rows, r)
-		return nil
-	}); err != nil {
-		t.Fatal(err)
-	}
+	rows := g.tableRows()
 	if len(rows) != 1 {
 		t.Fatalf("%d rows, want 1", len(rows))
 	}

@@ -363,3 +363,21 @@ func direct(t testing.TB, file string, inputs ...onnx.Tensor) []onnx.Tensor {
 	}
 	return out
 }
+
+// tableRows waits until every prediction answered so far is recorded, and
+// returns the rows of the inference table.
+func (g *gateway) tableRows() []tables.Row {
+	g.t.Helper()
+	ctx := context.Background()
+	if err := g.server.FlushRecords(ctx); err != nil {
+		g.t.Fatal(err)
+	}
+	var rows []tables.Row
+	if err := tables.Dir(g.tablesDir()).ReadRows(ctx, tables.Filter{}, func(r tables.Row) error {
+		rows = append(rows, r)
+		return nil
+	}); err != nil {
+		g.t.Fatal(err)
+	}
+	return rows
+}

@@ -1,16 +1,22 @@
 package serving_test
 
 import (
+	"encoding/json"
+	"fmt"
 	"os"
 	"slices"
 	"strconv"
 	"strings"
 	"testing"
 
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
 	"github.com/mlgate/mlgate/internal/modelzoo"
 	"github.com/mlgate/mlgate/internal/telemetry"
 	"github.com/mlgate/mlgate/router"
 	"github.com/mlgate/mlgate/serving"
+	pb "github.com/mlgate/mlgate/serving/grpcv2/inferencepb"
 	"github.com/mlgate/mlgate/serving/tables"
 )
 
@@ -29,16 +35,24 @@ func TestEveryEntryPointSameSideEffects(t *testing.T) {
 		endRoute    = "/v1/endpoints/:endpoint/predict"
 		v2Route     = "/v2/models/:model/infer"
 		endpointTag = "churn"
+		// Over gRPC the path is the model_name, and the table keeps the
+		// request as JSON.
+		grpcRoute    = "/inference.GRPCInferenceService/ModelInfer"
+		grpcRecorded = `{"inputs":[{"name":"x","datatype":"FP32","shape":[1,4],"data":[0,1,2,3]}]}`
+		grpcBad      = `{"inputs":[{"name":"x","datatype":"FP32","shape":[1,3],"data":[0,1,2]}]}`
 	)
 	entries := []struct {
 		name, path, route string
 		routed            bool
 		good, bad         string
+		grpc              bool
 	}{
-		{"model predict", "/v1/models/linear/predict", modelRoute, false, restBody, restBad},
-		{"endpoint predict", "/v1/endpoints/churn/predict", endRoute, true, restBody, restBad},
-		{"V2 on a model", "/v2/models/linear/infer", v2Route, false, v2Body, v2Bad},
-		{"V2 on an endpoint", "/v2/models/churn/infer", v2Route, true, v2Body, v2Bad},
+		{"model predict", "/v1/models/linear/predict", modelRoute, false, restBody, restBad, false},
+		{"endpoint predict", "/v1/endpoints/churn/predict", endRoute, true, restBody, restBad, false},
+		{"V2 on a model", "/v2/models/linear/infer", v2Route, false, v2Body, v2Bad, false},
+		{"V2 on an endpoint", "/v2/models/churn/infer", v2Route, true, v2Body, v2Bad, false},
+		{"gRPC on a model", "linear", grpcRoute, false, grpcRecorded, grpcBad, true},
+		{"gRPC on an endpoint", "churn", grpcRoute, true, grpcRecorded, grpcBad, true},
 	}
 	cases := []struct {
 		name   string
@@ -70,27 +84,17 @@ func TestEveryEntryPointSameSideEffects(t *testing.T) {
 				if tc.bad {
 					body = e.bad
 				}
-				r, _ := g.post(e.path, body, map[string]string{"traceparent": callerTraceparent, serving.HeaderRequestID: "req-1"})
-				if r.status != tc.status {
-					t.Fatalf("%s: %d %s, want %d", e.path, r.status, r.body, tc.status)
+				status, answer := g.sendEntry(e.grpc, e.path, body)
+				if status != tc.status {
+					t.Fatalf("%s: %d %s, want %d", e.path, status, answer, tc.status)
 				}
 				served := tc.status == 200
 				shadowed := e.routed && served
 				if shadowed {
 					waitFor(t, func() bool { s := g.endpointStats("churn"); return s.Shadow.Diffs+s.Shadow.Failed > 0 })
 				}
-				if err := g.server.FlushRecords(t.Context()); err != nil {
-					t.Fatal(err)
-				}
-
 				// The inference-table rows: the caller's, and the shadow's.
-				var rows []tables.Row
-				if err := tables.Dir(g.tablesDir()).ReadRows(t.Context(), tables.Filter{}, func(r tables.Row) error {
-					rows = append(rows, r)
-					return nil
-				}); err != nil {
-					t.Fatal(err)
-				}
+				rows := g.tableRows()
 				wantRows := 1
 				if shadowed {
 					wantRows = 2
@@ -136,7 +140,11 @@ func TestEveryEntryPointSameSideEffects(t *testing.T) {
 				// The metric labels.
 				mr := g.do("GET", "/metrics", "", nil)
 				series := parseSeries(t, mr.body)
-				labels := `{endpoint="` + wantEndpoint + `",method="POST",model="linear",route="` + e.route +
+				method := "POST"
+				if e.grpc {
+					method = "GRPC"
+				}
+				labels := `{endpoint="` + wantEndpoint + `",method="` + method + `",model="linear",route="` + e.route +
 					`",status="` + strconv.Itoa(tc.status) + `",variant="` + wantVariant + `",version="1"}`
 				if got := series["mlgate_requests_total"+labels]; got != "1" {
 					t.Errorf("mlgate_requests_total%s = %q, want 1", labels, got)
@@ -165,6 +173,40 @@ func TestEveryEntryPointSameSideEffects(t *testing.T) {
 			})
 		}
 	}
+}
+
+// sendEntry sends body to path, with the caller's trace context and
+// request id, and returns the HTTP status and the answer; over gRPC, path
+// is the model_name and body the V2 JSON of the inputs, sent as typed
+// contents, and the status is the one HTTP would give.
+func (g *gateway) sendEntry(overGRPC bool, path, body string) (int, string) {
+	g.t.Helper()
+	if !overGRPC {
+		r, _ := g.post(path, body, map[string]string{"traceparent": callerTraceparent, serving.HeaderRequestID: "req-1"})
+		return r.status, string(r.body)
+	}
+	var req struct {
+		Inputs []struct {
+			Name     string    `json:"name"`
+			Datatype string    `json:"datatype"`
+			Shape    []int64   `json:"shape"`
+			Data     []float32 `json:"data"`
+		} `json:"inputs"`
+	}
+	if err := json.Unmarshal([]byte(body), &req); err != nil {
+		g.t.Fatal(err)
+	}
+	in := req.Inputs[0]
+	client, _ := g.grpcClient()
+	resp, err := client.ModelInfer(withKey(g.t.Context(), "", "traceparent", callerTraceparent, "x-request-id", "req-1"), &pb.ModelInferRequest{ModelName: path,
+		Inputs: []*pb.ModelInferRequest_InferInputTensor{{Name: in.Name, Datatype: in.Datatype, Shape: in.Shape, Contents: &pb.InferTensorContents{Fp32Contents: in.Data}}}})
+	switch status.Code(err) {
+	case codes.OK:
+		return 200, resp.String()
+	case codes.InvalidArgument:
+		return 400, err.Error()
+	}
+	return 500, fmt.Sprint(err)
 }
 
 func btoi(b bool) int {

@@ -14,7 +14,6 @@ import (
 	"github.com/mlgate/mlgate/internal/modelzoo"
 	"github.com/mlgate/mlgate/serving/grpcv2"
 	"github.com/mlgate/mlgate/serving/onnx"
-	"github.com/mlgate/mlgate/serving/tables"
 )
 
 // binaryTensor is the binary form of a tensor's data, as the binary tensor
@@ -419,16 +418,7 @@ func TestInferBinaryRecordedAsJSON(t *testing.T) {
 	if a := g.postBinary("/v2/models/linear/infer", js, bin, strconv.Itoa(len(js))); a.status != 200 || a.header == "" {
 		t.Fatalf("binary infer: %d %q %s", a.status, a.header, a.json)
 	}
-	if err := g.server.FlushRecords(t.Context()); err != nil {
-		t.Fatal(err)
-	}
-	var rows []tables.Row
-	if err := tables.Dir(g.tablesDir()).ReadRows(t.Context(), tables.Filter{}, func(r tables.Row) error {
-		rows = append(rows, r)
-		return nil
-	}); err != nil {
-		t.Fatal(err)
-	}
+	rows := g.tableRows()
 	if len(rows) != 1 {
 		t.Fatalf("%d rows, want 1", len(rows))
 	}
