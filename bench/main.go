@@ -1,6 +1,7 @@
 // Command bench measures what mlgate costs on top of the least any gateway
-// must do to answer a request, in three scenarios, and what its endpoint
-// routing and its inference tables cost in two more:
+// must do to answer a request, and what its features (endpoint routing,
+// inference tables, fleets, encodings, dynamic batching) cost or gain, in
+// these scenarios:
 //
 //   - v2 (the default): a KServe V2 inference request for the modelzoo's
 //     linear model, its inputs in the request;
