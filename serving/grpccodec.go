@@ -86,12 +86,6 @@ func decodeGRPCInfer(req *pb.ModelInferRequest, lim limits) (_ *inferRequest, ra
 	return r, raw, nil
 }
 
-// hasContents reports whether c holds any element.
-func hasContents(c *pb.InferTensorContents) bool {
-	return len(c.GetBoolContents())+len(c.GetIntContents())+len(c.GetInt64Contents())+len(c.GetUintContents())+
-		len(c.GetUint64Contents())+len(c.GetFp32Contents())+len(c.GetFp64Contents())+len(c.GetBytesContents()) > 0
-}
-
 // contentsField is the field of InferTensorContents that holds each
 // datatype's elements.
 var contentsField = map[onnx.DataType]string{
@@ -100,21 +94,45 @@ var contentsField = map[onnx.DataType]string{
 	onnx.Uint64: "uint64_contents", onnx.FP32: "fp32_contents", onnx.FP64: "fp64_contents", onnx.Bytes: "bytes_contents",
 }
 
+// contentsCounts are the fields of InferTensorContents, each with its
+// element count.
+var contentsCounts = [...]struct {
+	field string
+	count func(*pb.InferTensorContents) int
+}{
+	{"bool_contents", func(c *pb.InferTensorContents) int { return len(c.GetBoolContents()) }},
+	{"int_contents", func(c *pb.InferTensorContents) int { return len(c.GetIntContents()) }},
+	{"int64_contents", func(c *pb.InferTensorContents) int { return len(c.GetInt64Contents()) }},
+	{"uint_contents", func(c *pb.InferTensorContents) int { return len(c.GetUintContents()) }},
+	{"uint64_contents", func(c *pb.InferTensorContents) int { return len(c.GetUint64Contents()) }},
+	{"fp32_contents", func(c *pb.InferTensorContents) int { return len(c.GetFp32Contents()) }},
+	{"fp64_contents", func(c *pb.InferTensorContents) int { return len(c.GetFp64Contents()) }},
+	{"bytes_contents", func(c *pb.InferTensorContents) int { return len(c.GetBytesContents()) }},
+}
+
+// hasContents reports whether c holds any element.
+func hasContents(c *pb.InferTensorContents) bool {
+	for _, f := range contentsCounts {
+		if f.count(c) > 0 {
+			return true
+		}
+	}
+	return false
+}
+
 // contentsData reads the n elements of a tensor of type t from c, which
 // must hold them in t's field and nothing in any other.
 func contentsData(c *pb.InferTensorContents, t onnx.DataType, n int64, lim limits) (any, error) {
-	field := contentsField[t]
-	counts := map[string]int{
-		"bool_contents": len(c.GetBoolContents()), "int_contents": len(c.GetIntContents()), "int64_contents": len(c.GetInt64Contents()),
-		"uint_contents": len(c.GetUintContents()), "uint64_contents": len(c.GetUint64Contents()), "fp32_contents": len(c.GetFp32Contents()),
-		"fp64_contents": len(c.GetFp64Contents()), "bytes_contents": len(c.GetBytesContents()),
-	}
-	for other, k := range counts {
-		if other != field && k > 0 {
-			return nil, fmt.Errorf("contents.%s is given, but datatype %s takes its data in contents.%s", other, t, field)
+	field, got := contentsField[t], int64(0)
+	for _, f := range contentsCounts {
+		switch k := f.count(c); {
+		case f.field == field:
+			got = int64(k)
+		case k > 0:
+			return nil, fmt.Errorf("contents.%s is given, but datatype %s takes its data in contents.%s", f.field, t, field)
 		}
 	}
-	if got := int64(counts[field]); got != n {
+	if got != n {
 		if got == 0 && n > 0 {
 			return nil, fmt.Errorf("data is required: contents.%s (or raw_input_contents) with %d elements", field, n)
 		}
