@@ -7,6 +7,7 @@ import (
 
 	"github.com/mlgate/mlgate/internal/modelzoo"
 	"github.com/mlgate/mlgate/serving"
+	pb "github.com/mlgate/mlgate/serving/grpcv2/inferencepb"
 	"github.com/valyala/fasthttp"
 	"github.com/valyala/fasthttp/fasthttputil"
 )
@@ -43,4 +44,26 @@ func (g *gateway) catalogServer(b *testing.B) *fasthttp.HostClient {
 	go srv.Serve(ln)
 	b.Cleanup(func() { srv.Shutdown(b.Context()) })
 	return &fasthttp.HostClient{Addr: "mlgate", Dial: func(string) (net.Conn, error) { return ln.Dial() }}
+}
+
+// BenchmarkGRPCInfer measures a whole V2 ModelInfer over gRPC through the
+// gateway (the gate, decoding, the pipeline, ONNX Runtime, the answer),
+// with raw contents as tritonclient sends them, over loopback.
+func BenchmarkGRPCInfer(b *testing.B) {
+	g := startGateway(b)
+	g.register("linear", modelzoo.Linear)
+	client, _ := g.grpcClient()
+	for _, rows := range []int{1, 100} {
+		b.Run(fmt.Sprintf("Linear_Rows%d", rows), func(b *testing.B) {
+			req := &pb.ModelInferRequest{ModelName: "linear",
+				Inputs:           []*pb.ModelInferRequest_InferInputTensor{{Name: "x", Datatype: "FP32", Shape: []int64{int64(rows), 4}}},
+				RawInputContents: [][]byte{make([]byte, 16*rows)}}
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := client.ModelInfer(b.Context(), req); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
 }
