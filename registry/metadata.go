@@ -3,9 +3,12 @@ package registry
 import (
 	"bytes"
 	"encoding/json"
+	"strconv"
 	"strings"
+	"time"
 	"unicode/utf8"
 
+	"github.com/mlgate/mlgate/internal/jsondur"
 	"github.com/mlgate/mlgate/internal/jsonerr"
 )
 
@@ -21,6 +24,65 @@ type Metadata struct {
 	// monitors compare live inputs and predictions with. The registry keeps
 	// it as given; a BaselineChecker judges it.
 	Baseline json.RawMessage `json:"baseline"`
+	// Batching, when set, has the gateway fuse concurrent requests for the
+	// version into one run (dynamic batching).
+	Batching *Batching `json:"batching"`
+}
+
+// Batching asks the gateway to fuse concurrent requests for a version into
+// one ONNX Runtime call: up to MaxBatchSize rows, gathered for at most
+// MaxQueueDelay after the first of them arrives. Only a model whose every
+// input and output has a dynamic first dimension (the batch) can batch.
+type Batching struct {
+	MaxBatchSize  int      `json:"max_batch_size"`
+	MaxQueueDelay Duration `json:"max_queue_delay"`
+}
+
+// Duration is a time.Duration written in JSON as a Go duration string such
+// as "500us" or "2ms".
+type Duration = jsondur.Duration
+
+// Bounds of Batching.
+const (
+	MinBatchSize     = 2
+	MaxBatchSize     = 4096
+	MaxBatchingDelay = time.Second
+)
+
+// check reports whether b is within bounds, naming the field that is not.
+func (b *Batching) check() error {
+	if b.MaxBatchSize < MinBatchSize || b.MaxBatchSize > MaxBatchSize {
+		return invalid("metadata.batching.max_batch_size: must be %d to %d, got %d", MinBatchSize, MaxBatchSize, b.MaxBatchSize)
+	}
+	if d := time.Duration(b.MaxQueueDelay); d <= 0 || d > MaxBatchingDelay {
+		return invalid("metadata.batching.max_queue_delay: must be more than 0 and at most %v (a Go duration such as \"500us\"), got %v", MaxBatchingDelay, d)
+	}
+	return nil
+}
+
+// checkBatchable reports whether a model of signature sig can batch: every
+// input and every tensor output has a dynamic first dimension, the batch.
+// An output that is not a tensor (JSON) is a sequence of one map a row.
+func checkBatchable(sig Signature) error {
+	for _, in := range sig.Inputs {
+		if len(in.Shape) == 0 || in.Shape[0] >= 0 {
+			return invalid("metadata.batching: input %s has shape %s; a model batches only when the first dimension of every input and output is dynamic (-1)", in.Name, shapeText(in.Shape))
+		}
+	}
+	for _, out := range sig.Outputs {
+		if out.Datatype != "JSON" && (len(out.Shape) == 0 || out.Shape[0] >= 0) {
+			return invalid("metadata.batching: output %s has shape %s; a model batches only when the first dimension of every input and output is dynamic (-1)", out.Name, shapeText(out.Shape))
+		}
+	}
+	return nil
+}
+
+func shapeText(shape []int64) string {
+	parts := make([]string, len(shape))
+	for i, d := range shape {
+		parts[i] = strconv.FormatInt(d, 10)
+	}
+	return "[" + strings.Join(parts, ",") + "]"
 }
 
 // Limits on metadata, generous enough for any honest use.
@@ -79,6 +141,9 @@ func (md *Metadata) validate() error {
 		if err := checkText(f.name, f.value, maxLineage); err != nil {
 			return err
 		}
+	}
+	if md.Batching != nil {
+		return md.Batching.check()
 	}
 	return nil
 }

@@ -7,6 +7,7 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/mlgate/mlgate/registry"
 )
@@ -36,6 +37,15 @@ func TestDecodeMetadata(t *testing.T) {
 		{"empty tags", `{"tags":{}}`, registry.Metadata{Tags: map[string]string{}}},
 		{"description at the limit", `{"description":"` + strings.Repeat("d", 16<<10) + `"}`, registry.Metadata{Description: strings.Repeat("d", 16<<10)}},
 		{"trailing whitespace", "{}\n", registry.Metadata{}},
+		{"batching", `{"batching":{"max_batch_size":32,"max_queue_delay":"500us"}}`,
+			registry.Metadata{Batching: &registry.Batching{MaxBatchSize: 32, MaxQueueDelay: registry.Duration(500 * time.Microsecond)}}},
+		{"batching at its bounds", `{"batching":{"max_batch_size":4096,"max_queue_delay":"1s"}}`,
+			registry.Metadata{Batching: &registry.Batching{MaxBatchSize: 4096, MaxQueueDelay: registry.Duration(time.Second)}}},
+		{"batching, smallest", `{"batching":{"max_batch_size":2,"max_queue_delay":"1ns"}}`,
+			registry.Metadata{Batching: &registry.Batching{MaxBatchSize: 2, MaxQueueDelay: 1}}},
+		{"batching in µs", `{"batching":{"max_batch_size":8,"max_queue_delay":"250µs"}}`,
+			registry.Metadata{Batching: &registry.Batching{MaxBatchSize: 8, MaxQueueDelay: registry.Duration(250 * time.Microsecond)}}},
+		{"null batching", `{"batching":null}`, registry.Metadata{}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -85,6 +95,18 @@ func TestDecodeMetadataErrors(t *testing.T) {
 		{"invalid UTF-8 in description", "{\"description\":\"caf\xe9\"}", "not valid UTF-8"},
 		{"invalid UTF-8 in tag value", "{\"tags\":{\"k\":\"\xc3\"}}", "not valid UTF-8"},
 		{"invalid UTF-8 in lineage", "{\"lineage\":{\"code\":\"\xff\xfe\"}}", "not valid UTF-8"},
+		{"empty batching", `{"batching":{}}`, "metadata.batching.max_batch_size: must be 2 to 4096, got 0"},
+		{"batch of one", `{"batching":{"max_batch_size":1,"max_queue_delay":"1ms"}}`, "metadata.batching.max_batch_size: must be 2 to 4096, got 1"},
+		{"batch too large", `{"batching":{"max_batch_size":4097,"max_queue_delay":"1ms"}}`, "metadata.batching.max_batch_size: must be 2 to 4096, got 4097"},
+		{"no delay", `{"batching":{"max_batch_size":8}}`, "metadata.batching.max_queue_delay: must be more than 0 and at most 1s"},
+		{"zero delay", `{"batching":{"max_batch_size":8,"max_queue_delay":"0s"}}`, "metadata.batching.max_queue_delay: must be more than 0"},
+		{"negative delay", `{"batching":{"max_batch_size":8,"max_queue_delay":"-1ms"}}`, "got -1ms"},
+		{"delay too long", `{"batching":{"max_batch_size":8,"max_queue_delay":"1.5s"}}`, "at most 1s"},
+		{"delay a number", `{"batching":{"max_batch_size":8,"max_queue_delay":500}}`, `"batching.max_queue_delay"`},
+		{"delay not a duration", `{"batching":{"max_batch_size":8,"max_queue_delay":"soon"}}`, `invalid duration "soon"`},
+		{"batch size a string", `{"batching":{"max_batch_size":"32","max_queue_delay":"1ms"}}`, `"batching.max_batch_size"`},
+		{"unknown batching field", `{"batching":{"max_batch_size":8,"max_queue_delay":"1ms","preferred_batch_size":4}}`, `unknown field "preferred_batch_size"`},
+		{"batching not an object", `{"batching":true}`, `"batching"`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -221,6 +243,14 @@ func FuzzDecodeMetadata(f *testing.F) {
 		`{} {}`,
 		`[{"description":"d"}]`,
 		"{\"description\":\"\xff\"}",
+		`{"batching":{"max_batch_size":32,"max_queue_delay":"500us"}}`,
+		`{"batching":{"max_batch_size":4096,"max_queue_delay":"1s"}}`,
+		`{"batching":{"max_batch_size":1,"max_queue_delay":"1ms"}}`,
+		`{"batching":{"max_batch_size":8,"max_queue_delay":"1h"}}`,
+		`{"batching":{"max_batch_size":8,"max_queue_delay":3}}`,
+		`{"batching":{"max_batch_size":8,"max_queue_delay":"1e3ns"}}`,
+		`{"batching":{}}`,
+		`{"batching":null}`,
 	} {
 		f.Add([]byte(seed))
 	}

@@ -64,6 +64,9 @@ type Version struct {
 	Signature   Signature         `json:"signature"`
 	FeatureSpec json.RawMessage   `json:"feature_spec,omitempty"`
 	Baseline    json.RawMessage   `json:"baseline,omitempty"`
+	// Batching, when set, has the gateway fuse concurrent requests for the
+	// version (dynamic batching).
+	Batching *Batching `json:"batching,omitempty"`
 	// Aliases lists the aliases pointing at this version. The registry derives
 	// it from the model's alias map each time it hands a version out.
 	Aliases []string `json:"aliases"`

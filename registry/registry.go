@@ -118,6 +118,13 @@ func (r *Registry) Register(ctx context.Context, actor, name string, body io.Rea
 	if v.Signature, err = r.inspector.Inspect(ctx, path); err != nil {
 		return nil, err
 	}
+	if md.Batching != nil {
+		if err := checkBatchable(v.Signature); err != nil {
+			return nil, err
+		}
+		b := *md.Batching
+		v.Batching = &b
+	}
 	if len(md.FeatureSpec) > 0 {
 		if r.specs == nil {
 			return nil, invalid("metadata.feature_spec: this gateway has no feature store to check it against")

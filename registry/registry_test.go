@@ -28,7 +28,8 @@ import (
 const maxModelBytes = 1 << 10
 
 // fakeInspector stands in for ONNX Runtime: a file is a model unless its
-// content starts with "garbage".
+// content starts with "garbage"; one whose content starts with "fixed" has
+// a fixed batch dimension.
 type fakeInspector struct{}
 
 func (fakeInspector) Inspect(ctx context.Context, path string) (registry.Signature, error) {
@@ -38,6 +39,12 @@ func (fakeInspector) Inspect(ctx context.Context, path string) (registry.Signatu
 	}
 	if bytes.HasPrefix(b, []byte("garbage")) {
 		return registry.Signature{}, registry.Invalid("not a model")
+	}
+	if bytes.HasPrefix(b, []byte("fixed")) {
+		return registry.Signature{
+			Inputs:  []registry.TensorSpec{{Name: "x", Datatype: "FP32", Shape: []int64{2, 3}}},
+			Outputs: []registry.TensorSpec{{Name: "y", Datatype: "FP32", Shape: []int64{2, 3}}},
+		}, nil
 	}
 	return testSignature(), nil
 }
@@ -215,6 +222,31 @@ func TestRegister(t *testing.T) {
 	}
 }
 
+func batching() *registry.Batching {
+	return &registry.Batching{MaxBatchSize: 32, MaxQueueDelay: registry.Duration(500 * time.Microsecond)}
+}
+
+// TestRegisterBatching: a version registered with batching keeps it; one
+// whose model cannot batch is refused with a message naming the input.
+func TestRegisterBatching(t *testing.T) {
+	e := newEnv(t)
+	v := e.register(t, "alice", "m", "onnx", registry.Metadata{Batching: batching()})
+	if !reflect.DeepEqual(v.Batching, batching()) {
+		t.Errorf("Register gave batching %+v; want %+v", v.Batching, batching())
+	}
+	if got := e.version(t, "m", 1); !reflect.DeepEqual(got.Batching, batching()) {
+		t.Errorf("the registry keeps batching %+v; want %+v", got.Batching, batching())
+	}
+	if v := e.register(t, "alice", "m", "onnx", registry.Metadata{}); v.Batching != nil {
+		t.Errorf("a version registered without batching has %+v", v.Batching)
+	}
+	_, err := e.reg.Register(context.Background(), "alice", "m", strings.NewReader("fixed"), registry.Metadata{Batching: batching()})
+	want := "metadata.batching: input x has shape [2,3]; a model batches only when the first dimension of every input and output is dynamic (-1)"
+	if !errors.Is(err, registry.ErrInvalid) || err.Error() != want {
+		t.Errorf("Register of a fixed shape with batching = %v; want %q", err, want)
+	}
+}
+
 func TestRegisterStatus(t *testing.T) {
 	tests := []struct {
 		name string
@@ -317,6 +349,8 @@ func TestRegisterRefused(t *testing.T) {
 		{name: "bad tag key", md: registry.Metadata{Tags: map[string]string{"a b": "c"}}, want: registry.ErrInvalid},
 		{name: "description too long", md: registry.Metadata{Description: strings.Repeat("d", 16<<10+1)}, want: registry.ErrInvalid},
 		{name: "description not UTF-8", md: registry.Metadata{Description: "caf\xe9"}, want: registry.ErrInvalid},
+		{name: "batching a fixed shape", body: text("fixed-shape model"), md: registry.Metadata{Batching: batching()}, want: registry.ErrInvalid},
+		{name: "batching out of bounds", md: registry.Metadata{Batching: &registry.Batching{MaxBatchSize: 1, MaxQueueDelay: 1}}, want: registry.ErrInvalid},
 		{name: "upload fails", body: func() io.Reader { return &failingReader{n: 100} }, want: errBroken},
 		{name: "cancelled", ctx: cancelled, want: context.Canceled},
 		{name: "store fails", store: func(s registry.MetaStore) registry.MetaStore { return failingUpdates{s} }, want: errDiskFull},

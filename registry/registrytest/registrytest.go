@@ -427,6 +427,7 @@ func sampleModel(name string) *registry.Model {
 				Inputs:  []registry.TensorSpec{{Name: "input", Datatype: "FP32", Shape: []int64{-1, 3, 224, 224}}},
 				Outputs: []registry.TensorSpec{{Name: "probs", Datatype: "FP32", Shape: []int64{-1, 1000}}},
 			},
+			Batching: &registry.Batching{MaxBatchSize: 16 * n, MaxQueueDelay: registry.Duration(time.Duration(n) * 250 * time.Microsecond)},
 		}
 	}
 	return &registry.Model{
