@@ -17,6 +17,7 @@ import (
 	"math"
 	"net"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/valyala/fasthttp"
@@ -441,7 +442,73 @@ func startBatching(cfg options) (*scenario, error) {
 		sc.close()
 		return nil, fmt.Errorf("mlgate answers wrongly, not benchmarking it: %w", err)
 	}
+	// The rows of the batched version's runs, from mlgate's metrics, round
+	// by round (warm-up included).
+	var before batchCounts
+	round := 0
+	sc.beforeRound = func(t *target) error {
+		if t.name == "batched" {
+			before = readBatchCounts(gateway.addr)
+		}
+		return nil
+	}
+	sc.afterRound = func(t *target) error {
+		if t.name != "batched" {
+			return nil
+		}
+		round++
+		after := readBatchCounts(gateway.addr)
+		if !before.found || !after.found || after.runs <= before.runs {
+			sc.notes = append(sc.notes, fmt.Sprintf("batched round %d: mlgate's /metrics has no mlgate_batch_size for model %s, so the batches' sizes are unknown", round, heavyName))
+			return nil
+		}
+		runs, rows := after.runs-before.runs, after.rows-before.rows
+		sc.notes = append(sc.notes, fmt.Sprintf("batched round %d (warm-up included): %.0f ONNX Runtime runs of **%.1f rows** on average (mlgate_batch_size)", round, runs, rows/runs))
+		return nil
+	}
 	return sc, nil
+}
+
+// batchCounts are the sum and count of mlgate_batch_size for the batching
+// scenario's model.
+type batchCounts struct {
+	rows, runs float64
+	found      bool
+}
+
+// readBatchCounts reads mlgate's /metrics (Prometheus text) for the
+// mlgate_batch_size series of heavyName; found is false when it has none.
+func readBatchCounts(addr string) batchCounts {
+	var c batchCounts
+	req, resp := fasthttp.AcquireRequest(), fasthttp.AcquireResponse()
+	defer fasthttp.ReleaseRequest(req)
+	defer fasthttp.ReleaseResponse(resp)
+	req.SetRequestURI("http://" + addr + "/metrics")
+	if err := fasthttp.DoTimeout(req, resp, 10*time.Second); err != nil || resp.StatusCode() != fasthttp.StatusOK {
+		return c
+	}
+	for _, line := range strings.Split(string(resp.Body()), "\n") {
+		if !strings.Contains(line, `"`+heavyName+`"`) {
+			continue
+		}
+		name, rest, _ := strings.Cut(line, "{")
+		_, value, ok := strings.Cut(rest, "} ")
+		if !ok {
+			continue
+		}
+		v, err := strconv.ParseFloat(strings.Fields(value)[0], 64)
+		if err != nil {
+			continue
+		}
+		switch name {
+		case "mlgate_batch_size_sum":
+			c.rows += v
+			c.found = true
+		case "mlgate_batch_size_count":
+			c.runs += v
+		}
+	}
+	return c
 }
 
 // checkSameAnswer calls ModelInfer with a and with b and checks that both
