@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"encoding/json"
+	"fmt"
 	"net"
 	"slices"
 	"sync/atomic"
@@ -71,5 +73,45 @@ func TestGRPCClosedLoop(t *testing.T) {
 	r := grpcClosedLoop(addr, l, 2)
 	if r.requests != 0 || r.errors == 0 || r.firstErr == "" {
 		t.Errorf("refused calls: %d answered, %d errors (first: %q); want 0 and some", r.requests, r.errors, r.firstErr)
+	}
+}
+
+// TestBatchEncodings checks that batch100's three encodings carry the same
+// values: the JSON body's data, the binary body after its JSON, and the gRPC
+// request's raw contents.
+func TestBatchEncodings(t *testing.T) {
+	x, body, want := featureRows(batch100Rows)
+	if len(x) != 4*batch100Rows || len(want) != 2*batch100Rows {
+		t.Fatalf("%d values and %d answers", len(x), len(want))
+	}
+	var req floorRequest
+	if err := json.Unmarshal(body, &req); err != nil {
+		t.Fatal(err)
+	}
+	if len(req.Inputs) != 1 || fmt.Sprint(req.Inputs[0].Shape) != "[100 4]" || !slices.Equal(req.Inputs[0].Data, x) {
+		t.Errorf("the JSON request does not hold x: %.200s", body)
+	}
+	bin, n := binaryRequest(x, 4)
+	var head struct {
+		Inputs []struct {
+			Shape      []int64 `json:"shape"`
+			Parameters struct {
+				Size int `json:"binary_data_size"`
+			} `json:"parameters"`
+		} `json:"inputs"`
+	}
+	if err := json.Unmarshal(bin[:n], &head); err != nil {
+		t.Fatal(err)
+	}
+	got, err := bytesFloat32(bin[n:])
+	if err != nil || len(head.Inputs) != 1 || head.Inputs[0].Parameters.Size != len(bin)-n || !slices.Equal(got, x) {
+		t.Errorf("the binary request does not hold x: %s + %d bytes (%v)", bin[:n], len(bin)-n, err)
+	}
+	g := grpcRequest(modelName, "", x, 4)
+	if got, err := bytesFloat32(g.RawInputContents[0]); err != nil || !slices.Equal(got, x) || fmt.Sprint(g.Inputs[0].Shape) != "[100 4]" {
+		t.Errorf("the gRPC request does not hold x: shape %v (%v)", g.Inputs[0].Shape, err)
+	}
+	if !near(want, want) || near(want, want[1:]) {
+		t.Error("near")
 	}
 }
