@@ -57,10 +57,10 @@ func (s *Server) Admit(ctx context.Context, call grpcv2.Call) (context.Context, 
 	}
 	start := time.Now()
 	sc := &requestScope{}
-	if id := first(call.Metadata, mdRequestID); id != "" && len(id) <= maxRequestIDBytes {
+	if id := first(ctx, mdRequestID); id != "" && len(id) <= maxRequestIDBytes {
 		sc.requestID = id
 	}
-	ctx = s.propagator.Extract(ctx, metadataCarrier(call.Metadata))
+	ctx = s.propagator.Extract(ctx, metadataCarrier{ctx})
 	span := noSpan
 	if s.tracer != nil {
 		ctx, span = s.tracer.Start(ctx, call.Method, trace.WithSpanKind(trace.SpanKindServer))
@@ -86,7 +86,7 @@ func (s *Server) Admit(ctx context.Context, call grpcv2.Call) (context.Context, 
 		sc.labels.method, sc.labels.route, sc.labels.status = grpcMethod, call.Method, status
 		s.requests.record(sc, &sc.labels, time.Since(start))
 	}
-	id, err := s.auth.Authenticate(first(call.Metadata, "authorization"))
+	id, err := s.auth.Authenticate(first(ctx, "authorization"))
 	if err != nil {
 		return nil, done, err
 	}
@@ -122,29 +122,31 @@ func (s *Server) callDeadline(ctx context.Context) (context.Context, context.Can
 	return context.WithTimeout(ctx, d)
 }
 
-// metadataCarrier lets a propagator read a call's metadata, whose keys are
-// lower case.
-type metadataCarrier metadata.MD
+// metadataCarrier lets a propagator read the metadata of the call ctx
+// belongs to.
+type metadataCarrier struct{ ctx context.Context }
 
-var _ propagation.TextMapCarrier = metadataCarrier(nil)
+var _ propagation.TextMapCarrier = metadataCarrier{}
 
-func (m metadataCarrier) Get(key string) string { return first(metadata.MD(m), key) }
+func (m metadataCarrier) Get(key string) string { return first(m.ctx, key) }
 
 // Set completes the carrier: mlgate reads trace context from calls and
 // does not call it.
-func (m metadataCarrier) Set(key, value string) { metadata.MD(m).Set(key, value) }
+func (m metadataCarrier) Set(string, string) {}
 
 func (m metadataCarrier) Keys() []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
+	md, _ := metadata.FromIncomingContext(m.ctx)
+	keys := make([]string, 0, len(md))
+	for k := range md {
 		keys = append(keys, k)
 	}
 	return keys
 }
 
-// first is the first value of key in md, or "".
-func first(md metadata.MD, key string) string {
-	if v := md.Get(key); len(v) > 0 {
+// first is the first value of the metadata key of the call ctx belongs
+// to, or "".
+func first(ctx context.Context, key string) string {
+	if v := metadata.ValueFromIncomingContext(ctx, key); len(v) > 0 {
 		return v[0]
 	}
 	return ""
@@ -191,11 +193,10 @@ func (s *Server) ModelInfer(ctx context.Context, req *pb.ModelInferRequest) (*pb
 	}
 	if s.router != nil && o.version == "" {
 		if r, ok := s.router.Route(o.model); ok {
-			md, _ := metadata.FromIncomingContext(ctx)
-			if o.unit = first(md, mdUnit); len(o.unit) > maxUnitBytes {
+			if o.unit = first(ctx, mdUnit); len(o.unit) > maxUnitBytes {
 				return nil, invalidInput("%s: %d bytes is longer than %d", mdUnit, len(o.unit), maxUnitBytes)
 			}
-			o.route, o.pin = r, first(md, mdVariant)
+			o.route, o.pin = r, first(ctx, mdVariant)
 		}
 	}
 	if err := s.process(o); err != nil {

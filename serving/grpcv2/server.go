@@ -11,7 +11,6 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/health/grpc_health_v1"
-	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/reflection"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
@@ -86,9 +85,10 @@ type Call struct {
 	// authenticated caller holding Role ("" for any role).
 	Public bool
 	Role   auth.Role
-	// Metadata is what the caller sent: authorization, trace context,
-	// x-request-id, the endpoint's x-mlgate-variant and x-mlgate-unit.
-	Metadata metadata.MD
+	// The caller's metadata (authorization, trace context, x-request-id,
+	// the endpoint's x-mlgate-variant and x-mlgate-unit) is in the call's
+	// context: metadata.ValueFromIncomingContext reads a key without
+	// copying the rest.
 	// Size is the size in bytes of the call's request message, which the
 	// call holds until it is answered; 0 for a stream.
 	Size int64
@@ -120,10 +120,9 @@ var roles = func() map[string]auth.Role {
 	return m
 }()
 
-// callOf is the Call of full method name with the caller's metadata.
-func callOf(ctx context.Context, method string) Call {
-	md, _ := metadata.FromIncomingContext(ctx)
-	c := Call{Method: method, Metadata: md}
+// callOf is the Call of full method name.
+func callOf(method string) Call {
+	c := Call{Method: method}
 	switch role, ok := roles[method]; {
 	case ok:
 		c.Role = role
@@ -154,7 +153,7 @@ type interceptor struct {
 }
 
 func (i *interceptor) unary(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (resp any, err error) {
-	call := callOf(ctx, info.FullMethod)
+	call := callOf(info.FullMethod)
 	if m, ok := req.(proto.Message); ok {
 		call.Size = int64(proto.Size(m))
 	}
@@ -173,7 +172,7 @@ func (i *interceptor) unary(ctx context.Context, req any, info *grpc.UnaryServer
 }
 
 func (i *interceptor) stream(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) (err error) {
-	ctx, done, err := i.gate.Admit(ss.Context(), callOf(ss.Context(), info.FullMethod))
+	ctx, done, err := i.gate.Admit(ss.Context(), callOf(info.FullMethod))
 	defer func() {
 		if v := recover(); v != nil {
 			err = i.panicked(info.FullMethod, v)
@@ -307,7 +306,7 @@ func (s *Server) ModelStreamInfer(stream pb.GRPCInferenceService_ModelStreamInfe
 var streamMethod = "/" + pb.GRPCInferenceService_ServiceDesc.ServiceName + "/ModelStreamInfer"
 
 func (s *Server) streamInfer(ctx context.Context, req *pb.ModelInferRequest) (_ *pb.ModelInferResponse, err error) {
-	call := callOf(ctx, streamMethod)
+	call := callOf(streamMethod)
 	call.Size = int64(proto.Size(req))
 	ctx, done, err := s.gate.Admit(ctx, call)
 	defer func() { done(err) }()
