@@ -60,10 +60,11 @@ func (b *Batching) check() error {
 	return nil
 }
 
-// checkBatchable reports whether a model of signature sig can batch: every
+// CheckBatchable reports whether a model of signature sig can batch: every
 // input and every tensor output has a dynamic first dimension, the batch.
-// An output that is not a tensor (JSON) is a sequence of one map a row.
-func checkBatchable(sig Signature) error {
+// An output that is not a tensor (JSON) is a sequence of one map a row. Its
+// error matches ErrInvalid and says which input or output cannot.
+func CheckBatchable(sig Signature) error {
 	for _, in := range sig.Inputs {
 		if len(in.Shape) == 0 || in.Shape[0] >= 0 {
 			return invalid("metadata.batching: input %s has shape %s; a model batches only when the first dimension of every input and output is dynamic (-1)", in.Name, shapeText(in.Shape))

@@ -119,7 +119,7 @@ func (r *Registry) Register(ctx context.Context, actor, name string, body io.Rea
 		return nil, err
 	}
 	if md.Batching != nil {
-		if err := checkBatchable(v.Signature); err != nil {
+		if err := CheckBatchable(v.Signature); err != nil {
 			return nil, err
 		}
 		b := *md.Batching

@@ -7,15 +7,21 @@ import (
 	"log/slog"
 	"maps"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
+
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/metric"
 
 	"github.com/mlgate/mlgate/featurestore"
 	"github.com/mlgate/mlgate/internal/changes"
 	"github.com/mlgate/mlgate/registry"
+	"github.com/mlgate/mlgate/serving/batching"
 	"github.com/mlgate/mlgate/serving/onnx"
 )
 
@@ -84,6 +90,11 @@ type session struct {
 	inputIndex map[string]int
 	refs       atomic.Int64
 	stats      versionStats
+	// batcher, for a version registered with batching, fuses its
+	// concurrent runs; nil runs each request alone.
+	batcher *batching.Batcher
+	// metricAttrs label the version's batching metrics.
+	metricAttrs []metric.RecordOption
 }
 
 // NewCatalog returns an empty catalog; call Sync to fill it. Sync compiles
@@ -215,9 +226,37 @@ func (c *Catalog) loadVersion(ctx context.Context, v *registry.Version) (*Loaded
 	for i, in := range s.Inputs() {
 		ss.inputIndex[in.Name] = i
 	}
+	if v.Batching != nil {
+		c.batch(ss, v)
+	}
 	ss.refs.Store(1)
 	c.log.Info("model version loaded", "model", v.Name, "version", v.Version, "uuid", v.UUID)
 	return &Loaded{Version: v, session: ss}, nil
+}
+
+// batch gives ss, the session of v, a batcher as v's batching asks, with a
+// runner per core (each run takes one of ONNX Runtime's intra-op threads by
+// default). A model that cannot batch after all (a version registered
+// before the registry checked) is logged and served unbatched.
+func (c *Catalog) batch(ss *session, v *registry.Version) {
+	log := c.log.With("model", v.Name, "version", v.Version)
+	if err := registry.CheckBatchable(ss.Signature()); err != nil {
+		log.Warn("model version served without batching", "err", err)
+		return
+	}
+	b, err := batching.New(ss.Run, batching.Options{
+		MaxBatchSize:  v.Batching.MaxBatchSize,
+		MaxQueueDelay: time.Duration(v.Batching.MaxQueueDelay),
+		Runners:       runtime.GOMAXPROCS(0),
+		Log:           log,
+	})
+	if err != nil {
+		log.Warn("model version served without batching", "err", err)
+		return
+	}
+	ss.batcher = b
+	ss.metricAttrs = []metric.RecordOption{metric.WithAttributeSet(attribute.NewSet(
+		attribute.String("model", v.Name), attribute.String("version", strconv.Itoa(v.Version))))}
 }
 
 // withoutPath returns err with the file path, and the directories that hold
@@ -328,11 +367,26 @@ func (s *session) acquire() bool {
 	}
 }
 
-// Release gives back a session taken by Acquire.
+// Release gives back a session taken by Acquire. The last release closes
+// the session, its batcher first: a request that gave up waiting may have
+// left a batch running.
 func (s *session) Release() {
 	if s.refs.Add(-1) == 0 {
+		if s.batcher != nil {
+			s.batcher.Close()
+		}
 		s.Session.Close()
 	}
+}
+
+// run runs the model on inputs, through the version's batcher when it has
+// one; ctx bounds the wait for a batch.
+func (s *session) run(ctx context.Context, inputs []onnx.Tensor) ([]onnx.Tensor, batching.Stats, error) {
+	if s.batcher == nil {
+		out, err := s.Run(inputs)
+		return out, batching.Stats{}, err
+	}
+	return s.batcher.Do(ctx, inputs)
 }
 
 func (sm *servedModel) add(l *Loaded) {

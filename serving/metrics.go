@@ -10,12 +10,15 @@ import (
 
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/metric"
+
+	"github.com/mlgate/mlgate/serving/batching"
 )
 
 // RegisterMetrics records the server's metrics with m: requests by route,
 // endpoint, variant, model version and status, their latency, the depths
-// of the inference-table and shadow queues, and the inference table's I/O
-// errors. Call it before Serve.
+// of the inference-table and shadow queues, the inference table's I/O
+// errors, and, for versions served with dynamic batching, the time requests
+// wait for their batch and the rows of each run. Call it before Serve.
 func (s *Server) RegisterMetrics(m metric.Meter) error {
 	rm := &requestMetrics{}
 	rm.sets.Store(&map[requestLabels]*labelSet{})
@@ -69,8 +72,40 @@ func (s *Server) RegisterMetrics(m metric.Meter) error {
 	}, tablesQueue, shadowQueue, tablesErrors, recorderQueue, recorderDropped); err != nil {
 		return err
 	}
-	s.requests = rm
+	bm := &batchMetrics{}
+	if bm.queue, err = m.Float64Histogram("mlgate_batch_queue_duration", metric.WithUnit("s"),
+		metric.WithDescription("Time a request of a version served with dynamic batching waited for its batch to start, by model and version."),
+		metric.WithExplicitBucketBoundaries(0.00001, 0.000025, 0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1)); err != nil {
+		return err
+	}
+	if bm.size, err = m.Int64Histogram("mlgate_batch_size",
+		metric.WithDescription("Rows of each ONNX Runtime run of a version served with dynamic batching, by model and version."),
+		metric.WithExplicitBucketBoundaries(1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096)); err != nil {
+		return err
+	}
+	s.requests, s.batches = rm, bm
 	return nil
+}
+
+// batchMetrics time the requests of versions served with dynamic batching
+// in their queue, and count the rows of their runs. The labels of a version
+// are built once, when it loads (session.metricAttrs), so that recording
+// allocates nothing.
+type batchMetrics struct {
+	queue metric.Float64Histogram
+	size  metric.Int64Histogram
+}
+
+// record records how s ran a request (see batching.Stats); a nil m, a
+// session without batching, or a request that did not run records nothing.
+func (m *batchMetrics) record(ctx context.Context, s *session, st batching.Stats) {
+	if m == nil || s.batcher == nil || st.Rows == 0 {
+		return
+	}
+	m.queue.Record(ctx, st.Queued.Seconds(), s.metricAttrs...)
+	if st.Reports {
+		m.size.Record(ctx, int64(st.Rows), s.metricAttrs...)
+	}
 }
 
 // requestLabels are the labels of a request's metrics. Every value is one

@@ -14,6 +14,7 @@ import (
 
 	"github.com/mlgate/mlgate/featurestore"
 	"github.com/mlgate/mlgate/router"
+	"github.com/mlgate/mlgate/serving/batching"
 	"github.com/mlgate/mlgate/serving/onnx"
 )
 
@@ -24,7 +25,7 @@ import (
 //
 //	resolve  endpoint → variant (pin / unit / sticky entity / weights) → model version, or a model reference
 //	inputs   V2 tensors | raw inputs | entity keys → feature plan → lookup → tensors
-//	run      ONNX Runtime
+//	run      ONNX Runtime, fused with concurrent requests for a version served with dynamic batching
 //	figures  the endpoint's stats and canary figures
 //	answer   the entry point's encoder
 //	record   metric labels, hand-off to the recorder, the shadow copy
@@ -211,11 +212,14 @@ func (s *Server) inputs(o *observation) error {
 	return err
 }
 
-// run runs the model version on the inputs.
+// run runs the model version on the inputs, fused with other requests'
+// when the version is served with dynamic batching; the request's context
+// bounds its wait for a batch.
 func (s *Server) run(o *observation) error {
 	l := o.p.Loaded
 	_, span := s.startSpan(o.ctx, "inference")
-	outputs, err := l.Run(o.p.inputs)
+	outputs, st, err := l.run(o.ctx, o.p.inputs)
+	s.batches.record(o.ctx, l.session, st)
 	endInference(span, l, err)
 	if err != nil {
 		// The inputs fit the model's signature. A failure they caused (an
@@ -223,6 +227,12 @@ func (s *Server) run(o *observation) error {
 		// model's or ONNX Runtime's: a 500.
 		if errors.Is(err, onnx.ErrInput) {
 			return invalidInput("model %s version %d rejected the input: %v", l.Version.Name, l.Version.Version, err)
+		}
+		if errors.Is(err, batching.ErrClosed) {
+			return fmt.Errorf("model %s version %d: %w", l.Version.Name, l.Version.Version, err)
+		}
+		if ctxErr := o.ctx.Err(); ctxErr != nil && errors.Is(err, ctxErr) {
+			return notReady("model %s version %d: the request ended while it waited for a batch: %v", l.Version.Name, l.Version.Version, err)
 		}
 		// ONNX Runtime's message names its source files: it goes to the log,
 		// not to the caller.

@@ -126,6 +126,7 @@ type Server struct {
 	tracer     trace.Tracer
 	propagator propagation.TextMapPropagator
 	requests   *requestMetrics // nil until RegisterMetrics
+	batches    *batchMetrics   // nil until RegisterMetrics
 	bodies     bodyBudget
 	dataDirs   []string // the data directory's spellings, hidden in error messages
 	// lastRequest is when a request last came while draining, in Unix

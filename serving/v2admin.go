@@ -2,6 +2,7 @@ package serving
 
 import (
 	"strconv"
+	"time"
 
 	"github.com/gofiber/fiber/v2"
 
@@ -15,22 +16,37 @@ import (
 // model repository extension), each in the shape those clients read.
 
 // modelConfig is a version's configuration as Triton's model configuration
-// JSON has it. Versions run one request per ONNX Runtime call, so
-// max_batch_size is 0 and the dimensions include the batch dimension (-1
-// where it is dynamic), as Triton writes a model that does not batch.
+// JSON has it. A version without batching runs one request per ONNX Runtime
+// call: max_batch_size is 0 and the dimensions include the batch dimension
+// (-1 where it is dynamic), as Triton writes a model that does not batch. A
+// version served with dynamic batching has its max_batch_size and
+// dynamic_batching, and, by Triton's rule for a model that batches,
+// dimensions without the batch dimension (which every one of its inputs and
+// outputs has); a tensor of the batch dimension alone is written [1],
+// reshaped to [], as Triton writes it.
 type modelConfig struct {
-	Name         string         `json:"name"`
-	Platform     string         `json:"platform"`
-	Backend      string         `json:"backend"`
-	MaxBatchSize int            `json:"max_batch_size"`
-	Input        []configTensor `json:"input"`
-	Output       []configTensor `json:"output"`
+	Name            string           `json:"name"`
+	Platform        string           `json:"platform"`
+	Backend         string           `json:"backend"`
+	MaxBatchSize    int              `json:"max_batch_size"`
+	Input           []configTensor   `json:"input"`
+	Output          []configTensor   `json:"output"`
+	DynamicBatching *dynamicBatching `json:"dynamic_batching,omitempty"`
 }
 
 type configTensor struct {
-	Name     string  `json:"name"`
-	DataType string  `json:"data_type"`
-	Dims     []int64 `json:"dims"`
+	Name     string         `json:"name"`
+	DataType string         `json:"data_type"`
+	Dims     []int64        `json:"dims"`
+	Reshape  *configReshape `json:"reshape,omitempty"`
+}
+
+type configReshape struct {
+	Shape []int64 `json:"shape"`
+}
+
+type dynamicBatching struct {
+	MaxQueueDelayMicroseconds int64 `json:"max_queue_delay_microseconds"`
 }
 
 // configDataType is the model configuration's name of a V2 datatype:
@@ -44,10 +60,17 @@ func configDataType(v2 string) string {
 	return "TYPE_" + v2
 }
 
-func configTensors(ios []onnx.IO) []configTensor {
+// configTensors describes ios, without their batch dimension when batched.
+func configTensors(ios []onnx.IO, batched bool) []configTensor {
 	out := make([]configTensor, len(ios))
 	for i, io := range ios {
 		out[i] = configTensor{Name: io.Name, DataType: configDataType(io.Type.String()), Dims: io.Shape}
+		if batched && len(io.Shape) > 0 {
+			out[i].Dims = io.Shape[1:]
+			if len(out[i].Dims) == 0 {
+				out[i].Dims, out[i].Reshape = []int64{1}, &configReshape{Shape: []int64{}}
+			}
+		}
 	}
 	return out
 }
@@ -69,10 +92,16 @@ func (s *Server) configOf(model, version string) (modelConfig, error) {
 		return modelConfig{}, err
 	}
 	defer l.Release()
-	return modelConfig{
+	batched := l.batcher != nil
+	cfg := modelConfig{
 		Name: l.Version.Name, Platform: platform, Backend: "onnxruntime",
-		Input: configTensors(l.Inputs()), Output: configTensors(l.Outputs()),
-	}, nil
+		Input: configTensors(l.Inputs(), batched), Output: configTensors(l.Outputs(), batched),
+	}
+	if batched {
+		cfg.MaxBatchSize = l.Version.Batching.MaxBatchSize
+		cfg.DynamicBatching = &dynamicBatching{MaxQueueDelayMicroseconds: time.Duration(l.Version.Batching.MaxQueueDelay).Microseconds()}
+	}
+	return cfg, nil
 }
 
 // modelStatistics answers GET /v2/models/stats, /v2/models/{m}/stats and
