@@ -75,6 +75,17 @@ func TestBatchingGateway(t *testing.T) {
 		t.Errorf(`mlgate_batch_size_bucket{le="4"} = %q; want every one of the %d runs`, got, runs)
 	}
 
+	var stats struct {
+		ModelStats []struct {
+			InferenceCount int `json:"inference_count"`
+			ExecutionCount int `json:"execution_count"`
+		} `json:"model_stats"`
+	}
+	g.do(http.MethodGet, "/v2/models/linear/versions/1/stats", "", nil).decode(t, &stats)
+	if st := stats.ModelStats; len(st) != 1 || st[0].InferenceCount != callers || st[0].ExecutionCount != runs {
+		t.Errorf("statistics %+v; want %d inferences in %d executions", st, callers, runs)
+	}
+
 	var cfg struct {
 		MaxBatchSize int `json:"max_batch_size"`
 		Input        []struct {

@@ -101,6 +101,9 @@ type prediction struct {
 	inputs  []onnx.Tensor
 	outputs []onnx.Tensor
 	asm     *featurestore.Assembly
+	// batch says how a version served with dynamic batching ran the
+	// request; zero for one without.
+	batch batching.Stats
 }
 
 // process runs the stages of o up to its answer: resolve, inputs, run and
@@ -119,7 +122,11 @@ func (s *Server) process(o *observation) error {
 		err = s.run(o)
 		if err == nil {
 			o.p.stats.computeInfer.add(time.Since(t))
-			o.p.stats.executions.Add(1)
+			if st := o.p.batch; st.Rows == 0 || st.Reports {
+				// One execution a run: a fused run counts once, as
+				// Triton's statistics count a batch.
+				o.p.stats.executions.Add(1)
+			}
 		}
 	}
 	if err != nil && o.p != nil {
@@ -219,6 +226,7 @@ func (s *Server) run(o *observation) error {
 	l := o.p.Loaded
 	_, span := s.startSpan(o.ctx, "inference")
 	outputs, st, err := l.run(o.ctx, o.p.inputs)
+	o.p.batch = st
 	s.batches.record(o.ctx, l.session, st)
 	endInference(span, l, err)
 	if err != nil {

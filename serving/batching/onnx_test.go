@@ -2,6 +2,7 @@ package batching_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math"
 	"os"
@@ -221,4 +222,44 @@ func callers32(b *testing.B, do func() error) {
 	}
 	wg.Wait()
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "req/s")
+}
+
+// TestInputFaultIsolatedOnnx: on fragile.onnx, whose run fails for a row
+// whose largest value is 3 or more (an index out of range: the input's
+// fault), the caller who sent such a row gets ErrInput and the others of
+// its batch their answers.
+func TestInputFaultIsolatedOnnx(t *testing.T) {
+	s := load(t, modelzoo.Fragile, onnx.Options{IntraOpThreads: 1, InterOpThreads: 1})
+	var runs atomic.Int64
+	run := func(inputs []onnx.Tensor) ([]onnx.Tensor, error) {
+		runs.Add(1)
+		return s.Run(inputs)
+	}
+	b, err := batching.New(run, batching.Options{MaxBatchSize: 4, MaxQueueDelay: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	inputs := [][]float32{{0, 1, 2, 1}, {1, 2, 3, 4}, {2, 2, 0, 1}, {0, 0, 0, 0}}
+	var wg sync.WaitGroup
+	for i, x := range inputs {
+		wg.Go(func() {
+			in := []onnx.Tensor{{Name: "x", Type: onnx.FP32, Shape: []int64{1, 4}, Data: x}}
+			got, _, err := b.Do(context.Background(), in)
+			if i == 1 {
+				if !errors.Is(err, onnx.ErrInput) {
+					t.Errorf("the caller of %v got %v; want ErrInput", x, err)
+				}
+				return
+			}
+			want, werr := s.Run(in)
+			if err != nil || werr != nil || !reflect.DeepEqual(got, want) {
+				t.Errorf("the caller of %v got %v, %v; want %v, %v", x, got, err, want, werr)
+			}
+		})
+	}
+	wg.Wait()
+	if n := runs.Load(); n != 5 {
+		t.Errorf("%d runs; want the fused one, then each of the four alone", n)
+	}
 }
