@@ -1,7 +1,9 @@
 package serving_test
 
 import (
+	"context"
 	"encoding/json"
+	"errors"
 	"net/http"
 	"reflect"
 	"strconv"
@@ -11,6 +13,7 @@ import (
 
 	"github.com/mlgate/mlgate/internal/modelzoo"
 	"github.com/mlgate/mlgate/internal/telemetry"
+	"github.com/mlgate/mlgate/serving/batching"
 	"github.com/mlgate/mlgate/serving/onnx"
 )
 
@@ -127,5 +130,32 @@ func TestBatchingRefused(t *testing.T) {
 				t.Errorf("message %q does not say %q", msg, tt.want)
 			}
 		})
+	}
+}
+
+// TestDeletedBatchedVersionDrains: a request holding a deleted version
+// served with batching still runs through its batcher; the last release
+// closes the batcher with the session.
+func TestDeletedBatchedVersionDrains(t *testing.T) {
+	g := startGateway(t)
+	if r := g.registerWith("linear", modelzoo.Linear, `{"batching": {"max_batch_size": 4, "max_queue_delay": "1ms"}}`); r.status != http.StatusCreated {
+		t.Fatalf("register: %d %s", r.status, r.body)
+	}
+	g.register("linear", modelzoo.LinearV2)
+	held, err := g.catalog.Acquire("linear", "1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := g.do(http.MethodDelete, "/v1/models/linear/versions/1", "", nil); r.status != http.StatusNoContent {
+		t.Fatalf("delete: %d %s", r.status, r.body)
+	}
+	x := []onnx.Tensor{{Name: "x", Type: onnx.FP32, Shape: []int64{1, 4}, Data: []float32{0, 1, 2, 3}}}
+	out, err := held.RunBatched(context.Background(), x)
+	if err != nil || !reflect.DeepEqual(out[0].Data, []float32{1.5, 7.5}) {
+		t.Fatalf("the request in flight got %v, %v; want [1.5 7.5] from the retired version", out, err)
+	}
+	held.Release()
+	if _, err := held.RunBatched(context.Background(), x); !errors.Is(err, batching.ErrClosed) {
+		t.Errorf("a run after the last release = %v; want the batcher closed", err)
 	}
 }

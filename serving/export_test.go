@@ -3,6 +3,8 @@ package serving
 import (
 	"context"
 	"testing"
+
+	"github.com/mlgate/mlgate/serving/onnx"
 )
 
 // What the tests of package serving_test, which start mlgate through the
@@ -36,3 +38,10 @@ func (l *Loaded) Refs() int64 { return l.refs.Load() }
 
 // LinearRequest is a V2 inference request of rows rows for linear.onnx.
 func LinearRequest(b *testing.B, rows int) []byte { return linearRequest(b, rows) }
+
+// RunBatched runs inputs as the pipeline does: through the version's
+// batcher when it has one.
+func (l *Loaded) RunBatched(ctx context.Context, inputs []onnx.Tensor) ([]onnx.Tensor, error) {
+	out, _, err := l.run(ctx, inputs)
+	return out, err
+}

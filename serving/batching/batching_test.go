@@ -466,6 +466,42 @@ func TestClose(t *testing.T) {
 	}
 }
 
+// TestCloseWaitsForRunningBatch: a batch whose caller gave up is still
+// running; Close returns only once it has finished, so that the session
+// under the batcher can be closed after.
+func TestCloseWaitsForRunningBatch(t *testing.T) {
+	m := &model{gate: make(chan struct{})}
+	b, err := batching.New(m.run, batching.Options{MaxBatchSize: 2, MaxQueueDelay: time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		_, _, err := b.Do(ctx, []onnx.Tensor{rows(1, 2, 0)})
+		done <- err
+	}()
+	for len(m.batchRows()) == 0 {
+		runtime.Gosched()
+	}
+	cancel()
+	if err := <-done; !errors.Is(err, context.Canceled) {
+		t.Fatalf("Do = %v; want context.Canceled", err)
+	}
+	closed := make(chan struct{})
+	go func() {
+		b.Close()
+		close(closed)
+	}()
+	select {
+	case <-closed:
+		t.Fatal("Close returned while a batch was running")
+	case <-time.After(50 * time.Millisecond):
+	}
+	close(m.gate)
+	<-closed
+}
+
 func TestNewRefuses(t *testing.T) {
 	run := (&model{}).run
 	for _, opts := range []batching.Options{
