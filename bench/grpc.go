@@ -50,8 +50,6 @@ const (
 	heavyModel = modelzoo.MLPHeavy
 	heavyName  = "heavy"
 	heavyWidth = 256
-	// batchingMetadata turns dynamic batching on for a version.
-	batchingMetadata = `{"batching": {"max_batch_size": 32, "max_queue_delay": "500us"}}`
 )
 
 // withGRPC has mlgate serve gRPC on a loopback port too.
@@ -410,6 +408,8 @@ func startBatching(cfg options) (*scenario, error) {
 		return nil, fmt.Errorf("start mlgate: %w", err)
 	}
 	modelPath := modelzoo.Path(heavyModel)
+	// batchingMetadata turns dynamic batching on for version 2.
+	batchingMetadata := fmt.Sprintf(`{"batching": {"max_batch_size": %d, "max_queue_delay": %q}}`, batchingWorkers, cfg.batchingDelay.String())
 	if err := register(gateway.addr, heavyName, modelPath, ""); err != nil {
 		gateway.close()
 		return nil, fmt.Errorf("register %s as version 1 (unbatched): %w", heavyModel, err)

@@ -112,6 +112,7 @@ type options struct {
 	out              string
 	cpuprofile       string
 	grpcConns        int
+	batchingDelay    time.Duration
 }
 
 // scenarios are the scenario names, in the order -scenario all runs them.
@@ -155,6 +156,7 @@ func main() {
 	flag.Float64Var(&cfg.rate, "rate", 300, "predict-100x50: open-loop `rate` in requests/s")
 	flag.Float64Var(&cfg.fleetRate, "fleet-rate", 2000, "fleet: open-loop `rate` in requests/s, in all (spread over the replicas)")
 	flag.StringVar(&cfg.fleetStore, "fleet-store", "postgres", "fleet: the replicas' control_plane.`store`: postgres (a fleet), or embedded (a control: independent gateways)")
+	flag.DurationVar(&cfg.batchingDelay, "batching-delay", 500*time.Microsecond, "batching: the batched version's max_queue_delay, `period`")
 	flag.IntVar(&cfg.users, "users", 10000, "predict scenarios: `entities` written to each feature view, and requested in turn")
 	flag.IntVar(&cfg.rounds, "rounds", 2, "`rounds` per target, interleaved floor, mlgate, floor, mlgate...")
 	flag.StringVar(&cfg.out, "out", "", "also append the markdown report to `file` (e.g. bench/RESULTS.md)")
@@ -171,8 +173,8 @@ func main() {
 			os.Exit(2)
 		}
 	}
-	if cfg.duration <= 0 || cfg.warmup < 0 || cfg.concurrency < 1 || cfg.rows < 1 || cfg.rounds < 1 || cfg.rate <= 0 || cfg.fleetRate <= 0 || cfg.users < 100 || cfg.grpcConns < 0 {
-		fmt.Fprintln(os.Stderr, "bench: -duration, -concurrency, -rows, -rate, -fleet-rate and -rounds must be positive, -warmup and -grpc-conns not negative, -users at least 100")
+	if cfg.duration <= 0 || cfg.warmup < 0 || cfg.concurrency < 1 || cfg.rows < 1 || cfg.rounds < 1 || cfg.rate <= 0 || cfg.fleetRate <= 0 || cfg.users < 100 || cfg.grpcConns < 0 || cfg.batchingDelay <= 0 {
+		fmt.Fprintln(os.Stderr, "bench: -duration, -concurrency, -rows, -rate, -fleet-rate, -batching-delay and -rounds must be positive, -warmup and -grpc-conns not negative, -users at least 100")
 		os.Exit(2)
 	}
 	if cfg.fleetStore != "postgres" && cfg.fleetStore != "embedded" {
