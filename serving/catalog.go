@@ -235,9 +235,10 @@ func (c *Catalog) loadVersion(ctx context.Context, v *registry.Version) (*Loaded
 }
 
 // batch gives ss, the session of v, a batcher as v's batching asks, with a
-// runner per core (each run takes one of ONNX Runtime's intra-op threads by
-// default). A model that cannot batch after all (a version registered
-// before the registry checked) is logged and served unbatched.
+// runner per core: with onnx.intra_op_threads at its default of 1, a run
+// keeps one core busy, so the runners together keep them all busy. A model
+// that cannot batch after all (a version registered before the registry
+// checked) is logged and served unbatched.
 func (c *Catalog) batch(ss *session, v *registry.Version) {
 	log := c.log.With("model", v.Name, "version", v.Version)
 	if err := registry.CheckBatchable(ss.Signature()); err != nil {
