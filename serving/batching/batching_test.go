@@ -158,6 +158,10 @@ func doAll(b *batching.Batcher, inputs []onnx.Tensor) []call {
 	return calls
 }
 
+// slow is a queue delay long enough that callers started together all
+// arrive within it, even on a loaded machine under the race detector.
+const slow = 200 * time.Millisecond
+
 func TestBatcher(t *testing.T) {
 	ones := func(n, k int) []onnx.Tensor {
 		out := make([]onnx.Tensor, n)
@@ -176,12 +180,12 @@ func TestBatcher(t *testing.T) {
 		{"full batch runs at once", batching.Options{MaxBatchSize: 8, MaxQueueDelay: time.Hour}, ones(8, 3), []int64{8}},
 		{"callers of several rows", batching.Options{MaxBatchSize: 6, MaxQueueDelay: time.Hour},
 			[]onnx.Tensor{rows(1, 2, 0), rows(2, 2, 10), rows(3, 2, 20)}, []int64{6}},
-		{"max batch size splits", batching.Options{MaxBatchSize: 4, MaxQueueDelay: 20 * time.Millisecond}, ones(10, 2), []int64{2, 4, 4}},
-		{"partial batch after the delay", batching.Options{MaxBatchSize: 32, MaxQueueDelay: 20 * time.Millisecond}, ones(3, 2), []int64{3}},
+		{"max batch size splits", batching.Options{MaxBatchSize: 4, MaxQueueDelay: slow}, ones(10, 2), []int64{2, 4, 4}},
+		{"partial batch after the delay", batching.Options{MaxBatchSize: 32, MaxQueueDelay: slow}, ones(3, 2), []int64{3}},
 		{"too many rows run alone", batching.Options{MaxBatchSize: 4, MaxQueueDelay: time.Hour}, []onnx.Tensor{rows(5, 2, 0)}, []int64{5}},
 		{"shapes apart", batching.Options{MaxBatchSize: 4, MaxQueueDelay: time.Hour},
 			append(ones(4, 2), ones(4, 3)...), []int64{4, 4}},
-		{"shapes apart, due", batching.Options{MaxBatchSize: 8, MaxQueueDelay: 20 * time.Millisecond},
+		{"shapes apart, due", batching.Options{MaxBatchSize: 8, MaxQueueDelay: slow},
 			append(ones(2, 2), ones(3, 5)...), []int64{2, 3}},
 		{"two runners", batching.Options{MaxBatchSize: 2, MaxQueueDelay: time.Hour, Runners: 2}, ones(8, 1), []int64{2, 2, 2, 2}},
 	}

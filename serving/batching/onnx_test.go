@@ -91,7 +91,7 @@ func TestMatchesUnbatched(t *testing.T) {
 				}
 				return s.Run(inputs)
 			}
-			b, err := batching.New(run, batching.Options{MaxBatchSize: 8, MaxQueueDelay: 20 * time.Millisecond, Runners: 2})
+			b, err := batching.New(run, batching.Options{MaxBatchSize: 8, MaxQueueDelay: slow, Runners: 2})
 			if err != nil {
 				t.Fatal(err)
 			}
