@@ -31,8 +31,13 @@ import (
 	pb "github.com/mlgate/mlgate/serving/grpcv2/inferencepb"
 )
 
-// defaultsNote says how the scenarios' mlgate is configured.
-const defaultsNote = "mlgate: its default configuration as `mlgate serve` has it (plus `grpc.listen`), so the inference tables are on (every request and answer recorded, encoded as JSON) and each call gets server.request_timeout's deadline"
+// configNote says how the scenarios' mlgate is configured.
+func configNote(cfg options) string {
+	if !cfg.tables {
+		return "mlgate: its default configuration as `mlgate serve` has it, plus `grpc.listen`, **but the inference tables off** (-tables=false, a control); each call gets server.request_timeout's deadline"
+	}
+	return "mlgate: its default configuration as `mlgate serve` has it (plus `grpc.listen`), so the inference tables are on (every request and answer recorded, encoded as JSON) and each call gets server.request_timeout's deadline"
+}
 
 const (
 	// grpcGoal: mlgate's ModelInfer ≥ grpcGoal × the gRPC floor's
@@ -52,8 +57,16 @@ const (
 	heavyWidth = 256
 )
 
-// withGRPC has mlgate serve gRPC on a loopback port too.
-func withGRPC(c *config.Config) { c.GRPC.Listen = "127.0.0.1:0" }
+// withGRPC has mlgate serve gRPC on a loopback port too, and turns its
+// inference tables off unless cfg.tables.
+func withGRPC(cfg options) func(*config.Config) {
+	return func(c *config.Config) {
+		c.GRPC.Listen = "127.0.0.1:0"
+		if !cfg.tables {
+			c.Tables.Enabled = false
+		}
+	}
+}
 
 // linearRows returns rows rows of [1,2,3,4] and the linear model's answer,
 // [4,10] for each.
@@ -197,7 +210,7 @@ func startGRPC(cfg options) (*scenario, error) {
 	if err != nil {
 		return nil, fmt.Errorf("start the floor: %w", err)
 	}
-	gateway, err := startLinearGatewayWith(modelPath, withGRPC)
+	gateway, err := startLinearGatewayWith(modelPath, withGRPC(cfg))
 	if err != nil {
 		floor.close()
 		return nil, fmt.Errorf("start mlgate: %w", err)
@@ -212,7 +225,7 @@ func startGRPC(cfg options) (*scenario, error) {
 			"Targets: **floor**, a bare grpc-go server (default options) implementing only ModelInfer, which runs a pre-loaded ONNX Runtime session of `linear.onnx` and answers raw_output_contents; **mlgate**'s inference.GRPCInferenceService/ModelInfer (`grpc.listen`), model `linear` with no version given",
 			"Requests: input x FP32 [" + strconv.Itoa(cfg.rows) + ",4] in raw_input_contents; both answered y in raw_output_contents, checked before the load",
 			"Generator: grpc-go client, " + grpcConnsText(cfg.grpcConns, cfg.concurrency) + ", no deadline on the calls",
-			defaultsNote,
+			configNote(cfg),
 		},
 		targets: []*target{{name: "floor", srv: floor}, {name: "mlgate", srv: gateway}},
 		load:    load{grpc: gl, warmup: cfg.warmup, measure: cfg.duration},
@@ -353,7 +366,7 @@ func checkJSONNear(addr string, body []byte, want []float32) error {
 }
 
 func startBatch100(cfg options) (*scenario, error) {
-	gateway, err := startLinearGatewayWith(modelzoo.Path(modelzoo.Linear), withGRPC)
+	gateway, err := startLinearGatewayWith(modelzoo.Path(modelzoo.Linear), withGRPC(cfg))
 	if err != nil {
 		return nil, fmt.Errorf("start mlgate: %w", err)
 	}
@@ -371,7 +384,7 @@ func startBatch100(cfg options) (*scenario, error) {
 			"Targets: one mlgate (`grpc.listen` on), model `linear`, the same x FP32 [100,4] in each request, 400 pseudo-random values in (-1,1) with all their digits (as features would be; the JSON writes each in its shortest exact form): **json** is `POST " + inferPath + "` with the data in JSON; **binary** is the same route with the binary tensor extension (`Inference-Header-Content-Length`, the data raw after the JSON, output y asked in binary); **grpc** is ModelInfer with raw_input_contents (answered in raw_output_contents)",
 			"Checked before the load: each answered y = x·W + b for the 100 rows (as computed in Go, within 1e-5)",
 			"gRPC generator: grpc-go client, " + grpcConnsText(cfg.grpcConns, cfg.concurrency) + "; HTTP generator: fasthttp",
-			defaultsNote,
+			configNote(cfg),
 		},
 		targets: []*target{{name: "json", srv: gateway, load: &jsonLoad}, {name: "binary", srv: gateway, load: &binLoad}, {name: "grpc", srv: gateway, load: &grpcLoad}},
 		load:    jsonLoad,
@@ -403,7 +416,7 @@ func heavyRow() []float32 {
 }
 
 func startBatching(cfg options) (*scenario, error) {
-	gateway, err := startGateway(withGRPC)
+	gateway, err := startGateway(withGRPC(cfg))
 	if err != nil {
 		return nil, fmt.Errorf("start mlgate: %w", err)
 	}
@@ -431,7 +444,7 @@ func startBatching(cfg options) (*scenario, error) {
 			"Targets: one mlgate (`grpc.listen` on) serving the modelzoo's `" + heavyModel + "` (x FP32 [batch,256] → y FP32 [batch,8]) as model `" + heavyName + "` twice: version 1 registered without metadata (**unbatched**, the reference) and version 2 with metadata `" + batchingMetadata + "` (**batched**)",
 			"Requests: ModelInfer of one row (x FP32 [1,256], raw_input_contents) to version 1 or 2; both versions' answers were checked equal (within 1e-4) before the load",
 			"gRPC generator: grpc-go client, " + grpcConnsText(conns, batchingWorkers) + ", no deadline on the calls",
-			defaultsNote,
+			configNote(cfg),
 		},
 		targets: []*target{{name: "unbatched", srv: gateway, load: &lu}, {name: "batched", srv: gateway, load: &lb}},
 		load:    lu,

@@ -113,6 +113,7 @@ type options struct {
 	cpuprofile       string
 	grpcConns        int
 	batchingDelay    time.Duration
+	tables           bool
 }
 
 // scenarios are the scenario names, in the order -scenario all runs them.
@@ -157,6 +158,7 @@ func main() {
 	flag.Float64Var(&cfg.fleetRate, "fleet-rate", 2000, "fleet: open-loop `rate` in requests/s, in all (spread over the replicas)")
 	flag.StringVar(&cfg.fleetStore, "fleet-store", "postgres", "fleet: the replicas' control_plane.`store`: postgres (a fleet), or embedded (a control: independent gateways)")
 	flag.DurationVar(&cfg.batchingDelay, "batching-delay", 500*time.Microsecond, "batching: the batched version's max_queue_delay, `period`")
+	flag.BoolVar(&cfg.tables, "tables", true, "grpc, batch100 and batching: mlgate's inference tables on, as by default (false: a control without them)")
 	flag.IntVar(&cfg.users, "users", 10000, "predict scenarios: `entities` written to each feature view, and requested in turn")
 	flag.IntVar(&cfg.rounds, "rounds", 2, "`rounds` per target, interleaved floor, mlgate, floor, mlgate...")
 	flag.StringVar(&cfg.out, "out", "", "also append the markdown report to `file` (e.g. bench/RESULTS.md)")
