@@ -14,6 +14,7 @@ import (
 	"github.com/mlgate/mlgate/internal/modelzoo"
 	"github.com/mlgate/mlgate/internal/telemetry"
 	"github.com/mlgate/mlgate/serving/batching"
+	pb "github.com/mlgate/mlgate/serving/grpcv2/inferencepb"
 	"github.com/mlgate/mlgate/serving/onnx"
 )
 
@@ -101,6 +102,22 @@ func TestBatchingGateway(t *testing.T) {
 	g.do(http.MethodGet, "/v2/models/linear/config", "", nil).decode(t, &cfg)
 	if cfg.MaxBatchSize != 4 || !reflect.DeepEqual(cfg.Input[0].Dims, []int64{4}) || cfg.DynamicBatching.MaxQueueDelayMicroseconds != 200000 {
 		t.Errorf("config = %+v; want max_batch_size 4, dims [4] without the batch, a delay of 200000µs", cfg)
+	}
+	client, _ := g.grpcClient()
+	gc, err := client.ModelConfig(t.Context(), &pb.ModelConfigRequest{Name: "linear"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c := gc.GetConfig(); c.GetMaxBatchSize() != 4 || !reflect.DeepEqual(c.GetInput()[0].GetDims(), []int64{4}) || c.GetDynamicBatching().GetMaxQueueDelayMicroseconds() != 200000 {
+		t.Errorf("gRPC config = %v; want the same as over HTTP", c)
+	}
+	// A gRPC call goes through the batcher as an HTTP one does.
+	if _, err := client.ModelInfer(t.Context(), &pb.ModelInferRequest{ModelName: "linear", Inputs: []*pb.ModelInferRequest_InferInputTensor{linearInput(true)}}); err != nil {
+		t.Fatal(err)
+	}
+	series = parseSeries(t, g.do(http.MethodGet, "/metrics", "", nil).body)
+	if got := series["mlgate_batch_size_sum"+labels]; got != strconv.Itoa(callers+2) {
+		t.Errorf("after a gRPC call of 2 rows, mlgate_batch_size_sum%s = %q; want %d rows", labels, got, callers+2)
 	}
 }
 

@@ -221,6 +221,9 @@ func (s *Server) ModelConfig(_ context.Context, name, version string) (*pb.Model
 		return nil, err
 	}
 	out := &pb.ModelConfig{Name: cfg.Name, Platform: cfg.Platform, Backend: cfg.Backend, MaxBatchSize: int32(cfg.MaxBatchSize)}
+	if b := cfg.DynamicBatching; b != nil {
+		out.DynamicBatching = &pb.ModelDynamicBatching{MaxQueueDelayMicroseconds: uint64(b.MaxQueueDelayMicroseconds)}
+	}
 	for _, t := range cfg.Input {
 		out.Input = append(out.Input, &pb.ModelInput{Name: t.Name, DataType: pb.DataType(pb.DataType_value[t.DataType]), Dims: t.Dims})
 	}
