@@ -16,6 +16,7 @@ import (
 	"fmt"
 	"math"
 	"net"
+	"runtime"
 	"strconv"
 	"strings"
 	"time"
@@ -183,8 +184,10 @@ func (f *grpcFloor) ModelInfer(_ context.Context, req *pb.ModelInferRequest) (*p
 }
 
 // startGRPCFloor serves modelPath (input "x" [batch,width], output "y", both
-// FP32) on a bare grpc-go server (default options) with the same session
-// options as mlgate.
+// FP32) on a bare grpc-go server with the same session options as mlgate,
+// and the transport tuning mlgate's gRPC server has (stream workers, see
+// internal/gateway), so that the ratio measures what mlgate does per call,
+// not an option either could set.
 func startGRPCFloor(modelPath string, width int64) (*server, error) {
 	sess, err := newFloorSession(modelPath)
 	if err != nil {
@@ -195,7 +198,7 @@ func startGRPCFloor(modelPath string, width int64) (*server, error) {
 		sess.Destroy()
 		return nil, err
 	}
-	s := grpc.NewServer()
+	s := grpc.NewServer(grpc.NumStreamWorkers(uint32(4 * runtime.GOMAXPROCS(0))))
 	pb.RegisterGRPCInferenceServiceServer(s, &grpcFloor{sess: sess, width: width})
 	go s.Serve(ln)
 	return &server{grpcAddr: ln.Addr().String(), close: func() {

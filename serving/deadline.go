@@ -3,6 +3,8 @@ package serving
 import (
 	"context"
 	"strconv"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
@@ -32,11 +34,73 @@ func (s *Server) deadline(c *fiber.Ctx) error {
 	if d <= 0 {
 		return c.Next()
 	}
-	ctx, cancel := context.WithTimeout(c.UserContext(), d)
+	ctx, cancel := withBound(c.UserContext(), d)
 	defer cancel()
 	c.SetUserContext(ctx)
 	return c.Next()
 }
+
+// withBound is parent with a deadline d from now, or parent itself when its
+// own deadline is sooner. Unlike context.WithTimeout it arms no timer until
+// something waits on Done (a feature store read, the batch queue): most
+// predictions never do, and arming and stopping a timer was a tenth of
+// what admitting a gRPC call cost. Deadline and Err tell the truth either
+// way. Call cancel once the request is answered.
+func withBound(parent context.Context, d time.Duration) (context.Context, context.CancelFunc) {
+	deadline := time.Now().Add(d)
+	if cur, ok := parent.Deadline(); ok && !cur.After(deadline) {
+		return parent, func() {}
+	}
+	c := &boundedContext{Context: parent, deadline: deadline}
+	return c, c.end
+}
+
+// boundedContext is a context whose deadline arms a timer only once Done
+// is asked for.
+type boundedContext struct {
+	context.Context
+	deadline time.Time
+	arm      sync.Once
+	timed    context.Context // set by arm: parent with the deadline, or ended
+	cancel   context.CancelFunc
+	over     atomic.Bool // end was called
+}
+
+func (c *boundedContext) Deadline() (time.Time, bool) { return c.deadline, true }
+
+func (c *boundedContext) Done() <-chan struct{} {
+	c.arm.Do(func() { c.timed, c.cancel = context.WithDeadline(c.Context, c.deadline) })
+	return c.timed.Done()
+}
+
+func (c *boundedContext) Err() error {
+	if err := c.Context.Err(); err != nil {
+		return err
+	}
+	if !time.Now().Before(c.deadline) {
+		return context.DeadlineExceeded
+	}
+	if c.over.Load() {
+		return context.Canceled
+	}
+	return nil
+}
+
+// end stops the timer if Done armed one; after it, Done is closed.
+func (c *boundedContext) end() {
+	c.over.Store(true)
+	c.arm.Do(func() { c.timed, c.cancel = ended{c.Context}, func() {} })
+	c.cancel()
+}
+
+// ended is a context that is over: what a boundedContext's Done answers
+// once its request ended without arming a timer.
+type ended struct{ context.Context }
+
+var closed = func() chan struct{} { c := make(chan struct{}); close(c); return c }()
+
+func (ended) Done() <-chan struct{} { return closed }
+func (ended) Err() error            { return context.Canceled }
 
 // parseRequestTimeout reads the value of X-Request-Timeout.
 func parseRequestTimeout(h string) (time.Duration, error) {

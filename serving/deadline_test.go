@@ -1,6 +1,8 @@
 package serving
 
 import (
+	"context"
+	"fmt"
 	"io"
 	"net/http/httptest"
 	"strings"
@@ -61,6 +63,87 @@ func TestDeadline(t *testing.T) {
 			}
 			if left > tt.want || tt.want-left > 100*time.Millisecond {
 				t.Errorf("the handler had %s left, want about %s", left, tt.want)
+			}
+		})
+	}
+}
+
+// TestWithBound checks the deadline context of a request: its deadline is
+// the sooner of its own and its parent's, Done closes at it (armed only
+// when asked for) or when the parent ends or the request ends, and Err
+// agrees with Done.
+func TestWithBound(t *testing.T) {
+	t.Run("parent sooner", func(t *testing.T) {
+		parent, cancel := context.WithTimeout(context.Background(), 10*time.Millisecond)
+		defer cancel()
+		ctx, end := withBound(parent, time.Hour)
+		defer end()
+		if ctx != parent {
+			t.Error("a parent with a sooner deadline was wrapped")
+		}
+	})
+	t.Run("deadline passes", func(t *testing.T) {
+		ctx, end := withBound(context.Background(), 20*time.Millisecond)
+		defer end()
+		if d, ok := ctx.Deadline(); !ok || time.Until(d) > 20*time.Millisecond {
+			t.Errorf("deadline %v %v", d, ok)
+		}
+		if ctx.Err() != nil {
+			t.Fatalf("err %v before the deadline", ctx.Err())
+		}
+		child, cancel := context.WithCancel(ctx) // arms the timer, as a store read's would
+		defer cancel()
+		select {
+		case <-child.Done():
+		case <-time.After(5 * time.Second):
+			t.Fatal("Done did not close at the deadline")
+		}
+		if ctx.Err() != context.DeadlineExceeded || child.Err() != context.DeadlineExceeded {
+			t.Errorf("err %v, child's %v; want DeadlineExceeded", ctx.Err(), child.Err())
+		}
+	})
+	t.Run("deadline passes, never armed", func(t *testing.T) {
+		ctx, end := withBound(context.Background(), time.Millisecond)
+		defer end()
+		time.Sleep(2 * time.Millisecond)
+		if ctx.Err() != context.DeadlineExceeded {
+			t.Errorf("err %v; want DeadlineExceeded", ctx.Err())
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(5 * time.Second):
+			t.Fatal("Done, armed after the deadline, did not close")
+		}
+	})
+	t.Run("parent cancelled", func(t *testing.T) {
+		parent, cancel := context.WithCancel(context.Background())
+		ctx, end := withBound(parent, time.Hour)
+		defer end()
+		done := ctx.Done()
+		cancel()
+		select {
+		case <-done:
+		case <-time.After(5 * time.Second):
+			t.Fatal("Done did not close with the parent")
+		}
+		if ctx.Err() != context.Canceled {
+			t.Errorf("err %v; want Canceled", ctx.Err())
+		}
+	})
+	for _, armed := range []bool{false, true} {
+		t.Run(fmt.Sprintf("ended, armed %v", armed), func(t *testing.T) {
+			ctx, end := withBound(context.Background(), time.Hour)
+			if armed {
+				ctx.Done()
+			}
+			end()
+			select {
+			case <-ctx.Done():
+			default:
+				t.Fatal("Done open after the request ended")
+			}
+			if ctx.Err() != context.Canceled {
+				t.Errorf("err %v; want Canceled", ctx.Err())
 			}
 		})
 	}

@@ -119,7 +119,7 @@ func (s *Server) callDeadline(ctx context.Context) (context.Context, context.Can
 	if d <= 0 {
 		return ctx, func() {}
 	}
-	return context.WithTimeout(ctx, d)
+	return withBound(ctx, d)
 }
 
 // metadataCarrier lets a propagator read the metadata of the call ctx
@@ -208,7 +208,7 @@ func (s *Server) ModelInfer(ctx context.Context, req *pb.ModelInferRequest) (*pb
 	resp := grpcAnswer(o, raw)
 	o.p.served(t, o.start)
 	if s.tables != nil {
-		o.response = encodeInferAnswerJSON(nil, o)
+		o.response = encodeInferAnswerJSON(make([]byte, 0, jsonSizeHint(o.p.outputs)), o)
 	}
 	s.settle(o)
 	return resp, nil

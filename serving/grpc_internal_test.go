@@ -114,3 +114,23 @@ func BenchmarkDecodeGRPCInfer(b *testing.B) {
 		}
 	}
 }
+
+// TestDecodeGRPCInferTwice: an input given twice is refused, among few
+// inputs (scanned) and among many (a map).
+func TestDecodeGRPCInferTwice(t *testing.T) {
+	lim := limits{maxRows: 100, maxElements: 1000, maxString: 64}
+	for _, n := range []int{2, fewInputs, fewInputs + 1, 100} {
+		req := &pb.ModelInferRequest{ModelName: "m"}
+		for i := range n {
+			name := "in" + strconv.Itoa(i)
+			if i == n-1 {
+				name = "in0"
+			}
+			req.Inputs = append(req.Inputs, &pb.ModelInferRequest_InferInputTensor{Name: name, Datatype: "FP32", Shape: []int64{1},
+				Contents: &pb.InferTensorContents{Fp32Contents: []float32{1}}})
+		}
+		if _, _, err := decodeGRPCInfer(req, lim); err == nil || err.Error() != `input "in0": given twice` {
+			t.Errorf("%d inputs, the last named as the first: %v", n, err)
+		}
+	}
+}

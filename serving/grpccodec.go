@@ -37,16 +37,21 @@ func decodeGRPCInfer(req *pb.ModelInferRequest, lim limits) (_ *inferRequest, ra
 		raw = raw || b.BoolParam
 	}
 	r := &inferRequest{ID: req.GetId(), ModelName: req.GetModelName(), ModelVersion: req.GetModelVersion(), Inputs: make([]onnx.Tensor, len(ins))}
-	seen := make(map[string]bool, len(ins))
+	var seen map[string]bool // for many inputs; a few are scanned
+	if len(ins) > fewInputs {
+		seen = make(map[string]bool, len(ins))
+	}
 	for i, in := range ins {
 		name := in.GetName()
 		if name == "" {
 			return nil, false, invalidInput("inputs[%d]: name is required", i)
 		}
-		if seen[name] {
+		if seen != nil && seen[name] || seen == nil && givenBefore(ins[:i], name) {
 			return nil, false, invalidInput("input %q: given twice", name)
 		}
-		seen[name] = true
+		if seen != nil {
+			seen[name] = true
+		}
 		t := onnx.ParseDataType(in.GetDatatype())
 		if t == onnx.Invalid {
 			return nil, false, invalidInput("input %q: %s", name, unknownDatatype(in.GetDatatype()))
@@ -68,7 +73,7 @@ func decodeGRPCInfer(req *pb.ModelInferRequest, lim limits) (_ *inferRequest, ra
 			if hasContents(in.GetContents()) {
 				return nil, false, invalidInput("input %q: gives both contents and raw_input_contents[%d]; send its data in one of them", name, i)
 			}
-			data, err = binaryData(rawIn[i], t, shape, lim, "raw_input_contents["+strconv.Itoa(i)+"]")
+			data, err = binaryData(rawIn[i], t, shape, lim, rawField(i))
 		} else {
 			data, err = contentsData(in.GetContents(), t, n, lim)
 		}
@@ -84,6 +89,36 @@ func decodeGRPCInfer(req *pb.ModelInferRequest, lim limits) (_ *inferRequest, ra
 		r.Outputs = append(r.Outputs, out.GetName())
 	}
 	return r, raw, nil
+}
+
+// rawFields name the first entries of raw_input_contents, made once.
+var rawFields = func() (f [fewInputs]string) {
+	for i := range f {
+		f[i] = "raw_input_contents[" + strconv.Itoa(i) + "]"
+	}
+	return f
+}()
+
+// rawField names entry i of raw_input_contents, for errors.
+func rawField(i int) string {
+	if i < len(rawFields) {
+		return rawFields[i]
+	}
+	return "raw_input_contents[" + strconv.Itoa(i) + "]"
+}
+
+// fewInputs is the most inputs decodeGRPCInfer checks for a name given
+// twice by scanning, rather than with a map.
+const fewInputs = 8
+
+// givenBefore reports whether one of ins is named name.
+func givenBefore(ins []*pb.ModelInferRequest_InferInputTensor, name string) bool {
+	for _, in := range ins {
+		if in.GetName() == name {
+			return true
+		}
+	}
+	return false
 }
 
 // contentsField is the field of InferTensorContents that holds each

@@ -169,7 +169,7 @@ func (s *Server) infer(c *fiber.Ctx) error {
 // encodeInferRecord is a request as the inference table keeps it: its id
 // and its inputs, their data in JSON.
 func encodeInferRecord(req *inferRequest) []byte {
-	b := append([]byte(nil), '{')
+	b := append(make([]byte, 0, jsonSizeHint(req.Inputs)), '{')
 	if req.ID != "" {
 		b = append(b, `"id":`...)
 		b = appendString(b, req.ID)
@@ -178,6 +178,16 @@ func encodeInferRecord(req *inferRequest) []byte {
 	b = append(b, `"inputs":`...)
 	b = appendTensors(b, req.Inputs)
 	return append(b, '}')
+}
+
+// jsonSizeHint is about the size of ts in JSON, room enough that encoding
+// them seldom grows the buffer: a number takes up to 24 bytes.
+func jsonSizeHint(ts []onnx.Tensor) int {
+	n := 128
+	for _, t := range ts {
+		n += 96 + 24*int(max(onnx.Elements(t.Shape), 0))
+	}
+	return n
 }
 
 // sameModel checks that the model_name and model_version a request's body

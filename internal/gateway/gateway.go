@@ -16,6 +16,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"time"
 
@@ -323,6 +324,11 @@ func (g *Gateway) serveGRPC(cfg config.Config, version string, log *slog.Logger)
 		grpc.MaxRecvMsgSize(int(cfg.Server.MaxBodyBytes)),
 		grpc.MaxHeaderListSize(grpcMaxMetadata),
 		grpc.KeepaliveParams(keepalive.ServerParameters{MaxConnectionIdle: time.Duration(cfg.Server.IdleTimeout)}),
+		// Calls run on long-lived workers (more start goroutines of their
+		// own when these are busy), whose stacks have grown to what a call
+		// needs, rather than each on a new goroutine whose stack grows
+		// again: the bench's profile spent 9% of the CPU copying stacks.
+		grpc.NumStreamWorkers(uint32(4 * runtime.GOMAXPROCS(0))),
 	}
 	if d := time.Duration(cfg.Server.ReadTimeout); d > 0 {
 		opts = append(opts, grpc.ConnectionTimeout(d))
