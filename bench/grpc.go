@@ -225,7 +225,7 @@ func startGRPC(cfg options) (*scenario, error) {
 		name:    "grpc",
 		heading: fmt.Sprintf("grpc: %d workers, %d row(s) per request, ModelInfer against a bare grpc-go floor", cfg.concurrency, cfg.rows),
 		bullets: []string{
-			"Targets: **floor**, a bare grpc-go server (default options) implementing only ModelInfer, which runs a pre-loaded ONNX Runtime session of `linear.onnx` and answers raw_output_contents; **mlgate**'s inference.GRPCInferenceService/ModelInfer (`grpc.listen`), model `linear` with no version given",
+			"Targets: **floor**, a bare grpc-go server (default options but mlgate's stream workers) implementing only ModelInfer, which runs a pre-loaded ONNX Runtime session of `linear.onnx` and answers raw_output_contents; **mlgate**'s inference.GRPCInferenceService/ModelInfer (`grpc.listen`), model `linear` with no version given",
 			"Requests: input x FP32 [" + strconv.Itoa(cfg.rows) + ",4] in raw_input_contents; both answered y in raw_output_contents, checked before the load",
 			"Generator: grpc-go client, " + grpcConnsText(cfg.grpcConns, cfg.concurrency) + ", no deadline on the calls",
 			configNote(cfg),

@@ -5,8 +5,6 @@ package main
 
 import (
 	"context"
-	"slices"
-	"sync"
 	"time"
 
 	"google.golang.org/grpc"
@@ -59,9 +57,6 @@ func grpcClosedLoop(addr string, l load, workers int) *result {
 		clients[i] = pb.NewGRPCInferenceServiceClient(conn)
 	}
 
-	start := time.Now()
-	measureFrom, stopAt := start.Add(l.warmup), start.Add(l.warmup+l.measure)
-	perWorker := int(l.measure.Seconds()*200_000)/workers + 1024
 	// No deadline on the calls (it would add a grpc-timeout header and a
 	// timer on each side); a call still running 30 s after the period is
 	// cancelled instead.
@@ -69,43 +64,25 @@ func grpcClosedLoop(addr string, l load, workers int) *result {
 	defer cancel()
 	watchdog := time.AfterFunc(l.warmup+l.measure+30*time.Second, cancel)
 	defer watchdog.Stop()
-
-	tallies := make([]tally, workers)
-	meterAt := make(chan *meter, 1)
-	time.AfterFunc(l.warmup, func() { meterAt <- startMeter(l.sideCPU) })
-	var wg sync.WaitGroup
-	for w := range workers {
-		wg.Go(func() {
-			t := &tallies[w]
-			t.latency = make([]time.Duration, 0, perWorker)
-			client := clients[w%n]
-			reqs := make([]*pb.ModelInferRequest, len(l.grpc.requests))
-			for i, req := range l.grpc.requests {
-				reqs[i] = proto.Clone(req).(*pb.ModelInferRequest)
+	return runWorkers(l, workers, func(w int, t *tally, measureFrom, stopAt time.Time) {
+		client := clients[w%n]
+		reqs := make([]*pb.ModelInferRequest, len(l.grpc.requests))
+		for i, req := range l.grpc.requests {
+			reqs[i] = proto.Clone(req).(*pb.ModelInferRequest)
+		}
+		// Worker w sends requests w, w+workers, w+2·workers...
+		for b := w % len(reqs); ; b = (b + workers) % len(reqs) {
+			sent := time.Now()
+			if !sent.Before(stopAt) {
+				return
 			}
-			// Worker w sends requests w, w+workers, w+2·workers...
-			for b := w % len(reqs); ; b = (b + workers) % len(reqs) {
-				sent := time.Now()
-				if !sent.Before(stopAt) {
-					return
-				}
-				_, err := client.ModelInfer(ctx, reqs[b])
-				took := time.Since(sent)
-				if t.okGRPC(err) && !sent.Before(measureFrom) {
-					t.latency = append(t.latency, took)
-				}
+			_, err := client.ModelInfer(ctx, reqs[b])
+			took := time.Since(sent)
+			if t.okGRPC(err) && !sent.Before(measureFrom) {
+				t.latency = append(t.latency, took)
 			}
-		})
-	}
-	wg.Wait()
-	r := &result{}
-	(<-meterAt).stop(r)
-	for _, t := range tallies {
-		r.merge(&t)
-	}
-	r.requests = len(r.latency)
-	slices.Sort(r.latency)
-	return r
+		}
+	})
 }
 
 // okGRPC counts a call done and says whether it succeeded.

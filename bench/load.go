@@ -115,7 +115,41 @@ func (t *tally) ok(err error, resp *fasthttp.Response) bool {
 func closedLoop(addrs []string, l load, workers int) *result {
 	clients := newClients(addrs, workers)
 	defer closeClients(clients)
+	return runWorkers(l, workers, func(w int, t *tally, measureFrom, stopAt time.Time) {
+		reqs := make([]*fasthttp.Request, len(addrs))
+		for i, addr := range addrs {
+			reqs[i] = l.newPost(addr, nil)
+			defer fasthttp.ReleaseRequest(reqs[i])
+		}
+		resp := fasthttp.AcquireResponse()
+		defer fasthttp.ReleaseResponse(resp)
+		// Worker w sends bodies w, w+workers, w+2·workers..., to
+		// addresses w, w+1, w+2...
+		to := w % len(addrs)
+		for b := w % len(l.bodies); ; b = (b + workers) % len(l.bodies) {
+			sent := time.Now()
+			if !sent.Before(stopAt) {
+				return
+			}
+			req := reqs[to]
+			req.SetBodyRaw(l.bodies[b])
+			err := clients[to].Do(req, resp)
+			if to++; to == len(addrs) {
+				to = 0
+			}
+			took := time.Since(sent)
+			if t.ok(err, resp) && !sent.Before(measureFrom) {
+				t.latency = append(t.latency, took)
+			}
+		}
+	})
+}
 
+// runWorkers runs a closed loop of `workers` goroutines, each running work
+// with its own tally and the bounds of the measured period, and returns
+// what they measured: requests/s and CPU over the period, latencies of the
+// requests sent in it.
+func runWorkers(l load, workers int, work func(w int, t *tally, measureFrom, stopAt time.Time)) *result {
 	start := time.Now()
 	measureFrom, stopAt := start.Add(l.warmup), start.Add(l.warmup+l.measure)
 	// Room for 200k requests/s in all before a worker's slice has to grow.
@@ -129,32 +163,7 @@ func closedLoop(addrs []string, l load, workers int) *result {
 		wg.Go(func() {
 			t := &tallies[w]
 			t.latency = make([]time.Duration, 0, perWorker)
-			reqs := make([]*fasthttp.Request, len(addrs))
-			for i, addr := range addrs {
-				reqs[i] = l.newPost(addr, nil)
-				defer fasthttp.ReleaseRequest(reqs[i])
-			}
-			resp := fasthttp.AcquireResponse()
-			defer fasthttp.ReleaseResponse(resp)
-			// Worker w sends bodies w, w+workers, w+2·workers..., to
-			// addresses w, w+1, w+2...
-			to := w % len(addrs)
-			for b := w % len(l.bodies); ; b = (b + workers) % len(l.bodies) {
-				sent := time.Now()
-				if !sent.Before(stopAt) {
-					return
-				}
-				req := reqs[to]
-				req.SetBodyRaw(l.bodies[b])
-				err := clients[to].Do(req, resp)
-				if to++; to == len(addrs) {
-					to = 0
-				}
-				took := time.Since(sent)
-				if t.ok(err, resp) && !sent.Before(measureFrom) {
-					t.latency = append(t.latency, took)
-				}
-			}
+			work(w, t, measureFrom, stopAt)
 		})
 	}
 	wg.Wait()
