@@ -253,12 +253,18 @@ func gateway(t *testing.T, f *fleet) (*appsv1.Deployment, *corev1.Container) {
 // servingPort is the mlgate container's port named http.
 func servingPort(t *testing.T, c *corev1.Container) int32 {
 	t.Helper()
+	return namedPort(t, c, "http")
+}
+
+// namedPort is the container port of c named name.
+func namedPort(t *testing.T, c *corev1.Container, name string) int32 {
+	t.Helper()
 	for _, p := range c.Ports {
-		if p.Name == "http" {
+		if p.Name == name {
 			return p.ContainerPort
 		}
 	}
-	t.Fatalf("container %s has no port named http", c.Name)
+	t.Fatalf("container %s has no port named %s", c.Name, name)
 	return 0
 }
 
@@ -322,9 +328,11 @@ func TestFleetManifestsFitTogether(t *testing.T) {
 	if len(svc.Spec.Ports) == 0 {
 		t.Errorf("Service %s has no port", svc.Name)
 	}
+	// Each port of the Service reaches the container's port of its name:
+	// http the serving port, grpc the gRPC one.
 	for _, sp := range svc.Spec.Ports {
-		if resolvePort(c, sp.TargetPort) != port {
-			t.Errorf("Service %s: port %s targets %s, not the serving port %d", svc.Name, sp.Name, sp.TargetPort.String(), port)
+		if want := namedPort(t, c, sp.Name); resolvePort(c, sp.TargetPort) != want {
+			t.Errorf("Service %s: port %s targets %s, not the container's %s port %d", svc.Name, sp.Name, sp.TargetPort.String(), sp.Name, want)
 		}
 	}
 
@@ -601,8 +609,12 @@ func TestConfigMapIsAValidGatewayConfig(t *testing.T) {
 	if err != nil || port != strconv.Itoa(int(servingPort(t, c))) {
 		t.Errorf("listen %q: want the container's serving port %d", cfg.Listen, servingPort(t, c))
 	}
-	if cfg.LoopbackListen() {
+	if _, _, public := cfg.PublicListen(); !public {
 		t.Errorf("listen %q is loopback: the Service could not reach it", cfg.Listen)
+	}
+	_, port, err = net.SplitHostPort(cfg.GRPC.Listen)
+	if err != nil || port != strconv.Itoa(int(namedPort(t, c, "grpc"))) {
+		t.Errorf("grpc.listen %q: want the container's grpc port %d", cfg.GRPC.Listen, namedPort(t, c, "grpc"))
 	}
 	if cfg.OnlineStore.Default == "embedded" {
 		t.Errorf("online_store.default is embedded: each replica would read features of its own")
