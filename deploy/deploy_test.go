@@ -799,9 +799,11 @@ func TestDockerfile(t *testing.T) {
 	if u := runAsUser(d.Spec.Template.Spec.SecurityContext, c.SecurityContext); u == nil || *u != uid {
 		t.Errorf("the Deployment runs as user %v, the image as %d", u, uid)
 	}
-	port := strconv.Itoa(int(servingPort(t, c)))
-	if !slices.ContainsFunc(df.all("EXPOSE"), func(e string) bool { return slices.Contains(strings.Fields(e), port) }) {
-		t.Errorf("the image exposes %q, not the Deployment's port %s", df.all("EXPOSE"), port)
+	for _, name := range []string{"http", "grpc"} {
+		port := strconv.Itoa(int(namedPort(t, c, name)))
+		if !slices.ContainsFunc(df.all("EXPOSE"), func(e string) bool { return slices.Contains(strings.Fields(e), port) }) {
+			t.Errorf("the image exposes %q, not the Deployment's %s port %s", df.all("EXPOSE"), name, port)
+		}
 	}
 }
 
