@@ -24,7 +24,7 @@ export TEST_PYTHON := $(PYENV)/bin/python
 GO ?= go
 TEST_TIMEOUT ?= 20m
 
-.PHONY: all build run test bench lint fuzz clean services-up services-down onnxruntime pyarrow pyclients proto
+.PHONY: all build run test bench lint fuzz clean services-up services-down onnxruntime pyarrow pyclients feast proto
 
 all: build
 
@@ -69,7 +69,21 @@ $(PYENV)/.clients-$(TRITONCLIENT_VERSION)-$(KSERVE_VERSION): $(PYENV)/.pyarrow-$
 
 pyclients: $(PYENV)/.clients-$(TRITONCLIENT_VERSION)-$(KSERVE_VERSION)
 
-test: onnxruntime lint pyarrow pyclients
+# Feast (feast[redis] from PyPI) for the tests of featurestore/feast, which have
+# Feast materialize into the test Redis and compare its get_online_features with
+# mlgate's reads. It pins its own numpy, pandas and protobuf, so it has an
+# environment of its own.
+FEAST_VERSION := 0.67.0
+FEASTENV      := $(CURDIR)/.cache/feastenv
+export TEST_FEAST_PYTHON := $(FEASTENV)/bin/python
+$(FEASTENV)/.feast-$(FEAST_VERSION):
+	@echo "installing feast[redis] $(FEAST_VERSION) from PyPI into $(FEASTENV)"
+	@python3 -m venv $(FEASTENV) && $(FEASTENV)/bin/pip install --quiet --disable-pip-version-check "feast[redis]==$(FEAST_VERSION)"
+	@touch $@
+
+feast: $(FEASTENV)/.feast-$(FEAST_VERSION)
+
+test: onnxruntime lint pyarrow pyclients feast
 	bash deploy/with-services.sh $(GO) test -race -timeout $(TEST_TIMEOUT) ./...
 
 services-up:

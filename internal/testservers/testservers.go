@@ -66,3 +66,11 @@ func Python(tb testing.TB) string {
 	tb.Helper()
 	return lookup(tb, "TEST_PYTHON", "Python with pyarrow, tritonclient and kserve (make pyclients, then TEST_PYTHON=.cache/pyenv/bin/python)")[0]
 }
+
+// FeastPython returns a Python interpreter with feast[redis] (TEST_FEAST_PYTHON,
+// which `make feast` sets up in an environment of its own), for having Feast
+// itself write and read its online store.
+func FeastPython(tb testing.TB) string {
+	tb.Helper()
+	return lookup(tb, "TEST_FEAST_PYTHON", "Python with feast[redis] (make feast, then TEST_FEAST_PYTHON=.cache/feastenv/bin/python)")[0]
+}
