@@ -3,6 +3,7 @@ package config
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"net"
 	"net/netip"
 	"path/filepath"
@@ -123,6 +124,11 @@ type Log struct {
 // Registry configures the model registry.
 type Registry struct {
 	MaxModelBytes Size `yaml:"max_model_bytes"` // largest accepted model upload
+	// ProtectedAliases maps an alias to the validation status (PENDING,
+	// PASSED or FAILED) a version must have for the alias to point at it;
+	// moving the alias elsewhere is refused unless an admin forces it. The
+	// default protects champion with PASSED; an empty mapping protects none.
+	ProtectedAliases map[string]string `yaml:"protected_aliases"`
 }
 
 // ONNX configures the ONNX Runtime backend.
@@ -262,6 +268,8 @@ var (
 	validRoles   = []string{"predict", "data-scientist", "sre", "admin"}
 	validStores  = []string{"embedded", "redis", "cassandra"}
 	validPlanes  = []string{"embedded", "postgres"}
+	// validStatuses are the registry's validation statuses.
+	validStatuses = []string{"PENDING", "PASSED", "FAILED"}
 )
 
 // RedisEnabled reports whether a Redis online store is configured.
@@ -308,7 +316,7 @@ func Defaults() Config {
 		Listen:   "127.0.0.1:8080",
 		DataDir:  "./mlgate-data",
 		Log:      Log{Level: "info", Format: "text"},
-		Registry: Registry{MaxModelBytes: 256 * MiB},
+		Registry: Registry{MaxModelBytes: 256 * MiB, ProtectedAliases: map[string]string{"champion": "PASSED"}},
 		ONNX:     ONNX{IntraOpThreads: 1, InterOpThreads: 1},
 		Server: Server{
 			ReadTimeout:       Duration(30 * time.Second),
@@ -368,6 +376,11 @@ func (c *Config) Validate() error {
 	oneOf("log.level", c.Log.Level, validLevels)
 	oneOf("log.format", c.Log.Format, validFormats)
 	check("registry.max_model_bytes", c.Registry.MaxModelBytes > 0, "must be greater than 0")
+	for _, alias := range slices.Sorted(maps.Keys(c.Registry.ProtectedAliases)) {
+		key := "registry.protected_aliases." + alias
+		check(key, validAlias(alias), "%q is not an alias name: want 1 to 64 letters, digits, '_' or '-', starting with a letter", alias)
+		oneOf(key, c.Registry.ProtectedAliases[alias], validStatuses)
+	}
 	check("onnx.intra_op_threads", c.ONNX.IntraOpThreads >= 0, "must not be negative, got %d", c.ONNX.IntraOpThreads)
 	check("onnx.inter_op_threads", c.ONNX.InterOpThreads >= 0, "must not be negative, got %d", c.ONNX.InterOpThreads)
 	for _, t := range []struct {
@@ -471,6 +484,21 @@ func checkKey(key string, k APIKey, names map[string]string, fail func(key, form
 
 // validReplicaID reports whether id can name a replica in file names and
 // the fleet's tables.
+// validAlias reports whether alias follows the registry's rule for alias
+// names: 1 to 64 letters, digits, '_' or '-', starting with a letter.
+func validAlias(alias string) bool {
+	if alias == "" || len(alias) > 64 {
+		return false
+	}
+	for i, r := range alias {
+		letter := r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z'
+		if !letter && (i == 0 || !(r >= '0' && r <= '9' || r == '_' || r == '-')) {
+			return false
+		}
+	}
+	return true
+}
+
 func validReplicaID(id string) bool {
 	if len(id) > 63 {
 		return false

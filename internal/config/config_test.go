@@ -129,6 +129,7 @@ online_store:
 	want.Server.RequestTimeout, want.Server.MaxRequestTimeout = d.Server.RequestTimeout, d.Server.MaxRequestTimeout
 	want.Server.MaxBodyMemory = d.Server.MaxBodyMemory
 	want.Auth.RoleLimits = d.Auth.RoleLimits
+	want.Registry.ProtectedAliases = d.Registry.ProtectedAliases
 	want.OnlineStore.Breaker = d.OnlineStore.Breaker
 	want.OnlineStore.Timeout, want.OnlineStore.WriteTimeout = d.OnlineStore.Timeout, d.OnlineStore.WriteTimeout
 	if !reflect.DeepEqual(cfg, want) {
@@ -396,7 +397,7 @@ func TestLoadBadDestination(t *testing.T) {
 	}
 	type withBadItem struct {
 		Items []struct {
-			M map[string]int `yaml:"m"`
+			M map[int]int `yaml:"m"`
 		} `yaml:"items"`
 	}
 	type dupEnv struct {
@@ -420,7 +421,7 @@ func TestLoadBadDestination(t *testing.T) {
 		{"not a pointer", Config{}, "non-nil pointer to a struct"},
 		{"pointer to non-struct", &n, "non-nil pointer to a struct"},
 		{"pointer field", &withPointer{}, "key p has unsupported type *int"},
-		{"bad type in list item", &withBadItem{}, "key items[].m has unsupported type map[string]int"},
+		{"bad type in list item", &withBadItem{}, "key items[].m has unsupported type map[int]int"},
 		{"duplicate env name", &dupEnv{}, "keys a_b.c and a.b_c share the environment variable MLGATE_A_B_C"},
 		{"client env name", &clientClash{}, "key server maps to MLGATE_SERVER, which is reserved for the client"},
 	}
@@ -711,6 +712,7 @@ func FuzzLoadYAML(f *testing.F) {
 	f.Add([]byte("auth:\n  keys:\n    - name: a\n      sha256: " + sumA + "\n      roles: [predict, sre]\n"))
 	f.Add([]byte("a: &x [*x]\n"))
 	f.Add([]byte("server: {max_body_bytes: -1}\n"))
+	f.Add([]byte("registry:\n  protected_aliases: {champion: PASSED, x: [1]}\n"))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		path := filepath.Join(t.TempDir(), "fuzz.yaml")
 		if err := os.WriteFile(path, data, 0o600); err != nil {
@@ -742,5 +744,61 @@ func TestREADMEConfig(t *testing.T) {
 	cfg := Defaults()
 	if err := Load(writeFile(t, block), nil, &cfg); err != nil {
 		t.Fatalf("the README's configuration does not load: %v", err)
+	}
+}
+
+func TestProtectedAliases(t *testing.T) {
+	tests := []struct {
+		name string
+		file string
+		env  []string
+		want map[string]string
+		err  string // substring; "" means it loads
+	}{
+		{name: "default", want: map[string]string{"champion": "PASSED"}},
+		{name: "file replaces the default", file: "registry:\n  protected_aliases:\n    production: PASSED\n    staging: PENDING\n",
+			want: map[string]string{"production": "PASSED", "staging": "PENDING"}},
+		{name: "file turns it off", file: "registry:\n  protected_aliases: {}\n", want: map[string]string{}},
+		{name: "null keeps the default", file: "registry:\n  protected_aliases:\n", want: map[string]string{"champion": "PASSED"}},
+		{name: "env", env: []string{"MLGATE_REGISTRY_PROTECTED_ALIASES=champion:PASSED, prod : FAILED"},
+			want: map[string]string{"champion": "PASSED", "prod": "FAILED"}},
+		{name: "env wins over file", file: "registry:\n  protected_aliases: {a: PASSED}\n", env: []string{"MLGATE_REGISTRY_PROTECTED_ALIASES=b:PASSED"},
+			want: map[string]string{"b": "PASSED"}},
+		{name: "env turns it off", env: []string{"MLGATE_REGISTRY_PROTECTED_ALIASES="}, want: map[string]string{}},
+		{name: "unknown status", file: "registry:\n  protected_aliases: {champion: OK}\n",
+			err: `config key registry.protected_aliases.champion: must be one of PENDING, PASSED, FAILED, got "OK"`},
+		{name: "lower-case status", env: []string{"MLGATE_REGISTRY_PROTECTED_ALIASES=champion:passed"},
+			err: `config key registry.protected_aliases.champion: must be one of PENDING, PASSED, FAILED, got "passed"`},
+		{name: "bad alias", file: "registry:\n  protected_aliases: {\"1st\": PASSED}\n",
+			err: `config key registry.protected_aliases.1st: "1st" is not an alias name`},
+		{name: "alias with a slash", env: []string{"MLGATE_REGISTRY_PROTECTED_ALIASES=a/b:PASSED"},
+			err: `config key registry.protected_aliases.a/b: "a/b" is not an alias name`},
+		{name: "not a mapping", file: "registry:\n  protected_aliases: [champion]\n",
+			err: "config key registry.protected_aliases (line 2): expected a mapping, got a sequence"},
+		{name: "duplicate in file", file: "registry:\n  protected_aliases:\n    a: PASSED\n    a: FAILED\n",
+			err: `duplicate key "registry.protected_aliases.a" (line 4)`},
+		{name: "value not single", file: "registry:\n  protected_aliases:\n    a: [PASSED]\n",
+			err: "config key registry.protected_aliases.a (line 3): expected a single value, got a sequence"},
+		{name: "env item without a colon", env: []string{"MLGATE_REGISTRY_PROTECTED_ALIASES=champion"},
+			err: `environment variable MLGATE_REGISTRY_PROTECTED_ALIASES (registry.protected_aliases): item 0: want key:value, got "champion"`},
+		{name: "env duplicate", env: []string{"MLGATE_REGISTRY_PROTECTED_ALIASES=a:PASSED,a:FAILED"},
+			err: `item 1: duplicate key "a"`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg, err := load(t, tt.file, tt.env...)
+			if tt.err != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.err) {
+					t.Fatalf("got %v, want an error containing %q", err, tt.err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !reflect.DeepEqual(cfg.Registry.ProtectedAliases, tt.want) {
+				t.Errorf("protected_aliases = %v, want %v", cfg.Registry.ProtectedAliases, tt.want)
+			}
+		})
 	}
 }

@@ -89,8 +89,8 @@ func EnvKeys(dst any) []string {
 	return names
 }
 
-// leaf is a value that can be set from the environment: a scalar or a
-// slice of scalars.
+// leaf is a value that can be set from the environment: a scalar, a slice
+// of scalars, or a mapping of names to scalars.
 type leaf struct {
 	key   string // dotted key path, e.g. "registry.max_model_bytes"
 	env   string // e.g. "MLGATE_REGISTRY_MAX_MODEL_BYTES"
@@ -119,7 +119,7 @@ func walkType(t reflect.Type, key string, index []int, out *[]leaf) error {
 		idx := append(slices.Clip(index), i)
 		ft := f.Type
 		switch {
-		case isScalar(ft) || ft.Kind() == reflect.Slice && isScalar(ft.Elem()):
+		case isScalar(ft) || ft.Kind() == reflect.Slice && isScalar(ft.Elem()) || isScalarMap(ft):
 			if out != nil {
 				env := EnvPrefix + strings.ToUpper(strings.ReplaceAll(k, ".", "_"))
 				*out = append(*out, leaf{key: k, env: env, index: idx})
@@ -168,6 +168,12 @@ func isScalar(t reflect.Type) bool {
 		return true
 	}
 	return false
+}
+
+// isScalarMap reports whether t is a supported mapping: string keys to
+// single values.
+func isScalarMap(t reflect.Type) bool {
+	return t.Kind() == reflect.Map && t.Key().Kind() == reflect.String && isScalar(t.Elem())
 }
 
 // setScalar parses s into v, which must be addressable and of a type for
@@ -224,8 +230,12 @@ func applyEnv(environ []string, byEnv map[string]leaf, root reflect.Value) error
 
 // setEnv sets v from an environment value. Slices are comma-separated
 // lists whose elements are trimmed of spaces; an empty value is an empty
-// list.
+// list. Mappings are comma-separated key:value items, likewise trimmed; an
+// empty value is an empty mapping.
 func setEnv(v reflect.Value, val string) error {
+	if isScalarMap(v.Type()) {
+		return setEnvMap(v, val)
+	}
 	if v.Kind() != reflect.Slice || isScalar(v.Type()) {
 		return setScalar(v, val)
 	}
@@ -240,6 +250,30 @@ func setEnv(v reflect.Value, val string) error {
 		}
 	}
 	v.Set(s)
+	return nil
+}
+
+// setEnvMap sets the mapping v from key:value items separated by commas.
+func setEnvMap(v reflect.Value, val string) error {
+	m := reflect.MakeMap(v.Type())
+	if val != "" {
+		for i, item := range strings.Split(val, ",") {
+			k, x, ok := strings.Cut(item, ":")
+			k = strings.TrimSpace(k)
+			if !ok || k == "" {
+				return fmt.Errorf("item %d: want key:value, got %q", i, strings.TrimSpace(item))
+			}
+			if m.MapIndex(reflect.ValueOf(k)).IsValid() {
+				return fmt.Errorf("item %d: duplicate key %q", i, k)
+			}
+			e := reflect.New(v.Type().Elem()).Elem()
+			if err := setScalar(e, strings.TrimSpace(x)); err != nil {
+				return fmt.Errorf("item %d (%s): %w", i, k, err)
+			}
+			m.SetMapIndex(reflect.ValueOf(k).Convert(v.Type().Key()), e)
+		}
+	}
+	v.Set(m)
 	return nil
 }
 
@@ -286,7 +320,7 @@ func (d fileDecoder) keyError(n *yaml.Node, key string, err error) error {
 }
 
 // decode applies n onto v, whose key path is key. A null value leaves v
-// as it is; a sequence replaces the whole slice.
+// as it is; a sequence replaces the whole slice, a mapping the whole map.
 func (d fileDecoder) decode(n *yaml.Node, v reflect.Value, key string) error {
 	for n.Kind == yaml.AliasNode {
 		n = n.Alias
@@ -308,6 +342,11 @@ func (d fileDecoder) decode(n *yaml.Node, v reflect.Value, key string) error {
 			return d.keyError(n, key, fmt.Errorf("expected a mapping, got %s", nodeKind(n)))
 		}
 		return d.decodeStruct(n, v, key)
+	case isScalarMap(t):
+		if n.Kind != yaml.MappingNode {
+			return d.keyError(n, key, fmt.Errorf("expected a mapping, got %s", nodeKind(n)))
+		}
+		return d.decodeMap(n, v, key)
 	default: // slice
 		if n.Kind != yaml.SequenceNode {
 			return d.keyError(n, key, fmt.Errorf("expected a sequence, got %s", nodeKind(n)))
@@ -350,6 +389,29 @@ func (d fileDecoder) decodeStruct(n *yaml.Node, v reflect.Value, key string) err
 			return err
 		}
 	}
+	return nil
+}
+
+// decodeMap replaces the map v with the mapping n, whose keys are free
+// names and whose values are single values.
+func (d fileDecoder) decodeMap(n *yaml.Node, v reflect.Value, key string) error {
+	m := reflect.MakeMapWithSize(v.Type(), len(n.Content)/2)
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		kn, vn := n.Content[i], n.Content[i+1]
+		if kn.Kind != yaml.ScalarNode {
+			return fmt.Errorf("config file %s: config key %s: expected a key name, got %s (line %d)", d.path, key, nodeKind(kn), kn.Line)
+		}
+		k := reflect.ValueOf(kn.Value).Convert(v.Type().Key())
+		if m.MapIndex(k).IsValid() {
+			return fmt.Errorf("config file %s: duplicate key %q (line %d)", d.path, joinKey(key, kn.Value), kn.Line)
+		}
+		e := reflect.New(v.Type().Elem()).Elem()
+		if err := d.decode(vn, e, joinKey(key, kn.Value)); err != nil {
+			return err
+		}
+		m.SetMapIndex(k, e)
+	}
+	v.Set(m)
 	return nil
 }
 
