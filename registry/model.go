@@ -151,6 +151,10 @@ const (
 	ActionSetAlias        = "set_alias"
 	ActionDeleteAlias     = "delete_alias"
 	ActionSetTag          = "set_tag"
+	// ActionProtectedAliasInvalidated: a version's validation status changed
+	// to one that a protected alias pointing at it does not accept. Before
+	// and after hold the alias, the status and the status required.
+	ActionProtectedAliasInvalidated = "protected_alias_invalidated"
 )
 
 // AuditQuery selects audit events: those after Seq After, for Model,

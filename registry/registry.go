@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/metric"
 
 	"github.com/mlgate/mlgate/internal/changes"
 )
@@ -24,6 +26,12 @@ type Registry struct {
 	changes       changes.Publisher
 	maxModelBytes int64
 	now           func() time.Time
+	// protected maps an alias to the validation status a version must have
+	// for the alias to point at it.
+	protected map[string]Status
+	// invalidated counts protected aliases left pointing at a version
+	// without the status they require; nil until RegisterMetrics.
+	invalidated metric.Int64Counter
 }
 
 // Option sets an optional part of a Registry.
@@ -40,6 +48,13 @@ func WithBaselineChecker(c BaselineChecker) Option { return func(r *Registry) { 
 // WithChanges publishes every change of a model (its versions, aliases and
 // tags) on p, once committed.
 func WithChanges(p changes.Publisher) Option { return func(r *Registry) { r.changes = p } }
+
+// WithProtectedAliases guards each alias of p: it may point only at a
+// version whose Status is the one p names (see SetAlias). An empty or nil p
+// guards none.
+func WithProtectedAliases(p map[string]Status) Option {
+	return func(r *Registry) { r.protected = maps.Clone(p) }
+}
 
 // New returns a Registry. maxModelBytes bounds the size of an uploaded model.
 func New(meta MetaStore, artifacts ArtifactStore, inspector Inspector, maxModelBytes int64, opts ...Option) *Registry {
@@ -236,32 +251,111 @@ func (r *Registry) DeleteVersion(ctx context.Context, actor, name string, n int)
 type aliasState struct {
 	Alias   string `json:"alias"`
 	Version int    `json:"version"`
+	// Forced, Status and Required record a move an admin forced past the
+	// alias's protection: the version's status and the one required.
+	Forced   bool   `json:"forced,omitempty"`
+	Status   Status `json:"status,omitempty"`
+	Required Status `json:"required,omitempty"`
 }
 
-// SetAlias points alias at version n, creating or moving it.
+// SetAlias points alias at version n, creating or moving it. A protected
+// alias (WithProtectedAliases) may point only at a version whose Status is
+// the one required; another move is refused with an error matching
+// ErrConflict that names both statuses (see ForceAlias).
 func (r *Registry) SetAlias(ctx context.Context, actor, name, alias string, n int) error {
+	return r.setAlias(ctx, actor, name, alias, n, false)
+}
+
+// ForceAlias is SetAlias past the protection of the alias: it moves a
+// protected alias to a version without the status required, and records in
+// the audit event that the move was forced, with the version's status. Only
+// an admin should be let to call it.
+func (r *Registry) ForceAlias(ctx context.Context, actor, name, alias string, n int) error {
+	return r.setAlias(ctx, actor, name, alias, n, true)
+}
+
+func (r *Registry) setAlias(ctx context.Context, actor, name, alias string, n int, force bool) error {
 	if err := CheckAlias(alias); err != nil {
 		return err
 	}
+	var forced *aliasState
 	err := r.meta.Update(ctx, name, func(m *Model) ([]AuditEvent, error) {
-		if _, err := findVersion(m, name, n); err != nil {
+		v, err := findVersion(m, name, n)
+		if err != nil {
 			return nil, err
+		}
+		after := aliasState{Alias: alias, Version: n}
+		if err := r.checkProtected(name, alias, v); err != nil {
+			if !force {
+				return nil, err
+			}
+			after.Forced, after.Status, after.Required = true, statusOf(v), r.protected[alias]
+			forced = &after
 		}
 		var before any
 		if old, ok := m.Aliases[alias]; ok {
-			before = aliasState{alias, old}
+			before = aliasState{Alias: alias, Version: old}
 		}
 		if m.Aliases == nil {
 			m.Aliases = map[string]int{}
 		}
 		m.Aliases[alias] = n
 		m.UpdatedAt = r.now()
-		return []AuditEvent{r.event(actor, ActionSetAlias, name, n, before, aliasState{alias, n})}, nil
+		return []AuditEvent{r.event(actor, ActionSetAlias, name, n, before, after)}, nil
 	})
 	if err != nil {
 		return err
 	}
+	if forced != nil {
+		r.countInvalid(ctx, name, alias, forced.Status, "forced")
+	}
 	return r.publish(ctx, name, fmt.Sprintf("alias %s of %s set to version %d", alias, name, n))
+}
+
+// statusOf is a version's validation status: PENDING when it has none.
+func statusOf(v *Version) Status {
+	if v.Status == "" {
+		return StatusPending
+	}
+	return v.Status
+}
+
+// Required returns the status a version must have for alias to point at it,
+// and whether alias is protected.
+func (r *Registry) Required(alias string) (Status, bool) {
+	s, ok := r.protected[alias]
+	return s, ok
+}
+
+// checkProtected refuses, with an error matching ErrConflict, to let a
+// protected alias point at v when v lacks the status the alias requires.
+func (r *Registry) checkProtected(name, alias string, v *Version) error {
+	want, ok := r.protected[alias]
+	if !ok {
+		return nil
+	}
+	if got := statusOf(v); got != want {
+		return conflict("alias %q of model %q is protected: it may point only at a version whose %s is %s, and version %d is %s; "+
+			"set the version's %s tag to %s first, or have an admin force the move (\"force\": true)",
+			alias, name, TagValidationStatus, want, v.Version, got, TagValidationStatus, want)
+	}
+	return nil
+}
+
+// CheckProtected reports whether alias may point at version n of the named
+// model: it may unless the alias is protected and the version lacks the
+// status required, which gives an error matching ErrConflict that names
+// both statuses. An unknown model or version gives one matching
+// ErrNotFound.
+func (r *Registry) CheckProtected(ctx context.Context, name, alias string, n int) error {
+	if _, ok := r.protected[alias]; !ok {
+		return nil
+	}
+	v, err := r.Version(ctx, name, n)
+	if err != nil {
+		return err
+	}
+	return r.checkProtected(name, alias, v)
 }
 
 // DeleteAlias removes an alias.
@@ -279,7 +373,7 @@ func (r *Registry) DeleteAlias(ctx context.Context, actor, name, alias string) e
 		}
 		delete(m.Aliases, alias)
 		m.UpdatedAt = r.now()
-		return []AuditEvent{r.event(actor, ActionDeleteAlias, name, old, aliasState{alias, old}, nil)}, nil
+		return []AuditEvent{r.event(actor, ActionDeleteAlias, name, old, aliasState{Alias: alias, Version: old}, nil)}, nil
 	})
 	if err != nil {
 		return err
@@ -292,21 +386,35 @@ type tagState struct {
 	Value string `json:"value"`
 }
 
+// invalidation is the audit record of a protected alias left pointing at
+// a version whose status no longer is the one the alias requires.
+type invalidation struct {
+	Alias    string `json:"alias"`
+	Status   Status `json:"status"`
+	Required Status `json:"required"`
+}
+
 // SetTag sets a tag on version n. Setting "validation_status" sets the
-// version's Status.
+// version's Status. A status that a protected alias pointing at the
+// version does not accept is set all the same (it is a fact), but it is
+// recorded with an ActionProtectedAliasInvalidated event per such alias and
+// counted in mlgate_protected_alias_invalidated.
 func (r *Registry) SetTag(ctx context.Context, actor, name string, n int, key, value string) (*Version, error) {
 	if err := CheckTag(key, value); err != nil {
 		return nil, err
 	}
 	var (
-		out     *Version
-		aliases []string
+		out         *Version
+		aliases     []string
+		invalidated []invalidation
 	)
 	err := r.meta.Update(ctx, name, func(m *Model) ([]AuditEvent, error) {
+		invalidated = nil
 		v, err := findVersion(m, name, n)
 		if err != nil {
 			return nil, err
 		}
+		was := statusOf(v)
 		var before any
 		if old, ok := v.Tags[key]; ok {
 			before = tagState{key, old}
@@ -320,13 +428,51 @@ func (r *Registry) SetTag(ctx context.Context, actor, name string, n int, key, v
 		}
 		m.UpdatedAt = r.now()
 		out, aliases = v, m.aliasesOf(n)
-		return []AuditEvent{r.event(actor, ActionSetTag, name, n, before, tagState{key, value})}, nil
+		events := []AuditEvent{r.event(actor, ActionSetTag, name, n, before, tagState{key, value})}
+		if now := statusOf(v); now != was {
+			for _, a := range aliases {
+				if want, ok := r.protected[a]; ok && now != want {
+					inv := invalidation{Alias: a, Status: now, Required: want}
+					invalidated = append(invalidated, inv)
+					events = append(events, r.event(actor, ActionProtectedAliasInvalidated, name, n, invalidation{a, was, want}, inv))
+				}
+			}
+		}
+		return events, nil
 	})
 	if err != nil {
 		return nil, err
 	}
+	for _, inv := range invalidated {
+		r.countInvalid(ctx, name, inv.Alias, inv.Status, "status_changed")
+	}
 	out.Aliases = aliases
 	return out, r.publish(ctx, name, fmt.Sprintf("tag %s of version %d of %s set", key, n, name))
+}
+
+// RegisterMetrics records with m, as mlgate_protected_alias_invalidated,
+// each time a protected alias is left pointing at a version without the
+// status it requires: by model, alias, the version's status, and cause
+// ("status_changed" when the version's status changed under the alias,
+// "forced" when an admin forced the alias onto it). Call it before the
+// registry is used.
+func (r *Registry) RegisterMetrics(m metric.Meter) error {
+	c, err := m.Int64Counter("mlgate_protected_alias_invalidated",
+		metric.WithDescription("Times a protected alias (registry.protected_aliases) was left pointing at a version without the validation status it requires, by model, alias, status and cause."))
+	if err != nil {
+		return err
+	}
+	r.invalidated = c
+	return nil
+}
+
+func (r *Registry) countInvalid(ctx context.Context, model, alias string, status Status, cause string) {
+	if r.invalidated == nil {
+		return
+	}
+	r.invalidated.Add(ctx, 1, metric.WithAttributes(
+		attribute.String("model", model), attribute.String("alias", alias),
+		attribute.String("status", string(status)), attribute.String("cause", cause)))
 }
 
 // RecordAudit appends a change made elsewhere in the gateway (to an
