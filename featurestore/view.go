@@ -42,14 +42,37 @@ type View struct {
 	// TTL is how old a value may be before it is stale; 0 means never.
 	TTL Duration `json:"ttl"`
 	// Store names the online store holding the view ("embedded", "redis",
-	// "cassandra").
+	// "cassandra", or "feast-redis" for a view that Feast writes).
 	Store string `json:"store"`
+	// Feast says where Feast keeps the view, for a view held in a Feast
+	// online store (a store named "feast-..."); nil for any other.
+	Feast *FeastSource `json:"feast,omitempty"`
 	// CacheTTL is how long the gateway's cache may serve a value read from
 	// the store; 0 disables the cache for the view.
 	CacheTTL  Duration  `json:"cache_ttl"`
 	CreatedAt time.Time `json:"created_at"`
 	UpdatedAt time.Time `json:"updated_at"`
 }
+
+// FeastSource names a feature view of a Feast project, which Feast
+// materializes into its online store and mlgate only reads.
+type FeastSource struct {
+	// Project is the Feast project, which Feast's keys end with.
+	Project string `json:"project"`
+	// View is Feast's name of the feature view; the mlgate view's name when
+	// empty. Feature names are Feast's, as they are.
+	View string `json:"view,omitempty"`
+	// EntityTypes are the Feast value types of the join keys, in the order
+	// of the view's entities: "string", "int64" or "int32"; all "string"
+	// when empty. Feast's keys encode the type, so it must be Feast's.
+	EntityTypes []string `json:"entity_types,omitempty"`
+}
+
+// FeastEntityTypes lists the Feast value types an entity column may have.
+var FeastEntityTypes = []string{"string", "int64", "int32"}
+
+// IsFeastStore reports whether the named store is a Feast online store.
+func IsFeastStore(store string) bool { return strings.HasPrefix(store, "feast-") }
 
 // Feature returns the index of the named feature, or -1.
 func (v *View) Feature(name string) int {
@@ -92,6 +115,9 @@ func (v *View) Check() error {
 	if v.CacheTTL < 0 {
 		return invalid("view %s: cache_ttl: must not be negative, got %v", v.Name, time.Duration(v.CacheTTL))
 	}
+	if err := v.checkFeast(); err != nil {
+		return err
+	}
 	seen := map[string]bool{}
 	for i, e := range v.Entities {
 		if err := checkName(fmt.Sprintf("view %s: entities[%d]", v.Name, i), e); err != nil {
@@ -121,6 +147,28 @@ func (v *View) Check() error {
 		seen[f.Name] = true
 		if !slices.Contains(Types, f.Type) {
 			return invalid("view %s: features[%d].type: %q is not one of float, double, int, string, bool, float_list", v.Name, i, f.Type)
+		}
+	}
+	return nil
+}
+
+func (v *View) checkFeast() error {
+	f := v.Feast
+	switch {
+	case f == nil && IsFeastStore(v.Store):
+		return invalid("view %s: feast: store %q is a Feast online store: give feast.project (and feast.entity_types unless every join key is a string)", v.Name, v.Store)
+	case f == nil:
+		return nil
+	case !IsFeastStore(v.Store):
+		return invalid("view %s: feast: only a view held in a Feast online store (store feast-redis) takes it, not one in store %q", v.Name, v.Store)
+	case f.Project == "":
+		return invalid("view %s: feast.project: give the Feast project the view is materialized in", v.Name)
+	case len(f.EntityTypes) > 0 && len(f.EntityTypes) != len(v.Entities):
+		return invalid("view %s: feast.entity_types: want one type for each of the %d entities, got %d", v.Name, len(v.Entities), len(f.EntityTypes))
+	}
+	for i, t := range f.EntityTypes {
+		if !slices.Contains(FeastEntityTypes, t) {
+			return invalid("view %s: feast.entity_types[%d]: %q is not one of string, int64, int32", v.Name, i, t)
 		}
 	}
 	return nil

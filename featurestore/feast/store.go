@@ -1,0 +1,204 @@
+// Package feast reads the online store that Feast (feast-dev/feast, tested
+// with feast[redis] 0.67.0) materializes into Redis: a featurestore.OnlineStore
+// for the views of store "feast-redis", which Feast writes and mlgate only
+// reads, and a reader of Feast's registry file for `mlgate features
+// import-feast`.
+//
+// # Feast's Redis layout
+//
+// As feast/infra/online_stores/redis.py and helpers.py write it, with
+// entity_key_serialization_version 3 (Feast's default, and the only one it
+// still supports), one Redis hash per entity key and project holds every
+// feature view keyed by that entity:
+//
+//	key    serialize_entity_key(entity key) + project (UTF-8)
+//	field  _ts:{view}            google.protobuf.Timestamp, serialized: the
+//	                             event time of the view's row
+//	field  mmh3("{view}:{feature}")  feast.types.Value, serialized
+//
+// serialize_entity_key (feast/infra/key_encoding_utils.py), all integers
+// little-endian uint32 unless said otherwise: the number of join keys; for
+// each join key, sorted by name, ValueType STRING (2), the length of the name
+// and its UTF-8; then for each value, in the same order, its ValueType
+// (STRING 2, INT32 3, INT64 4), the length of its bytes and the bytes
+// (UTF-8, or a little-endian int32 or int64). The field of a feature is the
+// 32-bit x86 MurmurHash3 of "{view}:{feature}" with seed 0, as four
+// little-endian bytes. {view} is the view's name (with Feast's feature view
+// versioning on, its versioned name, which this package does not derive: give
+// it as feast.view). A value is a feast.types.Value: a oneof of which this
+// package reads int32_val and int64_val (as int), float_val and double_val
+// (as float or double), bool_val, string_val and float_list_val; an empty
+// Value (no field set, as Feast writes a null) is absent.
+//
+// # Semantics
+//
+// A Read sends one HMGET per key (the features' fields and _ts:{view}) in one
+// pipeline. A key whose hash has no _ts:{view} is not found; a present row's
+// event time is _ts:{view}, against which the view's TTL makes values stale,
+// as for every view. Feast's own get_online_features answers differently for
+// the same data: it applies no TTL online (a value past the TTL is PRESENT),
+// and it answers an entity it holds nothing for with null values whose status
+// is PRESENT; mlgate answers STALE and NOT_FOUND (featurestore/feast's tests
+// compare the two for every entity). Write is refused (Feast's materialize
+// writes these views), Drop leaves Feast's data alone, and Prepare checks that
+// the view says where Feast keeps it.
+package feast
+
+import (
+	"context"
+	"crypto/tls"
+	"fmt"
+	"strings"
+
+	goredis "github.com/redis/go-redis/v9"
+
+	"github.com/mlgate/mlgate/featurestore"
+)
+
+// StoreName is the name views give the Feast Redis store.
+const StoreName = "feast-redis"
+
+// Options configure the connection to the Redis Feast writes to.
+type Options struct {
+	// Addrs are host:port addresses: one for a standalone server, several for
+	// the seed nodes of a Redis Cluster.
+	Addrs []string
+	// Password authenticates with AUTH; empty for none.
+	Password string
+	// TLS, when set, encrypts the connections.
+	TLS *tls.Config
+	// DB selects the database of a standalone server.
+	DB int
+}
+
+// Store is a featurestore.OnlineStore over Feast's Redis online store. It is
+// safe for concurrent use.
+type Store struct {
+	client goredis.UniversalClient
+	addrs  string
+}
+
+var _ featurestore.OnlineStore = (*Store)(nil)
+
+// New connects to Redis and checks that it answers.
+func New(ctx context.Context, o Options) (*Store, error) {
+	if len(o.Addrs) == 0 {
+		return nil, featurestore.Invalid("feast redis: no address given")
+	}
+	addrs := strings.Join(o.Addrs, ",")
+	client := goredis.NewUniversalClient(&goredis.UniversalOptions{
+		Addrs: o.Addrs, Password: o.Password, DB: o.DB, TLSConfig: o.TLS,
+		ContextTimeoutEnabled: true,
+		DialerRetries:         1,
+	})
+	if err := client.Ping(ctx).Err(); err != nil {
+		client.Close()
+		return nil, fmt.Errorf("feast redis %s: ping: %w", addrs, err)
+	}
+	return &Store{client: client, addrs: addrs}, nil
+}
+
+// Close closes the connections.
+func (s *Store) Close() error { return s.client.Close() }
+
+// Prepare implements featurestore.OnlineStore: Feast creates nothing in Redis
+// either, so it only checks that the view says where Feast keeps it.
+func (s *Store) Prepare(ctx context.Context, v *featurestore.View) error {
+	if v == nil || v.Feast == nil || v.Feast.Project == "" {
+		name := ""
+		if v != nil {
+			name = v.Name
+		}
+		return featurestore.Invalid("view %s: store %s: give feast.project, the Feast project the view is materialized in", name, StoreName)
+	}
+	return nil
+}
+
+// Write implements featurestore.OnlineStore: it is refused with ErrInvalid,
+// since Feast (feast materialize) writes these views.
+func (s *Store) Write(ctx context.Context, v *featurestore.View, rows []featurestore.Row) error {
+	name := ""
+	if v != nil {
+		name = v.Name
+	}
+	return featurestore.Invalid("view %s is held in Feast's online store (store %s): Feast writes it (feast materialize), mlgate only reads it", name, StoreName)
+}
+
+// Drop implements featurestore.OnlineStore: the values are Feast's, so
+// dropping the view leaves them.
+func (s *Store) Drop(ctx context.Context, v *featurestore.View) error { return nil }
+
+// Read implements featurestore.OnlineStore: one HMGET per (lookup, key), all
+// in one pipeline.
+func (s *Store) Read(ctx context.Context, lookups []featurestore.Lookup) error {
+	type read struct {
+		lookup, row int
+		cmd         *goredis.SliceCmd
+	}
+	var reads []read
+	pipe := s.client.Pipeline()
+	for i := range lookups {
+		l := &lookups[i]
+		if l.View == nil || l.View.Feast == nil {
+			return featurestore.Invalid("feast redis: read: lookup %d has no Feast view", i)
+		}
+		if len(l.Rows) != len(l.Keys) {
+			return featurestore.Invalid("view %s: lookup %d has %d rows for %d keys", l.View.Name, i, len(l.Rows), len(l.Keys))
+		}
+		src := l.View.Feast
+		view := src.View
+		if view == "" {
+			view = l.View.Name
+		}
+		fields := make([]string, 0, len(l.Features)+1)
+		for _, f := range l.Features {
+			if f < 0 || f >= len(l.View.Features) {
+				return featurestore.Invalid("view %s: lookup %d: feature index %d out of range (the view has %d features)", l.View.Name, i, f, len(l.View.Features))
+			}
+			fields = append(fields, fieldName(view, l.View.Features[f].Name))
+		}
+		fields = append(fields, "_ts:"+view)
+		for k, key := range l.Keys {
+			rk, err := appendKey(nil, l.View, featurestore.SplitKey(key), src.EntityTypes, src.Project)
+			if err != nil {
+				return err
+			}
+			reads = append(reads, read{lookup: i, row: k, cmd: pipe.HMGet(ctx, string(rk), fields...)})
+		}
+	}
+	if len(reads) == 0 {
+		return nil
+	}
+	if _, err := pipe.Exec(ctx); err != nil {
+		return fmt.Errorf("feast redis %s: read: %w", s.addrs, err)
+	}
+	for _, r := range reads {
+		l := &lookups[r.lookup]
+		row := &l.Rows[r.row]
+		*row = featurestore.Row{Key: l.Keys[r.row], Values: make([]featurestore.Value, len(l.Features))}
+		vals := r.cmd.Val()
+		ts, ok := vals[len(vals)-1].(string)
+		if !ok {
+			continue // Feast holds no row of this view for the key
+		}
+		var err error
+		if row.EventTS, err = decodeTimestamp([]byte(ts)); err != nil {
+			return s.readError(l, row.Key, err)
+		}
+		row.Found = true
+		for j, f := range l.Features {
+			b, ok := vals[j].(string)
+			if !ok {
+				continue
+			}
+			if row.Values[j], err = decodeValue(l.View.Features[f].Type, []byte(b)); err != nil {
+				return s.readError(l, row.Key, fmt.Errorf("feature %s: %w", l.View.Features[f].Name, err))
+			}
+		}
+	}
+	return nil
+}
+
+func (s *Store) readError(l *featurestore.Lookup, key string, err error) error {
+	return fmt.Errorf("feast redis %s: read view %s (Feast project %s) key %q: %w", s.addrs, l.View.Name, l.View.Feast.Project, key, err)
+}

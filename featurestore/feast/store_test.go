@@ -1,0 +1,255 @@
+package feast
+
+import (
+	"bytes"
+	"context"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"os"
+	"os/exec"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/mlgate/mlgate/featurestore"
+	"github.com/mlgate/mlgate/internal/testservers"
+)
+
+// golden is testdata/encoding.golden.json: what Feast 0.67.0 wrote for some
+// keys, fields and values (feast_repo.py keys).
+type golden struct {
+	Keys []struct {
+		Entities, Types, Values []string
+		Hex                     string
+	}
+	Fields map[string]string
+	Values []struct {
+		Type featurestore.Type
+		Want any
+		Hex  string
+	}
+	Timestamp struct {
+		UnixNanos int64 `json:"unix_nanos"`
+		Hex       string
+	}
+}
+
+func readGolden(t *testing.T) []byte {
+	t.Helper()
+	raw, err := os.ReadFile("testdata/encoding.golden.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return raw
+}
+
+func TestEncodingAsFeastWritesIt(t *testing.T) {
+	var g golden
+	if err := json.Unmarshal(readGolden(t), &g); err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range g.Keys {
+		v := &featurestore.View{Name: "v", Entities: k.Entities}
+		got, err := appendKey(nil, v, k.Values, k.Types, "proj")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := k.Hex + hex.EncodeToString([]byte("proj")); hex.EncodeToString(got) != want {
+			t.Errorf("key %v %v: got %x, want %s", k.Entities, k.Values, got, want)
+		}
+	}
+	for s, want := range g.Fields {
+		view, feature, _ := bytes.Cut([]byte(s), []byte(":"))
+		if got := hex.EncodeToString([]byte(fieldName(string(view), string(feature)))); got != want {
+			t.Errorf("field of %q: got %s, want %s", s, got, want)
+		}
+	}
+	for _, c := range g.Values {
+		b, _ := hex.DecodeString(c.Hex)
+		v, err := decodeValue(c.Type, b)
+		if err != nil {
+			t.Errorf("%s %s: %v", c.Type, c.Hex, err)
+			continue
+		}
+		if got, want := fmt.Sprint(plain(v)), fmt.Sprint(c.Want); got != want {
+			t.Errorf("%s %s: got %s, want %s", c.Type, c.Hex, got, want)
+		}
+	}
+	b, _ := hex.DecodeString(g.Timestamp.Hex)
+	ts, err := decodeTimestamp(b)
+	if err != nil || ts.UnixNano() != g.Timestamp.UnixNanos {
+		t.Errorf("timestamp: %v %v, want %d", ts.UnixNano(), err, g.Timestamp.UnixNanos)
+	}
+}
+
+// TestGoldenIsFeasts has the installed Feast write the golden file again.
+func TestGoldenIsFeasts(t *testing.T) {
+	py := testservers.FeastPython(t)
+	out, err := exec.Command(py, "testdata/feast_repo.py", "keys").Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var a, b any
+	json.Unmarshal(out, &a)
+	json.Unmarshal(readGolden(t), &b)
+	if fmt.Sprint(a) != fmt.Sprint(b) {
+		t.Errorf("Feast now writes\n%s\nnot testdata/encoding.golden.json", out)
+	}
+}
+
+func TestDecodeRefuses(t *testing.T) {
+	for _, c := range []struct {
+		t   featurestore.Type
+		hex string
+	}{
+		{featurestore.Int, "1202c3b8"},         // a string
+		{featurestore.String, "202a"},          // an int64
+		{featurestore.FloatList, "350000803e"}, // a float
+		{featurestore.Float, "7a020a00"},       // a double_list_val
+		{featurestore.Int, "20"},               // truncated
+	} {
+		b, _ := hex.DecodeString(c.hex)
+		if v, err := decodeValue(c.t, b); err == nil {
+			t.Errorf("%s %s: decoded %+v", c.t, c.hex, v)
+		}
+	}
+	_, err := appendKey(nil, &featurestore.View{Name: "v", Entities: []string{"id"}}, []string{"x1"}, []string{"int64"}, "p")
+	if !errors.Is(err, featurestore.ErrInvalid) {
+		t.Errorf("non-integer key of an int64 entity: %v", err)
+	}
+}
+
+// plain gives a decoded value as JSON would.
+func plain(v featurestore.Value) any {
+	switch v.Type {
+	case "":
+		return nil
+	case featurestore.Int:
+		return v.Int
+	case featurestore.Bool:
+		return v.Int == 1
+	case featurestore.String:
+		return v.Str
+	case featurestore.FloatList:
+		return v.List
+	}
+	return v.Num
+}
+
+var driverStats = &featurestore.View{
+	Name: "driver_stats", Entities: []string{"driver_id"}, Store: StoreName,
+	TTL:   featurestore.Duration(10 * 24 * time.Hour),
+	Feast: &featurestore.FeastSource{EntityTypes: []string{"int64"}},
+	Features: []featurestore.Feature{
+		{Name: "trips", Type: featurestore.Int}, {Name: "rating", Type: featurestore.Float},
+		{Name: "score", Type: featurestore.Double}, {Name: "name", Type: featurestore.String},
+		{Name: "active", Type: featurestore.Bool}, {Name: "embedding", Type: featurestore.FloatList},
+	},
+}
+
+// TestReadWhatFeastWrote has Feast materialize 40 drivers and reads them,
+// and one Feast never wrote, with Store.Read; every value equals Feast's
+// get_online_features.
+func TestReadWhatFeastWrote(t *testing.T) {
+	const n = 40
+	repo := testservers.NewFeastRepo(t, "testdata/feast_repo.py", n)
+	ctx := context.Background()
+	s, err := New(ctx, Options{Addrs: []string{repo.Redis}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	v := *driverStats
+	v.Feast = &featurestore.FeastSource{Project: repo.Project, EntityTypes: []string{"int64"}}
+	if err := v.Check(); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Prepare(ctx, &v); err != nil {
+		t.Fatal(err)
+	}
+	ids := make([]int64, 0, n+1)
+	keys := make([]string, 0, n+1)
+	for i := int64(1); i <= n+1; i++ {
+		ids = append(ids, i)
+		keys = append(keys, fmt.Sprint(i))
+	}
+	l := featurestore.Lookup{View: &v, Keys: keys, Features: []int{0, 1, 2, 3, 4, 5}, Rows: make([]featurestore.Row, len(keys))}
+	if err := s.Read(ctx, []featurestore.Lookup{l}); err != nil {
+		t.Fatal(err)
+	}
+	feast := repo.Online(t, ids)
+	for i, row := range l.Rows {
+		if wantFound := ids[i] <= n; row.Found != wantFound {
+			t.Errorf("driver %d: found %v", ids[i], row.Found)
+		}
+		for j, f := range v.Features {
+			got, want := plain(row.Values[j]), feast.Features[f.Name].Values[i]
+			if !Same(f.Type, got, want) {
+				t.Errorf("driver %d %s: mlgate %v, Feast %v", ids[i], f.Name, got, want)
+			}
+		}
+	}
+	if age := time.Since(l.Rows[0].EventTS); age < 29*24*time.Hour || !v.Stale(l.Rows[0].EventTS, time.Now()) {
+		t.Errorf("driver 1's event time %v is not Feast's 30 days ago", l.Rows[0].EventTS)
+	}
+
+	err = s.Write(ctx, &v, []featurestore.Row{{Key: "1"}})
+	if !errors.Is(err, featurestore.ErrInvalid) || !bytes.Contains([]byte(err.Error()), []byte("Feast writes it")) {
+		t.Errorf("write: %v", err)
+	}
+	v.Feast = nil
+	if err := v.Check(); !errors.Is(err, featurestore.ErrInvalid) {
+		t.Errorf("a feast-redis view without feast: %v", err)
+	}
+}
+
+// Same reports whether mlgate's value (as plain gives it, or as JSON decodes
+// it) is the one Feast answered (as JSON decodes it): floats compare as
+// float32, what Feast answers null for must be absent.
+func Same(t featurestore.Type, got, want any) bool {
+	if got == nil || want == nil {
+		return got == nil && want == nil
+	}
+	f32 := func(x any) float32 {
+		switch x := x.(type) {
+		case float64:
+			return float32(x)
+		case float32:
+			return x
+		}
+		return float32(math.NaN())
+	}
+	switch t {
+	case featurestore.Float:
+		return f32(got) == f32(want)
+	case featurestore.Int:
+		return fmt.Sprint(got) == fmt.Sprint(want)
+	case featurestore.FloatList:
+		var a, b []float32
+		for _, x := range toSlice(got) {
+			a = append(a, f32(x))
+		}
+		for _, x := range toSlice(want) {
+			b = append(b, f32(x))
+		}
+		return slices.Equal(a, b)
+	}
+	return got == want
+}
+
+func toSlice(x any) []any {
+	switch x := x.(type) {
+	case []any:
+		return x
+	case []float32:
+		out := make([]any, len(x))
+		for i, f := range x {
+			out[i] = f
+		}
+		return out
+	}
+	return nil
+}

@@ -1,0 +1,91 @@
+package testservers
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"math/rand/v2"
+	"os/exec"
+	"strconv"
+	"testing"
+	"time"
+
+	goredis "github.com/redis/go-redis/v9"
+)
+
+// FeastRepo is a Feast repository whose feature view Feast itself (through
+// FeastPython) materialized into the test Redis, under a project of its own.
+// The script is featurestore/feast/testdata/feast_repo.py, which says what
+// the view holds.
+type FeastRepo struct {
+	Dir     string
+	Project string
+	// Redis is the address Feast wrote to.
+	Redis  string
+	python string
+	script string
+}
+
+// NewFeastRepo has Feast apply a repository of n drivers in a directory of
+// the test's and materialize it into the test Redis; the keys are removed
+// when the test ends. script is the path of feast_repo.py.
+func NewFeastRepo(tb testing.TB, script string, n int) *FeastRepo {
+	tb.Helper()
+	r := &FeastRepo{Dir: tb.TempDir(), Project: fmt.Sprintf("mlgate_%08x", rand.Uint32()),
+		Redis: Redis(tb)[0], python: FeastPython(tb), script: script}
+	tb.Cleanup(func() { r.unlink(tb) })
+	r.run(tb, "setup", r.Dir, r.Redis, r.Project, strconv.Itoa(n))
+	return r
+}
+
+// FeastAnswer is what Feast's get_online_features answered, by feature.
+type FeastAnswer struct {
+	IDs      []int64 `json:"ids"`
+	Features map[string]struct {
+		Values   []any    `json:"values"`
+		Statuses []string `json:"statuses"`
+	} `json:"features"`
+}
+
+// Online returns Feast's get_online_features for the driver ids.
+func (r *FeastRepo) Online(tb testing.TB, ids []int64) *FeastAnswer {
+	tb.Helper()
+	args := []string{"read", r.Dir}
+	for _, id := range ids {
+		args = append(args, strconv.FormatInt(id, 10))
+	}
+	var a FeastAnswer
+	if err := json.Unmarshal(r.run(tb, args...), &a); err != nil {
+		tb.Fatalf("feast read: %v", err)
+	}
+	return &a
+}
+
+func (r *FeastRepo) run(tb testing.TB, args ...string) []byte {
+	tb.Helper()
+	cmd := exec.Command(r.python, append([]string{r.script}, args...)...)
+	var stderr []byte
+	out, err := cmd.Output()
+	if ee, ok := err.(*exec.ExitError); ok {
+		stderr = ee.Stderr
+	}
+	if err != nil {
+		tb.Fatalf("feast_repo.py %s: %v\n%s", args[0], err, stderr)
+	}
+	return out
+}
+
+// unlink removes the keys of the project (Feast's keys end with it).
+func (r *FeastRepo) unlink(tb testing.TB) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	c := goredis.NewClient(&goredis.Options{Addr: r.Redis})
+	defer c.Close()
+	iter := c.Scan(ctx, 0, "*"+r.Project, 1000).Iterator()
+	for iter.Next(ctx) {
+		c.Unlink(ctx, iter.Val())
+	}
+	if err := iter.Err(); err != nil {
+		tb.Logf("remove Feast's keys of project %s: %v", r.Project, err)
+	}
+}
