@@ -64,8 +64,14 @@
 // Canary.Figures, and otherwise it advances, or is promoted after the last
 // step (always 100%). Promotion leaves one variant serving the canary's model,
 // named as the heaviest baseline variant was; moving the promote alias is the
-// caller's part. Rolling back restores the baseline weights and keeps the
-// canary variant at weight 0; aborting removes it. SetWeights is refused
+// caller's part. A promotion must not put a version without the validation
+// status a protected alias requires (registry.protected_aliases) in that
+// alias's place: the alias it moves, or a baseline variant that refers to it
+// (a bare model name stands for champion). Models.CheckPromotion judges it;
+// a canary that would is refused at start, and one whose version loses the
+// status while it runs is rolled back at promotion, Canary.Reason saying
+// "promotion refused: " and why. Rolling back restores the baseline
+// weights and keeps the canary variant at weight 0; aborting removes it. SetWeights is refused
 // with ErrConflict while a canary runs (pause or abort it first), SetPolicy
 // while one is running or paused.
 //

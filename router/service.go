@@ -18,6 +18,7 @@ import (
 	"github.com/mlgate/mlgate/internal/changes"
 	"github.com/mlgate/mlgate/internal/clock"
 	"github.com/mlgate/mlgate/internal/ticker"
+	"github.com/mlgate/mlgate/registry"
 )
 
 // Revision is one entry of an endpoint's history: the endpoint as a change
@@ -58,6 +59,13 @@ type Models interface {
 	Check(ctx context.Context, ref ModelRef) error
 	// Promote points alias at the version ref resolves to, on behalf of actor.
 	Promote(ctx context.Context, actor string, ref ModelRef, alias string) error
+	// CheckPromotion reports whether the version ref resolves to may take
+	// alias's place: be pointed at by it, or serve instead of a variant
+	// that refers to it. A protected alias refuses a version without the
+	// validation status it requires with an error matching ErrConflict
+	// that names both statuses; a ref that resolves to nothing gives the
+	// error Check gives.
+	CheckPromotion(ctx context.Context, ref ModelRef, alias string) error
 }
 
 // Auditor records a change in the audit trail.
@@ -287,8 +295,55 @@ func (s *Service) StartCanary(ctx context.Context, actor, name string, spec Cana
 			return Endpoint{}, "", notFound("endpoint %q not found", name)
 		}
 		e, err := StartCanary(*old, spec, s.clock.Now())
-		return e, ActionCanaryStart, err
+		if err != nil {
+			return Endpoint{}, "", err
+		}
+		if err := s.checkPromotion(ctx, e.Canary); err != nil {
+			return Endpoint{}, "", fmt.Errorf("endpoint %s: a canary of %s could not be promoted: %w", name, spec.Model, err)
+		}
+		return e, ActionCanaryStart, nil
 	})
+}
+
+// checkPromotion reports whether c's model may be promoted: take the place
+// of every alias the promotion stands in for (see promotionAliases). A
+// refusal matches ErrConflict and says why.
+func (s *Service) checkPromotion(ctx context.Context, c *Canary) error {
+	ref, err := ParseRef(c.Spec.Model)
+	if err != nil {
+		return err
+	}
+	for _, alias := range promotionAliases(c) {
+		if err := s.models.CheckPromotion(ctx, ref, alias); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// promotionAliases lists, once each, the aliases whose place a promotion
+// of c takes: the alias it moves (Spec.PromoteAlias), and those of the
+// baseline variants it replaces, a bare model name standing for champion,
+// which it serves.
+func promotionAliases(c *Canary) []string {
+	var out []string
+	add := func(a string) {
+		if a != "" && !slices.Contains(out, a) {
+			out = append(out, a)
+		}
+	}
+	add(c.Spec.PromoteAlias)
+	for _, v := range c.Baseline {
+		ref, err := ParseRef(v.Model)
+		switch {
+		case err != nil:
+		case ref.Alias != "":
+			add(ref.Alias)
+		case ref.Version == 0:
+			add(registry.AliasChampion)
+		}
+	}
+	return out
 }
 
 // CanaryCommand applies a person's command to the endpoint's canary: pause,
@@ -308,7 +363,13 @@ func (s *Service) CanaryCommand(ctx context.Context, actor, name, command string
 			return e, ActionCanaryResume, err
 		case "promote":
 			e, err := PromoteCanary(*old, "promoted by "+actor, now)
-			return e, ActionCanaryPromote, err
+			if err != nil {
+				return Endpoint{}, "", err
+			}
+			if err := s.checkPromotion(ctx, old.Canary); err != nil {
+				return Endpoint{}, "", fmt.Errorf("endpoint %s: the canary cannot be promoted: %w; abort it, or promote it once the version qualifies", name, err)
+			}
+			return e, ActionCanaryPromote, nil
 		case "abort":
 			e, err := AbortCanary(*old, "aborted by "+actor, now)
 			return e, ActionCanaryAbort, err
@@ -651,6 +712,17 @@ func (s *Service) Tick(ctx context.Context) {
 }
 
 func (s *Service) decide(ctx context.Context, e Endpoint, d Decision) error {
+	if d.Action == Promote {
+		err := s.checkPromotion(ctx, e.Canary)
+		switch {
+		case errors.Is(err, ErrConflict):
+			// The version lost the status a protected alias requires
+			// since the canary started: it rolls back, saying why.
+			d = Decision{Action: RollBack, Reason: "promotion refused: " + err.Error(), Figures: d.Figures}
+		case err != nil:
+			return fmt.Errorf("check the promotion of the canary: %w", err)
+		}
+	}
 	action := map[Action]string{Advance: ActionCanaryAdvance, Promote: ActionCanaryPromote, RollBack: ActionCanaryRevert}[d.Action]
 	next, err := s.change(ctx, actorCanary, e.Name, func(old *Endpoint) (Endpoint, string, error) {
 		if old == nil || old.Revision != e.Revision {

@@ -1,7 +1,9 @@
 package router
 
 import (
+	"cmp"
 	"context"
+	"errors"
 	"log/slog"
 	"strings"
 	"sync"
@@ -62,6 +64,8 @@ func (s *memStore) History(_ context.Context, name string) ([]Revision, error) {
 type allModels struct{ promoted chan string }
 
 func (allModels) Check(context.Context, ModelRef) error { return nil }
+
+func (allModels) CheckPromotion(context.Context, ModelRef, string) error { return nil }
 
 func (m allModels) Promote(_ context.Context, _ string, ref ModelRef, alias string) error {
 	m.promoted <- alias + " -> " + ref.String()
@@ -196,4 +200,133 @@ func TestService_ChangesReachAnotherService(t *testing.T) {
 	if after, _ := s.Route("fraud"); after != before {
 		t.Error("reloading the service's own change replaced its route (and its stats)")
 	}
+}
+
+// gatedModels guards alias "champion" as registry.protected_aliases does by
+// default: a version takes its place only with status PASSED. status maps
+// a model reference to its status (PENDING when absent).
+type gatedModels struct {
+	mu       sync.Mutex
+	status   map[string]string
+	promoted []string
+}
+
+func (*gatedModels) Check(context.Context, ModelRef) error { return nil }
+
+func (m *gatedModels) CheckPromotion(_ context.Context, ref ModelRef, alias string) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	got := cmp.Or(m.status[ref.String()], "PENDING")
+	if alias == "champion" && got != "PASSED" {
+		return conflict("alias %q is protected: %s is %s, PASSED is required", alias, ref, got)
+	}
+	return nil
+}
+
+func (m *gatedModels) Promote(_ context.Context, _ string, ref ModelRef, alias string) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.promoted = append(m.promoted, alias+" -> "+ref.String())
+	return nil
+}
+
+func (m *gatedModels) set(ref, status string) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.status[ref] = status
+}
+
+// TestService_CanaryPromotionGate: a canary whose promotion would put a
+// version without the status a protected alias requires in that alias's
+// place (the alias it moves, or a baseline variant referring to it) is
+// refused at start; one whose version loses the status while it runs is
+// rolled back by the controller at promotion, with the reason, and a
+// person's promote command is refused, the canary left as it was.
+func TestService_CanaryPromotionGate(t *testing.T) {
+	ctx := t.Context()
+	start := time.Date(2026, 11, 9, 12, 0, 0, 0, time.UTC)
+	noAudit := func(context.Context, string, string, string, any, any) error { return nil }
+	spec := func(model, alias string) CanarySpec {
+		return CanarySpec{Model: model, Steps: []int{100}, Interval: Duration(time.Minute), PromoteAlias: alias}
+	}
+	starts := []struct {
+		name     string
+		baseline string
+		spec     CanarySpec
+		status   string
+		want     string // substring of the refusal; "" means it starts
+	}{
+		{"pending into champion", "churn/7", spec("churn/8", "champion"), "", "churn/8 is PENDING, PASSED is required"},
+		{"failed into champion", "churn/7", spec("churn/8", "champion"), "FAILED", "churn/8 is FAILED"},
+		{"passed into champion", "churn/7", spec("churn/8", "champion"), "PASSED", ""},
+		{"failed into an unprotected alias", "churn/7", spec("churn/8", "challenger"), "FAILED", ""},
+		{"failed, no alias moved", "churn/7", spec("churn/8", ""), "FAILED", ""},
+		{"failed in place of a variant on champion", "churn@champion", spec("churn/8", ""), "FAILED", "churn/8 is FAILED"},
+		{"failed in place of a bare model name", "churn", spec("churn/8", ""), "FAILED", "churn/8 is FAILED"},
+	}
+	for _, tt := range starts {
+		t.Run(tt.name, func(t *testing.T) {
+			models := &gatedModels{status: map[string]string{"churn/8": tt.status}}
+			s, err := NewService(ctx, newMemStore(), models, noAudit, slog.New(slog.DiscardHandler), WithClock(clock.NewFake(start)))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, _, err := s.Put(ctx, "alice", "churn", Policy{Variants: []Variant{{Name: "control", Model: tt.baseline, Weight: 1}}}); err != nil {
+				t.Fatal(err)
+			}
+			_, err = s.StartCanary(ctx, "alice", "churn", tt.spec)
+			if tt.want == "" {
+				if err != nil {
+					t.Fatalf("refused: %v", err)
+				}
+				return
+			}
+			if !errors.Is(err, ErrConflict) || !strings.Contains(err.Error(), tt.want) || !strings.Contains(err.Error(), "could not be promoted") {
+				t.Fatalf("got %v, want a conflict saying %q", err, tt.want)
+			}
+			if e, _, _ := s.Get("churn"); e.Canary != nil || e.Revision != 1 {
+				t.Errorf("the refused canary changed the endpoint: %+v", e)
+			}
+		})
+	}
+
+	t.Run("status lost while running", func(t *testing.T) {
+		clk := clock.NewFake(start)
+		models := &gatedModels{status: map[string]string{"churn/8": "PASSED"}}
+		s, err := NewService(ctx, newMemStore(), models, noAudit, slog.New(slog.DiscardHandler), WithClock(clk))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, _, err := s.Put(ctx, "alice", "churn", Policy{Variants: []Variant{{Name: "control", Model: "churn/7", Weight: 1}}}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.StartCanary(ctx, "alice", "churn", spec("churn/8", "champion")); err != nil {
+			t.Fatal(err)
+		}
+		models.set("churn/8", "FAILED")
+
+		_, err = s.CanaryCommand(ctx, "bob", "churn", "promote")
+		if !errors.Is(err, ErrConflict) || !strings.Contains(err.Error(), "churn/8 is FAILED") {
+			t.Fatalf("promote command: got %v, want a conflict naming the status", err)
+		}
+		if e, _, _ := s.Get("churn"); e.Canary.State != CanaryRunning {
+			t.Fatalf("after a refused promote command the canary is %s, want running", e.Canary.State)
+		}
+
+		clk.Advance(time.Minute)
+		s.Tick(ctx)
+		e, _, err := s.Get("churn")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if e.Canary.State != CanaryRolledBack || !strings.HasPrefix(e.Canary.Reason, "promotion refused: ") || !strings.Contains(e.Canary.Reason, "churn/8 is FAILED") {
+			t.Errorf("canary %s with reason %q, want rolled_back with the promotion's refusal", e.Canary.State, e.Canary.Reason)
+		}
+		if got := e.Policy.Variants[0]; got.Model != "churn/7" || got.Weight != 100 && got.Weight != 1 {
+			t.Errorf("after the rollback the first variant is %+v, want the baseline churn/7", got)
+		}
+		if len(models.promoted) != 0 {
+			t.Errorf("moved aliases %v, want none", models.promoted)
+		}
+	})
 }

@@ -327,6 +327,19 @@ func (m routerModels) Check(ctx context.Context, ref router.ModelRef) error {
 	return nil
 }
 
+func (m routerModels) CheckPromotion(ctx context.Context, ref router.ModelRef, alias string) error {
+	if _, ok := m.reg.Required(alias); !ok {
+		return nil
+	}
+	l, err := m.acquire(ctx, ref)
+	if err != nil {
+		return err
+	}
+	model, n := l.Version.Name, l.Version.Version
+	l.Release()
+	return m.reg.CheckProtected(ctx, model, alias, n)
+}
+
 func (m routerModels) Promote(ctx context.Context, actor string, ref router.ModelRef, alias string) error {
 	model, _ := refArgs(ref)
 	l, err := m.acquire(ctx, ref)

@@ -165,6 +165,8 @@ type fleetModels struct {
 
 func (m *fleetModels) Check(context.Context, router.ModelRef) error { return nil }
 
+func (m *fleetModels) CheckPromotion(context.Context, router.ModelRef, string) error { return nil }
+
 func (m *fleetModels) Promote(_ context.Context, _ string, ref router.ModelRef, alias string) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
