@@ -1,6 +1,7 @@
 package serving
 
 import (
+	"fmt"
 	"io"
 	"mime/multipart"
 	"strconv"
@@ -9,6 +10,7 @@ import (
 	"github.com/gofiber/fiber/v2"
 	"github.com/gofiber/fiber/v2/utils"
 
+	"github.com/mlgate/mlgate/internal/auth"
 	"github.com/mlgate/mlgate/internal/jsonerr"
 	"github.com/mlgate/mlgate/registry"
 )
@@ -161,9 +163,13 @@ func (s *Server) deleteVersion(c *fiber.Ctx) error {
 	return c.SendStatus(fiber.StatusNoContent)
 }
 
+// setAlias points an alias at a version: {"version": 3}. A protected alias
+// (registry.protected_aliases) refuses a version without the status it
+// requires, unless an admin forces the move: {"version": 3, "force": true}.
 func (s *Server) setAlias(c *fiber.Ctx) error {
 	var body struct {
 		Version *int `json:"version"`
+		Force   bool `json:"force"`
 	}
 	if err := jsonerr.Decode(c.Body(), &body); err != nil {
 		return invalidInput("request body: %v", err)
@@ -172,7 +178,18 @@ func (s *Server) setAlias(c *fiber.Ctx) error {
 		return invalidInput(`request body: field "version" is required, e.g. {"version": 3}`)
 	}
 	name, alias := param(c, "name"), param(c, "alias")
-	if err := s.reg.SetAlias(c.UserContext(), actor(c), name, alias, *body.Version); err != nil {
+	set := s.reg.SetAlias
+	if body.Force {
+		id, err := s.auth.Authenticate(c.Get(fiber.HeaderAuthorization))
+		if err != nil {
+			return err
+		}
+		if !id.Has(auth.Admin) {
+			return fmt.Errorf(`%w: key %q lacks the %s role that "force" needs; only an admin may force a protected alias`, errForbidden, id.Name, auth.Admin)
+		}
+		set = s.reg.ForceAlias
+	}
+	if err := set(c.UserContext(), actor(c), name, alias, *body.Version); err != nil {
 		return err
 	}
 	return c.JSON(fiber.Map{"name": name, "alias": alias, "version": *body.Version})
