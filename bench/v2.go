@@ -51,8 +51,8 @@ func startV2(cfg options) (*scenario, error) {
 	return sc, nil
 }
 
-// startLinearGateway starts mlgate and registers modelPath as model "linear"
-// with alias champion through the HTTP API.
+// startLinearGateway starts mlgate and registers modelPath as model "linear",
+// validated, with alias champion through the HTTP API.
 func startLinearGateway(modelPath string) (*server, error) {
 	return startLinearGatewayWith(modelPath, nil)
 }
@@ -64,7 +64,8 @@ func startLinearGatewayWith(modelPath string, configure func(*config.Config)) (*
 	if err != nil {
 		return nil, err
 	}
-	err = register(s.addr, modelName, modelPath, "")
+	// Validated, as champion requires (registry.protected_aliases).
+	err = register(s.addr, modelName, modelPath, `{"tags": {"validation_status": "PASSED"}}`)
 	if err == nil {
 		err = call(http.MethodPut, "http://"+s.addr+"/v1/models/"+modelName+"/aliases/champion", "application/json", strings.NewReader(`{"version":1}`))
 	}
