@@ -52,6 +52,7 @@ func TestMetaStore(t *testing.T, open func(t *testing.T) registry.MetaStore) {
 		{"FnReceivesCopy", testFnReceivesCopy},
 		{"ConcurrentUpdates", testConcurrentUpdates},
 		{"AppendAudit", testAppendAudit},
+		{"ProtectedAliases", testProtectedAliases},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
