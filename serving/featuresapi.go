@@ -46,6 +46,8 @@ type viewBody struct {
 	TTL      featurestore.Duration  `json:"ttl"`
 	Store    string                 `json:"store"`
 	CacheTTL featurestore.Duration  `json:"cache_ttl"`
+	// Feast says where Feast keeps a view of store feast-redis.
+	Feast *featurestore.FeastSource `json:"feast"`
 }
 
 func (s *Server) putView(c *fiber.Ctx) error {
@@ -57,7 +59,7 @@ func (s *Server) putView(c *fiber.Ctx) error {
 	if err := jsonerr.Decode(c.Body(), &b); err != nil {
 		return invalidInput("request body: %v", err)
 	}
-	v := &featurestore.View{Name: param(c, "view"), Entities: b.Entities, Features: b.Features, TTL: b.TTL, Store: b.Store, CacheTTL: b.CacheTTL}
+	v := &featurestore.View{Name: param(c, "view"), Entities: b.Entities, Features: b.Features, TTL: b.TTL, Store: b.Store, CacheTTL: b.CacheTTL, Feast: b.Feast}
 	v, created, err := fs.PutView(c.UserContext(), actor(c), v)
 	if err != nil {
 		return err

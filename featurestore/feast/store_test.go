@@ -7,10 +7,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"math"
 	"os"
 	"os/exec"
-	"slices"
 	"testing"
 	"time"
 
@@ -187,7 +185,7 @@ func TestReadWhatFeastWrote(t *testing.T) {
 		}
 		for j, f := range v.Features {
 			got, want := plain(row.Values[j]), feast.Features[f.Name].Values[i]
-			if !Same(f.Type, got, want) {
+			if !testservers.SameAsFeast(string(f.Type), got, want) {
 				t.Errorf("driver %d %s: mlgate %v, Feast %v", ids[i], f.Name, got, want)
 			}
 		}
@@ -204,52 +202,4 @@ func TestReadWhatFeastWrote(t *testing.T) {
 	if err := v.Check(); !errors.Is(err, featurestore.ErrInvalid) {
 		t.Errorf("a feast-redis view without feast: %v", err)
 	}
-}
-
-// Same reports whether mlgate's value (as plain gives it, or as JSON decodes
-// it) is the one Feast answered (as JSON decodes it): floats compare as
-// float32, what Feast answers null for must be absent.
-func Same(t featurestore.Type, got, want any) bool {
-	if got == nil || want == nil {
-		return got == nil && want == nil
-	}
-	f32 := func(x any) float32 {
-		switch x := x.(type) {
-		case float64:
-			return float32(x)
-		case float32:
-			return x
-		}
-		return float32(math.NaN())
-	}
-	switch t {
-	case featurestore.Float:
-		return f32(got) == f32(want)
-	case featurestore.Int:
-		return fmt.Sprint(got) == fmt.Sprint(want)
-	case featurestore.FloatList:
-		var a, b []float32
-		for _, x := range toSlice(got) {
-			a = append(a, f32(x))
-		}
-		for _, x := range toSlice(want) {
-			b = append(b, f32(x))
-		}
-		return slices.Equal(a, b)
-	}
-	return got == want
-}
-
-func toSlice(x any) []any {
-	switch x := x.(type) {
-	case []any:
-		return x
-	case []float32:
-		out := make([]any, len(x))
-		for i, f := range x {
-			out[i] = f
-		}
-		return out
-	}
-	return nil
 }

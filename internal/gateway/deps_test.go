@@ -16,6 +16,7 @@ var storePackages = []string{
 	"featurestore/cassandra",
 	"featurestore/embedded",
 	"featurestore/postgres",
+	"featurestore/feast",
 	"featurestore/redis",
 	"internal/changes/postgres",
 	"registry/bolt",

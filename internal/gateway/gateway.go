@@ -23,6 +23,7 @@ import (
 	"github.com/mlgate/mlgate/drift"
 	"github.com/mlgate/mlgate/featurestore"
 	"github.com/mlgate/mlgate/featurestore/cassandra"
+	"github.com/mlgate/mlgate/featurestore/feast"
 	"github.com/mlgate/mlgate/featurestore/redis"
 	"github.com/mlgate/mlgate/internal/auth"
 	"github.com/mlgate/mlgate/internal/changes"
@@ -468,6 +469,14 @@ func openFeatures(ctx context.Context, cfg config.Config, cp *controlPlane, metr
 			return nil, fmt.Errorf("online_store.redis: %w", err)
 		}
 		stores["redis"] = rs
+		// The same server may hold what Feast materialized, in Feast's
+		// layout: views of store feast-redis read it.
+		fr, err := feast.New(ctx, feast.Options{Addrs: addrs, Password: o.Redis.Password, DB: o.Redis.DB, TLS: tlsConfig})
+		if err != nil {
+			closeAll()
+			return nil, fmt.Errorf("online_store.redis (for Feast's views): %w", err)
+		}
+		stores[feast.StoreName] = fr
 	}
 	if o := cfg.OnlineStore.Cassandra; len(o.Hosts) > 0 {
 		tlsConfig, err := clientTLS("online_store.cassandra.tls", o.TLS)

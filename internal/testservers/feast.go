@@ -4,8 +4,10 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"os/exec"
+	"slices"
 	"strconv"
 	"testing"
 	"time"
@@ -88,4 +90,51 @@ func (r *FeastRepo) unlink(tb testing.TB) {
 	if err := iter.Err(); err != nil {
 		tb.Logf("remove Feast's keys of project %s: %v", r.Project, err)
 	}
+}
+
+// SameAsFeast reports whether mlgate's value (a Go value, or as JSON decodes it) is the one Feast answered (as JSON decodes it), for a feature of mlgate type t: floats compare as
+// float32, what Feast answers null for must be absent.
+func SameAsFeast(t string, got, want any) bool {
+	if got == nil || want == nil {
+		return got == nil && want == nil
+	}
+	f32 := func(x any) float32 {
+		switch x := x.(type) {
+		case float64:
+			return float32(x)
+		case float32:
+			return x
+		}
+		return float32(math.NaN())
+	}
+	switch t {
+	case "float":
+		return f32(got) == f32(want)
+	case "int":
+		return fmt.Sprint(got) == fmt.Sprint(want)
+	case "float_list":
+		var a, b []float32
+		for _, x := range toSlice(got) {
+			a = append(a, f32(x))
+		}
+		for _, x := range toSlice(want) {
+			b = append(b, f32(x))
+		}
+		return slices.Equal(a, b)
+	}
+	return got == want
+}
+
+func toSlice(x any) []any {
+	switch x := x.(type) {
+	case []any:
+		return x
+	case []float32:
+		out := make([]any, len(x))
+		for i, f := range x {
+			out[i] = f
+		}
+		return out
+	}
+	return nil
 }
