@@ -17,6 +17,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/mlgate/mlgate/featurestore"
+	"github.com/mlgate/mlgate/featurestore/feast"
 	"github.com/mlgate/mlgate/featurestore/ingest"
 )
 
@@ -24,7 +25,65 @@ func features(args []string) error {
 	return runVerb("features", args,
 		verb{"apply", featuresApply},
 		verb{"ingest", featuresIngest},
+		verb{"import-feast", featuresImportFeast},
 	)
+}
+
+// feastViewBody is the body of the PUT of a view imported from Feast.
+type feastViewBody struct {
+	Entities []string                  `json:"entities"`
+	Features []featurestore.Feature    `json:"features"`
+	TTL      featurestore.Duration     `json:"ttl"`
+	Store    string                    `json:"store"`
+	CacheTTL featurestore.Duration     `json:"cache_ttl"`
+	Feast    *featurestore.FeastSource `json:"feast"`
+}
+
+// featuresImportFeast creates (or changes) a view of store feast-redis for
+// each feature view of a Feast project, from Feast's registry file.
+func featuresImportFeast(args []string) error {
+	fs := flag.NewFlagSet("features import-feast", flag.ContinueOnError)
+	c := clientFlags(fs)
+	var registryFile, project string
+	var cacheTTL time.Duration
+	fs.StringVar(&registryFile, "registry", "", "Feast's registry `file` (registry.db of a file registry; required)")
+	fs.StringVar(&project, "project", "", "the Feast `project` whose feature views to import (required)")
+	fs.DurationVar(&cacheTTL, "cache-ttl", 0, "cache_ttl of the views (0: not cached)")
+	if rest, err := parseArgs(fs, args); err != nil {
+		return err
+	} else if len(rest) > 0 {
+		return fmt.Errorf("features import-feast: unexpected argument %q", rest[0])
+	}
+	if registryFile == "" || project == "" {
+		return errors.New("features import-feast: --registry FILE and --project P are required")
+	}
+	data, err := os.ReadFile(registryFile)
+	if err != nil {
+		return err
+	}
+	views, err := feast.ImportRegistry(data, project)
+	if err != nil {
+		return fmt.Errorf("%s: %w", registryFile, err)
+	}
+	if len(views) == 0 {
+		return fmt.Errorf("%s: project %s has no feature views", registryFile, project)
+	}
+	for i, imp := range views {
+		v := imp.View
+		body := feastViewBody{Entities: v.Entities, Features: v.Features, TTL: v.TTL, Store: v.Store,
+			CacheTTL: featurestore.Duration(cacheTTL), Feast: v.Feast}
+		var out featurestore.View
+		if err := c.doJSON(http.MethodPut, "/v1/feature-views/"+url.PathEscape(v.Name), body, &out); err != nil {
+			return fmt.Errorf("feast view %s failed: %w; %s", v.Name, err, countViews(i))
+		}
+		fmt.Fprintf(stdout, "imported feast view %s of project %s: %s (%s), %s, ttl %s\n", out.Name, project,
+			plural(len(out.Entities), "entity", "entities"), strings.Join(out.Entities, ", "),
+			plural(len(out.Features), "feature", "features"), time.Duration(out.TTL))
+		for _, s := range imp.Skipped {
+			fmt.Fprintf(stderr, "  left out feature %s\n", s)
+		}
+	}
+	return nil
 }
 
 // viewSpec is one view of a views file, and the body of its PUT.

@@ -2,7 +2,7 @@
 //
 //	mlgate serve [--config FILE] [--demo]    run the gateway
 //	mlgate models register|list|show|alias   manage the registry of a running gateway
-//	mlgate features apply|ingest             define feature views and load rows into them
+//	mlgate features apply|ingest|import-feast  define feature views and load rows into them
 //	mlgate traffic show|set|canary|history   split, canary and inspect an endpoint's traffic
 //	mlgate tables list|delete                list the inference tables, delete an entity's rows
 //	mlgate drift report|run|put|list|delete  watch inputs and predictions for drift
@@ -37,6 +37,7 @@ Usage:
   mlgate models alias NAME ALIAS VERSION
   mlgate features apply -f VIEWS.yaml
   mlgate features ingest --view VIEW --file ROWS.csv|ROWS.parquet [--format csv|parquet] [--batch 1000]
+  mlgate features import-feast --registry registry.db --project P [--cache-ttl 1m]
   mlgate traffic show [ENDPOINT] [--json]
   mlgate traffic set ENDPOINT VARIANT=WEIGHT...
   mlgate traffic canary ENDPOINT --model REF --steps 5,25,50,100 --interval 30s

@@ -203,3 +203,80 @@ func TestReadWhatFeastWrote(t *testing.T) {
 		t.Errorf("a feast-redis view without feast: %v", err)
 	}
 }
+
+// TestImportRegistry reads testdata/registry.db, the registry Feast 0.67.0
+// wrote when it applied feast_repo.py's repository under project tryproj.
+func TestImportRegistry(t *testing.T) {
+	data, err := os.ReadFile("testdata/registry.db")
+	if err != nil {
+		t.Fatal(err)
+	}
+	imps, err := ImportRegistry(data, "tryproj")
+	if err != nil || len(imps) != 1 {
+		t.Fatalf("%d views, %v", len(imps), err)
+	}
+	v := imps[0].View
+	want := *driverStats
+	want.TTL = featurestore.Duration(7 * 24 * time.Hour)
+	want.Feast = &featurestore.FeastSource{Project: "tryproj", EntityTypes: []string{"int64"}}
+	got, _ := json.Marshal(v)
+	wantJSON, _ := json.Marshal(&want)
+	if string(got) != string(wantJSON) || len(imps[0].Skipped) != 0 {
+		t.Errorf("imported %s, skipped %v; want %s", got, imps[0].Skipped, wantJSON)
+	}
+	if _, err := ImportRegistry(data, "other"); !errors.Is(err, featurestore.ErrInvalid) {
+		t.Errorf("a project the registry does not hold: %v", err)
+	}
+}
+
+// FuzzImportRegistry feeds mangled registries to the decoder: it returns
+// views or an error, and never panics.
+func FuzzImportRegistry(f *testing.F) {
+	data, err := os.ReadFile("testdata/registry.db")
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(data)
+	f.Add(data[:len(data)/2])
+	f.Add([]byte{0x32, 0x05, 0x0a, 0x03, 0x0a, 0x01, 0x78})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		imps, err := ImportRegistry(b, "tryproj")
+		if err == nil {
+			for _, imp := range imps {
+				if err := imp.View.Check(); err != nil {
+					t.Errorf("imported a view that does not check: %v", err)
+				}
+			}
+		}
+	})
+}
+
+// FuzzDecodeValue feeds mangled feast.types.Values to the decoder of every
+// feature type.
+func FuzzDecodeValue(f *testing.F) {
+	var g golden
+	if err := json.Unmarshal(readGoldenF(f), &g); err != nil {
+		f.Fatal(err)
+	}
+	for _, c := range g.Values {
+		b, _ := hex.DecodeString(c.Hex)
+		f.Add(b)
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		for _, typ := range featurestore.Types {
+			v, err := decodeValue(typ, b)
+			if err == nil && v.Present() && v.Type != typ {
+				t.Errorf("decoded a %s as %s", v.Type, typ)
+			}
+		}
+		decodeTimestamp(b)
+	})
+}
+
+func readGoldenF(f *testing.F) []byte {
+	raw, err := os.ReadFile("testdata/encoding.golden.json")
+	if err != nil {
+		f.Fatal(err)
+	}
+	return raw
+}
