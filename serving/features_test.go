@@ -18,8 +18,9 @@ const userView = `{"entities": ["user_id"], "features": [
 	{"name": "age", "type": "float"}, {"name": "income", "type": "double"},
 	{"name": "visits", "type": "int"}, {"name": "city", "type": "string"}], "ttl": "24h"}`
 
-// multiSpec fills multi_input's a (FP32, 3 wide) and b (INT64, 2 wide).
-const multiSpec = `{"feature_spec": {"entities": ["user_id"],
+// multiSpec fills multi_input's a (FP32, 3 wide) and b (INT64, 2 wide), and
+// registers it validated, as champion requires.
+const multiSpec = `{"tags": {"validation_status": "PASSED"}, "feature_spec": {"entities": ["user_id"],
 	"inputs": {"a": ["user:age", "user:income", "request:hour"], "b": ["user:visits", "request:count"]},
 	"defaults": {"user:age": 30, "user:income": 0.5, "user:visits": 7}}}`
 

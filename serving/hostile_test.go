@@ -90,7 +90,7 @@ func TestHostileRequests(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if r := g.upload("linear", raw, `{"baseline": `+linearBaseline(t)+`}`); r.status != 201 {
+	if r := g.upload("linear", raw, `{"tags": {"validation_status": "PASSED"}, "baseline": `+linearBaseline(t)+`}`); r.status != 201 {
 		t.Fatalf("register: %d %s", r.status, r.body)
 	}
 	g.setAlias("linear", "champion", 1)

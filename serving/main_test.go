@@ -292,14 +292,16 @@ func (g *gateway) upload(name string, model []byte, metadata string) response {
 	return g.do(http.MethodPost, "/v1/models/"+name+"/versions", ct, body)
 }
 
-// register uploads a model from the zoo and returns its version record.
+// register uploads a model from the zoo, validated (validation_status
+// PASSED, which champion requires by default, and a canary promoted into
+// it), and returns its version record.
 func (g *gateway) register(name, file string) registry.Version {
 	g.t.Helper()
 	raw, err := os.ReadFile(modelzoo.Path(file))
 	if err != nil {
 		g.t.Fatal(err)
 	}
-	r := g.upload(name, raw, "")
+	r := g.upload(name, raw, validated)
 	if r.status != http.StatusCreated {
 		g.t.Fatalf("register %s: %d %s", file, r.status, r.body)
 	}
@@ -307,6 +309,10 @@ func (g *gateway) register(name, file string) registry.Version {
 	r.decode(g.t, &v)
 	return v
 }
+
+// validated is the registration metadata of a version that passed its
+// validation.
+const validated = `{"tags": {"validation_status": "PASSED"}}`
 
 func (g *gateway) setAlias(name, alias string, version int) {
 	g.t.Helper()

@@ -43,7 +43,10 @@ func TestRegisterVersionRecord(t *testing.T) {
 	case len(v.Signature.Inputs) != 2 || v.Signature.Inputs[1].Datatype != "INT64" || v.Signature.Inputs[1].Shape[0] != -1:
 		t.Errorf("signature = %+v", v.Signature)
 	}
-	if v2 := g.register("multi", modelzoo.MultiInput); v2.Version != 2 || v2.Status != registry.StatusPending {
+	var v2 registry.Version
+	if r := g.upload("multi", raw, ""); r.status != http.StatusCreated {
+		t.Fatalf("%d %s", r.status, r.body)
+	} else if r.decode(t, &v2); v2.Version != 2 || v2.Status != registry.StatusPending {
 		t.Errorf("second version = %d %s, want 2 PENDING", v2.Version, v2.Status)
 	}
 }
@@ -257,7 +260,7 @@ func roleCases(t *testing.T) []roleCase {
 	if err != nil {
 		t.Fatal(err)
 	}
-	upload, uploadBody := multipartBody(raw, "")()
+	upload, uploadBody := multipartBody(raw, validated)()
 	infer := `{"inputs":[{"name":"x","shape":[1,4],"datatype":"FP32","data":[1,2,3,4]}]}`
 	predict := `{"inputs": {"x": [[1, 2, 3, 4]]}}`
 	every := [5]int{200, 200, 200, 200, 200}
@@ -336,7 +339,7 @@ func TestRoles(t *testing.T) {
 	}
 	g := startGateway(t, withKeys(roleKeys...), withMetrics(m))
 	g.apiKey = "k-ds"
-	if r := g.upload("linear", mustRead(t, modelzoo.Path(modelzoo.Linear)), `{"baseline": `+linearBaseline(t)+`}`); r.status != 201 {
+	if r := g.upload("linear", mustRead(t, modelzoo.Path(modelzoo.Linear)), `{"tags": {"validation_status": "PASSED"}, "baseline": `+linearBaseline(t)+`}`); r.status != 201 {
 		t.Fatalf("register: %d %s", r.status, r.body)
 	}
 	for _, rc := range roleCases(t) {

@@ -163,7 +163,10 @@ func Start(ctx context.Context, cfg config.Config, version string, log *slog.Log
 	hub.Subscribe("features", func(ctx context.Context, e changes.Event) error { return features.Reload(ctx, e.Name) }, changes.View)
 	reg = registry.New(cp.meta, cp.artifacts, onnx.Inspector{Options: opts}, int64(cfg.Registry.MaxModelBytes),
 		registry.WithSpecChecker(serving.SpecChecker(features)), registry.WithBaselineChecker(serving.BaselineChecker()),
-		registry.WithChanges(hub))
+		registry.WithChanges(hub), registry.WithProtectedAliases(protectedAliases(cfg)))
+	if err := reg.RegisterMetrics(metrics.Meter("registry")); err != nil {
+		return nil, err
+	}
 	catalog := serving.NewCatalog(reg, func(path string) (*onnx.Session, error) { return onnx.LoadWarm(path, opts) },
 		serving.FeaturePlanner(features), log)
 	hub.Subscribe("catalog", catalog.OnChange, changes.Model, changes.View)
@@ -602,6 +605,15 @@ func keyOrigin(cfg config.Config, i int) string {
 		return fmt.Sprintf("auth.keys[%d]", i)
 	}
 	return fmt.Sprintf("auth.keys_file (%s) [%d]", cfg.Auth.KeysFile, i-len(cfg.Auth.Keys))
+}
+
+// protectedAliases is registry.protected_aliases as the registry takes it.
+func protectedAliases(cfg config.Config) map[string]registry.Status {
+	out := make(map[string]registry.Status, len(cfg.Registry.ProtectedAliases))
+	for alias, status := range cfg.Registry.ProtectedAliases {
+		out[alias] = registry.Status(status)
+	}
+	return out
 }
 
 // The demo: the iris classifier bundled in the binary, and a request for it.
