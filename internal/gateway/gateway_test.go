@@ -227,6 +227,8 @@ func TestCanarySurvivesRestart(t *testing.T) {
 	mw.Close()
 	call(t, g, "POST", "/v1/models/linear/versions", mw.FormDataContentType(), bytes.NewReader(body.Bytes()))
 	call(t, g, "POST", "/v1/models/linear/versions", mw.FormDataContentType(), bytes.NewReader(body.Bytes()))
+	// Validated, as the canary's promotion into champion requires.
+	call(t, g, "PUT", "/v1/models/linear/versions/2/tags/validation_status", "application/json", strings.NewReader(`{"value": "PASSED"}`))
 	call(t, g, "PUT", "/v1/endpoints/churn", "application/json", strings.NewReader(`{"variants": [{"name": "control", "model": "linear/1", "weight": 100}]}`))
 	call(t, g, "POST", "/v1/endpoints/churn/canary", "application/json", strings.NewReader(`{"model": "linear/2", "steps": [10, 100], "interval": "1h"}`))
 	g.Shutdown(context.Background())

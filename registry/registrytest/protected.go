@@ -4,12 +4,39 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"io"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/mlgate/mlgate/registry"
-	"github.com/mlgate/mlgate/registry/localfs"
 )
+
+// dirFiles keeps model files in a directory: the Registry needs an
+// ArtifactStore, and the suite may not import a concrete one.
+type dirFiles string
+
+func (d dirFiles) Put(_ context.Context, key string, r io.Reader, limit int64) (registry.Artifact, error) {
+	p := filepath.Join(string(d), filepath.FromSlash(key))
+	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+		return registry.Artifact{}, err
+	}
+	f, err := os.Create(p)
+	if err != nil {
+		return registry.Artifact{}, err
+	}
+	defer f.Close()
+	return registry.CopyArtifact(f, r, limit)
+}
+
+func (d dirFiles) Path(_ context.Context, key string) (string, error) {
+	return filepath.Join(string(d), filepath.FromSlash(key)), nil
+}
+
+func (d dirFiles) Delete(_ context.Context, key string) error {
+	return os.Remove(filepath.Join(string(d), filepath.FromSlash(key)))
+}
 
 // anyModel stands in for ONNX Runtime: every file is a model.
 type anyModel struct{}
@@ -25,11 +52,7 @@ func (anyModel) Inspect(context.Context, string) (registry.Signature, error) {
 // audited as such; a status change under the alias is audited too.
 func testProtectedAliases(t *testing.T, s registry.MetaStore) {
 	ctx := t.Context()
-	files, err := localfs.New(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	reg := registry.New(s, files, anyModel{}, 1<<20,
+	reg := registry.New(s, dirFiles(t.TempDir()), anyModel{}, 1<<20,
 		registry.WithProtectedAliases(map[string]registry.Status{registry.AliasChampion: registry.StatusPassed}))
 	for _, tags := range []map[string]string{nil, {registry.TagValidationStatus: "PASSED"}} {
 		if _, err := reg.Register(ctx, "alice", "m", strings.NewReader("model"), registry.Metadata{Tags: tags}); err != nil {
@@ -43,7 +66,7 @@ func testProtectedAliases(t *testing.T, s registry.MetaStore) {
 	}
 
 	before := lastEvent()
-	err = reg.SetAlias(ctx, "bob", "m", registry.AliasChampion, 1)
+	err := reg.SetAlias(ctx, "bob", "m", registry.AliasChampion, 1)
 	if !errors.Is(err, registry.ErrConflict) || !strings.Contains(err.Error(), "version 1 is PENDING") {
 		t.Fatalf("champion to a PENDING version: got %v, want a conflict naming the status", err)
 	}
