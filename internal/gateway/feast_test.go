@@ -104,7 +104,17 @@ func TestFeastOnlineStore(t *testing.T) {
 		t.Errorf("the null, missing and stale values: %v %v %v", got.Rows[1].Statuses, got.Rows[feastDrivers].Statuses, got.Rows[0].Statuses)
 	}
 
-	r := post(t, g, "/v1/feature-views/driver_stats/rows", `{"rows": [{"driver_id": "5", "trips": 1}]}`)
+	// Entity values may be JSON numbers, as Feast's int64 join keys are.
+	r := post(t, g, "/v1/features/online", `{"features": ["driver_stats:trips"], "entities": {"driver_id": [3, 1001]}}`)
+	if r.status != 200 || !strings.Contains(r.body, `"values":[-491],"statuses":["PRESENT"]`) || !strings.Contains(r.body, `"statuses":["NOT_FOUND"]`) {
+		t.Errorf("numeric entity values: %d %s", r.status, r.body)
+	}
+	r = post(t, g, "/v1/features/online", `{"features": ["driver_stats:trips"], "entities": {"driver_id": ["three"]}}`)
+	if r.status != 400 || !strings.Contains(r.body, "not an int64") {
+		t.Errorf("a driver_id that is not an int64: %d %s", r.status, r.body)
+	}
+
+	r = post(t, g, "/v1/feature-views/driver_stats/rows", `{"rows": [{"driver_id": "5", "trips": 1}]}`)
 	if r.status != 400 || !strings.Contains(r.body, "Feast writes it") {
 		t.Errorf("write to a Feast view: %d %s", r.status, r.body)
 	}
