@@ -131,14 +131,16 @@ func prefixed(prefix string, names []string) []string {
 }
 
 // predictOverFeast registers multi_input.onnx with a feature spec over
-// driver_stats (a = rating, score, request x; b = trips, request n) and
-// checks its answer for drivers 3 to 10 against ONNX Runtime run on the
-// tensors built from Feast's get_online_features.
+// driver_stats (a = rating, score, request x; b = trips, request n; defaults
+// for the features) and checks its answer against ONNX Runtime run on the
+// tensors built from Feast's get_online_features, or from the defaults for a
+// driver Feast does not hold.
 func predictOverFeast(t *testing.T, g *Gateway, feastAnswer *testservers.FeastAnswer) {
 	var body bytes.Buffer
 	mw := multipart.NewWriter(&body)
 	mw.WriteField("metadata", `{"feature_spec": {"entities": ["driver_id"],
-		"inputs": {"a": ["driver_stats:rating", "driver_stats:score", "request:x"], "b": ["driver_stats:trips", "request:n"]}}}`)
+		"inputs": {"a": ["driver_stats:rating", "driver_stats:score", "request:x"], "b": ["driver_stats:trips", "request:n"]},
+		"defaults": {"driver_stats:rating": 0.5, "driver_stats:score": 2, "driver_stats:trips": 7}}}`)
 	fw, _ := mw.CreateFormFile("model", "m.onnx")
 	model, err := os.ReadFile(modelzoo.Path(modelzoo.MultiInput))
 	if err != nil {
@@ -148,23 +150,27 @@ func predictOverFeast(t *testing.T, g *Gateway, feastAnswer *testservers.FeastAn
 	mw.Close()
 	call(t, g, "POST", "/v1/models/drivers/versions", mw.FormDataContentType(), &body)
 
-	const first, last = 3, 10
-	var ids []string
-	var xs, ns []string
-	a := make([]float32, 0, 3*(last-first+1))
-	b := make([]int64, 0, 2*(last-first+1))
-	for id := first; id <= last; id++ {
+	// Drivers 3 to 10, which Feast holds, and 1001, which it does not: the
+	// spec's defaults stand in for its values.
+	drivers := []int{3, 4, 5, 6, 7, 8, 9, 10, feastDrivers + 1}
+	var ids, xs, ns []string
+	var a []float32
+	var b []int64
+	for _, id := range drivers {
 		i := id - 1 // Feast's answer starts at driver 1
 		ids = append(ids, fmt.Sprint(id))
 		x, n := float32(id)/8, int64(100*id)
 		xs, ns = append(xs, fmt.Sprint(x)), append(ns, fmt.Sprint(n))
-		rating := feastAnswer.Features["rating"].Values[i].(float64)
-		score := feastAnswer.Features["score"].Values[i].(float64)
-		trips := feastAnswer.Features["trips"].Values[i].(float64)
+		rating, score, trips := 0.5, 2.0, 7.0
+		if feastAnswer.Features["trips"].Values[i] != nil {
+			rating = feastAnswer.Features["rating"].Values[i].(float64)
+			score = feastAnswer.Features["score"].Values[i].(float64)
+			trips = feastAnswer.Features["trips"].Values[i].(float64)
+		}
 		a = append(a, float32(rating), float32(score), x)
 		b = append(b, int64(trips), n)
 	}
-	rows := int64(last - first + 1)
+	rows := int64(len(drivers))
 	s, err := onnx.Load(modelzoo.Path(modelzoo.MultiInput), onnx.Options{})
 	if err != nil {
 		t.Fatal(err)
