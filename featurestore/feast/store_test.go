@@ -152,10 +152,19 @@ var driverStats = &featurestore.View{
 // and one Feast never wrote, with Store.Read; every value equals Feast's
 // get_online_features.
 func TestReadWhatFeastWrote(t *testing.T) {
-	const n = 40
-	repo := testservers.NewFeastRepo(t, "testdata/feast_repo.py", n)
+	readWhatFeastWrote(t, testservers.NewFeastRepo(t, "testdata/feast_repo.py", 40), 40)
+}
+
+// TestReadWhatFeastWroteOnACluster is TestReadWhatFeastWrote on a Redis
+// Cluster, which Feast writes to as its redis_type redis_cluster.
+func TestReadWhatFeastWroteOnACluster(t *testing.T) {
+	addrs := testservers.RedisCluster(t)
+	readWhatFeastWrote(t, testservers.NewFeastRepoOn(t, "testdata/feast_repo.py", 40, addrs), 40)
+}
+
+func readWhatFeastWrote(t *testing.T, repo *testservers.FeastRepo, n int64) {
 	ctx := context.Background()
-	s, err := New(ctx, Options{Addrs: []string{repo.Redis}})
+	s, err := New(ctx, Options{Addrs: repo.RedisAddrs})
 	if err != nil {
 		t.Fatal(err)
 	}

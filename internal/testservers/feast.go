@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"slices"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -22,10 +23,12 @@ import (
 type FeastRepo struct {
 	Dir     string
 	Project string
-	// Redis is the address Feast wrote to.
-	Redis  string
-	python string
-	script string
+	// Redis is the address Feast wrote to: the first of RedisAddrs.
+	Redis string
+	// RedisAddrs are the addresses of the server, or of a cluster's nodes.
+	RedisAddrs []string
+	python     string
+	script     string
 }
 
 // NewFeastRepo has Feast apply a repository of n drivers in a directory of
@@ -33,10 +36,18 @@ type FeastRepo struct {
 // when the test ends. script is the path of feast_repo.py.
 func NewFeastRepo(tb testing.TB, script string, n int) *FeastRepo {
 	tb.Helper()
+	return NewFeastRepoOn(tb, script, n, Redis(tb)[:1])
+}
+
+// NewFeastRepoOn is NewFeastRepo on the Redis at addrs: a standalone server,
+// or the nodes of a Redis Cluster (RedisCluster), which Feast then writes to
+// as its redis_type redis_cluster.
+func NewFeastRepoOn(tb testing.TB, script string, n int, addrs []string) *FeastRepo {
+	tb.Helper()
 	r := &FeastRepo{Dir: tb.TempDir(), Project: fmt.Sprintf("mlgate_%08x", rand.Uint32()),
-		Redis: Redis(tb)[0], python: FeastPython(tb), script: script}
+		Redis: addrs[0], RedisAddrs: addrs, python: FeastPython(tb), script: script}
 	tb.Cleanup(func() { r.unlink(tb) })
-	r.run(tb, "setup", r.Dir, r.Redis, r.Project, strconv.Itoa(n))
+	r.run(tb, "setup", r.Dir, strings.Join(addrs, ","), r.Project, strconv.Itoa(n))
 	return r
 }
 
@@ -77,17 +88,27 @@ func (r *FeastRepo) run(tb testing.TB, args ...string) []byte {
 	return out
 }
 
-// unlink removes the keys of the project (Feast's keys end with it).
+// unlink removes the keys of the project (Feast's keys end with it), from
+// every master of a cluster.
 func (r *FeastRepo) unlink(tb testing.TB) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	c := goredis.NewClient(&goredis.Options{Addr: r.Redis})
+	c := goredis.NewUniversalClient(&goredis.UniversalOptions{Addrs: r.RedisAddrs})
 	defer c.Close()
-	iter := c.Scan(ctx, 0, "*"+r.Project, 1000).Iterator()
-	for iter.Next(ctx) {
-		c.Unlink(ctx, iter.Val())
+	scan := func(ctx context.Context, node *goredis.Client) error {
+		iter := node.Scan(ctx, 0, "*"+r.Project, 1000).Iterator()
+		for iter.Next(ctx) {
+			c.Unlink(ctx, iter.Val())
+		}
+		return iter.Err()
 	}
-	if err := iter.Err(); err != nil {
+	var err error
+	if cc, ok := c.(*goredis.ClusterClient); ok {
+		err = cc.ForEachMaster(ctx, scan)
+	} else {
+		err = scan(ctx, c.(*goredis.Client))
+	}
+	if err != nil {
 		tb.Logf("remove Feast's keys of project %s: %v", r.Project, err)
 	}
 }

@@ -2,7 +2,8 @@
 
     feast_repo.py setup DIR REDIS_ADDR PROJECT N   write a Feast repo in DIR whose
         feature view driver_stats (entity driver_id, int64) has N drivers in a
-        Parquet file, apply it and materialize it into the Redis at REDIS_ADDR.
+        Parquet file, apply it and materialize it into the Redis at REDIS_ADDR
+        (host:port, or several, comma-separated, for a Redis Cluster).
         Driver 1 is 30 days old (past the view's 7-day TTL, and the 10-day
         window mlgate's test gives), driver 2 has a null name.
     feast_repo.py read DIR ID...   print Feast's get_online_features of every
@@ -26,6 +27,7 @@ registry: {os.path.join(repo, "registry.db")}
 provider: local
 online_store:
   type: redis
+  redis_type: {"redis_cluster" if "," in redis_addr else "redis"}
   connection_string: "{redis_addr}"
 offline_store:
   type: file
