@@ -24,7 +24,7 @@ export TEST_PYTHON := $(PYENV)/bin/python
 GO ?= go
 TEST_TIMEOUT ?= 20m
 
-.PHONY: all build run test bench lint fuzz clean services-up services-down onnxruntime pyarrow pyclients feast proto
+.PHONY: all build run test bench lint fuzz clean services-up services-down onnxruntime pyarrow pyclients feast mlflow proto
 
 all: build
 
@@ -83,7 +83,23 @@ $(FEASTENV)/.feast-$(FEAST_VERSION):
 
 feast: $(FEASTENV)/.feast-$(FEAST_VERSION)
 
-test: onnxruntime lint pyarrow pyclients feast
+# MLflow (with onnx and onnxruntime, which mlflow.onnx.log_model needs) for the
+# tests of registry/mlflow, which run a real tracking server on loopback and
+# have a Python script log and register models in it; an environment of its own.
+MLFLOW_VERSION      := 3.17.2
+MLFLOW_ONNX_VERSION := 1.23.2
+MLFLOW_ORT_VERSION  := 1.32.0
+MLFLOWENV           := $(CURDIR)/.cache/mlflowenv
+export TEST_MLFLOW_PYTHON := $(MLFLOWENV)/bin/python
+$(MLFLOWENV)/.mlflow-$(MLFLOW_VERSION):
+	@echo "installing mlflow $(MLFLOW_VERSION) from PyPI into $(MLFLOWENV)"
+	@python3 -m venv $(MLFLOWENV) && $(MLFLOWENV)/bin/pip install --quiet --disable-pip-version-check \
+		"mlflow==$(MLFLOW_VERSION)" "onnx==$(MLFLOW_ONNX_VERSION)" "onnxruntime==$(MLFLOW_ORT_VERSION)"
+	@touch $@
+
+mlflow: $(MLFLOWENV)/.mlflow-$(MLFLOW_VERSION)
+
+test: onnxruntime lint pyarrow pyclients feast mlflow
 	bash deploy/with-services.sh $(GO) test -race -timeout $(TEST_TIMEOUT) ./...
 
 services-up:
