@@ -147,4 +147,3 @@ func startMLflow(t *testing.T) string {
 		time.Sleep(250 * time.Millisecond)
 	}
 }
-
