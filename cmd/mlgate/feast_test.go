@@ -86,3 +86,39 @@ func jsonString(v any) string {
 	b, _ := json.Marshal(v)
 	return string(b)
 }
+
+// TestFeaturesApplyFeast applies a views file with a view of store
+// feast-redis: its feast block reaches the PUT, and is decoded as strictly
+// as the rest.
+func TestFeaturesApplyFeast(t *testing.T) {
+	g := newFakeGateway(t)
+	const views = `views:
+  - name: drivers
+    entities: [driver_id]
+    features: [{name: trips, type: int}]
+    ttl: 168h
+    store: feast-redis
+    feast:
+      project: rides
+      view: driver_hourly_stats
+      entity_types: [int64]
+`
+	if _, _, err := capture(t, "features", "apply", "-f", writeFile(t, "views.yaml", views), "--server", g.srv.URL); err != nil {
+		t.Fatal(err)
+	}
+	want := `[{"entities":["driver_id"],"feast":{"entity_types":["int64"],"project":"rides","view":"driver_hourly_stats"},` +
+		`"features":[{"name":"trips","type":"int"}],"name":"drivers","store":"feast-redis","ttl":"168h"}]`
+	if got, _ := json.Marshal(g.puts); string(got) != want {
+		t.Errorf("PUT bodies:\n got  %s\n want %s", got, want)
+	}
+	for _, c := range []struct{ yaml, want string }{
+		{strings.Replace(views, "      view:", "      veiw:", 1), `unknown key "views[0].feast.veiw" (line 9)`},
+		{strings.Replace(views, "    feast:\n      project: rides\n", "    feast:\n", 1), "feast.project"},
+		{strings.Replace(views, "store: feast-redis", "store: redis", 1), `not one in store "redis"`},
+	} {
+		_, _, err := capture(t, "features", "apply", "-f", writeFile(t, "views.yaml", c.yaml), "--server", g.srv.URL)
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%v, want an error with %q", err, c.want)
+		}
+	}
+}

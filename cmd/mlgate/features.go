@@ -94,9 +94,11 @@ type viewSpec struct {
 	TTL      string                 `json:"ttl,omitempty"`
 	Store    string                 `json:"store,omitempty"`
 	CacheTTL string                 `json:"cache_ttl,omitempty"`
-	line     int                    // of the view in the file
-	key      string                 // views[i]
-	lines    map[string]int         // of its keys
+	// Feast says where Feast keeps a view of store feast-redis.
+	Feast *featurestore.FeastSource `json:"feast,omitempty"`
+	line  int                       // of the view in the file
+	key   string                    // views[i]
+	lines map[string]int            // of its keys
 }
 
 func featuresApply(args []string) error {
@@ -171,6 +173,21 @@ func decodeViews(data []byte) ([]viewSpec, error) {
 					"ttl":       yamlString(&v.TTL),
 					"store":     yamlString(&v.Store),
 					"cache_ttl": yamlString(&v.CacheTTL),
+					"feast": func(n *yaml.Node, key string) error {
+						v.Feast = &featurestore.FeastSource{}
+						return yamlMapping(n, key, map[string]func(*yaml.Node, string) error{
+							"project": yamlString(&v.Feast.Project),
+							"view":    yamlString(&v.Feast.View),
+							"entity_types": func(n *yaml.Node, key string) error {
+								return yamlSequence(n, key, func(n *yaml.Node, key string) error {
+									var t string
+									err := yamlString(&t)(n, key)
+									v.Feast.EntityTypes = append(v.Feast.EntityTypes, t)
+									return err
+								})
+							},
+						})
+					},
 					"entities": func(n *yaml.Node, key string) error {
 						return yamlSequence(n, key, func(n *yaml.Node, key string) error {
 							var e string
@@ -220,7 +237,7 @@ func decodeViews(data []byte) ([]viewSpec, error) {
 			return nil, fmt.Errorf("%s (line %d): view %s is already given as %s", v.key, v.line, v.Name, other)
 		}
 		seen[v.Name] = v.key
-		check := featurestore.View{Name: v.Name, Entities: v.Entities, Features: v.Features}
+		check := featurestore.View{Name: v.Name, Entities: v.Entities, Features: v.Features, Store: v.Store, Feast: v.Feast}
 		for _, d := range []struct {
 			key, s string
 			to     *featurestore.Duration
