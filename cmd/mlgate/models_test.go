@@ -26,8 +26,13 @@ func TestModelsCLI(t *testing.T) {
 	stdout = io.Discard
 	defer func() { stdout = os.Stdout }()
 	server := "http://" + g.Addr
+	// Validated, as champion requires.
+	validated := filepath.Join(t.TempDir(), "validated.json")
+	if err := os.WriteFile(validated, []byte(`{"tags": {"validation_status": "PASSED"}}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	ok := [][]string{
-		{"models", "register", "--server", server, "--name", "linear", "--file", modelzoo.Path(modelzoo.Linear), "--alias", "champion"},
+		{"models", "register", "--server", server, "--name", "linear", "--file", modelzoo.Path(modelzoo.Linear), "--metadata", validated, "--alias", "champion"},
 		{"models", "register", "--server", server, "--name", "linear", "--file", modelzoo.Path(modelzoo.LinearV2)},
 		{"models", "alias", "linear", "challenger", "2", "--server", server},
 		{"models", "list", "--server", server},

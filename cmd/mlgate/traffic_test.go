@@ -40,6 +40,10 @@ func startTrafficGateway(t *testing.T) string {
 			t.Fatal(err)
 		}
 	}
+	// Validated, as a canary promoted into champion requires.
+	for _, v := range []string{"1", "2"} {
+		httpDo(t, http.MethodPut, server+"/v1/models/churn/versions/"+v+"/tags/validation_status", `{"value": "PASSED"}`, nil, http.StatusOK)
+	}
 	policy := `{"variants": [{"name": "control", "model": "churn/1", "weight": 50}, {"name": "treatment", "model": "churn/2", "weight": 50}]}`
 	httpDo(t, http.MethodPut, server+"/v1/endpoints/churn", policy, nil, http.StatusCreated)
 	return server
