@@ -8,4 +8,13 @@
 // (registry/localfs keeps them on local disk). Whether an upload is a loadable
 // model is decided by an Inspector, which the serving layer provides with ONNX
 // Runtime.
+//
+// An alias may be protected (WithProtectedAliases, from the configuration's
+// registry.protected_aliases; by default champion requires PASSED): it then
+// points only at a version whose validation status is the one required.
+// SetAlias refuses another move with ErrConflict, ForceAlias makes it and
+// records the force in the audit trail, and the check runs inside the
+// MetaStore's Update, so it holds on every backend and replica. A status
+// that changes under a protected alias is kept, and recorded as an
+// ActionProtectedAliasInvalidated event.
 package registry

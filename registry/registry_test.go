@@ -708,3 +708,77 @@ func jsonEqual(t *testing.T, raw json.RawMessage, want string) bool {
 	}
 	return reflect.DeepEqual(a, b)
 }
+
+// TestProtectedAliasRules: which aliases and status changes the gate of
+// WithProtectedAliases concerns. Unprotected aliases move freely; a
+// protected one requires its own status (here production: FAILED, to show
+// the status is the configured one, not always PASSED); a status change
+// under a protected alias raises an invalidation event whenever it changes
+// to a status other than the one required, and other tags raise none.
+func TestProtectedAliasRules(t *testing.T) {
+	ctx := context.Background()
+	e := newEnv(t)
+	e.reg = registry.New(e.meta, e.store, fakeInspector{}, maxModelBytes, registry.WithProtectedAliases(
+		map[string]registry.Status{"champion": registry.StatusPassed, "production": registry.StatusFailed}))
+	e.register(t, "alice", "m", "model", registry.Metadata{})
+	e.register(t, "alice", "m", "model", registry.Metadata{Tags: map[string]string{"validation_status": "PASSED"}})
+	e.register(t, "alice", "m", "model", registry.Metadata{Tags: map[string]string{"validation_status": "FAILED"}})
+
+	if got, ok := e.reg.Required("champion"); !ok || got != registry.StatusPassed {
+		t.Errorf("Required(champion) = %s, %t", got, ok)
+	}
+	if _, ok := e.reg.Required("challenger"); ok {
+		t.Error("challenger is protected, want not")
+	}
+	moves := []struct {
+		alias   string
+		version int
+		want    string // substring of the refusal; "" means allowed
+	}{
+		{"challenger", 1, ""},
+		{"challenger", 3, ""},
+		{"champion", 1, "version 1 is PENDING"},
+		{"champion", 3, "version 3 is FAILED"},
+		{"champion", 2, ""},
+		{"production", 2, "version 2 is PASSED; set the version's validation_status tag to FAILED first"},
+		{"production", 3, ""},
+	}
+	for _, mv := range moves {
+		check := e.reg.CheckProtected(ctx, "m", mv.alias, mv.version)
+		set := e.reg.SetAlias(ctx, "bob", "m", mv.alias, mv.version)
+		for what, err := range map[string]error{"CheckProtected": check, "SetAlias": set} {
+			if mv.want == "" && err != nil || mv.want != "" && (!errors.Is(err, registry.ErrConflict) || !strings.Contains(err.Error(), mv.want)) {
+				t.Errorf("%s(%s → %d) = %v, want %q", what, mv.alias, mv.version, err, mv.want)
+			}
+		}
+	}
+	if err := e.reg.CheckProtected(ctx, "m", "champion", 9); !errors.Is(err, registry.ErrNotFound) {
+		t.Errorf("CheckProtected of a missing version = %v, want not found", err)
+	}
+
+	// champion is on 2 (PASSED). Each tag change, and the events it adds.
+	tags := []struct {
+		key, value string
+		want       []string
+	}{
+		{"owner", "risk", []string{registry.ActionSetTag}},
+		{"validation_status", "PASSED", []string{registry.ActionSetTag}},
+		{"validation_status", "PENDING", []string{registry.ActionSetTag, registry.ActionProtectedAliasInvalidated}},
+		{"validation_status", "PENDING", []string{registry.ActionSetTag}},
+		{"validation_status", "FAILED", []string{registry.ActionSetTag, registry.ActionProtectedAliasInvalidated}},
+		{"validation_status", "PASSED", []string{registry.ActionSetTag}},
+	}
+	for _, tt := range tags {
+		before := len(e.audit(t))
+		if _, err := e.reg.SetTag(ctx, "carol", "m", 2, tt.key, tt.value); err != nil {
+			t.Fatal(err)
+		}
+		var got []string
+		for _, ev := range e.audit(t)[before:] {
+			got = append(got, ev.Action)
+		}
+		if !slices.Equal(got, tt.want) {
+			t.Errorf("%s=%s added %v, want %v", tt.key, tt.value, got, tt.want)
+		}
+	}
+}
