@@ -43,9 +43,6 @@ const keySep = "\x1f"
 // order of the view's entities.
 func Key(values []string) string { return strings.Join(values, keySep) }
 
-// SplitKey returns the entity column values that Key joined.
-func SplitKey(key string) []string { return strings.Split(key, keySep) }
-
 // CheckEntityValue reports whether s can be an entity column value.
 func CheckEntityValue(s string) error {
 	if s == "" {

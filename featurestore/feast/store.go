@@ -129,14 +129,10 @@ func (s *Store) Write(ctx context.Context, v *featurestore.View, rows []features
 func (s *Store) Drop(ctx context.Context, v *featurestore.View) error { return nil }
 
 // Read implements featurestore.OnlineStore: one HMGET per (lookup, key), all
-// in one pipeline.
+// in one pipeline. The fields of a lookup are boxed once for all its keys,
+// the keys share one buffer, and the values of all rows one slab.
 func (s *Store) Read(ctx context.Context, lookups []featurestore.Lookup) error {
-	type read struct {
-		lookup, row int
-		cmd         *goredis.SliceCmd
-	}
-	var reads []read
-	pipe := s.client.Pipeline()
+	ncmds, nargs, nvals := 0, 0, 0
 	for i := range lookups {
 		l := &lookups[i]
 		if l.View == nil || l.View.Feast == nil {
@@ -145,58 +141,115 @@ func (s *Store) Read(ctx context.Context, lookups []featurestore.Lookup) error {
 		if len(l.Rows) != len(l.Keys) {
 			return featurestore.Invalid("view %s: lookup %d has %d rows for %d keys", l.View.Name, i, len(l.Rows), len(l.Keys))
 		}
-		src := l.View.Feast
-		view := src.View
-		if view == "" {
-			view = l.View.Name
-		}
-		fields := make([]string, 0, len(l.Features)+1)
 		for _, f := range l.Features {
 			if f < 0 || f >= len(l.View.Features) {
 				return featurestore.Invalid("view %s: lookup %d: feature index %d out of range (the view has %d features)", l.View.Name, i, f, len(l.View.Features))
 			}
-			fields = append(fields, fieldName(view, l.View.Features[f].Name))
 		}
-		fields = append(fields, "_ts:"+view)
-		for k, key := range l.Keys {
-			rk, err := appendKey(nil, l.View, featurestore.SplitKey(key), src.EntityTypes, src.Project)
-			if err != nil {
+		ncmds += len(l.Keys)
+		nargs += len(l.Keys) * (3 + len(l.Features))
+		nvals += len(l.Keys) * len(l.Features)
+	}
+	if ncmds == 0 {
+		return nil
+	}
+	var (
+		buf  []byte
+		ends = make([]int, 0, ncmds) // of each key in buf
+	)
+	for i := range lookups {
+		l := &lookups[i]
+		enc := newKeyEncoder(l.View, l.View.Feast.EntityTypes, l.View.Feast.Project)
+		for _, key := range l.Keys {
+			var err error
+			if buf, err = enc.append(buf, key); err != nil {
 				return err
 			}
-			reads = append(reads, read{lookup: i, row: k, cmd: pipe.HMGet(ctx, string(rk), fields...)})
+			ends = append(ends, len(buf))
 		}
 	}
-	if len(reads) == 0 {
-		return nil
+	// One string holds every key; each command's key is a slice of it.
+	all := string(buf)
+	keys := make([]string, ncmds)
+	args := make([]any, nargs)
+	cmds := make([]*goredis.SliceCmd, ncmds)
+	pipe := s.client.Pipeline()
+	c, a, start := 0, 0, 0
+	for i := range lookups {
+		l := &lookups[i]
+		view := feastView(l.View)
+		n := 3 + len(l.Features)
+		template := make([]any, 0, n)
+		template = append(template, "hmget", nil)
+		for _, f := range l.Features {
+			template = append(template, fieldName(view, l.View.Features[f].Name))
+		}
+		template = append(template, "_ts:"+view)
+		for range l.Keys {
+			keys[c], start = all[start:ends[c]], ends[c]
+			cmdArgs := args[a : a+n : a+n]
+			copy(cmdArgs, template)
+			cmdArgs[1] = &keys[c] // go-redis writes a *string as the string, unboxed
+			cmds[c] = goredis.NewSliceCmd(ctx, cmdArgs...)
+			_ = pipe.Process(ctx, cmds[c])
+			c, a = c+1, a+n
+		}
 	}
 	if _, err := pipe.Exec(ctx); err != nil {
 		return fmt.Errorf("feast redis %s: read: %w", s.addrs, err)
 	}
-	for _, r := range reads {
-		l := &lookups[r.lookup]
-		row := &l.Rows[r.row]
-		*row = featurestore.Row{Key: l.Keys[r.row], Values: make([]featurestore.Value, len(l.Features))}
-		vals := r.cmd.Val()
-		ts, ok := vals[len(vals)-1].(string)
-		if !ok {
-			continue // Feast holds no row of this view for the key
-		}
-		var err error
-		if row.EventTS, err = decodeTimestamp([]byte(ts)); err != nil {
-			return s.readError(l, row.Key, err)
-		}
-		row.Found = true
-		for j, f := range l.Features {
-			b, ok := vals[j].(string)
-			if !ok {
-				continue
+	vals := make([]featurestore.Value, nvals)
+	c = 0
+	for i := range lookups {
+		l := &lookups[i]
+		nf := len(l.Features)
+		for k, key := range l.Keys {
+			row := &l.Rows[k]
+			*row = featurestore.Row{Key: key, Values: vals[:nf:nf]}
+			vals = vals[nf:]
+			if err := decodeRow(cmds[c].Val(), l, row); err != nil {
+				return s.readError(l, key, err)
 			}
-			if row.Values[j], err = decodeValue(l.View.Features[f].Type, []byte(b)); err != nil {
-				return s.readError(l, row.Key, fmt.Errorf("feature %s: %w", l.View.Features[f].Name, err))
-			}
+			c++
 		}
 	}
 	return nil
+}
+
+// decodeRow fills row from the reply of its HMGET: the features' values,
+// then _ts:{view}. A reply without _ts is a key Feast holds no row of the
+// view for.
+func decodeRow(reply []any, l *featurestore.Lookup, row *featurestore.Row) error {
+	if len(reply) != len(l.Features)+1 {
+		return fmt.Errorf("HMGET answered %d values for %d fields", len(reply), len(l.Features)+1)
+	}
+	ts, ok := reply[len(reply)-1].(string)
+	if !ok {
+		return nil
+	}
+	var err error
+	if row.EventTS, err = decodeTimestamp([]byte(ts)); err != nil {
+		return err
+	}
+	row.Found = true
+	for j, f := range l.Features {
+		b, ok := reply[j].(string)
+		if !ok {
+			continue
+		}
+		if row.Values[j], err = decodeValue(l.View.Features[f].Type, []byte(b)); err != nil {
+			return fmt.Errorf("feature %s: %w", l.View.Features[f].Name, err)
+		}
+	}
+	return nil
+}
+
+// feastView is Feast's name of the view.
+func feastView(v *featurestore.View) string {
+	if v.Feast.View != "" {
+		return v.Feast.View
+	}
+	return v.Name
 }
 
 func (s *Store) readError(l *featurestore.Lookup, key string, err error) error {

@@ -51,7 +51,7 @@ func TestEncodingAsFeastWritesIt(t *testing.T) {
 	}
 	for _, k := range g.Keys {
 		v := &featurestore.View{Name: "v", Entities: k.Entities}
-		got, err := appendKey(nil, v, k.Values, k.Types, "proj")
+		got, err := newKeyEncoder(v, k.Types, "proj").append(nil, featurestore.Key(k.Values))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -114,7 +114,7 @@ func TestDecodeRefuses(t *testing.T) {
 			t.Errorf("%s %s: decoded %+v", c.t, c.hex, v)
 		}
 	}
-	_, err := appendKey(nil, &featurestore.View{Name: "v", Entities: []string{"id"}}, []string{"x1"}, []string{"int64"}, "p")
+	_, err := newKeyEncoder(&featurestore.View{Name: "v", Entities: []string{"id"}}, []string{"int64"}, "p").append(nil, "x1")
 	if !errors.Is(err, featurestore.ErrInvalid) {
 		t.Errorf("non-integer key of an int64 entity: %v", err)
 	}
