@@ -23,12 +23,14 @@
 // (STRING 2, INT32 3, INT64 4), the length of its bytes and the bytes
 // (UTF-8, or a little-endian int32 or int64). The field of a feature is the
 // 32-bit x86 MurmurHash3 of "{view}:{feature}" with seed 0, as four
-// little-endian bytes. {view} is the view's name (with Feast's feature view
-// versioning on, its versioned name, which this package does not derive: give
-// it as feast.view). A value is a feast.types.Value: a oneof of which this
+// little-endian bytes. {view} is Feast's name of the view: feast.view, or the
+// mlgate view's name (with the registry's enable_online_feature_view_versioning
+// on, Feast writes "{name}_v{N}" for version N > 0: give that as feast.view). A value is a feast.types.Value: a oneof of which this
 // package reads int32_val and int64_val (as int), float_val and double_val
 // (as float or double), bool_val, string_val and float_list_val; an empty
 // Value (no field set, as Feast writes a null) is absent.
+//
+// Feast's key_ttl_seconds expires whole keys; a read then finds no row.
 //
 // # Semantics
 //
@@ -49,6 +51,7 @@ import (
 	"crypto/tls"
 	"fmt"
 	"strings"
+	"unsafe"
 
 	goredis "github.com/redis/go-redis/v9"
 
@@ -228,7 +231,7 @@ func decodeRow(reply []any, l *featurestore.Lookup, row *featurestore.Row) error
 		return nil
 	}
 	var err error
-	if row.EventTS, err = decodeTimestamp([]byte(ts)); err != nil {
+	if row.EventTS, err = decodeTimestamp(bytesOf(ts)); err != nil {
 		return err
 	}
 	row.Found = true
@@ -237,12 +240,16 @@ func decodeRow(reply []any, l *featurestore.Lookup, row *featurestore.Row) error
 		if !ok {
 			continue
 		}
-		if row.Values[j], err = decodeValue(l.View.Features[f].Type, []byte(b)); err != nil {
+		if row.Values[j], err = decodeValue(l.View.Features[f].Type, bytesOf(b)); err != nil {
 			return fmt.Errorf("feature %s: %w", l.View.Features[f].Name, err)
 		}
 	}
 	return nil
 }
+
+// bytesOf returns the bytes of s without copying them, for the decoders,
+// which neither change nor keep what they decode.
+func bytesOf(s string) []byte { return unsafe.Slice(unsafe.StringData(s), len(s)) }
 
 // feastView is Feast's name of the view.
 func feastView(v *featurestore.View) string {

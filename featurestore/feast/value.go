@@ -67,15 +67,7 @@ func decodeValue(t featurestore.Type, b []byte) (featurestore.Value, error) {
 	if field == 0 || field == valNull {
 		return featurestore.Value{}, nil
 	}
-	mismatch := func() (featurestore.Value, error) {
-		return featurestore.Value{}, fmt.Errorf("Feast stored a %s, which a feature of type %s cannot hold", feastTypeName(field), t)
-	}
-	want := map[protowire.Number]protowire.Type{
-		valBytes: protowire.BytesType, valString: protowire.BytesType, valInt32: protowire.VarintType,
-		valInt64: protowire.VarintType, valDouble: protowire.Fixed64Type, valFloat: protowire.Fixed32Type,
-		valBool: protowire.VarintType, valUnixTS: protowire.VarintType, valFloatList: protowire.BytesType,
-	}
-	if wt, ok := want[field]; ok && wt != wireType {
+	if wt, ok := wireTypes[field]; ok && wt != wireType {
 		return featurestore.Value{}, fmt.Errorf("feast.types.Value field %d has wire type %d, want %d", field, wireType, wt)
 	}
 	switch t {
@@ -107,7 +99,14 @@ func decodeValue(t featurestore.Type, b []byte) (featurestore.Value, error) {
 			return featurestore.Value{Type: t, List: l}, err
 		}
 	}
-	return mismatch()
+	return featurestore.Value{}, fmt.Errorf("Feast stored a %s, which a feature of type %s cannot hold", feastTypeName(field), t)
+}
+
+// wireTypes are the wire types of the fields of feast.types.Value read here.
+var wireTypes = map[protowire.Number]protowire.Type{
+	valBytes: protowire.BytesType, valString: protowire.BytesType, valInt32: protowire.VarintType,
+	valInt64: protowire.VarintType, valDouble: protowire.Fixed64Type, valFloat: protowire.Fixed32Type,
+	valBool: protowire.VarintType, valUnixTS: protowire.VarintType, valFloatList: protowire.BytesType,
 }
 
 // roundTo gives a double as a float feature holds it.
@@ -183,14 +182,16 @@ func decodeTimestamp(b []byte) (time.Time, error) {
 }
 
 func feastTypeName(f protowire.Number) string {
-	names := map[protowire.Number]string{
-		valBytes: "bytes_val", valString: "string_val", valInt32: "int32_val", valInt64: "int64_val",
-		valDouble: "double_val", valFloat: "float_val", valBool: "bool_val", valUnixTS: "unix_timestamp_val",
-		11: "bytes_list_val", 12: "string_list_val", 13: "int32_list_val", 14: "int64_list_val",
-		15: "double_list_val", valFloatList: "float_list_val", 17: "bool_list_val", 18: "unix_timestamp_list_val",
-	}
-	if n, ok := names[f]; ok {
+	if n, ok := valueNames[f]; ok {
 		return n
 	}
 	return fmt.Sprintf("feast.types.Value field %d", f)
+}
+
+// valueNames are the names of the fields of feast.types.Value.
+var valueNames = map[protowire.Number]string{
+	valBytes: "bytes_val", valString: "string_val", valInt32: "int32_val", valInt64: "int64_val",
+	valDouble: "double_val", valFloat: "float_val", valBool: "bool_val", valUnixTS: "unix_timestamp_val",
+	11: "bytes_list_val", 12: "string_list_val", 13: "int32_list_val", 14: "int64_list_val",
+	15: "double_list_val", valFloatList: "float_list_val", 17: "bool_list_val", 18: "unix_timestamp_list_val",
 }
