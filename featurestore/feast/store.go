@@ -49,6 +49,7 @@ package feast
 import (
 	"context"
 	"crypto/tls"
+	"errors"
 	"fmt"
 	"strings"
 	"unsafe"
@@ -211,6 +212,9 @@ func (s *Store) Read(ctx context.Context, lookups []featurestore.Lookup) error {
 			*row = featurestore.Row{Key: key, Values: vals[:nf:nf]}
 			vals = vals[nf:]
 			if err := decodeRow(cmds[c].Val(), l, row); err != nil {
+				if errors.Is(err, featurestore.ErrInvalid) {
+					return fmt.Errorf("view %s (Feast project %s): %w", l.View.Name, l.View.Feast.Project, err)
+				}
 				return s.readError(l, key, err)
 			}
 			c++

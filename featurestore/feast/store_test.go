@@ -9,6 +9,8 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -201,6 +203,17 @@ func readWhatFeastWrote(t *testing.T, repo *testservers.FeastRepo, n int64) {
 	}
 	if age := time.Since(l.Rows[0].EventTS); age < 29*24*time.Hour || !v.Stale(l.Rows[0].EventTS, time.Now()) {
 		t.Errorf("driver 1's event time %v is not Feast's 30 days ago", l.Rows[0].EventTS)
+	}
+
+	// A feature whose type is not Feast's is the view's mistake, not the
+	// store's: ErrInvalid, without the store's address.
+	wrong := v
+	wrong.Features = slices.Clone(v.Features)
+	wrong.Features[0].Type = featurestore.String
+	l = featurestore.Lookup{View: &wrong, Keys: []string{"3"}, Features: []int{0}, Rows: make([]featurestore.Row, 1)}
+	err = s.Read(ctx, []featurestore.Lookup{l})
+	if !errors.Is(err, featurestore.ErrInvalid) || !strings.Contains(err.Error(), "view driver_stats (Feast project "+repo.Project+"): feature trips: Feast stored the value as int64_val, which a feature of type string cannot hold") || strings.Contains(err.Error(), repo.Redis) {
+		t.Errorf("a feature of the wrong type: %v", err)
 	}
 
 	err = s.Write(ctx, &v, []featurestore.Row{{Key: "1"}})

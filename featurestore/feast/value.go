@@ -30,7 +30,8 @@ const (
 // An empty message (no field of the oneof set, or null_val) is absent, as
 // Feast reads it. Numbers convert where Feast and mlgate types correspond
 // (int32 and int64 to int, float and double to either); any other pairing is
-// an error that names Feast's type.
+// an error matching featurestore.ErrInvalid that names Feast's type: the
+// view's definition is wrong, not the store.
 func decodeValue(t featurestore.Type, b []byte) (featurestore.Value, error) {
 	var (
 		num      uint64
@@ -99,7 +100,7 @@ func decodeValue(t featurestore.Type, b []byte) (featurestore.Value, error) {
 			return featurestore.Value{Type: t, List: l}, err
 		}
 	}
-	return featurestore.Value{}, fmt.Errorf("Feast stored a %s, which a feature of type %s cannot hold", feastTypeName(field), t)
+	return featurestore.Value{}, featurestore.Invalid("Feast stored the value as %s, which a feature of type %s cannot hold; give the feature Feast's type", feastTypeName(field), t)
 }
 
 // wireTypes are the wire types of the fields of feast.types.Value read here.
