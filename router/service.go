@@ -57,8 +57,10 @@ type Models interface {
 	// Check reports whether ref names a model version that can serve; its
 	// errors say why not.
 	Check(ctx context.Context, ref ModelRef) error
-	// Promote points alias at the version ref resolves to, on behalf of actor.
-	Promote(ctx context.Context, actor string, ref ModelRef, alias string) error
+	// Promote points alias at the version ref resolves to, on behalf of
+	// actor; force moves a protected alias past the status it requires (see
+	// CheckPromotion). A refusal matches ErrConflict.
+	Promote(ctx context.Context, actor string, ref ModelRef, alias string, force bool) error
 	// CheckPromotion reports whether the version ref resolves to may take
 	// alias's place: be pointed at by it, or serve instead of a variant
 	// that refers to it. A protected alias refuses a version without the
@@ -347,8 +349,15 @@ func promotionAliases(c *Canary) []string {
 }
 
 // CanaryCommand applies a person's command to the endpoint's canary: pause,
-// resume, promote or abort.
-func (s *Service) CanaryCommand(ctx context.Context, actor, name, command string) (Endpoint, error) {
+// resume, promote or abort. A promotion that a protected alias refuses (see
+// Models.CheckPromotion) is refused with its error, matching ErrConflict,
+// unless force is set: then it is made, the alias moved past its
+// protection, and the canary's reason says so. Force is for promote only;
+// the caller decides who may use it.
+func (s *Service) CanaryCommand(ctx context.Context, actor, name, command string, force bool) (Endpoint, error) {
+	if force && command != "promote" {
+		return Endpoint{}, invalid("force: applies to the promote command only, not %q", command)
+	}
 	e, err := s.change(ctx, actor, name, func(old *Endpoint) (Endpoint, string, error) {
 		if old == nil {
 			return Endpoint{}, "", notFound("endpoint %q not found", name)
@@ -367,7 +376,10 @@ func (s *Service) CanaryCommand(ctx context.Context, actor, name, command string
 				return Endpoint{}, "", err
 			}
 			if err := s.checkPromotion(ctx, old.Canary); err != nil {
-				return Endpoint{}, "", fmt.Errorf("endpoint %s: the canary cannot be promoted: %w; abort it, or promote it once the version qualifies", name, err)
+				if !force || !errors.Is(err, ErrConflict) {
+					return Endpoint{}, "", fmt.Errorf("endpoint %s: the canary cannot be promoted: %w; abort it, or promote it once the version qualifies", name, err)
+				}
+				e.Canary.Reason += ", forced past: " + err.Error()
 			}
 			return e, ActionCanaryPromote, nil
 		case "abort":
@@ -377,7 +389,7 @@ func (s *Service) CanaryCommand(ctx context.Context, actor, name, command string
 		return Endpoint{}, "", invalid("unknown canary command %q (want pause, resume, promote or abort)", command)
 	})
 	if err == nil && command == "promote" {
-		err = s.promoteAlias(ctx, actor, e)
+		err = s.promoteAlias(ctx, actor, e, force)
 	}
 	return e, err
 }
@@ -555,7 +567,7 @@ func (s *Service) swap(name string, r *Route) {
 	s.routes.Store(&next)
 }
 
-func (s *Service) promoteAlias(ctx context.Context, actor string, e Endpoint) error {
+func (s *Service) promoteAlias(ctx context.Context, actor string, e Endpoint, force bool) error {
 	c := e.Canary
 	if c == nil || c.Spec.PromoteAlias == "" {
 		return nil
@@ -564,7 +576,7 @@ func (s *Service) promoteAlias(ctx context.Context, actor string, e Endpoint) er
 	if err != nil {
 		return err
 	}
-	if err := s.models.Promote(ctx, actor, ref, c.Spec.PromoteAlias); err != nil {
+	if err := s.models.Promote(ctx, actor, ref, c.Spec.PromoteAlias, force); err != nil {
 		return fmt.Errorf("endpoint %s: canary promoted, but moving alias %s to %s failed: %w", e.Name, c.Spec.PromoteAlias, c.Spec.Model, err)
 	}
 	return nil
@@ -747,7 +759,7 @@ func (s *Service) decide(ctx context.Context, e Endpoint, d Decision) error {
 	}
 	s.log.Log(ctx, level, "canary "+d.Action.String(), "endpoint", e.Name, "reason", d.Reason, "figures", d.Figures)
 	if d.Action == Promote {
-		return s.promoteAlias(ctx, actorCanary, next)
+		return s.promoteAlias(ctx, actorCanary, next, false)
 	}
 	return nil
 }

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -67,7 +68,7 @@ func (allModels) Check(context.Context, ModelRef) error { return nil }
 
 func (allModels) CheckPromotion(context.Context, ModelRef, string) error { return nil }
 
-func (m allModels) Promote(_ context.Context, _ string, ref ModelRef, alias string) error {
+func (m allModels) Promote(_ context.Context, _ string, ref ModelRef, alias string, _ bool) error {
 	m.promoted <- alias + " -> " + ref.String()
 	return nil
 }
@@ -223,9 +224,12 @@ func (m *gatedModels) CheckPromotion(_ context.Context, ref ModelRef, alias stri
 	return nil
 }
 
-func (m *gatedModels) Promote(_ context.Context, _ string, ref ModelRef, alias string) error {
+func (m *gatedModels) Promote(_ context.Context, _ string, ref ModelRef, alias string, force bool) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	if force {
+		alias += " (forced)"
+	}
 	m.promoted = append(m.promoted, alias+" -> "+ref.String())
 	return nil
 }
@@ -241,7 +245,8 @@ func (m *gatedModels) set(ref, status string) {
 // place (the alias it moves, or a baseline variant referring to it) is
 // refused at start; one whose version loses the status while it runs is
 // rolled back by the controller at promotion, with the reason, and a
-// person's promote command is refused, the canary left as it was.
+// person's promote command is refused, the canary left as it was, unless
+// forced, which the canary's reason and the alias move say.
 func TestService_CanaryPromotionGate(t *testing.T) {
 	ctx := t.Context()
 	start := time.Date(2026, 11, 9, 12, 0, 0, 0, time.UTC)
@@ -290,6 +295,34 @@ func TestService_CanaryPromotionGate(t *testing.T) {
 		})
 	}
 
+	t.Run("forced promote command", func(t *testing.T) {
+		models := &gatedModels{status: map[string]string{"churn/8": "PASSED"}}
+		s, err := NewService(ctx, newMemStore(), models, noAudit, slog.New(slog.DiscardHandler), WithClock(clock.NewFake(start)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, _, err := s.Put(ctx, "alice", "churn", Policy{Variants: []Variant{{Name: "control", Model: "churn/7", Weight: 1}}}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.StartCanary(ctx, "alice", "churn", spec("churn/8", "champion")); err != nil {
+			t.Fatal(err)
+		}
+		models.set("churn/8", "FAILED")
+		if _, err := s.CanaryCommand(ctx, "root", "churn", "pause", true); !errors.Is(err, ErrInvalid) {
+			t.Errorf("forced pause: got %v, want invalid", err)
+		}
+		e, err := s.CanaryCommand(ctx, "root", "churn", "promote", true)
+		if err != nil {
+			t.Fatalf("forced promote: %v", err)
+		}
+		if e.Canary.State != CanaryPromoted || !strings.Contains(e.Canary.Reason, "promoted by root, forced past: ") || !strings.Contains(e.Canary.Reason, "churn/8 is FAILED") {
+			t.Errorf("canary %s with reason %q, want promoted, saying it was forced", e.Canary.State, e.Canary.Reason)
+		}
+		if want := []string{"champion (forced) -> churn/8"}; !slices.Equal(models.promoted, want) {
+			t.Errorf("moved %v, want %v", models.promoted, want)
+		}
+	})
+
 	t.Run("status lost while running", func(t *testing.T) {
 		clk := clock.NewFake(start)
 		models := &gatedModels{status: map[string]string{"churn/8": "PASSED"}}
@@ -305,7 +338,7 @@ func TestService_CanaryPromotionGate(t *testing.T) {
 		}
 		models.set("churn/8", "FAILED")
 
-		_, err = s.CanaryCommand(ctx, "bob", "churn", "promote")
+		_, err = s.CanaryCommand(ctx, "bob", "churn", "promote", false)
 		if !errors.Is(err, ErrConflict) || !strings.Contains(err.Error(), "churn/8 is FAILED") {
 			t.Fatalf("promote command: got %v, want a conflict naming the status", err)
 		}

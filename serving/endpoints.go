@@ -290,12 +290,28 @@ func (s *Server) startCanary(c *fiber.Ctx) error {
 	return c.JSON(e)
 }
 
+// canaryCommand pauses, resumes, promotes or aborts a canary. An admin may
+// send {"force": true} with promote, to promote past a protected alias's
+// status.
 func (s *Server) canaryCommand(c *fiber.Ctx) error {
 	rs, err := s.endpoints()
 	if err != nil {
 		return err
 	}
-	e, err := rs.CanaryCommand(c.UserContext(), actor(c), param(c, "endpoint"), param(c, "command"))
+	var body struct {
+		Force bool `json:"force"`
+	}
+	if len(c.Body()) > 0 {
+		if err := jsonerr.Decode(c.Body(), &body); err != nil {
+			return invalidInput(`request body: %v; send none, or {"force": true} with promote`, err)
+		}
+	}
+	if body.Force {
+		if err := s.mayForce(c); err != nil {
+			return err
+		}
+	}
+	e, err := rs.CanaryCommand(c.UserContext(), actor(c), param(c, "endpoint"), param(c, "command"), body.Force)
 	if err != nil {
 		return err
 	}
@@ -340,7 +356,7 @@ func (m routerModels) CheckPromotion(ctx context.Context, ref router.ModelRef, a
 	return m.reg.CheckProtected(ctx, model, alias, n)
 }
 
-func (m routerModels) Promote(ctx context.Context, actor string, ref router.ModelRef, alias string) error {
+func (m routerModels) Promote(ctx context.Context, actor string, ref router.ModelRef, alias string, force bool) error {
 	model, _ := refArgs(ref)
 	l, err := m.acquire(ctx, ref)
 	if err != nil {
@@ -348,5 +364,8 @@ func (m routerModels) Promote(ctx context.Context, actor string, ref router.Mode
 	}
 	n := l.Version.Version
 	l.Release()
+	if force {
+		return m.reg.ForceAlias(ctx, actor, model, alias, n)
+	}
 	return m.reg.SetAlias(ctx, actor, model, alias, n)
 }

@@ -193,3 +193,43 @@ func TestCanaryPromotionRefused(t *testing.T) {
 		t.Errorf("champion on version %d, want 1", model.Aliases["champion"])
 	}
 }
+
+// TestCanaryForcedPromotion: a person's promote of a canary whose version
+// was tagged FAILED is refused (409 naming the status); an sre may not
+// force it (403), an admin may, and then champion moves, the set_alias
+// event records the force and the canary's reason says it was forced.
+func TestCanaryForcedPromotion(t *testing.T) {
+	g := startGateway(t, withKeys(roleKeys...))
+	g.apiKey = "k-ds"
+	g.register("linear", modelzoo.Linear)
+	g.register("linear", modelzoo.Linear)
+	g.apiKey = "k-sre"
+	g.setAlias("linear", "champion", 1)
+	g.must("PUT", "/v1/endpoints/churn", `{"variants": [{"name": "control", "model": "linear@champion", "weight": 100}]}`, 201)
+	g.must("POST", "/v1/endpoints/churn/canary", `{"model": "linear/2", "steps": [50, 100], "interval": "1h"}`, 200)
+	g.apiKey = "k-ds"
+	g.must("PUT", "/v1/models/linear/versions/2/tags/validation_status", `{"value": "FAILED"}`, 200)
+
+	g.apiKey = "k-sre"
+	if msg := g.must("POST", "/v1/endpoints/churn/canary/promote", "", 409).errorMessage(t); !strings.Contains(msg, "version 2 is FAILED") {
+		t.Errorf("refusal %q does not name the status", msg)
+	}
+	if msg := g.must("POST", "/v1/endpoints/churn/canary/promote", `{"force": true}`, 403).errorMessage(t); !strings.Contains(msg, "lacks the admin role") {
+		t.Errorf("sre forcing: %q", msg)
+	}
+	g.must("POST", "/v1/endpoints/churn/canary/pause", `{"force": true}`, 403)
+	g.apiKey = "k-admin"
+	g.must("POST", "/v1/endpoints/churn/canary/pause", `{"force": true}`, 400)
+	g.must("POST", "/v1/endpoints/churn/canary/promote", `{"forse": true}`, 400)
+	g.must("POST", "/v1/endpoints/churn/canary/promote", `{"force": true}`, 200)
+
+	e := g.endpoint()
+	if e.Canary.State != router.CanaryPromoted || !strings.Contains(e.Canary.Reason, "promoted by root, forced past: ") {
+		t.Errorf("canary %s, reason %q; want promoted, saying it was forced", e.Canary.State, e.Canary.Reason)
+	}
+	ev := g.lastAudit("linear")
+	if ev.Action != registry.ActionSetAlias || ev.Actor != "root" ||
+		string(ev.After) != `{"alias":"champion","version":2,"forced":true,"status":"FAILED","required":"PASSED"}` {
+		t.Errorf("last event %s by %s: %s, want the forced set_alias by root", ev.Action, ev.Actor, ev.After)
+	}
+}

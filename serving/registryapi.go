@@ -180,12 +180,8 @@ func (s *Server) setAlias(c *fiber.Ctx) error {
 	name, alias := param(c, "name"), param(c, "alias")
 	set := s.reg.SetAlias
 	if body.Force {
-		id, err := s.auth.Authenticate(c.Get(fiber.HeaderAuthorization))
-		if err != nil {
+		if err := s.mayForce(c); err != nil {
 			return err
-		}
-		if !id.Has(auth.Admin) {
-			return fmt.Errorf(`%w: key %q lacks the %s role that "force" needs; only an admin may force a protected alias`, errForbidden, id.Name, auth.Admin)
 		}
 		set = s.reg.ForceAlias
 	}
@@ -193,6 +189,19 @@ func (s *Server) setAlias(c *fiber.Ctx) error {
 		return err
 	}
 	return c.JSON(fiber.Map{"name": name, "alias": alias, "version": *body.Version})
+}
+
+// mayForce refuses, with 403 naming the role, a request asking to force a
+// protected alias from a caller without the admin role.
+func (s *Server) mayForce(c *fiber.Ctx) error {
+	id, err := s.auth.Authenticate(c.Get(fiber.HeaderAuthorization))
+	if err != nil {
+		return err
+	}
+	if !id.Has(auth.Admin) {
+		return fmt.Errorf(`%w: key %q lacks the %s role that "force" needs; only an admin may force a protected alias`, errForbidden, id.Name, auth.Admin)
+	}
+	return nil
 }
 
 func (s *Server) deleteAlias(c *fiber.Ctx) error {

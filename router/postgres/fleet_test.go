@@ -167,7 +167,7 @@ func (m *fleetModels) Check(context.Context, router.ModelRef) error { return nil
 
 func (m *fleetModels) CheckPromotion(context.Context, router.ModelRef, string) error { return nil }
 
-func (m *fleetModels) Promote(_ context.Context, _ string, ref router.ModelRef, alias string) error {
+func (m *fleetModels) Promote(_ context.Context, _ string, ref router.ModelRef, alias string, _ bool) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.promoted = append(m.promoted, alias+" -> "+ref.String())
