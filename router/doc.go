@@ -70,10 +70,11 @@
 // (a bare model name stands for champion). Models.CheckPromotion judges it;
 // a canary that would is refused at start, and one whose version loses the
 // status while it runs is rolled back at promotion, Canary.Reason saying
-// "promotion refused: " and why. Rolling back restores the baseline
-// weights and keeps the canary variant at weight 0; aborting removes it. SetWeights is refused
-// with ErrConflict while a canary runs (pause or abort it first), SetPolicy
-// while one is running or paused.
+// "promotion refused: " and why; a person's promote command is refused
+// likewise unless forced. Rolling back restores the baseline weights and
+// keeps the canary variant at weight 0; aborting removes it. SetWeights is
+// refused with ErrConflict while a canary runs (pause or abort it first),
+// SetPolicy while one is running or paused.
 //
 // # A fleet
 //
