@@ -91,6 +91,12 @@ func (r *Registry) MaxModelBytes() int64 { return r.maxModelBytes }
 // large or not a servable model is refused, and a refused registration leaves
 // no version, no file and no audit event behind.
 func (r *Registry) Register(ctx context.Context, actor, name string, body io.Reader, md Metadata) (*Version, error) {
+	return r.register(ctx, actor, name, body, md, 0, "")
+}
+
+// register is Register as number at (0: the next) by the writer via: ""
+// for mlgate's own API, else the source of a mirror (see Mirror).
+func (r *Registry) register(ctx context.Context, actor, name string, body io.Reader, md Metadata, at int, via string) (*Version, error) {
 	if err := CheckModelName(name); err != nil {
 		return nil, err
 	}
@@ -159,12 +165,23 @@ func (r *Registry) Register(ctx context.Context, actor, name string, body io.Rea
 		v.Baseline = md.Baseline
 	}
 	err = r.meta.Update(ctx, name, func(m *Model) ([]AuditEvent, error) {
+		if err := checkWriter(m, name, via); err != nil {
+			return nil, err
+		}
 		now := r.now()
 		if m.CreatedAt.IsZero() {
 			m.CreatedAt = now
+			m.MirroredFrom = via
 		}
 		m.UpdatedAt = now
-		m.LastVersion++
+		switch {
+		case at == 0:
+			m.LastVersion++
+		case at <= m.LastVersion:
+			return nil, conflict("version %d of %q: the model has had a version %d or later already", at, name, at)
+		default:
+			m.LastVersion = at
+		}
 		v.Version = m.LastVersion
 		v.CreatedAt = now
 		m.Versions = append(m.Versions, v)
@@ -226,6 +243,9 @@ func (r *Registry) DeleteVersion(ctx context.Context, actor, name string, n int)
 		if err != nil {
 			return nil, err
 		}
+		if err := checkWriter(m, name, ""); err != nil {
+			return nil, err
+		}
 		if aliases := m.aliasesOf(n); len(aliases) > 0 {
 			return nil, conflict("version %d of %q is still pointed at by alias %q; move or delete the alias first", n, name, aliases[0])
 		}
@@ -263,18 +283,20 @@ type aliasState struct {
 // the one required; another move is refused with an error matching
 // ErrConflict that names both statuses (see ForceAlias).
 func (r *Registry) SetAlias(ctx context.Context, actor, name, alias string, n int) error {
-	return r.setAlias(ctx, actor, name, alias, n, false)
+	return r.setAlias(ctx, actor, name, alias, n, false, "")
 }
 
 // ForceAlias is SetAlias past the protection of the alias: it moves a
 // protected alias to a version without the status required, and records in
-// the audit event that the move was forced, with the version's status. Only
-// an admin should be let to call it.
+// the audit event that the move was forced, with the version's status and
+// the one required. A move the protection allows is recorded as SetAlias
+// records it. Only an admin should be let to call it.
 func (r *Registry) ForceAlias(ctx context.Context, actor, name, alias string, n int) error {
-	return r.setAlias(ctx, actor, name, alias, n, true)
+	return r.setAlias(ctx, actor, name, alias, n, true, "")
 }
 
-func (r *Registry) setAlias(ctx context.Context, actor, name, alias string, n int, force bool) error {
+// setAlias is SetAlias (or ForceAlias) by the writer via (see register).
+func (r *Registry) setAlias(ctx context.Context, actor, name, alias string, n int, force bool, via string) error {
 	if err := CheckAlias(alias); err != nil {
 		return err
 	}
@@ -282,6 +304,9 @@ func (r *Registry) setAlias(ctx context.Context, actor, name, alias string, n in
 	err := r.meta.Update(ctx, name, func(m *Model) ([]AuditEvent, error) {
 		v, err := findVersion(m, name, n)
 		if err != nil {
+			return nil, err
+		}
+		if err := checkWriter(m, name, via); err != nil {
 			return nil, err
 		}
 		after := aliasState{Alias: alias, Version: n}
@@ -360,12 +385,20 @@ func (r *Registry) CheckProtected(ctx context.Context, name, alias string, n int
 
 // DeleteAlias removes an alias.
 func (r *Registry) DeleteAlias(ctx context.Context, actor, name, alias string) error {
+	return r.deleteAlias(ctx, actor, name, alias, "")
+}
+
+// deleteAlias is DeleteAlias by the writer via (see register).
+func (r *Registry) deleteAlias(ctx context.Context, actor, name, alias, via string) error {
 	if err := CheckAlias(alias); err != nil {
 		return err
 	}
 	err := r.meta.Update(ctx, name, func(m *Model) ([]AuditEvent, error) {
 		if m.CreatedAt.IsZero() {
 			return nil, notFound("model %q not found", name)
+		}
+		if err := checkWriter(m, name, via); err != nil {
+			return nil, err
 		}
 		old, ok := m.Aliases[alias]
 		if !ok {
