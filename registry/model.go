@@ -87,6 +87,21 @@ type Model struct {
 	// LastVersion is the highest number ever given; numbers are never reused,
 	// even after a version is deleted.
 	LastVersion int `json:"last_version"`
+	// MirroredFrom, when set, names the registry the model is mirrored
+	// from ("MLflow at http://..."): its versions and aliases change only
+	// through that mirror (see Registry.Mirror), and mlgate's API refuses to
+	// change them.
+	MirroredFrom string `json:"mirrored_from,omitempty"`
+	// Skipped lists the versions of a mirrored model that were not mirrored,
+	// each with the reason (no ONNX model among its files, say).
+	Skipped []SkippedVersion `json:"skipped,omitempty"`
+}
+
+// SkippedVersion is a version of a mirrored model that mlgate does not
+// serve, and why.
+type SkippedVersion struct {
+	Version int    `json:"version"`
+	Reason  string `json:"reason"`
 }
 
 // Version returns version n, or nil.
@@ -155,6 +170,9 @@ const (
 	// to one that a protected alias pointing at it does not accept. Before
 	// and after hold the alias, the status and the status required.
 	ActionProtectedAliasInvalidated = "protected_alias_invalidated"
+	// ActionSkipVersion: a mirror did not mirror a version (see
+	// Mirror.Skip); after holds the version and the reason.
+	ActionSkipVersion = "skip_version"
 )
 
 // AuditQuery selects audit events: those after Seq After, for Model,
