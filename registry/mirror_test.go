@@ -47,7 +47,10 @@ func TestMirror(t *testing.T) {
 	}
 
 	refusals := map[string]error{
-		"register":     func() error { _, err := e.reg.Register(ctx, "alice", "scorer", strings.NewReader("model"), registry.Metadata{}); return err }(),
+		"register": func() error {
+			_, err := e.reg.Register(ctx, "alice", "scorer", strings.NewReader("model"), registry.Metadata{})
+			return err
+		}(),
 		"set alias":    e.reg.SetAlias(ctx, "sam", "scorer", "challenger", 1),
 		"force alias":  e.reg.ForceAlias(ctx, "root", "scorer", "challenger", 1),
 		"delete alias": e.reg.DeleteAlias(ctx, "sam", "scorer", "challenger"),
