@@ -6,6 +6,7 @@ import (
 	"maps"
 	"net"
 	"net/netip"
+	"net/url"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -129,6 +130,25 @@ type Registry struct {
 	// moving the alias elsewhere is refused unless an admin forces it. The
 	// default protects champion with PASSED; an empty mapping protects none.
 	ProtectedAliases map[string]string `yaml:"protected_aliases"`
+	// MLflow mirrors the models of an MLflow Model Registry.
+	MLflow MLflow `yaml:"mlflow"`
+}
+
+// MLflow configures the mirror of an MLflow Model Registry: each version
+// of the models named whose artifacts hold an ONNX model becomes an mlgate
+// version of the same number, and the aliases follow MLflow's. Mirrored
+// models are read-only in mlgate.
+type MLflow struct {
+	// TrackingURI is the tracking server, http(s)://host:port; empty: no
+	// mirror.
+	TrackingURI string `yaml:"tracking_uri"`
+	// Token, when set, is sent as a bearer token. Keep it in the
+	// environment (MLGATE_REGISTRY_MLFLOW_TOKEN) or a Secret.
+	Token string `yaml:"token"`
+	// Models are the registered models to mirror; empty: all of them.
+	Models []string `yaml:"models"`
+	// Poll is how often MLflow is read.
+	Poll Duration `yaml:"poll"`
 }
 
 // ONNX configures the ONNX Runtime backend.
@@ -316,7 +336,8 @@ func Defaults() Config {
 		Listen:   "127.0.0.1:8080",
 		DataDir:  "./mlgate-data",
 		Log:      Log{Level: "info", Format: "text"},
-		Registry: Registry{MaxModelBytes: 256 * MiB, ProtectedAliases: map[string]string{"champion": "PASSED"}},
+		Registry: Registry{MaxModelBytes: 256 * MiB, ProtectedAliases: map[string]string{"champion": "PASSED"},
+			MLflow: MLflow{Models: []string{}, Poll: Duration(5 * time.Second)}},
 		ONNX:     ONNX{IntraOpThreads: 1, InterOpThreads: 1},
 		Server: Server{
 			ReadTimeout:       Duration(30 * time.Second),
@@ -380,6 +401,15 @@ func (c *Config) Validate() error {
 		key := "registry.protected_aliases." + alias
 		check(key, validAlias(alias), "%q is not an alias name: want 1 to 64 letters, digits, '_' or '-', starting with a letter", alias)
 		oneOf(key, c.Registry.ProtectedAliases[alias], validStatuses)
+	}
+	if ml := c.Registry.MLflow; ml.TrackingURI != "" {
+		u, err := url.Parse(ml.TrackingURI)
+		check("registry.mlflow.tracking_uri", err == nil && (u.Scheme == "http" || u.Scheme == "https") && u.Host != "",
+			"%q is not the http(s)://host:port of an MLflow tracking server", ml.TrackingURI)
+		check("registry.mlflow.poll", ml.Poll > 0, "must be greater than 0, got %s", time.Duration(ml.Poll))
+		for i, m := range ml.Models {
+			check(fmt.Sprintf("registry.mlflow.models[%d]", i), m != "", "must not be empty")
+		}
 	}
 	check("onnx.intra_op_threads", c.ONNX.IntraOpThreads >= 0, "must not be negative, got %d", c.ONNX.IntraOpThreads)
 	check("onnx.inter_op_threads", c.ONNX.InterOpThreads >= 0, "must not be negative, got %d", c.ONNX.InterOpThreads)

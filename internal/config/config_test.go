@@ -129,7 +129,7 @@ online_store:
 	want.Server.RequestTimeout, want.Server.MaxRequestTimeout = d.Server.RequestTimeout, d.Server.MaxRequestTimeout
 	want.Server.MaxBodyMemory = d.Server.MaxBodyMemory
 	want.Auth.RoleLimits = d.Auth.RoleLimits
-	want.Registry.ProtectedAliases = d.Registry.ProtectedAliases
+	want.Registry.ProtectedAliases, want.Registry.MLflow = d.Registry.ProtectedAliases, d.Registry.MLflow
 	want.OnlineStore.Breaker = d.OnlineStore.Breaker
 	want.OnlineStore.Timeout, want.OnlineStore.WriteTimeout = d.OnlineStore.Timeout, d.OnlineStore.WriteTimeout
 	if !reflect.DeepEqual(cfg, want) {
@@ -479,6 +479,13 @@ func TestValidate(t *testing.T) {
 			c.Auth.Keys = []APIKey{key("a", sumA, "predict"), key("b", sumB, "data-scientist", "sre", "admin")}
 		}, nil},
 		{"listen without port", func(c *Config) { c.Listen = "localhost" }, []string{"config key listen: "}},
+		{"mlflow mirror", func(c *Config) { c.Registry.MLflow.TrackingURI = "http://mlflow:5000" }, nil},
+		{"mlflow not http", func(c *Config) { c.Registry.MLflow.TrackingURI = "file:///tmp/mlruns" },
+			[]string{`config key registry.mlflow.tracking_uri: "file:///tmp/mlruns" is not the http(s)://host:port of an MLflow tracking server`}},
+		{"mlflow poll", func(c *Config) { c.Registry.MLflow.TrackingURI, c.Registry.MLflow.Poll = "http://mlflow:5000", 0 },
+			[]string{"config key registry.mlflow.poll: must be greater than 0"}},
+		{"mlflow empty model", func(c *Config) { c.Registry.MLflow.TrackingURI, c.Registry.MLflow.Models = "http://mlflow:5000", []string{""} },
+			[]string{"config key registry.mlflow.models[0]: must not be empty"}},
 		{"listen named port", func(c *Config) { c.Listen = "localhost:http" }, []string{`config key listen: port "http" must be a number`}},
 		{"listen port too big", func(c *Config) { c.Listen = "localhost:70000" }, []string{"config key listen: "}},
 		{"grpc listen", func(c *Config) { c.GRPC.Listen = "127.0.0.1:9000" }, nil},

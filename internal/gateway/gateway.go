@@ -32,6 +32,7 @@ import (
 	"github.com/mlgate/mlgate/internal/modelzoo"
 	"github.com/mlgate/mlgate/internal/telemetry"
 	"github.com/mlgate/mlgate/registry"
+	"github.com/mlgate/mlgate/registry/mlflow"
 	"github.com/mlgate/mlgate/router"
 	"github.com/mlgate/mlgate/serving"
 	"github.com/mlgate/mlgate/serving/grpcv2"
@@ -69,6 +70,7 @@ type Gateway struct {
 	metrics    *telemetry.Metrics
 	clock      clock.Clock
 	closers    []func() error // the stores, in the order they were opened
+	stopMirror func()         // stops the MLflow mirror; nil when there is none
 	served     chan error
 	log        *slog.Logger
 }
@@ -275,8 +277,43 @@ func Start(ctx context.Context, cfg config.Config, version string, log *slog.Log
 	// In a fleet, the changes other replicas commit apply here from now on
 	// (and those committed since the stores loaded).
 	cp.start(hub.Publish, log)
+	if err := g.mirrorMLflow(cfg, cp); err != nil {
+		return nil, err
+	}
 	log.Info("ready")
 	return g, nil
+}
+
+// mirrorMLflow starts the mirror of registry.mlflow's models, when set. In
+// a fleet the leader mirrors, and the others see its changes through the
+// control plane. Shutdown stops it first.
+func (g *Gateway) mirrorMLflow(cfg config.Config, cp *controlPlane) error {
+	ml := cfg.Registry.MLflow
+	if ml.TrackingURI == "" {
+		return nil
+	}
+	client, err := mlflow.New(ml.TrackingURI, ml.Token)
+	if err != nil {
+		return fmt.Errorf("config key registry.mlflow.%w", err)
+	}
+	tmp := filepath.Join(cfg.DataDir, "tmp")
+	if err := os.MkdirAll(tmp, 0o750); err != nil {
+		return fmt.Errorf("data directory (data_dir): %w", err)
+	}
+	source := mlflow.Source(ml.TrackingURI)
+	m := mlflow.NewMirror(client, g.Registry, g.Registry.Mirror(source), ml.Models, int64(cfg.Registry.MaxModelBytes), tmp, g.log.With("mirror", source))
+	m.Leading = cp.isLeader
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		m.Run(ctx, time.Duration(ml.Poll))
+	}()
+	g.stopMirror = func() {
+		cancel()
+		<-done
+	}
+	return nil
 }
 
 // Done yields the error that stopped the server if it stops on its own.
@@ -287,6 +324,9 @@ func (g *Gateway) Done() <-chan error { return g.served }
 // sessions and the stores.
 func (g *Gateway) Shutdown(ctx context.Context) error {
 	var errs []error
+	if g.stopMirror != nil {
+		g.stopMirror()
+	}
 	if g.Router != nil {
 		g.Router.Close()
 	}
