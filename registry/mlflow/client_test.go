@@ -2,17 +2,12 @@ package mlflow_test
 
 import (
 	"bytes"
-	"context"
 	"errors"
 	"net"
 	"os"
 	"os/exec"
-	"path/filepath"
-	"strconv"
 	"strings"
-	"syscall"
 	"testing"
-	"time"
 
 	"github.com/mlgate/mlgate/internal/errkind"
 	"github.com/mlgate/mlgate/internal/modelzoo"
@@ -24,7 +19,7 @@ import (
 // on loopback with a local backend and artifact store) into which a Python
 // script logged two ONNX versions and one that is no model.
 func TestClient(t *testing.T) {
-	uri := startMLflow(t)
+	uri := testservers.StartMLflow(t).URI
 	python := testservers.MLflowPython(t)
 	out, err := exec.Command(python, "testdata/log_models.py", uri, "scorer", modelzoo.Path(modelzoo.Linear), modelzoo.Path(modelzoo.LinearV2)).CombinedOutput()
 	if err != nil {
@@ -103,47 +98,5 @@ func TestNewRefusesBadURI(t *testing.T) {
 		if _, err := mlflow.New(uri, ""); err == nil || !strings.Contains(err.Error(), "tracking_uri") {
 			t.Errorf("New(%q) = %v; want an error naming tracking_uri", uri, err)
 		}
-	}
-}
-
-// startMLflow starts `mlflow server` on a free loopback port with a SQLite
-// backend and a local artifact store in the test's directory, and stops
-// it when the test ends.
-func startMLflow(t *testing.T) string {
-	t.Helper()
-	python := testservers.MLflowPython(t)
-	dir := t.TempDir()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	port := ln.Addr().(*net.TCPAddr).Port
-	ln.Close()
-	var log testservers.Log
-	cmd := exec.Command(filepath.Join(filepath.Dir(python), "mlflow"), "server", "--host", "127.0.0.1", "--port", strconv.Itoa(port),
-		"--backend-store-uri", "sqlite:///"+filepath.Join(dir, "mlflow.db"), "--artifacts-destination", filepath.Join(dir, "artifacts"), "--workers", "1")
-	cmd.Stdout, cmd.Stderr = &log, &log
-	// The server runs workers of its own: it gets a process group, which
-	// the cleanup stops as a whole.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	cmd.WaitDelay = 5 * time.Second
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-		cmd.Wait()
-	})
-	uri := "http://127.0.0.1:" + strconv.Itoa(port)
-	deadline := time.Now().Add(90 * time.Second)
-	for {
-		c, _ := mlflow.New(uri, "")
-		if _, err := c.Models(context.Background()); err == nil {
-			return uri
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("mlflow server did not answer in 90 s:\n%s", log.String())
-		}
-		time.Sleep(250 * time.Millisecond)
 	}
 }
