@@ -333,12 +333,15 @@ func (c ControlPlane) Fleet() bool { return c.Store == "postgres" }
 // Defaults returns the built-in configuration.
 func Defaults() Config {
 	return Config{
-		Listen:   "127.0.0.1:8080",
-		DataDir:  "./mlgate-data",
-		Log:      Log{Level: "info", Format: "text"},
-		Registry: Registry{MaxModelBytes: 256 * MiB, ProtectedAliases: map[string]string{"champion": "PASSED"},
-			MLflow: MLflow{Models: []string{}, Poll: Duration(5 * time.Second)}},
-		ONNX:     ONNX{IntraOpThreads: 1, InterOpThreads: 1},
+		Listen:  "127.0.0.1:8080",
+		DataDir: "./mlgate-data",
+		Log:     Log{Level: "info", Format: "text"},
+		Registry: Registry{
+			MaxModelBytes:    256 * MiB,
+			ProtectedAliases: map[string]string{"champion": "PASSED"},
+			MLflow:           MLflow{Models: []string{}, Poll: Duration(5 * time.Second)},
+		},
+		ONNX: ONNX{IntraOpThreads: 1, InterOpThreads: 1},
 		Server: Server{
 			ReadTimeout:       Duration(30 * time.Second),
 			WriteTimeout:      Duration(30 * time.Second),

@@ -484,7 +484,9 @@ func TestValidate(t *testing.T) {
 			[]string{`config key registry.mlflow.tracking_uri: "file:///tmp/mlruns" is not the http(s)://host:port of an MLflow tracking server`}},
 		{"mlflow poll", func(c *Config) { c.Registry.MLflow.TrackingURI, c.Registry.MLflow.Poll = "http://mlflow:5000", 0 },
 			[]string{"config key registry.mlflow.poll: must be greater than 0"}},
-		{"mlflow empty model", func(c *Config) { c.Registry.MLflow.TrackingURI, c.Registry.MLflow.Models = "http://mlflow:5000", []string{""} },
+		{"mlflow empty model", func(c *Config) {
+			c.Registry.MLflow.TrackingURI, c.Registry.MLflow.Models = "http://mlflow:5000", []string{""}
+		},
 			[]string{"config key registry.mlflow.models[0]: must not be empty"}},
 		{"listen named port", func(c *Config) { c.Listen = "localhost:http" }, []string{`config key listen: port "http" must be a number`}},
 		{"listen port too big", func(c *Config) { c.Listen = "localhost:70000" }, []string{"config key listen: "}},
