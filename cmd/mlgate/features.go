@@ -61,12 +61,15 @@ func featuresImportFeast(args []string) error {
 	if err != nil {
 		return err
 	}
-	views, err := feast.ImportRegistry(data, project)
+	views, leftOut, err := feast.ImportRegistry(data, project)
 	if err != nil {
 		return fmt.Errorf("%s: %w", registryFile, err)
 	}
+	for _, why := range leftOut {
+		fmt.Fprintf(stderr, "left out %s\n", why)
+	}
 	if len(views) == 0 {
-		return fmt.Errorf("%s: project %s has no feature views", registryFile, project)
+		return fmt.Errorf("%s: project %s has no feature view mlgate can read", registryFile, project)
 	}
 	for i, imp := range views {
 		v := imp.View

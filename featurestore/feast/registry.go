@@ -30,6 +30,9 @@ const (
 	featureValueType     = 2  // FeatureSpecV2.value_type: feast.types.ValueType.Enum
 )
 
+// dummyEntity is the entity Feast gives a feature view without entities.
+const dummyEntity = "__dummy"
+
 // featureTypes maps Feast's ValueType.Enum to the feature types that hold
 // it; Feast types missing here have no mlgate feature type.
 var featureTypes = map[uint64]featurestore.Type{
@@ -54,10 +57,14 @@ type Imported struct {
 // view of the project, the view of store feast-redis that reads it: Feast's
 // view name, its join keys as entities (with their types), its features of
 // the types mlgate has, and its TTL. A feature of another type is left out
-// (Imported.Skipped); a view with no feature left, or a name mlgate cannot
-// take, is an error, as is a registry without the project. The views are not
-// checked against a gateway's stores.
-func ImportRegistry(data []byte, project string) ([]Imported, error) {
+// (Imported.Skipped). A view mlgate cannot read is left out, and leftOut
+// says which and why: one without entities (Feast keys it by a dummy
+// entity), a join key that is not a string, int32 or int64, a name mlgate
+// does not allow (Feast's names are the hash fields, so they cannot be
+// renamed), no feature left. It fails when the file is not a registry, or
+// has no such project. The views are not checked against a gateway's
+// stores.
+func ImportRegistry(data []byte, project string) (imported []Imported, leftOut []string, err error) {
 	type entity struct {
 		joinKey   string
 		valueType uint64
@@ -65,7 +72,7 @@ func ImportRegistry(data []byte, project string) ([]Imported, error) {
 	entities := map[string]entity{}
 	var specs [][]byte
 	projects := map[string]bool{}
-	err := eachField(data, func(num protowire.Number, b []byte, _ uint64) error {
+	err = eachField(data, func(num protowire.Number, b []byte, _ uint64) error {
 		switch num {
 		case registryEntities:
 			spec := message(b, specField)
@@ -97,9 +104,8 @@ func ImportRegistry(data []byte, project string) ([]Imported, error) {
 		return nil
 	})
 	if err != nil {
-		return nil, fmt.Errorf("feast registry: %w", err)
+		return nil, nil, fmt.Errorf("feast registry: %w", err)
 	}
-	var out []Imported
 	for _, spec := range specs {
 		var (
 			name, proj        string
@@ -155,7 +161,7 @@ func ImportRegistry(data []byte, project string) ([]Imported, error) {
 			return nil
 		})
 		if err != nil {
-			return nil, fmt.Errorf("feast registry: feature view: %w", err)
+			return nil, nil, fmt.Errorf("feast registry: feature view: %w", err)
 		}
 		projects[proj] = true
 		if proj != project {
@@ -166,9 +172,10 @@ func ImportRegistry(data []byte, project string) ([]Imported, error) {
 			return e.joinKey, e.valueType, ok
 		})
 		if err != nil {
-			return nil, err
+			leftOut = append(leftOut, err.Error())
+			continue
 		}
-		out = append(out, imp)
+		imported = append(imported, imp)
 	}
 	if !projects[project] {
 		var names []string
@@ -176,9 +183,9 @@ func ImportRegistry(data []byte, project string) ([]Imported, error) {
 			names = append(names, p)
 		}
 		slices.Sort(names)
-		return nil, featurestore.Invalid("feast registry: no project %q (it holds %q)", project, names)
+		return nil, nil, featurestore.Invalid("feast registry: no project %q (it holds %q)", project, names)
 	}
-	return out, nil
+	return imported, leftOut, nil
 }
 
 // field is a FeatureSpecV2: a feature or join key and its Feast value type.
@@ -218,8 +225,11 @@ func importView(name, project string, entityNames []string, features, columns []
 		}
 		v.Features = append(v.Features, featurestore.Feature{Name: f.name, Type: t})
 	}
+	if len(entityNames) == 1 && entityNames[0] == dummyEntity {
+		return imp, fmt.Errorf("feast view %s: it has no entities, and an mlgate view needs at least one", name)
+	}
 	if err := v.Check(); err != nil {
-		return imp, fmt.Errorf("feast view %s cannot be imported as it is: %w", name, err)
+		return imp, fmt.Errorf("feast view %s: %w", name, err)
 	}
 	return imp, nil
 }

@@ -233,9 +233,9 @@ func TestImportRegistry(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	imps, err := ImportRegistry(data, "tryproj")
-	if err != nil || len(imps) != 1 {
-		t.Fatalf("%d views, %v", len(imps), err)
+	imps, leftOut, err := ImportRegistry(data, "tryproj")
+	if err != nil || len(imps) != 1 || len(leftOut) != 0 {
+		t.Fatalf("%d views, left out %q, %v", len(imps), leftOut, err)
 	}
 	v := imps[0].View
 	want := *driverStats
@@ -246,8 +246,37 @@ func TestImportRegistry(t *testing.T) {
 	if string(got) != string(wantJSON) || len(imps[0].Skipped) != 0 {
 		t.Errorf("imported %s, skipped %v; want %s", got, imps[0].Skipped, wantJSON)
 	}
-	if _, err := ImportRegistry(data, "other"); !errors.Is(err, featurestore.ErrInvalid) {
+	if _, _, err := ImportRegistry(data, "other"); !errors.Is(err, featurestore.ErrInvalid) {
 		t.Errorf("a project the registry does not hold: %v", err)
+	}
+}
+
+// TestImportRegistryLeavesOut reads testdata/registry_mixed.db, which Feast
+// 0.67.0 wrote for project mixed: driver_stats (an entity without a value
+// type, whose join key Feast inferred as int64; features of type
+// UnixTimestamp and Array(String), which mlgate has no type for), an
+// entityless global_stats, and DriverCamel, a name mlgate does not allow.
+func TestImportRegistryLeavesOut(t *testing.T) {
+	data, err := os.ReadFile("testdata/registry_mixed.db")
+	if err != nil {
+		t.Fatal(err)
+	}
+	imps, leftOut, err := ImportRegistry(data, "mixed")
+	if err != nil || len(imps) != 1 {
+		t.Fatalf("%d views, %v", len(imps), err)
+	}
+	got, _ := json.Marshal(imps[0].View)
+	if want := `{"name":"driver_stats","entities":["driver_id"],"features":[{"name":"trips","type":"int"},{"name":"rating","type":"float"}],` +
+		`"ttl":"2h0m0s","store":"feast-redis","feast":{"project":"mixed","entity_types":["int64"]},"cache_ttl":"0s",` +
+		`"created_at":"0001-01-01T00:00:00Z","updated_at":"0001-01-01T00:00:00Z"}`; string(got) != want {
+		t.Errorf("imported\n%s\nwant\n%s", got, want)
+	}
+	if got, want := fmt.Sprint(imps[0].Skipped), "[seen (Feast value type 8 has no mlgate feature type) tags (Feast value type 12 has no mlgate feature type)]"; got != want {
+		t.Errorf("skipped %s, want %s", got, want)
+	}
+	if len(leftOut) != 2 || !strings.Contains(leftOut[0], "feast view global_stats: it has no entities") ||
+		!strings.Contains(leftOut[1], `feast view DriverCamel: view name "DriverCamel": use lower-case letters`) {
+		t.Errorf("left out %q", leftOut)
 	}
 }
 
@@ -258,11 +287,16 @@ func FuzzImportRegistry(f *testing.F) {
 	if err != nil {
 		f.Fatal(err)
 	}
+	mixed, err := os.ReadFile("testdata/registry_mixed.db")
+	if err != nil {
+		f.Fatal(err)
+	}
 	f.Add(data)
 	f.Add(data[:len(data)/2])
+	f.Add(mixed)
 	f.Add([]byte{0x32, 0x05, 0x0a, 0x03, 0x0a, 0x01, 0x78})
 	f.Fuzz(func(t *testing.T, b []byte) {
-		imps, err := ImportRegistry(b, "tryproj")
+		imps, _, err := ImportRegistry(b, "tryproj")
 		if err == nil {
 			for _, imp := range imps {
 				if err := imp.View.Check(); err != nil {
