@@ -175,27 +175,48 @@ func (c *Client) Versions(ctx context.Context, name string) ([]Version, error) {
 	return out, nil
 }
 
+// MetadataFile is the artifact, beside a version's model file, that may
+// hold what mlgate keeps beside it: a JSON object with the registration
+// metadata's feature_spec and baseline.
+const MetadataFile = "mlgate.json"
+
+// Fetched is what FetchONNX found of a version.
+type Fetched struct {
+	// From is the artifact the model file came from.
+	From string
+	// Metadata is the version's MetadataFile, nil when it has none.
+	Metadata []byte
+}
+
 // FetchONNX writes the ONNX model file of version v of model name to w, at
-// most limit bytes of it, and returns the artifact path it came from. A
-// version with no ONNX model returns an error matching ErrNoONNX that says
-// why.
-func (c *Client) FetchONNX(ctx context.Context, name string, v int, w io.Writer, limit int64) (string, error) {
+// most limit bytes of it, and returns where it came from and the version's
+// MetadataFile. A version with no ONNX model returns an error matching
+// ErrNoONNX that says why.
+func (c *Client) FetchONNX(ctx context.Context, name string, v int, w io.Writer, limit int64) (Fetched, error) {
 	var resp struct {
 		ArtifactURI string `json:"artifact_uri"`
 	}
 	q := url.Values{"name": {name}, "version": {strconv.Itoa(v)}}
 	if err := c.get(ctx, "/api/2.0/mlflow/model-versions/get-download-uri", q, &resp); err != nil {
-		return "", err
+		return Fetched{}, err
 	}
 	root, err := c.artifactRoot(resp.ArtifactURI)
 	if err != nil {
-		return "", err
+		return Fetched{}, err
 	}
-	file, err := c.onnxFile(ctx, root)
+	file, files, err := c.onnxFile(ctx, root)
 	if err != nil {
-		return "", err
+		return Fetched{}, err
 	}
-	return file.display, c.download(ctx, file, w, limit)
+	out := Fetched{From: file.display}
+	if slices.Contains(files, MetadataFile) {
+		var md bytes.Buffer
+		if err := c.download(ctx, root.child(MetadataFile), &md, 16<<20); err != nil {
+			return Fetched{}, err
+		}
+		out.Metadata = md.Bytes()
+	}
+	return out, c.download(ctx, file, w, limit)
 }
 
 // artifact is a file or directory of a version's artifacts: its URL, and
@@ -226,18 +247,25 @@ func (c *Client) artifactRoot(uri string) (artifact, error) {
 
 // onnxFile finds the ONNX model file among the artifacts at root: the
 // onnx flavor's file of an MLmodel, else the only .onnx file, else root
-// itself when it is a .onnx file.
-func (c *Client) onnxFile(ctx context.Context, root artifact) (artifact, error) {
+// itself when it is a .onnx file. It returns the names of the files
+// beside it too.
+func (c *Client) onnxFile(ctx context.Context, root artifact) (artifact, []string, error) {
 	if strings.HasSuffix(root.url.Path, ".onnx") {
-		return root, nil
+		return root, nil, nil
 	}
 	if !root.proxied {
-		return artifact{}, errkind.New(ErrNoONNX, "%s: %s is not a .onnx file, and mlgate can list artifacts only through the tracking server's artifact proxy", ErrNoONNX, root.display)
+		return artifact{}, nil, errkind.New(ErrNoONNX, "%s: %s is not a .onnx file, and mlgate can list artifacts only through the tracking server's artifact proxy", ErrNoONNX, root.display)
 	}
 	files, err := c.list(ctx, root)
 	if err != nil {
-		return artifact{}, err
+		return artifact{}, nil, err
 	}
+	file, err := c.pickONNX(ctx, root, files)
+	return file, files, err
+}
+
+// pickONNX is onnxFile's choice among the files of the directory root.
+func (c *Client) pickONNX(ctx context.Context, root artifact, files []string) (artifact, error) {
 	if slices.Contains(files, "MLmodel") {
 		var mlmodel bytes.Buffer
 		if err := c.download(ctx, root.child("MLmodel"), &mlmodel, 1<<20); err != nil {

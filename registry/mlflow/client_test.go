@@ -53,13 +53,16 @@ func TestClient(t *testing.T) {
 		file    string
 	}{{1, modelzoo.Linear}, {2, modelzoo.LinearV2}} {
 		var got bytes.Buffer
-		from, err := c.FetchONNX(ctx, "scorer", tt.version, &got, 1<<20)
+		fetched, err := c.FetchONNX(ctx, "scorer", tt.version, &got, 1<<20)
 		if err != nil {
 			t.Fatalf("FetchONNX %d: %v", tt.version, err)
 		}
 		want, _ := os.ReadFile(modelzoo.Path(tt.file))
 		if !bytes.Equal(got.Bytes(), want) {
-			t.Errorf("version %d from %s: %d bytes, not %s's %d", tt.version, from, got.Len(), tt.file, len(want))
+			t.Errorf("version %d from %s: %d bytes, not %s's %d", tt.version, fetched.From, got.Len(), tt.file, len(want))
+		}
+		if hasFile := fetched.Metadata != nil; hasFile != (tt.version == 2) {
+			t.Errorf("version %d: mlgate.json %q", tt.version, fetched.Metadata)
 		}
 	}
 

@@ -148,14 +148,14 @@ func (m *Mirror) mirrorVersion(ctx context.Context, v Version) error {
 	}
 	defer os.Remove(f.Name())
 	defer f.Close()
-	from, err := m.client.FetchONNX(ctx, v.Model, v.Number, f, m.maxBytes)
+	fetched, err := m.client.FetchONNX(ctx, v.Model, v.Number, f, m.maxBytes)
 	if errors.Is(err, ErrNoONNX) || errkind.Of(err) == errkind.TooLarge {
 		return m.skip(ctx, v, err.Error())
 	}
 	if err != nil {
 		return err
 	}
-	md, err := metadataOf(v, from)
+	md, err := metadataOf(v, fetched)
 	if err != nil {
 		return m.skip(ctx, v, err.Error())
 	}
@@ -165,7 +165,7 @@ func (m *Mirror) mirrorVersion(ctx context.Context, v Version) error {
 	_, err = m.target.Register(ctx, v.Model, v.Number, f, md)
 	switch errkind.Of(err) {
 	case "":
-		m.log.Info("MLflow mirror: version mirrored", "model", v.Model, "version", v.Number, "from", from)
+		m.log.Info("MLflow mirror: version mirrored", "model", v.Model, "version", v.Number, "from", fetched.From)
 		return nil
 	case errkind.Invalid, errkind.TooLarge:
 		// Not a model mlgate can serve, or metadata it refuses: as good as
@@ -182,12 +182,23 @@ func (m *Mirror) skip(ctx context.Context, v Version, reason string) error {
 
 // metadataOf is what mlgate keeps of MLflow version v beside its file:
 // description, tags (those mlgate can hold), lineage (source, run id), and
-// the feature spec and baseline its mlgate.* tags give.
-func metadataOf(v Version, from string) (registry.Metadata, error) {
+// the feature spec and baseline of its MetadataFile, or of its mlgate.*
+// tags, which win.
+func metadataOf(v Version, fetched Fetched) (registry.Metadata, error) {
 	md := registry.Metadata{
 		Description: v.Description,
 		Tags:        map[string]string{},
 		Lineage:     registry.Lineage{RunID: v.RunID, Code: v.Source},
+	}
+	if fetched.Metadata != nil {
+		var file struct {
+			FeatureSpec json.RawMessage `json:"feature_spec"`
+			Baseline    json.RawMessage `json:"baseline"`
+		}
+		if err := json.Unmarshal(fetched.Metadata, &file); err != nil {
+			return registry.Metadata{}, fmt.Errorf("its %s is not a JSON object of feature_spec and baseline: %v", MetadataFile, err)
+		}
+		md.FeatureSpec, md.Baseline = file.FeatureSpec, file.Baseline
 	}
 	for k, val := range v.Tags {
 		switch k {
@@ -201,7 +212,12 @@ func metadataOf(v Version, from string) (registry.Metadata, error) {
 			}
 		}
 	}
-	md.Tags["mlflow.artifact"] = from
+	md.Tags["mlflow.artifact"] = fetched.From
+	for field, raw := range map[string]json.RawMessage{TagFeatureSpec: md.FeatureSpec, TagBaseline: md.Baseline} {
+		if len(raw) > 0 && !json.Valid(raw) {
+			return registry.Metadata{}, fmt.Errorf("its mlgate.* tags: %s is not valid JSON", field)
+		}
+	}
 	data, err := json.Marshal(md)
 	if err != nil {
 		return registry.Metadata{}, err

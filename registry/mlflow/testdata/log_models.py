@@ -2,11 +2,16 @@
 
 Usage: log_models.py TRACKING_URI MODEL_NAME LINEAR_ONNX LINEAR_V2_ONNX
 
-Version 1 and 2 are ONNX models logged with mlflow.onnx.log_model (the
-second with a description and a tag), version 3 is a text file that is no
-model; alias champion points at version 1.
+Version 1 is an ONNX model logged with mlflow.onnx.log_model; version 2
+one saved with mlflow.onnx.save_model beside an mlgate.json, logged as the
+run's artifacts and registered from them, with a description and a tag;
+version 3 is a text file that is no model. Alias champion points at
+version 1.
 """
+import json
+import os
 import sys
+import tempfile
 
 import mlflow
 import onnx
@@ -17,8 +22,13 @@ mlflow.set_tracking_uri(uri)
 client = MlflowClient()
 with mlflow.start_run():
     mlflow.onnx.log_model(onnx.load(v1), name="model", registered_model_name=name)
-with mlflow.start_run():
-    mlflow.onnx.log_model(onnx.load(v2), name="model", registered_model_name=name)
+with mlflow.start_run() as run, tempfile.TemporaryDirectory() as tmp:
+    path = os.path.join(tmp, "model")
+    mlflow.onnx.save_model(onnx.load(v2), path)
+    with open(os.path.join(path, "mlgate.json"), "w") as f:
+        json.dump({"baseline": {"features": {}}}, f)
+    mlflow.log_artifacts(path, "model")
+    client.create_model_version(name, run.info.artifact_uri + "/model", run.info.run_id)
 client.update_model_version(name, "2", description="weights refit on May data")
 client.set_model_version_tag(name, "2", "team", "risk")
 with mlflow.start_run() as run:
