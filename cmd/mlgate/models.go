@@ -295,6 +295,7 @@ func specList(specs []registry.TensorSpec) string {
 func modelsAlias(args []string) error {
 	fs := flag.NewFlagSet("models alias", flag.ContinueOnError)
 	c := clientFlags(fs)
+	force := fs.Bool("force", false, "move a protected alias to a version without the validation status it requires (admin only; audited as forced)")
 	rest, err := parseArgs(fs, args)
 	if err != nil {
 		return err
@@ -307,7 +308,11 @@ func modelsAlias(args []string) error {
 	if err != nil {
 		return fmt.Errorf("models alias: version %q is not a number", rest[2])
 	}
-	if err := c.doJSON(http.MethodPut, "/v1/models/"+name+"/aliases/"+alias, map[string]int{"version": n}, nil); err != nil {
+	body := map[string]any{"version": n}
+	if *force {
+		body["force"] = true
+	}
+	if err := c.doJSON(http.MethodPut, "/v1/models/"+name+"/aliases/"+alias, body, nil); err != nil {
 		return err
 	}
 	fmt.Fprintf(stdout, "%s: alias %s -> version %d\n", name, alias, n)

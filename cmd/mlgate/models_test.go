@@ -59,6 +59,7 @@ func TestModelsCLI(t *testing.T) {
 		{[]string{"models", "register", "--server", server, "--name", "x"}, "--file are required"},
 		{[]string{"models", "alias", "linear", "champion", "one", "--server", server}, `version "one" is not a number`},
 		{[]string{"models", "alias", "linear", "champion", "9", "--server", server}, "no version 9"},
+		{[]string{"models", "alias", "linear", "champion", "2", "--server", server}, `alias "champion" of model "linear" is protected`},
 		{[]string{"models", "show", "nope", "--server", server}, "not found (HTTP 404)"},
 		{[]string{"models", "list", "--server", "http://127.0.0.1:1"}, "cannot reach the gateway"},
 		{[]string{"models", "frobnicate"}, "unknown subcommand"},
@@ -68,6 +69,13 @@ func TestModelsCLI(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), b.want) {
 			t.Errorf("%v: err = %v, want %q", b.args, err, b.want)
 		}
+	}
+	// An admin (here, open authentication) forces it.
+	if err := run([]string{"models", "alias", "linear", "champion", "2", "--force", "--server", server}); err != nil {
+		t.Fatalf("forced alias: %v", err)
+	}
+	if m, err := g.Registry.Model(t.Context(), "linear"); err != nil || m.Aliases["champion"] != 2 {
+		t.Errorf("after the forced move: %v, %v", m.Aliases, err)
 	}
 }
 

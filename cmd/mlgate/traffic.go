@@ -382,6 +382,7 @@ func trafficCanary(args []string) error {
 	fs.IntVar(&spec.Analysis.MinRequests, "min-requests", 0, "canary requests a step needs before it is judged")
 	fs.Float64Var(&spec.Analysis.MaxPredictionShift, "max-prediction-shift", 0, "roll back above this relative shift of the mean prediction (0 is off)")
 	fs.StringVar(&spec.PromoteAlias, "promote-alias", router.DefaultPromoteAlias, "`alias` to move to the model once promoted (\"\" moves none)")
+	force := fs.Bool("force", false, "promote: past the protection of the promote alias (admin only; audited as forced)")
 	rest, err := parseArgs(fs, args)
 	if err != nil {
 		return err
@@ -395,15 +396,19 @@ func trafficCanary(args []string) error {
 		}
 		var set []string
 		fs.Visit(func(f *flag.Flag) {
-			if f.Name != "server" && f.Name != "api-key" {
+			if f.Name != "server" && f.Name != "api-key" && (f.Name != "force" || cmd != "promote") {
 				set = append(set, "--"+f.Name)
 			}
 		})
 		if len(set) > 0 {
-			return fmt.Errorf("traffic canary %s: %s only apply when starting a canary", cmd, strings.Join(set, ", "))
+			return fmt.Errorf("traffic canary %s: %s only apply when starting a canary (--force only to promote)", cmd, strings.Join(set, ", "))
 		}
 		var e router.Endpoint
-		if err := c.do(http.MethodPost, endpointPath(rest[0], "canary", cmd), "", nil, &e); err != nil {
+		send := func() error { return c.do(http.MethodPost, endpointPath(rest[0], "canary", cmd), "", nil, &e) }
+		if *force {
+			send = func() error { return c.doJSON(http.MethodPost, endpointPath(rest[0], "canary", cmd), map[string]bool{"force": true}, &e) }
+		}
+		if err := send(); err != nil {
 			return err
 		}
 		state := "none"
