@@ -406,7 +406,9 @@ func trafficCanary(args []string) error {
 		var e router.Endpoint
 		send := func() error { return c.do(http.MethodPost, endpointPath(rest[0], "canary", cmd), "", nil, &e) }
 		if *force {
-			send = func() error { return c.doJSON(http.MethodPost, endpointPath(rest[0], "canary", cmd), map[string]bool{"force": true}, &e) }
+			send = func() error {
+				return c.doJSON(http.MethodPost, endpointPath(rest[0], "canary", cmd), map[string]bool{"force": true}, &e)
+			}
 		}
 		if err := send(); err != nil {
 			return err
