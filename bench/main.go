@@ -117,7 +117,7 @@ type options struct {
 }
 
 // scenarios are the scenario names, in the order -scenario all runs them.
-var scenarios = []string{"v2", "endpoint-predict", "logging", "predict-1x10", "predict-100x50", "fleet", "grpc", "batch100", "batching"}
+var scenarios = []string{"v2", "endpoint-predict", "logging", "predict-1x10", "predict-100x50", "feast-1x10", "feast-100x50", "fleet", "grpc", "batch100", "batching"}
 
 func startScenario(name string, cfg options) (*scenario, error) {
 	switch name {
@@ -131,6 +131,10 @@ func startScenario(name string, cfg options) (*scenario, error) {
 		return startPredict(cfg, predict1x10)
 	case "predict-100x50":
 		return startPredict(cfg, predict100x50)
+	case "feast-1x10":
+		return startFeast(cfg, feast1x10)
+	case "feast-100x50":
+		return startFeast(cfg, feast100x50)
 	case "fleet":
 		return startFleet(cfg)
 	case "grpc":
