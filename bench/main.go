@@ -20,6 +20,17 @@
 //   - predict-100x50: the same for 100 entities of 50 features each (dense50),
 //     measured in an open loop at a fixed rate (-rate, 300 requests/s) for its
 //     latency, then in a closed loop for its throughput;
+//   - feast-1x10 and feast-100x50 (issue 14): POST /v1/features/online over
+//     Feast's Redis layout (a view of store feast-redis, no cache), 1 entity
+//     × 10 features and 100 entities × 50, against Feast's own Python
+//     feature server (`feast serve`, POST /get-online-features, one worker
+//     process per CPU) on the same Redis and data, which Feast applied and
+//     materialized from a Parquet file of -users drivers
+//     (bench/testdata/feast_bench.py); both get the same bodies, and must
+//     answer the values written before the load. Closed loop; goal: mlgate ≥
+//     10 × Feast's throughput at a lower p99. Without a Python with
+//     feast[redis] (TEST_FEAST_PYTHON, or .cache/feastenv/bin/python) they
+//     are skipped, unless CI is set (then they fail);
 //   - fleet: POST /v1/endpoints/churn/predict with the inference tables and
 //     a drift monitor on, served by two fleets of mlgate replicas with a
 //     PostgreSQL control plane (TEST_POSTGRES_DSN's server, a database of
@@ -47,7 +58,7 @@
 //     throughput.
 //
 // For each but endpoint-predict (one mlgate, two routes), logging (two
-// mlgates), fleet (two fleets), batch100 (one mlgate, three encodings) and
+// mlgates), feast (Feast's server and mlgate), fleet (two fleets), batch100 (one mlgate, three encodings) and
 // batching (one mlgate, two versions) it starts two servers on loopback in this
 // process:
 //
