@@ -195,7 +195,28 @@ func startFeast(cfg options, fc feastCase) (sc *scenario, err error) {
 		sideNote: "The Redis+Feast CPU column is Redis's CPU (from its INFO) plus that of `feast serve`'s processes (its gunicorn master and workers, from /proc), not other load; mlgate runs in the benchmark's process, so its CPU/request includes the load generator's, while feast's CPU/request is the generator's alone and its server's CPU is in that column: compare feast's CPU/request plus its Redis+Feast column with mlgate's.",
 	}
 	sc.phases = []*phase{{title: fmt.Sprintf("Closed loop, %d workers", cfg.concurrency), key: "closed", workers: cfg.concurrency, minRatio: feastRatioGoal, lowerP99: true}}
+	sc.after = func() error {
+		sc.notes = append(sc.notes, feastCPUNote(sc.phases[0]))
+		return nil
+	}
 	return sc, nil
+}
+
+// feastCPUNote estimates each server's own CPU per request, without the
+// load generator's: what bounds each one's throughput on CPUs of its own.
+// During feast's rounds the benchmark's process is the generator alone (and
+// an idle mlgate), so its CPU/request there is the generator's; the bodies
+// are the same for both targets.
+func feastCPUNote(p *phase) string {
+	f, m := summarise(p.runs[0]), summarise(p.runs[1])
+	gen := f.cpu
+	feastServer := f.sideCPU
+	mlgateServer := m.cpu - gen + m.sideCPU
+	if feastServer <= 0 || mlgateServer <= 0 {
+		return "Servers' own CPU per request: n/a (a figure was missing)."
+	}
+	return fmt.Sprintf("Servers' own CPU per request, without the generator's (estimated as the benchmark process's CPU/request in feast's rounds, %s; Redis's included for both): feast serve + Redis %s, mlgate + Redis %s: mlgate needs **%.1f×** less CPU per request, the throughput ratio to expect with servers on CPUs of their own. (An estimate, for information; the goal is on the measured throughput.)",
+		fmtLatency(gen), fmtLatency(feastServer), fmtLatency(mlgateServer), float64(feastServer)/float64(mlgateServer))
 }
 
 func feastIDsEach(n int) string {

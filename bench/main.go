@@ -174,7 +174,7 @@ func main() {
 	flag.StringVar(&cfg.fleetStore, "fleet-store", "postgres", "fleet: the replicas' control_plane.`store`: postgres (a fleet), or embedded (a control: independent gateways)")
 	flag.DurationVar(&cfg.batchingDelay, "batching-delay", 500*time.Microsecond, "batching: the batched version's max_queue_delay, `period`")
 	flag.BoolVar(&cfg.tables, "tables", true, "grpc, batch100 and batching: mlgate's inference tables on, as by default (false: a control without them)")
-	flag.IntVar(&cfg.users, "users", 10000, "predict scenarios: `entities` written to each feature view, and requested in turn")
+	flag.IntVar(&cfg.users, "users", 10000, "predict and feast scenarios: `entities` written to each feature view, and requested in turn")
 	flag.IntVar(&cfg.rounds, "rounds", 2, "`rounds` per target, interleaved floor, mlgate, floor, mlgate...")
 	flag.StringVar(&cfg.out, "out", "", "also append the markdown report to `file` (e.g. bench/RESULTS.md)")
 	flag.StringVar(&cfg.cpuprofile, "cpuprofile", "", "write a CPU profile of the measured period of each target's first round to `prefix`-SCENARIO[-PHASE]-TARGET.pprof")
