@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"errors"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
@@ -106,5 +107,18 @@ func TestCheckFeastAnswers(t *testing.T) {
 	}
 	if err := checkFeastAnswers(m, f2, fc, bodies); err == nil || !strings.Contains(err.Error(), "feast serve answers driver 7 f2") {
 		t.Errorf("feast wrong: %v", err)
+	}
+}
+
+func TestFeastPythonMissing(t *testing.T) {
+	t.Setenv("TEST_FEAST_PYTHON", "")
+	t.Chdir(t.TempDir()) // no .cache/feastenv
+	t.Setenv("CI", "")
+	if _, err := feastPython(); !errors.Is(err, errSkip) {
+		t.Errorf("outside CI: %v, want a skip", err)
+	}
+	t.Setenv("CI", "true")
+	if _, err := feastPython(); err == nil || errors.Is(err, errSkip) {
+		t.Errorf("in CI: %v, want a failure", err)
 	}
 }
