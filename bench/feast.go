@@ -380,7 +380,9 @@ func startFeastServer(py, dir string) (*server, int, error) {
 	cmd := exec.Command(filepath.Join(filepath.Dir(py), "feast"), "serve", "-h", "127.0.0.1", "-p", strconv.Itoa(port),
 		"-w", strconv.Itoa(feastWorkers()), "--no-access-log", "--max-requests", "0", "-r", "3600")
 	cmd.Dir, cmd.Stdout, cmd.Stderr = dir, logf, logf
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	// Its own group, so that stop reaches the workers too; Pdeathsig stops
+	// it (and gunicorn its workers) should the benchmark die without stop.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGTERM}
 	if err := cmd.Start(); err != nil {
 		logf.Close()
 		return nil, 0, fmt.Errorf("feast serve: %w", err)
