@@ -15,6 +15,20 @@ type Lookup struct {
 	Rows []Row
 }
 
+// Check is what a store checks of lookup i before it reads: a row for each
+// key, and features of the view. Its error matches ErrInvalid.
+func (l *Lookup) Check(i int) error {
+	if len(l.Rows) != len(l.Keys) {
+		return Invalid("view %s: lookup %d has %d rows for %d keys", l.View.Name, i, len(l.Rows), len(l.Keys))
+	}
+	for _, f := range l.Features {
+		if f < 0 || f >= len(l.View.Features) {
+			return Invalid("view %s: lookup %d: feature index %d out of range (the view has %d features)", l.View.Name, i, f, len(l.View.Features))
+		}
+	}
+	return nil
+}
+
 // OnlineStore holds the latest feature values of each entity. Every backend
 // passes the conformance suite in featurestore/storetest against a real
 // server. Implementations must be safe for concurrent use.

@@ -142,13 +142,8 @@ func (s *Store) Read(ctx context.Context, lookups []featurestore.Lookup) error {
 		if l.View == nil || l.View.Feast == nil {
 			return featurestore.Invalid("feast redis: read: lookup %d has no Feast view", i)
 		}
-		if len(l.Rows) != len(l.Keys) {
-			return featurestore.Invalid("view %s: lookup %d has %d rows for %d keys", l.View.Name, i, len(l.Rows), len(l.Keys))
-		}
-		for _, f := range l.Features {
-			if f < 0 || f >= len(l.View.Features) {
-				return featurestore.Invalid("view %s: lookup %d: feature index %d out of range (the view has %d features)", l.View.Name, i, f, len(l.View.Features))
-			}
+		if err := l.Check(i); err != nil {
+			return err
 		}
 		ncmds += len(l.Keys)
 		nargs += len(l.Keys) * (3 + len(l.Features))
