@@ -2,6 +2,8 @@ package serving
 
 import (
 	"encoding/json"
+	"slices"
+	"strconv"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
@@ -110,13 +112,6 @@ type onlineRequest struct {
 	Entities map[string][]json.RawMessage `json:"entities"`
 }
 
-type onlineRow struct {
-	Entities        map[string]string     `json:"entities"`
-	Values          []any                 `json:"values"`
-	Statuses        []featurestore.Status `json:"statuses"`
-	EventTimestamps []*time.Time          `json:"event_timestamps"`
-}
-
 func (s *Server) readOnline(c *fiber.Ctx) error {
 	fs, err := s.featureStore()
 	if err != nil {
@@ -134,24 +129,112 @@ func (s *Server) readOnline(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	rows := make([]onlineRow, len(res.Rows))
-	for i, r := range res.Rows {
-		out := onlineRow{Entities: r.Entities, Values: make([]any, len(r.Values)), Statuses: r.Statuses, EventTimestamps: make([]*time.Time, len(r.Values))}
-		for j, v := range r.Values {
-			out.Values[j] = v.JSON()
-			if !r.EventTS[j].IsZero() {
-				out.EventTimestamps[j] = &r.EventTS[j]
-			}
+	bp := responseBuffers.Get().(*[]byte)
+	defer responseBuffers.Put(bp)
+	*bp = appendOnlineAnswer((*bp)[:0], res)
+	c.Set(fiber.HeaderContentType, fiber.MIMEApplicationJSON)
+	_, err = c.Write(*bp)
+	return err
+}
+
+// appendOnlineAnswer appends the JSON answer of an online read:
+//
+//	{"features": [...], "rows": [{"entities": {...}, "values": [...],
+//	 "statuses": [...], "event_timestamps": [...]}], "degraded": true}
+//
+// with an event timestamp of null where a value was not found, and
+// "degraded" only when a store could not answer (its values came from the
+// cache or read as not found). It is written by hand: for 100 entities of
+// 50 features, encoding/json took half the read's CPU.
+func appendOnlineAnswer(b []byte, res *featurestore.OnlineResult) []byte {
+	b = append(b, `{"features":[`...)
+	for i, f := range res.Features {
+		if i > 0 {
+			b = append(b, ',')
 		}
-		rows[i] = out
+		b = appendString(b, f)
 	}
-	answer := fiber.Map{"features": res.Features, "rows": rows}
+	b = append(b, `],"rows":[`...)
+	var keys []string
+	// The values of a view's row share its event time: each time is
+	// formatted once for as long as it repeats.
+	var last time.Time
+	var lastText []byte
+	for i, r := range res.Rows {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = append(b, `{"entities":{`...)
+		keys = keys[:0]
+		for k := range r.Entities {
+			keys = append(keys, k)
+		}
+		slices.Sort(keys)
+		for j, k := range keys {
+			if j > 0 {
+				b = append(b, ',')
+			}
+			b = appendString(b, k)
+			b = append(b, ':')
+			b = appendString(b, r.Entities[k])
+		}
+		b = append(b, `},"values":[`...)
+		for j, v := range r.Values {
+			if j > 0 {
+				b = append(b, ',')
+			}
+			b = appendFeatureValue(b, v)
+		}
+		b = append(b, `],"statuses":[`...)
+		for j, st := range r.Statuses {
+			if j > 0 {
+				b = append(b, ',')
+			}
+			b = appendString(b, string(st))
+		}
+		b = append(b, `],"event_timestamps":[`...)
+		for j, t := range r.EventTS {
+			if j > 0 {
+				b = append(b, ',')
+			}
+			if t.IsZero() {
+				b = append(b, "null"...)
+				continue
+			}
+			if lastText == nil || !t.Equal(last) || t.Location() != last.Location() {
+				last, lastText = t, append(t.AppendFormat(append(lastText[:0], '"'), time.RFC3339Nano), '"')
+			}
+			b = append(b, lastText...)
+		}
+		b = append(b, "]}"...)
+	}
+	b = append(b, ']')
 	if len(res.Degraded) > 0 {
-		// A store could not answer: its values came from the cache or read
-		// as not found.
-		answer["degraded"] = true
+		b = append(b, `,"degraded":true`...)
 	}
-	return c.JSON(answer)
+	return append(b, '}')
+}
+
+// appendFeatureValue appends a feature value as JSON: null when absent.
+func appendFeatureValue(b []byte, v featurestore.Value) []byte {
+	switch v.Type {
+	case featurestore.Float:
+		return appendFloat32(b, float32(v.Num))
+	case featurestore.Double:
+		return appendFloat64(b, v.Num)
+	case featurestore.Int:
+		return strconv.AppendInt(b, v.Int, 10)
+	case featurestore.Bool:
+		return strconv.AppendBool(b, v.Int != 0)
+	case featurestore.String:
+		return appendString(b, v.Str)
+	case featurestore.FloatList:
+		if v.List == nil {
+			return append(b, "null"...)
+		}
+		return appendSlice(b, v.List, appendFloat32)
+	}
+	return append(b, "null"...)
 }
 
 // decodeOnlineRequest parses an online read, holding its entity columns to
