@@ -3,7 +3,6 @@ package serving
 import (
 	"encoding/json"
 	"slices"
-	"strconv"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
@@ -179,11 +178,11 @@ func appendOnlineAnswer(b []byte, res *featurestore.OnlineResult) []byte {
 			b = appendString(b, r.Entities[k])
 		}
 		b = append(b, `},"values":[`...)
-		for j, v := range r.Values {
+		for j := range r.Values {
 			if j > 0 {
 				b = append(b, ',')
 			}
-			b = appendFeatureValue(b, v)
+			b = appendValue(b, &r.Values[j])
 		}
 		b = append(b, `],"statuses":[`...)
 		for j, st := range r.Statuses {
@@ -213,28 +212,6 @@ func appendOnlineAnswer(b []byte, res *featurestore.OnlineResult) []byte {
 		b = append(b, `,"degraded":true`...)
 	}
 	return append(b, '}')
-}
-
-// appendFeatureValue appends a feature value as JSON: null when absent.
-func appendFeatureValue(b []byte, v featurestore.Value) []byte {
-	switch v.Type {
-	case featurestore.Float:
-		return appendFloat32(b, float32(v.Num))
-	case featurestore.Double:
-		return appendFloat64(b, v.Num)
-	case featurestore.Int:
-		return strconv.AppendInt(b, v.Int, 10)
-	case featurestore.Bool:
-		return strconv.AppendBool(b, v.Int != 0)
-	case featurestore.String:
-		return appendString(b, v.Str)
-	case featurestore.FloatList:
-		if v.List == nil {
-			return append(b, "null"...)
-		}
-		return appendSlice(b, v.List, appendFloat32)
-	}
-	return append(b, "null"...)
 }
 
 // decodeOnlineRequest parses an online read, holding its entity columns to
