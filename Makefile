@@ -24,7 +24,7 @@ export TEST_PYTHON := $(PYENV)/bin/python
 GO ?= go
 TEST_TIMEOUT ?= 20m
 
-.PHONY: all build run test bench lint fuzz clean services-up services-down onnxruntime pyarrow pyclients feast mlflow proto
+.PHONY: all build run test bench lint fuzz clean services-up services-down onnxruntime pyarrow pyclients feast mlflow promtool proto
 
 all: build
 
@@ -99,7 +99,13 @@ $(MLFLOWENV)/.mlflow-$(MLFLOW_VERSION):
 
 mlflow: $(MLFLOWENV)/.mlflow-$(MLFLOW_VERSION)
 
-test: onnxruntime lint pyarrow pyclients feast mlflow
+# promtool (Debian's prometheus package, installed when it is not on PATH), which the
+# tests run as `promtool check metrics` on a scrape of /metrics.
+export TEST_PROMTOOL ?= promtool
+promtool:
+	@bash deploy/promtool.sh >/dev/null
+
+test: onnxruntime lint pyarrow pyclients feast mlflow promtool
 	bash deploy/with-services.sh $(GO) test -race -timeout $(TEST_TIMEOUT) ./...
 
 services-up:

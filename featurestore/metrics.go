@@ -96,6 +96,11 @@ func newMetrics(m metric.Meter, breakers map[string]*gobreaker.CircuitBreaker[st
 		metric.WithDescription("Store reads answered without the store (its breaker open, or the read failed or ran out of time), from the cache or as not found, by store.")); err != nil {
 		return nil, err
 	}
+	// Each store's series starts at 0, so that a rate or an alert on it
+	// has a series before the first degraded read.
+	for name := range breakers {
+		out.degraded.Add(context.Background(), 0, out.store(name))
+	}
 	_, err = m.Int64ObservableGauge("mlgate_breaker_state",
 		metric.WithDescription("State of the circuit breaker in front of each online store, by name (the store's): 0 closed, 1 half-open, 2 open."),
 		metric.WithInt64Callback(func(_ context.Context, o metric.Int64Observer) error {

@@ -130,6 +130,9 @@ func Start(ctx context.Context, cfg config.Config, version string, log *slog.Log
 		}
 	}
 	metrics := g.metrics
+	if err := metrics.RegisterBuildInfo(version, onnx.Version()); err != nil {
+		return nil, err
+	}
 	if g.tracing == nil {
 		g.ownTracing = true
 		g.tracing, err = telemetry.NewTracing(ctx, telemetry.TraceOptions{
@@ -218,6 +221,17 @@ func Start(ctx context.Context, cfg config.Config, version string, log *slog.Log
 	if err != nil {
 		return nil, err
 	}
+	// Each monitor's mlgate_drift_detected_total starts at 0, so that it has
+	// a series before its first alert: those loaded now, and those created
+	// or reloaded later (after "monitors" below has applied the change).
+	zeroDetected := func(ctx context.Context, name string) {
+		if _, err := ds.Get(name); err == nil {
+			detected.Add(ctx, 0, metric.WithAttributes(attribute.String("monitor", name)))
+		}
+	}
+	for _, m := range ds.List() {
+		zeroDetected(ctx, m.Spec().Name)
+	}
 	hub.Subscribe("monitors", func(ctx context.Context, e changes.Event) error {
 		switch e.Kind {
 		case changes.Model:
@@ -227,6 +241,10 @@ func Start(ctx context.Context, cfg config.Config, version string, log *slog.Log
 		}
 		return ds.Reload(ctx, e.Name)
 	}, changes.Model, changes.Endpoint, changes.Monitor)
+	hub.Subscribe("drift-metrics", func(ctx context.Context, e changes.Event) error {
+		zeroDetected(ctx, e.Name)
+		return nil
+	}, changes.Monitor)
 	g.Drift = ds
 	deps.Drift = ds
 	g.Server = serving.New(serving.Options{

@@ -6,6 +6,7 @@ package testservers
 
 import (
 	"os"
+	"os/exec"
 	"strings"
 	"testing"
 )
@@ -73,4 +74,21 @@ func Python(tb testing.TB) string {
 func FeastPython(tb testing.TB) string {
 	tb.Helper()
 	return lookup(tb, "TEST_FEAST_PYTHON", "Python with feast[redis] (make feast, then TEST_FEAST_PYTHON=.cache/feastenv/bin/python)")[0]
+}
+
+// Promtool returns the path of Prometheus's promtool (TEST_PROMTOOL, a path
+// or a name on PATH; `make promtool` installs Debian's prometheus package,
+// which has it), for checking a scrape of /metrics with `promtool check
+// metrics`.
+func Promtool(tb testing.TB) string {
+	tb.Helper()
+	name := lookup(tb, "TEST_PROMTOOL", "Prometheus's promtool (make promtool, then TEST_PROMTOOL=promtool)")[0]
+	path, err := exec.LookPath(name)
+	if err != nil {
+		if InCI() {
+			tb.Fatalf("TEST_PROMTOOL=%s: %v; in CI a missing promtool is a failure (make promtool installs it)", name, err)
+		}
+		tb.Skipf("TEST_PROMTOOL=%s: %v: skipping (make promtool installs it)", name, err)
+	}
+	return path
 }
