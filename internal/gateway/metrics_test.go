@@ -3,6 +3,7 @@ package gateway
 import (
 	"bytes"
 	"context"
+	"math/rand/v2"
 	"os/exec"
 	"regexp"
 	"runtime"
@@ -59,15 +60,24 @@ func TestMetricsAtStart(t *testing.T) {
 		}
 	}
 
+	promtoolCheck(t, promtool, "right after start", m)
+
+	// And once requests have made the rest of the series.
+	predictLinear(t, g, "linear", rand.New(rand.NewPCG(1, 2)), 50, 3)
+	promtoolCheck(t, promtool, "after a prediction", call(t, g, "GET", "/metrics", "", nil))
+}
+
+// promtoolCheck runs `promtool check metrics` on a scrape of /metrics and
+// fails the test when it finds anything to say.
+func promtoolCheck(t *testing.T, promtool, when, scrape string) {
+	t.Helper()
 	cmd := exec.Command(promtool, "check", "metrics")
-	cmd.Stdin = strings.NewReader(m)
+	cmd.Stdin = strings.NewReader(scrape)
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	if err := cmd.Run(); err != nil || strings.TrimSpace(out.String()) != "" {
-		t.Errorf("promtool check metrics: %v\n%s", err, out.String())
+		t.Errorf("promtool check metrics on /metrics %s: %v\n%s\n/metrics:\n%s", when, err, out.String(), scrape)
+		return
 	}
-	t.Logf("promtool check metrics: no problems in %d lines", strings.Count(m, "\n"))
-	if t.Failed() || testing.Verbose() {
-		t.Logf("/metrics:\n%s", m)
-	}
+	t.Logf("promtool check metrics on /metrics %s: no problems in %d lines", when, strings.Count(scrape, "\n"))
 }
