@@ -55,6 +55,21 @@ func (m *metrics) of(v *View) *viewAttrs {
 	return a
 }
 
+// known starts the series of view v at 0, so that they exist before its
+// first read: its values by status, its defaults, and, when its rows are
+// cached, its cache hits and misses.
+func (m *metrics) known(v *View, cached bool) {
+	ctx, a := context.Background(), m.of(v)
+	for _, st := range a.status {
+		m.values.Add(ctx, 0, st)
+	}
+	m.defaults.Add(ctx, 0, a.view)
+	if cached {
+		m.cache.Add(ctx, 0, a.hit)
+		m.cache.Add(ctx, 0, a.miss)
+	}
+}
+
 func (m *metrics) store(name string) metric.MeasurementOption {
 	if o, ok := m.byStore.Load(name); ok {
 		return o.(metric.MeasurementOption)

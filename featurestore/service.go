@@ -158,6 +158,7 @@ func NewService(ctx context.Context, views ViewStore, opts Options) (*Service, e
 			return nil, fmt.Errorf("feature view %s is held in store %q, which is not configured (online_store.%s)", v.Name, v.Store, v.Store)
 		}
 		set[v.Name] = v
+		s.metrics.known(v, s.cache.enabled(v))
 	}
 	s.set.Store(&set)
 	return s, nil
@@ -234,6 +235,7 @@ func (s *Service) putView(ctx context.Context, actor string, v *View) (*View, bo
 	s.set.Store(&next)
 	s.cache.purge()
 	s.metrics.byView.Clear()
+	s.metrics.known(v, s.cache.enabled(v))
 	action, before := ActionCreateView, any(nil)
 	if exists {
 		action, before = ActionChangeView, old
@@ -275,6 +277,9 @@ func (s *Service) Reload(ctx context.Context, name string) error {
 	s.set.Store(&next)
 	s.cache.purge()
 	s.metrics.byView.Clear()
+	if stored != nil {
+		s.metrics.known(stored, s.cache.enabled(stored))
+	}
 	return nil
 }
 

@@ -17,9 +17,10 @@ import (
 // TestMetricsAtStart scrapes /metrics of a gateway that has just started,
 // before any request: the Go runtime's and the process's series are there,
 // mlgate_build_info says what runs, the counters whose label sets are
-// known (each monitor's drift alerts, each store's degraded reads) are
-// present at 0, and `promtool check metrics` finds nothing to say. A
-// monitor created while the gateway runs has its series at once, too.
+// known (each monitor's drift alerts, each store's degraded reads, each
+// view's values by status and defaults) are present at 0, and `promtool
+// check metrics` finds nothing to say. A monitor or view created while the
+// gateway runs has its series at once, too.
 func TestMetricsAtStart(t *testing.T) {
 	promtool := testservers.Promtool(t)
 	dir := t.TempDir()
@@ -28,6 +29,11 @@ func TestMetricsAtStart(t *testing.T) {
 		t.Fatal(err)
 	}
 	registerLinear(t, g, "linear")
+	call(t, g, "PUT", "/v1/feature-views/user", "application/json", strings.NewReader(
+		`{"entities": ["user_id"], "features": [{"name": "age", "type": "float"}]}`))
+	if m := call(t, g, "GET", "/metrics", "", nil); !strings.Contains(m, `mlgate_feature_defaults_total{view="user"} 0`+"\n") {
+		t.Errorf("a view just created has no mlgate_feature_defaults_total at 0:\n%s", grepLines(m, "mlgate_feature"))
+	}
 	call(t, g, "PUT", "/v1/monitors/shift", "application/json", strings.NewReader(
 		`{"model": "linear", "window": "1s", "min_samples": 100, "thresholds": {"psi": 0.2}}`))
 	if m := call(t, g, "GET", "/metrics", "", nil); !strings.Contains(m, `mlgate_drift_detected_total{monitor="shift"} 0`+"\n") {
@@ -54,6 +60,10 @@ func TestMetricsAtStart(t *testing.T) {
 		regexp.QuoteMeta(buildInfo[:strings.Index(buildInfo, `revision=`)]) + `revision="[^"]+",version="test"\} 1`,
 		`mlgate_drift_detected_total\{monitor="shift"\} 0`,
 		`mlgate_feature_degraded_total\{store="[^"]+"\} 0`,
+		`mlgate_feature_values_total\{status="PRESENT",view="user"\} 0`,
+		`mlgate_feature_values_total\{status="NOT_FOUND",view="user"\} 0`,
+		`mlgate_feature_values_total\{status="STALE",view="user"\} 0`,
+		`mlgate_feature_defaults_total\{view="user"\} 0`,
 	} {
 		if !regexp.MustCompile(`(?m)^` + want + `$`).MatchString(m) {
 			t.Errorf("/metrics right after start has no line matching %s", want)
