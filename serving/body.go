@@ -19,6 +19,7 @@ import (
 
 	"github.com/mlgate/mlgate/internal/errkind"
 	"github.com/mlgate/mlgate/internal/recovery"
+	"github.com/mlgate/mlgate/serving/tables"
 )
 
 // Request bodies are streamed (fiber's StreamRequestBody): fasthttp reads the
@@ -289,7 +290,7 @@ var errInternal = errors.New("internal error")
 // error that answers it.
 func (s *Server) panicked(c *fiber.Ctx, v any) error {
 	id := requestIDOf(c)
-	recovery.Recovered(s.log.With("request_id", id, "method", c.Method(), "path", c.Path()), "http handler", v)
+	recovery.Recovered(s.log.With("request_id", id, "method", c.Method(), "path", c.Path()), panicHandler, v)
 	return errkind.New(errInternal, "internal error: the gateway failed on this request (request id %s); the fault is logged", id)
 }
 
@@ -308,3 +309,14 @@ func requestIDOf(c *fiber.Ctx) string {
 	}
 	return id
 }
+
+// Where serving recovers panics: the where of mlgate_panics_total.
+const (
+	panicHandler  = "http handler"
+	panicRecorder = "recorder"
+	panicShadow   = "shadow copy"
+)
+
+// PanicSites are the places where panics of a request, or of the jobs that
+// follow one, are recovered: the gateway reports each at 0 from the start.
+var PanicSites = []string{panicHandler, panicRecorder, panicShadow, tables.PanicSite}

@@ -102,7 +102,7 @@ func (r *recorder) take(j recordJob) bool {
 func (r *recorder) do(o *observation) {
 	defer func() {
 		if v := recover(); v != nil {
-			recovery.Recovered(r.log, "recorder", v)
+			recovery.Recovered(r.log, panicRecorder, v)
 		}
 	}()
 	r.record(o)

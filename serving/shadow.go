@@ -70,7 +70,7 @@ func (sh *shadows) offer(j shadowJob) {
 
 func (sh *shadows) work() {
 	for j := range sh.jobs {
-		_ = recovery.Do(sh.log, "shadow copy", func() { sh.do(j) })
+		_ = recovery.Do(sh.log, panicShadow, func() { sh.do(j) })
 	}
 }
 

@@ -30,6 +30,7 @@ import (
 	"github.com/mlgate/mlgate/internal/clock"
 	"github.com/mlgate/mlgate/internal/config"
 	"github.com/mlgate/mlgate/internal/modelzoo"
+	"github.com/mlgate/mlgate/internal/recovery"
 	"github.com/mlgate/mlgate/internal/telemetry"
 	"github.com/mlgate/mlgate/registry"
 	"github.com/mlgate/mlgate/registry/mlflow"
@@ -131,6 +132,13 @@ func Start(ctx context.Context, cfg config.Config, version string, log *slog.Log
 	}
 	metrics := g.metrics
 	if err := metrics.RegisterBuildInfo(version, onnx.Version()); err != nil {
+		return nil, err
+	}
+	// Panics of the request handlers and of the jobs that follow a request
+	// (recording it, copying it to a shadow, writing its table row) are
+	// reported at 0 until the first.
+	recovery.Known(serving.PanicSites...)
+	if err := recovery.RegisterMetrics(metrics.Meter("recovery")); err != nil {
 		return nil, err
 	}
 	if g.tracing == nil {

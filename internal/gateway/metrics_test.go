@@ -18,9 +18,9 @@ import (
 // before any request: the Go runtime's and the process's series are there,
 // mlgate_build_info says what runs, the counters whose label sets are
 // known (each monitor's drift alerts, each store's degraded reads, each
-// view's values by status and defaults) are present at 0, and `promtool
-// check metrics` finds nothing to say. A monitor or view created while the
-// gateway runs has its series at once, too.
+// view's values by status and defaults, the panics of requests) are present
+// at 0, and `promtool check metrics` finds nothing to say. A monitor or view
+// created while the gateway runs has its series at once, too.
 func TestMetricsAtStart(t *testing.T) {
 	promtool := testservers.Promtool(t)
 	dir := t.TempDir()
@@ -64,6 +64,8 @@ func TestMetricsAtStart(t *testing.T) {
 		`mlgate_feature_values_total\{status="NOT_FOUND",view="user"\} 0`,
 		`mlgate_feature_values_total\{status="STALE",view="user"\} 0`,
 		`mlgate_feature_defaults_total\{view="user"\} 0`,
+		`mlgate_panics_total\{where="http handler"\} 0`,
+		`mlgate_panics_total\{where="inference-table writer"\} 0`,
 	} {
 		if !regexp.MustCompile(`(?m)^` + want + `$`).MatchString(m) {
 			t.Errorf("/metrics right after start has no line matching %s", want)

@@ -62,8 +62,17 @@ func Count(where string) int64 {
 	return 0
 }
 
+// Known declares places where panics are recovered, so that their
+// mlgate_panics_total{where} is reported at 0 before the first panic.
+func Known(where ...string) {
+	for _, w := range where {
+		counts.LoadOrStore(w, new(atomic.Int64))
+	}
+}
+
 // RegisterMetrics reports the panics recovered so far as
-// mlgate_panics_total{where}.
+// mlgate_panics_total{where}: those of each place that has had one or was
+// declared with Known.
 func RegisterMetrics(m metric.Meter) error {
 	panics, err := m.Int64ObservableCounter("mlgate_panics",
 		metric.WithDescription("Panics recovered (a request answered 500, or a background job that went on), by where they happened."))

@@ -528,7 +528,7 @@ func (w *Writer) run(tick clock.Ticker) {
 func (w *Writer) step(tick <-chan time.Time) (done bool) {
 	defer func() {
 		if v := recover(); v != nil {
-			w.noteErr(recovery.Recovered(w.opts.Log, "inference-table writer", v))
+			w.noteErr(recovery.Recovered(w.opts.Log, PanicSite, v))
 		}
 	}()
 	select {
@@ -1005,3 +1005,7 @@ func (w *Writer) abandon() {
 	close(w.kill)
 	<-w.done
 }
+
+// PanicSite is where a panic of the writer is counted:
+// mlgate_panics_total{where="inference-table writer"}.
+const PanicSite = "inference-table writer"
