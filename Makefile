@@ -38,8 +38,11 @@ $(ORT_CACHED):
 
 onnxruntime: $(ORT_LIB)
 
+# The commit, for mlgate_build_info's revision label (Go's own VCS stamp is off under
+# -buildvcs=false).
+REVISION ?= $(shell git rev-parse HEAD 2>/dev/null)
 build: onnxruntime
-	$(GO) build -o bin/mlgate ./cmd/mlgate
+	$(GO) build -ldflags "-X github.com/mlgate/mlgate/internal/telemetry.Revision=$(REVISION)" -o bin/mlgate ./cmd/mlgate
 
 # The demo serves the V2 protocol over gRPC too, on 127.0.0.1:8081 unless
 # MLGATE_GRPC_LISTEN says otherwise.

@@ -55,7 +55,7 @@ func (m *Metrics) Handler() http.Handler {
 
 // RegisterBuildInfo adds mlgate_build_info, a gauge of 1 whose labels say
 // what runs: version (what GET /v2 reports), revision (the commit the
-// binary was built from, "unknown" without VCS information), go_version
+// binary was built from, see Revision; "unknown" when not known), go_version
 // and onnxruntime_version. Registering it again with the same labels is
 // not an error (a registry shared by several gateways in one process).
 func (m *Metrics) RegisterBuildInfo(version, onnxruntimeVersion string) error {
@@ -78,9 +78,18 @@ func (m *Metrics) RegisterBuildInfo(version, onnxruntimeVersion string) error {
 	return nil
 }
 
-// revision returns the VCS revision the binary was built from, with
-// "-modified" when its tree had changes, or "unknown".
+// Revision is the revision mlgate_build_info reports, set at build time
+// with -ldflags "-X github.com/mlgate/mlgate/internal/telemetry.Revision=..."
+// (the image's build does, from its REVISION argument). When it is empty,
+// the VCS revision Go stamped into the binary is reported, if any.
+var Revision string
+
+// revision returns Revision, else the VCS revision the binary was built
+// from, with "-modified" when its tree had changes, else "unknown".
 func revision() string {
+	if Revision != "" {
+		return Revision
+	}
 	info, ok := debug.ReadBuildInfo()
 	if !ok {
 		return "unknown"
