@@ -29,16 +29,6 @@ func features(args []string) error {
 	)
 }
 
-// feastViewBody is the body of the PUT of a view imported from Feast.
-type feastViewBody struct {
-	Entities []string                  `json:"entities"`
-	Features []featurestore.Feature    `json:"features"`
-	TTL      featurestore.Duration     `json:"ttl"`
-	Store    string                    `json:"store"`
-	CacheTTL featurestore.Duration     `json:"cache_ttl"`
-	Feast    *featurestore.FeastSource `json:"feast"`
-}
-
 // featuresImportFeast creates (or changes) a view of store feast-redis for
 // each feature view of a Feast project, from Feast's registry file.
 func featuresImportFeast(args []string) error {
@@ -73,8 +63,8 @@ func featuresImportFeast(args []string) error {
 	}
 	for i, imp := range views {
 		v := imp.View
-		body := feastViewBody{Entities: v.Entities, Features: v.Features, TTL: v.TTL, Store: v.Store,
-			CacheTTL: featurestore.Duration(cacheTTL), Feast: v.Feast}
+		body := viewSpec{Entities: v.Entities, Features: v.Features, TTL: time.Duration(v.TTL).String(), Store: v.Store,
+			CacheTTL: cacheTTL.String(), Feast: v.Feast}
 		var out featurestore.View
 		if err := c.doJSON(http.MethodPut, "/v1/feature-views/"+url.PathEscape(v.Name), body, &out); err != nil {
 			return fmt.Errorf("feast view %s failed: %w; %s", v.Name, err, countViews(i))
