@@ -22,8 +22,6 @@ import (
 	"syscall"
 	"time"
 
-	goredis "github.com/redis/go-redis/v9"
-
 	"github.com/mlgate/mlgate/internal/config"
 )
 
@@ -83,15 +81,10 @@ func startFeast(cfg options, fc feastCase) (sc *scenario, err error) {
 	if err != nil {
 		return nil, err
 	}
-	addr, err := redisAddr()
+	ctx := context.Background()
+	addr, rdb, err := benchRedis(ctx)
 	if err != nil {
 		return nil, err
-	}
-	ctx := context.Background()
-	rdb := goredis.NewClient(&goredis.Options{Addr: addr})
-	if err := rdb.Ping(ctx).Err(); err != nil {
-		rdb.Close()
-		return nil, fmt.Errorf("redis %s (TEST_REDIS_ADDR): %w", addr, err)
 	}
 	project := fmt.Sprintf("mlgate_bench_%08x", rand.Uint32())
 	var closers []func()
@@ -102,7 +95,7 @@ func startFeast(cfg options, fc feastCase) (sc *scenario, err error) {
 	}
 	closers = append(closers, func() {
 		// Feast's keys end with the project's name.
-		if err := deleteKeysMatching(ctx, rdb, "*"+project); err != nil {
+		if err := deleteKeys(ctx, rdb, "*"+project); err != nil {
 			fmt.Fprintf(os.Stderr, "bench: delete Feast's keys of project %s from Redis: %v\n", project, err)
 		}
 		rdb.Close()
@@ -445,24 +438,4 @@ func feastVersion(py string) string {
 		return "Feast (version unknown)"
 	}
 	return "Feast " + f[0] + " (Python " + f[1] + ")"
-}
-
-// deleteKeysMatching unlinks every key that matches the SCAN pattern.
-func deleteKeysMatching(ctx context.Context, rdb *goredis.Client, pattern string) error {
-	var cursor uint64
-	for {
-		keys, next, err := rdb.Scan(ctx, cursor, pattern, 1000).Result()
-		if err != nil {
-			return err
-		}
-		if len(keys) > 0 {
-			if err := rdb.Unlink(ctx, keys...).Err(); err != nil {
-				return err
-			}
-		}
-		if next == 0 {
-			return nil
-		}
-		cursor = next
-	}
 }

@@ -71,15 +71,10 @@ func userID(u int) string { return "u" + strconv.Itoa(u) }
 // API, starts the floor on the same keys, and checks that both answer
 // exactly what the model gives and read Redis as they should.
 func startPredict(cfg options, pc predictCase) (sc *scenario, err error) {
-	addr, err := redisAddr()
+	ctx := context.Background()
+	addr, rdb, err := benchRedis(ctx)
 	if err != nil {
 		return nil, err
-	}
-	ctx := context.Background()
-	rdb := goredis.NewClient(&goredis.Options{Addr: addr})
-	if err := rdb.Ping(ctx).Err(); err != nil {
-		rdb.Close()
-		return nil, fmt.Errorf("redis %s (TEST_REDIS_ADDR): %w", addr, err)
 	}
 	prefix := "mlgate-bench-" + strconv.FormatInt(time.Now().UnixNano(), 36)
 	var closers []func()
@@ -89,7 +84,7 @@ func startPredict(cfg options, pc predictCase) (sc *scenario, err error) {
 		}
 	}
 	closers = append(closers, func() {
-		if err := deleteKeys(ctx, rdb, prefix+":"); err != nil {
+		if err := deleteKeys(ctx, rdb, prefix+":*"); err != nil {
 			fmt.Fprintf(os.Stderr, "bench: delete the benchmark's keys %s:* from Redis: %v\n", prefix, err)
 		}
 		rdb.Close()

@@ -128,11 +128,26 @@ func trafficOf(ctx context.Context, rdb *goredis.Client, do func() error) (redis
 	return t, nil
 }
 
-// deleteKeys unlinks every key that starts with prefix.
-func deleteKeys(ctx context.Context, rdb *goredis.Client, prefix string) error {
+// benchRedis connects to the Redis the predict and Feast scenarios use
+// (TEST_REDIS_ADDR), and returns its address and a client of it.
+func benchRedis(ctx context.Context) (string, *goredis.Client, error) {
+	addr, err := redisAddr()
+	if err != nil {
+		return "", nil, err
+	}
+	rdb := goredis.NewClient(&goredis.Options{Addr: addr})
+	if err := rdb.Ping(ctx).Err(); err != nil {
+		rdb.Close()
+		return "", nil, fmt.Errorf("redis %s (TEST_REDIS_ADDR): %w", addr, err)
+	}
+	return addr, rdb, nil
+}
+
+// deleteKeys unlinks every key that matches the SCAN pattern.
+func deleteKeys(ctx context.Context, rdb *goredis.Client, pattern string) error {
 	var cursor uint64
 	for {
-		keys, next, err := rdb.Scan(ctx, cursor, prefix+"*", 1000).Result()
+		keys, next, err := rdb.Scan(ctx, cursor, pattern, 1000).Result()
 		if err != nil {
 			return err
 		}
