@@ -343,11 +343,7 @@ func (c *Client) list(ctx context.Context, a artifact) ([]string, error) {
 
 // download copies the file a to w, failing beyond limit bytes.
 func (c *Client) download(ctx context.Context, a artifact, w io.Writer, limit int64) error {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, a.url.String(), nil)
-	if err != nil {
-		return err
-	}
-	resp, err := c.do(req)
+	resp, err := c.open(ctx, a.url.String())
 	if err != nil {
 		return err
 	}
@@ -368,11 +364,7 @@ func (c *Client) get(ctx context.Context, p string, q url.Values, out any) error
 	u := *c.base
 	u.Path += p
 	u.RawQuery = q.Encode()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
-	if err != nil {
-		return err
-	}
-	resp, err := c.do(req)
+	resp, err := c.open(ctx, u.String())
 	if err != nil {
 		return err
 	}
@@ -383,10 +375,14 @@ func (c *Client) get(ctx context.Context, p string, q url.Values, out any) error
 	return nil
 }
 
-// do sends req with the token and maps a failed answer to an error of its
-// kind: 404 (RESOURCE_DOES_NOT_EXIST) is NotFound, 401/403 Forbidden, the
-// rest Unavailable, each with MLflow's message.
-func (c *Client) do(req *http.Request) (*http.Response, error) {
+// open GETs u with the token; a failed answer is an error of its kind:
+// 404 (RESOURCE_DOES_NOT_EXIST) is NotFound, 401/403 Forbidden, the rest
+// Unavailable, each with MLflow's message.
+func (c *Client) open(ctx context.Context, u string) (*http.Response, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+	if err != nil {
+		return nil, err
+	}
 	if c.token != "" {
 		req.Header.Set("Authorization", "Bearer "+c.token)
 	}
