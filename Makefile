@@ -24,7 +24,7 @@ export TEST_PYTHON := $(PYENV)/bin/python
 GO ?= go
 TEST_TIMEOUT ?= 20m
 
-.PHONY: all build run test bench lint fuzz clean services-up services-down onnxruntime pyarrow pyclients feast mlflow promtool proto
+.PHONY: all build run test bench lint fuzz clean services-up services-down onnxruntime pyarrow pyclients feast mlflow promtool chromium proto
 
 all: build
 
@@ -58,7 +58,16 @@ $(PYENV)/.pyarrow-$(PYARROW_VERSION):
 	@python3 -m venv $(PYENV) && $(PYENV)/bin/pip install --quiet --disable-pip-version-check pyarrow==$(PYARROW_VERSION)
 	@touch $@
 
-pyarrow: $(PYENV)/.pyarrow-$(PYARROW_VERSION)
+# The readers the inference table's tests open it with, as users do, with no options:
+# pandas and DuckDB (beside pyarrow), in the same environment.
+PANDAS_VERSION := 2.3.3
+DUCKDB_VERSION := 1.5.6
+$(PYENV)/.readers-$(PANDAS_VERSION)-$(DUCKDB_VERSION): $(PYENV)/.pyarrow-$(PYARROW_VERSION)
+	@echo "installing pandas $(PANDAS_VERSION) and duckdb $(DUCKDB_VERSION) from PyPI into $(PYENV)"
+	@$(PYENV)/bin/pip install --quiet --disable-pip-version-check "pandas==$(PANDAS_VERSION)" "duckdb==$(DUCKDB_VERSION)"
+	@touch $@
+
+pyarrow: $(PYENV)/.pyarrow-$(PYARROW_VERSION) $(PYENV)/.readers-$(PANDAS_VERSION)-$(DUCKDB_VERSION)
 
 # The stock clients users call mlgate with, unmodified, from PyPI, into the same
 # environment: tritonclient (HTTP and gRPC) and KServe's. Both define the protobuf
@@ -108,7 +117,13 @@ export TEST_PROMTOOL ?= promtool
 promtool:
 	@bash deploy/promtool.sh >/dev/null
 
-test: onnxruntime lint pyarrow pyclients feast mlflow promtool
+# A headless Chromium (Debian's chromium, installed when none is on PATH), which the
+# console's tests drive over the DevTools protocol.
+export TEST_CHROMIUM ?= chromium
+chromium:
+	@bash deploy/chromium.sh >/dev/null
+
+test: onnxruntime lint pyarrow pyclients feast mlflow promtool chromium
 	bash deploy/with-services.sh $(GO) test -race -timeout $(TEST_TIMEOUT) ./...
 
 services-up:

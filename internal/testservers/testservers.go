@@ -76,19 +76,34 @@ func FeastPython(tb testing.TB) string {
 	return lookup(tb, "TEST_FEAST_PYTHON", "Python with feast[redis] (make feast, then TEST_FEAST_PYTHON=.cache/feastenv/bin/python)")[0]
 }
 
+// Chromium returns the path of the headless Chromium that TEST_CHROMIUM names
+// (a path or a name on PATH; `make chromium` installs Debian's chromium), which
+// the console's tests drive over the DevTools protocol.
+func Chromium(tb testing.TB) string {
+	tb.Helper()
+	return program(tb, "TEST_CHROMIUM", "a headless Chromium", "chromium")
+}
+
 // Promtool returns the path of Prometheus's promtool (TEST_PROMTOOL, a path
 // or a name on PATH; `make promtool` installs Debian's prometheus package,
 // which has it), for checking a scrape of /metrics with `promtool check
 // metrics`.
 func Promtool(tb testing.TB) string {
 	tb.Helper()
-	name := lookup(tb, "TEST_PROMTOOL", "Prometheus's promtool (make promtool, then TEST_PROMTOOL=promtool)")[0]
+	return program(tb, "TEST_PROMTOOL", "Prometheus's promtool", "promtool")
+}
+
+// program returns the path of the program env names, which `make target`
+// installs; without it the test skips, or fails in CI.
+func program(tb testing.TB, env, what, target string) string {
+	tb.Helper()
+	name := lookup(tb, env, what+" (make "+target+", then "+env+"="+target+")")[0]
 	path, err := exec.LookPath(name)
 	if err != nil {
 		if InCI() {
-			tb.Fatalf("TEST_PROMTOOL=%s: %v; in CI a missing promtool is a failure (make promtool installs it)", name, err)
+			tb.Fatalf("%s=%s: %v; in CI a missing %s is a failure (make %s installs it)", env, name, err, target, target)
 		}
-		tb.Skipf("TEST_PROMTOOL=%s: %v: skipping (make promtool installs it)", name, err)
+		tb.Skipf("%s=%s: %v: skipping (make %s installs it)", env, name, err, target)
 	}
 	return path
 }
