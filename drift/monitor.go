@@ -111,6 +111,20 @@ func (w *window) samples() int64 {
 
 func (s *series) numeric() bool { return s.edges != nil }
 
+// labels names the series' bins, as SeriesHistogram's Labels.
+func (s *series) labels() []string {
+	if !s.numeric() {
+		return append(slices.Clone(s.cats), "(other)")
+	}
+	num := func(v float64) string { return strconv.FormatFloat(v, 'g', 4, 64) }
+	out := make([]string, 0, len(s.edges)+1)
+	out = append(out, "< "+num(s.edges[0]))
+	for i := 1; i < len(s.edges); i++ {
+		out = append(out, num(s.edges[i-1])+" – "+num(s.edges[i]))
+	}
+	return append(out, "≥ "+num(s.edges[len(s.edges)-1]))
+}
+
 func (s *series) kind() string {
 	if s.numeric() {
 		return KindNumeric
@@ -382,6 +396,20 @@ type SeriesReport struct {
 	Judged  bool           `json:"judged"`
 	Drifted bool           `json:"drifted"`
 	Metrics []MetricResult `json:"metrics"`
+	// Histogram lays the window's counts beside the baseline's, bin by bin.
+	Histogram SeriesHistogram `json:"histogram"`
+}
+
+// SeriesHistogram is a series' window beside its baseline, for drawing: bin
+// i is named Labels[i] and holds Baseline[i] values of the baseline and
+// Live[i] of the window. A numeric series' bins are those of its Edges
+// (below the first edge, between two edges, from the last edge up); a
+// categorical one's are the baseline's categories, then "(other)".
+type SeriesHistogram struct {
+	Labels   []string  `json:"labels"`
+	Edges    []float64 `json:"edges,omitempty"`
+	Baseline []int64   `json:"baseline"`
+	Live     []int64   `json:"live"`
 }
 
 // MetricResult is one rule applied to one series: the metric's value, its
@@ -485,6 +513,7 @@ func (m *Monitor) judge(w *window, i int) SeriesReport {
 		sr.Count += counts[j]
 		sr.Baseline += s.base[j]
 	}
+	sr.Histogram = SeriesHistogram{Labels: s.labels(), Edges: s.edges, Baseline: s.base, Live: counts}
 	if sr.Count == 0 {
 		return sr
 	}

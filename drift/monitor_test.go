@@ -299,6 +299,19 @@ func TestMonitor_ObserveValues(t *testing.T) {
 	if p := byName["p"]; p.Count != 8 || p.Missing != 1 {
 		t.Errorf("p = %+v", p)
 	}
+	hists := []struct {
+		series string
+		want   SeriesHistogram
+	}{
+		{"n", SeriesHistogram{Labels: []string{"< 0", "0 – 1", "1 – 2", "≥ 2"}, Edges: []float64{0, 1, 2},
+			Baseline: []int64{0, 5, 5, 0}, Live: []int64{1, 1, 2, 0}}},
+		{"c", SeriesHistogram{Labels: []string{"3", "a", "true", "(other)"}, Baseline: []int64{5, 5, 1, 1}, Live: []int64{1, 1, 1, 1}}},
+	}
+	for _, h := range hists {
+		if got := byName[h.series].Histogram; !reflect.DeepEqual(got, h.want) {
+			t.Errorf("%s's histogram = %+v, want %+v", h.series, got, h.want)
+		}
+	}
 	for _, mr := range byName["c"].Metrics {
 		if mr.Metric == MetricKSP {
 			t.Error("KS applied to a categorical series")

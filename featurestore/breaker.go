@@ -3,6 +3,8 @@ package featurestore
 import (
 	"context"
 	"errors"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/sony/gobreaker/v2"
@@ -175,4 +177,21 @@ func breakerState(s gobreaker.State) int64 {
 		return 2
 	}
 	return 0
+}
+
+// BreakerState is the state of the circuit breaker in front of one online
+// store: "closed", "half-open" or "open".
+type BreakerState struct {
+	Name  string `json:"name"`
+	State string `json:"state"`
+}
+
+// Breakers returns the state of each online store's breaker, by store name.
+func (s *Service) Breakers() []BreakerState {
+	out := make([]BreakerState, 0, len(s.breakers))
+	for name, b := range s.breakers {
+		out = append(out, BreakerState{Name: name, State: b.State().String()})
+	}
+	slices.SortFunc(out, func(a, b BreakerState) int { return strings.Compare(a.Name, b.Name) })
+	return out
 }

@@ -25,6 +25,8 @@ type Tables interface {
 	Stats() tables.Stats
 	// QueueLen returns the number of rows waiting to be written.
 	QueueLen() int
+	// QueueCap returns how many rows the queue holds.
+	QueueCap() int
 	Flush(ctx context.Context) error
 	DeleteEntity(ctx context.Context, column, value string) (int64, error)
 	// AppendLabels writes ground-truth labels in a file of this replica's

@@ -295,6 +295,8 @@ func roleCases(t *testing.T) []roleCase {
 		{"DELETE", "/v1/models/:name/aliases/:alias", "/v1/models/linear/aliases/champion", "", "", [5]int{401, 403, 403, 204, 404}},
 		{"DELETE", "/v1/models/:name/versions/:version", "/v1/models/linear/versions/3", "", "", [5]int{401, 403, 204, 403, 404}},
 		{"GET", "/v1/audit", "/v1/audit", "", "", anyKey},
+		{"GET", "/v1/whoami", "/v1/whoami", "", "", anyKey},
+		{"GET", "/v1/status", "/v1/status", "", "", anyKey},
 
 		{"POST", "/v1/models/:name/predict", "/v1/models/linear/predict", predict, "", predictor},
 		{"POST", "/v1/models/:name/:version/predict", "/v1/models/linear/1/predict", predict, "", predictor},

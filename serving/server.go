@@ -264,6 +264,8 @@ func (s *Server) routes() {
 	app.Put("/v1/models/:name/aliases/:alias", sre, s.setAlias)
 	app.Delete("/v1/models/:name/aliases/:alias", sre, s.deleteAlias)
 	app.Get("/v1/audit", anyone, s.audit)
+	app.Get("/v1/whoami", anyone, s.whoami)
+	app.Get("/v1/status", anyone, s.status)
 
 	app.Post("/v1/models/:name/predict", predict, s.predict)
 	app.Post("/v1/models/:name/:version/predict", predict, s.predict)

@@ -12,6 +12,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync/atomic"
 )
@@ -54,6 +55,9 @@ type Identity struct {
 
 // Anonymous is the caller when no keys are configured.
 var Anonymous = Identity{Name: "anonymous", roles: []Role{Admin}}
+
+// Roles returns the roles the identity holds, as configured.
+func (id Identity) Roles() []Role { return slices.Clone(id.roles) }
 
 // Has reports whether the identity holds role r.
 func (id Identity) Has(r Role) bool {

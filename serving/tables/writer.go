@@ -411,6 +411,9 @@ func (w *Writer) Healthy() error {
 // not counted).
 func (w *Writer) QueueLen() int { return len(w.q) }
 
+// QueueCap returns how many rows the queue holds (Options.QueueSize).
+func (w *Writer) QueueCap() int { return cap(w.q) }
+
 // Flush writes the rows accepted so far, queued or spilled, and completes
 // every open file. It returns the first I/O error since the last Flush that
 // kept rows from their files (Stats.Failed: they wait in the write-ahead log
