@@ -15,6 +15,6 @@ dir=$root/.cache/services/chromium
 if ! find_chromium >/dev/null 2>&1; then
 	lock "$dir"
 	find_chromium >/dev/null 2>&1 || apt_install "$dir/apt.log" chromium
-	say "installed $("$(find_chromium)" --version 2>&1 | head -n 1)"
+	say "installed $("$(find_chromium)" --version 2>/dev/null | head -n 1)"
 fi
 find_chromium
