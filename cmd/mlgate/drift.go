@@ -1,9 +1,8 @@
 package main
 
 import (
+	"bytes"
 	"encoding/json"
-	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"maps"
@@ -16,20 +15,17 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/spf13/cobra"
+
 	"github.com/mlgate/mlgate/drift"
 	"github.com/mlgate/mlgate/serving"
 )
 
-// driftCmd runs the `mlgate drift` verbs, on the drift monitors of a running
-// gateway.
-func driftCmd(args []string) error {
-	return runVerb("drift", args,
-		verb{"report", driftReport},
-		verb{"run", driftRun},
-		verb{"put", driftPut},
-		verb{"list", driftList},
-		verb{"delete", driftDelete},
-	)
+func driftCommand() *cobra.Command {
+	return clientGroup("drift", "Watch a model's inputs and predictions for drift", `  mlgate drift put churn-inputs -f monitor.json
+  mlgate drift report churn-inputs
+  mlgate drift run --monitor churn-inputs --from -24h`,
+		driftPut, driftList, driftReport, driftRun, driftDelete)
 }
 
 func monitorPath(name string, more ...string) string {
@@ -51,30 +47,29 @@ type monitorReportView struct {
 // in a line each unless told otherwise.
 const summaryWindows = 12
 
-func driftReport(args []string) error {
-	fs := flag.NewFlagSet("drift report", flag.ContinueOnError)
-	c := clientFlags(fs)
-	asJSON := fs.Bool("json", false, "print the raw JSON")
-	windows := fs.Int("windows", summaryWindows, "how many earlier windows to sum up in a line each (-1 for all)")
-	rest, err := parseArgs(fs, args)
-	if err != nil {
-		return err
+func driftReport(c *client) *cobra.Command {
+	var o output
+	var windows int
+	cmd := &cobra.Command{
+		Use:   "report MONITOR",
+		Short: "Show a monitor's current and last windows, its earlier verdicts and the model's measured quality",
+		Example: `  mlgate drift report churn-inputs
+  mlgate drift report churn-inputs --windows -1   # every earlier window
+  mlgate drift report churn-inputs -o json`,
+		Args:              positional(1, 1),
+		ValidArgsFunction: c.completeNames("/v1/monitors", "monitors"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			var raw json.RawMessage
+			if err := c.do(http.MethodGet, monitorPath(args[0], "report"), "", nil, &raw); err != nil {
+				return err
+			}
+			var r monitorReportView
+			return o.print(cmd, raw, &r, func() error { return writeMonitorReport(stdout, r, windows, time.Now()) })
+		},
 	}
-	if len(rest) != 1 {
-		return errors.New("drift report: want exactly one monitor name")
-	}
-	var raw json.RawMessage
-	if err := c.do(http.MethodGet, monitorPath(rest[0], "report"), "", nil, &raw); err != nil {
-		return err
-	}
-	if *asJSON {
-		return printJSON(raw)
-	}
-	var r monitorReportView
-	if err := json.Unmarshal(raw, &r); err != nil {
-		return fmt.Errorf("drift report: cannot read the gateway's answer: %w", err)
-	}
-	return writeMonitorReport(stdout, r, *windows, time.Now())
+	cmd.Flags().IntVar(&windows, "windows", summaryWindows, "how many earlier windows to sum up in a line each (-1 for all)")
+	outputFlags(cmd, &o)
+	return cmd
 }
 
 // writeMonitorReport writes a monitor's spec, its current window, its last
@@ -366,9 +361,9 @@ func writePerformance(out io.Writer, ps []serving.Performance) error {
 	return w.Flush()
 }
 
-// parseWhen reads a time: RFC 3339, "now", or a negative duration from now
-// such as -15m.
-func parseWhen(flagName, s string, now time.Time) (time.Time, error) {
+// parseWhen reads the time of cmd's flag flagName: RFC 3339, "now", or a
+// negative duration from now such as -15m.
+func parseWhen(cmd *cobra.Command, flagName, s string, now time.Time) (time.Time, error) {
 	switch {
 	case s == "now":
 		return now, nil
@@ -382,119 +377,126 @@ func parseWhen(flagName, s string, now time.Time) (time.Time, error) {
 			return t, nil
 		}
 	}
-	return time.Time{}, fmt.Errorf("drift run: --%s %q: want an RFC 3339 time such as 2026-11-01T00:00:00Z, now, or a time ago such as -15m", flagName, s)
+	return time.Time{}, usageErrorf(cmd, "--%s %q: want an RFC 3339 time such as 2026-11-01T00:00:00Z, now, or a time ago such as -15m", flagName, s)
 }
 
-func driftRun(args []string) error {
-	fs := flag.NewFlagSet("drift run", flag.ContinueOnError)
-	c := clientFlags(fs)
-	monitor := fs.String("monitor", "", "the monitor `name` whose spec and baseline judge the range (required)")
-	from := fs.String("from", "", "start of the range of the inference table: RFC 3339, or a time ago such as -1h (required)")
-	to := fs.String("to", "now", "end of the range: RFC 3339, now, or a time ago such as -15m")
-	asJSON := fs.Bool("json", false, "print the raw JSON")
-	rest, err := parseArgs(fs, args)
-	if err != nil {
-		return err
+func driftRun(c *client) *cobra.Command {
+	var o output
+	var monitor, from, to string
+	cmd := &cobra.Command{
+		Use:   "run --monitor MONITOR --from TIME",
+		Short: "Judge a past range of the inference table with a monitor's spec and baseline",
+		Long: `Judge a past range of the inference table with a monitor's spec and baseline,
+as one window. TIME is an RFC 3339 time, now, or a time ago such as -1h.`,
+		Example: `  mlgate drift run --monitor churn-inputs --from -1h
+  mlgate drift run --monitor churn-inputs --from 2026-11-20T00:00:00Z --to 2026-11-21T00:00:00Z -o json`,
+		Args: positional(0, 0),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if monitor == "" || from == "" {
+				return usageErrorf(cmd, "--monitor and --from are required, e.g. drift run --monitor churn --from -1h")
+			}
+			now := time.Now()
+			start, err := parseWhen(cmd, "from", from, now)
+			if err != nil {
+				return err
+			}
+			end, err := parseWhen(cmd, "to", to, now)
+			if err != nil {
+				return err
+			}
+			if !start.Before(end) {
+				return usageErrorf(cmd, "--from %s is not before --to %s", start.Format(time.RFC3339), end.Format(time.RFC3339))
+			}
+			body := map[string]string{"from": start.Format(time.RFC3339Nano), "to": end.Format(time.RFC3339Nano)}
+			var raw json.RawMessage
+			if err := c.doJSON(http.MethodPost, monitorPath(monitor, "run"), body, &raw); err != nil {
+				return err
+			}
+			var r drift.WindowReport
+			return o.print(cmd, raw, &r, func() error { return writeWindow(stdout, "monitor "+monitor+", window", r, 0, false) })
+		},
 	}
-	if len(rest) > 0 {
-		return fmt.Errorf("drift run: unexpected argument %q (give the monitor with --monitor)", rest[0])
-	}
-	if *monitor == "" || *from == "" {
-		return errors.New("drift run: --monitor and --from are required, e.g. drift run --monitor churn --from -1h")
-	}
-	now := time.Now()
-	start, err := parseWhen("from", *from, now)
-	if err != nil {
-		return err
-	}
-	end, err := parseWhen("to", *to, now)
-	if err != nil {
-		return err
-	}
-	if !start.Before(end) {
-		return fmt.Errorf("drift run: --from %s is not before --to %s", start.Format(time.RFC3339), end.Format(time.RFC3339))
-	}
-	body := map[string]string{"from": start.Format(time.RFC3339Nano), "to": end.Format(time.RFC3339Nano)}
-	var raw json.RawMessage
-	if err := c.doJSON(http.MethodPost, monitorPath(*monitor, "run"), body, &raw); err != nil {
-		return err
-	}
-	if *asJSON {
-		return printJSON(raw)
-	}
-	var r drift.WindowReport
-	if err := json.Unmarshal(raw, &r); err != nil {
-		return fmt.Errorf("drift run: cannot read the gateway's answer: %w", err)
-	}
-	return writeWindow(stdout, "monitor "+*monitor+", window", r, 0, false)
+	cmd.Flags().StringVar(&monitor, "monitor", "", "the monitor `name` whose spec and baseline judge the range (required)")
+	cmd.Flags().StringVar(&from, "from", "", "start of the range of the inference table: RFC 3339, or a time ago such as -1h (required)")
+	cmd.Flags().StringVar(&to, "to", "now", "end of the range: RFC 3339, now, or a time ago such as -15m")
+	cmd.RegisterFlagCompletionFunc("monitor", c.completeNames("/v1/monitors", "monitors"))
+	outputFlags(cmd, &o)
+	return cmd
 }
 
-func driftPut(args []string) error {
-	fs := flag.NewFlagSet("drift put", flag.ContinueOnError)
-	c := clientFlags(fs)
-	file := fs.String("f", "", "monitor spec JSON `file`, - for standard input (required)")
-	rest, err := parseArgs(fs, args)
-	if err != nil {
-		return err
+func driftPut(c *client) *cobra.Command {
+	var file string
+	cmd := &cobra.Command{
+		Use:   "put MONITOR -f MONITOR.json",
+		Short: "Create or change a drift monitor from its spec",
+		Example: `  mlgate drift put churn-inputs -f monitor.json
+  mlgate drift put churn-inputs -f - < monitor.json`,
+		Args:              positional(1, 1),
+		ValidArgsFunction: c.completeNames("/v1/monitors", "monitors"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if file == "" {
+				return usageErrorf(cmd, "-f FILE is required: the monitor spec as JSON")
+			}
+			var body []byte
+			var err error
+			if file == "-" {
+				body, err = io.ReadAll(os.Stdin)
+			} else {
+				body, err = os.ReadFile(file)
+			}
+			if err != nil {
+				return fmt.Errorf("drift put: %w", err)
+			}
+			if !json.Valid(body) {
+				return fmt.Errorf("drift put: %s is not valid JSON", file)
+			}
+			var r drift.MonitorReport
+			if err := c.do(http.MethodPut, monitorPath(args[0]), "application/json", bytes.NewReader(body), &r); err != nil {
+				return err
+			}
+			fmt.Fprintf(stdout, "monitor %s saved\n\n", r.Spec.Name)
+			writeMonitorSpec(stdout, r.Spec, r.Model)
+			return nil
+		},
 	}
-	if len(rest) != 1 {
-		return errors.New("drift put: want exactly one monitor name, e.g. drift put churn-inputs -f monitor.json")
-	}
-	if *file == "" {
-		return errors.New("drift put: -f FILE is required: the monitor spec as JSON")
-	}
-	var body []byte
-	if *file == "-" {
-		body, err = io.ReadAll(os.Stdin)
-	} else {
-		body, err = os.ReadFile(*file)
-	}
-	if err != nil {
-		return fmt.Errorf("drift put: %w", err)
-	}
-	if !json.Valid(body) {
-		return fmt.Errorf("drift put: %s is not valid JSON", *file)
-	}
-	var r drift.MonitorReport
-	if err := c.do(http.MethodPut, monitorPath(rest[0]), "application/json", strings.NewReader(string(body)), &r); err != nil {
-		return err
-	}
-	fmt.Fprintf(stdout, "monitor %s saved\n\n", r.Spec.Name)
-	writeMonitorSpec(stdout, r.Spec, r.Model)
-	return nil
+	cmd.Flags().StringVarP(&file, "file", "f", "", "monitor spec JSON `file`, - for standard input (required)")
+	return cmd
 }
 
-func driftList(args []string) error {
-	fs := flag.NewFlagSet("drift list", flag.ContinueOnError)
-	c := clientFlags(fs)
-	asJSON := fs.Bool("json", false, "print the raw JSON")
-	if rest, err := parseArgs(fs, args); err != nil {
-		return err
-	} else if len(rest) > 0 {
-		return fmt.Errorf("drift list: unexpected argument %q", rest[0])
+func driftList(c *client) *cobra.Command {
+	var o output
+	cmd := &cobra.Command{
+		Use:     "list",
+		Short:   "List the drift monitors with what they watch and their rules",
+		Example: "  mlgate drift list\n  mlgate drift list -o json",
+		Args:    positional(0, 0),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			var raw json.RawMessage
+			if err := c.do(http.MethodGet, "/v1/monitors", "", nil, &raw); err != nil {
+				return err
+			}
+			var out struct {
+				Monitors []listedMonitor `json:"monitors"`
+			}
+			return o.print(cmd, raw, &out, func() error { return writeMonitors(out.Monitors) })
+		},
 	}
-	var raw json.RawMessage
-	if err := c.do(http.MethodGet, "/v1/monitors", "", nil, &raw); err != nil {
-		return err
-	}
-	if *asJSON {
-		return printJSON(raw)
-	}
-	var out struct {
-		Monitors []listedMonitor `json:"monitors"`
-	}
-	if err := json.Unmarshal(raw, &out); err != nil {
-		return fmt.Errorf("drift list: cannot read the gateway's answer: %w", err)
-	}
-	if len(out.Monitors) == 0 {
+	outputFlags(cmd, &o)
+	return cmd
+}
+
+// writeMonitors writes monitors as a table, sorted by name, then the error
+// of each that failed.
+func writeMonitors(monitors []listedMonitor) error {
+	if len(monitors) == 0 {
 		fmt.Fprintln(stdout, "no monitors")
 		return nil
 	}
-	slices.SortFunc(out.Monitors, func(a, b listedMonitor) int { return strings.Compare(a.Name, b.Name) })
+	slices.SortFunc(monitors, func(a, b listedMonitor) int { return strings.Compare(a.Name, b.Name) })
 	w := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(w, "NAME\tSTATUS\tWATCHES\tBASELINE\tWINDOW\tMIN SAMPLES\tTHRESHOLDS")
 	var failed []listedMonitor
-	for _, s := range out.Monitors {
+	for _, s := range monitors {
 		if s.Error != "" {
 			failed = append(failed, s)
 		}
@@ -524,19 +526,19 @@ type listedMonitor struct {
 	Error  string `json:"error"`
 }
 
-func driftDelete(args []string) error {
-	fs := flag.NewFlagSet("drift delete", flag.ContinueOnError)
-	c := clientFlags(fs)
-	rest, err := parseArgs(fs, args)
-	if err != nil {
-		return err
+func driftDelete(c *client) *cobra.Command {
+	return &cobra.Command{
+		Use:               "delete MONITOR",
+		Short:             "Delete a drift monitor",
+		Example:           "  mlgate drift delete churn-inputs",
+		Args:              positional(1, 1),
+		ValidArgsFunction: c.completeNames("/v1/monitors", "monitors"),
+		RunE: func(_ *cobra.Command, args []string) error {
+			if err := c.do(http.MethodDelete, monitorPath(args[0]), "", nil, nil); err != nil {
+				return err
+			}
+			fmt.Fprintf(stdout, "monitor %s deleted\n", args[0])
+			return nil
+		},
 	}
-	if len(rest) != 1 {
-		return errors.New("drift delete: want exactly one monitor name")
-	}
-	if err := c.do(http.MethodDelete, monitorPath(rest[0]), "", nil, nil); err != nil {
-		return err
-	}
-	fmt.Fprintf(stdout, "monitor %s deleted\n", rest[0])
-	return nil
 }

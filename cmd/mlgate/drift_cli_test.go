@@ -178,7 +178,7 @@ func TestDriftAndTablesCLI(t *testing.T) {
 		{[]string{"tables", "delete", "--server", server}, "--entity COLUMN=VALUE is required"},
 		{[]string{"tables", "frob"}, "unknown subcommand"},
 		{[]string{"drift", "report", "nope", "--server", server}, "HTTP 404"},
-		{[]string{"drift", "report", "--server", server}, "want exactly one monitor name"},
+		{[]string{"drift", "report", "--server", server}, "want MONITOR, got 0 arguments"},
 		{[]string{"drift", "run", "--monitor", "x", "--server", server}, "--monitor and --from are required"},
 		{[]string{"drift", "run", "--monitor", "x", "--from", "yesterday", "--server", server}, `--from "yesterday"`},
 		{[]string{"drift", "run", "--monitor", "x", "--from", "-1m", "--to", "-2m", "--server", server}, "is not before"},

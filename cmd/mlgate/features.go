@@ -2,7 +2,6 @@ package main
 
 import (
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"net/http"
@@ -14,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/spf13/cobra"
 	"go.yaml.in/yaml/v3"
 
 	"github.com/mlgate/mlgate/featurestore"
@@ -21,32 +21,42 @@ import (
 	"github.com/mlgate/mlgate/featurestore/ingest"
 )
 
-func features(args []string) error {
-	return runVerb("features", args,
-		verb{"apply", featuresApply},
-		verb{"ingest", featuresIngest},
-		verb{"import-feast", featuresImportFeast},
-	)
+func featuresCommand() *cobra.Command {
+	return clientGroup("features", "Define feature views and load rows into them", `  mlgate features apply -f views.yaml
+  mlgate features ingest --view user --file users.csv
+  mlgate features import-feast --registry feature_repo/data/registry.db --project driver_stats`,
+		featuresApply, featuresIngest, featuresImportFeast)
 }
 
 // featuresImportFeast creates (or changes) a view of store feast-redis for
 // each feature view of a Feast project, from Feast's registry file.
-func featuresImportFeast(args []string) error {
-	fs := flag.NewFlagSet("features import-feast", flag.ContinueOnError)
-	c := clientFlags(fs)
+func featuresImportFeast(c *client) *cobra.Command {
 	var registryFile, project string
 	var cacheTTL time.Duration
-	fs.StringVar(&registryFile, "registry", "", "Feast's registry `file` (registry.db of a file registry; required)")
-	fs.StringVar(&project, "project", "", "the Feast `project` whose feature views to import (required)")
-	fs.DurationVar(&cacheTTL, "cache-ttl", 0, "cache_ttl of the views (0: not cached)")
-	if rest, err := parseArgs(fs, args); err != nil {
-		return err
-	} else if len(rest) > 0 {
-		return fmt.Errorf("features import-feast: unexpected argument %q", rest[0])
+	cmd := &cobra.Command{
+		Use:   "import-feast --registry FILE --project PROJECT",
+		Short: "Create a view of store feast-redis for each feature view of a Feast project",
+		Long: `Create (or change) a view of store feast-redis for each feature view of a Feast
+project, read from Feast's registry file, so that mlgate reads the rows Feast
+materialized into Redis.`,
+		Example: "  mlgate features import-feast --registry feature_repo/data/registry.db --project driver_stats --cache-ttl 1m",
+		Args:    positional(0, 0),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if registryFile == "" || project == "" {
+				return usageErrorf(cmd, "--registry FILE and --project P are required")
+			}
+			return importFeast(c, registryFile, project, cacheTTL)
+		},
 	}
-	if registryFile == "" || project == "" {
-		return errors.New("features import-feast: --registry FILE and --project P are required")
-	}
+	cmd.Flags().StringVar(&registryFile, "registry", "", "Feast's registry `file` (registry.db of a file registry; required)")
+	cmd.Flags().StringVar(&project, "project", "", "the Feast `project` whose feature views to import (required)")
+	cmd.Flags().DurationVar(&cacheTTL, "cache-ttl", 0, "cache_ttl of the views (0: not cached)")
+	return cmd
+}
+
+// importFeast imports the feature views of project from the Feast registry
+// file registryFile, with cacheTTL.
+func importFeast(c *client, registryFile, project string, cacheTTL time.Duration) error {
 	data, err := os.ReadFile(registryFile)
 	if err != nil {
 		return err
@@ -94,20 +104,29 @@ type viewSpec struct {
 	lines map[string]int            // of its keys
 }
 
-func featuresApply(args []string) error {
-	fs := flag.NewFlagSet("features apply", flag.ContinueOnError)
-	c := clientFlags(fs)
+func featuresApply(c *client) *cobra.Command {
 	var file string
-	fs.StringVar(&file, "f", "", "YAML `file` of views (required)")
-	fs.StringVar(&file, "file", "", "same as -f")
-	if rest, err := parseArgs(fs, args); err != nil {
-		return err
-	} else if len(rest) > 0 {
-		return fmt.Errorf("features apply: unexpected argument %q", rest[0])
+	cmd := &cobra.Command{
+		Use:   "apply -f VIEWS.yaml",
+		Short: "Create or change the feature views of a YAML file",
+		Long: `Create or change the feature views of a YAML file. Every view is checked
+before any is sent; an unknown key or a value of the wrong shape is an error
+that names it and its line.`,
+		Example: "  mlgate features apply -f views.yaml",
+		Args:    positional(0, 0),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if file == "" {
+				return usageErrorf(cmd, "-f FILE is required")
+			}
+			return applyViews(c, file)
+		},
 	}
-	if file == "" {
-		return errors.New("features apply: -f FILE is required")
-	}
+	cmd.Flags().StringVarP(&file, "file", "f", "", "YAML `file` of views (required)")
+	return cmd
+}
+
+// applyViews creates or changes the views of the YAML file at file.
+func applyViews(c *client, file string) error {
 	data, err := os.ReadFile(file)
 	if err != nil {
 		return err
@@ -333,39 +352,52 @@ func yamlKindError(n *yaml.Node, key, want string) error {
 
 const maxBatch = 100000
 
-func featuresIngest(args []string) error {
-	fs := flag.NewFlagSet("features ingest", flag.ContinueOnError)
-	c := clientFlags(fs)
-	viewName := fs.String("view", "", "feature `view` to write into (required)")
-	file := fs.String("file", "", "CSV or Parquet `file` of rows (required)")
-	format := fs.String("format", "", "file `format`, csv or parquet (default: from the file's extension)")
-	batch := fs.Int("batch", 1000, "rows per request")
-	if rest, err := parseArgs(fs, args); err != nil {
-		return err
-	} else if len(rest) > 0 {
-		return fmt.Errorf("features ingest: unexpected argument %q", rest[0])
+func featuresIngest(c *client) *cobra.Command {
+	var viewName, file, format string
+	var batch int
+	cmd := &cobra.Command{
+		Use:   "ingest --view VIEW --file ROWS.csv|ROWS.parquet",
+		Short: "Load the rows of a CSV or Parquet file into a feature view",
+		Long: `Load the rows of a CSV or Parquet file into a feature view, in batches; a
+failed batch names the file's lines and the rows written before it.`,
+		Example: `  mlgate features ingest --view user --file users.csv
+  mlgate features ingest --view user --file users.data --format parquet --batch 5000`,
+		Args: positional(0, 0),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if viewName == "" || file == "" {
+				return usageErrorf(cmd, "--view and --file are required")
+			}
+			if batch < 1 || batch > maxBatch {
+				return usageErrorf(cmd, "--batch %d: want 1 to %d rows", batch, maxBatch)
+			}
+			if format == "" {
+				switch strings.ToLower(filepath.Ext(file)) {
+				case ".csv":
+					format = "csv"
+				case ".parquet", ".pq":
+					format = "parquet"
+				default:
+					return usageErrorf(cmd, "cannot tell the format of %s from its extension: give --format csv or --format parquet", file)
+				}
+			}
+			if format != "csv" && format != "parquet" {
+				return usageErrorf(cmd, "--format %q: want csv or parquet", format)
+			}
+			return ingestFile(c, viewName, file, format, batch)
+		},
 	}
-	if *viewName == "" || *file == "" {
-		return errors.New("features ingest: --view and --file are required")
-	}
-	if *batch < 1 || *batch > maxBatch {
-		return fmt.Errorf("features ingest: --batch %d: want 1 to %d rows", *batch, maxBatch)
-	}
-	if *format == "" {
-		switch strings.ToLower(filepath.Ext(*file)) {
-		case ".csv":
-			*format = "csv"
-		case ".parquet", ".pq":
-			*format = "parquet"
-		default:
-			return fmt.Errorf("features ingest: cannot tell the format of %s from its extension: give --format csv or --format parquet", *file)
-		}
-	}
-	if *format != "csv" && *format != "parquet" {
-		return fmt.Errorf("features ingest: --format %q: want csv or parquet", *format)
-	}
+	cmd.Flags().StringVar(&viewName, "view", "", "feature `view` to write into (required)")
+	cmd.Flags().StringVar(&file, "file", "", "CSV or Parquet `file` of rows (required)")
+	cmd.Flags().StringVar(&format, "format", "", "file `format`, csv or parquet (default: from the file's extension)")
+	cmd.Flags().IntVar(&batch, "batch", 1000, "rows per request")
+	cmd.RegisterFlagCompletionFunc("format", cobra.FixedCompletions([]string{"csv", "parquet"}, cobra.ShellCompDirectiveNoFileComp))
+	return cmd
+}
 
-	f, err := os.Open(*file)
+// ingestFile sends the rows of file, of format csv or parquet, to view
+// viewName in batches of batch rows.
+func ingestFile(c *client, viewName, file, format string, batch int) error {
+	f, err := os.Open(file)
 	if err != nil {
 		return err
 	}
@@ -375,19 +407,19 @@ func featuresIngest(args []string) error {
 		return err
 	}
 	var view featurestore.View
-	if err := c.do(http.MethodGet, "/v1/feature-views/"+url.PathEscape(*viewName), "", nil, &view); err != nil {
-		return fmt.Errorf("view %s: %w", *viewName, err)
+	if err := c.do(http.MethodGet, "/v1/feature-views/"+url.PathEscape(viewName), "", nil, &view); err != nil {
+		return fmt.Errorf("view %s: %w", viewName, err)
 	}
 	if view.Name == "" {
-		view.Name = *viewName
+		view.Name = viewName
 	}
 
-	in := &ingestRun{c: c, view: *viewName, file: *file, unit: "line", start: time.Now()}
+	in := &ingestRun{c: c, view: viewName, file: file, unit: "line", start: time.Now()}
 	var r ingest.Reader
-	if *format == "csv" {
+	if format == "csv" {
 		cr, err := ingest.NewCSV(f, &view)
 		if err != nil {
-			return fmt.Errorf("%s: %w", *file, err)
+			return fmt.Errorf("%s: %w", file, err)
 		}
 		r = cr
 		in.progress = func() string {
@@ -399,7 +431,7 @@ func featuresIngest(args []string) error {
 	} else {
 		pr, err := ingest.NewParquet(f, info.Size(), &view)
 		if err != nil {
-			return fmt.Errorf("%s: %w", *file, err)
+			return fmt.Errorf("%s: %w", file, err)
 		}
 		defer pr.Close()
 		r, in.unit = pr, "row"
@@ -415,7 +447,7 @@ func featuresIngest(args []string) error {
 			in.bar = fe
 		}
 	}
-	return in.run(r, *batch)
+	return in.run(r, batch)
 }
 
 // ingestRun sends the rows of a file in batches.

@@ -3,8 +3,6 @@ package main
 import (
 	"bytes"
 	"encoding/json"
-	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"mime/multipart"
@@ -17,6 +15,9 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+
 	"github.com/mlgate/mlgate/registry"
 )
 
@@ -28,7 +29,7 @@ type client struct {
 }
 
 // clientFlags adds --server and --api-key to fs.
-func clientFlags(fs *flag.FlagSet) *client {
+func clientFlags(fs *pflag.FlagSet) *client {
 	c := &client{http: &http.Client{Timeout: 10 * time.Minute}}
 	server := os.Getenv("MLGATE_SERVER")
 	if server == "" {
@@ -84,29 +85,23 @@ func (c *client) doJSON(method, path string, in, out any) error {
 	return c.do(method, path, "application/json", bytes.NewReader(body), out)
 }
 
-// parseArgs parses flags wherever they stand among the positional arguments,
-// which it returns.
-func parseArgs(fs *flag.FlagSet, args []string) ([]string, error) {
-	var positional []string
-	for {
-		if err := fs.Parse(args); err != nil {
-			return nil, err
-		}
-		if fs.NArg() == 0 {
-			return positional, nil
-		}
-		positional = append(positional, fs.Arg(0))
-		args = fs.Args()[1:]
+// clientGroup returns a group of commands that call a running gateway,
+// with the persistent flags --server and --api-key; each of subs makes a
+// command that calls it with the client those flags set.
+func clientGroup(use, short, example string, subs ...func(*client) *cobra.Command) *cobra.Command {
+	g := group(use, short, example)
+	c := clientFlags(g.PersistentFlags())
+	for _, sub := range subs {
+		g.AddCommand(sub(c))
 	}
+	return g
 }
 
-func models(args []string) error {
-	return runVerb("models", args,
-		verb{"register", modelsRegister},
-		verb{"list", modelsList},
-		verb{"show", modelsShow},
-		verb{"alias", modelsAlias},
-	)
+func modelsCommand() *cobra.Command {
+	return clientGroup("models", "Manage the model registry of a running gateway", `  mlgate models register --name churn --file churn.onnx --alias challenger
+  mlgate models list
+  mlgate models alias churn champion 2`,
+		modelsRegister, modelsList, modelsShow, modelsAlias)
 }
 
 // specString writes a tensor as name DATATYPE[d0,d1].
@@ -118,43 +113,55 @@ func specString(t registry.TensorSpec) string {
 	return fmt.Sprintf("%s %s[%s]", t.Name, t.Datatype, strings.Join(dims, ","))
 }
 
-func modelsRegister(args []string) error {
-	fs := flag.NewFlagSet("models register", flag.ContinueOnError)
-	c := clientFlags(fs)
-	name := fs.String("name", "", "model `name` (required)")
-	file := fs.String("file", "", "ONNX model `file` (required)")
-	metadata := fs.String("metadata", "", "JSON metadata `file`: description, tags, lineage")
-	alias := fs.String("alias", "", "point this `alias` at the new version")
-	baseline := fs.String("baseline", "", "training data `file` (.csv or .parquet) to compute the drift baseline from: a column per feature, \"prediction:NAME\" for an output")
-	if rest, err := parseArgs(fs, args); err != nil {
-		return err
-	} else if len(rest) > 0 {
-		return fmt.Errorf("models register: unexpected argument %q", rest[0])
+func modelsRegister(c *client) *cobra.Command {
+	var name, file, metadata, alias, baseline string
+	cmd := &cobra.Command{
+		Use:   "register --name NAME --file MODEL.onnx",
+		Short: "Upload an ONNX model as a new version of a model",
+		Example: `  mlgate models register --name churn --file churn.onnx
+  mlgate models register --name churn --file churn.onnx --metadata meta.json --alias challenger --baseline train.parquet`,
+		Args: positional(0, 0),
 	}
-	if *name == "" || *file == "" {
-		return errors.New("models register: --name and --file are required")
+	f := cmd.Flags()
+	f.StringVar(&name, "name", "", "model `name` (required)")
+	f.StringVar(&file, "file", "", "ONNX model `file` (required)")
+	f.StringVar(&metadata, "metadata", "", "JSON metadata `file`: description, tags, lineage")
+	f.StringVar(&alias, "alias", "", "point this `alias` at the new version")
+	f.StringVar(&baseline, "baseline", "", "training data `file` (.csv or .parquet) to compute the drift baseline from: a column per feature, \"prediction:NAME\" for an output")
+	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
+		if name == "" || file == "" {
+			return usageErrorf(cmd, "--name and --file are required")
+		}
+		return registerModel(c, name, file, metadata, alias, baseline)
 	}
+	return cmd
+}
+
+// registerModel uploads the model file as a new version of model name,
+// with its metadata and the drift baseline of the training data at
+// baseline when given, and points alias at it when not "".
+func registerModel(c *client, name, file, metadata, alias, baseline string) error {
 	var meta []byte
-	if *baseline != "" {
+	if baseline != "" {
 		var err error
-		if meta, err = metadataWithBaseline(*metadata, *baseline); err != nil {
+		if meta, err = metadataWithBaseline(metadata, baseline); err != nil {
 			return err
 		}
 	}
-	body, contentType, err := registrationBody(*file, *metadata, meta)
+	body, contentType, err := registrationBody(file, metadata, meta)
 	if err != nil {
 		return err
 	}
 	var v registry.Version
-	if err := c.do(http.MethodPost, "/v1/models/"+*name+"/versions", contentType, body, &v); err != nil {
+	if err := c.do(http.MethodPost, "/v1/models/"+name+"/versions", contentType, body, &v); err != nil {
 		return err
 	}
 	fmt.Fprintf(stdout, "registered %s version %d (sha256 %s, %d bytes)\n", v.Name, v.Version, v.SHA256, v.Size)
-	if *alias != "" {
-		if err := c.doJSON(http.MethodPut, "/v1/models/"+*name+"/aliases/"+*alias, map[string]int{"version": v.Version}, nil); err != nil {
-			return fmt.Errorf("set alias %s: %w", *alias, err)
+	if alias != "" {
+		if err := c.doJSON(http.MethodPut, "/v1/models/"+name+"/aliases/"+alias, map[string]int{"version": v.Version}, nil); err != nil {
+			return fmt.Errorf("set alias %s: %w", alias, err)
 		}
-		fmt.Fprintf(stdout, "alias %s -> version %d\n", *alias, v.Version)
+		fmt.Fprintf(stdout, "alias %s -> version %d\n", alias, v.Version)
 	}
 	return nil
 }
@@ -204,26 +211,33 @@ type modelSummary struct {
 	Aliases       map[string]int `json:"aliases"`
 }
 
-func modelsList(args []string) error {
-	fs := flag.NewFlagSet("models list", flag.ContinueOnError)
-	c := clientFlags(fs)
-	if rest, err := parseArgs(fs, args); err != nil {
-		return err
-	} else if len(rest) > 0 {
-		return fmt.Errorf("models list: unexpected argument %q", rest[0])
+func modelsList(c *client) *cobra.Command {
+	var o output
+	cmd := &cobra.Command{
+		Use:     "list",
+		Short:   "List the models with their latest version and aliases",
+		Example: "  mlgate models list\n  mlgate models list -o json",
+		Args:    positional(0, 0),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			var raw json.RawMessage
+			if err := c.do(http.MethodGet, "/v1/models", "", nil, &raw); err != nil {
+				return err
+			}
+			var out struct {
+				Models []modelSummary `json:"models"`
+			}
+			return o.print(cmd, raw, &out, func() error {
+				w := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+				fmt.Fprintln(w, "NAME\tLATEST\tVERSIONS\tALIASES\tUPDATED")
+				for _, m := range out.Models {
+					fmt.Fprintf(w, "%s\t%d\t%d\t%s\t%s\n", m.Name, m.LatestVersion, m.Versions, aliasList(m.Aliases), m.UpdatedAt.Format(time.RFC3339))
+				}
+				return w.Flush()
+			})
+		},
 	}
-	var out struct {
-		Models []modelSummary `json:"models"`
-	}
-	if err := c.do(http.MethodGet, "/v1/models", "", nil, &out); err != nil {
-		return err
-	}
-	w := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(w, "NAME\tLATEST\tVERSIONS\tALIASES\tUPDATED")
-	for _, m := range out.Models {
-		fmt.Fprintf(w, "%s\t%d\t%d\t%s\t%s\n", m.Name, m.LatestVersion, m.Versions, aliasList(m.Aliases), m.UpdatedAt.Format(time.RFC3339))
-	}
-	return w.Flush()
+	outputFlags(cmd, &o)
+	return cmd
 }
 
 func aliasList(aliases map[string]int) string {
@@ -241,47 +255,42 @@ func aliasList(aliases map[string]int) string {
 	return strings.Join(names, ",")
 }
 
-func modelsShow(args []string) error {
-	fs := flag.NewFlagSet("models show", flag.ContinueOnError)
-	c := clientFlags(fs)
-	asJSON := fs.Bool("json", false, "print the raw JSON record")
-	rest, err := parseArgs(fs, args)
-	if err != nil {
-		return err
+func modelsShow(c *client) *cobra.Command {
+	var o output
+	cmd := &cobra.Command{
+		Use:               "show NAME",
+		Short:             "Show a model's versions, their status, aliases and signatures",
+		Example:           "  mlgate models show churn\n  mlgate models show churn -o json",
+		Args:              positional(1, 1),
+		ValidArgsFunction: c.completeNames("/v1/models", "models"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			var raw json.RawMessage
+			if err := c.do(http.MethodGet, "/v1/models/"+args[0], "", nil, &raw); err != nil {
+				return err
+			}
+			var m struct {
+				Name     string              `json:"name"`
+				Aliases  map[string]int      `json:"aliases"`
+				Versions []*registry.Version `json:"versions"`
+			}
+			return o.print(cmd, raw, &m, func() error {
+				fmt.Fprintf(stdout, "model %s   aliases: %s\n\n", m.Name, aliasList(m.Aliases))
+				w := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+				fmt.Fprintln(w, "VERSION\tSTATUS\tALIASES\tCREATED\tBY\tINPUTS\tOUTPUTS")
+				for _, v := range m.Versions {
+					aliases := strings.Join(v.Aliases, ",")
+					if aliases == "" {
+						aliases = "-"
+					}
+					fmt.Fprintf(w, "%d\t%s\t%s\t%s\t%s\t%s\t%s\n", v.Version, v.Status, aliases, v.CreatedAt.Format(time.RFC3339), v.CreatedBy,
+						specList(v.Signature.Inputs), specList(v.Signature.Outputs))
+				}
+				return w.Flush()
+			})
+		},
 	}
-	if len(rest) != 1 {
-		return errors.New("models show: want exactly one model name")
-	}
-	var raw json.RawMessage
-	if err := c.do(http.MethodGet, "/v1/models/"+rest[0], "", nil, &raw); err != nil {
-		return err
-	}
-	if *asJSON {
-		var buf bytes.Buffer
-		json.Indent(&buf, raw, "", "  ")
-		fmt.Fprintln(stdout, buf.String())
-		return nil
-	}
-	var m struct {
-		Name     string              `json:"name"`
-		Aliases  map[string]int      `json:"aliases"`
-		Versions []*registry.Version `json:"versions"`
-	}
-	if err := json.Unmarshal(raw, &m); err != nil {
-		return err
-	}
-	fmt.Fprintf(stdout, "model %s   aliases: %s\n\n", m.Name, aliasList(m.Aliases))
-	w := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(w, "VERSION\tSTATUS\tALIASES\tCREATED\tBY\tINPUTS\tOUTPUTS")
-	for _, v := range m.Versions {
-		aliases := strings.Join(v.Aliases, ",")
-		if aliases == "" {
-			aliases = "-"
-		}
-		fmt.Fprintf(w, "%d\t%s\t%s\t%s\t%s\t%s\t%s\n", v.Version, v.Status, aliases, v.CreatedAt.Format(time.RFC3339), v.CreatedBy,
-			specList(v.Signature.Inputs), specList(v.Signature.Outputs))
-	}
-	return w.Flush()
+	outputFlags(cmd, &o)
+	return cmd
 }
 
 func specList(specs []registry.TensorSpec) string {
@@ -292,29 +301,32 @@ func specList(specs []registry.TensorSpec) string {
 	return strings.Join(out, "; ")
 }
 
-func modelsAlias(args []string) error {
-	fs := flag.NewFlagSet("models alias", flag.ContinueOnError)
-	c := clientFlags(fs)
-	force := fs.Bool("force", false, "move a protected alias to a version without the validation status it requires (admin only; audited as forced)")
-	rest, err := parseArgs(fs, args)
-	if err != nil {
-		return err
+func modelsAlias(c *client) *cobra.Command {
+	var force bool
+	cmd := &cobra.Command{
+		Use:   "alias NAME ALIAS VERSION",
+		Short: "Point an alias of a model at one of its versions",
+		Example: `  mlgate models alias churn champion 2
+  mlgate models alias churn champion 3 --force   # past the alias's protection (admin)`,
+		Args:              positional(3, 3),
+		ValidArgsFunction: c.completeNames("/v1/models", "models"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			name, alias := args[0], args[1]
+			n, err := strconv.Atoi(args[2])
+			if err != nil {
+				return usageErrorf(cmd, "version %q is not a number", args[2])
+			}
+			body := map[string]any{"version": n}
+			if force {
+				body["force"] = true
+			}
+			if err := c.doJSON(http.MethodPut, "/v1/models/"+name+"/aliases/"+alias, body, nil); err != nil {
+				return err
+			}
+			fmt.Fprintf(stdout, "%s: alias %s -> version %d\n", name, alias, n)
+			return nil
+		},
 	}
-	if len(rest) != 3 {
-		return errors.New("models alias: want NAME ALIAS VERSION")
-	}
-	name, alias := rest[0], rest[1]
-	n, err := strconv.Atoi(rest[2])
-	if err != nil {
-		return fmt.Errorf("models alias: version %q is not a number", rest[2])
-	}
-	body := map[string]any{"version": n}
-	if *force {
-		body["force"] = true
-	}
-	if err := c.doJSON(http.MethodPut, "/v1/models/"+name+"/aliases/"+alias, body, nil); err != nil {
-		return err
-	}
-	fmt.Fprintf(stdout, "%s: alias %s -> version %d\n", name, alias, n)
-	return nil
+	cmd.Flags().BoolVar(&force, "force", false, "move a protected alias to a version without the validation status it requires (admin only; audited as forced)")
+	return cmd
 }

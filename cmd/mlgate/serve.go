@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"flag"
 	"fmt"
 	"log/slog"
 	"os"
@@ -12,29 +11,42 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/spf13/cobra"
+
 	"github.com/mlgate/mlgate/internal/config"
 	"github.com/mlgate/mlgate/internal/gateway"
 	"github.com/mlgate/mlgate/internal/telemetry"
 )
 
-func serve(args []string) error {
-	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
-	configPath := fs.String("config", "", "YAML configuration `file` (every key can also be set as MLGATE_<KEY>)")
-	demo := fs.Bool("demo", false, "register the demo model \"iris\" with alias champion when absent, and print a curl that calls it;\n"+
+func serveCommand() *cobra.Command {
+	var configPath string
+	var demo bool
+	cmd := &cobra.Command{
+		Use:   "serve",
+		Short: "Run the gateway",
+		Long: `Run the gateway until SIGINT or SIGTERM; SIGHUP reloads the API keys from
+the configuration.`,
+		Example: `  mlgate serve --config mlgate.yaml
+  MLGATE_LISTEN=127.0.0.1:9090 mlgate serve --demo`,
+		Args: positional(0, 0),
+		RunE: func(*cobra.Command, []string) error { return serve(configPath, demo) },
+	}
+	cmd.Flags().StringVar(&configPath, "config", "", "YAML configuration `file` (every key can also be set as MLGATE_<KEY>)")
+	cmd.Flags().BoolVar(&demo, "demo", false, "register the demo model \"iris\" with alias champion when absent, and print a curl that calls it;\n"+
 		"with no API keys configured, make an admin key (kept in <data_dir>/demo.key) and print it")
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
-	if fs.NArg() > 0 {
-		return fmt.Errorf("serve: unexpected argument %q", fs.Arg(0))
-	}
+	return cmd
+}
+
+// serve runs the gateway configured by the file at configPath (none when
+// "") and the MLGATE_ variables, with the demo model when demo is set.
+func serve(configPath string, demo bool) error {
 	cfg := config.Defaults()
-	if err := config.Load(*configPath, os.Environ(), &cfg); err != nil {
+	if err := config.Load(configPath, os.Environ(), &cfg); err != nil {
 		return err
 	}
 	log := newLogger(cfg.Log)
 	var demoKey string
-	if *demo {
+	if demo {
 		key, err := gateway.DemoKey(&cfg)
 		if err != nil {
 			return err
@@ -53,7 +65,7 @@ func serve(args []string) error {
 		defer cancel()
 		return g.Shutdown(ctx)
 	}
-	if *demo {
+	if demo {
 		if err := g.RegisterDemo(ctx); err != nil {
 			shutdown()
 			return fmt.Errorf("register the demo model: %w", err)
@@ -62,7 +74,7 @@ func serve(args []string) error {
 		if cfg.Server.TLS.CertFile != "" {
 			base = "https://" + g.Addr
 		}
-		fmt.Print(demoMessage(base, g.GRPCAddr, demoKey, filepath.Join(cfg.DataDir, gateway.DemoKeyFile)))
+		fmt.Fprint(stdout, demoMessage(base, g.GRPCAddr, demoKey, filepath.Join(cfg.DataDir, gateway.DemoKeyFile)))
 	}
 	// SIGHUP reloads the API keys (auth.keys, auth.keys_file,
 	// auth.role_limits) from the configuration as it reads now; the rest of
@@ -79,7 +91,7 @@ func serve(args []string) error {
 			shutdown()
 			return fmt.Errorf("serve: %w", err)
 		case <-hup:
-			reloadKeys(g, *configPath, log)
+			reloadKeys(g, configPath, log)
 		}
 	}
 }

@@ -2,22 +2,19 @@ package main
 
 import (
 	"encoding/json"
-	"errors"
-	"flag"
 	"fmt"
 	"net/http"
 	"strconv"
 	"strings"
 	"text/tabwriter"
+
+	"github.com/spf13/cobra"
 )
 
-// tablesCmd runs the `mlgate tables` verbs, on the inference tables of a
-// running gateway.
-func tablesCmd(args []string) error {
-	return runVerb("tables", args,
-		verb{"list", tablesList},
-		verb{"delete", tablesDelete},
-	)
+func tablesCommand() *cobra.Command {
+	return clientGroup("tables", "List the inference tables of a running gateway, delete an entity's rows", `  mlgate tables list
+  mlgate tables delete --entity user_id=u1`,
+		tablesList, tablesDelete)
 }
 
 // tableFile is a file as GET /v1/tables lists it.
@@ -36,77 +33,84 @@ type writerStats struct {
 	Written, Spilled, Dropped, Recovered, Failed, Skipped int64
 }
 
-func tablesList(args []string) error {
-	fs := flag.NewFlagSet("tables list", flag.ContinueOnError)
-	c := clientFlags(fs)
-	asJSON := fs.Bool("json", false, "print the raw JSON")
-	if rest, err := parseArgs(fs, args); err != nil {
-		return err
-	} else if len(rest) > 0 {
-		return fmt.Errorf("tables list: unexpected argument %q", rest[0])
+func tablesList(c *client) *cobra.Command {
+	var o output
+	cmd := &cobra.Command{
+		Use:     "list",
+		Short:   "List the files of the inference tables, and the writer's counters",
+		Example: "  mlgate tables list\n  mlgate tables list -o json",
+		Args:    positional(0, 0),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			var raw json.RawMessage
+			if err := c.do(http.MethodGet, "/v1/tables", "", nil, &raw); err != nil {
+				return err
+			}
+			var out struct {
+				Dir    string      `json:"dir"`
+				Files  []tableFile `json:"files"`
+				Writer writerStats `json:"writer"`
+			}
+			return o.print(cmd, raw, &out, func() error { return writeTables(out.Dir, out.Files, out.Writer) })
+		},
 	}
-	var raw json.RawMessage
-	if err := c.do(http.MethodGet, "/v1/tables", "", nil, &raw); err != nil {
-		return err
-	}
-	if *asJSON {
-		return printJSON(raw)
-	}
-	var out struct {
-		Dir    string      `json:"dir"`
-		Files  []tableFile `json:"files"`
-		Writer writerStats `json:"writer"`
-	}
-	if err := json.Unmarshal(raw, &out); err != nil {
-		return fmt.Errorf("tables list: cannot read the gateway's answer: %w", err)
-	}
-	fmt.Fprintf(stdout, "inference tables in %s\n\n", out.Dir)
-	if len(out.Files) == 0 {
+	outputFlags(cmd, &o)
+	return cmd
+}
+
+// writeTables writes the files of the inference tables in dir as a table,
+// then the writer's counters.
+func writeTables(dir string, files []tableFile, s writerStats) error {
+	fmt.Fprintf(stdout, "inference tables in %s\n\n", dir)
+	if len(files) == 0 {
 		fmt.Fprintln(stdout, "no complete files yet (rows reach files when the writer rolls or flushes)")
 	} else {
 		var rows, size int64
 		w := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
 		fmt.Fprintln(w, "TABLE\tPATH\tROWS\tBYTES")
-		for _, f := range out.Files {
+		for _, f := range files {
 			rows += f.Rows
 			size += f.Bytes
 			fmt.Fprintf(w, "%s\t%s\t%d\t%s\n", f.Table, f.Path, f.Rows, byteSize(f.Bytes))
 		}
-		fmt.Fprintf(w, "total\t%s\t%d\t%s\n", plural(len(out.Files), "file", "files"), rows, byteSize(size))
+		fmt.Fprintf(w, "total\t%s\t%d\t%s\n", plural(len(files), "file", "files"), rows, byteSize(size))
 		if err := w.Flush(); err != nil {
 			return err
 		}
 	}
-	s := out.Writer
 	fmt.Fprintf(stdout, "\nwriter: written %d, spilled %d, dropped %d, recovered %d, failed %d, skipped %d\n",
 		s.Written, s.Spilled, s.Dropped, s.Recovered, s.Failed, s.Skipped)
 	return nil
 }
 
-func tablesDelete(args []string) error {
-	fs := flag.NewFlagSet("tables delete", flag.ContinueOnError)
-	c := clientFlags(fs)
-	entity := fs.String("entity", "", "the entity whose rows to remove, as `COLUMN=VALUE`, e.g. user_id=u1 (required)")
-	if rest, err := parseArgs(fs, args); err != nil {
-		return err
-	} else if len(rest) > 0 {
-		return fmt.Errorf("tables delete: unexpected argument %q", rest[0])
+func tablesDelete(c *client) *cobra.Command {
+	var entity string
+	cmd := &cobra.Command{
+		Use:   "delete --entity COLUMN=VALUE",
+		Short: "Delete an entity's rows from the inference tables",
+		Long: `Delete an entity's rows from the inference tables: the files holding them are
+rewritten without them.`,
+		Example: "  mlgate tables delete --entity user_id=u1",
+		Args:    positional(0, 0),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if entity == "" {
+				return usageErrorf(cmd, "--entity COLUMN=VALUE is required, e.g. --entity user_id=u1")
+			}
+			column, value, ok := strings.Cut(entity, "=")
+			if !ok || column == "" || value == "" {
+				return usageErrorf(cmd, "--entity %q: want COLUMN=VALUE, e.g. --entity user_id=u1", entity)
+			}
+			var out struct {
+				Removed int64 `json:"removed"`
+			}
+			if err := c.doJSON(http.MethodPost, "/v1/tables/delete", map[string]string{"column": column, "value": value}, &out); err != nil {
+				return err
+			}
+			fmt.Fprintf(stdout, "removed %s of %s=%s\n", plural(int(out.Removed), "row", "rows"), column, value)
+			return nil
+		},
 	}
-	if *entity == "" {
-		return errors.New("tables delete: --entity COLUMN=VALUE is required, e.g. --entity user_id=u1")
-	}
-	column, value, ok := strings.Cut(*entity, "=")
-	if !ok || column == "" || value == "" {
-		return fmt.Errorf("tables delete: --entity %q: want COLUMN=VALUE, e.g. --entity user_id=u1", *entity)
-	}
-	var out struct {
-		Removed int64 `json:"removed"`
-	}
-	if err := c.doJSON(http.MethodPost, "/v1/tables/delete", map[string]string{"column": column, "value": value}, &out); err != nil {
-		return err
-	}
-	fmt.Fprintf(stdout, "removed %s of %s=%s\n", plural(int(out.Removed), "row", "rows"), column, value)
-	return nil
+	cmd.Flags().StringVar(&entity, "entity", "", "the entity whose rows to remove, as `COLUMN=VALUE`, e.g. user_id=u1 (required)")
+	return cmd
 }
 
 // byteSize writes a size in bytes, KiB, MiB or GiB.

@@ -3,8 +3,6 @@ package main
 import (
 	"bytes"
 	"encoding/json"
-	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"maps"
@@ -16,6 +14,9 @@ import (
 	"strings"
 	"text/tabwriter"
 	"time"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"github.com/mlgate/mlgate/router"
 )
@@ -38,13 +39,11 @@ type replicaCounts struct {
 	Errors   int64 `json:"errors"`
 }
 
-func traffic(args []string) error {
-	return runVerb("traffic", args,
-		verb{"show", trafficShow},
-		verb{"set", trafficSet},
-		verb{"canary", trafficCanary},
-		verb{"history", trafficHistory},
-	)
+func trafficCommand() *cobra.Command {
+	return clientGroup("traffic", "Split, canary and inspect an endpoint's traffic", `  mlgate traffic show churn
+  mlgate traffic set churn control=50 treatment=50
+  mlgate traffic canary churn --model churn/3 --steps 5,25,50,100 --interval 30s`,
+		trafficShow, trafficSet, trafficCanary, trafficHistory)
 }
 
 func endpointPath(name string, more ...string) string {
@@ -65,60 +64,53 @@ func printJSON(raw json.RawMessage) error {
 	return nil
 }
 
-func trafficShow(args []string) error {
-	fs := flag.NewFlagSet("traffic show", flag.ContinueOnError)
-	c := clientFlags(fs)
-	asJSON := fs.Bool("json", false, "print the raw JSON")
-	rest, err := parseArgs(fs, args)
-	if err != nil {
-		return err
+func trafficShow(c *client) *cobra.Command {
+	var o output
+	cmd := &cobra.Command{
+		Use:   "show [ENDPOINT]",
+		Short: "Show an endpoint's variants, live stats, shadow and canary, or list the endpoints",
+		Example: `  mlgate traffic show          # every endpoint, a line each
+  mlgate traffic show churn    # variants, weights, shares, errors, p50/p99, SRM, shadow, canary
+  mlgate traffic show churn -o json`,
+		Args:              positional(0, 1),
+		ValidArgsFunction: c.completeNames("/v1/endpoints", "endpoints"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if len(args) == 0 {
+				return trafficList(cmd, c, o)
+			}
+			var raw json.RawMessage
+			if err := c.do(http.MethodGet, endpointPath(args[0]), "", nil, &raw); err != nil {
+				return err
+			}
+			var e endpointView
+			return o.print(cmd, raw, &e, func() error { return writeEndpoint(stdout, e) })
+		},
 	}
-	switch len(rest) {
-	case 0:
-		return trafficList(c, *asJSON)
-	case 1:
-	default:
-		return fmt.Errorf("traffic show: want at most one endpoint name, got %d arguments", len(rest))
-	}
-	var raw json.RawMessage
-	if err := c.do(http.MethodGet, endpointPath(rest[0]), "", nil, &raw); err != nil {
-		return err
-	}
-	if *asJSON {
-		return printJSON(raw)
-	}
-	var e endpointView
-	if err := json.Unmarshal(raw, &e); err != nil {
-		return fmt.Errorf("traffic show: cannot read the gateway's answer: %w", err)
-	}
-	return writeEndpoint(stdout, e)
+	outputFlags(cmd, &o)
+	return cmd
 }
 
-func trafficList(c *client, asJSON bool) error {
+func trafficList(cmd *cobra.Command, c *client, o output) error {
 	var raw json.RawMessage
 	if err := c.do(http.MethodGet, "/v1/endpoints", "", nil, &raw); err != nil {
 		return err
 	}
-	if asJSON {
-		return printJSON(raw)
-	}
 	var out struct {
 		Endpoints []endpointView `json:"endpoints"`
 	}
-	if err := json.Unmarshal(raw, &out); err != nil {
-		return fmt.Errorf("traffic show: cannot read the gateway's answer: %w", err)
-	}
-	if len(out.Endpoints) == 0 {
-		fmt.Fprintln(stdout, "no endpoints")
-		return nil
-	}
-	sort.Slice(out.Endpoints, func(i, j int) bool { return out.Endpoints[i].Name < out.Endpoints[j].Name })
-	w := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(w, "NAME\tREVISION\tVARIANTS\tREQUESTS\tCANARY")
-	for _, e := range out.Endpoints {
-		fmt.Fprintf(w, "%s\t%d\t%s\t%d\t%s\n", e.Name, e.Revision, weightList(e.Policy.Variants), e.Stats.Requests, canaryBrief(e.Canary))
-	}
-	return w.Flush()
+	return o.print(cmd, raw, &out, func() error {
+		if len(out.Endpoints) == 0 {
+			fmt.Fprintln(stdout, "no endpoints")
+			return nil
+		}
+		sort.Slice(out.Endpoints, func(i, j int) bool { return out.Endpoints[i].Name < out.Endpoints[j].Name })
+		w := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(w, "NAME\tREVISION\tVARIANTS\tREQUESTS\tCANARY")
+		for _, e := range out.Endpoints {
+			fmt.Fprintf(w, "%s\t%d\t%s\t%d\t%s\n", e.Name, e.Revision, weightList(e.Policy.Variants), e.Stats.Requests, canaryBrief(e.Canary))
+		}
+		return w.Flush()
+	})
 }
 
 // writeEndpoint writes an endpoint as a table of its variants followed by
@@ -320,40 +312,48 @@ func parseWeights(pairs []string) (map[string]int, error) {
 	for _, p := range pairs {
 		name, value, ok := strings.Cut(p, "=")
 		if !ok || name == "" {
-			return nil, fmt.Errorf("traffic set: bad pair %q: want NAME=WEIGHT, e.g. control=50", p)
+			return nil, fmt.Errorf("bad pair %q: want NAME=WEIGHT, e.g. control=50", p)
 		}
 		w, err := strconv.Atoi(value)
 		if err != nil {
-			return nil, fmt.Errorf("traffic set: bad pair %q: weight %q is not a whole number", p, value)
+			return nil, fmt.Errorf("bad pair %q: weight %q is not a whole number", p, value)
 		}
 		if _, dup := weights[name]; dup {
-			return nil, fmt.Errorf("traffic set: variant %q is given twice", name)
+			return nil, fmt.Errorf("variant %q is given twice", name)
 		}
 		weights[name] = w
 	}
 	return weights, nil
 }
 
-func trafficSet(args []string) error {
-	fs := flag.NewFlagSet("traffic set", flag.ContinueOnError)
-	c := clientFlags(fs)
-	rest, err := parseArgs(fs, args)
-	if err != nil {
-		return err
+func trafficSet(c *client) *cobra.Command {
+	var o output
+	cmd := &cobra.Command{
+		Use:   "set ENDPOINT VARIANT=WEIGHT...",
+		Short: "Set the weights of an endpoint's variants",
+		Long: `Set the weights of an endpoint's variants (PATCH /v1/endpoints/ENDPOINT/traffic,
+audited). Weights are relative; variants not named keep theirs.`,
+		Example:           "  mlgate traffic set churn control=50 treatment=50\n  mlgate traffic set churn control=100 treatment=0",
+		Args:              positional(2, -1),
+		ValidArgsFunction: c.completeNames("/v1/endpoints", "endpoints"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			weights, err := parseWeights(args[1:])
+			if err != nil {
+				return &usageError{cmd: cmd, err: err}
+			}
+			var raw json.RawMessage
+			if err := c.doJSON(http.MethodPatch, endpointPath(args[0], "traffic"), map[string]any{"weights": weights}, &raw); err != nil {
+				return err
+			}
+			var e router.Endpoint
+			return o.print(cmd, raw, &e, func() error {
+				fmt.Fprintf(stdout, "%s: weights set, revision %d\n\n", e.Name, e.Revision)
+				return writeWeights(stdout, e.Policy.Variants)
+			})
+		},
 	}
-	if len(rest) < 2 {
-		return errors.New("traffic set: want ENDPOINT VARIANT=WEIGHT..., e.g. traffic set churn control=50 treatment=50")
-	}
-	weights, err := parseWeights(rest[1:])
-	if err != nil {
-		return err
-	}
-	var e router.Endpoint
-	if err := c.doJSON(http.MethodPatch, endpointPath(rest[0], "traffic"), map[string]any{"weights": weights}, &e); err != nil {
-		return err
-	}
-	fmt.Fprintf(stdout, "%s: weights set, revision %d\n\n", e.Name, e.Revision)
-	return writeWeights(stdout, e.Policy.Variants)
+	outputFlags(cmd, &o)
+	return cmd
 }
 
 // writeWeights writes variants as a table of their weights and the share of
@@ -370,124 +370,151 @@ func writeWeights(out io.Writer, vs []router.Variant) error {
 
 var canaryCommands = []string{"pause", "resume", "promote", "abort"}
 
-func trafficCanary(args []string) error {
-	fs := flag.NewFlagSet("traffic canary", flag.ContinueOnError)
-	c := clientFlags(fs)
-	model := fs.String("model", "", "model `ref` to try: name/version, name@alias or name (required to start)")
-	steps := fs.String("steps", "", "canary weights in per cent, step by step, ending at 100, e.g. 5,25,50,100 (required to start)")
-	interval := fs.String("interval", "", "how long each step lasts, e.g. 30s or 5m (required to start)")
+func trafficCanary(c *client) *cobra.Command {
+	var o output
+	var model, steps, interval string
 	var spec router.CanarySpec
-	fs.Float64Var(&spec.Analysis.MaxErrorRate, "max-error-rate", 0, "roll back above this canary error `rate` (0 to 1; 0 is off)")
-	fs.Float64Var(&spec.Analysis.MaxP99LatencyMs, "max-p99-ms", 0, "roll back above this canary p99 latency in `ms` (0 is off)")
-	fs.IntVar(&spec.Analysis.MinRequests, "min-requests", 0, "canary requests a step needs before it is judged")
-	fs.Float64Var(&spec.Analysis.MaxPredictionShift, "max-prediction-shift", 0, "roll back above this relative shift of the mean prediction (0 is off)")
-	fs.StringVar(&spec.PromoteAlias, "promote-alias", router.DefaultPromoteAlias, "`alias` to move to the model once promoted (\"\" moves none)")
-	force := fs.Bool("force", false, "promote: past the protection of the promote alias (admin only; audited as forced)")
-	rest, err := parseArgs(fs, args)
-	if err != nil {
-		return err
+	var force bool
+	cmd := &cobra.Command{
+		Use:   "canary ENDPOINT [pause|resume|promote|abort]",
+		Short: "Start a canary of a model on an endpoint, or pause, resume, promote or abort it",
+		Long: `Start a canary of a model on an endpoint: its weight goes up step by step,
+each step judged by the analysis rules, rolled back when one breaks and
+promoted at 100%. Or pause, resume, promote or abort the running one.`,
+		Example: `  mlgate traffic canary churn --model churn/3 --steps 5,25,50,100 --interval 30s \
+      --max-error-rate 0.01 --max-p99-ms 50 --min-requests 200
+  mlgate traffic canary churn pause
+  mlgate traffic canary churn promote --force`,
+		Args: positional(1, 2),
+		ValidArgsFunction: func(cmd *cobra.Command, args []string, toComplete string) ([]cobra.Completion, cobra.ShellCompDirective) {
+			if len(args) == 1 {
+				return canaryCommands, cobra.ShellCompDirectiveNoFileComp
+			}
+			return c.completeNames("/v1/endpoints", "endpoints")(cmd, args, toComplete)
+		},
 	}
-	switch len(rest) {
-	case 1:
-	case 2:
-		cmd := rest[1]
-		if !slices.Contains(canaryCommands, cmd) {
-			return fmt.Errorf("traffic canary: unknown command %q (want %s, or flags to start one)", cmd, strings.Join(canaryCommands, ", "))
-		}
-		var set []string
-		fs.Visit(func(f *flag.Flag) {
-			if f.Name != "server" && f.Name != "api-key" && (f.Name != "force" || cmd != "promote") {
-				set = append(set, "--"+f.Name)
-			}
-		})
-		if len(set) > 0 {
-			return fmt.Errorf("traffic canary %s: %s only apply when starting a canary (--force only to promote)", cmd, strings.Join(set, ", "))
-		}
+	// start holds the flags that start a canary, and only those.
+	start := pflag.NewFlagSet("start", pflag.ContinueOnError)
+	start.StringVar(&model, "model", "", "model `ref` to try: name/version, name@alias or name (required to start)")
+	start.StringVar(&steps, "steps", "", "canary weights in per cent, step by step, ending at 100: a `list` such as 5,25,50,100 (required to start)")
+	start.StringVar(&interval, "interval", "", "how long each step lasts, a `duration` such as 30s or 5m (required to start)")
+	start.Float64Var(&spec.Analysis.MaxErrorRate, "max-error-rate", 0, "roll back above this canary error `rate` (0 to 1; 0 is off)")
+	start.Float64Var(&spec.Analysis.MaxP99LatencyMs, "max-p99-ms", 0, "roll back above this canary p99 latency in `ms` (0 is off)")
+	start.IntVar(&spec.Analysis.MinRequests, "min-requests", 0, "canary requests a step needs before it is judged")
+	start.Float64Var(&spec.Analysis.MaxPredictionShift, "max-prediction-shift", 0, "roll back above this relative shift of the mean prediction (0 is off)")
+	start.StringVar(&spec.PromoteAlias, "promote-alias", router.DefaultPromoteAlias, "`alias` to move to the model once promoted (\"\" moves none)")
+	cmd.Flags().AddFlagSet(start)
+	cmd.Flags().BoolVar(&force, "force", false, "promote: past the protection of the promote alias (admin only; audited as forced)")
+	outputFlags(cmd, &o)
+	cmd.RunE = func(cmd *cobra.Command, args []string) error {
 		var e router.Endpoint
-		send := func() error { return c.do(http.MethodPost, endpointPath(rest[0], "canary", cmd), "", nil, &e) }
-		if *force {
-			send = func() error {
-				return c.doJSON(http.MethodPost, endpointPath(rest[0], "canary", cmd), map[string]bool{"force": true}, &e)
+		show := func(raw json.RawMessage, head func() string) error {
+			return o.print(cmd, raw, &e, func() error {
+				fmt.Fprintf(stdout, "%s\n\n", head())
+				return writeWeights(stdout, e.Policy.Variants)
+			})
+		}
+		if len(args) == 2 {
+			action := args[1]
+			if !slices.Contains(canaryCommands, action) {
+				return usageErrorf(cmd, "unknown command %q (want %s, or flags to start one)", action, strings.Join(canaryCommands, ", "))
+			}
+			var set []string
+			start.VisitAll(func(f *pflag.Flag) {
+				if f.Changed {
+					set = append(set, "--"+f.Name)
+				}
+			})
+			if force && action != "promote" {
+				set = append(set, "--force")
+			}
+			if len(set) > 0 {
+				return usageErrorf(cmd, "%s only apply when starting a canary (--force only to promote)", strings.Join(set, ", "))
+			}
+			var raw json.RawMessage
+			path := endpointPath(args[0], "canary", action)
+			send := func() error { return c.do(http.MethodPost, path, "", nil, &raw) }
+			if force {
+				send = func() error { return c.doJSON(http.MethodPost, path, map[string]bool{"force": true}, &raw) }
+			}
+			if err := send(); err != nil {
+				return err
+			}
+			return show(raw, func() string {
+				state := "none"
+				if e.Canary != nil {
+					state = strings.ReplaceAll(e.Canary.State, "_", " ")
+				}
+				return fmt.Sprintf("%s: canary %s, revision %d", e.Name, state, e.Revision)
+			})
+		}
+		var missing []string
+		for _, f := range []struct{ name, value string }{{"--model", model}, {"--steps", steps}, {"--interval", interval}} {
+			if f.value == "" {
+				missing = append(missing, f.name)
 			}
 		}
-		if err := send(); err != nil {
+		if len(missing) > 0 {
+			return usageErrorf(cmd, "%s required to start a canary (or give pause, resume, promote or abort)", strings.Join(missing, ", "))
+		}
+		spec.Model = model
+		for _, s := range strings.Split(steps, ",") {
+			n, err := strconv.Atoi(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(s), "%")))
+			if err != nil {
+				return usageErrorf(cmd, "--steps: %q is not a whole number of per cent", s)
+			}
+			spec.Steps = append(spec.Steps, n)
+		}
+		d, err := time.ParseDuration(interval)
+		if err != nil {
+			return usageErrorf(cmd, "--interval %q: want a duration such as 30s or 5m", interval)
+		}
+		spec.Interval = router.Duration(d)
+		var raw json.RawMessage
+		if err := c.doJSON(http.MethodPost, endpointPath(args[0], "canary"), spec, &raw); err != nil {
 			return err
 		}
-		state := "none"
-		if e.Canary != nil {
-			state = strings.ReplaceAll(e.Canary.State, "_", " ")
-		}
-		fmt.Fprintf(stdout, "%s: canary %s, revision %d\n\n", e.Name, state, e.Revision)
-		return writeWeights(stdout, e.Policy.Variants)
-	default:
-		return errors.New("traffic canary: want ENDPOINT --model REF --steps LIST --interval DURATION, or ENDPOINT pause|resume|promote|abort")
+		return show(raw, func() string {
+			step := spec.Steps[0]
+			if e.Canary != nil {
+				step = stepWeight(e.Canary)
+			}
+			return fmt.Sprintf("%s: canary %s started, step 1 of %d at %d%%, every %v, revision %d", e.Name, spec.Model, len(spec.Steps), step, d, e.Revision)
+		})
 	}
-	var missing []string
-	for _, f := range []struct{ name, value string }{{"--model", *model}, {"--steps", *steps}, {"--interval", *interval}} {
-		if f.value == "" {
-			missing = append(missing, f.name)
-		}
-	}
-	if len(missing) > 0 {
-		return fmt.Errorf("traffic canary: %s required to start a canary (or give pause, resume, promote or abort)", strings.Join(missing, ", "))
-	}
-	spec.Model = *model
-	for _, s := range strings.Split(*steps, ",") {
-		n, err := strconv.Atoi(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(s), "%")))
-		if err != nil {
-			return fmt.Errorf("traffic canary: --steps: %q is not a whole number of per cent", s)
-		}
-		spec.Steps = append(spec.Steps, n)
-	}
-	d, err := time.ParseDuration(*interval)
-	if err != nil {
-		return fmt.Errorf("traffic canary: --interval %q: want a duration such as 30s or 5m", *interval)
-	}
-	spec.Interval = router.Duration(d)
-	var e router.Endpoint
-	if err := c.doJSON(http.MethodPost, endpointPath(rest[0], "canary"), spec, &e); err != nil {
-		return err
-	}
-	step := spec.Steps[0]
-	if e.Canary != nil {
-		step = stepWeight(e.Canary)
-	}
-	fmt.Fprintf(stdout, "%s: canary %s started, step 1 of %d at %d%%, every %v, revision %d\n\n", e.Name, spec.Model, len(spec.Steps), step, d, e.Revision)
-	return writeWeights(stdout, e.Policy.Variants)
+	return cmd
 }
 
-func trafficHistory(args []string) error {
-	fs := flag.NewFlagSet("traffic history", flag.ContinueOnError)
-	c := clientFlags(fs)
-	asJSON := fs.Bool("json", false, "print the raw JSON")
-	rest, err := parseArgs(fs, args)
-	if err != nil {
-		return err
+func trafficHistory(c *client) *cobra.Command {
+	var o output
+	cmd := &cobra.Command{
+		Use:               "history ENDPOINT",
+		Short:             "List the revisions of an endpoint's traffic policy: who changed what, and when",
+		Example:           "  mlgate traffic history churn\n  mlgate traffic history churn -o json",
+		Args:              positional(1, 1),
+		ValidArgsFunction: c.completeNames("/v1/endpoints", "endpoints"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			var raw json.RawMessage
+			if err := c.do(http.MethodGet, endpointPath(args[0], "history"), "", nil, &raw); err != nil {
+				return err
+			}
+			var h struct {
+				Revisions []router.Revision `json:"revisions"`
+			}
+			return o.print(cmd, raw, &h, func() error {
+				w := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+				fmt.Fprintln(w, "REVISION\tTIME\tACTOR\tACTION\tWEIGHTS\tCANARY")
+				for _, r := range h.Revisions {
+					actor := r.Actor
+					if actor == "" {
+						actor = "-"
+					}
+					fmt.Fprintf(w, "%d\t%s\t%s\t%s\t%s\t%s\n", r.Revision, r.Time.Format(time.RFC3339), actor, r.Action, weightList(r.Policy.Variants), canaryBrief(r.Canary))
+				}
+				return w.Flush()
+			})
+		},
 	}
-	if len(rest) != 1 {
-		return errors.New("traffic history: want exactly one endpoint name")
-	}
-	var raw json.RawMessage
-	if err := c.do(http.MethodGet, endpointPath(rest[0], "history"), "", nil, &raw); err != nil {
-		return err
-	}
-	if *asJSON {
-		return printJSON(raw)
-	}
-	var h struct {
-		Revisions []router.Revision `json:"revisions"`
-	}
-	if err := json.Unmarshal(raw, &h); err != nil {
-		return fmt.Errorf("traffic history: cannot read the gateway's answer: %w", err)
-	}
-	w := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(w, "REVISION\tTIME\tACTOR\tACTION\tWEIGHTS\tCANARY")
-	for _, r := range h.Revisions {
-		actor := r.Actor
-		if actor == "" {
-			actor = "-"
-		}
-		fmt.Fprintf(w, "%d\t%s\t%s\t%s\t%s\t%s\n", r.Revision, r.Time.Format(time.RFC3339), actor, r.Action, weightList(r.Policy.Variants), canaryBrief(r.Canary))
-	}
-	return w.Flush()
+	outputFlags(cmd, &o)
+	return cmd
 }

@@ -176,7 +176,7 @@ func TestTrafficShowAndList(t *testing.T) {
 		want string
 	}{
 		{[]string{"traffic", "show", "nope", "--server", server}, `endpoint "nope" not found (HTTP 404)`},
-		{[]string{"traffic", "show", "a", "b", "--server", server}, "at most one endpoint"},
+		{[]string{"traffic", "show", "a", "b", "--server", server}, "want [ENDPOINT], got 2 arguments"},
 		{[]string{"traffic"}, "want a subcommand"},
 		{[]string{"traffic", "shove"}, `unknown subcommand "shove"`},
 	}
