@@ -24,7 +24,7 @@ export TEST_PYTHON := $(PYENV)/bin/python
 GO ?= go
 TEST_TIMEOUT ?= 20m
 
-.PHONY: all build run test bench lint fuzz clean services-up services-down onnxruntime pyarrow pyclients feast mlflow promtool chromium proto
+.PHONY: all build run test bench lint fuzz clean services-up services-down onnxruntime pyarrow pyclients feast mlflow promtool chromium spark proto
 
 all: build
 
@@ -68,6 +68,18 @@ $(PYENV)/.readers-$(PANDAS_VERSION)-$(DUCKDB_VERSION): $(PYENV)/.pyarrow-$(PYARR
 	@touch $@
 
 pyarrow: $(PYENV)/.pyarrow-$(PYARROW_VERSION) $(PYENV)/.readers-$(PANDAS_VERSION)-$(DUCKDB_VERSION)
+
+# Spark (pyspark from PyPI, which bundles its jars; it runs on the JDK 17 the tests
+# already need), the fourth reader the inference table's tests open it with.
+PYSPARK_VERSION := 4.0.1
+SPARKENV        := $(CURDIR)/.cache/sparkenv
+export TEST_SPARK_PYTHON := $(SPARKENV)/bin/python
+$(SPARKENV)/.pyspark-$(PYSPARK_VERSION):
+	@echo "installing pyspark $(PYSPARK_VERSION) from PyPI into $(SPARKENV)"
+	@python3 -m venv $(SPARKENV) && $(SPARKENV)/bin/pip install --quiet --disable-pip-version-check "pyspark==$(PYSPARK_VERSION)"
+	@touch $@
+
+spark: $(SPARKENV)/.pyspark-$(PYSPARK_VERSION)
 
 # The stock clients users call mlgate with, unmodified, from PyPI, into the same
 # environment: tritonclient (HTTP and gRPC) and KServe's. Both define the protobuf
@@ -123,7 +135,7 @@ export TEST_CHROMIUM ?= chromium
 chromium:
 	@bash deploy/chromium.sh >/dev/null
 
-test: onnxruntime lint pyarrow pyclients feast mlflow promtool chromium
+test: onnxruntime lint pyarrow spark pyclients feast mlflow promtool chromium
 	bash deploy/with-services.sh $(GO) test -race -timeout $(TEST_TIMEOUT) ./...
 
 services-up:

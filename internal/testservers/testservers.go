@@ -76,6 +76,14 @@ func FeastPython(tb testing.TB) string {
 	return lookup(tb, "TEST_FEAST_PYTHON", "Python with feast[redis] (make feast, then TEST_FEAST_PYTHON=.cache/feastenv/bin/python)")[0]
 }
 
+// SparkPython returns a Python interpreter with pyspark (TEST_SPARK_PYTHON,
+// which `make spark` sets up in an environment of its own), for reading the
+// inference table with Spark.
+func SparkPython(tb testing.TB) string {
+	tb.Helper()
+	return lookup(tb, "TEST_SPARK_PYTHON", "Python with pyspark (make spark, then TEST_SPARK_PYTHON=.cache/sparkenv/bin/python)")[0]
+}
+
 // Chromium returns the path of the headless Chromium that TEST_CHROMIUM names
 // (a path or a name on PATH; `make chromium` installs Debian's chromium), which
 // the console's tests drive over the DevTools protocol.
