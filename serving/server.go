@@ -25,6 +25,7 @@ import (
 	"github.com/mlgate/mlgate/internal/auth"
 	"github.com/mlgate/mlgate/registry"
 	"github.com/mlgate/mlgate/router"
+	"github.com/mlgate/mlgate/serving/console"
 )
 
 // Options tune the HTTP server.
@@ -233,6 +234,8 @@ func (s *Server) routes() {
 	app.Use(s.deadline)
 	anyone := s.require("")
 
+	// The console's page and scripts need no key; the API calls it makes do.
+	console.Mount(app)
 	app.Get("/v2/health/live", s.live)
 	app.Get("/v2/health/ready", s.ready)
 	if s.metrics != nil {
