@@ -69,6 +69,7 @@ func group(use, short, example string, subs ...*cobra.Command) *cobra.Command {
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return usageErrorf(cmd, "want a %s: %s", subcommandNoun(cmd), subcommandList(cmd))
 		},
+		SuggestionsMinimumDistance: 2,
 	}
 	g.AddCommand(subs...)
 	return g
@@ -191,6 +192,16 @@ func (o output) print(cmd *cobra.Command, raw json.RawMessage, v any, table func
 		return fmt.Errorf("%s: cannot read the gateway's answer: %w", commandName(cmd), err)
 	}
 	return table()
+}
+
+// get asks the gateway for path and prints its answer as o says (see
+// output.print).
+func (c *client) get(cmd *cobra.Command, o output, path string, v any, table func() error) error {
+	var raw json.RawMessage
+	if err := c.do(http.MethodGet, path, "", nil, &raw); err != nil {
+		return err
+	}
+	return o.print(cmd, raw, v, table)
 }
 
 // helpCommand is `mlgate help [COMMAND]...`: the help of a command, or a

@@ -59,12 +59,8 @@ func driftReport(c *client) *cobra.Command {
 		Args:              positional(1, 1),
 		ValidArgsFunction: c.completeNames("/v1/monitors", "monitors"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			var raw json.RawMessage
-			if err := c.do(http.MethodGet, monitorPath(args[0], "report"), "", nil, &raw); err != nil {
-				return err
-			}
 			var r monitorReportView
-			return o.print(cmd, raw, &r, func() error { return writeMonitorReport(stdout, r, windows, time.Now()) })
+			return c.get(cmd, o, monitorPath(args[0], "report"), &r, func() error { return writeMonitorReport(stdout, r, windows, time.Now()) })
 		},
 	}
 	cmd.Flags().IntVar(&windows, "windows", summaryWindows, "how many earlier windows to sum up in a line each (-1 for all)")
@@ -471,14 +467,10 @@ func driftList(c *client) *cobra.Command {
 		Example: "  mlgate drift list\n  mlgate drift list -o json",
 		Args:    positional(0, 0),
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			var raw json.RawMessage
-			if err := c.do(http.MethodGet, "/v1/monitors", "", nil, &raw); err != nil {
-				return err
-			}
 			var out struct {
 				Monitors []listedMonitor `json:"monitors"`
 			}
-			return o.print(cmd, raw, &out, func() error { return writeMonitors(out.Monitors) })
+			return c.get(cmd, o, "/v1/monitors", &out, func() error { return writeMonitors(out.Monitors) })
 		},
 	}
 	outputFlags(cmd, &o)

@@ -390,6 +390,7 @@ failed batch names the file's lines and the rows written before it.`,
 	cmd.Flags().StringVar(&file, "file", "", "CSV or Parquet `file` of rows (required)")
 	cmd.Flags().StringVar(&format, "format", "", "file `format`, csv or parquet (default: from the file's extension)")
 	cmd.Flags().IntVar(&batch, "batch", 1000, "rows per request")
+	cmd.RegisterFlagCompletionFunc("view", c.completeNames("/v1/feature-views", "views"))
 	cmd.RegisterFlagCompletionFunc("format", cobra.FixedCompletions([]string{"csv", "parquet"}, cobra.ShellCompDirectiveNoFileComp))
 	return cmd
 }

@@ -219,14 +219,10 @@ func modelsList(c *client) *cobra.Command {
 		Example: "  mlgate models list\n  mlgate models list -o json",
 		Args:    positional(0, 0),
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			var raw json.RawMessage
-			if err := c.do(http.MethodGet, "/v1/models", "", nil, &raw); err != nil {
-				return err
-			}
 			var out struct {
 				Models []modelSummary `json:"models"`
 			}
-			return o.print(cmd, raw, &out, func() error {
+			return c.get(cmd, o, "/v1/models", &out, func() error {
 				w := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
 				fmt.Fprintln(w, "NAME\tLATEST\tVERSIONS\tALIASES\tUPDATED")
 				for _, m := range out.Models {
@@ -264,16 +260,12 @@ func modelsShow(c *client) *cobra.Command {
 		Args:              positional(1, 1),
 		ValidArgsFunction: c.completeNames("/v1/models", "models"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			var raw json.RawMessage
-			if err := c.do(http.MethodGet, "/v1/models/"+args[0], "", nil, &raw); err != nil {
-				return err
-			}
 			var m struct {
 				Name     string              `json:"name"`
 				Aliases  map[string]int      `json:"aliases"`
 				Versions []*registry.Version `json:"versions"`
 			}
-			return o.print(cmd, raw, &m, func() error {
+			return c.get(cmd, o, "/v1/models/"+args[0], &m, func() error {
 				fmt.Fprintf(stdout, "model %s   aliases: %s\n\n", m.Name, aliasList(m.Aliases))
 				w := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
 				fmt.Fprintln(w, "VERSION\tSTATUS\tALIASES\tCREATED\tBY\tINPUTS\tOUTPUTS")

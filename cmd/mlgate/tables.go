@@ -1,7 +1,6 @@
 package main
 
 import (
-	"encoding/json"
 	"fmt"
 	"net/http"
 	"strconv"
@@ -41,16 +40,12 @@ func tablesList(c *client) *cobra.Command {
 		Example: "  mlgate tables list\n  mlgate tables list -o json",
 		Args:    positional(0, 0),
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			var raw json.RawMessage
-			if err := c.do(http.MethodGet, "/v1/tables", "", nil, &raw); err != nil {
-				return err
-			}
 			var out struct {
 				Dir    string      `json:"dir"`
 				Files  []tableFile `json:"files"`
 				Writer writerStats `json:"writer"`
 			}
-			return o.print(cmd, raw, &out, func() error { return writeTables(out.Dir, out.Files, out.Writer) })
+			return c.get(cmd, o, "/v1/tables", &out, func() error { return writeTables(out.Dir, out.Files, out.Writer) })
 		},
 	}
 	outputFlags(cmd, &o)

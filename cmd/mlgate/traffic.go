@@ -78,12 +78,8 @@ func trafficShow(c *client) *cobra.Command {
 			if len(args) == 0 {
 				return trafficList(cmd, c, o)
 			}
-			var raw json.RawMessage
-			if err := c.do(http.MethodGet, endpointPath(args[0]), "", nil, &raw); err != nil {
-				return err
-			}
 			var e endpointView
-			return o.print(cmd, raw, &e, func() error { return writeEndpoint(stdout, e) })
+			return c.get(cmd, o, endpointPath(args[0]), &e, func() error { return writeEndpoint(stdout, e) })
 		},
 	}
 	outputFlags(cmd, &o)
@@ -91,14 +87,10 @@ func trafficShow(c *client) *cobra.Command {
 }
 
 func trafficList(cmd *cobra.Command, c *client, o output) error {
-	var raw json.RawMessage
-	if err := c.do(http.MethodGet, "/v1/endpoints", "", nil, &raw); err != nil {
-		return err
-	}
 	var out struct {
 		Endpoints []endpointView `json:"endpoints"`
 	}
-	return o.print(cmd, raw, &out, func() error {
+	return c.get(cmd, o, "/v1/endpoints", &out, func() error {
 		if len(out.Endpoints) == 0 {
 			fmt.Fprintln(stdout, "no endpoints")
 			return nil
@@ -494,14 +486,10 @@ func trafficHistory(c *client) *cobra.Command {
 		Args:              positional(1, 1),
 		ValidArgsFunction: c.completeNames("/v1/endpoints", "endpoints"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			var raw json.RawMessage
-			if err := c.do(http.MethodGet, endpointPath(args[0], "history"), "", nil, &raw); err != nil {
-				return err
-			}
 			var h struct {
 				Revisions []router.Revision `json:"revisions"`
 			}
-			return o.print(cmd, raw, &h, func() error {
+			return c.get(cmd, o, endpointPath(args[0], "history"), &h, func() error {
 				w := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
 				fmt.Fprintln(w, "REVISION\tTIME\tACTOR\tACTION\tWEIGHTS\tCANARY")
 				for _, r := range h.Revisions {
