@@ -46,9 +46,9 @@ const maxAskedName = 256
 // record gives a prediction to the drift monitors that watch it, and
 // records it in the inference table (when the endpoint samples it), with the
 // PII fields of its endpoint hashed. A request no model version served
-// keeps the model name asked for, cut to maxAskedName bytes; the table
-// files it under tables.UnknownModel, never under a directory of that name.
-// It runs on the recorder's goroutine.
+// keeps the model name asked for, cut to maxAskedName bytes, in a column
+// only: the table is partitioned by date. It runs on the recorder's
+// goroutine.
 func (s *Server) record(o *observation) {
 	s.feedDrift(o)
 	if s.tables == nil {

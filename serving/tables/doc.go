@@ -1,14 +1,18 @@
 // Package tables writes and maintains the inference table: one Parquet row
-// per prediction (and per shadow prediction), partitioned as
+// per prediction (and per shadow prediction), partitioned by date, and the
+// ground-truth labels beside it:
 //
-//	<dir>/endpoint=<endpoint>/date=<YYYY-MM-DD>/part-<replica>-<unixnano>-<seq>.parquet
-//	<dir>/model=<model>/date=<YYYY-MM-DD>/part-<replica>-<unixnano>-<seq>.parquet   (rows without an endpoint)
-//	<dir>/model=_unknown/date=<YYYY-MM-DD>/part-<replica>-<unixnano>-<seq>.parquet  (rows no model version served)
-//	<dir>/_labels/date=<YYYY-MM-DD>/part-<replica>-<unixnano>-<seq>.parquet         (ground-truth labels)
+//	<dir>/date=<YYYY-MM-DD>/part-<replica>-<unixnano>-<seq>.parquet          (predictions)
+//	<dir>/_labels/date=<YYYY-MM-DD>/part-<replica>-<unixnano>-<seq>.parquet  (ground-truth labels)
 //
-// so that DuckDB, Spark, pyarrow or pandas read it as a hive-partitioned
-// dataset; <replica> is the writer's replica id (Options.Replica), or, without
-// one, part-<unixnano>-<seq>.parquet; beside them, each writer keeps
+// so that pandas, pyarrow, Spark and DuckDB read <dir> (or the glob
+// <dir>/date=*/*.parquet) as a hive-partitioned dataset with no option:
+// no column is named date, so the partition column collides with none;
+// endpoint and model are columns only; and those readers skip the labels,
+// as they skip every name starting with '_' or '.' (the labels are read
+// with the glob <dir>/_labels/*/*.parquet, and joined by request_id).
+// <replica> is the writer's replica id (Options.Replica), or, without
+// one, the name is part-<unixnano>-<seq>.parquet; beside them, each writer keeps
 //
 //	<dir>/_wal/<replica>/<seq>.wal          its write-ahead log
 //	<dir>/_spill/<replica>/<seq>.spill      rows Write spilled
@@ -20,19 +24,30 @@
 // the tombstones of DeleteEntity and the lock of the table's files (see
 // Fleets).
 //
-// Partitions are made only from names that exist: a row with
-// neither an endpoint nor a model version (a call to a model that does not
-// exist, say) goes to the one partition model=_unknown (UnknownModel), and
-// keeps the name asked for in its model_name column. Partition values are
-// path-escaped (url.PathEscape, and a leading '.' as %2E), so any bytes make
-// one safe directory name; a value whose escaped form is longer than 200
-// bytes is cut and ends in '~' and 16 hex digits of its SHA-256. Dates are
-// the UTC date of the row's timestamp. Files are standard Parquet (snappy-compressed) written
+// A row's partition is the UTC date of its timestamp; no name a caller
+// chooses (an endpoint, a model asked for that does not exist) ever makes
+// a directory. Files are standard Parquet (snappy-compressed) written
 // under a hidden temporary name (".part-....parquet.tmp", and while
 // DeleteEntity rewrites one ".del-part-....parquet.tmp") and renamed when
 // complete, so a reader never sees half a file; List and Dir.ReadRows
 // ignore temporary files, and readers that skip names starting with '.' or
 // '_' see only complete data.
+//
+// # The old layout
+//
+// Earlier versions partitioned rows by endpoint (or, for rows without one,
+// by model name, or model=_unknown), then date:
+// <dir>/endpoint=<e>/date=<d>/ and <dir>/model=<m>/date=<d>/. A Writer
+// moves those files into <dir>/date=<d>/ at Open, and every minute after
+// (for the files a writer of an older version in the same fleet adds while
+// the fleet is upgraded), holding the table's lock exclusively (see
+// Fleets). Each file moves by one rename, keeping its name, or, if the
+// date partition already has one of that name, with "~<n>" before
+// ".parquet"; the emptied directories are removed. A crash in the middle
+// leaves every file in one place or the other, and the next Open goes on.
+// Meanwhile List, Dir.ReadRows and Writer.ReadRows read the files of both
+// layouts, each once. Other readers see the mixed layout only until the
+// first Writer of this version opens.
 //
 // # Writing
 //
@@ -72,10 +87,9 @@
 // # Quarantine
 //
 // A record that no disk could ever write is not retried and never stops the
-// writer or Open: a row whose timestamp has no YYYY-MM-DD date, a row whose
-// partition the file system refuses to name (ENAMETOOLONG), or a record
-// whose checksum holds but which does not decode as a row (written by
-// another version, say). The writer appends it, in the log's record format,
+// writer or Open: a row whose timestamp has no YYYY-MM-DD date, or a
+// record whose checksum holds but which does not decode as a row (written
+// by another version, say). The writer appends it, in the log's record format,
 // to <dir>/_quarantine/<replica>/<seq>.rec, fsyncs it, logs it, and counts it in
 // Stats.Quarantined; the other records of its segment are written as
 // usual. Nothing reads the quarantine again: it is there for an operator.

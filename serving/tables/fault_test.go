@@ -17,9 +17,10 @@ import (
 	"github.com/mlgate/mlgate/internal/testservers"
 )
 
-// TestUnknownModelRows checks that rows no model version served go to the
-// one UnknownModel partition, with the name asked for in their column, so
-// that a 250-character name (longer than a file name may be) costs nothing.
+// TestUnknownModelRows checks that rows no model version served, whatever
+// model name they asked for, go to the date partition like any other, with
+// the name asked for in their column, so that a 250-character name (longer
+// than a file name may be) or one holding a path costs nothing.
 func TestUnknownModelRows(t *testing.T) {
 	dir := t.TempDir()
 	w := open(t, Options{Dir: dir})
@@ -35,16 +36,16 @@ func TestUnknownModelRows(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(files) != 1 || files[0].Model != UnknownModel {
-		t.Fatalf("files %+v, want one in model=%s", files, UnknownModel)
+	if len(files) != 1 || files[0].Date != "2025-03-14" {
+		t.Fatalf("files %+v, want one in date=2025-03-14", files)
 	}
 	ents, _ := os.ReadDir(dir)
 	var tops []string
 	for _, e := range ents {
 		tops = append(tops, e.Name())
 	}
-	if strings.Join(tops, " ") != "_deletes _owners _quarantine _spill _wal model=_unknown" && strings.Join(tops, " ") != "_deletes _owners _spill _wal model=_unknown" {
-		t.Errorf("directories %v, want only model=%s besides the writer's own", tops, UnknownModel)
+	if strings.Join(tops, " ") != "_deletes _owners _quarantine _spill _wal date=2025-03-14" && strings.Join(tops, " ") != "_deletes _owners _spill _wal date=2025-03-14" {
+		t.Errorf("directories %v, want only date=2025-03-14 besides the writer's own", tops)
 	}
 	for _, name := range names {
 		if got := readAll(t, dir, Filter{Model: name}); len(got) != 1 {

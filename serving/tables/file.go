@@ -45,8 +45,6 @@ type Label struct {
 
 // Names of the partition directories.
 const (
-	endpointKey   = "endpoint="
-	modelKey      = "model="
 	dateKey       = "date="
 	labelsDir     = "_labels"
 	walDir        = "_wal"
@@ -75,7 +73,8 @@ func partName(replica string, now time.Time, seq int64) string {
 }
 
 // partReplica returns the replica id in the name of a data file that
-// partName made ("" for none), and whether name is one.
+// partName made ("" for none), possibly with the "~<n>" a move out of the
+// old layout adds before ".parquet" (see migrate), and whether name is one.
 func partReplica(name string) (string, bool) {
 	rest, ok := strings.CutPrefix(name, "part-")
 	if !ok {
@@ -83,6 +82,9 @@ func partReplica(name string) (string, bool) {
 	}
 	if rest, ok = strings.CutSuffix(rest, ".parquet"); !ok {
 		return "", false
+	}
+	if i := strings.LastIndexByte(rest, '~'); i >= 0 && allDigits(rest[i+1:]) {
+		rest = rest[:i]
 	}
 	i := strings.LastIndexByte(rest, '-') // before <seq>
 	if i < 0 || !allDigits(rest[i+1:]) {

@@ -407,8 +407,11 @@ func TestPartNames(t *testing.T) {
 	now := time.Unix(1741944413, 589793000)
 	for _, replica := range []string{"", "r1", "7", "a-1-2", "x.y_z"} {
 		name := partName(replica, now, 42)
-		if got, ok := partReplica(name); !ok || got != replica {
-			t.Errorf("partReplica(%q) = %q, %v; want %q", name, got, ok, replica)
+		moved := strings.TrimSuffix(name, ".parquet") + "~12.parquet" // see migrate
+		for _, name := range []string{name, moved} {
+			if got, ok := partReplica(name); !ok || got != replica {
+				t.Errorf("partReplica(%q) = %q, %v; want %q", name, got, ok, replica)
+			}
 		}
 		for _, tmp := range []string{tempOf(name), "." + name + ".filter.tmp"} {
 			if got, ok := tempReplica(tmp); !ok || got != replica {
@@ -419,7 +422,7 @@ func TestPartNames(t *testing.T) {
 			t.Errorf("a delete's temporary file of %s is taken for a writer's", name)
 		}
 	}
-	for _, name := range []string{"part-.parquet", "part-1.parquet", "part-a-b.parquet", "part--1-2.parquet", "part-1-2.txt", "x-1-2.parquet", "part-r1-1-.parquet"} {
+	for _, name := range []string{"part-.parquet", "part-1.parquet", "part-a-b.parquet", "part--1-2.parquet", "part-1-2.txt", "x-1-2.parquet", "part-r1-1-.parquet", "part-1-2~.parquet", "part-1-2~x.parquet", "part-~1.parquet"} {
 		if id, ok := partReplica(name); ok {
 			t.Errorf("partReplica(%q) = %q, want no data file name", name, id)
 		}
@@ -431,7 +434,7 @@ func TestPartNames(t *testing.T) {
 // only its own.
 func TestOwnTempsOnly(t *testing.T) {
 	dir := t.TempDir()
-	part := filepath.Join(dir, "endpoint=e", "date=2025-03-14")
+	part := filepath.Join(dir, "date=2025-03-14")
 	if err := os.MkdirAll(part, 0o755); err != nil {
 		t.Fatal(err)
 	}

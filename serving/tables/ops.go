@@ -7,7 +7,6 @@ import (
 	"io"
 	"io/fs"
 	"maps"
-	"net/url"
 	"os"
 	"path/filepath"
 	"slices"
@@ -26,19 +25,18 @@ const (
 
 // File is a complete Parquet file of a table.
 type File struct {
-	Path     string `json:"path"`  // relative to the table's directory, with '/'
-	Table    string `json:"table"` // TableInference or TableLabels
-	Endpoint string `json:"endpoint,omitempty"`
-	Model    string `json:"model,omitempty"`   // for rows without an endpoint
-	Date     string `json:"date"`              // YYYY-MM-DD, UTC
-	Replica  string `json:"replica,omitempty"` // the replica id of the writer, if it had one
-	Rows     int64  `json:"rows"`
-	Bytes    int64  `json:"bytes"`
+	Path    string `json:"path"`              // relative to the table's directory, with '/'
+	Table   string `json:"table"`             // TableInference or TableLabels
+	Date    string `json:"date"`              // YYYY-MM-DD, UTC
+	Replica string `json:"replica,omitempty"` // the replica id of the writer, if it had one
+	Rows    int64  `json:"rows"`
+	Bytes   int64  `json:"bytes"`
 }
 
 // List returns the complete files of the inference and label tables in dir,
 // sorted by path, with their row counts from the Parquet metadata. Files
-// being written are not listed.
+// being written are not listed. Files of the old layout not yet moved (see
+// migrate) are listed under their old path.
 func List(dir string) ([]File, error) {
 	var files []File
 	for _, labels := range []bool{false, true} {
@@ -48,6 +46,9 @@ func List(dir string) ([]File, error) {
 		}
 		for _, rel := range rels {
 			f, err := describeFile(dir, rel, labels)
+			if moved, ok := movedPath(rel); ok && errors.Is(err, fs.ErrNotExist) {
+				f, err = describeFile(dir, moved, labels)
+			}
 			if errors.Is(err, fs.ErrNotExist) {
 				continue // deleted since it was listed
 			}
@@ -75,75 +76,81 @@ func describeFile(dir, rel string, labels bool) (File, error) {
 	if labels {
 		out.Table = TableLabels
 	}
-	for _, part := range strings.Split(filepath.Dir(rel), string(filepath.Separator)) {
-		key, val, ok := strings.Cut(part, "=")
-		if !ok {
-			continue
-		}
-		if v, err := url.PathUnescape(val); err == nil {
-			val = v
-		}
-		switch key + "=" {
-		case endpointKey:
-			out.Endpoint = val
-		case modelKey:
-			out.Model = val
-		case dateKey:
-			out.Date = val
-		}
-	}
+	out.Date = strings.TrimPrefix(filepath.Base(filepath.Dir(rel)), dateKey)
 	return out, nil
 }
 
 // parts returns the paths, relative to dir and sorted, of the complete files
-// of the inference table (or of the labels), in the partitions keep accepts
-// (all if nil). top is the partition's first directory (endpoint=... or
-// model=...), date its date.
-func parts(dir string, labels bool, keep func(top string, date time.Time) bool) ([]string, error) {
-	var tops []string
+// of the inference table (or of the labels) in the date partitions keep
+// accepts (all if nil). The inference table's files of the old layout not
+// yet moved (see migrate) are among them: listed first, so that a file
+// moved meanwhile is found again at its new path, and left out there if it
+// is. One moved after this listing is read at its new path (see movedPath).
+func parts(dir string, labels bool, keep func(date time.Time) bool) ([]string, error) {
 	if labels {
-		tops = []string{labelsDir}
-	} else {
-		ents, err := os.ReadDir(dir)
-		if err != nil {
-			return nil, err
-		}
-		for _, e := range ents {
-			if e.IsDir() && (strings.HasPrefix(e.Name(), endpointKey) || strings.HasPrefix(e.Name(), modelKey)) {
-				tops = append(tops, e.Name())
+		return partsUnder(dir, labelsDir, keep, nil)
+	}
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, err
+	}
+	var old []string
+	for _, e := range ents {
+		if e.IsDir() && legacyTop(e.Name()) {
+			if old, err = partsUnder(dir, e.Name(), keep, old); err != nil {
+				return nil, err
 			}
 		}
 	}
-	var rels []string
-	for _, top := range tops {
-		dates, err := os.ReadDir(filepath.Join(dir, top))
-		if errors.Is(err, fs.ErrNotExist) {
-			continue
+	rels, err := partsUnder(dir, "", keep, nil)
+	if err != nil {
+		return nil, err
+	}
+	if len(old) > 0 {
+		seen := make(map[string]bool, len(rels))
+		for _, rel := range rels {
+			seen[rel] = true
 		}
-		if err != nil {
-			return nil, err
-		}
-		for _, d := range dates {
-			day, ok := strings.CutPrefix(d.Name(), dateKey)
-			if !ok || !d.IsDir() {
-				continue
-			}
-			date, err := time.Parse(dateLayout, day)
-			if err != nil || (keep != nil && !keep(top, date)) {
-				continue
-			}
-			files, err := os.ReadDir(filepath.Join(dir, top, d.Name()))
-			if err != nil && !errors.Is(err, fs.ErrNotExist) {
-				return nil, err
-			}
-			for _, f := range files {
-				if f.Type().IsRegular() && isPart(f.Name()) {
-					rels = append(rels, filepath.Join(top, d.Name(), f.Name()))
-				}
+		for _, rel := range old {
+			if moved, _ := movedPath(rel); !seen[moved] {
+				rels = append(rels, rel)
 			}
 		}
 	}
 	slices.Sort(rels)
+	return rels, nil
+}
+
+// partsUnder appends to rels the paths, relative to dir, of the complete
+// files in the date partitions under dir/top that keep accepts (all if
+// nil). A top that does not exist holds none.
+func partsUnder(dir, top string, keep func(date time.Time) bool, rels []string) ([]string, error) {
+	dates, err := os.ReadDir(filepath.Join(dir, top))
+	if errors.Is(err, fs.ErrNotExist) {
+		return rels, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	for _, d := range dates {
+		day, ok := strings.CutPrefix(d.Name(), dateKey)
+		if !ok || !d.IsDir() {
+			continue
+		}
+		date, err := time.Parse(dateLayout, day)
+		if err != nil || (keep != nil && !keep(date)) {
+			continue
+		}
+		files, err := os.ReadDir(filepath.Join(dir, top, d.Name()))
+		if err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return nil, err
+		}
+		for _, f := range files {
+			if f.Type().IsRegular() && isPart(f.Name()) {
+				rels = append(rels, filepath.Join(top, d.Name(), f.Name()))
+			}
+		}
+	}
 	return rels, nil
 }
 
@@ -154,10 +161,9 @@ type Filter struct {
 	From, To time.Time // rows with From <= Timestamp < To
 }
 
-func (f *Filter) keepPartition(top string, date time.Time) bool {
-	if f.Endpoint != "" && top != endpointKey+escapePart(f.Endpoint) {
-		return false
-	}
+// keepPartition reports whether the partition of the date may hold rows
+// that f selects.
+func (f *Filter) keepPartition(date time.Time) bool {
 	if !f.From.IsZero() && !date.Add(24*time.Hour).After(f.From) {
 		return false
 	}

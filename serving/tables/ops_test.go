@@ -72,27 +72,29 @@ func TestReadRowsFilter(t *testing.T) {
 	}
 }
 
-// entityRows are rows whose entities are given, in files of their endpoints.
+// entityRows are rows whose entities are given, in files of their days
+// (after t0).
 var entityRows = []struct {
-	endpoint, entities string
+	day      int
+	entities string
 }{
-	{"a", `{"user_id":"u1"}`},
-	{"a", `{"user_id":"u2"}`},
-	{"a", `{"user_id": "u1", "country": "FR"}`},
-	{"b", `{"user_id":"u1"}`}, // the only row of its file
-	{"c", `{"user_id":42}`},
-	{"c", `{"user_id":"42"}`},
-	{"c", `{"account":"u1"}`},
-	{"c", `{"user_id":4.2e1}`},
-	{"c", `{"us\u0065r_id":"u2"}`},
-	{"c", ``},
-	{"c", `not json`},
+	{0, `{"user_id":"u1"}`},
+	{0, `{"user_id":"u2"}`},
+	{0, `{"user_id": "u1", "country": "FR"}`},
+	{1, `{"user_id":"u1"}`}, // the only row of its file
+	{2, `{"user_id":42}`},
+	{2, `{"user_id":"42"}`},
+	{2, `{"account":"u1"}`},
+	{2, `{"user_id":4.2e1}`},
+	{2, `{"us\u0065r_id":"u2"}`},
+	{2, ``},
+	{2, `not json`},
 }
 
 func writeEntityRows(t *testing.T, dir string) {
 	w := open(t, Options{Dir: dir})
 	for i, e := range entityRows {
-		r := row(i, e.endpoint, "m", t0)
+		r := row(i, "e", "m", t0.AddDate(0, 0, e.day))
 		r.Entities = e.entities
 		w.Write(r)
 	}

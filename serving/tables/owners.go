@@ -74,17 +74,23 @@ func lockFile(path string, how int) (*os.File, error) {
 }
 
 // adoptEvery is how often a Writer looks for the logs of replicas that are
-// not running (see adopt).
+// not running, and for files of the old layout (see adopt).
 const adoptEvery = time.Minute
 
-// adopt writes the rows left in the log and spill files of every other
-// replica of the table whose writer is not open anywhere (its owner lock
-// is free: one that crashed, and came back under another id or not at
-// all), as Open writes its own, and removes its directories but its
-// quarantine, and its owner file. A replica opening while its log is
-// adopted fails with a Conflict error, and may try again at once. An I/O
-// error leaves the rest of that log for later.
+// adopt takes over what other writers left. It moves the files of the old
+// layout into the date partitions (see migrate): at Open, waiting for a
+// delete that holds the table's lock, later only if no delete does, so
+// that the files a writer of an older version adds in a fleet that is
+// being upgraded are moved too. Then it writes the rows left in the log
+// and spill files of every other replica of the table whose writer is not
+// open anywhere (its owner lock is free: one that crashed, and came back
+// under another id or not at all), as Open writes its own, and removes
+// its directories but its quarantine, and its owner file. A replica
+// opening while its log is adopted fails with a Conflict error, and may
+// try again at once. An I/O error leaves the rest of that log, or of
+// those files, for later.
 func (w *Writer) adopt(now time.Time) {
+	w.noteErr(w.migrate(w.adoptedAt.IsZero()))
 	w.adoptedAt = now
 	ids, err := w.others()
 	w.noteErr(err)

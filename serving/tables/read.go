@@ -26,7 +26,8 @@ const readBatch = 256
 
 // ReadRows calls fn with each row of the inference table that f selects,
 // file by file in path order, reading a batch of rows at a time. Files
-// being written are not read. It stops at fn's first error and returns it
+// being written are not read; files of the old layout are read where they
+// are, or where a Writer moves them meanwhile (see migrate). It stops at fn's first error and returns it
 // unwrapped, and returns ctx's error once ctx ends (it looks before it
 // starts and between batches).
 func (d Dir) ReadRows(ctx context.Context, f Filter, fn func(Row) error) error {
@@ -49,7 +50,7 @@ func (d Dir) readRows(ctx context.Context, f Filter, skip map[string]bool, fn fu
 		if skip[rel] {
 			continue
 		}
-		err := readFile(filepath.Join(dir, rel), batch, func(rows []Row) error {
+		read := func(rows []Row) error {
 			if err := ctx.Err(); err != nil {
 				return err
 			}
@@ -61,7 +62,11 @@ func (d Dir) readRows(ctx context.Context, f Filter, skip map[string]bool, fn fu
 				}
 			}
 			return nil
-		})
+		}
+		err := readFile(filepath.Join(dir, rel), batch, read)
+		if moved, ok := movedPath(rel); ok && errors.Is(err, fs.ErrNotExist) {
+			err = readFile(filepath.Join(dir, moved), batch, read)
+		}
 		if errors.Is(err, fs.ErrNotExist) {
 			continue // deleted since it was listed
 		}

@@ -44,9 +44,10 @@ func TestWriterReadRows(t *testing.T) {
 	tk := fakeClock(&opts)
 	w := open(t, opts)
 	var want []string
+	day := map[string]time.Time{"a": t0, "b": t0.AddDate(0, 0, 1), "c": t0} // a's and b's rows go to files of their own
 	write := func(endpoint string, from, to int) {
 		for i := from; i < to; i++ {
-			r := row(i, endpoint, "m", t0)
+			r := row(i, endpoint, "m", day[endpoint])
 			r.RequestID = fmt.Sprintf("%s-%02d", endpoint, i)
 			w.Write(r)
 			want = append(want, r.RequestID)

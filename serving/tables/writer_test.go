@@ -83,6 +83,9 @@ func isMicros(u format.TimeUnitValue) bool {
 	return ok
 }
 
+// TestPartitions checks that rows are partitioned by the UTC date of their
+// timestamp alone: the rows of every endpoint and model of a day share its
+// files, and keep their endpoint and model in their columns.
 func TestPartitions(t *testing.T) {
 	day2 := t0.Add(24 * time.Hour)
 	rows := []Row{
@@ -104,24 +107,37 @@ func TestPartitions(t *testing.T) {
 		t.Fatal(err)
 	}
 	type part struct {
-		dir, endpoint, model, date string
-		rows                       int64
+		dir, date string
+		rows      int64
 	}
 	var got []part
 	for _, f := range files {
 		if !isPart(filepath.Base(f.Path)) || f.Bytes <= 0 {
 			t.Errorf("file %+v", f)
 		}
-		got = append(got, part{filepath.Dir(f.Path), f.Endpoint, f.Model, f.Date, f.Rows})
+		got = append(got, part{filepath.Dir(f.Path), f.Date, f.Rows})
 	}
 	want := []part{
-		{"endpoint=a%20b%2Fc/date=2025-03-14", "a b/c", "", "2025-03-14", 1},
-		{"endpoint=churn/date=2025-03-14", "churn", "", "2025-03-14", 2},
-		{"endpoint=churn/date=2025-03-15", "churn", "", "2025-03-15", 1},
-		{"model=fraud/date=2025-03-14", "", "fraud", "2025-03-14", 2},
+		{"date=2025-03-14", "2025-03-14", 5},
+		{"date=2025-03-15", "2025-03-15", 1},
 	}
 	if !slices.Equal(got, want) {
 		t.Errorf("partitions\n got %v\nwant %v", got, want)
+	}
+	tests := []struct {
+		f    Filter
+		want int
+	}{
+		{Filter{Endpoint: "churn"}, 3},
+		{Filter{Endpoint: "a b/c"}, 1},
+		{Filter{Model: "fraud"}, 2},
+		{Filter{Endpoint: "churn", From: day2}, 1},
+		{Filter{To: day2}, 5},
+	}
+	for _, tt := range tests {
+		if got := readAll(t, dir, tt.f); len(got) != tt.want {
+			t.Errorf("filter %+v: %d rows, want %d", tt.f, len(got), tt.want)
+		}
 	}
 }
 
