@@ -161,7 +161,7 @@ func TestDriftAndTablesCLI(t *testing.T) {
 	wantContains(t, "tables delete", out, "removed 0 rows of user_id=u1")
 	out = mustCLI(t, "tables", "list", "--server", server)
 	t.Logf("tables list:\n%s", out)
-	wantContains(t, "tables list", out, "TABLE", "PATH", "ROWS", "BYTES", "inference", "model=linear", "total", "20",
+	wantContains(t, "tables list", out, "TABLE", "PATH", "ROWS", "BYTES", "inference", "date=", "total", "20",
 		"writer: written 20, spilled 0, dropped 0, recovered 0, failed 0, skipped 0")
 
 	out = mustCLI(t, "drift", "delete", "linear-drift", "--server", server)
