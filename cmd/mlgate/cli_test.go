@@ -131,7 +131,7 @@ func TestOutputAndCompletion(t *testing.T) {
 	if err := json.Unmarshal([]byte(asJSON), &list); err != nil || len(list.Models) != 1 || list.Models[0].Name != "churn" || list.Models[0].Versions != 2 {
 		t.Errorf("models list -o json: %v, %+v\n%s", err, list.Models, asJSON)
 	}
-	for _, args := range [][]string{{"--output=json"}, {"--json"}, {"-ojson"}} {
+	for _, args := range [][]string{{"--output=json"}, {"--json"}, {"-ojson"}, {"-json"}, {"-output=json", "-server", os.Getenv("MLGATE_SERVER")}} {
 		if out := mustOut(append([]string{"models", "list"}, args...)...); out != asJSON {
 			t.Errorf("models list %s: %q, want what -o json prints, %q", args, out, asJSON)
 		}

@@ -11,7 +11,8 @@
 //
 // The commands are a github.com/spf13/cobra tree: every command and group
 // has --help (-h, or `mlgate help COMMAND`) with its arguments, flags and
-// examples, and flags may come before or after the positional arguments.
+// examples; flags may come before or after the positional arguments, and a
+// long flag may take one dash (-json) as well as two.
 // Client commands talk to a running gateway (--server, --api-key, or
 // $MLGATE_SERVER and $MLGATE_API_KEY); those that show a table print the
 // gateway's JSON answer instead with -o json (or --json). Output goes to
@@ -51,10 +52,33 @@ func init() {
 // run runs the command line args (without the program's name).
 func run(args []string) error {
 	root := newRoot()
-	root.SetArgs(append([]string{}, args...)) // never nil: cobra reads os.Args for nil
+	root.SetArgs(oneDashLongFlags(root, args))
 	root.SetOut(stdout)
 	root.SetErr(stderr)
 	return root.Execute()
+}
+
+// oneDashLongFlags returns args with each -name or -name=value, where name
+// is a long flag of the command args run (or help), spelt --name: Go's flag
+// package, which mlgate's commands were first written with, took long flags
+// with one dash. The result is never nil, which cobra would take as "read
+// os.Args".
+func oneDashLongFlags(root *cobra.Command, args []string) []string {
+	out := append([]string{}, args...)
+	cmd, _, err := root.Find(args)
+	if err != nil {
+		return out
+	}
+	for i, a := range out {
+		if a == "--" {
+			break
+		}
+		name, _, _ := strings.Cut(strings.TrimPrefix(a, "-"), "=")
+		if strings.HasPrefix(a, "-") && !strings.HasPrefix(a, "--") && len(name) > 1 && (name == "help" || cmd.Flag(name) != nil) {
+			out[i] = "-" + a
+		}
+	}
+	return out
 }
 
 // newRoot returns the command tree of mlgate.
@@ -87,7 +111,7 @@ http://127.0.0.1:8080, or $MLGATE_SERVER) and --api-key KEY (or
 $MLGATE_API_KEY).`
 	root.AddCommand(completionCommand(root))
 	help := helpCommand()
-	root.AddCommand(help) // listed by `mlgate help help` and the tests' walk of the tree
+	root.AddCommand(help) // now rather than when cobra runs the tree, so that the tree is whole
 	root.SetHelpCommand(help)
 	root.CompletionOptions.DisableDefaultCmd = true
 	root.SilenceErrors, root.SilenceUsage = true, true
