@@ -689,12 +689,31 @@ const (
 )
 
 // RegisterDemo registers the bundled iris classifier as the first version of
-// DemoModel with alias champion, unless the model exists already.
+// DemoModel with alias champion, unless the model exists already, and the
+// endpoint DemoModel serving its champion, unless that exists already, so
+// that the console has an endpoint to show.
 func (g *Gateway) RegisterDemo(ctx context.Context) error {
 	_, err := g.Registry.Model(ctx, DemoModel)
-	if !errors.Is(err, registry.ErrNotFound) {
+	switch {
+	case errors.Is(err, registry.ErrNotFound):
+		if err := g.registerDemoModel(ctx); err != nil {
+			return err
+		}
+	case err != nil:
 		return err
 	}
+	_, _, err = g.Router.Get(DemoModel)
+	if !errors.Is(err, router.ErrNotFound) {
+		return err
+	}
+	policy := router.Policy{Variants: []router.Variant{{Name: registry.AliasChampion, Model: DemoModel + "@" + registry.AliasChampion, Weight: 100}}}
+	_, _, err = g.Router.Put(ctx, "demo", DemoModel, policy)
+	return err
+}
+
+// registerDemoModel registers the bundled iris classifier as DemoModel's
+// version with alias champion.
+func (g *Gateway) registerDemoModel(ctx context.Context) error {
 	md := registry.Metadata{
 		Description: "Logistic regression on the iris data set (scikit-learn, converted with skl2onnx); mlgate's demo model.",
 		Tags:        map[string]string{registry.TagValidationStatus: string(registry.StatusPassed), "demo": "true"},

@@ -81,6 +81,10 @@ func TestDemo(t *testing.T) {
 		if resp.StatusCode != 200 || out.ModelVersion != "1" || len(out.Outputs) != 2 || string(out.Outputs[0].Data) != "[0,2]" {
 			t.Errorf("round %d: demo answered %d %+v", round, resp.StatusCode, out)
 		}
+		e, _, err := g.Router.Get(DemoModel)
+		if err != nil || len(e.Policy.Variants) != 1 || e.Policy.Variants[0].Model != DemoModel+"@champion" || e.Revision != 1 {
+			t.Errorf("round %d: demo endpoint %+v, %v", round, e, err)
+		}
 		if err := g.Shutdown(context.Background()); err != nil {
 			t.Fatal(err)
 		}
