@@ -362,11 +362,18 @@ func writeWeights(out io.Writer, vs []router.Variant) error {
 
 var canaryCommands = []string{"pause", "resume", "promote", "abort"}
 
+// canaryFlags are the flags of `traffic canary`.
+type canaryFlags struct {
+	o                      output
+	model, steps, interval string
+	spec                   router.CanarySpec
+	force                  bool
+	// start holds the flags that start a canary, and only those.
+	start *pflag.FlagSet
+}
+
 func trafficCanary(c *client) *cobra.Command {
-	var o output
-	var model, steps, interval string
-	var spec router.CanarySpec
-	var force bool
+	f := &canaryFlags{start: pflag.NewFlagSet("start", pflag.ContinueOnError)}
 	cmd := &cobra.Command{
 		Use:   "canary ENDPOINT [pause|resume|promote|abort]",
 		Short: "Start a canary of a model on an endpoint, or pause, resume, promote or abort it",
@@ -384,97 +391,109 @@ promoted at 100%. Or pause, resume, promote or abort the running one.`,
 			}
 			return c.completeNames("/v1/endpoints", "endpoints")(cmd, args, toComplete)
 		},
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if len(args) == 2 {
+				return f.act(cmd, c, args[0], args[1])
+			}
+			return f.begin(cmd, c, args[0])
+		},
 	}
-	// start holds the flags that start a canary, and only those.
-	start := pflag.NewFlagSet("start", pflag.ContinueOnError)
-	start.StringVar(&model, "model", "", "model `ref` to try: name/version, name@alias or name (required to start)")
-	start.StringVar(&steps, "steps", "", "canary weights in per cent, step by step, ending at 100: a `list` such as 5,25,50,100 (required to start)")
-	start.StringVar(&interval, "interval", "", "how long each step lasts, a `duration` such as 30s or 5m (required to start)")
-	start.Float64Var(&spec.Analysis.MaxErrorRate, "max-error-rate", 0, "roll back above this canary error `rate` (0 to 1; 0 is off)")
-	start.Float64Var(&spec.Analysis.MaxP99LatencyMs, "max-p99-ms", 0, "roll back above this canary p99 latency in `ms` (0 is off)")
-	start.IntVar(&spec.Analysis.MinRequests, "min-requests", 0, "canary requests a step needs before it is judged")
-	start.Float64Var(&spec.Analysis.MaxPredictionShift, "max-prediction-shift", 0, "roll back above this relative shift of the mean prediction (0 is off)")
-	start.StringVar(&spec.PromoteAlias, "promote-alias", router.DefaultPromoteAlias, "`alias` to move to the model once promoted (\"\" moves none)")
-	cmd.Flags().AddFlagSet(start)
-	cmd.Flags().BoolVar(&force, "force", false, "promote: past the protection of the promote alias (admin only; audited as forced)")
-	outputFlags(cmd, &o)
-	cmd.RunE = func(cmd *cobra.Command, args []string) error {
-		var e router.Endpoint
-		show := func(raw json.RawMessage, head func() string) error {
-			return o.print(cmd, raw, &e, func() error {
-				fmt.Fprintf(stdout, "%s\n\n", head())
-				return writeWeights(stdout, e.Policy.Variants)
-			})
-		}
-		if len(args) == 2 {
-			action := args[1]
-			if !slices.Contains(canaryCommands, action) {
-				return usageErrorf(cmd, "unknown command %q (want %s, or flags to start one)", action, strings.Join(canaryCommands, ", "))
-			}
-			var set []string
-			start.VisitAll(func(f *pflag.Flag) {
-				if f.Changed {
-					set = append(set, "--"+f.Name)
-				}
-			})
-			if force && action != "promote" {
-				set = append(set, "--force")
-			}
-			if len(set) > 0 {
-				return usageErrorf(cmd, "%s only apply when starting a canary (--force only to promote)", strings.Join(set, ", "))
-			}
-			var raw json.RawMessage
-			path := endpointPath(args[0], "canary", action)
-			send := func() error { return c.do(http.MethodPost, path, "", nil, &raw) }
-			if force {
-				send = func() error { return c.doJSON(http.MethodPost, path, map[string]bool{"force": true}, &raw) }
-			}
-			if err := send(); err != nil {
-				return err
-			}
-			return show(raw, func() string {
-				state := "none"
-				if e.Canary != nil {
-					state = strings.ReplaceAll(e.Canary.State, "_", " ")
-				}
-				return fmt.Sprintf("%s: canary %s, revision %d", e.Name, state, e.Revision)
-			})
-		}
-		var missing []string
-		for _, f := range []struct{ name, value string }{{"--model", model}, {"--steps", steps}, {"--interval", interval}} {
-			if f.value == "" {
-				missing = append(missing, f.name)
-			}
-		}
-		if len(missing) > 0 {
-			return usageErrorf(cmd, "%s required to start a canary (or give pause, resume, promote or abort)", strings.Join(missing, ", "))
-		}
-		spec.Model = model
-		for _, s := range strings.Split(steps, ",") {
-			n, err := strconv.Atoi(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(s), "%")))
-			if err != nil {
-				return usageErrorf(cmd, "--steps: %q is not a whole number of per cent", s)
-			}
-			spec.Steps = append(spec.Steps, n)
-		}
-		d, err := time.ParseDuration(interval)
-		if err != nil {
-			return usageErrorf(cmd, "--interval %q: want a duration such as 30s or 5m", interval)
-		}
-		spec.Interval = router.Duration(d)
-		var raw json.RawMessage
-		if err := c.doJSON(http.MethodPost, endpointPath(args[0], "canary"), spec, &raw); err != nil {
-			return err
-		}
-		return show(raw, func() string {
-			step := spec.Steps[0]
-			if e.Canary != nil {
-				step = stepWeight(e.Canary)
-			}
-			return fmt.Sprintf("%s: canary %s started, step 1 of %d at %d%%, every %v, revision %d", e.Name, spec.Model, len(spec.Steps), step, d, e.Revision)
-		})
-	}
+	s := f.start
+	s.StringVar(&f.model, "model", "", "model `ref` to try: name/version, name@alias or name (required to start)")
+	s.StringVar(&f.steps, "steps", "", "canary weights in per cent, step by step, ending at 100: a `list` such as 5,25,50,100 (required to start)")
+	s.StringVar(&f.interval, "interval", "", "how long each step lasts, a `duration` such as 30s or 5m (required to start)")
+	s.Float64Var(&f.spec.Analysis.MaxErrorRate, "max-error-rate", 0, "roll back above this canary error `rate` (0 to 1; 0 is off)")
+	s.Float64Var(&f.spec.Analysis.MaxP99LatencyMs, "max-p99-ms", 0, "roll back above this canary p99 latency in `ms` (0 is off)")
+	s.IntVar(&f.spec.Analysis.MinRequests, "min-requests", 0, "canary requests a step needs before it is judged")
+	s.Float64Var(&f.spec.Analysis.MaxPredictionShift, "max-prediction-shift", 0, "roll back above this relative shift of the mean prediction (0 is off)")
+	s.StringVar(&f.spec.PromoteAlias, "promote-alias", router.DefaultPromoteAlias, "`alias` to move to the model once promoted (\"\" moves none)")
+	cmd.Flags().AddFlagSet(s)
+	cmd.Flags().BoolVar(&f.force, "force", false, "promote: past the protection of the promote alias (admin only; audited as forced)")
+	outputFlags(cmd, &f.o)
 	return cmd
+}
+
+// act pauses, resumes, promotes or aborts the canary of endpoint.
+func (f *canaryFlags) act(cmd *cobra.Command, c *client, endpoint, action string) error {
+	if !slices.Contains(canaryCommands, action) {
+		return usageErrorf(cmd, "unknown command %q (want %s, or flags to start one)", action, strings.Join(canaryCommands, ", "))
+	}
+	var set []string
+	f.start.VisitAll(func(fl *pflag.Flag) {
+		if fl.Changed {
+			set = append(set, "--"+fl.Name)
+		}
+	})
+	if f.force && action != "promote" {
+		set = append(set, "--force")
+	}
+	if len(set) > 0 {
+		return usageErrorf(cmd, "%s only apply when starting a canary (--force only to promote)", strings.Join(set, ", "))
+	}
+	var raw json.RawMessage
+	path := endpointPath(endpoint, "canary", action)
+	send := func() error { return c.do(http.MethodPost, path, "", nil, &raw) }
+	if f.force {
+		send = func() error { return c.doJSON(http.MethodPost, path, map[string]bool{"force": true}, &raw) }
+	}
+	if err := send(); err != nil {
+		return err
+	}
+	return f.print(cmd, raw, func(e router.Endpoint) string {
+		state := "none"
+		if e.Canary != nil {
+			state = strings.ReplaceAll(e.Canary.State, "_", " ")
+		}
+		return fmt.Sprintf("%s: canary %s, revision %d", e.Name, state, e.Revision)
+	})
+}
+
+// begin starts a canary on endpoint.
+func (f *canaryFlags) begin(cmd *cobra.Command, c *client, endpoint string) error {
+	var missing []string
+	for _, fl := range []struct{ name, value string }{{"--model", f.model}, {"--steps", f.steps}, {"--interval", f.interval}} {
+		if fl.value == "" {
+			missing = append(missing, fl.name)
+		}
+	}
+	if len(missing) > 0 {
+		return usageErrorf(cmd, "%s required to start a canary (or give pause, resume, promote or abort)", strings.Join(missing, ", "))
+	}
+	spec := f.spec
+	spec.Model = f.model
+	for _, s := range strings.Split(f.steps, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(s), "%")))
+		if err != nil {
+			return usageErrorf(cmd, "--steps: %q is not a whole number of per cent", s)
+		}
+		spec.Steps = append(spec.Steps, n)
+	}
+	d, err := time.ParseDuration(f.interval)
+	if err != nil {
+		return usageErrorf(cmd, "--interval %q: want a duration such as 30s or 5m", f.interval)
+	}
+	spec.Interval = router.Duration(d)
+	var raw json.RawMessage
+	if err := c.doJSON(http.MethodPost, endpointPath(endpoint, "canary"), spec, &raw); err != nil {
+		return err
+	}
+	return f.print(cmd, raw, func(e router.Endpoint) string {
+		step := spec.Steps[0]
+		if e.Canary != nil {
+			step = stepWeight(e.Canary)
+		}
+		return fmt.Sprintf("%s: canary %s started, step 1 of %d at %d%%, every %v, revision %d", e.Name, spec.Model, len(spec.Steps), step, d, e.Revision)
+	})
+}
+
+// print writes raw, the endpoint as the gateway answered, as -o says: for
+// a table, the line head makes of it and the weights.
+func (f *canaryFlags) print(cmd *cobra.Command, raw json.RawMessage, head func(router.Endpoint) string) error {
+	var e router.Endpoint
+	return f.o.print(cmd, raw, &e, func() error {
+		fmt.Fprintf(stdout, "%s\n\n", head(e))
+		return writeWeights(stdout, e.Policy.Variants)
+	})
 }
 
 func trafficHistory(c *client) *cobra.Command {
