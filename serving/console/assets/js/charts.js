@@ -28,11 +28,13 @@ function yAxis(svg, box, max, format) {
   }
 }
 
-// histogram draws baseline and live shares of each bin side by side.
-export function histogram({ labels, baseline, live }, label) {
+// histogram draws baseline and live shares of each bin side by side. A
+// numeric histogram's axis shows its edges between the bins; a categorical
+// one's shows each bin's label.
+export function histogram({ labels, edges, baseline, live }, label) {
   const W = 380;
-  const H = 190;
-  const box = { l: 40, t: 8, w: W - 48, h: H - 8 - 44 };
+  const H = 200;
+  const box = { l: 40, t: 8, w: W - 52, h: H - 8 - 48 };
   const b = shares(baseline);
   const l = shares(live);
   const max = Math.max(0.05, ...b, ...l);
@@ -40,7 +42,6 @@ export function histogram({ labels, baseline, live }, label) {
   svg.append(title(label));
   yAxis(svg, box, max, pct);
   const bw = box.w / labels.length;
-  const tilt = labels.length > 6;
   labels.forEach((name, i) => {
     const x = box.l + i * bw;
     [[b, baseline, 'baseline', 0.1], [l, live, 'live', 0.5]].forEach(([sh, counts, cls, off]) => {
@@ -49,13 +50,13 @@ export function histogram({ labels, baseline, live }, label) {
         x: x + bw * off, y: box.t + box.h - hgt, width: Math.max(bw * 0.4, 1), height: hgt, class: `bar bar-${cls}`,
       }, title(`${name}: ${cls} ${pct(sh[i])} (${counts[i]})`)));
     });
-    const tx = x + bw / 2;
-    const ty = box.t + box.h + 12;
-    svg.append(s('text', {
-      x: tx, y: ty, class: 'tick', 'text-anchor': tilt ? 'end' : 'middle',
-      transform: tilt ? `rotate(-35 ${tx} ${ty})` : '',
-    }, name));
   });
+  const ticks = edges && edges.length ? edges.map((e, i) => [box.l + (i + 1) * bw, Number(e.toPrecision(3)).toString()])
+    : labels.map((name, i) => [box.l + (i + 0.5) * bw, name.length > 12 ? `${name.slice(0, 11)}…` : name]);
+  const y = box.t + box.h + 10;
+  for (const [x, text] of ticks) {
+    svg.append(s('text', { x, y, class: 'tick', 'text-anchor': 'end', transform: `rotate(-40 ${x} ${y})` }, text));
+  }
   return svg;
 }
 

@@ -1,13 +1,17 @@
 // Small helpers to build and update the page.
 
+// Props that h sets as attributes, having no writable property.
+const attributes = new Set(['for', 'role', 'list']);
+
 // h builds an element: props are properties (className, textContent, ...)
-// or, for names with a dash or "for", attributes; on* props add listeners.
+// or, for names with a dash and those in attributes, attributes; on* props
+// add listeners.
 export function h(tag, props = {}, ...children) {
   const el = document.createElement(tag);
   for (const [k, v] of Object.entries(props)) {
     if (v === undefined || v === null || v === false) continue;
     if (k.startsWith('on')) el.addEventListener(k.slice(2), v);
-    else if (k.includes('-') || k === 'for' || k === 'role') el.setAttribute(k, v === true ? '' : v);
+    else if (k.includes('-') || attributes.has(k)) el.setAttribute(k, v === true ? '' : v);
     else el[k] = v;
   }
   el.append(...children.flat().filter((c) => c !== null && c !== undefined && c !== false));
@@ -82,15 +86,24 @@ export function say(el, text, error = false) {
   el.textContent = text;
 }
 
-// Numbers and times as the console writes them.
+const two = (n) => String(n).padStart(2, '0');
+const day = (d) => `${d.getFullYear()}-${two(d.getMonth() + 1)}-${two(d.getDate())}`;
+const clock = (d) => `${two(d.getHours())}:${two(d.getMinutes())}:${two(d.getSeconds())}`;
+
+// Numbers and times as the console writes them, times in the browser's
+// time zone.
 export const fmt = {
   num: (v, digits = 2) => (v === undefined || v === null || Number.isNaN(v) ? '–' : Number(v).toFixed(digits)),
   int: (v) => (v === undefined || v === null ? '–' : Math.round(v).toLocaleString('en')),
   pct: (v, digits = 1) => (v === undefined || v === null || Number.isNaN(v) ? '–' : `${(v * 100).toFixed(digits)}%`),
   ms: (v) => (v ? `${v < 10 ? v.toFixed(2) : v.toFixed(0)} ms` : '–'),
-  time: (t) => (t ? new Date(t).toLocaleString('en-GB', { hour12: false }) : '–'),
-  clock: (t) => (t ? new Date(t).toLocaleTimeString('en-GB', { hour12: false }) : '–'),
-  sig: (v) => (v === undefined || v === null ? '–' : Math.abs(v) >= 0.01 || v === 0 ? v.toFixed(3) : v.toExponential(2)),
+  time: (t) => (t ? `${day(new Date(t))} ${clock(new Date(t))}` : '–'),
+  clock: (t) => (t ? clock(new Date(t)) : '–'),
+  sig: (v) => {
+    if (v === undefined || v === null) return '–';
+    if (Number.isInteger(v)) return v.toLocaleString('en');
+    return Math.abs(v) >= 0.01 ? v.toFixed(3) : v.toExponential(2);
+  },
 };
 
 // confirm asks the user, in the page's dialog, and resolves to true if

@@ -306,7 +306,7 @@ export function detail(main, name) {
   const steps = h('div');
   const revisions = h('div');
   const audit = h('div');
-  const shown = { revision: -1, form: -1, canary: '' };
+  const shown = { revision: -1, form: -1, canary: null };
   const sre = session.can('sre');
   put(main,
     h('p', { className: 'crumbs' }, h('a', { href: '#/endpoints', textContent: 'Endpoints' }), ' / '),

@@ -1,0 +1,366 @@
+package gateway
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"mime/multipart"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+
+	"github.com/mlgate/mlgate/drift"
+	"github.com/mlgate/mlgate/internal/config"
+	"github.com/mlgate/mlgate/internal/modelzoo"
+	"github.com/mlgate/mlgate/internal/testservers"
+)
+
+// Keys of the console test: an admin and an application that may only
+// predict.
+const (
+	consoleAdminKey = "k-console-admin"
+	consoleAppKey   = "k-console-app"
+)
+
+// apiClient calls a gateway's API with a key.
+type apiClient struct {
+	t    *testing.T
+	base string
+	key  string
+}
+
+// do sends body (JSON, or a multipart form when contentType says so) and
+// returns the answer, failing the test on a status of 300 or more.
+func (c apiClient) do(method, path, contentType string, body io.Reader) []byte {
+	c.t.Helper()
+	req, err := http.NewRequest(method, c.base+path, body)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer "+c.key)
+	req.Header.Set("Content-Type", contentType)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode >= 300 {
+		c.t.Fatalf("%s %s: %d %s", method, path, resp.StatusCode, raw)
+	}
+	return raw
+}
+
+func (c apiClient) json(method, path, body string) []byte {
+	c.t.Helper()
+	return c.do(method, path, "application/json", strings.NewReader(body))
+}
+
+// register uploads a model file of the zoo as a version of model, with a
+// baseline of its inputs drawn from N(0, 1).
+func (c apiClient) register(model, file string) {
+	c.t.Helper()
+	rng := rand.New(rand.NewPCG(1, 2))
+	b := drift.NewBaselineBuilder()
+	for range 2000 {
+		for j := range 4 {
+			if err := b.Add(fmt.Sprintf("x[%d]", j), rng.NormFloat64()); err != nil {
+				c.t.Fatal(err)
+			}
+		}
+	}
+	baseline, err := json.Marshal(b.Build(10))
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	var body bytes.Buffer
+	mw := multipart.NewWriter(&body)
+	mw.WriteField("metadata", `{"description": "churn scorer", "lineage": {"data": "s3://data/churn/2026-11", "code": "git:4f2a9c1", "run_id": "run-17"}, "baseline": `+string(baseline)+`}`)
+	raw, err := os.ReadFile(modelzoo.Path(file))
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	fw, _ := mw.CreateFormFile("model", file)
+	fw.Write(raw)
+	mw.Close()
+	c.do("POST", "/v1/models/"+model+"/versions", mw.FormDataContentType(), &body)
+}
+
+// browser drives one tab of a headless Chromium against the console.
+type browser struct {
+	t    *testing.T
+	ctx  context.Context
+	base string
+	// shots is where screenshots go; docs, when not "", gets a copy.
+	shots, docs string
+
+	mu     sync.Mutex
+	faults []string // exceptions and CSP violations of the page
+}
+
+func newBrowser(t *testing.T, base string) *browser {
+	t.Helper()
+	path := testservers.Chromium(t)
+	opts := append(chromedp.DefaultExecAllocatorOptions[:],
+		chromedp.ExecPath(path), chromedp.Headless, chromedp.NoSandbox,
+		chromedp.Flag("disable-gpu", true), chromedp.WindowSize(1366, 900))
+	actx, cancelAlloc := chromedp.NewExecAllocator(t.Context(), opts...)
+	ctx, cancelTab := chromedp.NewContext(actx)
+	t.Cleanup(func() {
+		cancelTab()
+		cancelAlloc()
+	})
+	b := &browser{t: t, ctx: ctx, base: base, shots: t.ArtifactDir()}
+	if os.Getenv("MLGATE_UPDATE_SCREENSHOTS") == "1" {
+		b.docs = filepath.Join("..", "..", "docs", "console")
+		if err := os.MkdirAll(b.docs, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	messages := chromedp.Console(ctx)
+	go func() {
+		for m, err := range messages {
+			if err != nil {
+				return
+			}
+			if m.IsException() || m.Source == "security" || strings.Contains(m.Text, "Content Security Policy") {
+				b.mu.Lock()
+				b.faults = append(b.faults, m.String())
+				b.mu.Unlock()
+			}
+		}
+	}()
+	t.Cleanup(func() {
+		b.mu.Lock()
+		defer b.mu.Unlock()
+		for _, f := range b.faults {
+			t.Errorf("page: %s", f)
+		}
+	})
+	return b
+}
+
+// do runs actions, failing the test with what is named what.
+func (b *browser) do(what string, actions ...chromedp.Action[chromedp.Void]) {
+	b.t.Helper()
+	ctx, cancel := context.WithTimeout(b.ctx, 20*time.Second)
+	defer cancel()
+	if err := chromedp.Do(ctx, actions...); err != nil {
+		b.t.Fatalf("%s: %v", what, err)
+	}
+}
+
+// wait waits until the JavaScript expression is true; if it never is, the
+// page's screenshot is saved as failed.png.
+func (b *browser) wait(what, expr string) {
+	b.t.Helper()
+	ctx, cancel := context.WithTimeout(b.ctx, 20*time.Second)
+	defer cancel()
+	err := chromedp.Do(ctx, chromedp.Poll[chromedp.Void](expr, chromedp.WithPollingInterval(50*time.Millisecond), chromedp.WithPollingTimeout(15*time.Second)))
+	if err != nil {
+		status, _ := chromedp.Run(b.ctx, chromedp.Evaluate[string](`document.getElementById('status')?.textContent`))
+		b.shot("failed")
+		b.t.Fatalf("%s: %v (status line: %q)", what, err, status)
+	}
+}
+
+// eval returns the value of a JavaScript expression.
+func eval[T any](b *browser, expr string) T {
+	b.t.Helper()
+	v, err := chromedp.Run(b.ctx, chromedp.Evaluate[T](expr))
+	if err != nil {
+		b.t.Fatalf("%s: %v", expr, err)
+	}
+	return v
+}
+
+// open shows the console's route (#/...).
+func (b *browser) open(route string) {
+	b.t.Helper()
+	b.do("open "+route, chromedp.Evaluate[chromedp.Void](fmt.Sprintf("location.hash = %q", route)))
+}
+
+// signIn signs in with key.
+func (b *browser) signIn(key string) {
+	b.t.Helper()
+	b.do("sign in", chromedp.Navigate(b.base+"/"), chromedp.WaitVisible("#key"),
+		chromedp.SendKeys("#key", key), chromedp.Click(`.signin button[type="submit"]`))
+}
+
+// shot saves a full-page screenshot as name.png.
+func (b *browser) shot(name string) {
+	b.t.Helper()
+	png, err := chromedp.Run(b.ctx, chromedp.FullScreenshot(100))
+	if err != nil {
+		b.t.Fatalf("screenshot %s: %v", name, err)
+	}
+	dirs := []string{b.shots}
+	if b.docs != "" {
+		dirs = append(dirs, b.docs)
+	}
+	for _, dir := range dirs {
+		path := filepath.Join(dir, name+".png")
+		if err := os.WriteFile(path, png, 0o644); err != nil {
+			b.t.Fatal(err)
+		}
+		b.t.Logf("screenshot %s", path)
+	}
+}
+
+// traffic sends predictions to the endpoints until stopped.
+func traffic(t *testing.T, base string, endpoints ...string) (stop func()) {
+	ctx, cancel := context.WithCancel(t.Context())
+	var wg sync.WaitGroup
+	for i, e := range endpoints {
+		wg.Go(func() {
+			rng := rand.New(rand.NewPCG(uint64(i), 9))
+			for ctx.Err() == nil {
+				x := make([]float64, 4)
+				for j := range x {
+					x[j] = 0.4 + rng.NormFloat64()
+				}
+				body, _ := json.Marshal(map[string]any{"inputs": map[string]any{"x": [][]float64{x}}})
+				req, _ := http.NewRequestWithContext(ctx, "POST", base+"/v1/endpoints/"+e+"/predict", bytes.NewReader(body))
+				req.Header.Set("Authorization", "Bearer "+consoleAppKey)
+				if resp, err := http.DefaultClient.Do(req); err == nil {
+					io.Copy(io.Discard, resp.Body)
+					resp.Body.Close()
+				}
+				select {
+				case <-ctx.Done():
+				case <-time.After(15 * time.Millisecond):
+				}
+			}
+		})
+	}
+	return func() {
+		cancel()
+		wg.Wait()
+	}
+}
+
+// TestConsole drives the web console in a headless Chromium against a
+// gateway with two endpoints under traffic: a wrong key is refused; the
+// admin sees live figures, changes a weight (confirmed in a dialog), runs a
+// canary to promotion, and reads a drift monitor's histograms; a key that
+// may only predict sees the same pages without their controls. With
+// MLGATE_UPDATE_SCREENSHOTS=1 the screenshots also go to docs/console.
+func TestConsole(t *testing.T) {
+	cfg := testConfig(t.TempDir())
+	cfg.Auth.Keys = []config.APIKey{
+		{Name: "ops", SHA256: sha(consoleAdminKey), Roles: []string{"admin"}},
+		{Name: "app", SHA256: sha(consoleAppKey), Roles: []string{"predict"}},
+	}
+	g, err := Start(t.Context(), cfg, "test", quiet())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer g.Shutdown(context.Background())
+	base := "http://" + g.Addr
+	admin := apiClient{t, base, consoleAdminKey}
+	admin.register("churn", modelzoo.Linear)
+	admin.register("churn", modelzoo.LinearV2)
+	for _, v := range []string{"1", "2"} {
+		admin.json("PUT", "/v1/models/churn/versions/"+v+"/tags/validation_status", `{"value": "PASSED"}`)
+	}
+	admin.json("PUT", "/v1/models/churn/aliases/champion", `{"version": 1}`)
+	admin.json("PUT", "/v1/endpoints/retention", `{"variants": [{"name": "control", "model": "churn@champion", "weight": 50},
+		{"name": "treatment", "model": "churn/2", "weight": 50}], "shadow": {"model": "churn/2", "percent": 100}}`)
+	admin.json("PUT", "/v1/endpoints/winback", `{"variants": [{"name": "control", "model": "churn/1", "weight": 100}]}`)
+	admin.json("PUT", "/v1/monitors/retention-inputs", `{"endpoint": "retention", "baseline": "model", "window": "1s",
+		"min_samples": 10, "thresholds": {"psi": 0.2, "ks_p": 0.01, "js": 0.1}}`)
+	stop := traffic(t, base, "retention", "winback")
+	defer stop()
+
+	b := newBrowser(t, base)
+	b.signIn("not-a-key")
+	b.wait("the error of a wrong key", `document.querySelector('.signin .msg-error')?.textContent.includes('unknown API key')`)
+	b.shot("signin")
+
+	b.signIn(consoleAdminKey)
+	const requests = `Number(document.querySelector('[data-endpoint="%s"] tr[data-key="control"] td.requests')?.textContent.replaceAll(',', '') || 0)`
+	b.wait("both endpoints with figures", fmt.Sprintf(requests+" > 0 && "+requests+" > 0", "retention", "winback"))
+	first := eval[float64](b, fmt.Sprintf(requests, "retention"))
+	b.wait("the request count to grow", fmt.Sprintf(requests+" > %v", "retention", first))
+	b.wait("a request rate", `Number(document.querySelector('[data-endpoint="retention"] tr[data-key="treatment"] td.rps')?.textContent) > 0`)
+	b.wait("the health panel", `document.querySelector('[data-queue="recorder"]') !== null`)
+	b.shot("endpoints")
+
+	b.open("#/endpoints/retention")
+	b.wait("the weights form", `document.querySelector('form.weights input[data-variant="treatment"]') !== null`)
+	b.do("set the weights",
+		chromedp.SetValue(`form.weights input[data-variant="control"]`, "70"),
+		chromedp.SetValue(`form.weights input[data-variant="treatment"]`, "30"),
+		chromedp.Click(`form.weights button[type="submit"]`),
+		chromedp.WaitVisible("#confirm-ok"))
+	b.shot("confirm")
+	b.do("confirm", chromedp.Click("#confirm-ok"))
+	b.wait("the new weights in the history", `[...document.querySelectorAll('tr[data-revision]')].some((tr) => tr.textContent.includes('control weight 50 → 70'))`)
+	b.wait("the audit trail", `document.querySelector('tr[data-action="set_weights"]') !== null`)
+	var e struct {
+		Policy struct {
+			Variants []struct {
+				Name   string `json:"name"`
+				Weight int    `json:"weight"`
+			} `json:"variants"`
+		} `json:"policy"`
+	}
+	json.Unmarshal(admin.json("GET", "/v1/endpoints/retention", ""), &e)
+	if len(e.Policy.Variants) != 2 || e.Policy.Variants[0].Weight != 70 || e.Policy.Variants[1].Weight != 30 {
+		t.Errorf("after the console's change: %+v", e.Policy)
+	}
+	b.shot("endpoint")
+
+	b.open("#/drift/retention-inputs")
+	b.wait("the histograms", `document.querySelectorAll('figure[data-series] svg rect.bar-live').length >= 4 && document.querySelectorAll('figure[data-series] svg rect.bar-baseline').length >= 4`)
+	b.wait("the metric charts", `document.querySelectorAll('figure[data-metric="psi"] svg circle').length >= 2`)
+	b.shot("drift")
+
+	b.open("#/endpoints/winback")
+	b.wait("the canary form", `document.querySelector('form.canary-start') !== null`)
+	b.do("start a canary",
+		chromedp.SendKeys(`form.canary-start input[name="model"]`, "churn/2"),
+		chromedp.SetValue(`form.canary-start input[name="steps"]`, "50, 100"),
+		chromedp.SetValue(`form.canary-start input[name="interval"]`, "300ms"),
+		chromedp.SetValue(`form.canary-start input[name="min_requests"]`, "3"),
+		chromedp.Click(`form.canary-start button[type="submit"]`),
+		chromedp.WaitVisible("#confirm-ok"),
+		chromedp.Click("#confirm-ok"))
+	b.wait("the promotion", `document.querySelector('.timeline li[data-action="canary_promote"]') !== null`)
+	var w struct {
+		Canary struct {
+			State string `json:"state"`
+		} `json:"canary"`
+	}
+	json.Unmarshal(admin.json("GET", "/v1/endpoints/winback", ""), &w)
+	if w.Canary.State != "promoted" {
+		t.Errorf("canary %q, want promoted", w.Canary.State)
+	}
+	b.shot("canary")
+
+	b.open("#/models/churn")
+	b.wait("the versions and the alias form", `document.querySelector('tr[data-version="2"]') !== null && document.querySelector('form.alias') !== null`)
+	b.shot("models")
+
+	b.do("sign out", chromedp.Click(`#who button`))
+	b.signIn(consoleAppKey)
+	b.wait("the endpoints", `document.querySelector('[data-endpoint="retention"] td.requests') !== null`)
+	for _, route := range []string{"#/endpoints/retention", "#/models/churn", "#/drift/retention-inputs"} {
+		b.open(route)
+		b.wait(route, `document.querySelector('main h1')?.textContent === decodeURIComponent(location.hash.split('/')[2]) && document.querySelector('main table, main figure') !== null`)
+		controls := eval[[]string](b, `[...document.querySelectorAll('form.weights, form.canary-start, [data-command], form.alias, form.run')].map((el) => el.className || el.dataset.command)`)
+		if len(controls) > 0 {
+			t.Errorf("%s shows a predict-only key the controls %v", route, controls)
+		}
+	}
+	b.shot("readonly")
+}
