@@ -66,7 +66,7 @@ func (c apiClient) json(method, path, body string) []byte {
 }
 
 // register uploads a model file of the zoo as a version of model, with a
-// baseline of its inputs drawn from N(0, 1).
+// baseline of its inputs drawn from N(0, 1) and of its outputs from N(0, 4).
 func (c apiClient) register(model, file string) {
 	c.t.Helper()
 	rng := rand.New(rand.NewPCG(1, 2))
@@ -74,6 +74,11 @@ func (c apiClient) register(model, file string) {
 	for range 2000 {
 		for j := range 4 {
 			if err := b.Add(fmt.Sprintf("x[%d]", j), rng.NormFloat64()); err != nil {
+				c.t.Fatal(err)
+			}
+		}
+		for j := range 2 {
+			if err := b.AddPrediction(fmt.Sprintf("y[%d]", j), 2*rng.NormFloat64()); err != nil {
 				c.t.Fatal(err)
 			}
 		}
@@ -277,7 +282,7 @@ func TestConsole(t *testing.T) {
 		{"name": "treatment", "model": "churn/2", "weight": 50}], "shadow": {"model": "churn/2", "percent": 100}}`)
 	admin.json("PUT", "/v1/endpoints/winback", `{"variants": [{"name": "control", "model": "churn/1", "weight": 100}]}`)
 	admin.json("PUT", "/v1/monitors/retention-inputs", `{"endpoint": "retention", "baseline": "model", "window": "1s",
-		"min_samples": 10, "thresholds": {"psi": 0.2, "ks_p": 0.01, "js": 0.1}}`)
+		"min_samples": 10, "predictions": true, "thresholds": {"psi": 0.2, "ks_p": 0.01, "js": 0.1}}`)
 	stop := traffic(t, base, "retention", "winback")
 	defer stop()
 
@@ -321,7 +326,7 @@ func TestConsole(t *testing.T) {
 	b.shot("endpoint")
 
 	b.open("#/drift/retention-inputs")
-	b.wait("the histograms", `document.querySelectorAll('figure[data-series] svg rect.bar-live').length >= 4 && document.querySelectorAll('figure[data-series] svg rect.bar-baseline').length >= 4`)
+	b.wait("the histograms", `document.querySelectorAll('figure[data-series] svg rect.bar-live').length >= 4 && document.querySelectorAll('figure[data-series] svg rect.bar-baseline').length >= 4 && document.querySelector('figure[data-series="prediction y[0]"] svg rect') !== null`)
 	b.wait("the metric charts", `document.querySelectorAll('figure[data-metric="psi"] svg circle').length >= 2`)
 	b.shot("drift")
 
