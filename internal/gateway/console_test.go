@@ -65,20 +65,38 @@ func (c apiClient) json(method, path, body string) []byte {
 	return c.do(method, path, "application/json", strings.NewReader(body))
 }
 
-// register uploads a model file of the zoo as a version of model, with a
-// baseline of its inputs drawn from N(0, 1) and of its outputs from N(0, 4).
-func (c apiClient) register(model, file string) {
+// linearModel is a model file of the zoo that computes y = x·W + b.
+type linearModel struct {
+	file string
+	w    [4][2]float64
+	b    [2]float64
+}
+
+// The zoo's linear models (see internal/modelzoo/gen.py).
+var (
+	linearV1 = linearModel{modelzoo.Linear, [4][2]float64{{1, -1}, {2, 0.5}, {-0.5, 1}, {0, 2}}, [2]float64{0.5, -1}}
+	linearV2 = linearModel{modelzoo.LinearV2, [4][2]float64{{-1, 1}, {0.5, 2}, {1, -0.5}, {2, 0}}, [2]float64{10, 20}}
+)
+
+// register uploads m as a version of model, with a baseline of inputs
+// drawn from N(0, 1) and of the outputs m computes from them.
+func (c apiClient) register(model string, m linearModel) {
 	c.t.Helper()
 	rng := rand.New(rand.NewPCG(1, 2))
 	b := drift.NewBaselineBuilder()
 	for range 2000 {
-		for j := range 4 {
-			if err := b.Add(fmt.Sprintf("x[%d]", j), rng.NormFloat64()); err != nil {
+		y := m.b
+		for i := range 4 {
+			x := rng.NormFloat64()
+			if err := b.Add(fmt.Sprintf("x[%d]", i), x); err != nil {
 				c.t.Fatal(err)
+			}
+			for j := range 2 {
+				y[j] += x * m.w[i][j]
 			}
 		}
 		for j := range 2 {
-			if err := b.AddPrediction(fmt.Sprintf("y[%d]", j), 2*rng.NormFloat64()); err != nil {
+			if err := b.AddPrediction(fmt.Sprintf("y[%d]", j), y[j]); err != nil {
 				c.t.Fatal(err)
 			}
 		}
@@ -90,14 +108,41 @@ func (c apiClient) register(model, file string) {
 	var body bytes.Buffer
 	mw := multipart.NewWriter(&body)
 	mw.WriteField("metadata", `{"description": "churn scorer", "lineage": {"data": "s3://data/churn/2026-11", "code": "git:4f2a9c1", "run_id": "run-17"}, "baseline": `+string(baseline)+`}`)
-	raw, err := os.ReadFile(modelzoo.Path(file))
+	raw, err := os.ReadFile(modelzoo.Path(m.file))
 	if err != nil {
 		c.t.Fatal(err)
 	}
-	fw, _ := mw.CreateFormFile("model", file)
+	fw, _ := mw.CreateFormFile("model", m.file)
 	fw.Write(raw)
 	mw.Close()
 	c.do("POST", "/v1/models/"+model+"/versions", mw.FormDataContentType(), &body)
+}
+
+// label sends n predictions to endpoint and labels them: the first
+// output, give or take N(0, 1).
+func (c apiClient) label(endpoint string, n int) {
+	c.t.Helper()
+	rng := rand.New(rand.NewPCG(3, 4))
+	type label struct {
+		RequestID string  `json:"request_id"`
+		Label     float64 `json:"label"`
+	}
+	var labels []label
+	for range n {
+		var out struct {
+			RequestID string `json:"request_id"`
+			Outputs   struct {
+				Y [][]float64 `json:"y"`
+			} `json:"outputs"`
+		}
+		in := fmt.Sprintf(`{"inputs": {"x": [[%g, %g, %g, %g]]}}`, rng.NormFloat64(), rng.NormFloat64(), rng.NormFloat64(), rng.NormFloat64())
+		if err := json.Unmarshal(c.json("POST", "/v1/endpoints/"+endpoint+"/predict", in), &out); err != nil || len(out.Outputs.Y) != 1 {
+			c.t.Fatalf("predict: %+v %v", out, err)
+		}
+		labels = append(labels, label{out.RequestID, out.Outputs.Y[0][0] + rng.NormFloat64()})
+	}
+	body, _ := json.Marshal(map[string]any{"labels": labels})
+	c.json("POST", "/v1/labels", string(body))
 }
 
 // browser drives one tab of a headless Chromium against the console.
@@ -272,8 +317,8 @@ func TestConsole(t *testing.T) {
 	defer g.Shutdown(context.Background())
 	base := "http://" + g.Addr
 	admin := apiClient{t, base, consoleAdminKey}
-	admin.register("churn", modelzoo.Linear)
-	admin.register("churn", modelzoo.LinearV2)
+	admin.register("churn", linearV1)
+	admin.register("churn", linearV2)
 	for _, v := range []string{"1", "2"} {
 		admin.json("PUT", "/v1/models/churn/versions/"+v+"/tags/validation_status", `{"value": "PASSED"}`)
 	}
@@ -325,8 +370,10 @@ func TestConsole(t *testing.T) {
 	}
 	b.shot("endpoint")
 
+	admin.label("retention", 40)
 	b.open("#/drift/retention-inputs")
 	b.wait("the histograms", `document.querySelectorAll('figure[data-series] svg rect.bar-live').length >= 4 && document.querySelectorAll('figure[data-series] svg rect.bar-baseline').length >= 4 && document.querySelector('figure[data-series="prediction y[0]"] svg rect') !== null`)
+	b.wait("the labelled performance", `document.querySelector('tr[data-variant="control"] td:nth-child(7)')?.textContent.length > 1`)
 	b.wait("the metric charts", `document.querySelectorAll('figure[data-metric="psi"] svg circle').length >= 2`)
 	b.shot("drift")
 
