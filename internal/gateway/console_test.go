@@ -333,7 +333,7 @@ func TestConsole(t *testing.T) {
 
 	b := newBrowser(t, base)
 	b.signIn("not-a-key")
-	b.wait("the error of a wrong key", `document.querySelector('.signin .msg-error')?.textContent.includes('unknown API key')`)
+	b.wait("the error of a wrong key", `document.querySelector('.signin .msg-error')?.textContent.includes('unknown API key') && document.getElementById('nav').offsetParent === null`)
 	b.shot("signin")
 
 	b.signIn(consoleAdminKey)
@@ -371,6 +371,9 @@ func TestConsole(t *testing.T) {
 	b.shot("endpoint")
 
 	admin.label("retention", 40)
+	b.open("#/drift")
+	b.wait("the monitors", `document.querySelector('tr[data-monitor="retention-inputs"]') !== null`)
+	b.shot("drift-list")
 	b.open("#/drift/retention-inputs")
 	b.wait("the histograms", `document.querySelectorAll('figure[data-series] svg rect.bar-live').length >= 4 && document.querySelectorAll('figure[data-series] svg rect.bar-baseline').length >= 4 && document.querySelector('figure[data-series="prediction y[0]"] svg rect') !== null`)
 	b.wait("the labelled performance", `document.querySelector('tr[data-variant="control"] td:nth-child(7)')?.textContent.length > 1`)
@@ -399,6 +402,9 @@ func TestConsole(t *testing.T) {
 	}
 	b.shot("canary")
 
+	b.open("#/models")
+	b.wait("the models", `document.querySelector('tr[data-model="churn"]') !== null`)
+	b.shot("models-list")
 	b.open("#/models/churn")
 	b.wait("the versions and the alias form", `document.querySelector('tr[data-version="2"]') !== null && document.querySelector('form.alias') !== null`)
 	b.shot("models")
