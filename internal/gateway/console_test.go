@@ -233,6 +233,14 @@ func eval[T any](b *browser, expr string) T {
 	return v
 }
 
+// unlabelled lists the controls of the page that have no accessible name.
+func (b *browser) unlabelled() []string {
+	b.t.Helper()
+	return eval[[]string](b, `[...document.querySelectorAll('input, select, button, a')]
+		.filter((el) => !el.labels?.length && !el.getAttribute('aria-label') && !el.textContent.trim())
+		.map((el) => el.outerHTML)`)
+}
+
 // open shows the console's route (#/...).
 func (b *browser) open(route string) {
 	b.t.Helper()
@@ -246,9 +254,13 @@ func (b *browser) signIn(key string) {
 		chromedp.SendKeys("#key", key), chromedp.Click(`.signin button[type="submit"]`))
 }
 
-// shot saves a full-page screenshot as name.png.
+// shot saves a full-page screenshot as name.png, and checks that every
+// control of the page has a label.
 func (b *browser) shot(name string) {
 	b.t.Helper()
+	if u := b.unlabelled(); len(u) > 0 {
+		b.t.Errorf("%s: controls without a label: %v", name, u)
+	}
 	png, err := chromedp.Run(b.ctx, chromedp.FullScreenshot(100))
 	if err != nil {
 		b.t.Fatalf("screenshot %s: %v", name, err)
@@ -408,6 +420,21 @@ func TestConsole(t *testing.T) {
 	b.open("#/models/churn")
 	b.wait("the versions and the alias form", `document.querySelector('tr[data-version="2"]') !== null && document.querySelector('form.alias') !== null`)
 	b.shot("models")
+	b.do("move the alias with the keyboard",
+		chromedp.SetValue("#alias-version", "1"),
+		chromedp.Focus(`form.alias input[name="alias"]`),
+		chromedp.KeyEvent("\r"),
+		chromedp.WaitVisible("#confirm-ok"),
+		chromedp.KeyEvent("\t"),
+		chromedp.KeyEvent("\r"))
+	b.wait("the alias on version 1", `document.querySelector('tr[data-version="1"]')?.textContent.includes('champion')`)
+	var m struct {
+		Aliases map[string]int `json:"aliases"`
+	}
+	json.Unmarshal(admin.json("GET", "/v1/models/churn", ""), &m)
+	if m.Aliases["champion"] != 1 {
+		t.Errorf("aliases after the console's move: %v", m.Aliases)
+	}
 
 	b.do("sign out", chromedp.Click(`#who button`))
 	b.signIn(consoleAppKey)
