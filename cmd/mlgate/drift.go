@@ -21,6 +21,7 @@ import (
 	"github.com/mlgate/mlgate/serving"
 )
 
+// driftCommand is `mlgate drift`: the drift monitors of a running gateway.
 func driftCommand() *cobra.Command {
 	return clientGroup("drift", "Watch a model's inputs and predictions for drift", `  mlgate drift put churn-inputs -f monitor.json
   mlgate drift report churn-inputs

@@ -21,6 +21,8 @@ import (
 	"github.com/mlgate/mlgate/featurestore/ingest"
 )
 
+// featuresCommand is `mlgate features`: the feature views of a running
+// gateway.
 func featuresCommand() *cobra.Command {
 	return clientGroup("features", "Define feature views and load rows into them", `  mlgate features apply -f views.yaml
   mlgate features ingest --view user --file users.csv

@@ -97,6 +97,7 @@ func clientGroup(use, short, example string, subs ...func(*client) *cobra.Comman
 	return g
 }
 
+// modelsCommand is `mlgate models`: the model registry of a running gateway.
 func modelsCommand() *cobra.Command {
 	return clientGroup("models", "Manage the model registry of a running gateway", `  mlgate models register --name churn --file churn.onnx --alias challenger
   mlgate models list

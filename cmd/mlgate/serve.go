@@ -18,6 +18,7 @@ import (
 	"github.com/mlgate/mlgate/internal/telemetry"
 )
 
+// serveCommand is `mlgate serve`: the gateway itself.
 func serveCommand() *cobra.Command {
 	var configPath string
 	var demo bool

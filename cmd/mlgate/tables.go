@@ -10,6 +10,8 @@ import (
 	"github.com/spf13/cobra"
 )
 
+// tablesCommand is `mlgate tables`: the inference tables of a running
+// gateway.
 func tablesCommand() *cobra.Command {
 	return clientGroup("tables", "List the inference tables of a running gateway, delete an entity's rows", `  mlgate tables list
   mlgate tables delete --entity user_id=u1`,

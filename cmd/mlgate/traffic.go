@@ -39,6 +39,7 @@ type replicaCounts struct {
 	Errors   int64 `json:"errors"`
 }
 
+// trafficCommand is `mlgate traffic`: the endpoints of a running gateway.
 func trafficCommand() *cobra.Command {
 	return clientGroup("traffic", "Split, canary and inspect an endpoint's traffic", `  mlgate traffic show churn
   mlgate traffic set churn control=50 treatment=50
