@@ -233,6 +233,38 @@ func eval[T any](b *browser, expr string) T {
 	return v
 }
 
+// startCanary fills and sends the endpoint page's canary form, and
+// confirms.
+func (b *browser) startCanary(model, steps, interval, alias string) {
+	b.t.Helper()
+	b.wait("the canary form", `document.querySelector('form.canary-start') !== null`)
+	field := func(name string) string { return `form.canary-start input[name="` + name + `"]` }
+	b.do("start a canary of "+model,
+		chromedp.SetValue(field("model"), model),
+		chromedp.SetValue(field("steps"), steps),
+		chromedp.SetValue(field("interval"), interval),
+		chromedp.SetValue(field("min_requests"), "3"),
+		chromedp.Clear(field("promote_alias")),
+		chromedp.SendKeys(field("promote_alias"), alias),
+		chromedp.Click(`form.canary-start button[type="submit"]`),
+		chromedp.WaitVisible("#confirm-ok"),
+		chromedp.Click("#confirm-ok"))
+}
+
+// canaryState returns the state of endpoint's canary, as the API says.
+func canaryState(c apiClient, endpoint string) string {
+	c.t.Helper()
+	var e struct {
+		Canary struct {
+			State string `json:"state"`
+		} `json:"canary"`
+	}
+	if err := json.Unmarshal(c.json("GET", "/v1/endpoints/"+endpoint, ""), &e); err != nil {
+		c.t.Fatal(err)
+	}
+	return e.Canary.State
+}
+
 // unlabelled lists the controls of the page that have no accessible name.
 func (b *browser) unlabelled() []string {
 	b.t.Helper()
@@ -393,26 +425,24 @@ func TestConsole(t *testing.T) {
 	b.shot("drift")
 
 	b.open("#/endpoints/winback")
-	b.wait("the canary form", `document.querySelector('form.canary-start') !== null`)
-	b.do("start a canary",
-		chromedp.SendKeys(`form.canary-start input[name="model"]`, "churn/2"),
-		chromedp.SetValue(`form.canary-start input[name="steps"]`, "50, 100"),
-		chromedp.SetValue(`form.canary-start input[name="interval"]`, "300ms"),
-		chromedp.SetValue(`form.canary-start input[name="min_requests"]`, "3"),
-		chromedp.Click(`form.canary-start button[type="submit"]`),
-		chromedp.WaitVisible("#confirm-ok"),
-		chromedp.Click("#confirm-ok"))
+	b.startCanary("churn/2", "50, 100", "300ms", "champion")
 	b.wait("the promotion", `document.querySelector('.timeline li[data-action="canary_promote"]') !== null`)
-	var w struct {
-		Canary struct {
-			State string `json:"state"`
-		} `json:"canary"`
-	}
-	json.Unmarshal(admin.json("GET", "/v1/endpoints/winback", ""), &w)
-	if w.Canary.State != "promoted" {
-		t.Errorf("canary %q, want promoted", w.Canary.State)
+	if state := canaryState(admin, "winback"); state != "promoted" {
+		t.Errorf("canary %q, want promoted", state)
 	}
 	b.shot("canary")
+	b.startCanary("churn/1", "10, 100", "1h", "")
+	const stateIs = `document.querySelector('.canary-now .badge')?.textContent === %q`
+	b.do("pause the canary", chromedp.Click(`[data-command="pause"]`))
+	b.wait("the paused canary", fmt.Sprintf(stateIs, "paused"))
+	b.shot("canary-paused")
+	b.do("resume the canary", chromedp.Click(`[data-command="resume"]`))
+	b.wait("the resumed canary", fmt.Sprintf(stateIs, "running"))
+	b.do("abort the canary", chromedp.Click(`[data-command="abort"]`), chromedp.WaitVisible("#confirm-ok"), chromedp.Click("#confirm-ok"))
+	b.wait("the aborted canary", fmt.Sprintf(stateIs, "aborted")+` && document.querySelector('.timeline li[data-action="canary_abort"]') !== null`)
+	if state := canaryState(admin, "winback"); state != "aborted" {
+		t.Errorf("canary %q, want aborted", state)
+	}
 
 	b.open("#/models")
 	b.wait("the models", `document.querySelector('tr[data-model="churn"]') !== null`)

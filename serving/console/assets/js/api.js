@@ -53,6 +53,11 @@ export async function api(method, path, body) {
 
 export const get = (path) => api('GET', path);
 
+// changes fires "change" when the user has changed something through the
+// console, so that the shown view reads the gateway again at once.
+export const changes = new EventTarget();
+export const changed = () => changes.dispatchEvent(new Event('change'));
+
 // seg encodes one path segment.
 export const seg = encodeURIComponent;
 

@@ -1,7 +1,7 @@
 // The endpoints: live figures of every variant, and one endpoint's traffic,
 // canary and history.
 
-import { api, auditTrail, get, seg, session } from './api.js';
+import { api, auditTrail, changed, get, seg, session } from './api.js';
 import { shareBar } from './charts.js';
 import { badge, confirm, editing, field, fmt, h, put, refill, say, syncRows, table } from './dom.js';
 
@@ -201,7 +201,7 @@ function timeline(revisions) {
   }));
 }
 
-function weightsForm(e, msg, done) {
+function weightsForm(e, msg) {
   const inputs = e.policy.variants.map((v) => field(`${v.name} (${v.model})`, {
     type: 'number', min: 0, max: 100, step: 1, value: v.weight, name: v.name, required: true, 'data-variant': v.name,
   }));
@@ -216,7 +216,7 @@ function weightsForm(e, msg, done) {
     try {
       const out = await api('PATCH', `/v1/endpoints/${seg(e.name)}/traffic`, { weights });
       say(msg, `Weights changed: revision ${out.revision}.`);
-      done();
+      changed();
     } catch (err) {
       say(msg, `Weights not changed: ${err.message}`, true);
     }
@@ -224,7 +224,7 @@ function weightsForm(e, msg, done) {
   return form;
 }
 
-function canaryStartForm(e, msg, done) {
+function canaryStartForm(e, msg) {
   const form = h('form', { className: 'canary-start', 'aria-label': 'Start a canary' },
     h('fieldset', {}, h('legend', { textContent: 'Start a canary' }),
       field('Model (name/version or name@alias)', { name: 'model', required: true, placeholder: 'churn/3' }),
@@ -255,7 +255,7 @@ function canaryStartForm(e, msg, done) {
     try {
       await api('POST', `/v1/endpoints/${seg(e.name)}/canary`, spec);
       say(msg, 'Canary started.');
-      done();
+      changed();
     } catch (err) {
       say(msg, `Canary not started: ${err.message}`, true);
     }
@@ -263,7 +263,7 @@ function canaryStartForm(e, msg, done) {
   return form;
 }
 
-function canaryCommands(e, msg, done) {
+function canaryCommands(e, msg) {
   const c = e.canary;
   const command = (cmd, label, ask) => h('button', {
     type: 'button', textContent: label, 'data-command': cmd,
@@ -272,7 +272,7 @@ function canaryCommands(e, msg, done) {
       try {
         await api('POST', `/v1/endpoints/${seg(e.name)}/canary/${cmd}`);
         say(msg, `Canary: ${cmd} done.`);
-        done();
+        changed();
       } catch (err) {
         say(msg, `Canary ${cmd} failed: ${err.message}`, true);
       }
@@ -316,7 +316,7 @@ export function detail(main, name) {
       h('h3', { textContent: 'Step timeline' }), steps),
     h('section', { className: 'card', 'aria-labelledby': 'rev-h' }, h('h2', { id: 'rev-h', textContent: 'Revision history' }), revisions),
     h('section', { className: 'card', 'aria-labelledby': 'audit-h' }, h('h2', { id: 'audit-h', textContent: 'Audit trail' }), audit));
-  const view = {
+  return {
     async refresh() {
       const e = await get(`/v1/endpoints/${seg(name)}`);
       live.update(e);
@@ -324,11 +324,11 @@ export function detail(main, name) {
       const active = e.canary && (e.canary.state === 'running' || e.canary.state === 'paused');
       const canaryKey = e.canary ? `${e.canary.state}` : '';
       if (sre && e.revision !== shown.form && !editing(controls)) {
-        refill(controls, weightsForm(e, weightsMsg, () => view.refresh()));
+        refill(controls, weightsForm(e, weightsMsg));
         shown.form = e.revision;
       }
       if (sre && canaryKey !== shown.canary && !editing(canaryControls)) {
-        refill(canaryControls, active ? canaryCommands(e, canaryMsg, () => view.refresh()) : canaryStartForm(e, canaryMsg, () => view.refresh()));
+        refill(canaryControls, active ? canaryCommands(e, canaryMsg) : canaryStartForm(e, canaryMsg));
         shown.canary = canaryKey;
       }
       if (e.revision !== shown.revision) {
@@ -347,7 +347,6 @@ export function detail(main, name) {
       }
     },
   };
-  return view;
 }
 
 // auditTable lists audit events, newest first.

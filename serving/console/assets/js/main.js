@@ -2,7 +2,7 @@
 // #/endpoints/NAME, #/models, #/models/NAME, #/drift, #/drift/NAME) and the
 // poll that keeps the shown view live.
 
-import { ApiError, get, session } from './api.js';
+import { ApiError, changes, get, session } from './api.js';
 import { field, h, put, say } from './dom.js';
 import * as drift from './drift.js';
 import * as endpoints from './endpoints.js';
@@ -108,6 +108,7 @@ async function poll() {
 }
 
 window.addEventListener('hashchange', show);
+changes.addEventListener('change', poll);
 setInterval(poll, pollEvery);
 if (session.key !== null) signIn();
 else signInForm();

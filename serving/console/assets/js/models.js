@@ -1,6 +1,6 @@
 // The model registry: models, their versions, aliases and audit trail.
 
-import { api, auditTrail, get, seg, session } from './api.js';
+import { api, auditTrail, changed, get, seg, session } from './api.js';
 import { auditTable } from './endpoints.js';
 import { badge, confirm, editing, field, fmt, h, put, say, table } from './dom.js';
 
@@ -24,7 +24,7 @@ export function list(main) {
 
 const lineage = (l) => [l.data && `data ${l.data}`, l.code && `code ${l.code}`, l.run_id && `run ${l.run_id}`].filter(Boolean).join(' · ');
 
-function aliasForm(m, msg, done) {
+function aliasForm(m, msg) {
   const aliases = Object.keys(m.aliases);
   const form = h('form', { className: 'alias', 'aria-label': 'Move an alias' },
     h('fieldset', {}, h('legend', { textContent: 'Move an alias' }),
@@ -42,7 +42,7 @@ function aliasForm(m, msg, done) {
     try {
       await api('PUT', `/v1/models/${seg(m.name)}/aliases/${seg(alias)}`, { version });
       say(msg, `${m.name}@${alias} now points at version ${version}.`);
-      done();
+      changed();
     } catch (err) {
       say(msg, `Alias not moved: ${err.message}`, true);
     }
@@ -62,7 +62,7 @@ export function detail(main, name) {
     h('h1', { tabIndex: -1, textContent: name }),
     h('section', { className: 'card', 'aria-labelledby': 'versions-h' }, h('h2', { id: 'versions-h', textContent: 'Versions' }), versions, controls, msg),
     h('section', { className: 'card', 'aria-labelledby': 'audit-h' }, h('h2', { id: 'audit-h', textContent: 'Audit trail' }), audit));
-  const view = {
+  return {
     async refresh() {
       const m = await get(`/v1/models/${seg(name)}`);
       const state = JSON.stringify([m.updated_at, m.aliases, m.versions.map((v) => v.status)]);
@@ -77,10 +77,9 @@ export function detail(main, name) {
         ['Inputs → outputs', (v) => `${v.signature.inputs.map((i) => i.name).join(', ')} → ${v.signature.outputs.map((o) => o.name).join(', ')}`],
         ['SHA-256', (v) => h('code', { title: v.sha256, textContent: v.sha256.slice(0, 12) })],
       ], [...m.versions].reverse(), (v) => ({ 'data-version': v.version })));
-      if (session.can('sre') && !editing(controls)) put(controls, aliasForm(m, msg, () => view.refresh()));
+      if (session.can('sre') && !editing(controls)) put(controls, aliasForm(m, msg));
       put(audit, auditTable(await auditTrail(`model=${seg(name)}`)));
       shown = state;
     },
   };
-  return view;
 }
