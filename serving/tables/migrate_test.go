@@ -284,13 +284,16 @@ func TestMigrateWhileReading(t *testing.T) {
 	dir := t.TempDir()
 	tab := writeOldTable(t, dir, 20)
 	var (
-		done  atomic.Bool
-		reads atomic.Int64
-		wg    sync.WaitGroup
+		done      atomic.Bool
+		reads     atomic.Int64
+		wg, ready sync.WaitGroup
 	)
-	for range 4 {
+	const readers = 4
+	ready.Add(readers)
+	for range readers {
 		wg.Go(func() {
-			for !done.Load() || reads.Load() < 8 {
+			ready.Done()
+			for !done.Load() || reads.Load() < 2*readers {
 				var ids []string
 				err := Dir(dir).ReadRows(t.Context(), Filter{}, func(r Row) error {
 					ids = append(ids, r.RequestID)
@@ -324,9 +327,7 @@ func TestMigrateWhileReading(t *testing.T) {
 			}
 		})
 	}
-	for reads.Load() == 0 {
-		time.Sleep(time.Millisecond)
-	}
+	ready.Wait()
 	closeWriter(t, open(t, Options{Dir: dir}))
 	done.Store(true)
 	wg.Wait()
