@@ -357,6 +357,18 @@ export function auditTable(events) {
     ['Time', (ev) => fmt.time(ev.time)],
     ['Actor', (ev) => ev.actor],
     ['Action', (ev) => ev.action],
-    ['Subject', (ev) => [ev.endpoint, ev.model && `${ev.model}${ev.version ? `/${ev.version}` : ''}`, ev.alias && `alias ${ev.alias}`, ev.view].filter(Boolean).join(' ')],
+    ['Subject', (ev) => [ev.endpoint, ev.model && `${ev.model}${ev.version ? `/${ev.version}` : ''}`, ev.view].filter(Boolean).join(' ')],
+    ['Change', auditChange],
   ], events, (ev) => ({ 'data-seq': ev.seq, 'data-action': ev.action }));
+}
+
+// auditChange says what an audit event changed, from its before and after.
+function auditChange(ev) {
+  const a = ev.after || {};
+  const b = ev.before || {};
+  if (a.alias) return `${a.alias}: ${b.version ?? 'none'} → ${a.version}`;
+  if (b.alias) return `${b.alias} removed (was ${b.version})`;
+  if (a.key) return `${a.key} = ${a.value}`;
+  if (a.policy) return changes(b.policy, a.policy);
+  return '';
 }
