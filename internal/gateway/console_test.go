@@ -388,6 +388,13 @@ func TestConsole(t *testing.T) {
 	b.wait("a request rate", `Number(document.querySelector('[data-endpoint="retention"] tr[data-key="treatment"] td.rps')?.textContent) > 0`)
 	b.wait("the health panel", `document.querySelector('[data-queue="recorder"]') !== null`)
 	b.shot("endpoints")
+	link := `[data-endpoint="retention"] h2 a`
+	b.do("focus a link", chromedp.Focus(link))
+	now := eval[float64](b, fmt.Sprintf(requests, "retention"))
+	b.wait("a refresh", fmt.Sprintf(requests+" > %v", "retention", now))
+	if !eval[bool](b, fmt.Sprintf("document.activeElement === document.querySelector(%q)", link)) {
+		t.Error("a refresh of the endpoints took the focus off the link")
+	}
 
 	b.open("#/endpoints/retention")
 	b.wait("the weights form", `document.querySelector('form.weights input[data-variant="treatment"]') !== null`)

@@ -24,6 +24,26 @@ export function put(el, ...children) {
   return el;
 }
 
+// keep makes nodes el's children, touching el only if they are not
+// already, so that a focused child keeps the focus.
+export function keep(el, nodes) {
+  if (nodes.length !== el.children.length || nodes.some((n, i) => el.children[i] !== n)) put(el, nodes);
+}
+
+// redraw returns a function that calls draw(data) only when data differs
+// from the last it drew, so that a poll rebuilds nothing the user may have
+// focused unless it changed.
+export function redraw(draw) {
+  let last = '';
+  return (data) => {
+    const now = JSON.stringify(data);
+    if (now !== last) {
+      last = now;
+      draw(data);
+    }
+  };
+}
+
 // editing says whether the user is typing in a field of el.
 export const editing = (el) => el.contains(document.activeElement) && ['INPUT', 'SELECT', 'TEXTAREA'].includes(document.activeElement.tagName);
 

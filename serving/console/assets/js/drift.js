@@ -3,22 +3,24 @@
 
 import { api, get, seg, session } from './api.js';
 import { histogram, lines } from './charts.js';
-import { badge, fmt, h, put, say, table } from './dom.js';
+import { badge, fmt, h, put, redraw, say, table } from './dom.js';
 
 // list is the monitors overview.
 export function list(main) {
   const body = h('div', { className: 'card' });
   put(main, h('h1', { tabIndex: -1, textContent: 'Drift monitors' }), body);
+  const draw = redraw((monitors) => {
+    put(body, monitors.length ? table('Monitors', [
+      ['Monitor', (m) => h('a', { href: `#/drift/${seg(m.name)}`, textContent: m.name })],
+      ['Watches', (m) => (m.endpoint ? `endpoint ${m.endpoint}` : `model ${m.model}`)],
+      ['Baseline', (m) => m.baseline],
+      ['Window', (m) => m.window],
+      ['Status', (m) => h('span', {}, badge(m.status), m.error ? ` ${m.error}` : '')],
+    ], monitors, (m) => ({ 'data-monitor': m.name })) : h('p', { className: 'muted', textContent: 'No drift monitors yet.' }));
+  });
   return {
     async refresh() {
-      const { monitors } = await get('/v1/monitors');
-      put(body, monitors.length ? table('Monitors', [
-        ['Monitor', (m) => h('a', { href: `#/drift/${seg(m.name)}`, textContent: m.name })],
-        ['Watches', (m) => (m.endpoint ? `endpoint ${m.endpoint}` : `model ${m.model}`)],
-        ['Baseline', (m) => m.baseline],
-        ['Window', (m) => m.window],
-        ['Status', (m) => h('span', {}, badge(m.status), m.error ? ` ${m.error}` : '')],
-      ], monitors, (m) => ({ 'data-monitor': m.name })) : h('p', { className: 'muted', textContent: 'No drift monitors yet.' }));
+      draw((await get('/v1/monitors')).monitors);
     },
   };
 }

@@ -3,7 +3,7 @@
 
 import { api, auditTrail, changed, get, seg, session } from './api.js';
 import { shareBar } from './charts.js';
-import { badge, confirm, editing, field, fmt, h, put, refill, say, syncRows, table } from './dom.js';
+import { badge, confirm, editing, field, fmt, h, keep, put, refill, say, syncRows, table } from './dom.js';
 
 // Stats are cumulative per revision, so requests/s come from the counts of
 // the polls of the last rateWindow ms.
@@ -74,7 +74,7 @@ function shadowLine(e) {
   const compared = st.agree + st.disagree;
   return h('p', { className: 'shadow' },
     `Shadow ${sh.model} (${fmt.num(sh.percent, 0)}% copied): `,
-    compared ? `agreement ${fmt.pct(st.agreement_rate)} of ${fmt.int(compared)} labels` : 'no labels compared',
+    compared ? `agreement ${fmt.pct(st.agreement_rate)} of ${fmt.int(compared)} compared` : 'no class labels compared',
     st.diffs ? `, mean |difference| ${fmt.sig(st.mean_abs_diff)} over ${fmt.int(st.diffs)}` : '',
     `; ${fmt.int(st.dropped)} dropped, ${fmt.int(st.failed)} failed`);
 }
@@ -132,12 +132,13 @@ function statusPanel() {
 export function list(main) {
   const health = statusPanel();
   const cards = h('div', { className: 'cards' });
+  const none = h('p', { className: 'muted', textContent: 'No endpoints yet: PUT /v1/endpoints/{name} makes one.' });
   const parts = new Map();
   put(main, h('h1', { tabIndex: -1, textContent: 'Endpoints' }), health.el, cards);
   return {
     async refresh() {
-      const [eps, st] = await Promise.all([get('/v1/endpoints'), get('/v1/status').catch(() => null)]);
-      if (st) health.update(st);
+      const [eps, st] = await Promise.all([get('/v1/endpoints'), get('/v1/status')]);
+      health.update(st);
       for (const e of eps.endpoints) {
         let p = parts.get(e.name);
         if (!p) {
@@ -149,14 +150,10 @@ export function list(main) {
         p.update(e);
       }
       const names = new Set(eps.endpoints.map((e) => e.name));
-      for (const [n, p] of parts) {
-        if (!names.has(n)) {
-          p.card.remove();
-          parts.delete(n);
-        }
+      for (const n of parts.keys()) {
+        if (!names.has(n)) parts.delete(n);
       }
-      put(cards, eps.endpoints.length ? eps.endpoints.map((e) => parts.get(e.name).card)
-        : h('p', { className: 'muted', textContent: 'No endpoints yet: PUT /v1/endpoints/{name} makes one.' }));
+      keep(cards, eps.endpoints.length ? eps.endpoints.map((e) => parts.get(e.name).card) : [none]);
     },
   };
 }

@@ -2,22 +2,24 @@
 
 import { api, auditTrail, changed, get, seg, session } from './api.js';
 import { auditTable } from './endpoints.js';
-import { badge, confirm, editing, field, fmt, h, put, say, table } from './dom.js';
+import { badge, confirm, editing, field, fmt, h, put, redraw, say, table } from './dom.js';
 
 // list is the models overview.
 export function list(main) {
   const body = h('div', { className: 'card' });
   put(main, h('h1', { tabIndex: -1, textContent: 'Models' }), body);
+  const draw = redraw((models) => {
+    put(body, models.length ? table('Registered models', [
+      ['Model', (m) => h('a', { href: `#/models/${seg(m.name)}`, textContent: m.name })],
+      ['Versions', (m) => String(m.versions)],
+      ['Latest', (m) => String(m.latest_version)],
+      ['Aliases', (m) => Object.entries(m.aliases).map(([a, v]) => `${a} → ${v}`).join(', ')],
+      ['Updated', (m) => fmt.time(m.updated_at)],
+    ], models, (m) => ({ 'data-model': m.name })) : h('p', { className: 'muted', textContent: 'No models yet.' }));
+  });
   return {
     async refresh() {
-      const { models } = await get('/v1/models');
-      put(body, models.length ? table('Registered models', [
-        ['Model', (m) => h('a', { href: `#/models/${seg(m.name)}`, textContent: m.name })],
-        ['Versions', (m) => String(m.versions)],
-        ['Latest', (m) => String(m.latest_version)],
-        ['Aliases', (m) => Object.entries(m.aliases).map(([a, v]) => `${a} → ${v}`).join(', ')],
-        ['Updated', (m) => fmt.time(m.updated_at)],
-      ], models, (m) => ({ 'data-model': m.name })) : h('p', { className: 'muted', textContent: 'No models yet.' }));
+      draw((await get('/v1/models')).models);
     },
   };
 }
