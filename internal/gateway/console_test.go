@@ -430,6 +430,8 @@ func TestConsole(t *testing.T) {
 	b.wait("the labelled performance", `document.querySelector('tr[data-variant="control"] td:nth-child(7)')?.textContent.length > 1`)
 	b.wait("the metric charts", `document.querySelectorAll('figure[data-metric="psi"] svg circle').length >= 2`)
 	b.shot("drift")
+	b.do("judge the last minutes", chromedp.SetValue("#run-minutes", "5"), chromedp.Click(`form.run button`))
+	b.wait("the judged range", `document.querySelector('.judged figure[data-series="x[0]"] svg rect.bar-live') !== null`)
 
 	b.open("#/endpoints/winback")
 	b.startCanary("churn/2", "50, 100", "300ms", "champion")

@@ -116,7 +116,7 @@ export function detail(main, name) {
   const sent = h('div');
   const perf = h('div');
   const msg = h('p', { className: 'msg' });
-  const ran = h('div');
+  const ran = h('div', { className: 'judged' });
   let shown = '';
   put(main,
     h('p', { className: 'crumbs' }, h('a', { href: '#/drift', textContent: 'Drift' }), ' / '),
