@@ -84,6 +84,21 @@ out["readme"] = [duckdb.sql(q).fetchall() for q in queries]
 print(json.dumps(out, default=str))
 `
 
+// sparkScript reads the inference table in argv[1] with Spark, with no
+// option, and prints what it saw as JSON, with the rows joined to labels.
+const sparkScript = `
+import json, sys
+from pyspark.sql import SparkSession
+
+spark = SparkSession.builder.master("local[1]").config("spark.ui.enabled", "false").getOrCreate()
+spark.sparkContext.setLogLevel("ERROR")
+df = spark.read.parquet(sys.argv[1])
+labels = spark.read.parquet(sys.argv[1] + "/_labels")
+print(json.dumps({"rows": df.count(), "ids": df.select("request_id").distinct().count(), "columns": df.columns,
+                  "joined": df.join(labels.select("request_id").distinct(), "request_id").count()}))
+spark.stop()
+`
+
 // readerView is what one reader saw of the table.
 type readerView struct {
 	Rows    int      `json:"rows"`
@@ -95,7 +110,7 @@ type readerView struct {
 // of two endpoints and of direct model calls (one to a model that does not
 // exist), part of them by an earlier start in the old endpoint= layout,
 // which the next start moves; posts labels, one request labelled twice;
-// and has pandas, pyarrow and DuckDB read it with no option, and runs the
+// and has pandas, pyarrow, DuckDB and Spark read it with no option, and runs the
 // README's DuckDB queries as they are written there: each reader sees
 // every row once, a date partition column where it reads partitions, and
 // the labels join by request_id.
@@ -247,4 +262,29 @@ func TestTablesReaders(t *testing.T) {
 	if fmt.Sprint(got.README[1]) != fmt.Sprint(want) {
 		t.Errorf("README query %s: %v, want %v", queries[1], got.README[1], want)
 	}
+
+	t.Run("spark", func(t *testing.T) {
+		cmd := exec.Command(testservers.SparkPython(t), "-c", sparkScript, inference)
+		var log bytes.Buffer // Spark's own; its answer is the last line of stdout
+		cmd.Stderr = &log
+		out, err := cmd.Output()
+		if err != nil {
+			t.Fatalf("spark: %v\n%s\n%s", err, out, log.Bytes())
+		}
+		lines := bytes.Split(bytes.TrimSpace(out), []byte("\n"))
+		var spark struct {
+			readerView
+			Joined int `json:"joined"`
+		}
+		if err := json.Unmarshal(lines[len(lines)-1], &spark); err != nil {
+			t.Fatalf("spark: %v\n%s", err, out)
+		}
+		t.Logf("spark.read.parquet: %s", lines[len(lines)-1])
+		if spark.Rows != total || spark.IDs != total || !slices.Contains(spark.Columns, "date") || !slices.Contains(spark.Columns, "endpoint") {
+			t.Errorf("spark.read.parquet: %+v; want %d rows and ids, and the columns endpoint and date", spark.readerView, total)
+		}
+		if spark.Joined != 4 {
+			t.Errorf("spark: %d rows joined to labels, want 4", spark.Joined)
+		}
+	})
 }
