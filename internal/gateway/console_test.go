@@ -218,7 +218,7 @@ func (b *browser) wait(what, expr string) {
 	err := chromedp.Do(ctx, chromedp.Poll[chromedp.Void](expr, chromedp.WithPollingInterval(50*time.Millisecond), chromedp.WithPollingTimeout(15*time.Second)))
 	if err != nil {
 		status, _ := chromedp.Run(b.ctx, chromedp.Evaluate[string](`document.getElementById('status')?.textContent`))
-		b.shot("failed")
+		b.capture("failed", b.shots)
 		b.t.Fatalf("%s: %v (status line: %q)", what, err, status)
 	}
 }
@@ -293,16 +293,25 @@ func (b *browser) shot(name string) {
 	if u := b.unlabelled(); len(u) > 0 {
 		b.t.Errorf("%s: controls without a label: %v", name, u)
 	}
-	png, err := chromedp.Run(b.ctx, chromedp.FullScreenshot(100))
-	if err != nil {
-		b.t.Fatalf("screenshot %s: %v", name, err)
-	}
 	dirs := []string{b.shots}
 	if b.docs != "" {
 		dirs = append(dirs, b.docs)
 	}
+	b.capture(name, dirs...)
+}
+
+// capture writes a full-page screenshot as name.png in each of dirs.
+func (b *browser) capture(name string, dirs ...string) {
+	b.t.Helper()
+	png, err := chromedp.Run(b.ctx, chromedp.FullScreenshot(100))
+	if err != nil {
+		b.t.Fatalf("screenshot %s: %v", name, err)
+	}
 	for _, dir := range dirs {
-		path := filepath.Join(dir, name+".png")
+		path, err := filepath.Abs(filepath.Join(dir, name+".png"))
+		if err != nil {
+			b.t.Fatal(err)
+		}
 		if err := os.WriteFile(path, png, 0o644); err != nil {
 			b.t.Fatal(err)
 		}
@@ -478,7 +487,7 @@ func TestConsole(t *testing.T) {
 	b.do("sign out", chromedp.Click(`#who button`))
 	b.signIn(consoleAppKey)
 	b.wait("the endpoints", `document.querySelector('[data-endpoint="retention"] td.requests') !== null`)
-	for _, route := range []string{"#/endpoints/retention", "#/models/churn", "#/drift/retention-inputs"} {
+	for _, route := range []string{"#/models/churn", "#/drift/retention-inputs", "#/endpoints/retention"} {
 		b.open(route)
 		b.wait(route, `document.querySelector('main h1')?.textContent === decodeURIComponent(location.hash.split('/')[2]) && document.querySelector('main table, main figure') !== null`)
 		controls := eval[[]string](b, `[...document.querySelectorAll('form.weights, form.canary-start, [data-command], form.alias, form.run')].map((el) => el.className || el.dataset.command)`)
@@ -486,5 +495,6 @@ func TestConsole(t *testing.T) {
 			t.Errorf("%s shows a predict-only key the controls %v", route, controls)
 		}
 	}
+	b.wait("the live rate and the audit trail", `document.querySelector('tr[data-key="control"] td.rps')?.textContent !== '–' && document.querySelector('tr[data-action="set_weights"]') !== null`)
 	b.shot("readonly")
 }

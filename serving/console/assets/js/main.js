@@ -28,7 +28,8 @@ function signInForm(error) {
   const msg = h('p', { className: 'msg' });
   const form = h('form', { className: 'signin card', 'aria-label': 'Sign in' },
     h('h1', { textContent: 'Sign in to mlgate' }),
-    h('p', { className: 'muted', textContent: 'Give an API key of this gateway. It is kept in this tab only (session storage).' }),
+    h('p', { className: 'muted', textContent: 'Give an API key of this gateway; it is kept in this tab only (session storage). '
+      + 'A gateway with no keys configured takes any key, or none.' }),
     field('API key', { id: 'key', name: 'key', type: 'password', autocomplete: 'off', spellcheck: false }),
     h('button', { type: 'submit', className: 'primary', textContent: 'Sign in' }), msg);
   if (error) say(msg, error, true);
