@@ -111,10 +111,11 @@ func reloadKeys(g *gateway.Gateway, path string, log *slog.Logger) {
 	}
 }
 
-// demoMessage tells how to call the demo model at base (scheme://host:port),
-// and over gRPC at grpcAddr when it is not "": with key, the admin key the
-// demo made and keeps at keyPath, or when key is "" (keys are configured),
-// with a key of the caller's own.
+// demoMessage tells how to call the demo model and its endpoint at base
+// (scheme://host:port), and over gRPC at grpcAddr when it is not "", and
+// where to open the console: with key, the admin key the demo made and
+// keeps at keyPath, or when key is "" (keys are configured), with a key of
+// the caller's own.
 func demoMessage(base, grpcAddr, key, keyPath string) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "\nmlgate is serving the demo model %q on %s.\n", gateway.DemoModel, base)
@@ -127,6 +128,9 @@ func demoMessage(base, grpcAddr, key, keyPath string) string {
 	}
 	fmt.Fprintf(&b, "Ask it for a prediction:\n\n  curl -s %s/v2/models/%s/infer -H \"%s\" -H 'Content-Type: application/json' \\\n    -d '%s'\n\n",
 		base, gateway.DemoModel, header, gateway.DemoRequest)
+	fmt.Fprintf(&b, "or through its endpoint %q, which serves %s@champion:\n\n  curl -s %s/v1/endpoints/%s/predict -H \"%s\" -H 'Content-Type: application/json' \\\n    -d '%s'\n\n",
+		gateway.DemoModel, gateway.DemoModel, base, gateway.DemoModel, header, gateway.DemoEndpointRequest)
+	fmt.Fprintf(&b, "Open the console at %s/ui/ and sign in with the key.\n\n", base)
 	if grpcAddr != "" {
 		fmt.Fprintf(&b, "The V2 protocol is served over gRPC too, on %s (inference.GRPCInferenceService, with reflection),\n"+
 			"for tritonclient.grpc or KServe's InferenceGRPCClient; send the key as the metadata \"authorization: Bearer ...\".\n\n", grpcAddr)

@@ -23,6 +23,8 @@ func TestDemoMessage(t *testing.T) {
 		"made an admin key (kept in mlgate-data/demo.key):\n\n  " + key + "\n",
 		`curl -s http://127.0.0.1:8080/v2/models/iris/infer -H "Authorization: Bearer ` + key + `" -H 'Content-Type: application/json' \` + "\n    -d '" + gateway.DemoRequest + "'",
 		"served over gRPC too, on 127.0.0.1:8081",
+		`curl -s http://127.0.0.1:8080/v1/endpoints/iris/predict -H "Authorization: Bearer ` + key + `" -H 'Content-Type: application/json' \` + "\n    -d '" + gateway.DemoEndpointRequest + "'",
+		"Open the console at http://127.0.0.1:8080/ui/",
 	} {
 		if !strings.Contains(got, want) {
 			t.Errorf("demo message lacks %q:\n%s", want, got)

@@ -20,13 +20,11 @@ func tablesCommand() *cobra.Command {
 
 // tableFile is a file as GET /v1/tables lists it.
 type tableFile struct {
-	Path     string `json:"path"`
-	Table    string `json:"table"`
-	Endpoint string `json:"endpoint"`
-	Model    string `json:"model"`
-	Date     string `json:"date"`
-	Rows     int64  `json:"rows"`
-	Bytes    int64  `json:"bytes"`
+	Path  string `json:"path"`
+	Table string `json:"table"`
+	Date  string `json:"date"`
+	Rows  int64  `json:"rows"`
+	Bytes int64  `json:"bytes"`
 }
 
 // writerStats are the inference table writer's counters.

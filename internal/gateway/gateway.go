@@ -686,6 +686,8 @@ func protectedAliases(cfg config.Config) map[string]registry.Status {
 const (
 	DemoModel   = "iris"
 	DemoRequest = `{"inputs":[{"name":"float_input","shape":[2,4],"datatype":"FP32","data":[[5.1,3.5,1.4,0.2],[6.7,3.0,5.2,2.3]]}]}`
+	// DemoEndpointRequest calls the endpoint DemoModel as a user u1.
+	DemoEndpointRequest = `{"unit":"u1","inputs":{"float_input":[[5.1,3.5,1.4,0.2]]}}`
 )
 
 // RegisterDemo registers the bundled iris classifier as the first version of

@@ -81,6 +81,18 @@ func TestDemo(t *testing.T) {
 		if resp.StatusCode != 200 || out.ModelVersion != "1" || len(out.Outputs) != 2 || string(out.Outputs[0].Data) != "[0,2]" {
 			t.Errorf("round %d: demo answered %d %+v", round, resp.StatusCode, out)
 		}
+		req, _ = http.NewRequest(http.MethodPost, "http://"+g.Addr+"/v1/endpoints/"+DemoModel+"/predict", strings.NewReader(DemoEndpointRequest))
+		req.Header.Set("Authorization", "Bearer "+key)
+		req.Header.Set("Content-Type", "application/json")
+		resp, err = http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 || !strings.Contains(string(body), `"variant":"champion"`) {
+			t.Errorf("round %d: the demo endpoint answered %d %s", round, resp.StatusCode, body)
+		}
 		e, _, err := g.Router.Get(DemoModel)
 		if err != nil || len(e.Policy.Variants) != 1 || e.Policy.Variants[0].Model != DemoModel+"@champion" || e.Revision != 1 {
 			t.Errorf("round %d: demo endpoint %+v, %v", round, e, err)
