@@ -270,6 +270,9 @@ func roleCases(t *testing.T) []roleCase {
 		{"GET", "/v2/health/live", "/v2/health/live", "", "", every},
 		{"GET", "/v2/health/ready", "/v2/health/ready", "", "", every},
 		{"GET", "/metrics", "/metrics", "", "", every},
+		// The console's assets need no key; / redirects to them.
+		{"GET", "/", "/", "", "", every},
+		{"GET", "/ui/*", "/ui/js/main.js", "", "", every},
 
 		{"GET", "/v2", "/v2", "", "", predictor},
 		{"GET", "/v2/models/:model", "/v2/models/linear", "", "", predictor},
@@ -406,9 +409,13 @@ func TestRolesCoverEveryRoute(t *testing.T) {
 	}
 }
 
-// routeMatches reports whether path matches a fiber route with :params.
+// routeMatches reports whether path matches a fiber route with :params and
+// a last "*", which matches the rest of the path.
 func routeMatches(route, path string) bool {
 	rs, ps := strings.Split(route, "/"), strings.Split(path, "/")
+	if rs[len(rs)-1] == "*" && len(ps) >= len(rs) {
+		rs, ps = rs[:len(rs)-1], ps[:len(rs)-1]
+	}
 	if len(rs) != len(ps) {
 		return false
 	}
