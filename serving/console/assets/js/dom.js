@@ -4,15 +4,15 @@
 const attributes = new Set(['for', 'role', 'list']);
 
 // h builds an element: props are properties (className, textContent, ...)
-// or, for names with a dash and those in attributes, attributes; on* props
-// add listeners.
+// or, for names with a dash and those in attributes, attributes (false
+// leaves one out); on* props add listeners.
 export function h(tag, props = {}, ...children) {
   const el = document.createElement(tag);
   for (const [k, v] of Object.entries(props)) {
-    if (v === undefined || v === null || v === false) continue;
+    if (v === undefined || v === null) continue;
     if (k.startsWith('on')) el.addEventListener(k.slice(2), v);
-    else if (k.includes('-') || attributes.has(k)) el.setAttribute(k, v === true ? '' : v);
-    else el[k] = v;
+    else if (!k.includes('-') && !attributes.has(k)) el[k] = v;
+    else if (v !== false) el.setAttribute(k, v === true ? '' : v);
   }
   el.append(...children.flat().filter((c) => c !== null && c !== undefined && c !== false));
   return el;
@@ -127,28 +127,19 @@ export const fmt = {
 };
 
 // confirm asks the user, in the page's dialog, and resolves to true if
-// they confirm.
+// they confirm; Escape or Cancel (focused first) declines.
 export function confirm(text, ok = 'Confirm') {
   const dlg = document.getElementById('confirm');
+  const okBtn = document.getElementById('confirm-ok');
+  const cancelBtn = document.getElementById('confirm-cancel');
   document.getElementById('confirm-text').textContent = text;
-  document.getElementById('confirm-ok').textContent = ok;
+  okBtn.textContent = ok;
+  okBtn.onclick = () => dlg.close('ok');
+  cancelBtn.onclick = () => dlg.close('cancel');
+  dlg.returnValue = '';
+  dlg.showModal();
+  cancelBtn.focus();
   return new Promise((resolve) => {
-    const done = (yes) => () => {
-      dlg.close(yes ? 'ok' : 'cancel');
-    };
-    const okBtn = document.getElementById('confirm-ok');
-    const cancelBtn = document.getElementById('confirm-cancel');
-    const onOk = done(true);
-    const onCancel = done(false);
-    okBtn.addEventListener('click', onOk);
-    cancelBtn.addEventListener('click', onCancel);
-    dlg.addEventListener('close', () => {
-      okBtn.removeEventListener('click', onOk);
-      cancelBtn.removeEventListener('click', onCancel);
-      resolve(dlg.returnValue === 'ok');
-    }, { once: true });
-    dlg.returnValue = '';
-    dlg.showModal();
-    cancelBtn.focus();
+    dlg.addEventListener('close', () => resolve(dlg.returnValue === 'ok'), { once: true });
   });
 }

@@ -55,15 +55,16 @@ async function signIn() {
   }
   nav.hidden = false;
   put(whoEl, h('span', { className: 'identity', textContent: `${session.who.name} · ${session.who.roles.join(', ')}` }),
-    h('button', { type: 'button', className: 'link', textContent: 'Sign out', onclick: signOut }));
+    h('button', { type: 'button', className: 'link', textContent: 'Sign out', onclick: () => signOut() }));
   show();
 }
 
-function signOut() {
+// signOut forgets the key, and says why when the gateway refused it.
+function signOut(why) {
   session.key = null;
   session.who = null;
   view = null;
-  signInForm();
+  signInForm(why);
 }
 
 // show mounts the view the location's hash names.
@@ -96,7 +97,7 @@ async function poll() {
     status.className = 'status';
   } catch (err) {
     if (err instanceof ApiError && err.status === 401) {
-      signOut();
+      signOut(`Signed out: ${err.message}`);
       return;
     }
     if (shown === view) {
