@@ -185,17 +185,29 @@ function figures(f) {
   return h('dl', { className: 'figures' }, Object.keys(f).sort().flatMap((k) => [h('dt', { textContent: k.replaceAll('_', ' ') }), h('dd', { textContent: fmt.sig(f[k]) })]));
 }
 
+// timeline lists the endpoint's canaries, newest first, each with its
+// steps: when, who, the weight, and the figures and reason of each decision.
 function timeline(revisions) {
-  const steps = revisions.filter((r) => r.canary && r.action.startsWith('canary'));
-  if (!steps.length) return h('p', { className: 'muted', textContent: 'No canary has run on this endpoint.' });
-  return h('ol', { className: 'timeline' }, steps.map((r) => {
-    const c = r.canary;
-    return h('li', { 'data-action': r.action },
-      h('p', {}, h('strong', { textContent: r.action.replace('canary_', '') }), ` · ${fmt.time(r.time)} · ${r.actor} · `,
-        badge(c.state), ` step ${c.step + 1} of ${c.spec.steps.length} (${c.spec.steps[c.step]}% to ${c.spec.model})`),
-      c.reason ? h('p', { className: c.state === 'rolled_back' ? 'reason bad' : 'reason', textContent: `Reason: ${c.reason}` }) : null,
-      figures(c.figures));
-  }));
+  const runs = [];
+  for (const r of revisions.filter((rev) => rev.canary && rev.action.startsWith('canary'))) {
+    if (r.action === 'canary_start' || !runs.length) runs.unshift([]);
+    runs[0].push(r);
+  }
+  if (!runs.length) return h('p', { className: 'muted', textContent: 'No canary has run on this endpoint.' });
+  return runs.map((run) => {
+    const last = run[run.length - 1].canary;
+    const spec = last.spec;
+    return h('section', { className: 'run', 'aria-label': `Canary of ${spec.model}` },
+      h('h4', {}, `Canary of ${spec.model}: steps ${spec.steps.join(', ')}%, ${spec.interval} each · `, badge(last.state)),
+      h('ol', { className: 'timeline' }, run.map((r) => {
+        const c = r.canary;
+        return h('li', { 'data-action': r.action },
+          h('p', {}, h('strong', { textContent: r.action.replace('canary_', '') }), ` · ${fmt.time(r.time)} · ${r.actor} · `,
+            `step ${c.step + 1} of ${c.spec.steps.length} (${c.spec.steps[c.step]}%)`),
+          c.reason ? h('p', { className: c.state === 'rolled_back' ? 'reason bad' : 'reason', textContent: `Reason: ${c.reason}` }) : null,
+          figures(c.figures));
+      })));
+  });
 }
 
 function weightsForm(e, msg) {
