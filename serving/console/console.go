@@ -33,7 +33,7 @@ const (
 )
 
 // contentTypes are those of the assets' extensions; an asset of another
-// extension is refused by New.
+// extension is refused by load.
 var contentTypes = map[string]string{
 	".html": "text/html; charset=utf-8",
 	".js":   "text/javascript; charset=utf-8",
@@ -48,18 +48,18 @@ type file struct {
 	etag        string
 }
 
-// Handler serves the console's assets.
-type Handler struct {
-	files map[string]file // by path under Prefix: "", "app.js", "css/app.css"
+// handler serves the console's assets.
+type handler struct {
+	files map[string]file // by path under Prefix: "app.css", "js/main.js", and "" for index.html
 }
 
-// New reads the embedded assets.
-func New() (*Handler, error) {
+// load reads the embedded assets.
+func load() (*handler, error) {
 	root, err := fs.Sub(assets, "assets")
 	if err != nil {
 		return nil, fmt.Errorf("console assets: %w", err)
 	}
-	h := &Handler{files: map[string]file{}}
+	h := &handler{files: map[string]file{}}
 	err = fs.WalkDir(root, ".", func(p string, d fs.DirEntry, err error) error {
 		if err != nil || d.IsDir() {
 			return err
@@ -90,16 +90,10 @@ func New() (*Handler, error) {
 // it. It panics if the embedded assets cannot be read, which the package's
 // tests rule out.
 func Mount(app fiber.Router) {
-	h, err := New()
+	h, err := load()
 	if err != nil {
 		panic(err)
 	}
-	h.Mount(app)
-}
-
-// Mount serves the console under Prefix on app and redirects / and /ui to
-// it.
-func (h *Handler) Mount(app fiber.Router) {
 	app.Get("/", toConsole)
 	app.Get(Prefix+"*", h.serve)
 }
@@ -108,7 +102,7 @@ func toConsole(c *fiber.Ctx) error { return c.Redirect(Prefix, fiber.StatusFound
 
 // serve answers one asset, 304 when the caller has it already. The route
 // matches /ui too, whose page would look for its assets one level up.
-func (h *Handler) serve(c *fiber.Ctx) error {
+func (h *handler) serve(c *fiber.Ctx) error {
 	if !strings.HasPrefix(c.Path(), Prefix) {
 		return toConsole(c)
 	}
