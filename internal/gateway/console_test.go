@@ -157,6 +157,8 @@ type browser struct {
 	faults []string // exceptions and CSP violations of the page
 }
 
+// newBrowser starts a headless Chromium with one tab; the test fails if
+// the page throws or breaks its Content-Security-Policy.
 func newBrowser(t *testing.T, base string) *browser {
 	t.Helper()
 	path := testservers.Chromium(t)
@@ -165,10 +167,6 @@ func newBrowser(t *testing.T, base string) *browser {
 		chromedp.Flag("disable-gpu", true), chromedp.WindowSize(1366, 900))
 	actx, cancelAlloc := chromedp.NewExecAllocator(t.Context(), opts...)
 	ctx, cancelTab := chromedp.NewContext(actx)
-	t.Cleanup(func() {
-		cancelTab()
-		cancelAlloc()
-	})
 	b := &browser{t: t, ctx: ctx, base: base, shots: t.ArtifactDir()}
 	if os.Getenv("MLGATE_UPDATE_SCREENSHOTS") == "1" {
 		b.docs = filepath.Join("..", "..", "docs", "console")
@@ -177,7 +175,8 @@ func newBrowser(t *testing.T, base string) *browser {
 		}
 	}
 	messages := chromedp.Console(ctx)
-	go func() {
+	var reader sync.WaitGroup
+	reader.Go(func() {
 		for m, err := range messages {
 			if err != nil {
 				return
@@ -188,10 +187,11 @@ func newBrowser(t *testing.T, base string) *browser {
 				b.mu.Unlock()
 			}
 		}
-	}()
+	})
 	t.Cleanup(func() {
-		b.mu.Lock()
-		defer b.mu.Unlock()
+		cancelTab()
+		cancelAlloc()
+		reader.Wait()
 		for _, f := range b.faults {
 			t.Errorf("page: %s", f)
 		}
