@@ -127,6 +127,9 @@ export function detail(main, name) {
     h('section', { className: 'card', 'aria-labelledby': 'alerts-h' }, h('h2', { id: 'alerts-h', textContent: 'Alerts sent' }), sent),
     h('section', { className: 'card', 'aria-labelledby': 'perf-h' }, h('h2', { id: 'perf-h', textContent: 'Labelled performance per variant' }), perf));
   return {
+    // A report reads the labels and the inference table: every 2 s is
+    // enough for windows of a minute or more.
+    every: 2000,
     async refresh() {
       const r = await get(`/v1/monitors/${seg(name)}/report`);
       const s = r.spec;

@@ -86,11 +86,15 @@ function show() {
   poll();
 }
 
-// poll refreshes the shown view, unless a refresh is still running.
+// poll refreshes the shown view, unless a refresh is still running or
+// the view asks to be read less often (every, in ms).
 async function poll() {
   const shown = view;
   if (!shown || shown.busy) return;
+  // A timer's tick may come a little early.
+  if (performance.now() - (shown.last ?? -Infinity) < (shown.every ?? pollEvery) - 50) return;
   shown.busy = true;
+  shown.last = performance.now();
   try {
     await shown.refresh();
     status.textContent = '';
@@ -110,7 +114,10 @@ async function poll() {
 }
 
 window.addEventListener('hashchange', show);
-changes.addEventListener('change', poll);
+changes.addEventListener('change', () => {
+  if (view) view.last = undefined;
+  poll();
+});
 setInterval(poll, pollEvery);
 if (session.key !== null) signIn();
 else signInForm();
