@@ -12,7 +12,7 @@ import (
 	"github.com/mlgate/mlgate/serving/console"
 )
 
-func TestAssets(t *testing.T) {
+func TestConsoleAssets(t *testing.T) {
 	app := fiber.New()
 	console.Mount(app)
 	tests := []struct {
@@ -77,8 +77,8 @@ func TestAssets(t *testing.T) {
 	}
 }
 
-// TestRevalidation answers 304 to a caller that holds the asset's ETag.
-func TestRevalidation(t *testing.T) {
+// TestConsoleRevalidation answers 304 to a caller that holds the asset's ETag.
+func TestConsoleRevalidation(t *testing.T) {
 	app := fiber.New()
 	console.Mount(app)
 	resp, err := app.Test(httptest.NewRequest(http.MethodGet, "/ui/js/main.js", nil))
@@ -101,9 +101,9 @@ func TestRevalidation(t *testing.T) {
 	}
 }
 
-// TestNoInlineCode keeps the page within its Content-Security-Policy: no
+// TestConsoleNoInlineCode keeps the page within its Content-Security-Policy: no
 // inline script, style or event handler.
-func TestNoInlineCode(t *testing.T) {
+func TestConsoleNoInlineCode(t *testing.T) {
 	app := fiber.New()
 	console.Mount(app)
 	resp, err := app.Test(httptest.NewRequest(http.MethodGet, "/ui/", nil))
