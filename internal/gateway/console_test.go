@@ -498,3 +498,16 @@ func TestConsole(t *testing.T) {
 	b.wait("the live rate and the audit trail", `document.querySelector('tr[data-key="control"] td.rps')?.textContent !== '–' && document.querySelector('tr[data-action="set_weights"]') !== null`)
 	b.shot("readonly")
 }
+
+// TestConsoleOpenGateway signs in to a gateway with no keys configured
+// (on loopback): no key is needed, and the caller is the anonymous admin.
+func TestConsoleOpenGateway(t *testing.T) {
+	g, err := Start(t.Context(), testConfig(t.TempDir()), "test", quiet())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer g.Shutdown(context.Background())
+	b := newBrowser(t, "http://"+g.Addr)
+	b.signIn("")
+	b.wait("the anonymous admin", `document.querySelector('#who .identity')?.textContent === 'anonymous · admin' && document.querySelector('main h1')?.textContent === 'Endpoints'`)
+}

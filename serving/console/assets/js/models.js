@@ -76,6 +76,7 @@ export function detail(main, name) {
         ['Created', (v) => `${fmt.time(v.created_at)} by ${v.created_by}`],
         ['Description', (v) => v.description || ''],
         ['Lineage', (v) => lineage(v.lineage || {})],
+        ['Tags', (v) => Object.entries(v.tags || {}).filter(([k]) => k !== 'validation_status').map(([k, t]) => `${k}=${t}`).join(', ')],
         ['Inputs → outputs', (v) => `${v.signature.inputs.map((i) => i.name).join(', ')} → ${v.signature.outputs.map((o) => o.name).join(', ')}`],
         ['SHA-256', (v) => h('code', { title: v.sha256, textContent: v.sha256.slice(0, 12) })],
       ], [...m.versions].reverse(), (v) => ({ 'data-version': v.version })));
