@@ -212,7 +212,7 @@ function timeline(revisions) {
 
 function weightsForm(e, msg) {
   const inputs = e.policy.variants.map((v) => field(`${v.name} (${v.model})`, {
-    type: 'number', min: 0, max: 100, step: 1, value: v.weight, name: v.name, required: true, 'data-variant': v.name,
+    type: 'number', min: 0, step: 1, value: v.weight, name: v.name, required: true, 'data-variant': v.name,
   }));
   const form = h('form', { className: 'weights', 'aria-label': 'Traffic weights' },
     h('fieldset', {}, h('legend', { textContent: 'Traffic weights' }), inputs,
