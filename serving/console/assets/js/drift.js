@@ -31,7 +31,8 @@ const metricNames = {
 
 // series lists a window's features and predictions, each with its name as
 // the charts show it.
-const seriesOf = (w) => [...w.features.map((f) => ({ ...f, label: f.name })), ...(w.predictions || []).map((p) => ({ ...p, label: `prediction ${p.name}` }))];
+const seriesOf = (w) => [...(w.features || []).map((f) => ({ ...f, label: f.name })), ...(w.predictions || []).map((p) => ({ ...p, label: `prediction ${p.name}` }))]
+  .map((f) => ({ ...f, metrics: f.metrics || [] }));
 
 function histograms(w) {
   const figs = seriesOf(w).filter((f) => f.histogram && f.histogram.labels.length).map((f) => {
@@ -65,8 +66,8 @@ function metricCharts(windows, thresholds) {
   }));
 }
 
-function alerts(r) {
-  const sent = r.history.filter((w) => w.alerted).reverse();
+function alerts(history) {
+  const sent = history.filter((w) => w.alerted).reverse();
   if (!sent.length) return h('p', { className: 'muted', textContent: 'No alert sent.' });
   return h('ul', { className: 'alerts' }, sent.map((w) => h('li', {},
     `${fmt.time(w.start)} – ${fmt.clock(w.end)}: `,
@@ -133,20 +134,22 @@ export function detail(main, name) {
     async refresh() {
       const r = await get(`/v1/monitors/${seg(name)}/report`);
       const s = r.spec;
-      put(head, h('p', {}, badge(r.status), ` watches ${s.endpoint ? `endpoint ${s.endpoint}` : `model ${s.model}`}`,
-        r.model?.name ? ` (${r.model.name}/${r.model.version})` : '', ` · baseline ${s.baseline} · window ${s.window} · min ${s.min_samples} samples`,
-        ` · last alert ${fmt.time(r.last_alert)}`),
-      r.error ? h('p', { className: 'msg msg-error', textContent: r.error }) : null,
-      r.current?.start ? h('p', { className: 'muted', textContent: `Current window since ${fmt.clock(r.current.start)}: ${fmt.int(r.current.samples)} samples` }) : null);
-      put(perf, performance(r.performance));
-      const last = r.history[r.history.length - 1];
-      const key = last ? `${r.history.length}/${last.end}` : '';
+      const history = r.history || [];
+      put(head,
+        h('p', {}, badge(r.status), ` watches ${s.endpoint ? `endpoint ${s.endpoint}` : `model ${s.model}`}`,
+          r.model?.name ? ` (${r.model.name}/${r.model.version})` : '',
+          ` · baseline ${s.baseline} · window ${s.window} · min ${s.min_samples} samples · last alert ${fmt.time(r.last_alert)}`),
+        r.error ? h('p', { className: 'msg msg-error', textContent: r.error }) : null,
+        r.current?.start ? h('p', { className: 'muted', textContent: `Current window since ${fmt.clock(r.current.start)}: ${fmt.int(r.current.samples)} samples` }) : null);
+      put(perf, performance(r.performance || []));
+      const last = history[history.length - 1];
+      const key = last ? `${history.length}/${last.end}` : '';
       if (key === shown) return;
       shown = key;
       put(hists, last ? [h('p', { className: 'muted', textContent: `${fmt.time(last.start)} – ${fmt.clock(last.end)}, ${fmt.int(last.samples)} samples` }), histograms(last)]
         : h('p', { className: 'muted', textContent: 'No window has closed yet.' }));
-      put(charts, metricCharts(r.history, s.thresholds));
-      put(sent, alerts(r));
+      put(charts, metricCharts(history, s.thresholds));
+      put(sent, alerts(history));
     },
   };
 }

@@ -331,7 +331,7 @@ export function detail(main, name) {
       live.update(e);
       put(canary, canaryNow(e));
       const active = e.canary && (e.canary.state === 'running' || e.canary.state === 'paused');
-      const canaryKey = e.canary ? `${e.canary.state}` : '';
+      const canaryKey = e.canary ? `${e.canary.state} ${e.canary.spec.model}` : '';
       if (sre && e.revision !== shown.form && !editing(controls)) {
         refill(controls, weightsForm(e, weightsMsg));
         shown.form = e.revision;
@@ -341,7 +341,6 @@ export function detail(main, name) {
         shown.canary = canaryKey;
       }
       if (e.revision !== shown.revision) {
-        shown.revision = e.revision;
         const [hist, events] = await Promise.all([get(`/v1/endpoints/${seg(name)}/history`), auditTrail(`endpoint=${seg(name)}`)]);
         const revs = hist.revisions;
         put(steps, timeline(revs));
@@ -353,6 +352,7 @@ export function detail(main, name) {
           ['What changed', (r) => changes(revs[revs.indexOf(r) - 1]?.policy, r.policy)],
         ], [...revs].reverse(), (r) => ({ 'data-revision': r.revision })));
         put(audit, auditTable(events));
+        shown.revision = e.revision;
       }
     },
   };
