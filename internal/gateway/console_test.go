@@ -501,13 +501,19 @@ func TestConsole(t *testing.T) {
 
 // TestConsoleOpenGateway signs in to a gateway with no keys configured
 // (on loopback): no key is needed, and the caller is the anonymous admin.
+// A gateway just started shows its empty pages: no endpoint, a monitor
+// with no window yet.
 func TestConsoleOpenGateway(t *testing.T) {
 	g, err := Start(t.Context(), testConfig(t.TempDir()), "test", quiet())
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer g.Shutdown(context.Background())
+	registerLinear(t, g, "lin")
+	call(t, g, "PUT", "/v1/monitors/lin-inputs", "application/json", strings.NewReader(`{"model": "lin", "window": "1h", "thresholds": {"psi": 0.2}}`))
 	b := newBrowser(t, "http://"+g.Addr)
 	b.signIn("")
-	b.wait("the anonymous admin", `document.querySelector('#who .identity')?.textContent === 'anonymous · admin' && document.querySelector('main h1')?.textContent === 'Endpoints'`)
+	b.wait("the anonymous admin", `document.querySelector('#who .identity')?.textContent === 'anonymous · admin' && document.querySelector('main')?.textContent.includes('No endpoints yet')`)
+	b.open("#/drift/lin-inputs")
+	b.wait("a monitor with no window", `document.querySelector('main')?.textContent.includes('No window has closed yet') && document.querySelector('main')?.textContent.includes('No window has been judged yet')`)
 }

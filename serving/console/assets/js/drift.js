@@ -118,7 +118,7 @@ export function detail(main, name) {
   const perf = h('div');
   const msg = h('p', { className: 'msg' });
   const ran = h('div', { className: 'judged' });
-  let shown = '';
+  let shown = null;
   put(main,
     h('p', { className: 'crumbs' }, h('a', { href: '#/drift', textContent: 'Drift' }), ' / '),
     h('h1', { tabIndex: -1, textContent: name }),

@@ -58,7 +58,7 @@ export function detail(main, name) {
   const controls = h('div');
   const msg = h('p', { className: 'msg' });
   const audit = h('div');
-  let shown = '';
+  let shown = null;
   put(main,
     h('p', { className: 'crumbs' }, h('a', { href: '#/models', textContent: 'Models' }), ' / '),
     h('h1', { tabIndex: -1, textContent: name }),
