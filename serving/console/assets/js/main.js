@@ -5,6 +5,7 @@
 import { ApiError, changes, get, session } from './api.js';
 import { field, h, put, say } from './dom.js';
 import * as drift from './drift.js';
+import * as endpoint from './endpoint.js';
 import * as endpoints from './endpoints.js';
 import * as models from './models.js';
 
@@ -17,7 +18,7 @@ const nav = document.getElementById('nav');
 const whoEl = document.getElementById('who');
 
 const routes = {
-  endpoints: [endpoints.list, endpoints.detail],
+  endpoints: [endpoints.list, endpoint.detail],
   models: [models.list, models.detail],
   drift: [drift.list, drift.detail],
 };

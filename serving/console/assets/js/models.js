@@ -1,7 +1,7 @@
 // The model registry: models, their versions, aliases and audit trail.
 
 import { api, auditTrail, changed, get, seg, session } from './api.js';
-import { auditTable } from './endpoints.js';
+import { auditTable } from './audit.js';
 import { badge, confirm, editing, field, fmt, h, put, redraw, say, table } from './dom.js';
 
 // list is the models overview.
