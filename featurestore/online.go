@@ -71,12 +71,13 @@ func (s *Service) call(ctx context.Context, store, op string, timeout time.Durat
 	return s.callError(ctx, c, store, op, err)
 }
 
-// prepare makes the view ready in its store within the write timeout, but
+// prepare makes the view ready in its store within the write timeout or
+// PrepareTimeout, whichever is longer, but
 // outside the store's breaker: a store may have nothing to prepare and not
 // be called at all (Redis), and such a success must not close a breaker a
 // failing store opened. Its error is as callError returns it.
 func (s *Service) prepare(ctx context.Context, v *View) error {
-	c := callContext(ctx, s.writeTimeout)
+	c := callContext(ctx, max(s.writeTimeout, PrepareTimeout))
 	defer c.cancel()
 	return s.callError(ctx, c, v.Store, "prepare view "+v.Name, s.stores[v.Store].Prepare(c.ctx, v))
 }

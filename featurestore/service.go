@@ -94,10 +94,13 @@ type Options struct {
 // The store timeouts an Options that sets none takes: well under a
 // request's deadline, so that a hung store costs a caller this much, not
 // its whole deadline. A write may carry many rows (limits.max_rows), so it
-// gets longer.
+// gets longer; and preparing a view, which in Cassandra is a schema change
+// that waits for the cluster to agree on it (seconds on a busy node), takes
+// at least PrepareTimeout.
 const (
 	DefaultTimeout      = 500 * time.Millisecond
 	DefaultWriteTimeout = 5 * time.Second
+	PrepareTimeout      = 30 * time.Second
 )
 
 // Auditor records a change of a feature view in the audit trail: action is
