@@ -22,6 +22,7 @@ import (
 	"github.com/mlgate/mlgate/internal/config"
 	"github.com/mlgate/mlgate/internal/modelzoo"
 	"github.com/mlgate/mlgate/internal/testservers"
+	"github.com/mlgate/mlgate/router"
 )
 
 // Keys of the console test: an admin and an application that may only
@@ -416,14 +417,7 @@ func TestConsole(t *testing.T) {
 	b.do("confirm", chromedp.Click("#confirm-ok"))
 	b.wait("the new weights in the history", `[...document.querySelectorAll('tr[data-revision]')].some((tr) => tr.textContent.includes('control weight 50 → 70'))`)
 	b.wait("the audit trail", `document.querySelector('tr[data-action="set_weights"]') !== null`)
-	var e struct {
-		Policy struct {
-			Variants []struct {
-				Name   string `json:"name"`
-				Weight int    `json:"weight"`
-			} `json:"variants"`
-		} `json:"policy"`
-	}
+	var e router.Endpoint
 	json.Unmarshal(admin.json("GET", "/v1/endpoints/retention", ""), &e)
 	if len(e.Policy.Variants) != 2 || e.Policy.Variants[0].Weight != 70 || e.Policy.Variants[1].Weight != 30 {
 		t.Errorf("after the console's change: %+v", e.Policy)

@@ -18,6 +18,7 @@ import (
 	"github.com/mlgate/mlgate/internal/config"
 	"github.com/mlgate/mlgate/internal/modelzoo"
 	"github.com/mlgate/mlgate/internal/testservers"
+	"github.com/mlgate/mlgate/router"
 )
 
 func quiet() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
@@ -254,21 +255,9 @@ func TestCanarySurvivesRestart(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer g.Shutdown(context.Background())
-	var e struct {
-		Revision int `json:"revision"`
-		Canary   struct {
-			State string `json:"state"`
-			Step  int    `json:"step"`
-		} `json:"canary"`
-		Policy struct {
-			Variants []struct {
-				Name   string `json:"name"`
-				Weight int    `json:"weight"`
-			} `json:"variants"`
-		} `json:"policy"`
-	}
+	var e router.Endpoint
 	json.Unmarshal([]byte(call(t, g, "GET", "/v1/endpoints/churn", "", nil)), &e)
-	if e.Canary.State != "running" || e.Canary.Step != 0 || e.Revision != 2 || len(e.Policy.Variants) != 2 || e.Policy.Variants[1].Weight != 10 {
+	if e.Canary == nil || e.Canary.State != "running" || e.Canary.Step != 0 || e.Revision != 2 || len(e.Policy.Variants) != 2 || e.Policy.Variants[1].Weight != 10 {
 		t.Errorf("after a restart: %+v", e)
 	}
 	if m := call(t, g, "GET", "/metrics", "", nil); !strings.Contains(m, `mlgate_endpoint_srm{endpoint="churn"} 0`) {

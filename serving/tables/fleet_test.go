@@ -322,14 +322,7 @@ func TestDeleteWaitsForWriters(t *testing.T) {
 	}
 	settle(t, w)
 
-	lock, err := openDeletes(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer lock.Close()
-	if err := flock(lock, syscall.LOCK_EX); err != nil {
-		t.Fatal(err)
-	}
+	lock := holdDeletes(t, dir)
 	if err := addTombstone(lock, tombstone{column: "user_id", value: "u3", before: t0.Add(time.Second)}); err != nil {
 		t.Fatal(err)
 	}

@@ -4,8 +4,10 @@ import (
 	"context"
 	"fmt"
 	"io/fs"
+	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -203,3 +205,19 @@ func countRows(t testing.TB, dir string) int64 {
 // bookkeeping reports whether name is one of the files a table keeps
 // besides its data: the deletions file and lock, a writer's owner lock.
 func bookkeeping(name string) bool { return name == deletesFile || strings.HasSuffix(name, ".lock") }
+
+// holdDeletes takes the table's lock in dir exclusively, as a delete does;
+// the test releases it by unlocking the file it returns, which it closes
+// at cleanup.
+func holdDeletes(t testing.TB, dir string) *os.File {
+	t.Helper()
+	lock, err := openDeletes(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { lock.Close() })
+	if err := flock(lock, syscall.LOCK_EX); err != nil {
+		t.Fatal(err)
+	}
+	return lock
+}

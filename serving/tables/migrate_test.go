@@ -346,14 +346,7 @@ func TestMigrateLater(t *testing.T) {
 	tk := fakeClock(&opts)
 	w := open(t, opts)
 	rel := writeOldFile(t, dir, "endpoint=churn", "old", []Row{row(1, "churn", "m", t0)})
-	lock, err := openDeletes(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer lock.Close()
-	if err := flock(lock, syscall.LOCK_EX); err != nil {
-		t.Fatal(err)
-	}
+	lock := holdDeletes(t, dir)
 	tk.tick(t, 2)
 	if _, err := os.Stat(filepath.Join(dir, rel)); err != nil {
 		t.Errorf("the file moved while a delete held the lock: %v", err)
