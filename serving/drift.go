@@ -247,16 +247,20 @@ type monitorEntry struct {
 }
 
 // monitorReport is a monitor's state with the model's measured quality
-// where labels exist.
+// where labels exist; without it (nil) when the caller asked for none.
 type monitorReport struct {
 	drift.MonitorReport
-	Performance []Performance `json:"performance"`
+	Performance []Performance `json:"performance,omitzero"`
 }
 
 // Performance is a model's measured quality on labelled predictions, in a
 // monitor's report.
 type Performance = query.Performance
 
+// getMonitorReport answers a monitor's report and, unless
+// ?performance=false, the labelled performance of what it watches, which
+// reads every label and the rows of the inference table it watches (so a
+// screen that refreshes often asks for it less often).
 func (s *Server) getMonitorReport(c *fiber.Ctx) error {
 	ds, err := s.monitors()
 	if err != nil {
@@ -273,9 +277,16 @@ func (s *Server) getMonitorReport(c *fiber.Ctx) error {
 	if err := s.recorder.flush(ctx); err != nil {
 		return err
 	}
-	r := monitorReport{MonitorReport: m.Report().Redacted(), Performance: []Performance{}}
+	measure, err := boolQuery(c, "performance", true)
+	if err != nil {
+		return err
+	}
+	r := monitorReport{MonitorReport: m.Report().Redacted()}
 	r.Error = s.hidePaths(r.Error)
-	if s.tables != nil {
+	if measure {
+		r.Performance = []Performance{}
+	}
+	if measure && s.tables != nil {
 		labels, err := tables.Dir(s.tablesDir).ReadLabels(ctx)
 		if err != nil {
 			return err
@@ -324,4 +335,19 @@ func (s *Server) runMonitor(c *fiber.Ctx) error {
 		return err
 	}
 	return c.JSON(report)
+}
+
+// boolQuery reads the query parameter name as true or false, def when it is
+// absent.
+func boolQuery(c *fiber.Ctx, name string, def bool) (bool, error) {
+	switch v := c.Query(name); v {
+	case "":
+		return def, nil
+	case "true":
+		return true, nil
+	case "false":
+		return false, nil
+	default:
+		return false, invalidInput("query parameter %s=%q: must be true or false", name, v)
+	}
 }

@@ -1,6 +1,7 @@
 package serving_test
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -200,6 +201,12 @@ func TestLabelsGiveAccuracy(t *testing.T) {
 	}
 	if st := g.tables.Stats(); st.Written != 0 {
 		t.Errorf("the report completed files of %d rows, want none", st.Written)
+	}
+	if r := g.must("GET", "/v1/monitors/iris/report?performance=false", "", 200); bytes.Contains(r.body, []byte(`"performance"`)) {
+		t.Errorf("report?performance=false has a performance: %s", r.body)
+	}
+	if msg := g.must("GET", "/v1/monitors/iris/report?performance=yes", "", 400).errorMessage(t); msg != `query parameter performance="yes": must be true or false` {
+		t.Errorf("report?performance=yes: %s", msg)
 	}
 	g.must("POST", "/v1/labels", `{"labels": [{"request_id": "x"}]}`, 400)
 }

@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -25,11 +26,12 @@ import (
 	"github.com/mlgate/mlgate/router"
 )
 
-// Keys of the console test: an admin and an application that may only
-// predict.
+// Keys of the console test: an admin, an application that may only
+// predict, and a data scientist.
 const (
 	consoleAdminKey = "k-console-admin"
 	consoleAppKey   = "k-console-app"
+	consoleDSKey    = "k-console-ds"
 )
 
 // apiClient calls a gateway's API with a key.
@@ -363,6 +365,7 @@ func TestConsole(t *testing.T) {
 	cfg.Auth.Keys = []config.APIKey{
 		{Name: "ops", SHA256: sha(consoleAdminKey), Roles: []string{"admin"}},
 		{Name: "app", SHA256: sha(consoleAppKey), Roles: []string{"predict"}},
+		{Name: "ds", SHA256: sha(consoleDSKey), Roles: []string{"data-scientist"}},
 	}
 	g, err := Start(t.Context(), cfg, "test", quiet())
 	if err != nil {
@@ -478,15 +481,25 @@ func TestConsole(t *testing.T) {
 		t.Errorf("aliases after the console's move: %v", m.Aliases)
 	}
 
-	b.do("sign out", chromedp.Click(`#who button`))
-	b.signIn(consoleAppKey)
-	b.wait("the endpoints", `document.querySelector('[data-endpoint="retention"] td.requests') !== null`)
-	for _, route := range []string{"#/models/churn", "#/drift/retention-inputs", "#/endpoints/retention"} {
-		b.open(route)
-		b.wait(route, `document.querySelector('main h1')?.textContent === decodeURIComponent(location.hash.split('/')[2]) && document.querySelector('main table, main figure') !== null`)
-		controls := eval[[]string](b, `[...document.querySelectorAll('form.weights, form.canary-start, [data-command], form.alias, form.run')].map((el) => el.className || el.dataset.command)`)
-		if len(controls) > 0 {
-			t.Errorf("%s shows a predict-only key the controls %v", route, controls)
+	// A key sees the controls of its roles only: the data scientist judges
+	// a time range; the predict key changes nothing.
+	for _, k := range []struct {
+		key  string
+		want map[string][]string // controls by route
+	}{
+		{consoleDSKey, map[string][]string{"#/drift/retention-inputs": {"run"}}},
+		{consoleAppKey, nil},
+	} {
+		b.do("sign out", chromedp.Click(`#who button`))
+		b.signIn(k.key)
+		b.wait("the endpoints", `document.querySelector('[data-endpoint="retention"] td.requests') !== null`)
+		for _, route := range []string{"#/models/churn", "#/drift/retention-inputs", "#/endpoints/retention"} {
+			b.open(route)
+			b.wait(route, `document.querySelector('main h1')?.textContent === decodeURIComponent(location.hash.split('/')[2]) && document.querySelector('main table, main figure') !== null`)
+			controls := eval[[]string](b, `[...document.querySelectorAll('form.weights, form.canary-start, [data-command], form.alias, form.run')].map((el) => el.className || el.dataset.command)`)
+			if !slices.Equal(controls, k.want[route]) {
+				t.Errorf("%s shows the key %s the controls %v, want %v", route, k.key, controls, k.want[route])
+			}
 		}
 	}
 	b.wait("the live rate and the audit trail", `document.querySelector('tr[data-key="control"] td.rps')?.textContent !== '–' && document.querySelector('tr[data-action="set_weights"]') !== null`)
