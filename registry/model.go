@@ -175,12 +175,17 @@ const (
 	ActionSkipVersion = "skip_version"
 )
 
-// AuditQuery selects audit events: those after Seq After, for Model,
-// Endpoint and View when set, at most Limit of them in ascending order.
+// AuditQuery selects audit events: those after Seq After (and, when Before
+// is set, before Seq Before), for Model, Endpoint and View when set, at most
+// Limit of them, in ascending order of Seq, or descending when Newest is
+// set: then the Limit newest are selected, and Before pages on toward the
+// oldest.
 type AuditQuery struct {
 	Model    string
 	Endpoint string
 	View     string
 	After    uint64
+	Before   uint64
+	Newest   bool
 	Limit    int
 }

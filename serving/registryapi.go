@@ -237,17 +237,30 @@ const (
 	maxAuditLimit     = 1000
 )
 
-// audit lists registry and endpoint changes in order; ?after=SEQ pages on,
-// ?model=NAME and ?endpoint=NAME filter, ?limit=N (at most 1000) bounds the
-// page.
+// audit lists registry and endpoint changes in order, oldest first, or
+// newest first with ?order=newest; ?after=SEQ and ?before=SEQ bound the
+// sequence numbers (paging on in either order), ?model=NAME, ?endpoint=NAME
+// and ?view=NAME filter, ?limit=N (at most 1000) bounds the page.
 func (s *Server) audit(c *fiber.Ctx) error {
 	q := registry.AuditQuery{Model: c.Query("model"), Endpoint: c.Query("endpoint"), View: c.Query("view"), Limit: defaultAuditLimit}
-	if v := c.Query("after"); v != "" {
-		after, err := strconv.ParseUint(v, 10, 64)
-		if err != nil {
-			return invalidInput("query parameter after=%q: must be a sequence number", v)
+	for _, p := range []struct {
+		name string
+		seq  *uint64
+	}{{"after", &q.After}, {"before", &q.Before}} {
+		if v := c.Query(p.name); v != "" {
+			seq, err := strconv.ParseUint(v, 10, 64)
+			if err != nil {
+				return invalidInput("query parameter %s=%q: must be a sequence number", p.name, v)
+			}
+			*p.seq = seq
 		}
-		q.After = after
+	}
+	switch order := c.Query("order"); order {
+	case "", "oldest":
+	case "newest":
+		q.Newest = true
+	default:
+		return invalidInput("query parameter order=%q: must be oldest or newest", order)
 	}
 	if v := c.Query("limit"); v != "" {
 		limit, err := strconv.Atoi(v)

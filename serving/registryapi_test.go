@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -219,6 +220,33 @@ func TestRegistryLifecycle(t *testing.T) {
 	g.do("GET", "/v1/audit?model=linear&after=6&limit=1", "", nil).decode(t, &audit)
 	if len(audit.Events) != 1 || audit.Events[0].Seq != 7 {
 		t.Errorf("paged audit = %+v", audit.Events)
+	}
+	pages := []struct {
+		query string
+		want  []uint64 // the events' Seq
+	}{
+		{"order=newest&limit=2", []uint64{8, 7}},
+		{"order=newest&before=7&limit=2", []uint64{6, 5}},
+		{"order=newest&before=3&after=1", []uint64{2}},
+		{"order=oldest&before=3", []uint64{1, 2}},
+	}
+	for _, p := range pages {
+		g.do("GET", "/v1/audit?model=linear&"+p.query, "", nil).decode(t, &audit)
+		var seqs []uint64
+		for _, e := range audit.Events {
+			seqs = append(seqs, e.Seq)
+		}
+		if !slices.Equal(seqs, p.want) {
+			t.Errorf("audit?%s: events %v, want %v", p.query, seqs, p.want)
+		}
+	}
+	for _, bad := range []struct{ query, want string }{
+		{"order=up", `query parameter order="up": must be oldest or newest`},
+		{"before=-1", `query parameter before="-1": must be a sequence number`},
+	} {
+		if msg := g.do("GET", "/v1/audit?"+bad.query, "", nil).errorMessage(t); msg != bad.want {
+			t.Errorf("audit?%s: %q, want %q", bad.query, msg, bad.want)
+		}
 	}
 }
 

@@ -128,13 +128,15 @@ func (s *Store) Audit(ctx context.Context, q registry.AuditQuery) ([]registry.Au
 	out := []registry.AuditEvent{}
 	err := s.db.View(func(tx *bbolt.Tx) error {
 		c := tx.Bucket(bucketAudit).Cursor()
-		for k, raw := c.Seek(seqKey(q.After + 1)); k != nil; k, raw = c.Next() {
-			if q.Limit > 0 && len(out) >= q.Limit {
+		first, next := auditOrder(c, q)
+		for k, raw := first(); k != nil; k, raw = next() {
+			seq := binary.BigEndian.Uint64(k)
+			if q.Limit > 0 && len(out) >= q.Limit || seq <= q.After || q.Before > 0 && seq >= q.Before {
 				break
 			}
 			var ev registry.AuditEvent
 			if err := json.Unmarshal(raw, &ev); err != nil {
-				return fmt.Errorf("decode audit event %d: %w", binary.BigEndian.Uint64(k), err)
+				return fmt.Errorf("decode audit event %d: %w", seq, err)
 			}
 			if q.Model != "" && ev.Model != q.Model || q.Endpoint != "" && ev.Endpoint != q.Endpoint || q.View != "" && ev.View != q.View {
 				continue
@@ -144,6 +146,24 @@ func (s *Store) Audit(ctx context.Context, q registry.AuditQuery) ([]registry.Au
 		return nil
 	})
 	return out, err
+}
+
+// auditOrder returns how to walk the audit events q selects with c: the
+// first (after After, ascending; or before Before, or the last, descending)
+// and the next.
+func auditOrder(c *bbolt.Cursor, q registry.AuditQuery) (first, next func() ([]byte, []byte)) {
+	if !q.Newest {
+		return func() ([]byte, []byte) { return c.Seek(seqKey(q.After + 1)) }, c.Next
+	}
+	return func() ([]byte, []byte) {
+		if q.Before == 0 {
+			return c.Last()
+		}
+		if k, _ := c.Seek(seqKey(q.Before)); k == nil {
+			return c.Last()
+		}
+		return c.Prev()
+	}, c.Prev
 }
 
 func seqKey(seq uint64) []byte {

@@ -170,7 +170,14 @@ func (s *MetaStore) Audit(ctx context.Context, q registry.AuditQuery) ([]registr
 			sql.WriteString(" AND " + f.column + " = $" + strconv.Itoa(len(args)))
 		}
 	}
+	if q.Before > 0 {
+		args = append(args, int64(min(q.Before, math.MaxInt64)))
+		sql.WriteString(" AND seq < $" + strconv.Itoa(len(args)))
+	}
 	sql.WriteString(" ORDER BY seq")
+	if q.Newest {
+		sql.WriteString(" DESC")
+	}
 	if q.Limit > 0 {
 		args = append(args, q.Limit)
 		sql.WriteString(" LIMIT $" + strconv.Itoa(len(args)))

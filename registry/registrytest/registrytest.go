@@ -284,6 +284,15 @@ func testAudit(t *testing.T, s registry.MetaStore) {
 		{"model and limit", registry.AuditQuery{Model: "a", Limit: 3}, []string{"a/1", "a/2", "a/3"}},
 		{"model limit past others", registry.AuditQuery{Model: "c", Limit: 1}, []string{"c/1"}},
 		{"model after and limit", registry.AuditQuery{Model: "b", After: seq(0), Limit: 1}, []string{"b/1"}},
+		{"before", registry.AuditQuery{Before: seq(2)}, []string{"a/1", "b/1"}},
+		{"newest", registry.AuditQuery{Newest: true}, []string{"c/1", "a/4", "a/3", "b/2", "a/2", "b/1", "a/1"}},
+		{"newest and limit", registry.AuditQuery{Newest: true, Limit: 2}, []string{"c/1", "a/4"}},
+		{"newest before", registry.AuditQuery{Newest: true, Before: seq(5)}, []string{"a/3", "b/2", "a/2", "b/1", "a/1"}},
+		{"newest before and limit", registry.AuditQuery{Newest: true, Before: seq(5), Limit: 2}, []string{"a/3", "b/2"}},
+		{"newest before the first", registry.AuditQuery{Newest: true, Before: seq(0)}, nil},
+		{"newest before past the last", registry.AuditQuery{Newest: true, Before: seq(6) + 100, Limit: 1}, []string{"c/1"}},
+		{"newest after", registry.AuditQuery{Newest: true, After: seq(4)}, []string{"c/1", "a/4"}},
+		{"newest model and limit", registry.AuditQuery{Newest: true, Model: "a", Limit: 2}, []string{"a/4", "a/3"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -296,8 +305,8 @@ func testAudit(t *testing.T, s registry.MetaStore) {
 				t.Errorf("Audit(%+v) = %q; want %q", tt.q, ids, tt.want)
 			}
 			for i := 1; i < len(got); i++ {
-				if got[i].Seq <= got[i-1].Seq {
-					t.Errorf("Audit(%+v): Seq %d follows Seq %d; want ascending", tt.q, got[i].Seq, got[i-1].Seq)
+				if got[i].Seq <= got[i-1].Seq != tt.q.Newest {
+					t.Errorf("Audit(%+v): Seq %d follows Seq %d; want them ascending, or descending for Newest", tt.q, got[i].Seq, got[i-1].Seq)
 				}
 			}
 		})

@@ -62,16 +62,7 @@ export const changed = () => changes.dispatchEvent(new Event('change'));
 export const seg = encodeURIComponent;
 
 // auditTrail returns the newest events of the audit trail that match
-// query ("model=NAME" or "endpoint=NAME"), newest first. The API pages
-// from the oldest, so every page is read.
+// query ("model=NAME" or "endpoint=NAME"), newest first.
 export async function auditTrail(query, newest = 50) {
-  let all = [];
-  let after = 0;
-  for (;;) {
-    const page = await get(`/v1/audit?${query}&limit=1000&after=${after}`);
-    all = all.concat(page.events);
-    if (page.events.length < 1000) break;
-    after = page.events[page.events.length - 1].seq;
-  }
-  return all.slice(-newest).reverse();
+  return (await get(`/v1/audit?${query}&order=newest&limit=${newest}`)).events;
 }
