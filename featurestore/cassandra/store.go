@@ -111,8 +111,8 @@ type Options struct {
 	// Consistency of reads and writes, such as "LOCAL_ONE" (the default),
 	// "LOCAL_QUORUM" or "QUORUM".
 	Consistency string
-	// Timeout bounds each request, schema changes included (default 10s);
-	// bound reads more tightly with their context.
+	// Timeout bounds each request (default 10s), schema reads and changes
+	// at least SchemaTimeout; bound reads more tightly with their context.
 	Timeout time.Duration
 	// ConnectTimeout bounds connecting to a host (default 5s).
 	ConnectTimeout time.Duration
@@ -134,7 +134,11 @@ type Options struct {
 
 // Store is a featurestore.OnlineStore in Cassandra: one table per view.
 type Store struct {
-	session  *gocql.Session
+	session *gocql.Session
+	// schema runs the schema's reads and changes, each within SchemaTimeout
+	// (or Timeout if longer): a schema change waits for the nodes to agree,
+	// which takes seconds on a busy node, well past a read's timeout.
+	schema   *gocql.Session
 	keyspace string
 	// ddl serializes this store's schema changes: concurrent DDL on one
 	// table can leave Cassandra's nodes disagreeing on the schema.
@@ -142,6 +146,10 @@ type Store struct {
 }
 
 var _ featurestore.OnlineStore = (*Store)(nil)
+
+// SchemaTimeout is the least time a schema read or change is given (see
+// Store).
+const SchemaTimeout = 30 * time.Second
 
 const (
 	keyColumn = "entity_key"
@@ -216,27 +224,30 @@ func New(ctx context.Context, o Options) (*Store, error) {
 	}
 	hosts := strings.Join(o.Hosts, ", ")
 
-	// A session without keyspace makes sure the keyspace exists. (A session
-	// may not share its host selection policy with another.)
+	// The schema's session, without keyspace, makes sure the keyspace
+	// exists. (A session may not share its host selection policy with
+	// another.)
 	cluster.PoolConfig.HostSelectionPolicy = gocql.RoundRobinHostPolicy()
-	admin, err := cluster.CreateSession()
+	cluster.Timeout = max(o.Timeout, SchemaTimeout)
+	schema, err := cluster.CreateSession()
 	if err != nil {
 		return nil, fmt.Errorf("cassandra: connect to %s: %w", hosts, err)
 	}
-	err = createKeyspace(ctx, admin, o.Keyspace, o.ReplicationFactor)
-	admin.Close()
-	if err != nil {
+	if err := createKeyspace(ctx, schema, o.Keyspace, o.ReplicationFactor); err != nil {
+		schema.Close()
 		return nil, fmt.Errorf("cassandra at %s: %w", hosts, err)
 	}
 
 	cluster.Keyspace = o.Keyspace
+	cluster.Timeout = o.Timeout
 	// Token-aware routing sends each row's query to a replica of its key.
 	cluster.PoolConfig.HostSelectionPolicy = gocql.TokenAwareHostPolicy(gocql.RoundRobinHostPolicy())
 	session, err := cluster.CreateSession()
 	if err != nil {
+		schema.Close()
 		return nil, fmt.Errorf("cassandra: connect to %s, keyspace %s: %w", hosts, o.Keyspace, err)
 	}
-	return &Store{session: session, keyspace: o.Keyspace}, nil
+	return &Store{session: session, schema: schema, keyspace: o.Keyspace}, nil
 }
 
 // createKeyspace creates the keyspace unless it exists: looking first spares
@@ -278,9 +289,10 @@ func commonPort(hosts []string) int {
 	return port
 }
 
-// Close closes the session.
+// Close closes the sessions.
 func (s *Store) Close() error {
 	s.session.Close()
+	s.schema.Close()
 	return nil
 }
 
@@ -365,7 +377,7 @@ func checkView(v *featurestore.View) (table string, err error) {
 // DropKeyspace removes the store's keyspace and everything in it; tests use
 // it to leave the server as they found it.
 func (s *Store) DropKeyspace(ctx context.Context) error {
-	if err := s.query(ctx, `DROP KEYSPACE IF EXISTS "`+s.keyspace+`"`).Exec(); err != nil {
+	if err := s.schema.Query(`DROP KEYSPACE IF EXISTS "` + s.keyspace + `"`).WithContext(ctx).Exec(); err != nil {
 		return fmt.Errorf("drop keyspace %s: %w", s.keyspace, err)
 	}
 	return nil
@@ -441,7 +453,7 @@ func (s *Store) Prepare(ctx context.Context, v *featurestore.View) error {
 // columns returns the CQL types of a table's columns by name, none when the
 // table does not exist.
 func (s *Store) columns(ctx context.Context, table string) (map[string]string, error) {
-	iter := s.session.Query(`SELECT column_name, type FROM system_schema.columns WHERE keyspace_name = ? AND table_name = ?`,
+	iter := s.schema.Query(`SELECT column_name, type FROM system_schema.columns WHERE keyspace_name = ? AND table_name = ?`,
 		s.keyspace, table).WithContext(ctx).Iter()
 	columns := map[string]string{}
 	var name, typ string
@@ -457,10 +469,10 @@ func (s *Store) columns(ctx context.Context, table string) (map[string]string, e
 // schemaChange runs a DDL statement and waits for the nodes to agree on the
 // new schema.
 func (s *Store) schemaChange(ctx context.Context, v *featurestore.View, stmt string) error {
-	if err := s.session.Query(stmt).WithContext(ctx).Exec(); err != nil {
+	if err := s.schema.Query(stmt).WithContext(ctx).Exec(); err != nil {
 		return fmt.Errorf("cassandra: view %s: %s: %w", v.Name, stmt, err)
 	}
-	if err := s.session.AwaitSchemaAgreement(ctx); err != nil {
+	if err := s.schema.AwaitSchemaAgreement(ctx); err != nil {
 		return fmt.Errorf("cassandra: view %s: wait for schema agreement: %w", v.Name, err)
 	}
 	return nil

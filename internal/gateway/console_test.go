@@ -343,7 +343,7 @@ func traffic(t *testing.T, base string, endpoints ...string) (stop func()) {
 				}
 				select {
 				case <-ctx.Done():
-				case <-time.After(15 * time.Millisecond):
+				case <-time.After(40 * time.Millisecond):
 				}
 			}
 		})

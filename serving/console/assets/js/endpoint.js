@@ -3,7 +3,7 @@
 
 import { api, auditTrail, changed, get, seg, session } from './api.js';
 import { auditTable, changes } from './audit.js';
-import { badge, confirm, editing, field, fmt, h, put, refill, say, table } from './dom.js';
+import { badge, confirm, editing, field, fmt, h, put, redraw, refill, say, table } from './dom.js';
 import { summary } from './endpoints.js';
 
 function figures(f) {
@@ -142,6 +142,9 @@ export function detail(main, name) {
   const revisions = h('div');
   const audit = h('div');
   const shown = { revision: -1, form: -1, canary: null };
+  // The audit trail is read at every poll: an event may be recorded just
+  // after the revision it tells of.
+  const drawAudit = redraw((events) => put(audit, auditTable(events)));
   const sre = session.can('sre');
   put(main,
     h('p', { className: 'crumbs' }, h('a', { href: '#/endpoints', textContent: 'Endpoints' }), ' / '),
@@ -153,8 +156,9 @@ export function detail(main, name) {
     h('section', { className: 'card', 'aria-labelledby': 'audit-h' }, h('h2', { id: 'audit-h', textContent: 'Audit trail' }), audit));
   return {
     async refresh() {
-      const e = await get(`/v1/endpoints/${seg(name)}`);
+      const [e, events] = await Promise.all([get(`/v1/endpoints/${seg(name)}`), auditTrail(`endpoint=${seg(name)}`)]);
       live.update(e);
+      drawAudit(events);
       put(canary, canaryNow(e));
       const active = e.canary && (e.canary.state === 'running' || e.canary.state === 'paused');
       const canaryKey = e.canary ? `${e.canary.state} ${e.canary.spec.model}` : '';
@@ -167,8 +171,7 @@ export function detail(main, name) {
         shown.canary = canaryKey;
       }
       if (e.revision !== shown.revision) {
-        const [hist, events] = await Promise.all([get(`/v1/endpoints/${seg(name)}/history`), auditTrail(`endpoint=${seg(name)}`)]);
-        const revs = hist.revisions;
+        const revs = (await get(`/v1/endpoints/${seg(name)}/history`)).revisions;
         put(steps, timeline(revs));
         put(revisions, table('', [
           ['Revision', (r) => String(r.revision)],
@@ -177,7 +180,6 @@ export function detail(main, name) {
           ['Action', (r) => r.action],
           ['What changed', (r) => changes(revs[revs.indexOf(r) - 1]?.policy, r.policy)],
         ], [...revs].reverse(), (r) => ({ 'data-revision': r.revision })));
-        put(audit, auditTable(events));
         shown.revision = e.revision;
       }
     },
