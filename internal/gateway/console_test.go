@@ -247,8 +247,8 @@ func (b *browser) startCanary(model, steps, interval, alias string) {
 		chromedp.SetValue(field("steps"), steps),
 		chromedp.SetValue(field("interval"), interval),
 		chromedp.SetValue(field("min_requests"), "3"),
-		chromedp.Clear(field("promote_alias")),
-		chromedp.SendKeys(field("promote_alias"), alias),
+		// The field holds "champion" to start with; SetValue cannot empty it.
+		chromedp.Evaluate[chromedp.Void](fmt.Sprintf(`document.querySelector(%q).value = %q`, field("promote_alias"), alias)),
 		chromedp.Click(`form.canary-start button[type="submit"]`),
 		chromedp.WaitVisible("#confirm-ok"),
 		chromedp.Click("#confirm-ok"))
@@ -444,6 +444,13 @@ func TestConsole(t *testing.T) {
 	b.wait("the promotion", `document.querySelector('.timeline li[data-action="canary_promote"]') !== null`)
 	if state := canaryState(admin, "winback"); state != "promoted" {
 		t.Errorf("canary %q, want promoted", state)
+	}
+	var churn struct {
+		Aliases map[string]int `json:"aliases"`
+	}
+	json.Unmarshal(admin.json("GET", "/v1/models/churn", ""), &churn)
+	if churn.Aliases["champion"] != 2 || len(churn.Aliases) != 1 {
+		t.Errorf("aliases after the promotion: %v, want champion on version 2", churn.Aliases)
 	}
 	b.shot("canary")
 	b.startCanary("churn/1", "10, 100", "1h", "")
