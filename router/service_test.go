@@ -295,9 +295,12 @@ func TestService_CanaryPromotionGate(t *testing.T) {
 		})
 	}
 
-	t.Run("forced promote command", func(t *testing.T) {
+	// running starts a canary of churn/8, PASSED, into champion, then
+	// has churn/8 lose the status.
+	running := func(t *testing.T, clk clock.Clock) (*Service, *gatedModels) {
+		t.Helper()
 		models := &gatedModels{status: map[string]string{"churn/8": "PASSED"}}
-		s, err := NewService(ctx, newMemStore(), models, noAudit, slog.New(slog.DiscardHandler), WithClock(clock.NewFake(start)))
+		s, err := NewService(ctx, newMemStore(), models, noAudit, slog.New(slog.DiscardHandler), WithClock(clk))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -308,6 +311,11 @@ func TestService_CanaryPromotionGate(t *testing.T) {
 			t.Fatal(err)
 		}
 		models.set("churn/8", "FAILED")
+		return s, models
+	}
+
+	t.Run("forced promote command", func(t *testing.T) {
+		s, models := running(t, clock.NewFake(start))
 		if _, err := s.CanaryCommand(ctx, "root", "churn", "pause", true); !errors.Is(err, ErrInvalid) {
 			t.Errorf("forced pause: got %v, want invalid", err)
 		}
@@ -325,20 +333,9 @@ func TestService_CanaryPromotionGate(t *testing.T) {
 
 	t.Run("status lost while running", func(t *testing.T) {
 		clk := clock.NewFake(start)
-		models := &gatedModels{status: map[string]string{"churn/8": "PASSED"}}
-		s, err := NewService(ctx, newMemStore(), models, noAudit, slog.New(slog.DiscardHandler), WithClock(clk))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, _, err := s.Put(ctx, "alice", "churn", Policy{Variants: []Variant{{Name: "control", Model: "churn/7", Weight: 1}}}); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := s.StartCanary(ctx, "alice", "churn", spec("churn/8", "champion")); err != nil {
-			t.Fatal(err)
-		}
-		models.set("churn/8", "FAILED")
+		s, models := running(t, clk)
 
-		_, err = s.CanaryCommand(ctx, "bob", "churn", "promote", false)
+		_, err := s.CanaryCommand(ctx, "bob", "churn", "promote", false)
 		if !errors.Is(err, ErrConflict) || !strings.Contains(err.Error(), "churn/8 is FAILED") {
 			t.Fatalf("promote command: got %v, want a conflict naming the status", err)
 		}
