@@ -97,8 +97,10 @@ type series struct {
 	edges      []float64 // numeric only
 	cats       []string  // categorical only: the baseline's categories, sorted
 	// base holds the baseline's counts as the window's are laid out: the
-	// bins, or the categories in the order of cats then other.
-	base []int64
+	// bins, or the categories in the order of cats then other; labels
+	// names them (SeriesHistogram's Labels).
+	base   []int64
+	labels []string
 }
 
 func (w *window) samples() int64 {
@@ -111,18 +113,19 @@ func (w *window) samples() int64 {
 
 func (s *series) numeric() bool { return s.edges != nil }
 
-// labels names the series' bins, as SeriesHistogram's Labels.
-func (s *series) labels() []string {
-	if !s.numeric() {
-		return append(slices.Clone(s.cats), "(other)")
+// binLabels names the bins of a numeric series of the given edges, or,
+// without edges, of a categorical one of the given categories.
+func binLabels(edges []float64, cats []string) []string {
+	if edges == nil {
+		return append(slices.Clone(cats), "(other)")
 	}
 	num := func(v float64) string { return strconv.FormatFloat(v, 'g', 4, 64) }
-	out := make([]string, 0, len(s.edges)+1)
-	out = append(out, "< "+num(s.edges[0]))
-	for i := 1; i < len(s.edges); i++ {
-		out = append(out, num(s.edges[i-1])+" – "+num(s.edges[i]))
+	out := make([]string, 0, len(edges)+1)
+	out = append(out, "< "+num(edges[0]))
+	for i := 1; i < len(edges); i++ {
+		out = append(out, num(edges[i-1])+" – "+num(edges[i]))
 	}
-	return append(out, "≥ "+num(s.edges[len(s.edges)-1]))
+	return append(out, "≥ "+num(edges[len(edges)-1]))
 }
 
 func (s *series) kind() string {
@@ -256,14 +259,15 @@ func compile(name string, prediction bool, f FeatureBaseline) series {
 	if f.IsNumeric() {
 		s.edges = slices.Clone(f.Edges)
 		s.base = slices.Clone(f.Counts)
-		return s
+	} else {
+		s.cats = slices.Sorted(maps.Keys(f.Categories))
+		s.base = make([]int64, 0, len(s.cats)+1)
+		for _, c := range s.cats {
+			s.base = append(s.base, f.Categories[c])
+		}
+		s.base = append(s.base, f.Other)
 	}
-	s.cats = slices.Sorted(maps.Keys(f.Categories))
-	s.base = make([]int64, 0, len(s.cats)+1)
-	for _, c := range s.cats {
-		s.base = append(s.base, f.Categories[c])
-	}
-	s.base = append(s.base, f.Other)
+	s.labels = binLabels(s.edges, s.cats)
 	return s
 }
 
@@ -513,7 +517,7 @@ func (m *Monitor) judge(w *window, i int) SeriesReport {
 		sr.Count += counts[j]
 		sr.Baseline += s.base[j]
 	}
-	sr.Histogram = SeriesHistogram{Labels: s.labels(), Edges: s.edges, Baseline: s.base, Live: counts}
+	sr.Histogram = SeriesHistogram{Labels: s.labels, Edges: s.edges, Baseline: s.base, Live: counts}
 	if sr.Count == 0 {
 		return sr
 	}
