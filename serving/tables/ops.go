@@ -90,16 +90,14 @@ func parts(dir string, labels bool, keep func(date time.Time) bool) ([]string, e
 	if labels {
 		return partsUnder(dir, labelsDir, keep, nil)
 	}
-	ents, err := os.ReadDir(dir)
+	tops, err := legacyTops(dir)
 	if err != nil {
 		return nil, err
 	}
 	var old []string
-	for _, e := range ents {
-		if e.IsDir() && legacyTop(e.Name()) {
-			if old, err = partsUnder(dir, e.Name(), keep, old); err != nil {
-				return nil, err
-			}
+	for _, top := range tops {
+		if old, err = partsUnder(dir, top, keep, old); err != nil {
+			return nil, err
 		}
 	}
 	rels, err := partsUnder(dir, "", keep, nil)
