@@ -307,7 +307,7 @@ func (s *Server) canaryCommand(c *fiber.Ctx) error {
 		}
 	}
 	if body.Force {
-		if err := s.mayForce(c); err != nil {
+		if err := mayForce(c); err != nil {
 			return err
 		}
 	}

@@ -101,7 +101,7 @@ func (s *Server) Admit(ctx context.Context, call grpcv2.Call) (context.Context, 
 	if !s.bodies.take(call.Size) {
 		return nil, done, errkind.New(errBusy, "the server holds as many requests as server.max_body_memory (%d bytes) allows; retry shortly", s.bodies.max)
 	}
-	sc.actor = id.Name
+	sc.caller = id
 	return ctx, func(err error) {
 		s.bodies.give(call.Size)
 		done(err)

@@ -180,7 +180,7 @@ func (s *Server) setAlias(c *fiber.Ctx) error {
 	name, alias := param(c, "name"), param(c, "alias")
 	set := s.reg.SetAlias
 	if body.Force {
-		if err := s.mayForce(c); err != nil {
+		if err := mayForce(c); err != nil {
 			return err
 		}
 		set = s.reg.ForceAlias
@@ -193,12 +193,8 @@ func (s *Server) setAlias(c *fiber.Ctx) error {
 
 // mayForce refuses, with 403 naming the role, a request asking to force a
 // protected alias from a caller without the admin role.
-func (s *Server) mayForce(c *fiber.Ctx) error {
-	id, err := s.auth.Authenticate(c.Get(fiber.HeaderAuthorization))
-	if err != nil {
-		return err
-	}
-	if !id.Has(auth.Admin) {
+func mayForce(c *fiber.Ctx) error {
+	if id := caller(c); !id.Has(auth.Admin) {
 		return fmt.Errorf(`%w: key %q lacks the %s role that "force" needs; only an admin may force a protected alias`, errForbidden, id.Name, auth.Admin)
 	}
 	return nil

@@ -419,7 +419,7 @@ func (s *Server) admit(role auth.Role, then fiber.Handler) fiber.Handler {
 			return fmt.Errorf("%w: key %q lacks the %s role this route needs", errForbidden, id.Name, role)
 		}
 		if sc := scopeOf(c.UserContext()); sc != nil {
-			sc.actor = id.Name
+			sc.caller = id
 		}
 		return then(c)
 	}
@@ -441,11 +441,15 @@ func (s *Server) overLimit(name string, wait time.Duration) error {
 }
 
 // actor is the name of the key that made c's request, for the audit trail.
-func actor(c *fiber.Ctx) string {
+func actor(c *fiber.Ctx) string { return caller(c).Name }
+
+// caller is the key that made c's request, once admitted; without one
+// (before admission), no one, holding no role.
+func caller(c *fiber.Ctx) auth.Identity {
 	if sc := scopeOf(c.UserContext()); sc != nil {
-		return sc.actor
+		return sc.caller
 	}
-	return ""
+	return auth.Identity{}
 }
 
 // handleError writes every error as {"error": "..."} with the status statusOf

@@ -14,6 +14,7 @@ import (
 	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/mlgate/mlgate/internal/auth"
 	"github.com/mlgate/mlgate/internal/telemetry"
 	"github.com/mlgate/mlgate/router"
 )
@@ -44,8 +45,8 @@ type requestScope struct {
 	context.Context
 	requestID string
 	labels    requestLabels
-	// actor is the name of the caller's key, once admitted.
-	actor string
+	// caller is the caller's key, once admitted.
+	caller auth.Identity
 	// obs is the request's observation, when it predicts: one allocation
 	// for the two (see observationOf).
 	obs      observation
